@@ -1,0 +1,560 @@
+/*
+ * postern_module.h -- the public API for Postern modules and plugins.
+ *
+ * This is the only header a module includes.  Everything here is a
+ * promise to plugin authors: a change that breaks a compiled module bumps
+ * POSTERN_ABI_MAJOR; an addition bumps POSTERN_ABI_MINOR (see
+ * docs/PLUGINS.md for the history).  Structures that grow are opaque and
+ * read through functions, so adding a field never breaks a plugin.
+ *
+ * Rules for code behind these functions (details in docs/PLUGINS.md):
+ *  - Nothing a module does in a hook may block the worker: use the timer,
+ *    event and DNS functions below and return PST_HOOK_PENDING.
+ *  - Strings handed to a module (pst_str_t) are valid for the lifetime
+ *    stated at the accessor; they are NUL-terminated unless stated
+ *    otherwise, but always carry their length.
+ *  - Module state lives in the config structures the core creates for the
+ *    module (create/merge callbacks), never in globals that survive a
+ *    reload.
+ */
+
+#ifndef POSTERN_MODULE_H
+#define POSTERN_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define POSTERN_ABI_MAJOR        1
+#define POSTERN_ABI_MINOR        0
+#define POSTERN_MODULE_MAGIC     0x4d545350u    /* "PSTM" little endian */
+
+#if defined(__GNUC__)
+#define PST_PRINTF(f, a)         __attribute__((format(printf, f, a)))
+#define PST_EXPORT               __attribute__((visibility("default")))
+#else
+#define PST_PRINTF(f, a)
+#define PST_EXPORT
+#endif
+
+
+/* Return codes shared by the whole tree (docs/PLUGINS.md, "Return codes").
+ * PST_OK       success
+ * PST_ERROR    failure; the caller logs or reports it
+ * PST_AGAIN    not finished, call again when the event fires
+ * PST_DECLINED "not mine": a handler does not apply, try the next
+ * PST_DONE     finished, nothing more to do
+ */
+#define PST_OK                   0
+#define PST_ERROR               -1
+#define PST_AGAIN               -2
+#define PST_BUSY                -3
+#define PST_DONE                -4
+#define PST_DECLINED            -5
+
+typedef intptr_t                 pst_int_t;
+typedef uintptr_t                pst_uint_t;
+typedef uint64_t                 pst_msec_t;
+
+typedef struct {
+    size_t                       len;
+    u_char                      *data;
+} pst_str_t;
+
+#define pst_string(s)            { sizeof(s) - 1, (u_char *) s }
+#define pst_null_string          { 0, NULL }
+
+typedef struct pst_pool_s        pst_pool_t;
+typedef struct pst_conf_s        pst_conf_t;
+typedef struct pst_cycle_s       pst_cycle_t;
+typedef struct pst_session_s     pst_session_t;
+typedef struct pst_call_s        pst_call_t;
+typedef struct pst_module_s      pst_module_t;
+typedef struct pst_command_s     pst_command_t;
+typedef struct pst_timer_s       pst_timer_t;
+typedef struct pst_dns_query_s   pst_dns_query_t;
+typedef struct pst_store_s       pst_store_t;
+
+
+/* ------------------------------------------------------------------ */
+/* Configuration directives                                            */
+
+/* Where a directive may appear (any combination). */
+#define PST_CONF_MAIN            0x01000000    /* top level */
+#define PST_CONF_SMTP            0x02000000    /* smtp { } */
+#define PST_CONF_SRV             0x04000000    /* smtp { server { } } */
+#define PST_CONF_ANY_SMTP        (PST_CONF_SMTP | PST_CONF_SRV)
+
+/* How many arguments it takes (any combination of TAKEn). */
+#define PST_CONF_NOARGS          0x00000001
+#define PST_CONF_TAKE1           0x00000002
+#define PST_CONF_TAKE2           0x00000004
+#define PST_CONF_TAKE3           0x00000008
+#define PST_CONF_TAKE4           0x00000010
+#define PST_CONF_TAKE5           0x00000020
+#define PST_CONF_TAKE6           0x00000040
+#define PST_CONF_TAKE7           0x00000080
+#define PST_CONF_TAKE12          (PST_CONF_TAKE1 | PST_CONF_TAKE2)
+#define PST_CONF_TAKE123         (PST_CONF_TAKE12 | PST_CONF_TAKE3)
+#define PST_CONF_TAKE23          (PST_CONF_TAKE2 | PST_CONF_TAKE3)
+#define PST_CONF_BLOCK           0x00000100    /* directive opens a block */
+#define PST_CONF_FLAG            0x00000200    /* exactly one: on | off */
+#define PST_CONF_1MORE           0x00000400
+#define PST_CONF_2MORE           0x00000800
+
+/* Which structure a directive writes into (pst_command_t.conf). */
+#define PST_MAIN_CONF            0             /* module's main conf */
+#define PST_SRV_CONF             1             /* module's server conf */
+
+/* Unset sentinels for create_*_conf; merge with the macros below. */
+#define PST_CONF_UNSET           -1
+#define PST_CONF_UNSET_UINT      ((pst_uint_t) -1)
+#define PST_CONF_UNSET_SIZE      ((size_t) -1)
+#define PST_CONF_UNSET_MSEC      ((pst_msec_t) -1)
+#define PST_CONF_UNSET_PTR       ((void *) -1)
+
+#define PST_CONF_OK              NULL
+#define PST_CONF_ERROR           ((char *) -1)
+
+/* A directive setter returns PST_CONF_OK, PST_CONF_ERROR (after calling
+ * pst_conf_error()) or a short phrase such as "is duplicate"; the core
+ * turns the phrase into 'file:line: "name" is duplicate'. */
+typedef char *(*pst_conf_set_pt)(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+
+struct pst_command_s {
+    const char                  *name;
+    unsigned                     type;       /* PST_CONF_* context | arity */
+    pst_conf_set_pt              set;
+    unsigned                     conf;       /* PST_MAIN_CONF, PST_SRV_CONF */
+    size_t                       offset;     /* offsetof(field) for slots */
+    const void                  *post;       /* slot specific (enum table) */
+};
+
+#define pst_null_command         { NULL, 0, NULL, 0, 0, NULL }
+
+/* Enum slot table entry, NULL-name terminated. */
+typedef struct {
+    const char                  *name;
+    pst_uint_t                   value;
+} pst_conf_enum_t;
+
+/* Generic setters.  Field types: flag/num -> pst_int_t, size -> size_t,
+ * msec -> pst_msec_t, str -> pst_str_t, enum -> pst_uint_t,
+ * str_array -> pst_array_t * (of pst_str_t, see pst_conf_array_*). */
+char *pst_conf_set_flag_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_num_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_size_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_msec_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_str_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_path_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_enum_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+char *pst_conf_set_str_array_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+
+/* The arguments of the directive being set: args[0] is its name. */
+pst_str_t *pst_conf_args(pst_conf_t *cf, pst_uint_t *nargs);
+/* Report 'file:line: message' for the directive being parsed. */
+void pst_conf_error(pst_conf_t *cf, const char *fmt, ...) PST_PRINTF(2, 3);
+void pst_conf_warn(pst_conf_t *cf, const char *fmt, ...) PST_PRINTF(2, 3);
+/* Memory that lives as long as the configuration generation. */
+pst_pool_t *pst_conf_pool(pst_conf_t *cf);
+/* Resolve a path against the prefix (-p); result is NUL-terminated. */
+int pst_conf_full_name(pst_conf_t *cf, pst_str_t *name);
+/* Parse "10m", "512k" (sizes) and "5m", "30s", "1h30m", "250ms" (times).
+ * Return -1 on a malformed value. */
+ssize_t pst_parse_size(const pst_str_t *s);
+int64_t pst_parse_msec(const pst_str_t *s);
+
+#define pst_conf_merge_value(conf, prev, dflt)                               \
+    do { if ((conf) == PST_CONF_UNSET) {                                     \
+        (conf) = ((prev) == PST_CONF_UNSET) ? (dflt) : (prev); } } while (0)
+#define pst_conf_merge_uint_value(conf, prev, dflt)                          \
+    do { if ((conf) == PST_CONF_UNSET_UINT) {                                \
+        (conf) = ((prev) == PST_CONF_UNSET_UINT) ? (dflt) : (prev); }        \
+    } while (0)
+#define pst_conf_merge_size_value(conf, prev, dflt)                          \
+    do { if ((conf) == PST_CONF_UNSET_SIZE) {                                \
+        (conf) = ((prev) == PST_CONF_UNSET_SIZE) ? (dflt) : (prev); }        \
+    } while (0)
+#define pst_conf_merge_msec_value(conf, prev, dflt)                          \
+    do { if ((conf) == PST_CONF_UNSET_MSEC) {                                \
+        (conf) = ((prev) == PST_CONF_UNSET_MSEC) ? (dflt) : (prev); }        \
+    } while (0)
+#define pst_conf_merge_ptr_value(conf, prev, dflt)                           \
+    do { if ((conf) == PST_CONF_UNSET_PTR) {                                 \
+        (conf) = ((prev) == PST_CONF_UNSET_PTR) ? (dflt) : (prev); }         \
+    } while (0)
+#define pst_conf_merge_str_value(conf, prev, dflt)                           \
+    do { if ((conf).data == NULL) {                                          \
+        if ((prev).data != NULL) { (conf) = (prev); }                        \
+        else { (conf).len = sizeof(dflt) - 1;                                \
+               (conf).data = (u_char *) (dflt); } } } while (0)
+
+
+/* ------------------------------------------------------------------ */
+/* Memory                                                              */
+
+/* Pool allocation; memory is freed when the pool is destroyed (session,
+ * transaction or configuration lifetime).  NULL on failure. */
+void *pst_palloc(pst_pool_t *pool, size_t size);
+void *pst_pcalloc(pst_pool_t *pool, size_t size);
+u_char *pst_pstrdup(pst_pool_t *pool, const pst_str_t *s);  /* +NUL */
+typedef void (*pst_cleanup_pt)(void *data);
+/* Run handler(data) when the pool is destroyed.  PST_OK or PST_ERROR. */
+int pst_pool_cleanup_add(pst_pool_t *pool, pst_cleanup_pt handler,
+    void *data);
+
+/* A growable array of fixed-size elements in a pool. */
+typedef struct {
+    void                        *elts;
+    pst_uint_t                   nelts;
+    size_t                       size;
+    pst_uint_t                   nalloc;
+    pst_pool_t                  *pool;
+} pst_array_t;
+
+pst_array_t *pst_array_create(pst_pool_t *p, pst_uint_t n, size_t size);
+void *pst_array_push(pst_array_t *a);
+
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+
+#define PST_LOG_EMERG            1
+#define PST_LOG_ALERT            2
+#define PST_LOG_CRIT             3
+#define PST_LOG_ERR              4
+#define PST_LOG_WARN             5
+#define PST_LOG_NOTICE           6
+#define PST_LOG_INFO             7
+#define PST_LOG_DEBUG            8
+
+/* Log to the process's error log.  err != 0 appends strerror(err). */
+void pst_log(int level, int err, const char *fmt, ...) PST_PRINTF(3, 4);
+/* The same, with the session's context appended (id, client). */
+void pst_log_session(pst_session_t *s, int level, const char *fmt, ...)
+    PST_PRINTF(3, 4);
+
+
+/* ------------------------------------------------------------------ */
+/* SMTP phases, hooks and verdicts                                     */
+
+typedef enum {
+    PST_PHASE_CONNECT = 0,   /* after accept, before the greeting */
+    PST_PHASE_HELO,          /* EHLO/HELO argument known */
+    PST_PHASE_AUTH,          /* credentials to verify (auth backends) */
+    PST_PHASE_MAIL,          /* MAIL FROM parsed */
+    PST_PHASE_RCPT,          /* each RCPT TO parsed */
+    PST_PHASE_DATA,          /* DATA/first BDAT, before 354 */
+    PST_PHASE_MESSAGE,       /* end of data: the whole message readable */
+    PST_PHASE_QUEUE,         /* just before the store commits */
+    PST_PHASE_DELIVER,       /* relay backend: deliver one queued message */
+    PST_PHASE_DISCONNECT,    /* session ends (verdict ignored) */
+    PST_PHASE_MAX
+} pst_phase_e;
+
+typedef enum {
+    PST_HOOK_CONTINUE = 0,   /* no opinion: run the next handler */
+    PST_HOOK_ACCEPT,         /* accept now, skip the remaining handlers */
+    PST_HOOK_REJECT,         /* permanent failure (5xx) */
+    PST_HOOK_TEMPFAIL,       /* temporary failure (4xx) */
+    PST_HOOK_DISCONNECT,     /* 421 and close the session */
+    PST_HOOK_PENDING         /* answer later with pst_hook_resume() */
+} pst_verdict_e;
+
+/*
+ * A hook handler.  conf is the module's server configuration for the
+ * session's server block.  The call object is valid only until the
+ * handler returns; to answer later, take a token with pst_call_defer(),
+ * return PST_HOOK_PENDING and call pst_hook_resume(token, ...) exactly
+ * once from an event, timer, DNS or thread-completion callback.
+ */
+typedef pst_verdict_e (*pst_hook_pt)(pst_call_t *call, void *conf);
+
+typedef struct {
+    pst_phase_e                  phase;
+    pst_hook_pt                  handler;
+    int                          priority;   /* lower runs first; 0 */
+} pst_hook_t;
+
+#define pst_null_hook            { PST_PHASE_MAX, NULL, 0 }
+
+/* Session of a call; phase it runs in. */
+pst_session_t *pst_call_session(pst_call_t *call);
+pst_phase_e pst_call_phase(pst_call_t *call);
+/* Set the reply used when the verdict is REJECT, TEMPFAIL or DISCONNECT
+ * (or a custom 2xx text for ACCEPT).  code 0 keeps the default code;
+ * ecode is an RFC 3463 enhanced code such as "5.7.1" or NULL. */
+void pst_call_reply(pst_call_t *call, int code, const char *ecode,
+    const char *fmt, ...) PST_PRINTF(4, 5);
+/* Take a resume token before returning PST_HOOK_PENDING. */
+uint64_t pst_call_defer(pst_call_t *call);
+/* Finish a pending call.  Returns PST_OK, or PST_DECLINED when the token
+ * is stale (the session is gone, timed out or already resumed: the core
+ * logs and ignores the second completion). */
+int pst_hook_resume(uint64_t token, pst_verdict_e verdict, int code,
+    const char *ecode, const char *fmt, ...) PST_PRINTF(5, 6);
+/* The session behind a token, or NULL when it is gone.  Use it only to
+ * read facts for a pending call. */
+pst_session_t *pst_hook_session(uint64_t token);
+
+/* The recipient a RCPT hook is about (same as the last recipient). */
+const pst_str_t *pst_call_rcpt(pst_call_t *call);
+
+
+/* ------------------------------------------------------------------ */
+/* Session and transaction facts (valid during the session)            */
+
+uint64_t pst_session_id(pst_session_t *s);
+const struct sockaddr *pst_session_client_sockaddr(pst_session_t *s);
+const pst_str_t *pst_session_client_addr(pst_session_t *s); /* "192.0.2.1" */
+/* Verified reverse name, or NULL when unknown / not looked up. */
+const pst_str_t *pst_session_client_name(pst_session_t *s);
+const pst_str_t *pst_session_server_name(pst_session_t *s);
+const pst_str_t *pst_session_helo(pst_session_t *s);   /* NULL if none */
+int pst_session_esmtp(pst_session_t *s);
+/* Authenticated identity, or NULL. */
+const pst_str_t *pst_session_auth_id(pst_session_t *s);
+/* TLS facts; NULL / 0 when the session is not encrypted. */
+int pst_session_tls(pst_session_t *s);
+const char *pst_session_tls_version(pst_session_t *s);
+const char *pst_session_tls_cipher(pst_session_t *s);
+const pst_str_t *pst_session_tls_peer_subject(pst_session_t *s);
+const pst_str_t *pst_session_tls_peer_fingerprint(pst_session_t *s);
+/* 1 when the listener is a submission listener. */
+int pst_session_submission(pst_session_t *s);
+/* 1 when the client sent data before the greeting (early talker). */
+int pst_session_early_talker(pst_session_t *s);
+/* 1 when the client sent commands ahead of replies it must wait for
+ * (pipelining without the extension, or past EHLO, DATA, QUIT...). */
+int pst_session_bad_pipelining(pst_session_t *s);
+/* Session memory (freed when the session ends). */
+pst_pool_t *pst_session_pool(pst_session_t *s);
+/* Per-module, per-session slot for module state (index = any small int
+ * chosen by the core, keyed by module); NULL until set. */
+void *pst_session_get_ctx(pst_session_t *s, const pst_module_t *m);
+void pst_session_set_ctx(pst_session_t *s, const pst_module_t *m, void *v);
+
+/* Transaction (MAIL .. end of data).  NULL / 0 outside a transaction. */
+const pst_str_t *pst_tx_id(pst_session_t *s);          /* queue id */
+/* Reverse path without <>; empty string for the null sender. */
+const pst_str_t *pst_tx_sender(pst_session_t *s);
+pst_uint_t pst_tx_rcpt_count(pst_session_t *s);
+const pst_str_t *pst_tx_rcpt(pst_session_t *s, pst_uint_t i);
+/* Bytes of message stored so far (after dot-unstuffing). */
+off_t pst_tx_size(pst_session_t *s);
+/* Transaction memory (freed at RSET / end of transaction). */
+pst_pool_t *pst_tx_pool(pst_session_t *s);
+
+/* Message access, PST_PHASE_MESSAGE and PST_PHASE_QUEUE only.
+ * Header section: iterate i = 0.. until it returns PST_DONE.  name and
+ * value point into transaction memory; value keeps folding (CRLF SP). */
+int pst_msg_header(pst_session_t *s, pst_uint_t i, pst_str_t *name,
+    pst_str_t *value);
+/* Read message bytes as stored (with our Received: header first). */
+ssize_t pst_msg_read(pst_session_t *s, off_t offset, u_char *buf,
+    size_t len);
+/* Add a header field to the stored message (placed at the top). */
+int pst_msg_add_header(pst_session_t *s, const char *name,
+    const char *fmt, ...) PST_PRINTF(3, 4);
+
+
+/* ------------------------------------------------------------------ */
+/* Shared memory between the processes of one server                   */
+
+/*
+ * A zone is created while the configuration is read (in a directive
+ * setter or init_main_conf) and mapped into every worker.  It keeps its
+ * contents over a reload when name and size stay the same; is_new tells
+ * the module to initialise it.  The lock is a robust process-shared
+ * mutex: a worker dying while it holds the lock does not block the
+ * others.  Keep critical sections short: no I/O inside.
+ */
+typedef struct pst_shm_s         pst_shm_t;
+
+pst_shm_t *pst_shm_add(pst_conf_t *cf, const char *name, size_t size);
+void *pst_shm_addr(pst_shm_t *z);
+size_t pst_shm_size(pst_shm_t *z);
+int pst_shm_is_new(pst_shm_t *z);
+void pst_shm_lock(pst_shm_t *z);
+void pst_shm_unlock(pst_shm_t *z);
+/* Index (0 .. 63) of this process among the server's live processes;
+ * lets a module keep per-process columns in a zone. */
+int pst_proc_slot(void);
+
+
+/* ------------------------------------------------------------------ */
+/* Events, timers and asynchronous DNS for modules                     */
+
+typedef void (*pst_timer_pt)(void *data);
+/* One-shot timer in the current worker; NULL on failure. */
+pst_timer_t *pst_timer_add(pst_msec_t delay, pst_timer_pt handler,
+    void *data);
+void pst_timer_cancel(pst_timer_t *t);
+/* Current cached time in milliseconds (monotonic). */
+pst_msec_t pst_current_msec(void);
+
+/* Watch a file descriptor (readable) in the worker's event loop: for
+ * eventfds, pipes to helper threads or processes.  PST_OK / PST_ERROR. */
+typedef void (*pst_fd_pt)(int fd, void *data);
+int pst_fd_watch(int fd, pst_fd_pt handler, void *data);
+int pst_fd_unwatch(int fd);
+
+/* DNS types (RFC 1035 numbers). */
+#define PST_DNS_A                1
+#define PST_DNS_PTR              12
+#define PST_DNS_MX               15
+#define PST_DNS_TXT              16
+#define PST_DNS_AAAA             28
+#define PST_DNS_TLSA             52
+
+typedef enum {
+    PST_DNS_OK = 0,          /* answer (possibly empty: NODATA) */
+    PST_DNS_NXDOMAIN,
+    PST_DNS_SERVFAIL,        /* lookup failed: temporary */
+    PST_DNS_TIMEOUT,
+    PST_DNS_NO_RESOLVER      /* DNS not available in this process */
+} pst_dns_status_e;
+
+typedef struct {
+    pst_dns_status_e             status;
+    int                          secure;   /* DNSSEC validated */
+    int                          bogus;    /* DNSSEC validation failed */
+    int                          ttl;
+    pst_uint_t                   count;    /* number of records */
+    const pst_str_t             *rdata;    /* raw RDATA of each record */
+    const char                  *qname;
+    int                          qtype;
+} pst_dns_answer_t;
+
+/* The answer and its memory are valid during the callback only. */
+typedef void (*pst_dns_pt)(void *data, const pst_dns_answer_t *answer);
+/* Start a lookup; the callback runs later from the event loop (never
+ * from inside this call).  NULL on failure. */
+pst_dns_query_t *pst_dns_resolve(const char *name, int type,
+    pst_msec_t timeout, pst_dns_pt handler, void *data);
+/* Cancel: the callback will not run. */
+void pst_dns_cancel(pst_dns_query_t *q);
+/* RDATA decoders.  Return PST_OK or PST_ERROR on malformed data. */
+int pst_dns_rr_addr(const pst_dns_answer_t *a, pst_uint_t i,
+    char *text, size_t size);                     /* A / AAAA to text */
+int pst_dns_rr_name(const pst_dns_answer_t *a, pst_uint_t i, size_t skip,
+    char *text, size_t size);   /* PTR (skip 0), MX exchange (skip 2) */
+int pst_dns_rr_mx_pref(const pst_dns_answer_t *a, pst_uint_t i);
+/* TXT: the character-strings concatenated. */
+int pst_dns_rr_txt(const pst_dns_answer_t *a, pst_uint_t i,
+    char *text, size_t size);
+/* Build the reverse name (x.y.z.w.in-addr.arpa / ip6.arpa) of an
+ * address, optionally under a zone (DNSBL): "w.z.y.x.zone". */
+int pst_dns_reverse_name(const struct sockaddr *sa, const char *zone,
+    char *name, size_t size);
+
+
+/* ------------------------------------------------------------------ */
+/* Storage backends (one per server block; store_spool is the default) */
+
+/*
+ * The core streams every accepted message into a store:
+ *   open     at DATA / first BDAT: prepare to receive; return handle
+ *   write    message bytes as they arrive (short, bounded disk writes)
+ *   commit   make the message and its envelope durable; may complete
+ *            later: return PST_AGAIN and call pst_store_done(token, ...)
+ *   abort    discard everything (client gone, rejected, timeout)
+ *   read     read back stored bytes for MESSAGE/QUEUE hooks
+ */
+typedef struct {
+    void *(*open)(pst_session_t *s, void *conf);
+    int (*write)(void *handle, const u_char *data, size_t len);
+    int (*commit)(void *handle, uint64_t token);
+    void (*abort)(void *handle);
+    ssize_t (*read)(void *handle, off_t offset, u_char *buf, size_t len);
+} pst_store_ops_t;
+
+/* Completion of an asynchronous commit: rc is PST_OK when durable. */
+void pst_store_done(uint64_t token, int rc);
+
+/* Envelope of the message being committed, serialised in the spool
+ * format (docs/SPOOL.md): for stores that keep the envelope beside the
+ * message.  Allocated in the transaction pool. */
+int pst_tx_envelope(pst_session_t *s, pst_str_t *out);
+
+/* Spool directory (spool_dir directive), absolute, NUL-terminated. */
+const pst_str_t *pst_spool_dir(void);
+
+
+/* ------------------------------------------------------------------ */
+/* The module descriptor                                               */
+
+typedef enum {
+    PST_PROC_MASTER = 0,
+    PST_PROC_WORKER,
+    PST_PROC_QUEUE,
+    PST_PROC_SINGLE
+} pst_proc_e;
+
+struct pst_module_s {
+    uint32_t                     magic;        /* POSTERN_MODULE_MAGIC */
+    uint16_t                     abi_major;
+    uint16_t                     abi_minor;
+    uint32_t                     size;         /* sizeof(pst_module_t) */
+    const char                  *name;
+    const char                  *version;
+    const char                  *description;
+
+    const pst_command_t         *commands;     /* pst_null_command ends */
+
+    void *(*create_main_conf)(pst_conf_t *cf);
+    char *(*init_main_conf)(pst_conf_t *cf, void *conf);
+    void *(*create_srv_conf)(pst_conf_t *cf);
+    char *(*merge_srv_conf)(pst_conf_t *cf, void *prev, void *conf);
+
+    /* After each configuration is read, in the master.  PST_OK/ERROR. */
+    int (*init_module)(pst_cycle_t *cycle, void *main_conf);
+    /* In each child after privileges are dropped, and its exit. */
+    int (*init_process)(pst_cycle_t *cycle, pst_proc_e type,
+        void *main_conf);
+    void (*exit_process)(pst_cycle_t *cycle, void *main_conf);
+
+    const pst_hook_t            *hooks;        /* pst_null_hook ends */
+    const pst_store_ops_t       *store;        /* NULL unless a store */
+};
+
+/* Fill magic, ABI and size in a designated initializer:
+ *   PST_EXPORT const pst_module_t postern_module = {
+ *       PST_MODULE_HEADER, .name = "hello", ... };           */
+#define PST_MODULE_HEADER                                                    \
+    .magic = POSTERN_MODULE_MAGIC, .abi_major = POSTERN_ABI_MAJOR,           \
+    .abi_minor = POSTERN_ABI_MINOR, .size = sizeof(pst_module_t)
+
+/* The one symbol a module exports. */
+#define POSTERN_MODULE_SYMBOL    "postern_module"
+
+/* Main configuration of a loaded module in the current cycle, or NULL. */
+void *pst_module_main_conf(const pst_module_t *m);
+/* Server configuration of a module for a session's server block. */
+void *pst_module_srv_conf(pst_session_t *s, const pst_module_t *m);
+
+/* Utilities. */
+int pst_strncasecmp(const u_char *a, const u_char *b, size_t n);
+/* Constant-time comparison: 0 when equal. */
+int pst_memeq_const(const void *a, const void *b, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POSTERN_MODULE_H */

@@ -1,0 +1,622 @@
+/*
+ * pst_connection.c -- listening sockets, the worker's connection table,
+ * accept and plain recv/send (see pst_connection.h).
+ */
+
+#include "pst_core.h"
+
+#define PST_ACCEPT_BATCH   32
+
+static pst_connection_t  *conn_table;
+static pst_connection_t  *conn_free;
+static pst_uint_t         conn_n;
+static pst_uint_t         conn_free_n;
+static uint64_t           conn_number;
+static pst_event_t        accept_retry;
+
+
+static void
+pst_accept_retry(pst_event_t *ev)
+{
+    (void) ev;
+    (void) pst_enable_accept(pst_cycle);
+}
+
+
+int
+pst_nonblocking(int fd)
+{
+    int  fl;
+
+    fl = fcntl(fd, F_GETFL);
+    if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
+/*
+ * "127.0.0.1:2525", "[::1]:2525", "2525" (all IPv4 addresses),
+ * "*:2525", "[::]:2525", "localhost:25" is refused (no name lookups in
+ * the configuration).  A missing port in a resolver address means 53.
+ */
+int
+pst_listening_parse(pst_conf_t *cf, const pst_str_t *spec,
+    pst_sockaddr_t *sa, socklen_t *len)
+{
+    char      host[INET6_ADDRSTRLEN + 1];
+    u_char   *p, *end, *colon, *port;
+    size_t    hlen;
+    int64_t   n;
+
+    (void) cf;
+
+    memset(sa, 0, sizeof(pst_sockaddr_t));
+    p = spec->data;
+    end = p + spec->len;
+
+    if (p < end && *p == '[') {
+        colon = memchr(p, ']', spec->len);
+        if (colon == NULL) {
+            return PST_ERROR;
+        }
+        hlen = (size_t) (colon - p - 1);
+        if (hlen == 0 || hlen >= sizeof(host)) {
+            return PST_ERROR;
+        }
+        memcpy(host, p + 1, hlen);
+        host[hlen] = '\0';
+        port = colon + 1;
+        if (port < end) {
+            if (*port != ':') {
+                return PST_ERROR;
+            }
+            port++;
+        }
+        sa->sin6.sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, host, &sa->sin6.sin6_addr) != 1) {
+            return PST_ERROR;
+        }
+        *len = sizeof(struct sockaddr_in6);
+
+    } else {
+        colon = NULL;
+        for (p = spec->data; p < end; p++) {
+            if (*p == ':') {
+                colon = p;
+            }
+        }
+
+        sa->sin.sin_family = AF_INET;
+        *len = sizeof(struct sockaddr_in);
+
+        if (colon == NULL) {
+            /* a bare port, or a bare address */
+            n = pst_atoi(spec->data, spec->len, 65535);
+            if (n >= 0) {
+                sa->sin.sin_addr.s_addr = htonl(INADDR_ANY);
+                sa->sin.sin_port = htons((uint16_t) n);
+                return n > 0 ? PST_OK : PST_ERROR;
+            }
+            hlen = spec->len;
+            port = end;
+        } else {
+            hlen = (size_t) (colon - spec->data);
+            port = colon + 1;
+        }
+
+        if (hlen >= sizeof(host)) {
+            return PST_ERROR;
+        }
+        memcpy(host, spec->data, hlen);
+        host[hlen] = '\0';
+
+        if (strcmp(host, "*") == 0) {
+            sa->sin.sin_addr.s_addr = htonl(INADDR_ANY);
+        } else if (inet_pton(AF_INET, host, &sa->sin.sin_addr) != 1) {
+            return PST_ERROR;
+        }
+    }
+
+    if (port == end) {
+        n = 53;        /* only resolvers omit the port */
+    } else {
+        n = pst_atoi(port, (size_t) (end - port), 65535);
+        if (n <= 0) {
+            return PST_ERROR;
+        }
+    }
+
+    if (sa->sa.sa_family == AF_INET) {
+        sa->sin.sin_port = htons((uint16_t) n);
+    } else {
+        sa->sin6.sin6_port = htons((uint16_t) n);
+    }
+
+    return PST_OK;
+}
+
+
+static pst_listening_t *
+pst_find_old_listening(pst_cycle_t *old, pst_listening_t *ls)
+{
+    pst_listening_t  *ols;
+    pst_uint_t        i;
+
+    if (old == NULL) {
+        return NULL;
+    }
+
+    ols = old->listening.elts;
+    for (i = 0; i < old->listening.nelts; i++) {
+        if (ols[i].fd != -1 && ols[i].socklen == ls->socklen
+            && memcmp(&ols[i].sockaddr, &ls->sockaddr, ls->socklen) == 0)
+        {
+            return &ols[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+int
+pst_open_listening_sockets(pst_cycle_t *cycle, pst_cycle_t *old)
+{
+    pst_listening_t  *ls, *ols;
+    pst_uint_t        i;
+    int               fd, on;
+
+    ls = cycle->listening.elts;
+
+    for (i = 0; i < cycle->listening.nelts; i++) {
+
+        ols = pst_find_old_listening(old, &ls[i]);
+        if (ols != NULL) {
+            ls[i].fd = ols->fd;
+            ols->inherited = 1;      /* the old cycle must not close it */
+            if (ls[i].backlog != ols->backlog) {
+                (void) listen(ls[i].fd, ls[i].backlog);
+            }
+            continue;
+        }
+
+        fd = socket(ls[i].sockaddr.sa.sa_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd == -1) {
+            pst_log_error(PST_LOG_EMERG, errno, "socket() for %s failed",
+                          ls[i].addr_text);
+            return PST_ERROR;
+        }
+
+        on = 1;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+
+        if (ls[i].sockaddr.sa.sa_family == AF_INET6) {
+            /* a [::] listener does not take IPv4: say 0.0.0.0 for that */
+            (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+                              sizeof(on));
+        }
+
+        if (bind(fd, &ls[i].sockaddr.sa, ls[i].socklen) == -1) {
+            pst_log_error(PST_LOG_EMERG, errno, "%s:%lu: bind() to %s failed",
+                          ls[i].conf_file, (unsigned long) ls[i].conf_line,
+                          ls[i].addr_text);
+            close(fd);
+            return PST_ERROR;
+        }
+
+        if (listen(fd, ls[i].backlog) == -1) {
+            pst_log_error(PST_LOG_EMERG, errno, "listen() on %s failed",
+                          ls[i].addr_text);
+            close(fd);
+            return PST_ERROR;
+        }
+
+        ls[i].fd = fd;
+    }
+
+    return PST_OK;
+}
+
+
+void
+pst_close_listening_sockets(pst_cycle_t *cycle)
+{
+    pst_listening_t  *ls;
+    pst_uint_t        i;
+
+    ls = cycle->listening.elts;
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i].fd != -1 && !ls[i].inherited) {
+            close(ls[i].fd);
+        }
+        ls[i].fd = -1;
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Worker side                                                         */
+
+int
+pst_connections_init(pst_uint_t n)
+{
+    pst_uint_t  i;
+
+    conn_table = calloc(n, sizeof(pst_connection_t));
+    if (conn_table == NULL) {
+        return PST_ERROR;
+    }
+
+    conn_n = n;
+    conn_free = NULL;
+    for (i = n; i-- > 0; ) {
+        conn_table[i].fd = -1;
+        conn_table[i].next_free = conn_free;
+        conn_free = &conn_table[i];
+    }
+    conn_free_n = n;
+
+    return PST_OK;
+}
+
+
+pst_uint_t
+pst_connections_free(void)
+{
+    return conn_free_n;
+}
+
+
+pst_uint_t
+pst_connections_used(void)
+{
+    return conn_n - conn_free_n;
+}
+
+
+pst_connection_t *
+pst_get_connection(int fd)
+{
+    pst_connection_t  *c;
+    unsigned           instance;
+
+    c = conn_free;
+    if (c == NULL) {
+        pst_log_error(PST_LOG_ALERT, 0, "%lu worker_connections are not"
+                      " enough", (unsigned long) conn_n);
+        return NULL;
+    }
+
+    conn_free = c->next_free;
+    conn_free_n--;
+
+    instance = c->read.instance;
+    memset(c, 0, sizeof(pst_connection_t));
+    c->read.instance = !instance;
+    c->write.instance = !instance;
+    c->read.data = c;
+    c->write.data = c;
+    c->write.write = 1;
+    c->fd = fd;
+    c->number = ++conn_number;
+    c->recv = pst_unix_recv;
+    c->send = pst_unix_send;
+
+    return c;
+}
+
+
+void
+pst_free_connection(pst_connection_t *c)
+{
+    c->fd = -1;
+    c->destroyed = 1;
+    c->next_free = conn_free;
+    conn_free = c;
+    conn_free_n++;
+}
+
+
+void
+pst_close_connection(pst_connection_t *c)
+{
+    int  fd;
+
+    if (c->fd == -1) {
+        return;
+    }
+
+    pst_event_del_timer(&c->read);
+    pst_event_del_timer(&c->write);
+    pst_delete_posted_event(&c->read);
+    pst_delete_posted_event(&c->write);
+    c->read.active = 0;
+    c->write.active = 0;
+
+    fd = c->fd;
+    pst_free_connection(c);
+    close(fd);       /* also leaves the epoll set */
+}
+
+
+ssize_t
+pst_unix_recv(pst_connection_t *c, u_char *buf, size_t n)
+{
+    ssize_t  r;
+
+    for ( ;; ) {
+        r = recv(c->fd, buf, n, 0);
+
+        if (r > 0) {
+            if ((size_t) r < n && !c->read.eof) {
+                /* drained the socket: wait for the next edge */
+                c->read.ready = 0;
+            }
+            return r;
+        }
+
+        if (r == 0) {
+            c->read.ready = 0;
+            c->read.eof = 1;
+            return 0;
+        }
+
+        if (errno == EINTR) {
+            continue;
+        }
+
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->read.ready = 0;
+            return PST_AGAIN;
+        }
+
+        c->read.ready = 0;
+        c->read.error = 1;
+        return PST_ERROR;
+    }
+}
+
+
+ssize_t
+pst_unix_send(pst_connection_t *c, const u_char *buf, size_t n)
+{
+    ssize_t  r;
+
+    for ( ;; ) {
+        r = send(c->fd, buf, n, MSG_NOSIGNAL);
+
+        if (r >= 0) {
+            if ((size_t) r < n) {
+                c->write.ready = 0;
+            }
+            return r;
+        }
+
+        if (errno == EINTR) {
+            continue;
+        }
+
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->write.ready = 0;
+            return PST_AGAIN;
+        }
+
+        c->write.error = 1;
+        return PST_ERROR;
+    }
+}
+
+
+static void
+pst_event_accept(pst_event_t *ev)
+{
+    pst_connection_t  *lc, *c;
+    pst_listening_t   *ls;
+    pst_sockaddr_t     sa;
+    socklen_t          len;
+    int                fd, i, on;
+
+    lc = ev->data;
+    ls = lc->listening;
+
+    for (i = 0; i < PST_ACCEPT_BATCH; i++) {
+
+        if (conn_free_n == 0) {
+            /* let the other workers take connections for a while */
+            pst_disable_accept(pst_cycle);
+            accept_retry.handler = pst_accept_retry;
+            pst_event_add_timer(&accept_retry, 500);
+            return;
+        }
+
+        len = sizeof(pst_sockaddr_t);
+        fd = accept4(lc->fd, &sa.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
+            }
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE) {
+                pst_log_error(PST_LOG_CRIT, errno, "accept() failed; raise"
+                              " worker_rlimit_nofile");
+                pst_disable_accept(pst_cycle);
+                accept_retry.handler = pst_accept_retry;
+                pst_event_add_timer(&accept_retry, 500);
+                return;
+            }
+            pst_log_error(PST_LOG_ERR, errno, "accept() on %s failed",
+                          ls->addr_text);
+            return;
+        }
+
+        c = pst_get_connection(fd);
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+
+        on = 1;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+
+        memcpy(&c->sockaddr, &sa, len);
+        c->socklen = len;
+        c->listening = ls;
+        len = sizeof(pst_sockaddr_t);
+        (void) getsockname(fd, &c->local_sockaddr.sa, &len);
+
+        if (pst_event_add_conn(c) != PST_OK) {
+            pst_close_connection(c);
+            continue;
+        }
+
+        ls->handler(c);
+    }
+}
+
+
+int
+pst_enable_accept(pst_cycle_t *cycle)
+{
+    pst_listening_t   *ls;
+    pst_connection_t  *c;
+    pst_uint_t         i;
+
+    ls = cycle->listening.elts;
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i].fd == -1) {
+            continue;
+        }
+
+        c = ls[i].connection;
+        if (c == NULL) {
+            c = pst_get_connection(ls[i].fd);
+            if (c == NULL) {
+                return PST_ERROR;
+            }
+            c->listening = &ls[i];
+            c->listener = 1;
+            c->read.handler = pst_event_accept;
+            ls[i].connection = c;
+        }
+
+        if (!c->read.active && pst_event_add_read(c) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
+}
+
+
+void
+pst_disable_accept(pst_cycle_t *cycle)
+{
+    pst_listening_t  *ls;
+    pst_uint_t        i;
+
+    ls = cycle->listening.elts;
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i].connection != NULL) {
+            (void) pst_event_del_read(ls[i].connection);
+        }
+    }
+}
+
+
+void
+pst_close_listening_in_worker(pst_cycle_t *cycle)
+{
+    pst_listening_t  *ls;
+    pst_uint_t        i;
+
+    pst_event_del_timer(&accept_retry);
+
+    ls = cycle->listening.elts;
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i].connection != NULL) {
+            (void) pst_event_del_read(ls[i].connection);
+            pst_close_connection(ls[i].connection);
+            ls[i].connection = NULL;
+        } else if (ls[i].fd != -1) {
+            close(ls[i].fd);
+        }
+        ls[i].fd = -1;
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Module API: watch a descriptor                                      */
+
+#define PST_MAX_WATCHES   64
+
+static pst_connection_t  *watches[PST_MAX_WATCHES];
+
+
+static void
+pst_fd_event_handler(pst_event_t *ev)
+{
+    pst_connection_t  *c = ev->data;
+
+    c->fd_handler(c->fd, c->fd_data);
+}
+
+
+int
+pst_fd_watch(int fd, pst_fd_pt handler, void *data)
+{
+    pst_connection_t  *c;
+    int                i;
+
+    for (i = 0; i < PST_MAX_WATCHES; i++) {
+        if (watches[i] == NULL) {
+            break;
+        }
+    }
+    if (i == PST_MAX_WATCHES) {
+        pst_log_error(PST_LOG_ALERT, 0, "too many watched descriptors");
+        return PST_ERROR;
+    }
+
+    c = pst_get_connection(fd);
+    if (c == NULL) {
+        return PST_ERROR;
+    }
+
+    c->fd_handler = handler;
+    c->fd_data = data;
+    c->read.handler = pst_fd_event_handler;
+
+    if (pst_event_add_read(c) != PST_OK) {
+        pst_free_connection(c);
+        return PST_ERROR;
+    }
+
+    watches[i] = c;
+    return PST_OK;
+}
+
+
+int
+pst_fd_unwatch(int fd)
+{
+    int  i;
+
+    for (i = 0; i < PST_MAX_WATCHES; i++) {
+        if (watches[i] != NULL && watches[i]->fd == fd) {
+            (void) pst_event_del_read(watches[i]);
+            pst_free_connection(watches[i]);   /* the owner closes fd */
+            watches[i] = NULL;
+            return PST_OK;
+        }
+    }
+
+    return PST_DECLINED;
+}

@@ -1,0 +1,64 @@
+/*
+ * pst_cycle.h -- one configuration generation.
+ *
+ * A cycle owns everything read from the configuration: its pool, the
+ * loaded modules and their configurations, the servers and the
+ * listening sockets.  The master builds a new cycle on HUP; when that
+ * fails the old cycle keeps running.  Workers run on the cycle they were
+ * forked with.
+ */
+
+#ifndef PST_CYCLE_H
+#define PST_CYCLE_H
+
+typedef struct {
+    pst_int_t                    daemon;
+    pst_int_t                    worker_processes;   /* 0: auto */
+    pst_int_t                    worker_connections;
+    pst_int_t                    worker_rlimit_nofile;
+    pst_str_t                    user;
+    pst_str_t                    group;
+    uid_t                        uid;
+    gid_t                        gid;
+    pst_str_t                    pid;
+    pst_str_t                    error_log;
+    pst_int_t                    log_level;
+    pst_str_t                    spool_dir;
+    pst_array_t                 *resolvers;          /* pst_str_t */
+    pst_str_t                    trust_anchor;       /* DNSSEC root key */
+    pst_msec_t                   shutdown_timeout;
+    size_t                       limits_zone_size;
+} pst_core_conf_t;
+
+struct pst_cycle_s {
+    pst_pool_t                  *pool;
+    pst_str_t                    prefix;       /* -p, ends with '/' */
+    pst_str_t                    conf_file;    /* absolute */
+    pst_str_t                    conf_prefix;  /* its directory + '/' */
+
+    pst_array_t                  modules;      /* pst_module_entry_t */
+    void                       **main_conf;    /* per module index */
+
+    void                       **smtp_srv_conf;  /* smtp { } level */
+    signed char                 *smtp_enabled;
+    pst_array_t                  servers;      /* pst_server_t * */
+    pst_array_t                  listening;    /* pst_listening_t */
+
+    pst_core_conf_t             *core;
+    pst_cycle_t                 *old;
+    unsigned                     smtp_seen:1;
+    unsigned                     test:1;       /* -t / -T */
+};
+
+/* The cycle this process runs on. */
+extern pst_cycle_t         *pst_cycle;
+
+/* Read the configuration and build a cycle.  On failure the messages
+ * went to the log / stderr and NULL is returned. */
+pst_cycle_t *pst_init_cycle(const char *prefix, const char *conf_file,
+    pst_cycle_t *old, FILE *dump);
+void pst_destroy_cycle(pst_cycle_t *cycle);
+/* -T: effective configuration and the hook chains of each listener. */
+void pst_cycle_dump(pst_cycle_t *cycle, FILE *out);
+
+#endif /* PST_CYCLE_H */

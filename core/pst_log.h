@@ -1,0 +1,42 @@
+/*
+ * pst_log.h -- the error log.
+ *
+ * One log per process, written with a single write(2) per line so lines
+ * from several processes never interleave.  The target is stderr or a
+ * file (error_log directive); USR1 reopens it.  Lines look like
+ *   2026-11-22T20:55:39.123Z postern[1234] worker: warn: message
+ * Secrets never reach this function: callers mask them first.
+ */
+
+#ifndef PST_LOG_H
+#define PST_LOG_H
+
+#define PST_LOG_LINE_MAX   4096
+
+struct pst_log_s {
+    int                          fd;
+    int                          level;
+    const char                  *path;     /* NULL: stderr */
+    const char                  *role;     /* "master", "worker", ... */
+};
+
+extern pst_log_t   pst_log_main;
+
+void pst_log_error(int level, int err, const char *fmt, ...)
+    PST_PRINTF(3, 4);
+void pst_log_verror(int level, int err, const char *fmt, va_list ap);
+/* Open (or reopen) path for appending; NULL path means stderr. */
+int pst_log_open(pst_log_t *log, const char *path, int level);
+int pst_log_reopen(pst_log_t *log);
+int pst_log_level_parse(const pst_str_t *name);
+const char *pst_log_level_name(int level);
+
+#define pst_log_debug(...)                                                   \
+    do { if (pst_log_main.level >= PST_LOG_DEBUG)                            \
+        pst_log_error(PST_LOG_DEBUG, 0, __VA_ARGS__); } while (0)
+
+/* Unrecoverable: log and exit(2).  Environment or config problems. */
+void pst_fatal(int err, const char *fmt, ...) PST_PRINTF(2, 3)
+    __attribute__((noreturn));
+
+#endif /* PST_LOG_H */

@@ -1,0 +1,230 @@
+/*
+ * pst_main.c -- the postern command: options, configuration test,
+ * signals to a running master, the queue tool, and start-up.
+ *
+ *   postern [-c FILE] [-p PREFIX] [-f]     start (-f: stay in foreground)
+ *   postern -t | -T                        test (-T: and print) the config
+ *   postern -s reload|quit|stop|reopen     signal the running master
+ *   postern -V                             version, build, modules
+ *   postern queue count|list|show ID       look at the spool
+ */
+
+#include "pst_core.h"
+#include "pst_smtp.h"
+
+
+static void
+pst_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: postern [-hVtTf] [-c file] [-p prefix] [-s signal]\n"
+        "       postern [-c file] [-p prefix] queue count|list|show ID\n"
+        "\n"
+        "  -c file    configuration file (default %s, relative to prefix)\n"
+        "  -p prefix  prefix for relative paths (default %s)\n"
+        "  -t         test the configuration and exit\n"
+        "  -T         test, then print the effective configuration and the\n"
+        "             hook chain of every listener\n"
+        "  -s signal  send reload, quit (graceful), stop (fast) or reopen\n"
+        "             to the running master\n"
+        "  -f         stay in the foreground (same as \"daemon off;\")\n"
+        "  -V         version, build options and modules\n",
+        PST_CONF_PATH, PST_PREFIX);
+}
+
+
+static void
+pst_show_version(void)
+{
+    pst_module_entry_t  *me;
+    pst_cycle_t         *cycle;
+    pst_uint_t           i;
+    FILE                *devnull;
+
+    printf("postern version %s (module ABI %d.%d)\n", PST_VERSION,
+           POSTERN_ABI_MAJOR, POSTERN_ABI_MINOR);
+    printf("built with %s\n", PST_CC_VERSION);
+    printf("configure arguments:%s\n", PST_CONFIGURE_ARGS);
+    printf("built-in modules: core smtp\n");
+
+    /* modules the configuration loads, when it reads */
+    devnull = fopen("/dev/null", "w");
+    if (devnull == NULL) {
+        return;
+    }
+    cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, devnull);
+    fclose(devnull);
+    if (cycle == NULL) {
+        return;
+    }
+    me = cycle->modules.elts;
+    printf("loaded by %s:\n", cycle->conf_file.data);
+    for (i = 0; i < cycle->modules.nelts; i++) {
+        if (me[i].handle != NULL) {
+            printf("  %-16s %-8s ABI %u.%u  %s\n", me[i].desc.name,
+                   me[i].desc.version ? me[i].desc.version : "-",
+                   me[i].desc.abi_major, me[i].desc.abi_minor,
+                   me[i].path.data);
+        }
+    }
+    pst_destroy_cycle(cycle);
+}
+
+
+static int
+pst_open_log(pst_cycle_t *cycle)
+{
+    pst_core_conf_t  *ccf = cycle->core;
+
+    if (ccf->error_log.data == NULL
+        || pst_str_eq(&ccf->error_log, "stderr"))
+    {
+        pst_log_main.level = (int) ccf->log_level;
+        return PST_OK;
+    }
+
+    if (pst_log_open(&pst_log_main, (char *) ccf->error_log.data,
+                     (int) ccf->log_level) != PST_OK)
+    {
+        fprintf(stderr, "postern: cannot open error log \"%s\": %s\n",
+                ccf->error_log.data, strerror(errno));
+        return PST_ERROR;
+    }
+
+    if (geteuid() == 0) {
+        /* workers reopen it on USR1 as their own user */
+        (void) !fchown(pst_log_main.fd, ccf->uid, ccf->gid);
+    }
+
+    return PST_OK;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    pst_cycle_t  *cycle;
+    const char   *signal_name = NULL;
+    int           test = 0, dump = 0, version = 0, foreground = 0, i;
+    int           single = 0;
+    char         *p;
+
+    pst_time_update();
+
+    for (i = 1; i < argc; i++) {
+        p = argv[i];
+
+        if (p[0] != '-') {
+            break;                     /* a subcommand */
+        }
+
+        if (strcmp(p, "-h") == 0 || strcmp(p, "--help") == 0) {
+            pst_usage(stdout);
+            return 0;
+        } else if (strcmp(p, "-V") == 0 || strcmp(p, "-v") == 0) {
+            version = 1;
+        } else if (strcmp(p, "-t") == 0) {
+            test = 1;
+        } else if (strcmp(p, "-T") == 0) {
+            test = 1;
+            dump = 1;
+        } else if (strcmp(p, "-f") == 0) {
+            foreground = 1;
+        } else if (strcmp(p, "-F") == 0) {
+            foreground = 1;
+            single = 1;
+        } else if (strcmp(p, "-c") == 0 && i + 1 < argc) {
+            /* copies: the process title reuses argv's memory */
+            pst_conf_arg = strdup(argv[++i]);
+        } else if (strcmp(p, "-p") == 0 && i + 1 < argc) {
+            pst_prefix_arg = strdup(argv[++i]);
+        } else if (strcmp(p, "-s") == 0 && i + 1 < argc) {
+            signal_name = argv[++i];
+        } else {
+            fprintf(stderr, "postern: invalid option \"%s\"\n", p);
+            pst_usage(stderr);
+            return 1;
+        }
+    }
+
+    if (version) {
+        pst_show_version();
+        return 0;
+    }
+
+    if (i < argc) {
+        if (strcmp(argv[i], "queue") != 0) {
+            fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
+            return 1;
+        }
+        cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
+        if (cycle == NULL) {
+            return 1;
+        }
+        pst_cycle = cycle;
+        return pst_spool_tool(cycle, argc - i - 1, argv + i + 1);
+    }
+
+    if (test) {
+        cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL,
+                               dump ? stdout : NULL);
+        if (cycle == NULL) {
+            fprintf(stderr, "postern: configuration test failed\n");
+            return 1;
+        }
+        if (dump) {
+            pst_cycle_dump(cycle, stdout);
+        }
+        fprintf(stderr, "postern: configuration file %s test is"
+                " successful\n", cycle->conf_file.data);
+        return 0;
+    }
+
+    if (signal_name != NULL) {
+        cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
+        if (cycle == NULL) {
+            return 1;
+        }
+        return pst_signal_master(cycle, signal_name);
+    }
+
+    pst_init_setproctitle(argc, argv);
+
+    cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
+    if (cycle == NULL) {
+        return 1;
+    }
+    pst_cycle = cycle;
+
+    if (pst_open_log(cycle) != PST_OK
+        || pst_spool_prepare(cycle) != PST_OK
+        || pst_spool_recover(cycle) != PST_OK
+        || pst_open_listening_sockets(cycle, NULL) != PST_OK)
+    {
+        return 1;
+    }
+
+    if (pst_init_signals() != PST_OK) {
+        pst_log_error(PST_LOG_EMERG, errno, "cannot set up signals");
+        return 1;
+    }
+
+    if (!foreground && cycle->core->daemon && pst_daemonize() != PST_OK) {
+        return 1;
+    }
+
+    if (pst_write_pid(cycle) != PST_OK) {
+        return 1;
+    }
+
+    pst_log_error(PST_LOG_NOTICE, 0, "postern %s started: %lu listener(s),"
+                  " %ld worker(s)", PST_VERSION,
+                  (unsigned long) cycle->listening.nelts,
+                  (long) cycle->core->worker_processes);
+
+    if (single) {
+        return pst_single_run(cycle);
+    }
+
+    return pst_master_run(cycle);
+}

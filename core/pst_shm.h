@@ -1,0 +1,36 @@
+/*
+ * pst_shm.h -- shared memory zones and the connection counters.
+ *
+ * Zones are anonymous shared mappings made by the master before it
+ * forks; they live in a process-wide list (not in a cycle) so a reload
+ * keeps a zone whose name and size did not change.  Each zone starts
+ * with a robust process-shared mutex.
+ *
+ * The connection counters answer "how many connections does this
+ * client address have open, across all workers" and "how many in
+ * total".  Each process owns one column of counts (its slot), so the
+ * master can wipe the column of a worker that died without giving the
+ * counts back.
+ */
+
+#ifndef PST_SHM_H
+#define PST_SHM_H
+
+#define PST_MAX_PROCS            64
+
+extern int  pst_proc_slot_index;
+
+int pst_shm_init_limits(pst_conf_t *cf);
+/* Count a new connection: PST_OK, PST_BUSY (total limit reached) or
+ * PST_DECLINED (per-address limit reached); 0 means no limit. */
+int pst_conn_count_acquire(const struct sockaddr *sa, pst_int_t max_total,
+    pst_int_t max_per_addr);
+void pst_conn_count_release(const struct sockaddr *sa);
+/* Master: a process slot died; forget its counts in every zone. */
+void pst_shm_clear_slot(int slot);
+/* Master: unmap zones no cycle uses any more. */
+void pst_shm_collect(void);
+void pst_shm_mark_unused(void);
+void pst_shm_mark_all_used(void);
+
+#endif /* PST_SHM_H */

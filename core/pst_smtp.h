@@ -1,0 +1,376 @@
+/*
+ * pst_smtp.h -- SMTP server: configuration, session, transaction and
+ * the byte parsers.
+ *
+ * Files of this layer:
+ *   pst_smtp_module.c   smtp { } / server { } / listen and the limits
+ *   pst_smtp_parse.c    resumable byte parsers: command lines, paths and
+ *                       ESMTP parameters, DATA (dot-unstuffing, CRLF.CRLF
+ *                       only, bare CR/LF policy)
+ *   pst_smtp_session.c  the session state machine and command table
+ *   pst_smtp_data.c     DATA and BDAT streaming into the store, commit
+ *   pst_smtp_phase.c    hook chains, pending calls, resume tokens
+ *   pst_smtp_api.c      the session/transaction accessors of the public
+ *                       API
+ */
+
+#ifndef PST_SMTP_H
+#define PST_SMTP_H
+
+#include "pst_core.h"
+
+#define PST_SMTP_MIN_LINE        512        /* RFC 5321 4.5.3.1.4 */
+#define PST_SMTP_PATH_MAX        256        /* RFC 5321 4.5.3.1.3 */
+#define PST_SMTP_DOMAIN_MAX      255
+#define PST_SMTP_LOCAL_MAX       64
+#define PST_SMTP_ID_LEN          20
+
+typedef enum {
+    PST_BARE_NL_NORMALIZE = 0,
+    PST_BARE_NL_REJECT
+} pst_bare_nl_e;
+
+/* Configuration of the built-in smtp module, per server block. */
+typedef struct {
+    pst_str_t                    hostname;
+    pst_str_t                    banner;
+    size_t                       command_line_limit;
+    size_t                       text_line_limit;
+    size_t                       message_size_limit;
+    size_t                       header_size_limit;
+    pst_int_t                    max_recipients;
+    pst_int_t                    max_messages;
+    pst_int_t                    max_errors;
+    pst_int_t                    max_junk_commands;
+    pst_msec_t                   command_timeout;
+    pst_msec_t                   data_timeout;
+    pst_msec_t                   hook_timeout;
+    pst_msec_t                   dns_timeout;
+    pst_msec_t                   error_delay;
+    pst_uint_t                   bare_newline;
+    pst_int_t                    debug;
+    pst_int_t                    pipelining;
+    pst_int_t                    chunking;
+    pst_int_t                    smtputf8;
+    pst_int_t                    dsn;
+    pst_int_t                    vrfy;
+    pst_int_t                    reverse_lookup;
+    pst_int_t                    max_connections;
+    pst_int_t                    max_connections_per_ip;
+    pst_str_t                    store;          /* module name */
+} pst_smtp_srv_conf_t;
+
+typedef struct {
+    pst_hook_pt                  handler;
+    pst_module_entry_t          *module;
+    int                          priority;
+    pst_uint_t                   order;
+} pst_hook_entry_t;
+
+struct pst_server_s {
+    void                       **srv_conf;     /* per module index */
+    signed char                 *enabled;      /* per module: -1, 0, 1 */
+    pst_smtp_srv_conf_t         *conf;         /* the smtp module's */
+    pst_array_t                  chains[PST_PHASE_MAX];
+    pst_module_entry_t          *store;
+    pst_uint_t                   index;
+    const char                  *file;
+    pst_uint_t                   line;
+    unsigned                     has_listen:1;
+};
+
+/* ------------------------------------------------------------------ */
+/* Parsed paths and parameters                                         */
+
+#define PST_NOTIFY_NEVER         0x01
+#define PST_NOTIFY_SUCCESS       0x02
+#define PST_NOTIFY_FAILURE       0x04
+#define PST_NOTIFY_DELAY         0x08
+
+typedef enum {
+    PST_BODY_NONE = 0,
+    PST_BODY_7BIT,
+    PST_BODY_8BITMIME,
+    PST_BODY_BINARYMIME
+} pst_body_e;
+
+typedef enum {
+    PST_RET_NONE = 0,
+    PST_RET_FULL,
+    PST_RET_HDRS
+} pst_ret_e;
+
+typedef struct {
+    pst_str_t                    addr;       /* local@domain, or empty */
+    pst_str_t                    local;
+    pst_str_t                    domain;     /* as given */
+    unsigned                     null:1;     /* <> */
+    unsigned                     utf8:1;     /* non-ASCII seen */
+    unsigned                     route:1;    /* had a source route */
+    unsigned                     postmaster:1;  /* <Postmaster> alone */
+    unsigned                     ip_literal:1;
+} pst_smtp_path_t;
+
+typedef struct {
+    int64_t                      size;       /* SIZE=, -1 if absent */
+    pst_body_e                   body;
+    unsigned                     smtputf8:1;
+    pst_ret_e                    ret;
+    pst_str_t                    envid;      /* decoded */
+    pst_str_t                    auth;       /* AUTH= decoded, "<>" */
+    unsigned                     notify;     /* PST_NOTIFY_* */
+    pst_str_t                    orcpt_type; /* "rfc822" */
+    pst_str_t                    orcpt;      /* decoded address */
+} pst_smtp_params_t;
+
+/* Parser results: PST_OK, or an error with its reply. */
+typedef struct {
+    int                          code;
+    const char                  *ecode;
+    const char                  *text;
+} pst_smtp_error_t;
+
+int pst_smtp_parse_path(pst_pool_t *pool, u_char **pos, u_char *end,
+    int reverse, int utf8_ok, pst_smtp_path_t *path, pst_smtp_error_t *err);
+int pst_smtp_parse_params(pst_pool_t *pool, u_char *pos, u_char *end,
+    int mail, pst_smtp_params_t *prm, pst_smtp_error_t *err);
+int pst_smtp_check_domain(const u_char *p, size_t n, int utf8_ok);
+
+/* ------------------------------------------------------------------ */
+/* Command lines                                                       */
+
+typedef enum {
+    PST_SMTP_LINE_OK = 0,
+    PST_SMTP_LINE_AGAIN,        /* need more input */
+    PST_SMTP_LINE_TOO_LONG,     /* overlong line skipped up to LF */
+    PST_SMTP_LINE_BARE_LF,      /* LF without CR (strict mode) */
+    PST_SMTP_LINE_BAD_CHAR      /* NUL or bare CR inside the line */
+} pst_smtp_line_e;
+
+/* Find the next command line in b.  On PST_SMTP_LINE_OK, *line is the
+ * line without CRLF and b->pos is past it.  *skipping carries the
+ * "discard to LF" state of an overlong line across reads. */
+pst_smtp_line_e pst_smtp_read_line(pst_buf_t *b, size_t limit,
+    int strict, unsigned *skipping, pst_str_t *line);
+
+/* ------------------------------------------------------------------ */
+/* DATA parser                                                         */
+
+typedef struct {
+    unsigned                     state;
+    unsigned                     dot_mode:1;   /* DATA (not BDAT) */
+    unsigned                     in_header:1;
+    unsigned                     bare_lf:1;
+    unsigned                     bare_cr:1;
+    unsigned                     long_line:1;
+    unsigned                     too_big:1;
+    unsigned                     hdr_overflow:1;
+    size_t                       line_len;
+    size_t                       max_line;     /* 0: no limit */
+    off_t                        size;         /* bytes produced */
+    off_t                        max_size;     /* 0: no limit */
+    pst_buf_t                   *hdr;          /* header section copy */
+    size_t                       hdr_max;
+} pst_smtp_data_t;
+
+void pst_smtp_data_init(pst_smtp_data_t *d, int dot_mode);
+/* Consume input at *pos..end, produce message bytes into out (olen: in
+ * capacity, out bytes produced; needs at least 3 bytes).  Returns
+ * PST_DONE at CRLF.CRLF (*pos just past it), PST_AGAIN when the input is
+ * used up or out is full. */
+int pst_smtp_data_parse(pst_smtp_data_t *d, u_char **pos, u_char *end,
+    u_char *out, size_t *olen);
+/* End of a BDAT LAST message: close an unterminated last line. */
+size_t pst_smtp_data_finish(pst_smtp_data_t *d, u_char *out);
+
+/* ------------------------------------------------------------------ */
+/* Sessions                                                            */
+
+typedef enum {
+    PST_SMTP_CMD_UNKNOWN = 0,
+    PST_SMTP_CMD_HELO,
+    PST_SMTP_CMD_EHLO,
+    PST_SMTP_CMD_MAIL,
+    PST_SMTP_CMD_RCPT,
+    PST_SMTP_CMD_DATA,
+    PST_SMTP_CMD_BDAT,
+    PST_SMTP_CMD_RSET,
+    PST_SMTP_CMD_NOOP,
+    PST_SMTP_CMD_QUIT,
+    PST_SMTP_CMD_HELP,
+    PST_SMTP_CMD_VRFY,
+    PST_SMTP_CMD_EXPN,
+    PST_SMTP_CMD_STARTTLS,
+    PST_SMTP_CMD_AUTH
+} pst_smtp_cmd_e;
+
+typedef enum {
+    PST_SMTP_S_CONNECT = 0,   /* connect hooks, before the greeting */
+    PST_SMTP_S_COMMAND,       /* reading commands */
+    PST_SMTP_S_PHASE,         /* hooks of a command are running */
+    PST_SMTP_S_DATA,          /* DATA body */
+    PST_SMTP_S_BDAT,          /* BDAT chunk */
+    PST_SMTP_S_COMMIT,        /* waiting for the store */
+    PST_SMTP_S_TLS,           /* TLS handshake */
+    PST_SMTP_S_AUTH,          /* SASL exchange */
+    PST_SMTP_S_CLOSING        /* flush the last reply, then close */
+} pst_smtp_state_e;
+
+typedef struct {
+    pst_str_t                    addr;
+    unsigned                     notify;
+    pst_str_t                    orcpt_type;
+    pst_str_t                    orcpt;
+} pst_smtp_rcpt_t;
+
+typedef struct {
+    pst_pool_t                  *pool;
+    pst_str_t                    id;
+    u_char                       id_data[PST_SMTP_ID_LEN + 1];
+    pst_str_t                    sender;
+    pst_smtp_params_t            params;
+    pst_array_t                  rcpts;        /* pst_smtp_rcpt_t */
+    pst_str_t                    auth_param;
+    time_t                       start;
+
+    void                        *store;        /* store handle */
+    pst_smtp_data_t              data;
+    off_t                        bdat_left;
+    pst_buf_t                   *wbuf;
+    pst_array_t                 *add_headers;  /* pst_str_t lines */
+    pst_array_t                 *headers;      /* parsed, lazily */
+
+    unsigned                     bdat:1;       /* BDAT transaction */
+    unsigned                     bdat_last:1;
+    unsigned                     failed:1;     /* store write failed */
+    unsigned                     data_started:1;
+} pst_smtp_tx_t;
+
+struct pst_call_s {
+    pst_session_t               *session;
+    pst_phase_e                  phase;
+    int                          code;
+    char                         ecode[12];
+    u_char                       text[384];
+    size_t                       text_len;
+    uint64_t                     token;        /* set by defer */
+};
+
+typedef void (*pst_phase_done_pt)(pst_session_t *s, pst_verdict_e v);
+
+/* What TLS established for a session (filled by pst_ssl). */
+typedef struct {
+    const char                  *version;
+    const char                  *cipher;
+    int                          bits;
+    pst_str_t                    peer_subject;
+    pst_str_t                    peer_fingerprint;   /* SHA-256, hex */
+    pst_str_t                    sni;
+} pst_tls_facts_t;
+
+struct pst_session_s {
+    uint64_t                     id;
+    pst_connection_t            *c;
+    pst_pool_t                  *pool;
+    pst_server_t                *server;
+    pst_smtp_srv_conf_t         *conf;
+    pst_listening_t             *ls;
+
+    pst_buf_t                   *in;
+    pst_buf_t                   *out;
+
+    pst_str_t                    client_addr;
+    pst_str_t                    client_name;   /* verified rDNS */
+    pst_str_t                    helo;
+    pst_str_t                    auth_id;
+    pst_str_t                    arg;           /* current command args */
+    pst_smtp_cmd_e               cmd;
+
+    pst_smtp_state_e             state;
+    pst_smtp_tx_t               *tx;
+    pst_smtp_path_t              path;          /* MAIL/RCPT being run */
+    pst_smtp_params_t            params;
+
+    /* hooks */
+    pst_call_t                   call;
+    pst_phase_e                  phase;
+    pst_uint_t                   hook_index;
+    pst_phase_done_pt            phase_done;
+    pst_event_t                  hook_timer;
+    pst_event_t                  resume;
+    uint16_t                     serial;
+    pst_verdict_e                resume_verdict;
+    pst_module_entry_t          *pending_module;
+
+    void                       **module_ctx;
+    pst_session_t               *hash_next;
+    pst_list_t                   link;
+
+    time_t                       start;
+    pst_uint_t                   errors;
+    pst_uint_t                   junk;
+    pst_uint_t                   messages;
+    unsigned                     skipping;     /* overlong line */
+
+    pst_tls_facts_t             *tls_facts;    /* NULL: plaintext */
+    pst_dns_query_t             *dns;          /* reverse lookup */
+    pst_str_t                    ptr_name;
+
+    unsigned                     esmtp:1;
+    unsigned                     helo_seen:1;
+    unsigned                     tls:1;
+    unsigned                     quit:1;
+    unsigned                     early_talker:1;
+    unsigned                     greeted:1;
+    unsigned                     in_handler:1;
+    unsigned                     resumed:1;
+    unsigned                     pending:1;
+    unsigned                     reading_paused:1;
+    unsigned                     closing:1;
+    unsigned                     shutdown:1;
+    unsigned                     limit_counted:1;
+    unsigned                     in_process:1;   /* inside the loop */
+    unsigned                     rejected:1;     /* 554 greeting */
+    unsigned                     bad_pipelining:1;
+    unsigned                     eof:1;          /* client closed */
+};
+
+/* pst_smtp_session.c */
+void pst_smtp_init_connection(pst_connection_t *c);
+void pst_smtp_reply(pst_session_t *s, int code, const char *ecode,
+    const char *fmt, ...) PST_PRINTF(4, 5);
+void pst_smtp_reply_raw(pst_session_t *s, const char *text, size_t len);
+void pst_smtp_close_session(pst_session_t *s);
+void pst_smtp_set_timer(pst_session_t *s, pst_msec_t ms);
+void pst_smtp_continue(pst_session_t *s);
+void pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st);
+void pst_smtp_tx_free(pst_session_t *s);
+int pst_smtp_flush(pst_session_t *s);
+void pst_smtp_shutdown_all(int fast);
+pst_uint_t pst_smtp_session_count(void);
+void pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
+    size_t n);
+
+/* pst_smtp_data.c */
+void pst_smtp_data_start(pst_session_t *s);
+void pst_smtp_bdat_start(pst_session_t *s, off_t size, int last);
+void pst_smtp_data_read(pst_session_t *s);
+void pst_smtp_tx_abort(pst_session_t *s);
+int pst_smtp_new_tx(pst_session_t *s);
+const char *pst_smtp_protocol(pst_session_t *s);
+
+/* pst_smtp_phase.c */
+void pst_smtp_run_phase(pst_session_t *s, pst_phase_e phase,
+    pst_phase_done_pt done);
+void pst_smtp_phase_cancel(pst_session_t *s);
+int pst_smtp_build_chains(pst_conf_t *cf, pst_cycle_t *cycle,
+    pst_server_t *srv);
+int pst_smtp_sessions_init(void);
+void pst_smtp_session_register(pst_session_t *s);
+void pst_smtp_session_unregister(pst_session_t *s);
+pst_session_t *pst_smtp_session_find(uint64_t id);
+const char *pst_phase_name(pst_phase_e p);
+/* Store commit completion token (queue phase). */
+void pst_smtp_commit_done(pst_session_t *s, int rc);
+
+#endif /* PST_SMTP_H */

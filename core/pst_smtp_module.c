@@ -1,0 +1,488 @@
+/*
+ * pst_smtp_module.c -- the built-in "smtp" module: the smtp { } and
+ * server { } blocks, listen, and the protocol limits.  Every limit a
+ * client controls has a directive with a safe default here.
+ */
+
+#include "pst_smtp.h"
+
+
+static char *pst_smtp_block(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static char *pst_smtp_server_block(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static char *pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static void *pst_smtp_create_srv_conf(pst_conf_t *cf);
+static char *pst_smtp_merge_srv_conf(pst_conf_t *cf, void *prev,
+    void *conf);
+
+
+static const pst_conf_enum_t  pst_smtp_bare_newline[] = {
+    { "normalize", PST_BARE_NL_NORMALIZE },
+    { "reject", PST_BARE_NL_REJECT },
+    { NULL, 0 }
+};
+
+#define SRV(field)  PST_SRV_CONF, offsetof(pst_smtp_srv_conf_t, field)
+
+static const pst_command_t  pst_smtp_commands[] = {
+
+    { "smtp", PST_CONF_MAIN | PST_CONF_BLOCK | PST_CONF_NOARGS,
+      pst_smtp_block, PST_MAIN_CONF, 0, NULL },
+
+    { "server", PST_CONF_SMTP | PST_CONF_BLOCK | PST_CONF_NOARGS,
+      pst_smtp_server_block, PST_MAIN_CONF, 0, NULL },
+
+    { "listen", PST_CONF_SRV | PST_CONF_1MORE,
+      pst_smtp_listen, PST_MAIN_CONF, 0, NULL },
+
+    { "hostname", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_str_slot, SRV(hostname), NULL },
+
+    { "smtp_banner", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_str_slot, SRV(banner), NULL },
+
+    { "store", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_str_slot, SRV(store), NULL },
+
+    { "smtp_command_line_limit", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_size_slot, SRV(command_line_limit), NULL },
+
+    { "smtp_text_line_limit", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_size_slot, SRV(text_line_limit), NULL },
+
+    { "message_size_limit", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_size_slot, SRV(message_size_limit), NULL },
+
+    { "smtp_header_size_limit", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_size_slot, SRV(header_size_limit), NULL },
+
+    { "max_recipients", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_recipients), NULL },
+
+    { "max_messages_per_session", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_messages), NULL },
+
+    { "max_errors", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_errors), NULL },
+
+    { "max_junk_commands", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_junk_commands), NULL },
+
+    { "max_connections", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_connections), NULL },
+
+    { "max_connections_per_ip", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_connections_per_ip), NULL },
+
+    { "smtp_command_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, SRV(command_timeout), NULL },
+
+    { "smtp_data_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, SRV(data_timeout), NULL },
+
+    { "smtp_hook_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, SRV(hook_timeout), NULL },
+
+    { "smtp_dns_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, SRV(dns_timeout), NULL },
+
+    { "smtp_bare_newline", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, SRV(bare_newline), pst_smtp_bare_newline },
+
+    { "smtp_debug", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(debug), NULL },
+
+    { "smtp_pipelining", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(pipelining), NULL },
+
+    { "smtp_chunking", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(chunking), NULL },
+
+    { "smtp_smtputf8", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(smtputf8), NULL },
+
+    { "smtp_dsn", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(dsn), NULL },
+
+    { "smtp_reverse_lookup", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(reverse_lookup), NULL },
+
+    pst_null_command
+};
+
+
+const pst_module_t  pst_smtp_core_module = {
+    PST_MODULE_HEADER,
+    .name = "smtp",
+    .version = PST_VERSION,
+    .description = "SMTP receive path: servers, listeners, limits",
+    .commands = pst_smtp_commands,
+    .create_srv_conf = pst_smtp_create_srv_conf,
+    .merge_srv_conf = pst_smtp_merge_srv_conf,
+};
+
+
+static void *
+pst_smtp_create_srv_conf(pst_conf_t *cf)
+{
+    pst_smtp_srv_conf_t  *c;
+
+    c = pst_pcalloc(cf->pool, sizeof(pst_smtp_srv_conf_t));
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->command_line_limit = PST_CONF_UNSET_SIZE;
+    c->text_line_limit = PST_CONF_UNSET_SIZE;
+    c->message_size_limit = PST_CONF_UNSET_SIZE;
+    c->header_size_limit = PST_CONF_UNSET_SIZE;
+    c->max_recipients = PST_CONF_UNSET;
+    c->max_messages = PST_CONF_UNSET;
+    c->max_errors = PST_CONF_UNSET;
+    c->max_junk_commands = PST_CONF_UNSET;
+    c->max_connections = PST_CONF_UNSET;
+    c->max_connections_per_ip = PST_CONF_UNSET;
+    c->command_timeout = PST_CONF_UNSET_MSEC;
+    c->data_timeout = PST_CONF_UNSET_MSEC;
+    c->hook_timeout = PST_CONF_UNSET_MSEC;
+    c->dns_timeout = PST_CONF_UNSET_MSEC;
+    c->error_delay = PST_CONF_UNSET_MSEC;
+    c->bare_newline = PST_CONF_UNSET_UINT;
+    c->debug = PST_CONF_UNSET;
+    c->pipelining = PST_CONF_UNSET;
+    c->chunking = PST_CONF_UNSET;
+    c->smtputf8 = PST_CONF_UNSET;
+    c->dsn = PST_CONF_UNSET;
+    c->vrfy = PST_CONF_UNSET;
+    c->reverse_lookup = PST_CONF_UNSET;
+
+    return c;
+}
+
+
+static char *
+pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
+{
+    pst_smtp_srv_conf_t  *prev = parent, *conf = child;
+    static char           host[256];
+
+    if (host[0] == '\0' && gethostname(host, sizeof(host) - 1) != 0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+
+    if (conf->hostname.data == NULL) {
+        if (prev->hostname.data != NULL) {
+            conf->hostname = prev->hostname;
+        } else {
+            conf->hostname.data = (u_char *) host;
+            conf->hostname.len = strlen(host);
+        }
+    }
+    pst_conf_merge_str_value(conf->banner, prev->banner, "ESMTP Postern");
+    pst_conf_merge_str_value(conf->store, prev->store, "");
+
+    pst_conf_merge_size_value(conf->command_line_limit,
+                              prev->command_line_limit, 2048);
+    pst_conf_merge_size_value(conf->text_line_limit, prev->text_line_limit,
+                              65536);
+    pst_conf_merge_size_value(conf->message_size_limit,
+                              prev->message_size_limit, 50 * 1024 * 1024);
+    pst_conf_merge_size_value(conf->header_size_limit,
+                              prev->header_size_limit, 256 * 1024);
+    pst_conf_merge_value(conf->max_recipients, prev->max_recipients, 1000);
+    pst_conf_merge_value(conf->max_messages, prev->max_messages, 1000);
+    pst_conf_merge_value(conf->max_errors, prev->max_errors, 20);
+    pst_conf_merge_value(conf->max_junk_commands, prev->max_junk_commands,
+                         100);
+    pst_conf_merge_value(conf->max_connections, prev->max_connections,
+                         10000);
+    pst_conf_merge_value(conf->max_connections_per_ip,
+                         prev->max_connections_per_ip, 50);
+    pst_conf_merge_msec_value(conf->command_timeout, prev->command_timeout,
+                              5 * 60 * 1000);
+    pst_conf_merge_msec_value(conf->data_timeout, prev->data_timeout,
+                              3 * 60 * 1000);
+    pst_conf_merge_msec_value(conf->hook_timeout, prev->hook_timeout,
+                              30 * 1000);
+    pst_conf_merge_msec_value(conf->dns_timeout, prev->dns_timeout,
+                              10 * 1000);
+    pst_conf_merge_msec_value(conf->error_delay, prev->error_delay, 0);
+    pst_conf_merge_uint_value(conf->bare_newline, prev->bare_newline,
+                              PST_BARE_NL_NORMALIZE);
+    pst_conf_merge_value(conf->debug, prev->debug, 0);
+    pst_conf_merge_value(conf->pipelining, prev->pipelining, 1);
+    pst_conf_merge_value(conf->chunking, prev->chunking, 1);
+    pst_conf_merge_value(conf->smtputf8, prev->smtputf8, 1);
+    pst_conf_merge_value(conf->dsn, prev->dsn, 1);
+    pst_conf_merge_value(conf->vrfy, prev->vrfy, 0);
+    /* unset stays unset: on exactly when a resolver is configured */
+    pst_conf_merge_value(conf->reverse_lookup, prev->reverse_lookup,
+                         PST_CONF_UNSET);
+
+    if (conf->command_line_limit < PST_SMTP_MIN_LINE
+        || conf->command_line_limit > 32768)
+    {
+        return "smtp_command_line_limit must be between 512 (RFC 5321"
+               " 4.5.3.1.4) and 32k";
+    }
+
+    if (conf->text_line_limit != 0 && conf->text_line_limit < 1000) {
+        return "smtp_text_line_limit must be 0 (none) or at least 1000"
+               " (RFC 5321 4.5.3.1.6)";
+    }
+
+    if (conf->max_recipients != 0 && conf->max_recipients < 100) {
+        return "max_recipients must be at least 100 (RFC 5321 4.5.3.1.8)";
+    }
+
+    if (conf->header_size_limit < 4096) {
+        return "smtp_header_size_limit must be at least 4k";
+    }
+
+    if (conf->hostname.len == 0
+        || pst_smtp_check_domain(conf->hostname.data, conf->hostname.len, 0)
+           != PST_OK)
+    {
+        pst_conf_error(cf, "invalid hostname \"%.*s\": it must be a domain"
+                       " name (set \"hostname\")", (int) conf->hostname.len,
+                       conf->hostname.data);
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
+
+static void **
+pst_smtp_create_confs(pst_conf_t *cf)
+{
+    pst_module_entry_t  *me;
+    pst_uint_t           i;
+    void               **confs;
+
+    confs = pst_pcalloc(cf->pool, PST_MAX_MODULES * sizeof(void *));
+    if (confs == NULL) {
+        return NULL;
+    }
+
+    me = cf->cycle->modules.elts;
+    for (i = 0; i < cf->cycle->modules.nelts; i++) {
+        if (me[i].desc.create_srv_conf == NULL) {
+            continue;
+        }
+        confs[i] = me[i].desc.create_srv_conf(cf);
+        if (confs[i] == NULL) {
+            return NULL;
+        }
+    }
+
+    return confs;
+}
+
+
+static char *
+pst_smtp_parse_block(pst_conf_t *cf, unsigned ctx, void **confs,
+    signed char *enabled, pst_server_t *srv)
+{
+    pst_conf_t  saved;
+    int         rc;
+
+    saved = *cf;
+    cf->ctx = ctx;
+    cf->srv_conf = confs;
+    cf->enabled = enabled;
+    cf->server = srv;
+
+    rc = pst_conf_parse(cf, NULL);
+
+    saved.file = cf->file;
+    *cf = saved;
+
+    return rc == PST_OK ? PST_CONF_OK : PST_CONF_ERROR;
+}
+
+
+static char *
+pst_smtp_block(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_cycle_t  *cycle = cf->cycle;
+
+    (void) cmd;
+    (void) conf;
+
+    if (cycle->smtp_seen) {
+        return "is duplicate";
+    }
+    cycle->smtp_seen = 1;
+
+    cycle->smtp_srv_conf = pst_smtp_create_confs(cf);
+    cycle->smtp_enabled = pst_palloc(cf->pool, PST_MAX_MODULES);
+    if (cycle->smtp_srv_conf == NULL || cycle->smtp_enabled == NULL) {
+        return PST_CONF_ERROR;
+    }
+    memset(cycle->smtp_enabled, -1, PST_MAX_MODULES);
+
+    return pst_smtp_parse_block(cf, PST_CONF_SMTP, cycle->smtp_srv_conf,
+                                cycle->smtp_enabled, NULL);
+}
+
+
+static char *
+pst_smtp_server_block(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_server_t  *srv, **sp;
+    char          *rv;
+
+    (void) cmd;
+    (void) conf;
+
+    srv = pst_pcalloc(cf->pool, sizeof(pst_server_t));
+    if (srv == NULL) {
+        return PST_CONF_ERROR;
+    }
+
+    srv->srv_conf = pst_smtp_create_confs(cf);
+    srv->enabled = pst_palloc(cf->pool, PST_MAX_MODULES);
+    if (srv->srv_conf == NULL || srv->enabled == NULL) {
+        return PST_CONF_ERROR;
+    }
+    memset(srv->enabled, -1, PST_MAX_MODULES);
+
+    srv->conf = srv->srv_conf[1];     /* the smtp module is index 1 */
+    srv->file = cf->dir_file;
+    srv->line = cf->dir_line;
+    srv->index = cf->cycle->servers.nelts;
+
+    sp = pst_array_push(&cf->cycle->servers);
+    if (sp == NULL) {
+        return PST_CONF_ERROR;
+    }
+    *sp = srv;
+
+    rv = pst_smtp_parse_block(cf, PST_CONF_SRV, srv->srv_conf, srv->enabled,
+                              srv);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    if (!srv->has_listen) {
+        pst_conf_error_at(cf, srv->file, srv->line, "server block without"
+                          " a \"listen\" directive");
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
+
+static char *
+pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_listening_t  *ls, *l;
+    pst_sockaddr_t    sa;
+    pst_server_t    **sp;
+    pst_str_t        *args;
+    pst_uint_t        n, i;
+    socklen_t         len;
+    int64_t           backlog = 511;
+    unsigned          tls = 0, submission = 0, dflt = 0;
+
+    (void) cmd;
+    (void) conf;
+
+    args = pst_conf_args(cf, &n);
+
+    if (pst_listening_parse(cf, &args[1], &sa, &len) != PST_OK
+        || (args[1].len > 0 && args[1].data[args[1].len - 1] == ']'))
+    {
+        pst_conf_error(cf, "invalid listen address \"%s\" (use ADDRESS:PORT,"
+                       " [IPv6]:PORT or PORT)", args[1].data);
+        return PST_CONF_ERROR;
+    }
+
+    for (i = 2; i < n; i++) {
+        if (pst_str_eq(&args[i], "tls")) {
+            tls = 1;
+        } else if (pst_str_eq(&args[i], "submission")) {
+            submission = 1;
+        } else if (pst_str_eq(&args[i], "default_server")) {
+            dflt = 1;
+        } else if (args[i].len > 8
+                   && memcmp(args[i].data, "backlog=", 8) == 0)
+        {
+            backlog = pst_atoi(args[i].data + 8, args[i].len - 8, 65535);
+            if (backlog < 1) {
+                pst_conf_error(cf, "invalid \"%s\"", args[i].data);
+                return PST_CONF_ERROR;
+            }
+        } else {
+            pst_conf_error(cf, "unknown listen parameter \"%s\" (use tls,"
+                           " submission, default_server, backlog=N)",
+                           args[i].data);
+            return PST_CONF_ERROR;
+        }
+    }
+
+    ls = NULL;
+    l = cf->cycle->listening.elts;
+    for (i = 0; i < cf->cycle->listening.nelts; i++) {
+        if (l[i].socklen == len && memcmp(&l[i].sockaddr, &sa, len) == 0) {
+            ls = &l[i];
+            break;
+        }
+    }
+
+    if (ls != NULL) {
+        if (ls->tls != tls || ls->submission != submission) {
+            pst_conf_error(cf, "listen %s: options differ from the same"
+                           " address at %s:%lu", ls->addr_text,
+                           ls->conf_file, (unsigned long) ls->conf_line);
+            return PST_CONF_ERROR;
+        }
+        for (i = 0; i < ls->servers.nelts; i++) {
+            if (((pst_server_t **) ls->servers.elts)[i] == cf->server) {
+                return "is duplicate";
+            }
+        }
+        if (dflt) {
+            ls->server = cf->server;
+        }
+
+    } else {
+        ls = pst_array_push(&cf->cycle->listening);
+        if (ls == NULL) {
+            return PST_CONF_ERROR;
+        }
+        memset(ls, 0, sizeof(pst_listening_t));
+        ls->fd = -1;
+        ls->sockaddr = sa;
+        ls->socklen = len;
+        ls->backlog = (int) backlog;
+        ls->tls = tls;
+        ls->submission = submission;
+        ls->server = cf->server;
+        ls->handler = pst_smtp_init_connection;
+        ls->conf_file = cf->dir_file;
+        ls->conf_line = cf->dir_line;
+        ls->addr_text_len = pst_sock_ntop(&sa.sa, ls->addr_text,
+                                          sizeof(ls->addr_text), 1);
+        ls->servers.elts = pst_palloc(cf->pool, 4 * sizeof(pst_server_t *));
+        if (ls->servers.elts == NULL) {
+            return PST_CONF_ERROR;
+        }
+        ls->servers.size = sizeof(pst_server_t *);
+        ls->servers.nalloc = 4;
+        ls->servers.pool = cf->pool;
+    }
+
+    sp = pst_array_push(&ls->servers);
+    if (sp == NULL) {
+        return PST_CONF_ERROR;
+    }
+    *sp = cf->server;
+    cf->server->has_listen = 1;
+
+    return PST_CONF_OK;
+}

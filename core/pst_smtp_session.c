@@ -1,0 +1,1669 @@
+/*
+ * pst_smtp_session.c -- the SMTP session state machine.
+ *
+ * One session per client connection.  Input is read into s->in and
+ * consumed by the state's parser: command lines in COMMAND state, the
+ * message in DATA/BDAT state (pst_smtp_data.c).  Each command is looked
+ * up in the command table, checked (state, syntax, limits) and, when it
+ * has a phase, handed to the module hooks (pst_smtp_phase.c); the
+ * phase's done-callback writes the reply.  Replies are collected in
+ * s->out and flushed when the input runs dry (RFC 2920) or a command
+ * needs an answer before the client goes on.
+ *
+ * Nothing here blocks: a pending hook parks the session (state PHASE)
+ * and its completion continues it from a posted event.
+ */
+
+#include "pst_smtp.h"
+
+#define PST_SMTP_IN_SIZE       1024
+#define PST_SMTP_DATA_IN_SIZE  32768
+#define PST_SMTP_OUT_SIZE      512
+#define PST_SMTP_OUT_MAX       (256 * 1024)
+#define PST_SMTP_OUT_HIGH      (64 * 1024)
+
+typedef void (*pst_smtp_handler_pt)(pst_session_t *s);
+
+typedef struct {
+    const char                  *verb;
+    size_t                       len;
+    pst_smtp_cmd_e               id;
+    pst_smtp_handler_pt          handler;
+    unsigned                     flags;
+} pst_smtp_command_t;
+
+#define PST_CMD_JUNK      0x01     /* counts toward max_junk_commands */
+#define PST_CMD_LAST      0x02     /* must end a pipelined group */
+#define PST_CMD_ANYTIME   0x04     /* allowed after a 554 greeting */
+
+static void pst_smtp_read_handler(pst_event_t *ev);
+static void pst_smtp_write_handler(pst_event_t *ev);
+static int pst_smtp_read(pst_session_t *s);
+static int pst_smtp_process_commands(pst_session_t *s);
+static void pst_smtp_dispatch(pst_session_t *s, pst_str_t *line);
+static void pst_smtp_connect_start(pst_session_t *s);
+static void pst_smtp_connect_done(pst_session_t *s, pst_verdict_e v);
+static void pst_smtp_rdns_start(pst_session_t *s);
+static void pst_smtp_destroy(pst_session_t *s);
+static void pst_smtp_after_phase(pst_session_t *s);
+
+static void pst_smtp_cmd_helo(pst_session_t *s);
+static void pst_smtp_cmd_mail(pst_session_t *s);
+static void pst_smtp_cmd_rcpt(pst_session_t *s);
+static void pst_smtp_cmd_data(pst_session_t *s);
+static void pst_smtp_cmd_bdat(pst_session_t *s);
+static void pst_smtp_cmd_rset(pst_session_t *s);
+static void pst_smtp_cmd_noop(pst_session_t *s);
+static void pst_smtp_cmd_quit(pst_session_t *s);
+static void pst_smtp_cmd_help(pst_session_t *s);
+static void pst_smtp_cmd_vrfy(pst_session_t *s);
+static void pst_smtp_cmd_expn(pst_session_t *s);
+static void pst_smtp_cmd_starttls(pst_session_t *s);
+static void pst_smtp_cmd_auth(pst_session_t *s);
+
+static const pst_smtp_command_t  pst_smtp_commands[] = {
+    { "HELO", 4, PST_SMTP_CMD_HELO, pst_smtp_cmd_helo, PST_CMD_LAST },
+    { "EHLO", 4, PST_SMTP_CMD_EHLO, pst_smtp_cmd_helo, PST_CMD_LAST },
+    { "MAIL", 4, PST_SMTP_CMD_MAIL, pst_smtp_cmd_mail, 0 },
+    { "RCPT", 4, PST_SMTP_CMD_RCPT, pst_smtp_cmd_rcpt, 0 },
+    { "DATA", 4, PST_SMTP_CMD_DATA, pst_smtp_cmd_data, PST_CMD_LAST },
+    { "BDAT", 4, PST_SMTP_CMD_BDAT, pst_smtp_cmd_bdat, 0 },
+    { "RSET", 4, PST_SMTP_CMD_RSET, pst_smtp_cmd_rset,
+      PST_CMD_JUNK | PST_CMD_ANYTIME },
+    { "NOOP", 4, PST_SMTP_CMD_NOOP, pst_smtp_cmd_noop,
+      PST_CMD_JUNK | PST_CMD_LAST | PST_CMD_ANYTIME },
+    { "QUIT", 4, PST_SMTP_CMD_QUIT, pst_smtp_cmd_quit,
+      PST_CMD_LAST | PST_CMD_ANYTIME },
+    { "HELP", 4, PST_SMTP_CMD_HELP, pst_smtp_cmd_help,
+      PST_CMD_JUNK | PST_CMD_ANYTIME },
+    { "VRFY", 4, PST_SMTP_CMD_VRFY, pst_smtp_cmd_vrfy,
+      PST_CMD_JUNK | PST_CMD_LAST },
+    { "EXPN", 4, PST_SMTP_CMD_EXPN, pst_smtp_cmd_expn,
+      PST_CMD_JUNK | PST_CMD_LAST },
+    { "STARTTLS", 8, PST_SMTP_CMD_STARTTLS, pst_smtp_cmd_starttls,
+      PST_CMD_LAST },
+    { "AUTH", 4, PST_SMTP_CMD_AUTH, pst_smtp_cmd_auth, PST_CMD_LAST },
+    { NULL, 0, PST_SMTP_CMD_UNKNOWN, NULL, 0 }
+};
+
+static const char  *state_names[] = {
+    "CONNECT", "COMMAND", "PHASE", "DATA", "BDAT", "COMMIT", "TLS", "AUTH",
+    "CLOSING"
+};
+
+static pst_list_t  sessions = { &sessions, &sessions };
+static uint64_t    session_serial;
+
+
+/* ------------------------------------------------------------------ */
+/* Connection set-up                                                   */
+
+static void
+pst_smtp_refuse(pst_connection_t *c, const char *text)
+{
+    (void) !send(c->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+    pst_close_connection(c);
+}
+
+
+void
+pst_smtp_init_connection(pst_connection_t *c)
+{
+    pst_smtp_srv_conf_t  *conf;
+    pst_session_t        *s;
+    pst_pool_t           *pool;
+    u_char                addr[INET6_ADDRSTRLEN + 1];
+    size_t                n;
+    int                   rc;
+
+    conf = c->listening->server->conf;
+
+    rc = pst_conn_count_acquire(&c->sockaddr.sa, conf->max_connections,
+                                conf->max_connections_per_ip);
+    if (rc != PST_OK) {
+        n = pst_sock_ntop(&c->sockaddr.sa, addr, sizeof(addr), 0);
+        pst_log_error(PST_LOG_NOTICE, 0, "refused connection from %.*s: %s",
+                      (int) n, addr, rc == PST_BUSY
+                      ? "max_connections reached"
+                      : "max_connections_per_ip reached");
+        pst_smtp_refuse(c, rc == PST_BUSY
+            ? "421 4.3.2 Too many connections, try again later\r\n"
+            : "421 4.7.0 Too many connections from your address\r\n");
+        return;
+    }
+
+    pool = pst_create_pool(1536);
+    if (pool == NULL) {
+        pst_conn_count_release(&c->sockaddr.sa);
+        pst_close_connection(c);
+        return;
+    }
+
+    s = pst_pcalloc(pool, sizeof(pst_session_t));
+    if (s == NULL) {
+        goto failed;
+    }
+
+    s->pool = pool;
+    s->c = c;
+    s->ls = c->listening;
+    s->server = c->listening->server;
+    s->conf = conf;
+    s->limit_counted = 1;
+    s->start = pst_current_time_sec;
+    s->id = ((uint64_t) pst_proc_slot_index << 40)
+            | (++session_serial & 0xffffffffffULL);
+    s->state = PST_SMTP_S_CONNECT;
+
+    s->in = pst_buf_alloc(PST_SMTP_IN_SIZE);
+    if (s->in == NULL) {
+        goto failed;
+    }
+
+    n = pst_sock_ntop(&c->sockaddr.sa, addr, sizeof(addr), 0);
+    s->client_addr.data = pst_palloc(pool, n + 1);
+    if (s->client_addr.data == NULL) {
+        pst_buf_destroy(s->in);
+        goto failed;
+    }
+    memcpy(s->client_addr.data, addr, n + 1);
+    s->client_addr.len = n;
+
+    c->data = s;
+    c->read.handler = pst_smtp_read_handler;
+    c->write.handler = pst_smtp_write_handler;
+
+    pst_smtp_session_register(s);
+    pst_list_insert_tail(&sessions, &s->link);
+
+    if (conf->debug) {
+        pst_log_session(s, PST_LOG_INFO, "connect from %s to %s",
+                        s->client_addr.data, s->ls->addr_text);
+    }
+
+    /* TLS listeners hand over to pst_ssl before the greeting (issue 3) */
+
+    pst_smtp_set_timer(s, conf->command_timeout);
+
+    if (conf->reverse_lookup == 1
+        || (conf->reverse_lookup == PST_CONF_UNSET && pst_dns_configured()))
+    {
+        pst_smtp_rdns_start(s);
+        return;
+    }
+
+    pst_smtp_connect_start(s);
+    return;
+
+failed:
+
+    pst_conn_count_release(&c->sockaddr.sa);
+    pst_destroy_pool(pool);
+    pst_close_connection(c);
+}
+
+
+/* Reverse lookup, confirmed by a forward lookup (FCrDNS). */
+
+static void
+pst_smtp_rdns_forward(void *data, const pst_dns_answer_t *a)
+{
+    pst_session_t  *s = data;
+    char            text[INET6_ADDRSTRLEN + 1];
+    pst_uint_t      i;
+
+    s->dns = NULL;
+
+    for (i = 0; a->status == PST_DNS_OK && i < a->count; i++) {
+        if (pst_dns_rr_addr(a, i, text, sizeof(text)) == PST_OK
+            && strlen(text) == s->client_addr.len
+            && memcmp(text, s->client_addr.data, s->client_addr.len) == 0)
+        {
+            s->client_name = s->ptr_name;
+            break;
+        }
+    }
+
+    pst_smtp_connect_start(s);
+}
+
+
+static void
+pst_smtp_rdns_ptr(void *data, const pst_dns_answer_t *a)
+{
+    pst_session_t  *s = data;
+    char            name[256];
+    size_t          n;
+
+    s->dns = NULL;
+
+    if (a->status != PST_DNS_OK || a->count == 0
+        || pst_dns_rr_name(a, 0, 0, name, sizeof(name)) != PST_OK
+        || !pst_dns_name_safe(name))
+    {
+        pst_smtp_connect_start(s);
+        return;
+    }
+
+    n = strlen(name);
+    s->ptr_name.data = pst_palloc(s->pool, n + 1);
+    if (s->ptr_name.data == NULL) {
+        pst_smtp_connect_start(s);
+        return;
+    }
+    pst_strlow(s->ptr_name.data, (u_char *) name, n + 1);
+    s->ptr_name.len = n;
+
+    s->dns = pst_dns_resolve(name, s->c->sockaddr.sa.sa_family == AF_INET6
+                                   ? PST_DNS_AAAA : PST_DNS_A,
+                             s->conf->dns_timeout, pst_smtp_rdns_forward, s);
+    if (s->dns == NULL) {
+        pst_smtp_connect_start(s);
+    }
+}
+
+
+static void
+pst_smtp_rdns_start(pst_session_t *s)
+{
+    char  name[128];
+
+    if (pst_dns_reverse_name(&s->c->sockaddr.sa, NULL, name, sizeof(name))
+        != PST_OK)
+    {
+        pst_smtp_connect_start(s);
+        return;
+    }
+
+    s->dns = pst_dns_resolve(name, PST_DNS_PTR, s->conf->dns_timeout,
+                             pst_smtp_rdns_ptr, s);
+    if (s->dns == NULL) {
+        pst_smtp_connect_start(s);
+    }
+}
+
+
+static void
+pst_smtp_connect_start(pst_session_t *s)
+{
+    pst_smtp_run_phase(s, PST_PHASE_CONNECT, pst_smtp_connect_done);
+}
+
+
+static void
+pst_smtp_connect_done(pst_session_t *s, pst_verdict_e v)
+{
+    pst_call_t  *call = &s->call;
+
+    switch (v) {
+    case PST_HOOK_CONTINUE:
+    case PST_HOOK_ACCEPT:
+        pst_smtp_reply(s, 220, NULL, "%.*s %.*s",
+                       (int) s->conf->hostname.len, s->conf->hostname.data,
+                       (int) s->conf->banner.len, s->conf->banner.data);
+        break;
+
+    case PST_HOOK_REJECT:
+        /* RFC 5321 3.1: 554 greeting, then 503 to all but QUIT */
+        s->rejected = 1;
+        pst_smtp_reply(s, call->code ? call->code : 554,
+                       call->ecode[0] ? call->ecode : "5.7.1",
+                       "%.*s", (int) (call->text_len ? call->text_len : 13),
+                       call->text_len ? (char *) call->text
+                                      : "Access denied");
+        s->errors--;
+        break;
+
+    default:
+        pst_smtp_reply(s, 421, call->ecode[0] ? call->ecode : "4.7.0",
+                       "%.*s", (int) (call->text_len ? call->text_len : 31),
+                       call->text_len ? (char *) call->text
+                                      : "Service not available, closing");
+        pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+        pst_smtp_continue(s);
+        return;
+    }
+
+    s->greeted = 1;
+    if (pst_buf_size(s->in) > 0) {
+        /* it spoke before our greeting */
+        s->early_talker = 1;
+    }
+    pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
+    pst_smtp_continue(s);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* State, timers, replies                                              */
+
+void
+pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st)
+{
+    if (s->conf->debug && s->state != st) {
+        pst_log_session(s, PST_LOG_DEBUG, "state %s -> %s",
+                        state_names[s->state], state_names[st]);
+    }
+    s->state = st;
+}
+
+
+void
+pst_smtp_set_timer(pst_session_t *s, pst_msec_t ms)
+{
+    pst_event_add_timer(&s->c->read, ms);
+}
+
+
+void
+pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
+    size_t n)
+{
+    u_char  buf[512];
+
+    if (!s->conf->debug) {
+        return;
+    }
+
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r')) {
+        n--;
+    }
+
+    if (client && (s->state == PST_SMTP_S_AUTH
+                   || (n > 5 && pst_strncasecmp(p, (u_char *) "AUTH ", 5)
+                                == 0)))
+    {
+        /* never log credentials: keep the verb and mechanism only */
+        const u_char  *sp = (n > 5) ? memchr(p + 5, ' ', n - 5) : NULL;
+
+        if (s->state == PST_SMTP_S_AUTH) {
+            n = 0;
+        } else if (sp != NULL) {
+            n = (size_t) (sp - p);
+        }
+        pst_sanitize(buf, sizeof(buf), p, n);
+        pst_log_session(s, PST_LOG_INFO, "< %s%s", buf,
+                        (s->state == PST_SMTP_S_AUTH || sp) ? " ***" : "");
+        return;
+    }
+
+    pst_sanitize(buf, sizeof(buf), p, n);
+    pst_log_session(s, PST_LOG_INFO, "%s %s", client ? "<" : ">", buf);
+}
+
+
+static int
+pst_smtp_out(pst_session_t *s, const u_char *p, size_t n)
+{
+    if (s->out == NULL) {
+        s->out = pst_buf_alloc(pst_max(PST_SMTP_OUT_SIZE, n));
+        if (s->out == NULL) {
+            return PST_ERROR;
+        }
+    }
+
+    return pst_buf_append(s->out, p, n, PST_SMTP_OUT_MAX);
+}
+
+
+void
+pst_smtp_reply_raw(pst_session_t *s, const char *text, size_t len)
+{
+    if (pst_smtp_out(s, (const u_char *) text, len) != PST_OK) {
+        /* a client that does not read its replies */
+        s->closing = 1;
+        return;
+    }
+    pst_smtp_protocol_log(s, 0, (const u_char *) text, len);
+}
+
+
+void
+pst_smtp_reply(pst_session_t *s, int code, const char *ecode,
+    const char *fmt, ...)
+{
+    va_list  ap;
+    char     line[600];
+    int      n, k;
+
+    if (ecode != NULL && ecode[0] != '\0') {
+        n = snprintf(line, sizeof(line), "%d %s ", code, ecode);
+    } else {
+        n = snprintf(line, sizeof(line), "%d ", code);
+    }
+
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, sizeof(line) - (size_t) n - 2, fmt, ap);
+    va_end(ap);
+
+    if (k < 0) {
+        k = 0;
+    }
+    n += pst_min(k, (int) (sizeof(line) - (size_t) n - 3));
+    line[n++] = '\r';
+    line[n++] = '\n';
+
+    if (code >= 400) {
+        s->errors++;
+    }
+
+    pst_smtp_reply_raw(s, line, (size_t) n);
+}
+
+
+/* A verdict's reply, with defaults for the phase. */
+static void
+pst_smtp_verdict_reply(pst_session_t *s, pst_verdict_e v, int dcode,
+    const char *decode, const char *dtext)
+{
+    pst_call_t  *call = &s->call;
+    int          code;
+
+    code = call->code ? call->code : dcode;
+
+    /* a module may not turn a rejection into a success */
+    if (v == PST_HOOK_REJECT && (code < 500 || code > 599)) {
+        code = dcode >= 500 ? dcode : 550;
+    }
+    if ((v == PST_HOOK_TEMPFAIL || v == PST_HOOK_DISCONNECT)
+        && (code < 400 || code > 499))
+    {
+        code = v == PST_HOOK_DISCONNECT ? 421 : 451;
+    }
+
+    pst_smtp_reply(s, code, call->ecode[0] ? call->ecode : decode, "%.*s",
+                   (int) (call->text_len ? call->text_len : strlen(dtext)),
+                   call->text_len ? (char *) call->text : dtext);
+
+    if (v == PST_HOOK_DISCONNECT) {
+        pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+    }
+}
+
+
+/* Send what s->out holds.  PST_OK: all sent; PST_AGAIN: the rest waits
+ * for the write event; PST_ERROR: the client is gone (s->closing). */
+int
+pst_smtp_flush(pst_session_t *s)
+{
+    pst_connection_t  *c = s->c;
+    ssize_t            n;
+
+    while (s->out != NULL && pst_buf_size(s->out) > 0) {
+        n = c->send(c, s->out->pos, pst_buf_size(s->out));
+
+        if (n > 0) {
+            s->out->pos += n;
+            continue;
+        }
+
+        if (n == PST_AGAIN) {
+            /* wait for the write event; bound the wait */
+            pst_event_add_timer(&c->read, s->conf->command_timeout);
+            return PST_AGAIN;
+        }
+
+        s->eof = 1;
+        s->closing = 1;
+        return PST_ERROR;
+    }
+
+    if (s->out != NULL) {
+        s->out->pos = s->out->start;
+        s->out->last = s->out->start;
+        if (pst_buf_capacity(s->out) > 4096) {
+            /* idle sessions keep little memory */
+            pst_buf_destroy(s->out);
+            s->out = NULL;
+        }
+    }
+
+    return PST_OK;
+}
+
+
+/* Close when the loop is done with the session: after the last reply
+ * went out (state CLOSING) or at once (s->closing). */
+static int
+pst_smtp_finalize(pst_session_t *s)
+{
+    int  rc;
+
+    if (s->closing) {
+        if (s->state == PST_SMTP_S_COMMIT) {
+            return PST_AGAIN;       /* the commit completion closes */
+        }
+        pst_smtp_destroy(s);
+        return PST_DONE;
+    }
+
+    if (s->state != PST_SMTP_S_CLOSING) {
+        return PST_OK;
+    }
+
+    rc = pst_smtp_flush(s);
+    if (rc == PST_AGAIN) {
+        return PST_AGAIN;
+    }
+
+    pst_smtp_destroy(s);
+    return PST_DONE;
+}
+
+
+static void
+pst_smtp_write_handler(pst_event_t *ev)
+{
+    pst_connection_t  *c = ev->data;
+    pst_session_t     *s = c->data;
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+        s->closing = 1;
+        (void) pst_smtp_finalize(s);
+        return;
+    }
+
+    if (s->out == NULL || pst_buf_size(s->out) == 0
+        || s->in_process)
+    {
+        return;
+    }
+
+    (void) pst_smtp_flush(s);
+
+    if (pst_smtp_finalize(s) != PST_OK) {
+        return;
+    }
+
+    if ((s->out == NULL || pst_buf_size(s->out) == 0) && s->reading_paused)
+    {
+        s->reading_paused = 0;
+        pst_smtp_continue(s);
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Input                                                               */
+
+/* Read what the socket has: PST_OK (got bytes), PST_AGAIN, PST_DONE
+ * (client closed), PST_ERROR. */
+static int
+pst_smtp_read(pst_session_t *s)
+{
+    pst_connection_t  *c = s->c;
+    size_t             want;
+    ssize_t            n;
+
+    if (pst_buf_free(s->in) == 0) {
+        pst_buf_compact(s->in);
+    }
+
+    if (pst_buf_free(s->in) == 0) {
+        want = pst_buf_capacity(s->in) * 2;
+        if (s->state == PST_SMTP_S_DATA || s->state == PST_SMTP_S_BDAT) {
+            want = pst_max(want, PST_SMTP_DATA_IN_SIZE);
+        }
+        if (want > PST_SMTP_DATA_IN_SIZE * 2) {
+            /* a parser that cannot make progress: never read with 0 */
+            return PST_AGAIN;
+        }
+        if (pst_buf_resize(s->in, want) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+
+    n = c->recv(c, s->in->last, pst_buf_free(s->in));
+
+    if (n > 0) {
+        s->in->last += n;
+        return PST_OK;
+    }
+
+    if (n == PST_AGAIN) {
+        return PST_AGAIN;
+    }
+
+    return n == 0 ? PST_DONE : PST_ERROR;
+}
+
+
+static void
+pst_smtp_timeout(pst_session_t *s)
+{
+    pst_log_session(s, PST_LOG_INFO, "timeout in state %s",
+                    state_names[s->state]);
+
+    if (s->state == PST_SMTP_S_COMMIT) {
+        return;    /* our own disk: the commit always completes */
+    }
+
+    pst_smtp_reply(s, 421, "4.4.2", "%.*s Error: timeout exceeded",
+                   (int) s->conf->hostname.len, s->conf->hostname.data);
+    pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+    (void) pst_smtp_finalize(s);
+}
+
+
+static void
+pst_smtp_read_handler(pst_event_t *ev)
+{
+    pst_connection_t  *c = ev->data;
+    pst_session_t     *s = c->data;
+    int                rc;
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+        pst_smtp_timeout(s);
+        return;
+    }
+
+    switch (s->state) {
+    case PST_SMTP_S_COMMAND:
+    case PST_SMTP_S_DATA:
+    case PST_SMTP_S_BDAT:
+        if (!s->reading_paused) {
+            pst_smtp_continue(s);
+        }
+        return;
+
+    case PST_SMTP_S_CONNECT:
+    case PST_SMTP_S_PHASE:
+    case PST_SMTP_S_COMMIT:
+        /* not our turn to read: buffer what comes (bounded) and notice
+         * a client that goes away */
+        if (pst_buf_free(s->in) == 0 && pst_buf_capacity(s->in)
+                                         >= PST_SMTP_DATA_IN_SIZE)
+        {
+            return;
+        }
+        rc = pst_smtp_read(s);
+        if (rc == PST_DONE || rc == PST_ERROR) {
+            s->eof = 1;
+            pst_smtp_close_session(s);
+        }
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+/*
+ * Drive the session: consume buffered input in the current state, read
+ * more when needed, flush replies before waiting.  Called from the read
+ * handler and when an asynchronous step (hook, commit) completes.  It
+ * is the only place that destroys a session while it runs: anything
+ * called from inside the loop only sets s->closing or enters CLOSING.
+ */
+void
+pst_smtp_continue(pst_session_t *s)
+{
+    pst_connection_t  *c = s->c;
+    int                rc;
+
+    if (s->in_process) {
+        return;            /* the running loop sees the new state */
+    }
+
+    s->in_process = 1;
+
+    for ( ;; ) {
+        if (s->closing) {
+            break;
+        }
+
+        switch (s->state) {
+        case PST_SMTP_S_COMMAND:
+            rc = pst_smtp_process_commands(s);
+            break;
+        case PST_SMTP_S_DATA:
+        case PST_SMTP_S_BDAT:
+            pst_smtp_data_read(s);
+            rc = (s->state == PST_SMTP_S_DATA
+                  || s->state == PST_SMTP_S_BDAT) ? PST_AGAIN : PST_OK;
+            break;
+        default:
+            rc = PST_BUSY;
+        }
+
+        if (s->closing || s->state == PST_SMTP_S_CLOSING) {
+            break;
+        }
+
+        if (rc == PST_BUSY) {
+            (void) pst_smtp_flush(s);
+            break;
+        }
+
+        if (rc == PST_OK) {
+            continue;          /* the state changed: consume in the new one */
+        }
+
+        /* need input: answer what we have before waiting */
+        if (s->out != NULL && pst_buf_size(s->out) > 0) {
+            if (pst_smtp_flush(s) == PST_ERROR) {
+                break;
+            }
+            if (s->out != NULL && pst_buf_size(s->out) > PST_SMTP_OUT_HIGH)
+            {
+                s->reading_paused = 1;
+                break;
+            }
+        }
+
+        if (!c->read.ready) {
+            pst_smtp_set_timer(s, s->state == PST_SMTP_S_COMMAND
+                                  ? s->conf->command_timeout
+                                  : s->conf->data_timeout);
+            break;
+        }
+
+        rc = pst_smtp_read(s);
+
+        if (rc == PST_AGAIN) {
+            if (c->read.ready) {
+                /* the parser made no room: cannot happen, never spin */
+                pst_log_session(s, PST_LOG_ALERT, "input buffer stuck");
+                s->closing = 1;
+            }
+            continue;
+        }
+
+        if (rc != PST_OK) {
+            s->eof = 1;
+            if (s->state == PST_SMTP_S_DATA || s->state == PST_SMTP_S_BDAT) {
+                pst_log_session(s, PST_LOG_INFO, "client closed during"
+                                " message data: nothing stored");
+            }
+            s->closing = 1;
+            break;
+        }
+    }
+
+    s->in_process = 0;
+    (void) pst_smtp_finalize(s);
+}
+
+
+/* Consume command lines until the input runs out (PST_AGAIN), the state
+ * changes (PST_OK) or the session waits for something (PST_BUSY). */
+static int
+pst_smtp_process_commands(pst_session_t *s)
+{
+    pst_smtp_line_e  lr;
+    pst_str_t        line;
+
+    while (s->state == PST_SMTP_S_COMMAND && !s->closing) {
+
+        if (s->errors >= (pst_uint_t) s->conf->max_errors
+            && s->conf->max_errors > 0)
+        {
+            pst_log_session(s, PST_LOG_NOTICE, "too many errors");
+            pst_smtp_reply(s, 421, "4.7.0", "%.*s Error: too many errors",
+                           (int) s->conf->hostname.len,
+                           s->conf->hostname.data);
+            pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+            break;
+        }
+
+        if (s->out != NULL && pst_buf_size(s->out) > PST_SMTP_OUT_HIGH) {
+            return PST_AGAIN;
+        }
+
+        lr = pst_smtp_read_line(s->in, s->conf->command_line_limit,
+                                s->conf->bare_newline == PST_BARE_NL_REJECT,
+                                &s->skipping, &line);
+
+        switch (lr) {
+        case PST_SMTP_LINE_AGAIN:
+            return PST_AGAIN;
+
+        case PST_SMTP_LINE_TOO_LONG:
+            pst_smtp_reply(s, 500, "5.5.2", "Error: line too long");
+            continue;
+
+        case PST_SMTP_LINE_BARE_LF:
+            pst_smtp_reply(s, 500, "5.5.2", "Error: bare <LF> received");
+            continue;
+
+        case PST_SMTP_LINE_BAD_CHAR:
+            pst_smtp_reply(s, 500, "5.5.2",
+                           "Error: invalid character in command");
+            continue;
+
+        case PST_SMTP_LINE_OK:
+            break;
+        }
+
+        pst_smtp_protocol_log(s, 1, line.data, line.len);
+        pst_smtp_dispatch(s, &line);
+    }
+
+    if (s->state == PST_SMTP_S_CLOSING) {
+        return PST_BUSY;
+    }
+
+    return s->state == PST_SMTP_S_COMMAND ? PST_AGAIN
+           : (s->state == PST_SMTP_S_PHASE || s->state == PST_SMTP_S_COMMIT
+              || s->state == PST_SMTP_S_TLS || s->state == PST_SMTP_S_AUTH)
+             ? PST_BUSY : PST_OK;
+}
+
+
+static void
+pst_smtp_dispatch(pst_session_t *s, pst_str_t *line)
+{
+    const pst_smtp_command_t  *cmd;
+    u_char                    *p, *end;
+    size_t                     vlen;
+
+    p = line->data;
+    end = p + line->len;
+
+    while (p < end && *p != ' ') {
+        p++;
+    }
+    vlen = (size_t) (p - line->data);
+
+    for (cmd = pst_smtp_commands; cmd->verb != NULL; cmd++) {
+        if (cmd->len == vlen
+            && pst_strncasecmp(line->data, (u_char *) cmd->verb, vlen) == 0)
+        {
+            break;
+        }
+    }
+
+    if (cmd->verb == NULL) {
+        pst_smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
+        return;
+    }
+
+    /* arguments: after one space (tolerate several) */
+    while (p < end && *p == ' ') {
+        p++;
+    }
+    s->arg.data = p;
+    s->arg.len = (size_t) (end - p);
+    while (s->arg.len > 0 && s->arg.data[s->arg.len - 1] == ' ') {
+        s->arg.len--;
+    }
+    s->cmd = cmd->id;
+
+    if (s->rejected && !(cmd->flags & PST_CMD_ANYTIME)) {
+        pst_smtp_reply(s, 503, "5.7.0", "Error: access denied");
+        return;
+    }
+
+    if (cmd->flags & PST_CMD_JUNK) {
+        if (++s->junk > (pst_uint_t) s->conf->max_junk_commands
+            && s->conf->max_junk_commands > 0)
+        {
+            pst_smtp_reply(s, 421, "4.7.0", "%.*s Error: too many"
+                           " commands without mail",
+                           (int) s->conf->hostname.len,
+                           s->conf->hostname.data);
+            pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+            return;
+        }
+    }
+
+    /* RFC 2920: pipelining needs the extension, and some commands must
+     * end a group; note a client that does not wait */
+    if (pst_buf_size(s->in) > 0 && !s->bad_pipelining
+        && (!s->esmtp || !s->conf->pipelining || (cmd->flags & PST_CMD_LAST)))
+    {
+        s->bad_pipelining = 1;
+        pst_log_session(s, PST_LOG_INFO, "improper command pipelining after"
+                        " %s", cmd->verb);
+    }
+
+    cmd->handler(s);
+}
+
+
+/* A phase completed: if we were called from inside the command loop the
+ * loop goes on by itself, otherwise restart the session from here. */
+static void
+pst_smtp_after_phase(pst_session_t *s)
+{
+    if (s->state == PST_SMTP_S_PHASE) {
+        pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
+    }
+
+    pst_smtp_continue(s);
+}
+
+
+static void
+pst_smtp_run(pst_session_t *s, pst_phase_e phase, pst_phase_done_pt done)
+{
+    pst_smtp_enter_state(s, PST_SMTP_S_PHASE);
+    pst_smtp_run_phase(s, phase, done);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+
+int
+pst_smtp_new_tx(pst_session_t *s)
+{
+    pst_smtp_tx_t  *tx;
+    pst_pool_t     *pool;
+
+    pool = pst_create_pool(2048);
+    if (pool == NULL) {
+        return PST_ERROR;
+    }
+
+    tx = pst_pcalloc(pool, sizeof(pst_smtp_tx_t));
+    if (tx == NULL) {
+        pst_destroy_pool(pool);
+        return PST_ERROR;
+    }
+
+    tx->pool = pool;
+    tx->start = pst_current_time_sec;
+    pst_spool_new_id(tx->id_data);
+    tx->id.data = tx->id_data;
+    tx->id.len = PST_QUEUE_ID_LEN;
+
+    tx->rcpts.elts = pst_palloc(pool, 4 * sizeof(pst_smtp_rcpt_t));
+    if (tx->rcpts.elts == NULL) {
+        pst_destroy_pool(pool);
+        return PST_ERROR;
+    }
+    tx->rcpts.size = sizeof(pst_smtp_rcpt_t);
+    tx->rcpts.nalloc = 4;
+    tx->rcpts.pool = pool;
+
+    s->tx = tx;
+    return PST_OK;
+}
+
+
+void
+pst_smtp_tx_free(pst_session_t *s)
+{
+    pst_smtp_tx_t  *tx = s->tx;
+
+    if (tx == NULL) {
+        return;
+    }
+
+    pst_smtp_tx_abort(s);
+    pst_buf_destroy(tx->wbuf);
+    pst_buf_destroy(tx->data.hdr);
+    s->tx = NULL;
+    pst_destroy_pool(tx->pool);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                            */
+
+static int
+pst_smtp_no_args(pst_session_t *s, const char *syntax)
+{
+    if (s->arg.len != 0) {
+        pst_smtp_reply(s, 501, "5.5.4", "Syntax: %s", syntax);
+        return 0;
+    }
+    return 1;
+}
+
+
+static void
+pst_smtp_helo_done(pst_session_t *s, pst_verdict_e v)
+{
+    pst_smtp_srv_conf_t  *conf = s->conf;
+    char                  buf[1024];
+    int                   n;
+
+    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
+        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 550 : 451,
+                               v == PST_HOOK_REJECT ? "5.7.1" : "4.7.1",
+                               v == PST_HOOK_REJECT ? "HELO rejected"
+                                   : "HELO temporarily rejected");
+        s->helo.len = 0;
+        s->helo.data = NULL;
+        s->helo_seen = 0;
+        s->esmtp = 0;
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    s->helo_seen = 1;
+
+    if (s->cmd == PST_SMTP_CMD_HELO) {
+        s->esmtp = 0;
+        pst_smtp_reply(s, 250, NULL, "%.*s", (int) conf->hostname.len,
+                       conf->hostname.data);
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    s->esmtp = 1;
+
+    n = snprintf(buf, sizeof(buf), "250-%.*s\r\n",
+                 (int) conf->hostname.len, conf->hostname.data);
+    if (conf->pipelining) {
+        n += snprintf(buf + n, sizeof(buf) - n, "250-PIPELINING\r\n");
+    }
+    n += snprintf(buf + n, sizeof(buf) - n, "250-SIZE %zu\r\n",
+                  conf->message_size_limit);
+    n += snprintf(buf + n, sizeof(buf) - n, "250-8BITMIME\r\n");
+    n += snprintf(buf + n, sizeof(buf) - n, "250-ENHANCEDSTATUSCODES\r\n");
+    if (conf->smtputf8) {
+        n += snprintf(buf + n, sizeof(buf) - n, "250-SMTPUTF8\r\n");
+    }
+    if (conf->dsn) {
+        n += snprintf(buf + n, sizeof(buf) - n, "250-DSN\r\n");
+    }
+    if (conf->chunking) {
+        n += snprintf(buf + n, sizeof(buf) - n, "250-CHUNKING\r\n");
+    }
+    n += snprintf(buf + n, sizeof(buf) - n, "250 HELP\r\n");
+
+    pst_smtp_reply_raw(s, buf, (size_t) n);
+    pst_smtp_after_phase(s);
+}
+
+
+static void
+pst_smtp_cmd_helo(pst_session_t *s)
+{
+    const char  *verb = s->cmd == PST_SMTP_CMD_HELO ? "HELO" : "EHLO";
+    u_char      *p;
+    size_t       i;
+
+    if (s->arg.len == 0) {
+        pst_smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
+        return;
+    }
+
+    if (s->arg.len > PST_SMTP_DOMAIN_MAX) {
+        pst_smtp_reply(s, 501, "5.5.4", "Error: %s argument too long", verb);
+        return;
+    }
+
+    for (i = 0; i < s->arg.len; i++) {
+        if (s->arg.data[i] < 0x21 || s->arg.data[i] == 0x7f) {
+            if (s->arg.data[i] == ' ') {
+                /* "EHLO name trailing words": keep the first word */
+                s->arg.len = i;
+                break;
+            }
+            pst_smtp_reply(s, 501, "5.5.4", "Error: invalid %s argument",
+                           verb);
+            return;
+        }
+    }
+
+    /* EHLO is also an implicit RSET (RFC 5321 4.1.4) */
+    pst_smtp_tx_free(s);
+
+    p = pst_palloc(s->pool, s->arg.len + 1);
+    if (p == NULL) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return;
+    }
+    memcpy(p, s->arg.data, s->arg.len);
+    p[s->arg.len] = '\0';
+    s->helo.data = p;
+    s->helo.len = s->arg.len;
+
+    pst_smtp_run(s, PST_PHASE_HELO, pst_smtp_helo_done);
+}
+
+
+static void
+pst_smtp_mail_done(pst_session_t *s, pst_verdict_e v)
+{
+    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
+        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 550 : 451,
+                               v == PST_HOOK_REJECT ? "5.7.1" : "4.7.1",
+                               v == PST_HOOK_REJECT ? "Sender rejected"
+                                   : "Sender temporarily rejected");
+        pst_smtp_tx_free(s);
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    s->messages++;
+    s->junk = 0;
+
+    if (s->call.text_len && s->call.code >= 200 && s->call.code < 300) {
+        pst_smtp_reply(s, 250, "2.1.0", "%.*s", (int) s->call.text_len,
+                       s->call.text);
+    } else {
+        pst_smtp_reply(s, 250, "2.1.0", "Ok");
+    }
+    pst_smtp_after_phase(s);
+}
+
+
+static int
+pst_smtp_prefix(pst_session_t *s, const char *prefix, size_t n)
+{
+    if (s->arg.len < n
+        || pst_strncasecmp(s->arg.data, (u_char *) prefix, n) != 0)
+    {
+        return 0;
+    }
+    s->arg.data += n;
+    s->arg.len -= n;
+    /* tolerated: "MAIL FROM: <a@b>" */
+    while (s->arg.len > 0 && s->arg.data[0] == ' ') {
+        s->arg.data++;
+        s->arg.len--;
+    }
+    return 1;
+}
+
+
+static void
+pst_smtp_cmd_mail(pst_session_t *s)
+{
+    pst_smtp_srv_conf_t  *conf = s->conf;
+    pst_smtp_error_t      err;
+    pst_smtp_path_t       path;
+    pst_smtp_params_t     prm;
+    u_char               *p, *end;
+
+    if (!s->helo_seen) {
+        pst_smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+
+    if (s->tx != NULL) {
+        pst_smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+        return;
+    }
+
+    if (conf->max_messages > 0
+        && s->messages >= (pst_uint_t) conf->max_messages)
+    {
+        pst_smtp_reply(s, 452, "4.5.3", "Error: too many messages in this"
+                       " session");
+        return;
+    }
+
+    if (!pst_smtp_prefix(s, "FROM:", 5)) {
+        pst_smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        return;
+    }
+
+    if (pst_smtp_new_tx(s) != PST_OK) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return;
+    }
+
+    p = s->arg.data;
+    end = p + s->arg.len;
+
+    if (pst_smtp_parse_path(s->tx->pool, &p, end, 1, 1, &path, &err)
+        != PST_OK
+        || (p < end && *p != ' ')
+        || pst_smtp_parse_params(s->tx->pool, p, end, 1, &prm, &err)
+           != PST_OK)
+    {
+        if (p < end && *p != ' ' && err.code == 0) {
+            err.code = 501;
+            err.ecode = "5.5.4";
+            err.text = "Syntax: MAIL FROM:<address> [parameters]";
+        }
+        pst_smtp_reply(s, err.code, err.ecode, "%s", err.text);
+        pst_smtp_tx_free(s);
+        return;
+    }
+
+    if (!s->esmtp && (prm.size >= 0 || prm.body || prm.smtputf8 || prm.ret
+                      || prm.envid.data || prm.auth.data))
+    {
+        pst_smtp_reply(s, 555, "5.5.4", "Error: parameters need EHLO");
+        pst_smtp_tx_free(s);
+        return;
+    }
+
+    if ((prm.smtputf8 && !conf->smtputf8)
+        || ((prm.ret || prm.envid.data) && !conf->dsn))
+    {
+        pst_smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter");
+        pst_smtp_tx_free(s);
+        return;
+    }
+
+    if (path.utf8 && !prm.smtputf8) {
+        pst_smtp_reply(s, 553, "5.6.7", "Error: non-ASCII address needs"
+                       " SMTPUTF8");
+        pst_smtp_tx_free(s);
+        return;
+    }
+
+    if (prm.size > 0 && (uint64_t) prm.size > conf->message_size_limit) {
+        pst_smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed"
+                       " limit");
+        pst_smtp_tx_free(s);
+        return;
+    }
+
+    s->tx->sender = path.addr;
+    s->tx->params = prm;
+    s->path = path;
+
+    pst_smtp_run(s, PST_PHASE_MAIL, pst_smtp_mail_done);
+}
+
+
+static void
+pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
+{
+    pst_smtp_rcpt_t  *r;
+
+    if (v == PST_HOOK_CONTINUE) {
+        /* nobody accepted this recipient: never an open relay */
+        pst_smtp_reply(s, 550, "5.7.1", "<%.*s>: Relay access denied",
+                       (int) s->path.addr.len, s->path.addr.data);
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    if (v != PST_HOOK_ACCEPT) {
+        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 550 : 450,
+                               v == PST_HOOK_REJECT ? "5.1.1" : "4.7.1",
+                               v == PST_HOOK_REJECT
+                                   ? "Recipient address rejected"
+                                   : "Recipient temporarily rejected");
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    r = pst_array_push(&s->tx->rcpts);
+    if (r == NULL) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    r->addr = s->path.addr;
+    r->notify = s->params.notify;
+    r->orcpt_type = s->params.orcpt_type;
+    r->orcpt = s->params.orcpt;
+
+    pst_smtp_reply(s, 250, "2.1.5", "Ok");
+    pst_smtp_after_phase(s);
+}
+
+
+static void
+pst_smtp_cmd_rcpt(pst_session_t *s)
+{
+    pst_smtp_srv_conf_t  *conf = s->conf;
+    pst_smtp_error_t      err;
+    u_char               *p, *end;
+
+    if (s->tx == NULL) {
+        pst_smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+
+    if (s->tx->data_started) {
+        pst_smtp_reply(s, 503, "5.5.1", "Error: RCPT after BDAT");
+        return;
+    }
+
+    if (!pst_smtp_prefix(s, "TO:", 3)) {
+        pst_smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+        return;
+    }
+
+    if (conf->max_recipients > 0
+        && s->tx->rcpts.nelts >= (pst_uint_t) conf->max_recipients)
+    {
+        /* RFC 5321 4.5.3.1.10 */
+        pst_smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+
+    p = s->arg.data;
+    end = p + s->arg.len;
+
+    if (pst_smtp_parse_path(s->tx->pool, &p, end, 0, s->tx->params.smtputf8,
+                            &s->path, &err) != PST_OK)
+    {
+        pst_smtp_reply(s, err.code, err.ecode, "%s", err.text);
+        return;
+    }
+
+    if (p < end && *p != ' ') {
+        pst_smtp_reply(s, 501, "5.5.4",
+                       "Syntax: RCPT TO:<address> [parameters]");
+        return;
+    }
+
+    if (pst_smtp_parse_params(s->tx->pool, p, end, 0, &s->params, &err)
+        != PST_OK)
+    {
+        pst_smtp_reply(s, err.code, err.ecode, "%s", err.text);
+        return;
+    }
+
+    if ((s->params.notify || s->params.orcpt.data) && !conf->dsn) {
+        pst_smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter");
+        return;
+    }
+
+    pst_smtp_run(s, PST_PHASE_RCPT, pst_smtp_rcpt_done);
+}
+
+
+static int
+pst_smtp_data_check(pst_session_t *s, const char *verb)
+{
+    if (s->tx == NULL) {
+        pst_smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return 0;
+    }
+
+    if (s->tx->rcpts.nelts == 0) {
+        pst_smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
+        return 0;
+    }
+
+    if (s->server->store == NULL) {
+        pst_smtp_reply(s, 451, "4.3.5", "Error: no mail store configured");
+        return 0;
+    }
+
+    (void) verb;
+    return 1;
+}
+
+
+static void
+pst_smtp_data_done(pst_session_t *s, pst_verdict_e v)
+{
+    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
+        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 554 : 451,
+                               v == PST_HOOK_REJECT ? "5.7.1" : "4.7.1",
+                               v == PST_HOOK_REJECT ? "Message refused"
+                                   : "Try again later");
+        if (s->tx->bdat) {
+            /* the chunk still has to be read and thrown away */
+            s->tx->failed = 1;
+            pst_smtp_enter_state(s, PST_SMTP_S_BDAT);
+        } else {
+            pst_smtp_tx_free(s);
+            pst_smtp_after_phase(s);
+        }
+        pst_smtp_continue(s);
+        return;
+    }
+
+    if (s->tx->bdat) {
+        pst_smtp_bdat_start(s, s->tx->bdat_left, s->tx->bdat_last);
+    } else {
+        pst_smtp_data_start(s);
+    }
+
+    pst_smtp_continue(s);
+}
+
+
+static void
+pst_smtp_cmd_data(pst_session_t *s)
+{
+    if (!pst_smtp_no_args(s, "DATA")) {
+        return;
+    }
+
+    if (s->tx != NULL && s->tx->bdat) {
+        pst_smtp_reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+        return;
+    }
+
+    if (!pst_smtp_data_check(s, "DATA")) {
+        return;
+    }
+
+    pst_smtp_run(s, PST_PHASE_DATA, pst_smtp_data_done);
+}
+
+
+static void
+pst_smtp_cmd_bdat(pst_session_t *s)
+{
+    u_char   *p, *end, *num;
+    int64_t   size;
+    int       last = 0;
+
+    p = s->arg.data;
+    end = p + s->arg.len;
+    num = p;
+    while (p < end && *p != ' ') {
+        p++;
+    }
+    size = pst_atoi(num, (size_t) (p - num), INT64_MAX / 2);
+    while (p < end && *p == ' ') {
+        p++;
+    }
+    if (p < end) {
+        if (end - p == 4 && pst_strncasecmp(p, (u_char *) "LAST", 4) == 0) {
+            last = 1;
+        } else {
+            size = -1;
+        }
+    }
+
+    if (size < 0 || !s->conf->chunking) {
+        /* the chunk length is unknown: the stream cannot be resynced */
+        pst_smtp_reply(s, s->conf->chunking ? 501 : 502,
+                       s->conf->chunking ? "5.5.4" : "5.5.1",
+                       "Error: %s, closing", s->conf->chunking
+                       ? "invalid BDAT syntax" : "CHUNKING not offered");
+        pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+        return;
+    }
+
+    if (s->tx != NULL && s->tx->data_started && s->tx->bdat) {
+        /* a following chunk of a running BDAT transfer */
+        pst_smtp_bdat_start(s, (off_t) size, last);
+        return;
+    }
+
+    if (s->tx == NULL || s->tx->rcpts.nelts == 0
+        || s->server->store == NULL)
+    {
+        (void) pst_smtp_data_check(s, "BDAT");
+        /* throw the chunk away; the transaction (if any) fails */
+        pst_smtp_tx_free(s);
+        if (pst_smtp_new_tx(s) != PST_OK) {
+            pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+            return;
+        }
+        s->tx->bdat = 1;
+        s->tx->failed = 1;
+        s->tx->data_started = 1;
+        s->tx->bdat_left = (off_t) size;
+        s->tx->bdat_last = 1;
+        pst_smtp_enter_state(s, PST_SMTP_S_BDAT);
+        return;
+    }
+
+    s->tx->bdat = 1;
+    s->tx->bdat_left = (off_t) size;
+    s->tx->bdat_last = last;
+
+    pst_smtp_run(s, PST_PHASE_DATA, pst_smtp_data_done);
+}
+
+
+static void
+pst_smtp_cmd_rset(pst_session_t *s)
+{
+    if (!pst_smtp_no_args(s, "RSET")) {
+        return;
+    }
+    pst_smtp_tx_free(s);
+    pst_smtp_reply(s, 250, "2.0.0", "Ok");
+}
+
+
+static void
+pst_smtp_cmd_noop(pst_session_t *s)
+{
+    /* RFC 5321 4.1.1.9: an argument is allowed and ignored */
+    pst_smtp_reply(s, 250, "2.0.0", "Ok");
+}
+
+
+static void
+pst_smtp_cmd_quit(pst_session_t *s)
+{
+    if (!pst_smtp_no_args(s, "QUIT")) {
+        return;
+    }
+    pst_smtp_reply(s, 221, "2.0.0", "Bye");
+    s->quit = 1;
+    pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+}
+
+
+static void
+pst_smtp_cmd_help(pst_session_t *s)
+{
+    pst_smtp_reply_raw(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT"
+                          " RSET NOOP QUIT HELP VRFY\r\n"
+                          "214 2.0.0 See RFC 5321\r\n", 85);
+}
+
+
+static void
+pst_smtp_cmd_vrfy(pst_session_t *s)
+{
+    if (s->arg.len == 0) {
+        pst_smtp_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        return;
+    }
+    /* RFC 5321 7.3: never a user list */
+    pst_smtp_reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept"
+                   " message and attempt delivery");
+}
+
+
+static void
+pst_smtp_cmd_expn(pst_session_t *s)
+{
+    pst_smtp_reply(s, 502, "5.5.1", "Error: EXPN not supported");
+}
+
+
+static void
+pst_smtp_cmd_starttls(pst_session_t *s)
+{
+    pst_smtp_reply(s, 502, "5.5.1", "Error: STARTTLS not offered here");
+}
+
+
+static void
+pst_smtp_cmd_auth(pst_session_t *s)
+{
+    pst_smtp_reply(s, 502, "5.5.1", "Error: AUTH not offered here");
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+
+void
+pst_smtp_close_session(pst_session_t *s)
+{
+    s->closing = 1;
+
+    if (s->in_process || s->state == PST_SMTP_S_COMMIT) {
+        /* the loop, or the store's completion, closes it */
+        return;
+    }
+
+    pst_smtp_destroy(s);
+}
+
+
+static void
+pst_smtp_destroy(pst_session_t *s)
+{
+    pst_connection_t  *c = s->c;
+    pst_pool_t        *pool = s->pool;
+
+    if (s->dns != NULL) {
+        pst_dns_cancel(s->dns);
+        s->dns = NULL;
+    }
+
+    pst_smtp_phase_cancel(s);
+
+    if (s->tx != NULL) {
+        if (s->tx->data_started && !s->quit) {
+            pst_log_session(s, PST_LOG_INFO, "session ended during"
+                            " message transfer: nothing stored");
+        }
+        pst_smtp_tx_free(s);
+    }
+
+    /* informational: the verdicts of disconnect hooks are ignored */
+    s->in_process = 1;
+    pst_smtp_run_phase(s, PST_PHASE_DISCONNECT, NULL);
+    pst_smtp_phase_cancel(s);
+
+    if (s->conf->debug) {
+        pst_log_session(s, PST_LOG_INFO, "disconnect (%lu message(s))",
+                        (unsigned long) s->messages);
+    }
+
+    pst_smtp_session_unregister(s);
+    pst_list_remove(&s->link);
+
+    if (s->limit_counted) {
+        pst_conn_count_release(&c->sockaddr.sa);
+    }
+
+    pst_buf_destroy(s->in);
+    pst_buf_destroy(s->out);
+    c->data = NULL;
+
+    pst_close_connection(c);
+    pst_destroy_pool(pool);
+}
+
+
+void
+pst_smtp_shutdown_all(int fast)
+{
+    pst_session_t  *s;
+    pst_list_t     *l, *next;
+
+    if (!fast) {
+        /* graceful: sessions finish by themselves, bounded by the
+         * shutdown timeout; nothing to do now */
+        return;
+    }
+
+    for (l = pst_list_head(&sessions); l != pst_list_sentinel(&sessions);
+         l = next)
+    {
+        next = pst_list_next(l);
+        s = pst_list_data(l, pst_session_t, link);
+
+        if (s->state == PST_SMTP_S_COMMIT) {
+            continue;
+        }
+
+        (void) !send(s->c->fd, "421 4.3.2 Service shutting down\r\n", 33,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        pst_smtp_destroy(s);
+    }
+}

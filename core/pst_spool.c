@@ -1,0 +1,587 @@
+/*
+ * pst_spool.c -- queue IDs, the envelope parser, spool directories,
+ * recovery and the queue tool (see pst_spool.h, docs/SPOOL.md).
+ */
+
+#include "pst_core.h"
+
+#define PST_STALE_SECONDS   3600
+
+static const char  b32[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
+static uint32_t    id_counter;
+
+
+const pst_str_t *
+pst_spool_dir(void)
+{
+    return pst_cycle ? &pst_cycle->core->spool_dir : NULL;
+}
+
+
+static u_char *
+pst_b32(u_char *p, uint64_t v, int digits)
+{
+    int  i;
+
+    for (i = digits - 1; i >= 0; i--) {
+        p[i] = (u_char) b32[v & 31];
+        v >>= 5;
+    }
+    return p + digits;
+}
+
+
+void
+pst_spool_new_id(u_char *buf)
+{
+    struct timeval  tv;
+    u_char         *p;
+
+    if (id_counter == 0) {
+        id_counter = (uint32_t) getpid() * 2654435761u;
+    }
+
+    gettimeofday(&tv, NULL);
+    p = pst_b32(buf, (uint64_t) tv.tv_sec, 7);
+    p = pst_b32(p, (uint64_t) tv.tv_usec, 4);
+    p = pst_b32(p, (uint64_t) pst_proc_slot_index, 2);
+    p = pst_b32(p, (uint64_t) (id_counter++ & 0x1ffffff), 5);
+    *p = '\0';
+}
+
+
+int
+pst_spool_valid_id(const u_char *p, size_t n)
+{
+    size_t  i;
+
+    if (n != PST_QUEUE_ID_LEN) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'A' && p[i] <= 'V')))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Envelope parser                                                     */
+
+static int
+pst_env_value(pst_pool_t *pool, u_char *v, size_t n, pst_str_t *out)
+{
+    ssize_t  k;
+
+    out->data = pst_palloc(pool, n + 1);
+    if (out->data == NULL) {
+        return PST_ERROR;
+    }
+    k = pst_xtext_decode(out->data, v, n);
+    if (k < 0) {
+        return PST_ERROR;
+    }
+    out->len = (size_t) k;
+    out->data[k] = '\0';
+    return PST_OK;
+}
+
+
+static int
+pst_env_rcpt(pst_pool_t *pool, u_char *v, u_char *end, pst_env_rcpt_t *r)
+{
+    u_char  *w, *eq;
+
+    memset(r, 0, sizeof(pst_env_rcpt_t));
+
+    w = v;
+    while (v < end && *v != ' ') {
+        v++;
+    }
+    if (pst_env_value(pool, w, (size_t) (v - w), &r->addr) != PST_OK) {
+        return PST_ERROR;
+    }
+
+    while (v < end) {
+        v++;
+        w = v;
+        while (v < end && *v != ' ') {
+            v++;
+        }
+        eq = memchr(w, '=', (size_t) (v - w));
+        if (eq == NULL) {
+            return PST_ERROR;
+        }
+
+        if (eq - w == 6 && memcmp(w, "notify", 6) == 0) {
+            r->notify = (unsigned) atoi((char *) eq + 1);
+        } else if (eq - w == 5 && memcmp(w, "orcpt", 5) == 0) {
+            if (pst_env_value(pool, eq + 1, (size_t) (v - eq - 1),
+                              &r->orcpt) != PST_OK)
+            {
+                return PST_ERROR;
+            }
+        } else if (eq - w == 5 && memcmp(w, "state", 5) == 0) {
+            r->state.data = eq + 1;
+            r->state.len = (size_t) (v - eq - 1);
+        }
+        /* unknown attributes of a newer minor format are skipped */
+    }
+
+    return PST_OK;
+}
+
+
+int
+pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
+    pst_envelope_t *env, const char **why)
+{
+    u_char          *end, *line, *eol, *sp, *v;
+    pst_env_rcpt_t  *r;
+    pst_str_t       *h, key, *field;
+    size_t           mlen;
+    int              ended = 0;
+
+    memset(env, 0, sizeof(pst_envelope_t));
+    env->size = -1;
+    env->rcpts = pst_array_create(pool, 4, sizeof(pst_env_rcpt_t));
+    env->prepend = pst_array_create(pool, 1, sizeof(pst_str_t));
+    if (env->rcpts == NULL || env->prepend == NULL) {
+        *why = "out of memory";
+        return PST_ERROR;
+    }
+
+    end = p + n;
+    mlen = sizeof(PST_ENVELOPE_MAGIC) - 1;
+
+    if (n < mlen + 1 || memcmp(p, PST_ENVELOPE_MAGIC, mlen) != 0
+        || p[mlen] != '\n')
+    {
+        *why = "not a version 1 envelope";
+        return PST_ERROR;
+    }
+
+    for (line = p + mlen + 1; line < end; line = eol + 1) {
+        eol = memchr(line, '\n', (size_t) (end - line));
+        if (eol == NULL) {
+            *why = "truncated line";
+            return PST_ERROR;
+        }
+
+        if (eol - line == 3 && memcmp(line, "end", 3) == 0) {
+            ended = 1;
+            break;
+        }
+
+        sp = memchr(line, ' ', (size_t) (eol - line));
+        key.data = line;
+        key.len = sp ? (size_t) (sp - line) : (size_t) (eol - line);
+        v = sp ? sp + 1 : eol;
+
+        field = NULL;
+        if (pst_str_eq(&key, "id")) field = &env->id;
+        else if (pst_str_eq(&key, "sender")) field = &env->sender;
+        else if (pst_str_eq(&key, "client-addr")) field = &env->client_addr;
+        else if (pst_str_eq(&key, "client-name")) field = &env->client_name;
+        else if (pst_str_eq(&key, "helo")) field = &env->helo;
+        else if (pst_str_eq(&key, "protocol")) field = &env->protocol;
+        else if (pst_str_eq(&key, "auth")) field = &env->auth;
+        else if (pst_str_eq(&key, "tls")) field = &env->tls;
+        else if (pst_str_eq(&key, "envid")) field = &env->envid;
+        else if (pst_str_eq(&key, "ret")) field = &env->ret;
+        else if (pst_str_eq(&key, "body")) field = &env->body;
+
+        if (field != NULL) {
+            if (pst_env_value(pool, v, (size_t) (eol - v), field) != PST_OK)
+            {
+                *why = "bad xtext value";
+                return PST_ERROR;
+            }
+
+        } else if (pst_str_eq(&key, "smtputf8")) {
+            env->smtputf8 = (*v == '1');
+
+        } else if (pst_str_eq(&key, "size")) {
+            env->size = pst_atoi(v, (size_t) (eol - v), INT64_MAX);
+
+        } else if (pst_str_eq(&key, "arrival")) {
+            env->arrival = strtod((char *) v, NULL);
+
+        } else if (pst_str_eq(&key, "rcpt")) {
+            r = pst_array_push(env->rcpts);
+            if (r == NULL || pst_env_rcpt(pool, v, eol, r) != PST_OK) {
+                *why = "bad rcpt line";
+                return PST_ERROR;
+            }
+
+        } else if (pst_str_eq(&key, "prepend")) {
+            h = pst_array_push(env->prepend);
+            if (h == NULL
+                || pst_env_value(pool, v, (size_t) (eol - v), h) != PST_OK)
+            {
+                *why = "bad prepend line";
+                return PST_ERROR;
+            }
+        }
+        /* other keys: added by a newer minor version, ignored */
+    }
+
+    if (!ended) {
+        *why = "no \"end\" line (truncated)";
+        return PST_ERROR;
+    }
+    if (!pst_spool_valid_id(env->id.data, env->id.len)) {
+        *why = "bad or missing id";
+        return PST_ERROR;
+    }
+    if (env->rcpts->nelts == 0) {
+        *why = "no recipients";
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Directories and recovery                                            */
+
+static int
+pst_spool_mkdir(pst_cycle_t *cycle, const char *sub)
+{
+    pst_core_conf_t  *ccf = cycle->core;
+    char              path[PATH_MAX];
+    struct stat       st;
+
+    snprintf(path, sizeof(path), "%s%s%s", ccf->spool_dir.data,
+             sub[0] ? "/" : "", sub);
+
+    if (mkdir(path, 0750) == -1 && errno != EEXIST) {
+        pst_log_error(PST_LOG_EMERG, errno, "mkdir(\"%s\") failed", path);
+        return PST_ERROR;
+    }
+
+    if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+        pst_log_error(PST_LOG_EMERG, errno, "\"%s\" is not a directory",
+                      path);
+        return PST_ERROR;
+    }
+
+    if (geteuid() == 0 && (st.st_uid != ccf->uid || st.st_gid != ccf->gid)
+        && chown(path, ccf->uid, ccf->gid) == -1)
+    {
+        pst_log_error(PST_LOG_EMERG, errno, "chown(\"%s\") failed", path);
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
+int
+pst_spool_prepare(pst_cycle_t *cycle)
+{
+    if (pst_spool_mkdir(cycle, "") != PST_OK
+        || pst_spool_mkdir(cycle, "tmp") != PST_OK
+        || pst_spool_mkdir(cycle, "queue") != PST_OK
+        || pst_spool_mkdir(cycle, "corrupt") != PST_OK)
+    {
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
+static int
+pst_read_file(pst_pool_t *pool, const char *path, pst_str_t *out)
+{
+    struct stat  st;
+    ssize_t      n;
+    int          fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return PST_ERROR;
+    }
+    if (fstat(fd, &st) == -1 || st.st_size > 64 * 1024 * 1024) {
+        close(fd);
+        return PST_ERROR;
+    }
+    out->data = pst_palloc(pool, (size_t) st.st_size + 1);
+    if (out->data == NULL) {
+        close(fd);
+        return PST_ERROR;
+    }
+    n = read(fd, out->data, (size_t) st.st_size);
+    close(fd);
+    if (n != st.st_size) {
+        return PST_ERROR;
+    }
+    out->len = (size_t) n;
+    out->data[n] = '\0';
+    return PST_OK;
+}
+
+
+static void
+pst_spool_quarantine(const char *spool, const char *name, const char *why)
+{
+    char  from[PATH_MAX], to[PATH_MAX];
+
+    snprintf(from, sizeof(from), "%s/queue/%s", spool, name);
+    snprintf(to, sizeof(to), "%s/corrupt/%s", spool, name);
+    pst_log_error(PST_LOG_ALERT, 0, "spool: moving queue/%s to corrupt/:"
+                  " %s", name, why);
+    if (rename(from, to) == -1) {
+        pst_log_error(PST_LOG_ALERT, errno, "rename(%s) failed", from);
+    }
+}
+
+
+/*
+ * At start-up: remove stale temporary files and unacknowledged message
+ * files without an envelope (a crash between the two renames), move
+ * unreadable envelopes aside, and report what the queue holds.  Files
+ * younger than an hour are left alone: a worker of a master that was
+ * killed may still be finishing its sessions.
+ */
+int
+pst_spool_recover(pst_cycle_t *cycle)
+{
+    const char     *spool = (char *) cycle->core->spool_dir.data;
+    pst_envelope_t  env;
+    struct dirent  *de;
+    struct stat     st;
+    pst_pool_t     *pool;
+    pst_str_t       data;
+    const char     *why;
+    char            path[PATH_MAX], other[PATH_MAX];
+    size_t          n;
+    time_t          now;
+    DIR            *d;
+    long            queued = 0, removed = 0, bad = 0;
+
+    now = time(NULL);
+
+    snprintf(path, sizeof(path), "%s/tmp", spool);
+    d = opendir(path);
+    if (d == NULL) {
+        pst_log_error(PST_LOG_EMERG, errno, "opendir(\"%s\") failed", path);
+        return PST_ERROR;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/tmp/%s", spool, de->d_name);
+        if (stat(path, &st) == 0 && now - st.st_mtime > PST_STALE_SECONDS
+            && unlink(path) == 0)
+        {
+            removed++;
+        }
+    }
+    closedir(d);
+
+    snprintf(path, sizeof(path), "%s/queue", spool);
+    d = opendir(path);
+    if (d == NULL) {
+        pst_log_error(PST_LOG_EMERG, errno, "opendir(\"%s\") failed", path);
+        return PST_ERROR;
+    }
+
+    pool = pst_create_pool(16384);
+    if (pool == NULL) {
+        closedir(d);
+        return PST_ERROR;
+    }
+
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        n = strlen(de->d_name);
+
+        if (n == PST_QUEUE_ID_LEN
+            && pst_spool_valid_id((u_char *) de->d_name, n))
+        {
+            /* a message: does its envelope exist? */
+            snprintf(other, sizeof(other), "%s/queue/%s.env", spool,
+                     de->d_name);
+            if (access(other, F_OK) == 0) {
+                continue;
+            }
+            snprintf(path, sizeof(path), "%s/queue/%s", spool, de->d_name);
+            if (stat(path, &st) == 0 && now - st.st_mtime > PST_STALE_SECONDS
+                && unlink(path) == 0)
+            {
+                removed++;
+            }
+            continue;
+        }
+
+        if (n == PST_QUEUE_ID_LEN + 4
+            && memcmp(de->d_name + PST_QUEUE_ID_LEN, ".env", 4) == 0
+            && pst_spool_valid_id((u_char *) de->d_name, PST_QUEUE_ID_LEN))
+        {
+            snprintf(path, sizeof(path), "%s/queue/%s", spool, de->d_name);
+            snprintf(other, sizeof(other), "%s/queue/%.*s", spool,
+                     PST_QUEUE_ID_LEN, de->d_name);
+
+            pst_reset_pool(pool);
+            if (pst_read_file(pool, path, &data) != PST_OK) {
+                pst_spool_quarantine(spool, de->d_name, "unreadable");
+                bad++;
+                continue;
+            }
+            if (pst_envelope_parse(pool, data.data, data.len, &env, &why)
+                != PST_OK)
+            {
+                pst_spool_quarantine(spool, de->d_name, why);
+                bad++;
+                continue;
+            }
+            if (access(other, F_OK) != 0) {
+                pst_spool_quarantine(spool, de->d_name, "message missing");
+                bad++;
+                continue;
+            }
+            queued++;
+            continue;
+        }
+    }
+
+    closedir(d);
+    pst_destroy_pool(pool);
+
+    pst_log_error(PST_LOG_NOTICE, 0, "spool \"%s\": %ld message(s) queued,"
+                  " %ld stale file(s) removed, %ld moved to corrupt/",
+                  spool, queued, removed, bad);
+
+    return PST_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* postern queue ...                                                   */
+
+static int
+pst_spool_show(pst_cycle_t *cycle, const char *id, int verbose)
+{
+    pst_envelope_t   env;
+    pst_env_rcpt_t  *r;
+    struct stat      st;
+    pst_pool_t      *pool;
+    pst_str_t        data;
+    const char      *why;
+    char             path[PATH_MAX];
+    pst_uint_t       i;
+
+    if (!pst_spool_valid_id((u_char *) id, strlen(id))) {
+        fprintf(stderr, "postern: \"%s\" is not a queue ID\n", id);
+        return 1;
+    }
+
+    pool = pst_create_pool(16384);
+    if (pool == NULL) {
+        return 1;
+    }
+
+    snprintf(path, sizeof(path), "%s/queue/%s.env",
+             cycle->core->spool_dir.data, id);
+    if (pst_read_file(pool, path, &data) != PST_OK
+        || pst_envelope_parse(pool, data.data, data.len, &env, &why)
+           != PST_OK)
+    {
+        fprintf(stderr, "postern: cannot read envelope %s\n", path);
+        pst_destroy_pool(pool);
+        return 1;
+    }
+
+    snprintf(path, sizeof(path), "%s/queue/%s",
+             cycle->core->spool_dir.data, id);
+    if (stat(path, &st) == -1) {
+        st.st_size = -1;
+    }
+
+    printf("%s  %8lld  %.0f  <%s>\n", env.id.data, (long long) st.st_size,
+           env.arrival, env.sender.data);
+    r = env.rcpts->elts;
+    for (i = 0; i < env.rcpts->nelts; i++) {
+        printf("    <%s> %.*s\n", r[i].addr.data, (int) r[i].state.len,
+               r[i].state.data);
+    }
+    if (verbose) {
+        printf("    client %s [%s] helo %s protocol %s%s%s\n",
+               env.client_name.len ? (char *) env.client_name.data
+                                   : "unknown",
+               env.client_addr.data, env.helo.data, env.protocol.data,
+               env.auth.len ? " auth " : "",
+               env.auth.len ? (char *) env.auth.data : "");
+    }
+
+    pst_destroy_pool(pool);
+    return 0;
+}
+
+
+int
+pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
+{
+    struct dirent  *de;
+    char            path[PATH_MAX], id[PST_QUEUE_ID_LEN + 1];
+    const char     *cmd;
+    size_t          n;
+    long            count = 0;
+    DIR            *d;
+    int             rc = 0;
+
+    cmd = argc > 0 ? argv[0] : "list";
+
+    if (strcmp(cmd, "show") == 0) {
+        if (argc < 2) {
+            fprintf(stderr, "usage: postern queue show ID\n");
+            return 1;
+        }
+        return pst_spool_show(cycle, argv[1], 1);
+    }
+
+    if (strcmp(cmd, "count") != 0 && strcmp(cmd, "list") != 0) {
+        fprintf(stderr, "usage: postern queue count|list|show ID\n");
+        return 1;
+    }
+
+    snprintf(path, sizeof(path), "%s/queue", cycle->core->spool_dir.data);
+    d = opendir(path);
+    if (d == NULL) {
+        fprintf(stderr, "postern: cannot open \"%s\": %s\n", path,
+                strerror(errno));
+        return 1;
+    }
+
+    while ((de = readdir(d)) != NULL) {
+        n = strlen(de->d_name);
+        if (n != PST_QUEUE_ID_LEN + 4
+            || memcmp(de->d_name + PST_QUEUE_ID_LEN, ".env", 4) != 0
+            || !pst_spool_valid_id((u_char *) de->d_name, PST_QUEUE_ID_LEN))
+        {
+            continue;
+        }
+        count++;
+        if (strcmp(cmd, "list") == 0) {
+            memcpy(id, de->d_name, PST_QUEUE_ID_LEN);
+            id[PST_QUEUE_ID_LEN] = '\0';
+            rc |= pst_spool_show(cycle, id, 0);
+        }
+    }
+    closedir(d);
+
+    if (strcmp(cmd, "count") == 0) {
+        printf("%ld\n", count);
+    }
+
+    return rc;
+}

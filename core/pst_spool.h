@@ -1,0 +1,64 @@
+/*
+ * pst_spool.h -- the spool: layout, queue IDs, envelope format,
+ * start-up recovery.  The format is documented in docs/SPOOL.md.
+ *
+ *   SPOOL/tmp/ID          message being received (store_spool)
+ *   SPOOL/tmp/ID.env      its envelope, written at commit
+ *   SPOOL/queue/ID        committed message
+ *   SPOOL/queue/ID.env    committed envelope: its presence is the commit
+ *   SPOOL/corrupt/        what recovery could not read, for a human
+ *
+ * A message is committed by: fsync(message), fsync(envelope), rename
+ * message, rename envelope, fsync(queue directory).  Only then is 250
+ * sent.  Recovery therefore trusts every queue/ID.env whose message is
+ * present, and removes leftovers that were never acknowledged.
+ */
+
+#ifndef PST_SPOOL_H
+#define PST_SPOOL_H
+
+#define PST_ENVELOPE_MAGIC       "POSTERN-ENVELOPE 1"
+#define PST_QUEUE_ID_LEN         18
+
+typedef struct {
+    pst_str_t                    addr;
+    unsigned                     notify;
+    pst_str_t                    orcpt;      /* "type;address" decoded */
+    pst_str_t                    state;      /* pending, sent, failed */
+} pst_env_rcpt_t;
+
+typedef struct {
+    pst_str_t                    id;
+    pst_str_t                    sender;
+    pst_str_t                    client_addr;
+    pst_str_t                    client_name;
+    pst_str_t                    helo;
+    pst_str_t                    protocol;
+    pst_str_t                    auth;
+    pst_str_t                    tls;
+    pst_str_t                    envid;
+    pst_str_t                    ret;
+    pst_str_t                    body;
+    int                          smtputf8;
+    int64_t                      size;
+    double                       arrival;
+    pst_array_t                 *rcpts;      /* pst_env_rcpt_t */
+    pst_array_t                 *prepend;    /* pst_str_t header lines */
+} pst_envelope_t;
+
+/* Make a new queue ID (upper-case base32, time ordered, unique across
+ * the processes of one host).  buf holds PST_QUEUE_ID_LEN + 1 bytes. */
+void pst_spool_new_id(u_char *buf);
+/* Validate an ID read from the file system or a command line. */
+int pst_spool_valid_id(const u_char *p, size_t n);
+/* Parse an envelope file's contents; PST_OK or PST_ERROR with *why. */
+int pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
+    pst_envelope_t *env, const char **why);
+/* Master: create the directories (owned by the worker account); with
+ * recover, clean up what a crash left and log what the queue holds. */
+int pst_spool_prepare(pst_cycle_t *cycle);
+int pst_spool_recover(pst_cycle_t *cycle);
+/* postern queue count|list|show ID|check */
+int pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv);
+
+#endif /* PST_SPOOL_H */

@@ -1,0 +1,540 @@
+/*
+ * store_spool.c -- the default store: messages go to the spool
+ * directory, durably, before the client hears "250".
+ *
+ * While DATA streams in, the worker writes the message to
+ * SPOOL/tmp/ID (short writes into the page cache).  At commit it writes
+ * the envelope to SPOOL/tmp/ID.env and hands both to this worker's sync
+ * threads, which
+ *   1. start write-back of every file in the batch (sync_file_range),
+ *   2. fdatasync() each file,
+ *   3. rename message then envelope into SPOOL/queue/,
+ *   4. fsync() the queue directory once for the whole batch,
+ * and report through an eventfd that sits in the worker's event loop.
+ * Only then does the session answer "250 2.0.0 Ok: queued as ID".  A
+ * batch is whatever arrived while the previous one was syncing, so the
+ * cost of a directory fsync (and, with ext4's journal, of the file
+ * fsyncs) is shared by all concurrent messages and the event loop never
+ * waits for the disk.
+ *
+ * Directives (top level):
+ *   spool_fsync on|off;        off is for benchmarks only: no durability
+ *   spool_sync_threads N;      sync threads per worker (default 2)
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include "postern_module.h"
+
+#define STORE_MAX_THREADS   8
+
+typedef struct store_job_s  store_job_t;
+
+struct store_job_s {
+    store_job_t                 *next;
+    pst_session_t               *session;
+    uint64_t                     token;
+    int                          fd;
+    int                          env_fd;
+    int                          rc;
+    int                          renamed;
+    char                         id[32];
+    char                         env_name[40];
+};
+
+typedef struct {
+    pst_int_t                    fsync;
+    pst_int_t                    threads;
+} store_spool_conf_t;
+
+typedef struct {
+    pthread_mutex_t              lock;
+    pthread_cond_t               cond;
+    store_job_t                 *pending;
+    store_job_t                **pending_tail;
+    store_job_t                 *done;
+    store_job_t                **done_tail;
+    int                          efd;
+    int                          tmp_fd;
+    int                          queue_fd;
+    int                          stop;
+    int                          nthreads;
+    int                          fsync;
+    pthread_t                    threads[STORE_MAX_THREADS];
+} store_spool_state_t;
+
+static store_spool_state_t  st = { .efd = -1, .tmp_fd = -1, .queue_fd = -1 };
+
+
+static void *store_spool_create_conf(pst_conf_t *cf);
+static char *store_spool_init_conf(pst_conf_t *cf, void *conf);
+static int store_spool_init_process(pst_cycle_t *cycle, pst_proc_e type,
+    void *conf);
+static void store_spool_exit_process(pst_cycle_t *cycle, void *conf);
+static void *store_spool_open(pst_session_t *s, void *conf);
+static int store_spool_write(void *handle, const u_char *data, size_t len);
+static int store_spool_commit(void *handle, uint64_t token);
+static void store_spool_abort(void *handle);
+static ssize_t store_spool_read(void *handle, off_t offset, u_char *buf,
+    size_t len);
+
+
+static const pst_command_t  store_spool_commands[] = {
+    { "spool_fsync", PST_CONF_MAIN | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, PST_MAIN_CONF,
+      offsetof(store_spool_conf_t, fsync), NULL },
+    { "spool_sync_threads", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, PST_MAIN_CONF,
+      offsetof(store_spool_conf_t, threads), NULL },
+    pst_null_command
+};
+
+static const pst_store_ops_t  store_spool_ops = {
+    .open = store_spool_open,
+    .write = store_spool_write,
+    .commit = store_spool_commit,
+    .abort = store_spool_abort,
+    .read = store_spool_read,
+};
+
+PST_EXPORT const pst_module_t  postern_module = {
+    PST_MODULE_HEADER,
+    .name = "store_spool",
+    .version = "1.0",
+    .description = "durable spool store with grouped fsync",
+    .commands = store_spool_commands,
+    .create_main_conf = store_spool_create_conf,
+    .init_main_conf = store_spool_init_conf,
+    .init_process = store_spool_init_process,
+    .exit_process = store_spool_exit_process,
+    .store = &store_spool_ops,
+};
+
+
+static void *
+store_spool_create_conf(pst_conf_t *cf)
+{
+    store_spool_conf_t  *c;
+
+    c = pst_pcalloc(pst_conf_pool(cf), sizeof(store_spool_conf_t));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->fsync = PST_CONF_UNSET;
+    c->threads = PST_CONF_UNSET;
+    return c;
+}
+
+
+static char *
+store_spool_init_conf(pst_conf_t *cf, void *conf)
+{
+    store_spool_conf_t  *c = conf;
+
+    pst_conf_merge_value(c->fsync, PST_CONF_UNSET, 1);
+    pst_conf_merge_value(c->threads, PST_CONF_UNSET, 2);
+
+    if (c->threads < 1 || c->threads > STORE_MAX_THREADS) {
+        return "spool_sync_threads must be between 1 and 8";
+    }
+
+    if (!c->fsync) {
+        pst_conf_warn(cf, "spool_fsync is off: accepted mail can be lost"
+                      " in a crash (benchmarks only)");
+    }
+
+    return PST_CONF_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Sync threads                                                        */
+
+static void
+store_spool_sync_batch(store_job_t *batch)
+{
+    store_job_t  *j;
+    int           dir_rc = 0, any = 0;
+
+    /* start write-back of the whole batch first, so that the fsyncs
+     * below find their data on its way and share journal commits */
+    for (j = batch; j != NULL; j = j->next) {
+        (void) sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        (void) sync_file_range(j->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
+
+    for (j = batch; j != NULL; j = j->next) {
+        if (fdatasync(j->fd) == -1 || fdatasync(j->env_fd) == -1) {
+            j->rc = errno ? errno : EIO;
+        }
+    }
+
+    for (j = batch; j != NULL; j = j->next) {
+        if (j->rc != 0) {
+            continue;
+        }
+        /* message first: the envelope's presence is the commit */
+        if (renameat(st.tmp_fd, j->id, st.queue_fd, j->id) == -1) {
+            j->rc = errno;
+            continue;
+        }
+        if (renameat(st.tmp_fd, j->env_name, st.queue_fd, j->env_name)
+            == -1)
+        {
+            j->rc = errno;
+            (void) renameat(st.queue_fd, j->id, st.tmp_fd, j->id);
+            continue;
+        }
+        j->renamed = 1;
+        any = 1;
+    }
+
+    if (any && fsync(st.queue_fd) == -1) {
+        dir_rc = errno;
+    }
+
+    for (j = batch; j != NULL; j = j->next) {
+        if (j->renamed && dir_rc != 0) {
+            /* on disk in an unknown state: never acknowledged, and the
+             * client will retry; recovery keeps it if it survived */
+            j->rc = dir_rc;
+        }
+    }
+}
+
+
+static void *
+store_spool_thread(void *arg)
+{
+    store_job_t  *batch, *last;
+    uint64_t      one = 1;
+
+    (void) arg;
+
+    pthread_mutex_lock(&st.lock);
+
+    for ( ;; ) {
+        while (st.pending == NULL && !st.stop) {
+            pthread_cond_wait(&st.cond, &st.lock);
+        }
+        if (st.pending == NULL && st.stop) {
+            break;
+        }
+
+        batch = st.pending;
+        st.pending = NULL;
+        st.pending_tail = &st.pending;
+        pthread_mutex_unlock(&st.lock);
+
+        store_spool_sync_batch(batch);
+
+        for (last = batch; last->next != NULL; last = last->next) {
+            /* void */
+        }
+
+        pthread_mutex_lock(&st.lock);
+        *st.done_tail = batch;
+        st.done_tail = &last->next;
+        pthread_mutex_unlock(&st.lock);
+
+        (void) !write(st.efd, &one, sizeof(one));
+
+        pthread_mutex_lock(&st.lock);
+    }
+
+    pthread_mutex_unlock(&st.lock);
+    return NULL;
+}
+
+
+static void
+store_spool_job_free(store_job_t *j)
+{
+    if (j->fd != -1) {
+        close(j->fd);
+    }
+    if (j->env_fd != -1) {
+        close(j->env_fd);
+    }
+    free(j);
+}
+
+
+/* Completions, in the worker's event loop. */
+static void
+store_spool_done_handler(int fd, void *data)
+{
+    store_job_t  *list, *j, *next;
+    uint64_t      n;
+
+    (void) data;
+
+    (void) !read(fd, &n, sizeof(n));
+
+    pthread_mutex_lock(&st.lock);
+    list = st.done;
+    st.done = NULL;
+    st.done_tail = &st.done;
+    pthread_mutex_unlock(&st.lock);
+
+    for (j = list; j != NULL; j = next) {
+        next = j->next;
+
+        if (j->rc != 0) {
+            pst_log(PST_LOG_ERR, j->rc, "spool: committing %s failed",
+                    j->id);
+            if (!j->renamed) {
+                (void) unlinkat(st.tmp_fd, j->id, 0);
+                (void) unlinkat(st.tmp_fd, j->env_name, 0);
+            }
+        }
+
+        pst_store_done(j->token, j->rc == 0 ? PST_OK : PST_ERROR);
+        store_spool_job_free(j);
+    }
+}
+
+
+static int
+store_spool_init_process(pst_cycle_t *cycle, pst_proc_e type, void *conf)
+{
+    store_spool_conf_t  *c = conf;
+    const pst_str_t     *dir;
+    char                 path[4096];
+    int                  i;
+
+    (void) cycle;
+
+    if (type != PST_PROC_WORKER && type != PST_PROC_SINGLE) {
+        return PST_OK;
+    }
+
+    dir = pst_spool_dir();
+    snprintf(path, sizeof(path), "%s/tmp", dir->data);
+    st.tmp_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof(path), "%s/queue", dir->data);
+    st.queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (st.tmp_fd == -1 || st.queue_fd == -1) {
+        pst_log(PST_LOG_EMERG, errno, "spool: cannot open \"%s\"",
+                dir->data);
+        return PST_ERROR;
+    }
+
+    st.fsync = (int) c->fsync;
+    st.pending = NULL;
+    st.pending_tail = &st.pending;
+    st.done = NULL;
+    st.done_tail = &st.done;
+    st.stop = 0;
+
+    if (!st.fsync) {
+        return PST_OK;
+    }
+
+    st.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st.efd == -1 || pst_fd_watch(st.efd, store_spool_done_handler, NULL)
+                        != PST_OK)
+    {
+        pst_log(PST_LOG_EMERG, errno, "spool: eventfd failed");
+        return PST_ERROR;
+    }
+
+    pthread_mutex_init(&st.lock, NULL);
+    pthread_cond_init(&st.cond, NULL);
+
+    for (i = 0; i < c->threads; i++) {
+        if (pthread_create(&st.threads[i], NULL, store_spool_thread, NULL)
+            != 0)
+        {
+            pst_log(PST_LOG_EMERG, errno, "spool: cannot start a thread");
+            return PST_ERROR;
+        }
+        st.nthreads++;
+    }
+
+    return PST_OK;
+}
+
+
+static void
+store_spool_exit_process(pst_cycle_t *cycle, void *conf)
+{
+    int  i;
+
+    (void) cycle;
+    (void) conf;
+
+    if (st.nthreads == 0) {
+        return;
+    }
+
+    pthread_mutex_lock(&st.lock);
+    st.stop = 1;
+    pthread_cond_broadcast(&st.cond);
+    pthread_mutex_unlock(&st.lock);
+
+    for (i = 0; i < st.nthreads; i++) {
+        pthread_join(st.threads[i], NULL);
+    }
+    st.nthreads = 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Store operations                                                    */
+
+static void *
+store_spool_open(pst_session_t *s, void *conf)
+{
+    const pst_str_t  *id;
+    store_job_t      *j;
+
+    (void) conf;
+
+    id = pst_tx_id(s);
+    if (id == NULL || id->len >= sizeof(j->id)) {
+        return NULL;
+    }
+
+    j = calloc(1, sizeof(store_job_t));
+    if (j == NULL) {
+        return NULL;
+    }
+
+    j->session = s;
+    j->env_fd = -1;
+    memcpy(j->id, id->data, id->len);
+    snprintf(j->env_name, sizeof(j->env_name), "%s.env", j->id);
+
+    j->fd = openat(st.tmp_fd, j->id, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                   0640);
+    if (j->fd == -1) {
+        pst_log_session(s, PST_LOG_ERR, "spool: cannot create tmp/%s: %s",
+                        j->id, strerror(errno));
+        free(j);
+        return NULL;
+    }
+
+    return j;
+}
+
+
+static int
+store_spool_write_all(int fd, const u_char *p, size_t n)
+{
+    ssize_t  w;
+
+    while (n > 0) {
+        w = write(fd, p, n);
+        if (w == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return PST_ERROR;
+        }
+        p += w;
+        n -= (size_t) w;
+    }
+
+    return PST_OK;
+}
+
+
+static int
+store_spool_write(void *handle, const u_char *data, size_t len)
+{
+    store_job_t  *j = handle;
+
+    if (store_spool_write_all(j->fd, data, len) != PST_OK) {
+        pst_log_session(j->session, PST_LOG_ERR, "spool: write to tmp/%s"
+                        " failed: %s", j->id, strerror(errno));
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
+static ssize_t
+store_spool_read(void *handle, off_t offset, u_char *buf, size_t len)
+{
+    store_job_t  *j = handle;
+
+    return pread(j->fd, buf, len, offset);
+}
+
+
+static int
+store_spool_commit(void *handle, uint64_t token)
+{
+    store_job_t  *j = handle;
+    pst_str_t     env;
+
+    j->token = token;
+
+    if (pst_tx_envelope(j->session, &env) != PST_OK) {
+        goto failed;
+    }
+
+    j->env_fd = openat(st.tmp_fd, j->env_name,
+                       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (j->env_fd == -1
+        || store_spool_write_all(j->env_fd, env.data, env.len) != PST_OK)
+    {
+        pst_log_session(j->session, PST_LOG_ERR, "spool: cannot write"
+                        " tmp/%s: %s", j->env_name, strerror(errno));
+        goto failed;
+    }
+
+    j->session = NULL;      /* the session may not outlive the commit */
+
+    if (!st.fsync) {
+        if (renameat(st.tmp_fd, j->id, st.queue_fd, j->id) == -1
+            || renameat(st.tmp_fd, j->env_name, st.queue_fd, j->env_name)
+               == -1)
+        {
+            goto failed;
+        }
+        store_spool_job_free(j);
+        return PST_OK;
+    }
+
+    pthread_mutex_lock(&st.lock);
+    j->next = NULL;
+    *st.pending_tail = j;
+    st.pending_tail = &j->next;
+    pthread_cond_signal(&st.cond);
+    pthread_mutex_unlock(&st.lock);
+
+    return PST_AGAIN;
+
+failed:
+
+    (void) unlinkat(st.tmp_fd, j->id, 0);
+    (void) unlinkat(st.tmp_fd, j->env_name, 0);
+    store_spool_job_free(j);
+    return PST_ERROR;
+}
+
+
+static void
+store_spool_abort(void *handle)
+{
+    store_job_t  *j = handle;
+
+    (void) unlinkat(st.tmp_fd, j->id, 0);
+    if (j->env_fd != -1) {
+        (void) unlinkat(st.tmp_fd, j->env_name, 0);
+    }
+    store_spool_job_free(j);
+}

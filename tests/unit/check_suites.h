@@ -1,0 +1,16 @@
+/* check_suites.h -- one constructor per suite, defined in check_*.c */
+
+#ifndef CHECK_SUITES_H
+#define CHECK_SUITES_H
+
+#include <check.h>
+
+Suite *suite_string(void);
+Suite *suite_buf(void);
+Suite *suite_palloc(void);
+Suite *suite_smtp_parse(void);
+Suite *suite_smtp_data(void);
+Suite *suite_conf_file(void);
+Suite *suite_module(void);
+
+#endif
