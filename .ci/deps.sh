@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install what a fresh Debian 12 machine lacks to build Postern and run
+# its whole test suite.  Idempotent; needs root (use sudo).
+set -eu
+
+export DEBIAN_FRONTEND=noninteractive
+
+# build
+PKGS="build-essential pkg-config libssl-dev libpcre2-dev check
+libsubunit-dev libunbound-dev libevent-dev libcrypt-dev"
+# tests: real clients and peers, and the tools the tests use
+PKGS="$PKGS python3 procps openssl postfix swaks msmtp dnsmasq-base
+python3-aiosmtpd python3-dnslib dovecot-core"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $p"
+done
+
+if [ -z "$missing" ]; then
+    echo "deps: everything is installed"
+    exit 0
+fi
+
+# postfix only for smtp-source/smtp-sink: no configuration, no service
+echo "postfix postfix/main_mailer_type select No configuration" \
+    | debconf-set-selections
+
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
+echo "deps: installed$missing"

@@ -1,0 +1,472 @@
+"""pstest -- helpers for Postern's integration tests.
+
+Every test starts the real objs/postern on 127.0.0.1 with a configuration
+written for it, in a private directory under objs/run/, and talks to it
+with real clients (smtplib, swaks, smtp-source, openssl s_client) and real
+peers (dnsmasq...) that the test starts itself.  Nothing here touches the
+network beyond loopback, and every wait is bounded.
+
+    from pstest import Server, PstTestCase
+
+    class T(PstTestCase):
+        def test_x(self):
+            srv = self.server('''
+                smtp { server { listen {port}; local_domains example.test; } }
+            ''')
+            with srv.smtp() as c:
+                c.ehlo("client.test")
+                ...
+            self.assertEqual(srv.queue_count(), 1)
+
+A configuration template may use {port}, {port2} ... (free loopback ports,
+already "127.0.0.1:N"), {portnum}, {dir} (the test's directory), {spool},
+{modules} (objs/modules), {root} (the source tree) and {resolver}.
+The top-level lines (load_module, daemon, pid, spool_dir, error_log) are
+added unless the template has its own (set preamble=False).
+"""
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+OBJS = os.path.join(ROOT, "objs")
+POSTERN = os.path.join(OBJS, "postern")
+MODULES = os.path.join(OBJS, "modules")
+RUN = os.path.join(OBJS, "run")
+DEFAULT_MODULES = ("store_spool", "policy_relay")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until it is true; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+def have(cmd):
+    return shutil.which(cmd) is not None or os.path.exists(cmd)
+
+
+class RawClient:
+    """A line-level SMTP client for what smtplib will not send: pipelined
+    bytes, bare LF, overlong lines, partial writes, early talk."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, greet=True):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply() if greet else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by server; buffered %r"
+                                      % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def reply(self):
+        """One (possibly multi-line) reply as (code, [lines])."""
+        lines = []
+        while True:
+            ln = self.line()
+            if len(ln) < 5 or not ln.endswith(b"\r\n"):
+                raise AssertionError("malformed reply line %r" % ln)
+            lines.append(ln[4:-2].decode("utf-8", "replace"))
+            if ln[3:4] == b" ":
+                return int(ln[:3]), lines
+            if ln[3:4] != b"-":
+                raise AssertionError("malformed reply line %r" % ln)
+
+    def cmd(self, text):
+        self.send(text + "\r\n" if isinstance(text, str) else text + b"\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5.0):
+        """True when the server closes the connection within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class Server:
+    """One postern instance on loopback, with its own directory."""
+
+    def __init__(self, name, conf, preamble=True, modules=DEFAULT_MODULES,
+                 workers=2, extra_top="", resolver=None, env=None):
+        self.name = name
+        self.dir = os.path.join(RUN, name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.spool = os.path.join(self.dir, "spool")
+        self.logfile = os.path.join(self.dir, "error.log")
+        self.pidfile = os.path.join(self.dir, "postern.pid")
+        self.conffile = os.path.join(self.dir, "postern.conf")
+        self.ports = [free_port() for _ in range(4)]
+        self.port = self.ports[0]
+        self.proc = None
+        self.env = env
+        self.resolver = resolver
+        self.write_conf(conf, preamble, modules, workers, extra_top)
+
+    def subst(self, text):
+        values = {
+            "port": "127.0.0.1:%d" % self.ports[0],
+            "port2": "127.0.0.1:%d" % self.ports[1],
+            "port3": "127.0.0.1:%d" % self.ports[2],
+            "port4": "127.0.0.1:%d" % self.ports[3],
+            "portnum": str(self.ports[0]),
+            "dir": self.dir,
+            "spool": self.spool,
+            "modules": MODULES,
+            "root": ROOT,
+            "resolver": self.resolver or "",
+        }
+        return re.sub(r"\{(\w+)\}",
+                      lambda m: values.get(m.group(1), m.group(0)), text)
+
+    def write_conf(self, conf, preamble=True, modules=DEFAULT_MODULES,
+                   workers=2, extra_top=""):
+        top = ""
+        if preamble:
+            top = "".join("load_module %s/%s.so;\n" % (MODULES, m)
+                          for m in modules)
+            top += ("daemon off;\nworker_processes %d;\n"
+                    "error_log %s info;\npid %s;\nspool_dir %s;\n"
+                    % (workers, self.logfile, self.pidfile, self.spool))
+            if self.resolver:
+                top += "resolver %s;\n" % self.resolver
+        with open(self.conffile, "w") as f:
+            f.write(top + self.subst(extra_top) + "\n" + self.subst(conf))
+
+    # -- life cycle ---------------------------------------------------
+
+    def start(self, wait=True, expect_fail=False):
+        self.output = open(os.path.join(self.dir, "stderr.log"), "ab")
+        self.proc = subprocess.Popen(
+            [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"],
+            stdout=self.output, stderr=self.output, env=self.env,
+            start_new_session=True)
+        if expect_fail:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("server started but should not have")
+            return self.proc.returncode
+        if wait:
+            self.wait_ready()
+        return None
+
+    def wait_ready(self, port=None, timeout=15.0):
+        port = port or self.port
+
+        def greets():
+            if self.proc.poll() is not None:
+                raise AssertionError("postern exited with %s:\n%s"
+                                     % (self.proc.returncode, self.stderr()))
+            try:
+                with socket.create_connection(("127.0.0.1", port),
+                                              timeout=2) as s:
+                    s.settimeout(5)
+                    return s.recv(512).startswith(b"220")
+            except OSError:
+                return False
+        wait_for(greets, timeout, what="postern on port %d" % port)
+
+    def send_signal(self, sig):
+        os.kill(self.master_pid(), sig)
+
+    def reload(self):
+        self.send_signal(signal.SIGHUP)
+
+    def master_pid(self):
+        return self.proc.pid
+
+    def workers(self):
+        """PIDs of the master's current children."""
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
+                              str(self.master_pid())],
+                             capture_output=True, text=True).stdout
+        return [int(l.split()[0]) for l in out.splitlines()
+                if "worker process" in l and "shutting down" not in l]
+
+    def children(self):
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid",
+                              str(self.master_pid())],
+                             capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        if self.proc is None or self.proc.poll() is not None:
+            self._close_output()
+            return self.proc.returncode if self.proc else None
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+            raise AssertionError("postern did not stop within %.0fs"
+                                 % timeout)
+        self._close_output()
+        return self.proc.returncode
+
+    def _close_output(self):
+        out = getattr(self, "output", None)
+        if out is not None and not out.closed:
+            out.close()
+
+    def kill_all(self):
+        """kill -9 of the whole process group (master and children)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        # children get SIGQUIT from PDEATHSIG when not killed; make sure
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = subprocess.run(["pgrep", "-f", self.conffile],
+                                 capture_output=True, text=True).stdout
+            if not out.strip():
+                return
+            for p in out.split():
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            time.sleep(0.05)
+
+    # -- observation --------------------------------------------------
+
+    def log(self):
+        try:
+            with open(self.logfile, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr(self):
+        try:
+            with open(os.path.join(self.dir, "stderr.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def queue_ids(self):
+        q = os.path.join(self.spool, "queue")
+        if not os.path.isdir(q):
+            return []
+        return sorted(f[:-4] for f in os.listdir(q) if f.endswith(".env"))
+
+    def queue_count(self):
+        return len(self.queue_ids())
+
+    def message(self, qid):
+        with open(os.path.join(self.spool, "queue", qid), "rb") as f:
+            return f.read()
+
+    def envelope(self, qid):
+        with open(os.path.join(self.spool, "queue", qid + ".env"), "rb") as f:
+            return f.read().decode()
+
+    def body(self, qid):
+        """The stored message without our Received: header."""
+        data = self.message(qid)
+        assert data.startswith(b"Received: "), data[:80]
+        # our header is folded with TAB continuation lines
+        lines = data.split(b"\r\n")
+        i = 1
+        while lines[i].startswith(b"\t"):
+            i += 1
+        return b"\r\n".join(lines[i:])
+
+    def tmp_files(self):
+        return os.listdir(os.path.join(self.spool, "tmp"))
+
+    # -- clients -------------------------------------------------------
+
+    def smtp(self, timeout=10.0, port=None):
+        return smtplib.SMTP("127.0.0.1", port or self.port, timeout=timeout)
+
+    def raw(self, greet=True, timeout=10.0, port=None):
+        return RawClient(port or self.port, timeout=timeout, greet=greet)
+
+    def send(self, sender="sender@client.test", rcpts=("user@example.test",),
+             body=b"Subject: test\r\n\r\nhello\r\n"):
+        with self.smtp() as c:
+            c.ehlo("client.test")
+            return c.sendmail(sender, list(rcpts), body)
+
+    def run_tool(self, *args):
+        return subprocess.run([POSTERN, "-p", ROOT + "/", "-c",
+                               self.conffile] + list(args),
+                              capture_output=True, text=True, timeout=30)
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:<port> serving the records a test needs.
+    records: list of dnsmasq options, e.g. "--mx-host=dest.test,mx.dest.test,10".
+    """
+
+    def __init__(self, records, name):
+        self.port = free_port_udp()
+        self.dir = os.path.join(RUN, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.logfile = os.path.join(self.dir, "dnsmasq.log")
+        binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        args = [binary, "--no-daemon", "--port=%d" % self.port,
+                "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--no-resolv", "--no-hosts", "--log-queries",
+                "--log-facility=" + self.logfile, "--user=root" if
+                os.geteuid() == 0 else "--user=" + os.environ.get("USER", ""),
+                "--pid-file="] + list(records)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self.answers, 10, what="dnsmasq")
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("dnsmasq exited")
+        return os.path.exists(self.logfile) and \
+            "started" in open(self.logfile).read()
+
+    def queries(self):
+        try:
+            return open(self.logfile).read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def free_port_udp():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PstTestCase(unittest.TestCase):
+    """Starts servers and peers through self.server()/self.dnsmasq() and
+    stops them (and checks the log for crashes) after each test."""
+
+    def setUp(self):
+        self._servers = []
+        self._peers = []
+
+    def tearDown(self):
+        for p in self._peers:
+            p.stop()
+        for s in self._servers:
+            try:
+                s.stop()
+            except AssertionError:
+                pass
+            log = s.log() + s.stderr()
+            # a worker that died on a signal is a bug, whatever the test
+            bad = [l for l in log.splitlines()
+                   if "exited on signal" in l and "signal 9" not in l
+                   and "signal 15" not in l]
+            if bad and not getattr(self, "allow_worker_crash", False):
+                self.fail("worker crashed:\n" + "\n".join(bad))
+            for kw in ("AddressSanitizer", "runtime error:"):
+                if kw in log:
+                    self.fail("sanitizer report in %s:\n%s" % (s.dir, log))
+
+    def server(self, conf, start=True, name=None, **kw):
+        name = name or self.id().split(".", 1)[-1].replace(".", "_")
+        srv = Server(name, conf, **kw)
+        self._servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    def dnsmasq(self, records, name=None):
+        name = name or self.id().split(".", 1)[-1].replace(".", "_")
+        d = Dnsmasq(records, name)
+        self._peers.append(d)
+        return d
+
+    def assertReply(self, reply, code, text=None):
+        got_code, lines = reply if isinstance(reply[1], list) else \
+            (reply[0], [reply[1].decode() if isinstance(reply[1], bytes)
+                        else reply[1]])
+        self.assertEqual(got_code, code, "reply %r" % (reply,))
+        if text is not None:
+            self.assertIn(text, " ".join(lines))
+
+
+BASIC = """
+smtp {
+    hostname mx.example.test;
+    server {
+        listen {port};
+        local_domains example.test localhost;
+    }
+}
+"""
