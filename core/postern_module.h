@@ -553,6 +553,52 @@ int pst_strncasecmp(const u_char *a, const u_char *b, size_t n);
 /* Constant-time comparison: 0 when equal. */
 int pst_memeq_const(const void *a, const void *b, size_t n);
 
+
+/* ------------------------------------------------------------------ */
+/* TLS facts and SMTP AUTH backends                                    */
+/* Added within ABI 1.0 before its release (issue #3); append-only.    */
+
+/* 1 when the client presented a certificate that verified against
+ * tls_client_certificate; the SNI name the client asked for, or NULL. */
+int pst_session_tls_peer_verified(pst_session_t *s);
+const pst_str_t *pst_session_tls_sni(pst_session_t *s);
+
+/*
+ * Auth backends are hooks on PST_PHASE_AUTH.  The core runs the SASL
+ * wire protocol (AUTH, 334 challenges, base64, "*" to cancel, limits)
+ * and calls the chain once per step:
+ *
+ *   PLAIN and LOGIN are decoded by the core: the hook reads
+ *   pst_auth_authcid()/pst_auth_authzid()/pst_auth_password() and
+ *   answers ACCEPT (235), REJECT (535 5.7.8), TEMPFAIL (454 4.7.0),
+ *   CONTINUE (not my user: the next backend; nobody: 535), or PENDING.
+ *
+ *   Any other mechanism listed in auth_mechanisms is passed through:
+ *   the hook reads pst_auth_response() (the client's decoded data; NULL
+ *   when it sent none) and pst_auth_step() (0 first); to send a 334
+ *   challenge it calls pst_auth_challenge() and answers ACCEPT: the
+ *   next response goes to the same hook alone.  ACCEPT without a
+ *   challenge ends the exchange successfully; set the identity with
+ *   pst_auth_set_user() first.  A hook that does not know the
+ *   mechanism answers CONTINUE (nobody: 504).
+ *
+ * The functions take the session so that they also work after
+ * PST_HOOK_PENDING (pst_hook_session(token)) until pst_hook_resume().
+ * The password is valid during the step only and is wiped after it: a
+ * module that verifies it later copies it, wipes its copy, and never
+ * logs it.  Strings are not NUL-terminated.  NULL outside an exchange.
+ */
+const pst_str_t *pst_auth_mechanism(pst_session_t *s);   /* "PLAIN" */
+pst_uint_t pst_auth_step(pst_session_t *s);
+const pst_str_t *pst_auth_authcid(pst_session_t *s);    /* user name */
+const pst_str_t *pst_auth_authzid(pst_session_t *s);    /* or empty */
+const pst_str_t *pst_auth_password(pst_session_t *s);
+const pst_str_t *pst_auth_response(pst_session_t *s);
+/* Next challenge (raw bytes; the core base64-encodes).  PST_OK. */
+int pst_auth_challenge(pst_session_t *s, const u_char *data, size_t len);
+/* The authenticated identity (default: the authcid).  PST_OK. */
+int pst_auth_set_user(pst_session_t *s, const u_char *name, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

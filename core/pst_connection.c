@@ -4,6 +4,7 @@
  */
 
 #include "pst_core.h"
+#include "pst_ssl.h"
 
 #define PST_ACCEPT_BATCH   32
 
@@ -336,6 +337,10 @@ pst_close_connection(pst_connection_t *c)
     pst_delete_posted_event(&c->write);
     c->read.active = 0;
     c->write.active = 0;
+
+    if (c->ssl != NULL) {
+        pst_ssl_close(c);       /* close_notify, best effort */
+    }
 
     fd = c->fd;
     pst_free_connection(c);

@@ -45,7 +45,7 @@ pst_show_version(void)
            POSTERN_ABI_MAJOR, POSTERN_ABI_MINOR);
     printf("built with %s\n", PST_CC_VERSION);
     printf("configure arguments:%s\n", PST_CONFIGURE_ARGS);
-    printf("built-in modules: core smtp\n");
+    printf("built-in modules: core smtp smtp_tls smtp_auth\n");
 
     /* modules the configuration loads, when it reads */
     devnull = fopen("/dev/null", "w");

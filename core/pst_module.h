@@ -42,6 +42,8 @@ typedef struct {
 
 extern const pst_module_t  pst_core_module;
 extern const pst_module_t  pst_smtp_core_module;
+extern const pst_module_t  pst_smtp_tls_module;     /* index 2 */
+extern const pst_module_t  pst_smtp_auth_module;    /* index 3 */
 
 /* Register the built-in modules in a new cycle. */
 int pst_modules_init(pst_conf_t *cf);

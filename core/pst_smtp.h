@@ -10,6 +10,9 @@
  *   pst_smtp_session.c  the session state machine and command table
  *   pst_smtp_data.c     DATA and BDAT streaming into the store, commit
  *   pst_smtp_phase.c    hook chains, pending calls, resume tokens
+ *   pst_smtp_tls.c      the smtp_tls module: STARTTLS, implicit TLS, SNI
+ *   pst_smtp_auth.c     the smtp_auth module: AUTH (RFC 4954), the SASL
+ *                       exchange, brute-force limits
  *   pst_smtp_api.c      the session/transaction accessors of the public
  *                       API
  */
@@ -24,6 +27,11 @@
 #define PST_SMTP_DOMAIN_MAX      255
 #define PST_SMTP_LOCAL_MAX       64
 #define PST_SMTP_ID_LEN          20
+
+/* Built-in modules, in registration order (pst_modules_init). */
+#define PST_SMTP_MODULE          1
+#define PST_SMTP_TLS_MODULE      2
+#define PST_SMTP_AUTH_MODULE     3
 
 typedef enum {
     PST_BARE_NL_NORMALIZE = 0,
@@ -266,7 +274,10 @@ typedef struct {
     pst_str_t                    peer_subject;
     pst_str_t                    peer_fingerprint;   /* SHA-256, hex */
     pst_str_t                    sni;
+    unsigned                     verified:1;     /* peer cert verified */
 } pst_tls_facts_t;
+
+typedef struct pst_smtp_auth_s   pst_smtp_auth_t;
 
 struct pst_session_s {
     uint64_t                     id;
@@ -313,6 +324,7 @@ struct pst_session_s {
     unsigned                     skipping;     /* overlong line */
 
     pst_tls_facts_t             *tls_facts;    /* NULL: plaintext */
+    pst_smtp_auth_t             *auth;         /* SASL state, or NULL */
     pst_dns_query_t             *dns;          /* reverse lookup */
     pst_str_t                    ptr_name;
 
@@ -333,6 +345,7 @@ struct pst_session_s {
     unsigned                     rejected:1;     /* 554 greeting */
     unsigned                     bad_pipelining:1;
     unsigned                     eof:1;          /* client closed */
+    unsigned                     tls_implicit:1; /* RFC 8314 listener */
 };
 
 /* pst_smtp_session.c */
@@ -350,6 +363,8 @@ void pst_smtp_shutdown_all(int fast);
 pst_uint_t pst_smtp_session_count(void);
 void pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
     size_t n);
+/* Reverse lookup, connect hooks, greeting (after implicit TLS). */
+void pst_smtp_session_start(pst_session_t *s);
 
 /* pst_smtp_data.c */
 void pst_smtp_data_start(pst_session_t *s);
@@ -362,6 +377,8 @@ const char *pst_smtp_protocol(pst_session_t *s);
 /* pst_smtp_phase.c */
 void pst_smtp_run_phase(pst_session_t *s, pst_phase_e phase,
     pst_phase_done_pt done);
+void pst_smtp_run_phase_at(pst_session_t *s, pst_phase_e phase,
+    pst_uint_t index, pst_phase_done_pt done);
 void pst_smtp_phase_cancel(pst_session_t *s);
 int pst_smtp_build_chains(pst_conf_t *cf, pst_cycle_t *cycle,
     pst_server_t *srv);
@@ -372,5 +389,21 @@ pst_session_t *pst_smtp_session_find(uint64_t id);
 const char *pst_phase_name(pst_phase_e p);
 /* Store commit completion token (queue phase). */
 void pst_smtp_commit_done(pst_session_t *s, int rc);
+
+/* pst_smtp_tls.c */
+void pst_smtp_cmd_starttls(pst_session_t *s);
+void pst_smtp_tls_implicit(pst_session_t *s);
+int pst_smtp_tls_offered(pst_session_t *s);
+size_t pst_smtp_tls_ehlo(pst_session_t *s, char *buf, size_t size);
+int pst_smtp_tls_required(pst_session_t *s);
+int pst_smtp_tls_check(pst_session_t *s);
+
+/* pst_smtp_auth.c */
+void pst_smtp_cmd_auth(pst_session_t *s);
+int pst_smtp_auth_process(pst_session_t *s);
+size_t pst_smtp_auth_ehlo(pst_session_t *s, char *buf, size_t size);
+int pst_smtp_auth_mail_check(pst_session_t *s);
+void pst_smtp_auth_mail_param(pst_session_t *s);
+void pst_smtp_auth_reset(pst_session_t *s);
 
 #endif /* PST_SMTP_H */

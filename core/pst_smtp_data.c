@@ -401,13 +401,17 @@ pst_smtp_log_queued(pst_session_t *s)
     pst_sanitize(to, sizeof(to), to, (size_t) (p - to));
 
     pst_log_session(s, PST_LOG_NOTICE, "id=%s queued from=<%.*s> to=%s"
-                    " nrcpt=%lu size=%lld helo=%.*s proto=%s%s%s",
+                    " nrcpt=%lu size=%lld helo=%.*s proto=%s%s%s%s%s%s%.*s",
                     tx->id.data, (int) tx->sender.len, tx->sender.data, to,
                     (unsigned long) tx->rcpts.nelts,
                     (long long) tx->data.size, (int) s->helo.len,
-                    s->helo.data, s->esmtp ? "ESMTP" : "SMTP",
+                    s->helo.data, pst_smtp_protocol(s),
                     s->tls_facts ? " tls=" : "",
-                    s->tls_facts ? pst_session_tls_version(s) : "");
+                    s->tls_facts ? pst_session_tls_version(s) : "",
+                    s->tls_facts ? "/" : "",
+                    s->tls_facts ? pst_session_tls_cipher(s) : "",
+                    s->auth_id.len ? " auth=" : "",
+                    (int) s->auth_id.len, s->auth_id.data);
 }
 
 

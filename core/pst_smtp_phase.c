@@ -222,9 +222,19 @@ void
 pst_smtp_run_phase(pst_session_t *s, pst_phase_e phase,
     pst_phase_done_pt done)
 {
+    pst_smtp_run_phase_at(s, phase, 0, done);
+}
+
+
+/* Start at the hook with this index: a SASL exchange that a backend
+ * took over goes on with that backend only (pst_smtp_auth.c). */
+void
+pst_smtp_run_phase_at(pst_session_t *s, pst_phase_e phase,
+    pst_uint_t index, pst_phase_done_pt done)
+{
     s->phase = phase;
     s->phase_done = done;
-    s->hook_index = 0;
+    s->hook_index = index;
     s->pending = 0;
     s->resumed = 0;
 

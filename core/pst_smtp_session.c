@@ -58,8 +58,6 @@ static void pst_smtp_cmd_quit(pst_session_t *s);
 static void pst_smtp_cmd_help(pst_session_t *s);
 static void pst_smtp_cmd_vrfy(pst_session_t *s);
 static void pst_smtp_cmd_expn(pst_session_t *s);
-static void pst_smtp_cmd_starttls(pst_session_t *s);
-static void pst_smtp_cmd_auth(pst_session_t *s);
 
 static const pst_smtp_command_t  pst_smtp_commands[] = {
     { "HELO", 4, PST_SMTP_CMD_HELO, pst_smtp_cmd_helo, PST_CMD_LAST },
@@ -181,18 +179,15 @@ pst_smtp_init_connection(pst_connection_t *c)
                         s->client_addr.data, s->ls->addr_text);
     }
 
-    /* TLS listeners hand over to pst_ssl before the greeting (issue 3) */
-
     pst_smtp_set_timer(s, conf->command_timeout);
 
-    if (conf->reverse_lookup == 1
-        || (conf->reverse_lookup == PST_CONF_UNSET && pst_dns_configured()))
-    {
-        pst_smtp_rdns_start(s);
+    if (s->ls->tls) {
+        /* RFC 8314: the handshake first, then everything else */
+        pst_smtp_tls_implicit(s);
         return;
     }
 
-    pst_smtp_connect_start(s);
+    pst_smtp_session_start(s);
     return;
 
 failed:
@@ -200,6 +195,21 @@ failed:
     pst_conn_count_release(&c->sockaddr.sa);
     pst_destroy_pool(pool);
     pst_close_connection(c);
+}
+
+
+void
+pst_smtp_session_start(pst_session_t *s)
+{
+    if (s->conf->reverse_lookup == 1
+        || (s->conf->reverse_lookup == PST_CONF_UNSET
+            && pst_dns_configured()))
+    {
+        pst_smtp_rdns_start(s);
+        return;
+    }
+
+    pst_smtp_connect_start(s);
 }
 
 
@@ -663,6 +673,7 @@ pst_smtp_read_handler(pst_event_t *ev)
     case PST_SMTP_S_COMMAND:
     case PST_SMTP_S_DATA:
     case PST_SMTP_S_BDAT:
+    case PST_SMTP_S_AUTH:
         if (!s->reading_paused) {
             pst_smtp_continue(s);
         }
@@ -725,6 +736,9 @@ pst_smtp_continue(pst_session_t *s)
             rc = (s->state == PST_SMTP_S_DATA
                   || s->state == PST_SMTP_S_BDAT) ? PST_AGAIN : PST_OK;
             break;
+        case PST_SMTP_S_AUTH:
+            rc = pst_smtp_auth_process(s);
+            break;
         default:
             rc = PST_BUSY;
         }
@@ -755,9 +769,10 @@ pst_smtp_continue(pst_session_t *s)
         }
 
         if (!c->read.ready) {
-            pst_smtp_set_timer(s, s->state == PST_SMTP_S_COMMAND
-                                  ? s->conf->command_timeout
-                                  : s->conf->data_timeout);
+            pst_smtp_set_timer(s, (s->state == PST_SMTP_S_DATA
+                                   || s->state == PST_SMTP_S_BDAT)
+                                  ? s->conf->data_timeout
+                                  : s->conf->command_timeout);
             break;
         }
 
@@ -846,9 +861,10 @@ pst_smtp_process_commands(pst_session_t *s)
         return PST_BUSY;
     }
 
+    /* AUTH reads the client's next line in the loop, like DATA */
     return s->state == PST_SMTP_S_COMMAND ? PST_AGAIN
            : (s->state == PST_SMTP_S_PHASE || s->state == PST_SMTP_S_COMMIT
-              || s->state == PST_SMTP_S_TLS || s->state == PST_SMTP_S_AUTH)
+              || s->state == PST_SMTP_S_TLS)
              ? PST_BUSY : PST_OK;
 }
 
@@ -1057,6 +1073,8 @@ pst_smtp_helo_done(pst_session_t *s, pst_verdict_e v)
                   conf->message_size_limit);
     n += snprintf(buf + n, sizeof(buf) - n, "250-8BITMIME\r\n");
     n += snprintf(buf + n, sizeof(buf) - n, "250-ENHANCEDSTATUSCODES\r\n");
+    n += (int) pst_smtp_tls_ehlo(s, buf + n, sizeof(buf) - n);
+    n += (int) pst_smtp_auth_ehlo(s, buf + n, sizeof(buf) - n);
     if (conf->smtputf8) {
         n += snprintf(buf + n, sizeof(buf) - n, "250-SMTPUTF8\r\n");
     }
@@ -1184,6 +1202,11 @@ pst_smtp_cmd_mail(pst_session_t *s)
         return;
     }
 
+    /* tls_required, and AUTH on submission listeners (530) */
+    if (pst_smtp_auth_mail_check(s) != PST_OK) {
+        return;
+    }
+
     if (conf->max_messages > 0
         && s->messages >= (pst_uint_t) conf->max_messages)
     {
@@ -1254,6 +1277,7 @@ pst_smtp_cmd_mail(pst_session_t *s)
     s->tx->sender = path.addr;
     s->tx->params = prm;
     s->path = path;
+    pst_smtp_auth_mail_param(s);
 
     pst_smtp_run(s, PST_PHASE_MAIL, pst_smtp_mail_done);
 }
@@ -1562,20 +1586,6 @@ pst_smtp_cmd_expn(pst_session_t *s)
 }
 
 
-static void
-pst_smtp_cmd_starttls(pst_session_t *s)
-{
-    pst_smtp_reply(s, 502, "5.5.1", "Error: STARTTLS not offered here");
-}
-
-
-static void
-pst_smtp_cmd_auth(pst_session_t *s)
-{
-    pst_smtp_reply(s, 502, "5.5.1", "Error: AUTH not offered here");
-}
-
-
 /* ------------------------------------------------------------------ */
 /* Closing                                                             */
 
@@ -1662,8 +1672,14 @@ pst_smtp_shutdown_all(int fast)
             continue;
         }
 
-        (void) !send(s->c->fd, "421 4.3.2 Service shutting down\r\n", 33,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (s->c->ssl == NULL) {
+            (void) !send(s->c->fd, "421 4.3.2 Service shutting down\r\n",
+                         33, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else if (s->state != PST_SMTP_S_TLS) {
+            /* inside TLS: cleartext would corrupt the stream */
+            (void) s->c->send(s->c, (u_char *) "421 4.3.2 Service"
+                              " shutting down\r\n", 33);
+        }
         pst_smtp_destroy(s);
     }
 }
