@@ -580,7 +580,7 @@ const pst_str_t *pst_session_tls_sni(pst_session_t *s);
  *   next response goes to the same hook alone.  ACCEPT without a
  *   challenge ends the exchange successfully; set the identity with
  *   pst_auth_set_user() first.  A hook that does not know the
- *   mechanism answers CONTINUE (nobody: 504).
+ *   mechanism or the user answers CONTINUE (nobody: 535).
  *
  * The functions take the session so that they also work after
  * PST_HOOK_PENDING (pst_hook_session(token)) until pst_hook_resume().

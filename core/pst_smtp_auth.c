@@ -900,13 +900,8 @@ pst_smtp_auth_done(pst_session_t *s, pst_verdict_e v)
         return;
 
     case PST_HOOK_CONTINUE:
-        if (a->kind == PST_AUTH_OTHER && a->step == 0) {
-            pst_smtp_reply(s, 504, "5.5.4", "Error: authentication"
-                           " mechanism %s not available", a->mech.data);
-            pst_smtp_auth_end(s);
-            pst_smtp_auth_resume(s);
-            return;
-        }
+        /* nobody knows the user (or, passed through, nobody took the
+         * exchange): the same answer as a wrong password */
         pst_smtp_auth_failed(s, "unknown user");
         return;
 
