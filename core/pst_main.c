@@ -7,10 +7,12 @@
  *   postern -s reload|quit|stop|reopen     signal the running master
  *   postern -V                             version, build, modules
  *   postern queue count|list|show ID       look at the spool
+ *   postern passwd [options] USER          a line for a users file
  */
 
 #include "pst_core.h"
 #include "pst_smtp.h"
+#include "pst_passwd.h"
 
 
 static void
@@ -19,6 +21,7 @@ pst_usage(FILE *f)
     fprintf(f,
         "usage: postern [-hVtTf] [-c file] [-p prefix] [-s signal]\n"
         "       postern [-c file] [-p prefix] queue count|list|show ID\n"
+        "       postern passwd [-m method] [-s] [-f file] user\n"
         "\n"
         "  -c file    configuration file (default %s, relative to prefix)\n"
         "  -p prefix  prefix for relative paths (default %s)\n"
@@ -150,6 +153,11 @@ main(int argc, char **argv)
     if (version) {
         pst_show_version();
         return 0;
+    }
+
+    if (i < argc && strcmp(argv[i], "passwd") == 0) {
+        /* needs no configuration */
+        return pst_passwd_tool(argc - i, argv + i);
     }
 
     if (i < argc) {
