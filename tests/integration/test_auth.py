@@ -356,7 +356,9 @@ class Throughput(AuthCase):
         # the logins took a while, and the probe kept being answered
         self.assertGreater(t_end - t_start, 0.5)
         self.assertGreater(len(during), 3, lat)
-        self.assertLess(max(during), 1.0, during)
+        # hashing on the event loop would hold a probe for seconds
+        # (25 yescrypt hashes in a row per worker); margin for a busy CI
+        self.assertLess(max(during), 1.5, during)
 
 
 class UsersFile(AuthCase):

@@ -149,14 +149,20 @@ main(int argc, char **argv)
     }
 
     pool = pst_create_pool(4096);
-    ctx = pool ? pst_ssl_client_ctx(pool, &conf, err, sizeof(err)) : NULL;
+    if (pool == NULL) {
+        return 2;
+    }
+
+    ctx = pst_ssl_client_ctx(pool, &conf, err, sizeof(err));
     if (ctx == NULL) {
-        printf("failed: %s\n", pool ? err : "no memory");
+        printf("failed: %s\n", err);
+        pst_destroy_pool(pool);
         return 1;
     }
 
     if (pst_event_init(64) != PST_OK || pst_connections_init(64) != PST_OK)
     {
+        pst_destroy_pool(pool);
         return 2;
     }
 
@@ -171,20 +177,19 @@ main(int argc, char **argv)
     if (fd == -1 || connect(fd, (struct sockaddr *) &sin, sizeof(sin)) == -1)
     {
         printf("failed: connect: %s\n", strerror(errno));
+        pst_destroy_pool(pool);
         return 1;
     }
 
     if (smtp && probe_starttls(fd) != PST_OK) {
         printf("failed: STARTTLS refused\n");
+        pst_destroy_pool(pool);
         return 1;
     }
 
-    if (pst_nonblocking(fd) != PST_OK) {
-        return 2;
-    }
-
-    c = pst_get_connection(fd);
+    c = pst_nonblocking(fd) == PST_OK ? pst_get_connection(fd) : NULL;
     if (c == NULL || pst_event_add_conn(c) != PST_OK) {
+        pst_destroy_pool(pool);
         return 2;
     }
     c->read.handler = probe_noop;
@@ -192,6 +197,8 @@ main(int argc, char **argv)
 
     if (pst_ssl_create_connection(c, ctx, 1, name) != PST_OK) {
         printf("failed: cannot create the TLS connection\n");
+        pst_close_connection(c);
+        pst_destroy_pool(pool);
         return 1;
     }
 
