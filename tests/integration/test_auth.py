@@ -18,7 +18,7 @@ import time
 import unittest
 
 from pstest import DEFAULT_MODULES, POSTERN, ROOT, have, wait_for
-from psttls import TlsRaw, TlsTestCase
+from psttls import TlsRaw, TlsTestCase, build, client_context
 
 MODULES = DEFAULT_MODULES + ("auth_file",)
 MSG = b"Subject: auth\r\n\r\nsubmitted\r\n"
@@ -154,6 +154,41 @@ class AuthReplies(AuthCase):
                              503, "5.5.1")         # twice
             self.assertReply(c.cmd("MAIL FROM:<alice@example.test>"
                                    " AUTH=<alice@example.test>"), 250)
+
+    def test_facts_for_modules(self):
+        # a module reads TLS and AUTH facts through the public API
+        module = build("objs/tests/modules/tls_facts.so")
+        ccrt, ckey = self.pki.issue("client", "client.test", self.ca,
+                                    client=True)
+        srv = self.auth_server(extra="tls_client_certificate %s;\n"
+                               "    tls_verify_client optional;"
+                               % self.ca.cert,
+                               extra_top="load_module %s;" % module)
+        ctx = client_context(self.ca, ccrt, ckey)
+        with TlsRaw(srv.port) as c:
+            c.ehlo()
+            c.starttls(ctx, "mx.example.test")
+            c.ehlo()
+            self.assertReply(c.cmd("AUTH PLAIN " + plain("alice",
+                                                          "wonderland")),
+                             235)
+            for cmd, code in (("MAIL FROM:<alice@example.test>", 250),
+                              ("RCPT TO:<u@example.test>", 250),
+                              ("DATA", 354)):
+                self.assertReply(c.cmd(cmd), code)
+            c.send(MSG + b".\r\n")
+            self.assertReply(c.reply(), 250)
+        fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint",
+                             "-sha256", "-in", ccrt], capture_output=True,
+                            text=True, check=True).stdout
+        fp = fp.strip().split("=", 1)[1].replace(":", "").lower()
+        # added headers travel in the envelope ("prepend", xtext)
+        env = re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)),
+                     srv.envelope(srv.queue_ids()[0]))
+        self.assertRegex(env, r"prepend X-Tls-Facts: tls=1 version=TLSv1\.3"
+                         r" cipher=TLS_\S+ sni=mx\.example\.test"
+                         r" subject=CN=client\.test verified=1 fp=%s"
+                         r" user=alice mech=PLAIN" % fp)
 
     def test_authzid_and_case(self):
         srv = self.auth_server(extra="auth_users_case_insensitive on;")

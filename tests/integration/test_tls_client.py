@@ -10,8 +10,8 @@ import subprocess
 import time
 import unittest
 
-from pstest import ROOT, OBJS, free_port, wait_for
-from psttls import TlsTestCase, tls_conf
+from pstest import OBJS, free_port, wait_for
+from psttls import TlsTestCase, build, tls_conf
 
 PROBE = os.path.join(OBJS, "tests", "tls_probe")
 
@@ -60,11 +60,7 @@ class TlsClientTest(TlsTestCase):
 
     @classmethod
     def setUpClass(cls):
-        # run.py does not build: make the probe when it is missing
-        subprocess.run(["make", "-s", "objs/tests/tls_probe"], cwd=ROOT,
-                       capture_output=True, timeout=300)
-        if not os.path.exists(PROBE):
-            raise unittest.SkipTest("objs/tests/tls_probe not built")
+        build("objs/tests/tls_probe")
 
     def s_server(self, crt, key):
         s = SServer(crt, key, self.pki.dir)
