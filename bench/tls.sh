@@ -118,10 +118,10 @@ clean() {
         postfix) "$SHARED/peerctl.sh" clean postfix >/dev/null ;;
     esac
 }
+# shellcheck disable=SC2046  # a peer's spec may be several pids
 cpu() {
     case $1 in
         postern) "$PY" "$SHARED/procstat.py" cpu "$POSTERN_PID" ;;
-        # shellcheck disable=SC2046  # spec may be several pids
         postfix) "$PY" "$SHARED/procstat.py" cpu \
                      $("$SHARED/peerctl.sh" spec postfix) ;;
     esac
