@@ -1536,9 +1536,11 @@ pst_smtp_cmd_quit(pst_session_t *s)
 static void
 pst_smtp_cmd_help(pst_session_t *s)
 {
-    pst_smtp_reply_raw(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT"
-                          " RSET NOOP QUIT HELP VRFY\r\n"
-                          "214 2.0.0 See RFC 5321\r\n", 85);
+    static const char  help[] = "214-2.0.0 Commands: HELO EHLO MAIL RCPT"
+                                " DATA BDAT RSET NOOP QUIT HELP VRFY\r\n"
+                                "214 2.0.0 See RFC 5321\r\n";
+
+    pst_smtp_reply_raw(s, help, sizeof(help) - 1);
 }
 
 
