@@ -283,6 +283,38 @@ class Server:
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
 
+    def connection_pids(self):
+        """{worker pid: established connections on the first port}
+        (from ss -p)."""
+        out = subprocess.run(["ss", "-tnpH", "state", "established",
+                              "sport", "= :%d" % self.port],
+                             capture_output=True, text=True).stdout
+        counts = {}
+        for pid in re.findall(r"pid=(\d+)", out):
+            counts[int(pid)] = counts.get(int(pid), 0) + 1
+        return counts
+
+    def worker_for(self, client):
+        """PID of the worker serving a RawClient (from ss -p)."""
+        cport = client.sock.getsockname()[1]
+
+        def find():
+            out = subprocess.run(
+                ["ss", "-tnpH", "state", "established", "( sport = :%d and "
+                 "dport = :%d )" % (self.port, cport)],
+                capture_output=True, text=True).stdout
+            m = re.search(r"pid=(\d+)", out)
+            return int(m.group(1)) if m else None
+        return wait_for(find, 5, what="the worker of port %d" % cport)
+
+    @staticmethod
+    def rss_kb(pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
     def children(self):
         out = subprocess.run(["ps", "-o", "pid=", "--ppid",
                               str(self.master_pid())],

@@ -2,9 +2,6 @@
 recipients, messages and errors per session, junk commands, per-phase
 timeouts, and connection limits counted across worker processes."""
 
-import collections
-import re
-import subprocess
 import time
 import unittest
 
@@ -238,14 +235,6 @@ class TimeoutTest(PstTestCase):
         self.assertEqual(srv.queue_count(), 1)
 
 
-def worker_of_connections(port):
-    """{pid: number of established connections} on the server port."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established", "sport",
-                          "= :%d" % port], capture_output=True,
-                         text=True).stdout
-    return collections.Counter(re.findall(r"pid=(\d+)", out))
-
-
 class ConnectionLimitTest(PstTestCase):
     """A worker takes worker_connections + 64 connections at most, so
     with worker_connections 16 (the minimum) and 2 workers the sessions
@@ -271,7 +260,7 @@ class ConnectionLimitTest(PstTestCase):
                 self.assertReply(c.greeting, 421, "4.3.2")
                 self.assertTrue(c.closed())
             if have("ss"):
-                per = worker_of_connections(srv.port)
+                per = srv.connection_pids()
                 self.assertEqual(len(per), 2, per)
                 self.assertEqual(sum(per.values()), 100, per)
             # a slot frees up when a session ends
@@ -302,7 +291,7 @@ class ConnectionLimitTest(PstTestCase):
             for c in refused:
                 self.assertReply(c.greeting, 421, "4.7.0")
             if have("ss"):
-                self.assertEqual(len(worker_of_connections(srv.port)), 2)
+                self.assertEqual(len(srv.connection_pids()), 2)
             # another address is not affected
             others, more = self.open_many(srv, 3, source="127.0.0.2")
             self.assertEqual((len(others), len(more)), (3, 0))
