@@ -533,8 +533,10 @@ pst_fill_workers(pst_cycle_t *cycle)
 static void
 pst_master_reconfigure(void)
 {
-    pst_cycle_t  *cycle, *old;
-    int           i;
+    pst_cycle_t      *cycle, *old;
+    pst_listening_t  *ls, *ols;
+    pst_uint_t        k;
+    int               i;
 
     old = pst_cycle;
     pst_log_error(PST_LOG_NOTICE, 0, "reconfiguring from \"%s\"",
@@ -550,13 +552,21 @@ pst_master_reconfigure(void)
     if (pst_open_listening_sockets(cycle, old) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK)
     {
+        /* sockets the new cycle took over stay with the old one: the
+         * new cycle must not close them */
+        for (i = 0; i < (int) old->listening.nelts; i++) {
+            ols = &((pst_listening_t *) old->listening.elts)[i];
+            ls = cycle->listening.elts;
+            for (k = 0; ols->inherited && k < cycle->listening.nelts; k++) {
+                if (ls[k].fd == ols->fd) {
+                    ls[k].fd = -1;
+                }
+            }
+            ols->inherited = 0;
+        }
         pst_close_listening_sockets(cycle);
         pst_shm_mark_all_used();
         pst_destroy_cycle(cycle);
-        /* sockets the new cycle took over stay with the old one */
-        for (i = 0; i < (int) old->listening.nelts; i++) {
-            ((pst_listening_t *) old->listening.elts)[i].inherited = 0;
-        }
         pst_log_error(PST_LOG_ERR, 0, "reload failed; the running"
                       " configuration stays");
         return;
