@@ -670,6 +670,10 @@ pst_master_run(pst_cycle_t *cycle)
         } else if (pst_quit && !sent_quit) {
             sent_quit = 1;
             pst_signal_children(SIGQUIT, 0);
+            /* the workers stop accepting; with our copies closed too,
+             * new clients are refused instead of waiting in the backlog
+             * for a greeting that never comes */
+            pst_close_listening_sockets(pst_cycle);
         }
 
         if ((pst_quit || pst_terminate) && pst_live_children() == 0) {
