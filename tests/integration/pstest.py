@@ -221,6 +221,7 @@ class Server:
     def write_conf(self, conf, preamble=True, modules=DEFAULT_MODULES,
                    workers=2, extra_top=""):
         top = ""
+        self.nworkers = workers if preamble else None
         if preamble:
             top = "".join("load_module %s/%s.so;\n" % (MODULES, m)
                           for m in modules)
@@ -248,6 +249,10 @@ class Server:
             return self.proc.returncode
         if wait:
             self.wait_ready()
+            if self.nworkers:
+                # every worker up, with its title (workers() needs it)
+                wait_for(lambda: len(self.workers()) == self.nworkers, 15,
+                         what="%d workers" % self.nworkers)
         return None
 
     def wait_ready(self, port=None, timeout=15.0):
