@@ -530,6 +530,17 @@ pst_fill_workers(pst_cycle_t *cycle)
 }
 
 
+/* A log file the master (root) has just created: the workers reopen it
+ * on USR1 as their own user, so it must be theirs (as at start-up). */
+static void
+pst_log_give_to_workers(pst_cycle_t *cycle)
+{
+    if (geteuid() == 0 && pst_log_main.fd != STDERR_FILENO) {
+        (void) !fchown(pst_log_main.fd, cycle->core->uid, cycle->core->gid);
+    }
+}
+
+
 static void
 pst_master_reconfigure(void)
 {
@@ -578,6 +589,7 @@ pst_master_reconfigure(void)
         (void) pst_log_open(&pst_log_main,
                             (char *) cycle->core->error_log.data,
                             (int) cycle->core->log_level);
+        pst_log_give_to_workers(cycle);
     } else {
         pst_log_main.level = (int) cycle->core->log_level;
     }
@@ -700,6 +712,7 @@ pst_master_run(pst_cycle_t *cycle)
             if (pst_log_main.fd != STDERR_FILENO) {
                 dup2(pst_log_main.fd, STDERR_FILENO);
             }
+            pst_log_give_to_workers(pst_cycle);
             pst_signal_children(SIGUSR1, 0);
         }
     }
