@@ -236,6 +236,7 @@ class Server:
     # -- life cycle ---------------------------------------------------
 
     def start(self, wait=True, expect_fail=False):
+        self._close_output()
         self.output = open(os.path.join(self.dir, "stderr.log"), "ab")
         self.proc = subprocess.Popen(
             [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"],

@@ -288,6 +288,7 @@ class KillEverythingTest(PstTestCase):
         def client(n):
             i = 0
             while not stop.is_set():
+                c = None
                 try:
                     c = srv.raw(timeout=10)
                     c.cmd("EHLO client.test")
@@ -309,6 +310,9 @@ class KillEverythingTest(PstTestCase):
                     if stop.is_set():
                         return
                     time.sleep(0.05)
+                finally:
+                    if c is not None:
+                        c.close()
 
         threads = [threading.Thread(target=client, args=(n,), daemon=True)
                    for n in range(16)]
