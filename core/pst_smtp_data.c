@@ -91,7 +91,14 @@ pst_smtp_bdat_start(pst_session_t *s, off_t size, int last)
     tx->bdat_last = last;
 
     if (!tx->data_started && pst_smtp_data_open(s, 0) != PST_OK) {
-        /* read the chunk anyway; the answer will be the error */
+        /* answer now and throw the chunk away (as for a BDAT that was
+         * refused when announced): without a write buffer the end of
+         * the chunk adds no second reply */
+        pst_smtp_tx_abort(s);
+        pst_buf_destroy(tx->wbuf);
+        tx->wbuf = NULL;
+        pst_smtp_reply(s, 451, "4.3.0", "Error: cannot store the message"
+                       " now");
         tx->failed = 1;
         tx->data_started = 1;
     }
