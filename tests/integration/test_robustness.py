@@ -188,6 +188,69 @@ class RobustnessTest(PstTestCase):
                                                         + b"\r\n"))
 
 
+class StoreFailureTest(PstTestCase):
+    """The spool refuses: never 250, a 451 to every kind of transfer, in
+    step, and nothing left behind."""
+
+    def setUp(self):
+        super().setUp()
+        self.srv = self.server(BASIC)
+        self.tmp = os.path.join(self.srv.spool, "tmp")
+        self.queue = os.path.join(self.srv.spool, "queue")
+
+    def tearDown(self):
+        os.chmod(self.tmp, 0o750)
+        os.chmod(self.queue, 0o750)
+        super().tearDown()
+
+    def attempts(self, c):
+        """A DATA and a BDAT transaction; their final replies."""
+        out = []
+        c.cmd("MAIL FROM:<a@client.test>")
+        c.cmd("RCPT TO:<user@example.test>")
+        r = c.cmd("DATA")
+        if r[0] == 354:
+            c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+            r = c.reply()
+        out.append(r)
+        c.cmd("RSET")
+        c.cmd("MAIL FROM:<a@client.test>")
+        c.cmd("RCPT TO:<user@example.test>")
+        c.send(b"BDAT 7\r\nSubject")
+        r = c.reply()
+        if r[0] == 250:
+            c.send(b"BDAT 5 LAST\r\n: x\r\n")
+            r = c.reply()
+        out.append(r)
+        return out
+
+    def check(self):
+        with self.srv.raw() as c:
+            c.cmd("EHLO client.test")
+            for r in self.attempts(c):
+                self.assertReply(r, 451, "4.3.0")
+            # in step: exactly one reply per command
+            self.assertEqual(c.cmd("NOOP"), (250, ["2.0.0 Ok"]))
+            self.assertEqual(c.pending(0.2), b"")
+            os.chmod(self.tmp, 0o750)
+            os.chmod(self.queue, 0o750)
+            for r in self.attempts(c):
+                self.assertEqual(r[0], 250, r)
+        self.assertEqual(self.srv.queue_count(), 2)
+        self.srv.check_queue_consistent()
+        self.srv.wait_tmp_empty()
+
+    def test_cannot_create_message(self):
+        os.chmod(self.tmp, 0o500)
+        self.check()
+        self.srv.wait_log(r"spool: cannot create tmp/")
+
+    def test_cannot_commit(self):
+        os.chmod(self.queue, 0o500)
+        self.check()
+        self.srv.wait_log(r"spool: committing \S+ failed")
+
+
 class FlowControlTest(PstTestCase):
 
     def test_client_that_does_not_read(self):
