@@ -2,6 +2,8 @@
 recipients, messages and errors per session, junk commands, per-phase
 timeouts, and connection limits counted across worker processes."""
 
+import os
+import signal
 import time
 import unittest
 
@@ -300,6 +302,45 @@ class ConnectionLimitTest(PstTestCase):
             for c in ok + refused + others:
                 c.close()
         srv.wait_log(r"max_connections_per_ip reached", count=5)
+
+    def test_counts_survive_reload_and_worker_death(self):
+        srv = self.server(CONF % "max_connections 3;")
+        held = [srv.raw() for _ in range(3)]
+        try:
+            self.assertEqual([c.greeting[0] for c in held], [220] * 3)
+            with srv.raw() as c:
+                self.assertReply(c.greeting, 421, "4.3.2")
+            # sessions of old workers still count after a reload
+            srv.reload()
+            srv.wait_log(r"reconfigured")
+            wait_for(lambda: len(srv.workers()) == 2, 15, what="workers")
+            with srv.raw() as c:
+                self.assertReply(c.greeting, 421, "4.3.2")
+            for c in held:
+                self.assertEqual(c.cmd("QUIT")[0], 221)
+                c.close()
+
+            def three_free():
+                cs = [srv.raw() for _ in range(3)]
+                ok = all(c.greeting[0] == 220 for c in cs)
+                if not ok:
+                    for c in cs:
+                        c.close()
+                    return None
+                return cs
+            held = wait_for(three_free, 10, interval=0.2,
+                            what="slots freed by QUIT")
+            # a worker killed with its sessions frees their slots
+            for pid in {srv.worker_for(c) for c in held}:
+                os.kill(pid, signal.SIGKILL)
+            for c in held:
+                self.assertTrue(c.closed())
+                c.close()
+            held = wait_for(three_free, 15, interval=0.2,
+                            what="slots freed by the dead worker")
+        finally:
+            for c in held:
+                c.close()
 
 
 if __name__ == "__main__":
