@@ -37,6 +37,7 @@ static pst_child_t     children[PST_MAX_PROCS];
 static time_t          crash_times[PST_RESPAWN_MAX];
 static pst_uint_t      crash_next;
 static int             respawn_paused;
+static pid_t           master_pid;        /* what a worker's parent is */
 
 static char           *title_start;
 static size_t          title_size;
@@ -642,6 +643,7 @@ pst_master_run(pst_cycle_t *cycle)
 
     pst_log_main.role = "master";
     pst_process_type = PST_PROC_MASTER;
+    master_pid = getpid();
     pst_setproctitle("master process");
     sigemptyset(&empty);
 
@@ -878,12 +880,17 @@ pst_worker_process(pst_cycle_t *cycle, int slot)
 
     /* a worker outliving its master stops gracefully */
     (void) prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
-    if (getppid() == 1) {
-        pst_quit = 1;
-    }
 
     if (pst_worker_init(cycle, PST_PROC_WORKER) != PST_OK) {
         exit(2);
+    }
+
+    /* changing credentials (pst_drop_privileges) clears the parent-death
+     * signal: set it again, then catch a master that died before that
+     * (an orphan's parent is init or a subreaper, not always pid 1) */
+    (void) prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
+    if (getppid() != master_pid) {
+        pst_quit = 1;
     }
 
     if (pst_enable_accept(cycle) != PST_OK) {
