@@ -194,8 +194,21 @@ class TimeoutTest(PstTestCase):
         srv.wait_log(r"timeout in state COMMAND", count=2)
         self.assertEqual(srv.queue_count(), 0)
 
+    def test_data_timeout_is_not_the_command_timeout(self):
+        srv = self.server(CONF % "smtp_command_timeout 1s;"
+                          " smtp_data_timeout 30s;")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            start_tx(c)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            time.sleep(2.5)
+            c.send(b"late but in time\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+        self.assertEqual(srv.queue_count(), 1)
+
     def test_data_timeout_leaves_nothing(self):
-        srv = self.server(self.CONF)
+        srv = self.server(CONF % "smtp_command_timeout 30s;"
+                          " smtp_data_timeout 1s;")
         with srv.raw() as c:
             c.cmd("EHLO client.test")
             start_tx(c)

@@ -277,6 +277,34 @@ class GracefulQuitTest(PstTestCase):
         srv.proc.wait(timeout=15)
 
 
+class MasterDeathTest(PstTestCase):
+
+    def test_master_killed_workers_finish_and_restart(self):
+        """kill -9 of the master alone: its workers stop gracefully (they
+        finish open sessions), and a new master can start meanwhile."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        old_workers = srv.workers()
+        c = open_tx(srv)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=10)
+        wait_for(lambda: all("shutting down" in proc_title(p)
+                             for p in old_workers if alive(p)), 10,
+                 what="orphaned workers shutting down")
+        srv.start()
+        self.assertFalse(set(srv.workers()) & set(old_workers))
+        self.assertEqual(srv.send(), {})
+        # the orphan's session is still served, and stored
+        qid = finish_tx(c, b"Subject: orphan\r\n\r\nstill here\r\n")
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        c.close()
+        wait_for(lambda: not any(alive(p) for p in old_workers), 15,
+                 what="orphaned workers to exit")
+        self.assertEqual(srv.queue_count(), 2)
+        self.assertEqual(srv.body(qid), b"Subject: orphan\r\n\r\n"
+                                        b"still here\r\n")
+        srv.check_queue_consistent()
+
+
 class KillEverythingTest(PstTestCase):
 
     def test_kill_9_during_load(self):

@@ -285,6 +285,47 @@ class ProtocolTest(PstTestCase):
         env = self.srv.envelope(self.srv.queue_ids()[0])
         self.assertNotIn("elsewhere", env)
 
+    def test_addresses(self):
+        """Path syntax (RFC 5321 4.1.2) and the relay check's view of it."""
+        cases = [
+            ("<@a.test,@b.test:route@example.test>", 250),  # route ignored
+            ("<user@EXAMPLE.TEST>", 250),                   # case of domain
+            ('<"quoted user"@example.test>', 250),
+            ("<" + "l" * 64 + "@example.test>", 250),
+            ("<" + "l" * 65 + "@example.test>", 501),       # 4.5.3.1.1
+            ("<u@" + "d" * 64 + ".test>", 501),             # label > 63
+            ("<u@example.test.>", 501),
+            ("<u@-example.test>", 501),
+            ("<u@[300.1.1.1]>", 501),
+            ("<user%other.test@example.test>", 550),         # percent hack
+            ('<"a@b"@example.test>', 550),
+            ("<user@[127.0.0.1]>", 550),                     # literal
+            ("<user@example.test.evil.test>", 550),
+        ]
+        with self.srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            for addr, code in cases:
+                r = c.cmd("RCPT TO:" + addr)
+                self.assertEqual(r[0], code, (addr, r))
+                self.assertEnhanced(r)
+            c.cmd("DATA")
+            c.send(b"x\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+        env = self.srv.envelope(self.srv.queue_ids()[0])
+        rcpts = [l.split()[1] for l in env.splitlines()
+                 if l.startswith("rcpt ")]
+        self.assertEqual(rcpts, ["route@example.test", "user@example.test",
+                                 '"quoted+20user"@example.test',
+                                 "l" * 64 + "@example.test"])
+
+    def test_nothing_after_quit(self):
+        with self.srv.raw() as c:
+            c.send(b"QUIT\r\nNOOP\r\nEHLO client.test\r\n")
+            self.assertEqual(c.reply(), (221, ["2.0.0 Bye"]))
+            self.assertTrue(c.closed())
+            self.assertEqual(c.buf, b"")
+
     def test_enhanced_status_codes_everywhere(self):
         """Every reply but the greeting, the EHLO/HELO answer and 354
         carries an RFC 3463 code of its own class."""
