@@ -537,10 +537,14 @@ pst_smtp_received(pst_session_t *s)
 
     p = tx->wbuf->last;
     k = snprintf((char *) p, pst_buf_free(tx->wbuf),
-                 "Received: from %s (%s [%.*s])\r\n"
+                 "Received: from %s (%s [%s%.*s])\r\n"
                  "\tby %.*s (Postern) with %s id %s%s%s;\r\n"
                  "\t%s\r\n",
-                 helo, name, (int) s->client_addr.len, s->client_addr.data,
+                 helo, name,
+                 /* RFC 5321 4.1.3: an IPv6 address literal is tagged */
+                 memchr(s->client_addr.data, ':', s->client_addr.len)
+                     ? "IPv6:" : "",
+                 (int) s->client_addr.len, s->client_addr.data,
                  (int) s->conf->hostname.len, s->conf->hostname.data,
                  pst_smtp_protocol(s), tx->id.data, tls, rcpt, date);
     if (k < 0 || (size_t) k >= pst_buf_free(tx->wbuf)) {
