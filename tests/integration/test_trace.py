@@ -4,6 +4,7 @@ log line, and "smtp_debug on" logging every command and reply."""
 import datetime
 import email.utils
 import re
+import socket
 import unittest
 
 from pstest import BASIC, PstTestCase
@@ -88,6 +89,39 @@ class ReceivedTest(PstTestCase):
         self.assertIn(" id %s" % qid, text)
         self.assertEqual(self.srv.queue_ids(), [qid])
         self.assertIn("\nid %s\n" % qid, self.srv.envelope(qid))
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback")
+class ReceivedIPv6Test(PstTestCase):
+
+    def test_ipv6_address_literal(self):
+        srv = self.server(BASIC.replace("listen {port};",
+                                        "listen {port}; listen [::1]:{portnum};"))
+        with socket.create_connection(("::1", srv.port), timeout=10) as s:
+            f = s.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"220 "))
+            s.sendall(b"EHLO client.test\r\nMAIL FROM:<a@client.test>\r\n"
+                      b"RCPT TO:<user@example.test>\r\nDATA\r\n")
+            while not f.readline().startswith(b"354"):
+                pass
+            s.sendall(b"Subject: v6\r\n\r\nx\r\n.\r\n")
+            self.assertTrue(f.readline().startswith(b"250 2.0.0"))
+        qid = srv.queue_ids()[0]
+        text, _ = received(srv.message(qid))
+        # RFC 5321 4.1.3 / 4.4: "[IPv6:" IPv6-addr "]"
+        self.assertTrue(text.startswith(
+            "Received: from client.test (unknown [IPv6:::1])"), text)
+        self.assertIn("\nclient-addr ::1\n", srv.envelope(qid))
+        srv.wait_log(r"client=\[::1\] id=%s queued" % qid)
 
 
 class LogTest(PstTestCase):
