@@ -92,6 +92,40 @@ class DataTest(PstTestCase):
         self.assertTrue(stored == body, "1 MB body differs")
         self.assertIn("\nsize %d\n" % len(body), self.srv.envelope(ids[0]))
 
+    def test_one_megabyte_in_random_chunks(self):
+        """BDAT: the same kind of body cut at random places (CRLFs split
+        across chunks included), chunks pipelined in groups."""
+        rnd = random.Random(3030)
+        lines, size = [b"Subject: chunks", b""], 0
+        while size < 1024 * 1024:
+            line = bytes(rnd.randrange(32, 256) for _ in range(
+                rnd.choice((0, 1, 77, 500))))
+            if rnd.random() < 0.2:
+                line = b"." + line
+            lines.append(line)
+            size += len(line) + 2
+        body = b"\r\n".join(lines) + b"\r\n"
+        with self.srv.raw(timeout=60) as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test> BODY=8BITMIME")
+            c.cmd("RCPT TO:<user@example.test>")
+            pos, n = 0, 0
+            while pos < len(body):
+                k = rnd.choice((1, 2, 3, 1000, 65536, 100000))
+                chunk = body[pos:pos + k]
+                pos += len(chunk)
+                last = b" LAST" if pos >= len(body) else b""
+                c.send(b"BDAT %d%s\r\n" % (len(chunk), last) + chunk)
+                n += 1
+                if n % 50 == 0 or last:
+                    for r in c.replies(n):
+                        self.assertEqual(r[0], 250, r)
+                    n = 0
+            qid = QUEUED.search(c.last_raw.decode()).group(1)
+        stored = self.srv.body(qid)
+        self.assertEqual(len(stored), len(body))
+        self.assertTrue(stored == body, "chunked body differs")
+
     def test_eight_bit_and_nul(self):
         """Every byte value but CR and LF, NULs included, in the text."""
         allbytes = bytes(b for b in range(256) if b not in (10, 13))

@@ -227,6 +227,23 @@ class WorkerCrashTest(PstTestCase):
         self.assertIsNone(srv.proc.poll())
 
 
+    def test_crash_loop_pauses_then_refills(self):
+        """Workers that keep dying: respawns pause for the window (10 s),
+        then the master starts the full set again."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        deadline = time.monotonic() + 20
+        while "pausing respawns" not in srv.log():
+            self.assertLess(time.monotonic(), deadline, "no pause")
+            for pid in srv.workers():
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        self.assertIsNone(srv.proc.poll())
+        wait_for(lambda: len(srv.workers()) == 2, 20, interval=0.2,
+                 what="workers after the pause")
+        srv.wait_ready()
+        self.assertEqual(srv.send(), {})
+
+
 class GracefulQuitTest(PstTestCase):
 
     def test_quit_finishes_open_sessions(self):
