@@ -639,6 +639,14 @@ pst_smtp_timeout(pst_session_t *s)
         return;    /* our own disk: the commit always completes */
     }
 
+    if (s->state == PST_SMTP_S_CLOSING) {
+        /* a whole timeout and our last reply is still not sent: the
+         * client does not read, so do not wait for it any more */
+        s->closing = 1;
+        (void) pst_smtp_finalize(s);
+        return;
+    }
+
     pst_smtp_reply(s, 421, "4.4.2", "%.*s Error: timeout exceeded",
                    (int) s->conf->hostname.len, s->conf->hostname.data);
     pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
