@@ -4,6 +4,8 @@ timeouts, and connection limits counted across worker processes."""
 
 import os
 import signal
+import socket
+import threading
 import time
 import unittest
 
@@ -232,6 +234,34 @@ class TimeoutTest(PstTestCase):
             self.expect_timeout(c, time.monotonic())
         srv.wait_tmp_empty()
         self.assertEqual(srv.queue_files(), [])
+
+    @unittest.skipUnless(have("ss"), "needs ss")
+    def test_client_that_never_reads_is_dropped(self):
+        """Commands pour in, replies are never read: once a timeout
+        passes with the reply still unsent, the session is closed
+        instead of being kept (with its slot) for ever."""
+        srv = self.server(CONF % "smtp_command_timeout 1s;"
+                          " max_junk_commands 0;")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.settimeout(2)
+
+        def writer():
+            try:
+                s.sendall(b"NOOP\r\n" * 2000000)
+            except OSError:
+                pass
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            wait_for(lambda: srv.connection_pids(), 5, what="session")
+            wait_for(lambda: not srv.connection_pids(), 15, interval=0.2,
+                     what="the server to drop the session")
+        finally:
+            s.close()
+            t.join(5)
+        srv.wait_log(r"timeout in state")
 
     def test_slow_but_steady_client(self):
         """The data timeout is per read, not for the whole message."""
