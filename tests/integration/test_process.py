@@ -263,6 +263,20 @@ class GracefulQuitTest(PstTestCase):
         self.assertFalse(os.path.exists(srv.pidfile))
         srv.wait_log(r"master: notice: exiting")
 
+    def test_shutdown_timeout_closes_lingering_sessions(self):
+        srv = self.server(CONF % ("mx.example.test", ""),
+                          extra_top="worker_shutdown_timeout 1s;")
+        c = open_tx(srv)
+        srv.send_signal(signal.SIGQUIT)
+        c.sock.settimeout(15)
+        self.assertReply(c.reply(), 421, "4.3.2")
+        self.assertTrue(c.closed())
+        c.close()
+        srv.proc.wait(timeout=15)
+        srv.wait_log(r"shutdown timeout: closing 1 session")
+        self.assertEqual(srv.queue_count(), 0)
+        srv.wait_tmp_empty()
+
     def test_new_connections_during_graceful_quit(self):
         """While old sessions finish, new clients are not left hanging
         without a greeting: they are refused (or greeted)."""
