@@ -336,6 +336,53 @@ class MasterDeathTest(PstTestCase):
         srv.check_queue_consistent()
 
 
+class RecoveryTest(PstTestCase):
+
+    def test_recovery_sorts_out_debris(self):
+        """Start-up recovery: committed messages stay, unreadable or
+        orphaned envelopes go to corrupt/, stale leftovers are removed,
+        young ones (a dying worker may still own them) are kept."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        self.assertEqual(srv.send(), {})
+        good = srv.queue_ids()[0]
+        srv.stop()
+        q = os.path.join(srv.spool, "queue")
+        tmp = os.path.join(srv.spool, "tmp")
+        env = srv.envelope(good)
+
+        def put(path, data, age=0):
+            with open(path, "w") as f:
+                f.write(data)
+            if age:
+                t = time.time() - age
+                os.utime(path, (t, t))
+        bad, envonly = "A" * 18, "B" * 18
+        put(os.path.join(q, bad), "message")
+        put(os.path.join(q, bad + ".env"), env.replace(good, bad)[:-4])
+        put(os.path.join(q, envonly + ".env"), env.replace(good, envonly))
+        put(os.path.join(q, "C" * 18), "orphan, old", age=7200)
+        put(os.path.join(q, "D" * 18), "orphan, young")
+        put(os.path.join(tmp, "E" * 18), "old", age=7200)
+        put(os.path.join(tmp, "F" * 18), "young")
+        srv.start()
+        line = srv.wait_log(r"message\(s\) queued", count=2)[-1]
+        self.assertIn("1 message(s) queued, 2 stale file(s) removed, "
+                      "2 moved to corrupt/", line)
+        self.assertEqual(sorted(os.listdir(os.path.join(srv.spool,
+                                                        "corrupt"))),
+                         [bad + ".env", envonly + ".env"])
+        self.assertEqual(sorted(os.listdir(q)),
+                         sorted([good, good + ".env", bad, "D" * 18]))
+        self.assertEqual(os.listdir(tmp), ["F" * 18])
+        srv.wait_log(r"moving queue/%s.env to corrupt/: no \"end\" line"
+                     % bad)
+        srv.wait_log(r"moving queue/%s.env to corrupt/: message missing"
+                     % envonly)
+        r = srv.run_tool("queue", "count")
+        self.assertEqual(r.stdout, "1\n")
+        self.assertEqual(srv.send(), {})
+
+
 class KillEverythingTest(PstTestCase):
 
     def test_kill_9_during_load(self):
