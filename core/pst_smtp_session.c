@@ -735,6 +735,11 @@ pst_smtp_continue(pst_session_t *s)
 
         if (rc == PST_BUSY) {
             (void) pst_smtp_flush(s);
+            if (c->read.ready) {
+                /* edge-triggered: the peer may already have closed; let
+                 * the read handler look while we wait (bounded buffer) */
+                pst_post_event(&c->read);
+            }
             break;
         }
 
