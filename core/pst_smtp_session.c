@@ -344,6 +344,15 @@ pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st)
         pst_log_session(s, PST_LOG_DEBUG, "state %s -> %s",
                         state_names[s->state], state_names[st]);
     }
+
+    if (st == PST_SMTP_S_COMMAND
+        && pst_buf_capacity(s->in) > PST_SMTP_IN_SIZE
+        && pst_buf_size(s->in) <= PST_SMTP_IN_SIZE / 2)
+    {
+        /* back from DATA: an idle session keeps a small buffer */
+        (void) pst_buf_resize(s->in, PST_SMTP_IN_SIZE);
+    }
+
     s->state = st;
 }
 
@@ -637,6 +646,13 @@ pst_smtp_timeout(pst_session_t *s)
 
     if (s->state == PST_SMTP_S_COMMIT) {
         return;    /* our own disk: the commit always completes */
+    }
+
+    if (s->state == PST_SMTP_S_CLOSING) {
+        /* the client does not even read its last reply: drop it */
+        s->closing = 1;
+        (void) pst_smtp_finalize(s);
+        return;
     }
 
     pst_smtp_reply(s, 421, "4.4.2", "%.*s Error: timeout exceeded",
