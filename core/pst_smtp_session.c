@@ -344,6 +344,15 @@ pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st)
         pst_log_session(s, PST_LOG_DEBUG, "state %s -> %s",
                         state_names[s->state], state_names[st]);
     }
+
+    if (st == PST_SMTP_S_COMMAND
+        && pst_buf_capacity(s->in) > PST_SMTP_IN_SIZE
+        && pst_buf_size(s->in) <= PST_SMTP_IN_SIZE / 2)
+    {
+        /* back from DATA: an idle session keeps a small buffer */
+        (void) pst_buf_resize(s->in, PST_SMTP_IN_SIZE);
+    }
+
     s->state = st;
 }
 
@@ -640,8 +649,7 @@ pst_smtp_timeout(pst_session_t *s)
     }
 
     if (s->state == PST_SMTP_S_CLOSING) {
-        /* a whole timeout and our last reply is still not sent: the
-         * client does not read, so do not wait for it any more */
+        /* the client does not even read its last reply: drop it */
         s->closing = 1;
         (void) pst_smtp_finalize(s);
         return;
@@ -743,6 +751,11 @@ pst_smtp_continue(pst_session_t *s)
 
         if (rc == PST_BUSY) {
             (void) pst_smtp_flush(s);
+            if (c->read.ready) {
+                /* edge-triggered: the peer may already have closed; let
+                 * the read handler look while we wait (bounded buffer) */
+                pst_post_event(&c->read);
+            }
             break;
         }
 

@@ -505,8 +505,10 @@ class Dnsmasq:
 
     def __init__(self, records, name):
         self.port = free_port_udp()
-        self.dir = os.path.join(RUN, name)
-        os.makedirs(self.dir, exist_ok=True)
+        # not the server's directory: Server() empties that one
+        self.dir = os.path.join(RUN, name + "-dns")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
         self.logfile = os.path.join(self.dir, "dnsmasq.log")
         binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         args = [binary, "--no-daemon", "--port=%d" % self.port,
