@@ -23,6 +23,13 @@ already "127.0.0.1:N"), {portnum}, {dir} (the test's directory), {spool},
 {modules} (objs/modules), {root} (the source tree) and {resolver}.
 The top-level lines (load_module, daemon, pid, spool_dir, error_log) are
 added unless the template has its own (set preamble=False).
+
+RawClient.reply() checks the syntax of every reply line (RFC 5321 4.2.1)
+and keeps the raw bytes in last_raw; replies(n) reads a pipelined batch,
+pending() shows what the server sent unasked.  Server.transaction() runs
+MAIL/RCPT/DATA on a RawClient; wait_log(), wait_tmp_empty() and
+check_queue_consistent() look at the effects; workers(), worker_for()
+and connection_pids() tell which process serves what (ps, ss -p).
 """
 
 import contextlib
