@@ -52,6 +52,7 @@ static void pst_signal_children(int signo, int only_old);
 static pst_uint_t pst_live_children(void);
 static void pst_start_workers(pst_cycle_t *cycle);
 static void pst_master_reconfigure(void);
+static void pst_wait_old_stop_accepting(void);
 
 
 /* ------------------------------------------------------------------ */
@@ -477,8 +478,10 @@ pst_reap_children(pst_cycle_t *cycle)
                           (int) pid);
         }
 
-        /* connections it counted are gone with it */
+        /* connections it counted are gone with it, and so is whatever it
+         * was receiving */
         pst_shm_clear_slot(ch->slot);
+        pst_spool_process_gone(ch->cycle ? ch->cycle : cycle, pid);
 
         i = !ch->exiting && !ch->old && !pst_quit && !pst_terminate
             && ch->cycle == cycle;
@@ -539,6 +542,40 @@ pst_log_give_to_workers(pst_cycle_t *cycle)
     if (geteuid() == 0 && pst_log_main.fd != STDERR_FILENO) {
         (void) !fchown(pst_log_main.fd, cycle->core->uid, cycle->core->gid);
     }
+}
+
+
+/*
+ * After a reload, new connections belong to the new configuration: wait
+ * until every old worker has closed its listeners (it clears its
+ * "accepting" flag in shared memory), at most a second.  A connection
+ * that an old worker took in that instant still gets a complete session
+ * under the old configuration.
+ */
+static void
+pst_wait_old_stop_accepting(void)
+{
+    struct timespec  ts = { 0, 10 * 1000 * 1000 };
+    int              i, busy, tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        busy = 0;
+        for (i = 0; i < PST_MAX_PROCS; i++) {
+            if (children[i].pid > 0 && children[i].old
+                && pst_shm_accepting(children[i].slot))
+            {
+                busy = 1;
+                break;
+            }
+        }
+        if (!busy) {
+            return;
+        }
+        nanosleep(&ts, NULL);
+    }
+
+    pst_log_error(PST_LOG_WARN, 0, "old workers still accept connections"
+                  " a second after the reload");
 }
 
 
@@ -604,6 +641,7 @@ pst_master_reconfigure(void)
     pst_cycle = cycle;
     pst_start_workers(cycle);
     pst_signal_children(SIGQUIT, 1);
+    pst_wait_old_stop_accepting();
 
     pst_close_listening_sockets(old);
     pst_destroy_cycle(old);
@@ -772,8 +810,9 @@ pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
 
     pst_drop_privileges(cycle);
 
-    if (pst_event_init((pst_uint_t) cycle->core->worker_connections)
-        != PST_OK
+    if (pst_spool_process_init(cycle) != PST_OK
+        || pst_event_init((pst_uint_t) cycle->core->worker_connections)
+           != PST_OK
         || pst_connections_init((pst_uint_t)
                                 cycle->core->worker_connections + 64)
            != PST_OK
@@ -851,6 +890,7 @@ pst_worker_loop(pst_cycle_t *cycle)
             exiting = 1;
             pst_setproctitle("worker process is shutting down");
             pst_close_listening_in_worker(cycle);
+            pst_shm_set_accepting(pst_proc_slot_index, 0);
             pst_smtp_shutdown_all(0);
             pst_event_add_timer(&shutdown_timer,
                                 cycle->core->shutdown_timeout);
@@ -896,6 +936,7 @@ pst_worker_process(pst_cycle_t *cycle, int slot)
     if (pst_enable_accept(cycle) != PST_OK) {
         exit(2);
     }
+    pst_shm_set_accepting(slot, 1);
 
     pst_worker_loop(cycle);
     exit(0);

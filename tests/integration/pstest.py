@@ -423,7 +423,12 @@ class Server:
         return b"\r\n".join(lines[i:])
 
     def tmp_files(self):
-        return os.listdir(os.path.join(self.spool, "tmp"))
+        """Files being received: spool/tmp/PID/* (and anything stray
+        directly in spool/tmp)."""
+        found = []
+        for root, dirs, files in os.walk(os.path.join(self.spool, "tmp")):
+            found += [os.path.join(root, f) for f in files]
+        return found
 
     def queue_files(self):
         q = os.path.join(self.spool, "queue")

@@ -219,7 +219,6 @@ class WorkerCrashTest(PstTestCase):
     # recovery removes tmp files only at start-up and only when older
     # than an hour.  The master could remove the dead slot's files
     # (queue IDs carry the slot) when it reaps the worker.
-    @unittest.expectedFailure
     def test_dead_worker_leaves_no_tmp_file(self):
         srv = self.server(CONF % ("mx.example.test", ""))
         c = open_tx(srv)
@@ -380,18 +379,24 @@ class RecoveryTest(PstTestCase):
         put(os.path.join(q, envonly + ".env"), env.replace(good, envonly))
         put(os.path.join(q, "C" * 18), "orphan, old", age=7200)
         put(os.path.join(q, "D" * 18), "orphan, young")
+        os.mkdir(os.path.join(tmp, "999999"))      # no such process
+        put(os.path.join(tmp, "999999", "G" * 18), "dead worker's")
         put(os.path.join(tmp, "E" * 18), "old", age=7200)
         put(os.path.join(tmp, "F" * 18), "young")
         srv.start()
         line = srv.wait_log(r"message\(s\) queued", count=2)[-1]
-        self.assertIn("1 message(s) queued, 2 stale file(s) removed, "
+        self.assertIn("1 message(s) queued, 3 stale file(s) removed, "
                       "2 moved to corrupt/", line)
+        self.assertFalse(os.path.exists(os.path.join(tmp, "999999")))
         self.assertEqual(sorted(os.listdir(os.path.join(srv.spool,
                                                         "corrupt"))),
                          [bad + ".env", envonly + ".env"])
         self.assertEqual(sorted(os.listdir(q)),
                          sorted([good, good + ".env", bad, "D" * 18]))
-        self.assertEqual(os.listdir(tmp), ["F" * 18])
+        # (the new workers' own tmp/PID directories are there too)
+        self.assertEqual([f for f in os.listdir(tmp)
+                          if not os.path.isdir(os.path.join(tmp, f))],
+                         ["F" * 18])
         srv.wait_log(r"moving queue/%s.env to corrupt/: no \"end\" line"
                      % bad)
         srv.wait_log(r"moving queue/%s.env to corrupt/: message missing"

@@ -198,8 +198,17 @@ class StoreFailureTest(PstTestCase):
         self.tmp = os.path.join(self.srv.spool, "tmp")
         self.queue = os.path.join(self.srv.spool, "queue")
 
+    def worker_tmp_dirs(self):
+        """Each worker receives into its own spool/tmp/PID."""
+        return [os.path.join(self.tmp, d) for d in os.listdir(self.tmp)
+                if os.path.isdir(os.path.join(self.tmp, d))]
+
+    def set_tmp_mode(self, mode):
+        for d in self.worker_tmp_dirs():
+            os.chmod(d, mode)
+
     def tearDown(self):
-        os.chmod(self.tmp, 0o750)
+        self.set_tmp_mode(0o750)
         os.chmod(self.queue, 0o750)
         super().tearDown()
 
@@ -232,7 +241,7 @@ class StoreFailureTest(PstTestCase):
             # in step: exactly one reply per command
             self.assertEqual(c.cmd("NOOP"), (250, ["2.0.0 Ok"]))
             self.assertEqual(c.pending(0.2), b"")
-            os.chmod(self.tmp, 0o750)
+            self.set_tmp_mode(0o750)
             os.chmod(self.queue, 0o750)
             for r in self.attempts(c):
                 self.assertEqual(r[0], 250, r)
@@ -241,7 +250,8 @@ class StoreFailureTest(PstTestCase):
         self.srv.wait_tmp_empty()
 
     def test_cannot_create_message(self):
-        os.chmod(self.tmp, 0o500)
+        self.assertEqual(len(self.worker_tmp_dirs()), 2)
+        self.set_tmp_mode(0o500)
         self.check()
         self.srv.wait_log(r"spool: cannot create tmp/")
 
