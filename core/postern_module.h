@@ -494,6 +494,10 @@ int pst_tx_envelope(pst_session_t *s, pst_str_t *out);
 
 /* Spool directory (spool_dir directive), absolute, NUL-terminated. */
 const pst_str_t *pst_spool_dir(void);
+/* This worker's own directory for messages being received
+ * (SPOOL/tmp/PID): the master empties and removes it when the worker
+ * exits, whatever the reason, so nothing half-received outlives it. */
+const pst_str_t *pst_spool_tmp_dir(void);
 
 
 /* ------------------------------------------------------------------ */

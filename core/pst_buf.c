@@ -19,6 +19,7 @@ pst_buf_alloc(size_t size)
     b->end = b->start + size;
     b->pos = b->start;
     b->last = b->start;
+    b->inline_size = size;
 
     return b;
 }
@@ -67,7 +68,22 @@ pst_buf_resize(pst_buf_t *b, size_t size)
         size = n;
     }
 
-    /* the data follows the header in one allocation: copy it over */
+    if (size <= b->inline_size) {
+        /* back into the storage that follows the header */
+        p = (u_char *) (b + 1);
+        if (b->start != p) {
+            if (n) {
+                memcpy(p, b->pos, n);
+            }
+            free(b->start);
+        }
+        b->start = p;
+        b->end = p + b->inline_size;
+        b->pos = p;
+        b->last = p + n;
+        return PST_OK;
+    }
+
     p = malloc(size);
     if (p == NULL) {
         return PST_ERROR;

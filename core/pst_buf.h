@@ -15,6 +15,7 @@ struct pst_buf_s {
     u_char                      *end;
     u_char                      *pos;
     u_char                      *last;
+    size_t                       inline_size;   /* storage after the header */
 };
 
 #define pst_buf_size(b)          ((size_t) ((b)->last - (b)->pos))

@@ -881,8 +881,10 @@ pst_conf_dump_value(FILE *out, const pst_command_t *cmd, void *conf,
     p = (u_char *) conf + cmd->offset;
 
     if (cmd->set == pst_conf_set_flag_slot) {
+        /* a flag left unset after merging means "decided at run time" */
         fprintf(out, "%s%s %s;\n", indent, cmd->name,
-                *(pst_int_t *) p ? "on" : "off");
+                *(pst_int_t *) p == PST_CONF_UNSET ? "auto"
+                : *(pst_int_t *) p ? "on" : "off");
 
     } else if (cmd->set == pst_conf_set_num_slot) {
         fprintf(out, "%s%s %ld;\n", indent, cmd->name,

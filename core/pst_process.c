@@ -37,6 +37,7 @@ static pst_child_t     children[PST_MAX_PROCS];
 static time_t          crash_times[PST_RESPAWN_MAX];
 static pst_uint_t      crash_next;
 static int             respawn_paused;
+static pid_t           master_pid;        /* what a worker's parent is */
 
 static char           *title_start;
 static size_t          title_size;
@@ -51,6 +52,7 @@ static void pst_signal_children(int signo, int only_old);
 static pst_uint_t pst_live_children(void);
 static void pst_start_workers(pst_cycle_t *cycle);
 static void pst_master_reconfigure(void);
+static void pst_wait_old_stop_accepting(void);
 
 
 /* ------------------------------------------------------------------ */
@@ -476,8 +478,10 @@ pst_reap_children(pst_cycle_t *cycle)
                           (int) pid);
         }
 
-        /* connections it counted are gone with it */
+        /* connections it counted are gone with it, and so is whatever it
+         * was receiving */
         pst_shm_clear_slot(ch->slot);
+        pst_spool_process_gone(ch->cycle ? ch->cycle : cycle, pid);
 
         i = !ch->exiting && !ch->old && !pst_quit && !pst_terminate
             && ch->cycle == cycle;
@@ -530,11 +534,58 @@ pst_fill_workers(pst_cycle_t *cycle)
 }
 
 
+/* A log file the master (root) has just created: the workers reopen it
+ * on USR1 as their own user, so it must be theirs (as at start-up). */
+static void
+pst_log_give_to_workers(pst_cycle_t *cycle)
+{
+    if (geteuid() == 0 && pst_log_main.fd != STDERR_FILENO) {
+        (void) !fchown(pst_log_main.fd, cycle->core->uid, cycle->core->gid);
+    }
+}
+
+
+/*
+ * After a reload, new connections belong to the new configuration: wait
+ * until every old worker has closed its listeners (it clears its
+ * "accepting" flag in shared memory), at most a second.  A connection
+ * that an old worker took in that instant still gets a complete session
+ * under the old configuration.
+ */
+static void
+pst_wait_old_stop_accepting(void)
+{
+    struct timespec  ts = { 0, 10 * 1000 * 1000 };
+    int              i, busy, tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        busy = 0;
+        for (i = 0; i < PST_MAX_PROCS; i++) {
+            if (children[i].pid > 0 && children[i].old
+                && pst_shm_accepting(children[i].slot))
+            {
+                busy = 1;
+                break;
+            }
+        }
+        if (!busy) {
+            return;
+        }
+        nanosleep(&ts, NULL);
+    }
+
+    pst_log_error(PST_LOG_WARN, 0, "old workers still accept connections"
+                  " a second after the reload");
+}
+
+
 static void
 pst_master_reconfigure(void)
 {
-    pst_cycle_t  *cycle, *old;
-    int           i;
+    pst_cycle_t      *cycle, *old;
+    pst_listening_t  *ls, *ols;
+    pst_uint_t        k;
+    int               i;
 
     old = pst_cycle;
     pst_log_error(PST_LOG_NOTICE, 0, "reconfiguring from \"%s\"",
@@ -550,13 +601,21 @@ pst_master_reconfigure(void)
     if (pst_open_listening_sockets(cycle, old) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK)
     {
+        /* sockets the new cycle took over stay with the old one: the
+         * new cycle must not close them */
+        for (i = 0; i < (int) old->listening.nelts; i++) {
+            ols = &((pst_listening_t *) old->listening.elts)[i];
+            ls = cycle->listening.elts;
+            for (k = 0; ols->inherited && k < cycle->listening.nelts; k++) {
+                if (ls[k].fd == ols->fd) {
+                    ls[k].fd = -1;
+                }
+            }
+            ols->inherited = 0;
+        }
         pst_close_listening_sockets(cycle);
         pst_shm_mark_all_used();
         pst_destroy_cycle(cycle);
-        /* sockets the new cycle took over stay with the old one */
-        for (i = 0; i < (int) old->listening.nelts; i++) {
-            ((pst_listening_t *) old->listening.elts)[i].inherited = 0;
-        }
         pst_log_error(PST_LOG_ERR, 0, "reload failed; the running"
                       " configuration stays");
         return;
@@ -568,6 +627,7 @@ pst_master_reconfigure(void)
         (void) pst_log_open(&pst_log_main,
                             (char *) cycle->core->error_log.data,
                             (int) cycle->core->log_level);
+        pst_log_give_to_workers(cycle);
     } else {
         pst_log_main.level = (int) cycle->core->log_level;
     }
@@ -581,6 +641,7 @@ pst_master_reconfigure(void)
     pst_cycle = cycle;
     pst_start_workers(cycle);
     pst_signal_children(SIGQUIT, 1);
+    pst_wait_old_stop_accepting();
 
     pst_close_listening_sockets(old);
     pst_destroy_cycle(old);
@@ -620,6 +681,7 @@ pst_master_run(pst_cycle_t *cycle)
 
     pst_log_main.role = "master";
     pst_process_type = PST_PROC_MASTER;
+    master_pid = getpid();
     pst_setproctitle("master process");
     sigemptyset(&empty);
 
@@ -660,6 +722,10 @@ pst_master_run(pst_cycle_t *cycle)
         } else if (pst_quit && !sent_quit) {
             sent_quit = 1;
             pst_signal_children(SIGQUIT, 0);
+            /* the workers stop accepting; with our copies closed too,
+             * new clients are refused instead of waiting in the backlog
+             * for a greeting that never comes */
+            pst_close_listening_sockets(pst_cycle);
         }
 
         if ((pst_quit || pst_terminate) && pst_live_children() == 0) {
@@ -686,6 +752,7 @@ pst_master_run(pst_cycle_t *cycle)
             if (pst_log_main.fd != STDERR_FILENO) {
                 dup2(pst_log_main.fd, STDERR_FILENO);
             }
+            pst_log_give_to_workers(pst_cycle);
             pst_signal_children(SIGUSR1, 0);
         }
     }
@@ -743,8 +810,9 @@ pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
 
     pst_drop_privileges(cycle);
 
-    if (pst_event_init((pst_uint_t) cycle->core->worker_connections)
-        != PST_OK
+    if (pst_spool_process_init(cycle) != PST_OK
+        || pst_event_init((pst_uint_t) cycle->core->worker_connections)
+           != PST_OK
         || pst_connections_init((pst_uint_t)
                                 cycle->core->worker_connections + 64)
            != PST_OK
@@ -822,6 +890,7 @@ pst_worker_loop(pst_cycle_t *cycle)
             exiting = 1;
             pst_setproctitle("worker process is shutting down");
             pst_close_listening_in_worker(cycle);
+            pst_shm_set_accepting(pst_proc_slot_index, 0);
             pst_smtp_shutdown_all(0);
             pst_event_add_timer(&shutdown_timer,
                                 cycle->core->shutdown_timeout);
@@ -851,17 +920,23 @@ pst_worker_process(pst_cycle_t *cycle, int slot)
 
     /* a worker outliving its master stops gracefully */
     (void) prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
-    if (getppid() == 1) {
-        pst_quit = 1;
-    }
 
     if (pst_worker_init(cycle, PST_PROC_WORKER) != PST_OK) {
         exit(2);
     }
 
+    /* changing credentials (pst_drop_privileges) clears the parent-death
+     * signal: set it again, then catch a master that died before that
+     * (an orphan's parent is init or a subreaper, not always pid 1) */
+    (void) prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
+    if (getppid() != master_pid) {
+        pst_quit = 1;
+    }
+
     if (pst_enable_accept(cycle) != PST_OK) {
         exit(2);
     }
+    pst_shm_set_accepting(slot, 1);
 
     pst_worker_loop(cycle);
     exit(0);

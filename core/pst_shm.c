@@ -27,6 +27,7 @@ typedef struct {
 
 typedef struct {
     uint32_t                     total[PST_MAX_PROCS];
+    volatile int                 accepting[PST_MAX_PROCS];
     pst_conn_bucket_t            buckets[PST_CONN_BUCKETS];
 } pst_conn_zone_t;
 
@@ -338,6 +339,32 @@ pst_conn_count_release(const struct sockaddr *sa)
 
 
 void
+pst_shm_set_accepting(int slot, int on)
+{
+    pst_conn_zone_t  *cz;
+
+    if (conn_zone == NULL || slot < 0 || slot >= PST_MAX_PROCS) {
+        return;
+    }
+    cz = pst_shm_addr(conn_zone);
+    __atomic_store_n(&cz->accepting[slot], on, __ATOMIC_SEQ_CST);
+}
+
+
+int
+pst_shm_accepting(int slot)
+{
+    pst_conn_zone_t  *cz;
+
+    if (conn_zone == NULL || slot < 0 || slot >= PST_MAX_PROCS) {
+        return 0;
+    }
+    cz = pst_shm_addr(conn_zone);
+    return __atomic_load_n(&cz->accepting[slot], __ATOMIC_SEQ_CST);
+}
+
+
+void
 pst_shm_clear_slot(int slot)
 {
     pst_conn_zone_t  *cz;
@@ -351,6 +378,7 @@ pst_shm_clear_slot(int slot)
 
     pst_shm_lock(conn_zone);
     cz->total[slot] = 0;
+    cz->accepting[slot] = 0;
     for (i = 0; i < PST_CONN_BUCKETS; i++) {
         cz->buckets[i].count[slot] = 0;
     }

@@ -28,6 +28,11 @@ int pst_conn_count_acquire(const struct sockaddr *sa, pst_int_t max_total,
 void pst_conn_count_release(const struct sockaddr *sa);
 /* Master: a process slot died; forget its counts in every zone. */
 void pst_shm_clear_slot(int slot);
+/* Whether a process still accepts connections: a worker clears its flag
+ * once its listeners are closed, so a reload can wait for the old
+ * generation to stop taking connections. */
+void pst_shm_set_accepting(int slot, int on);
+int pst_shm_accepting(int slot);
 /* Master: unmap zones no cycle uses any more. */
 void pst_shm_collect(void);
 void pst_shm_mark_unused(void);

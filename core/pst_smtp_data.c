@@ -91,7 +91,14 @@ pst_smtp_bdat_start(pst_session_t *s, off_t size, int last)
     tx->bdat_last = last;
 
     if (!tx->data_started && pst_smtp_data_open(s, 0) != PST_OK) {
-        /* read the chunk anyway; the answer will be the error */
+        /* answer now and throw the chunk away (as for a BDAT that was
+         * refused when announced): without a write buffer the end of
+         * the chunk adds no second reply */
+        pst_smtp_tx_abort(s);
+        pst_buf_destroy(tx->wbuf);
+        tx->wbuf = NULL;
+        pst_smtp_reply(s, 451, "4.3.0", "Error: cannot store the message"
+                       " now");
         tx->failed = 1;
         tx->data_started = 1;
     }
@@ -534,10 +541,14 @@ pst_smtp_received(pst_session_t *s)
 
     p = tx->wbuf->last;
     k = snprintf((char *) p, pst_buf_free(tx->wbuf),
-                 "Received: from %s (%s [%.*s])\r\n"
+                 "Received: from %s (%s [%s%.*s])\r\n"
                  "\tby %.*s (Postern) with %s id %s%s%s;\r\n"
                  "\t%s\r\n",
-                 helo, name, (int) s->client_addr.len, s->client_addr.data,
+                 helo, name,
+                 /* RFC 5321 4.1.3: an IPv6 address literal is tagged */
+                 memchr(s->client_addr.data, ':', s->client_addr.len)
+                     ? "IPv6:" : "",
+                 (int) s->client_addr.len, s->client_addr.data,
                  (int) s->conf->hostname.len, s->conf->hostname.data,
                  pst_smtp_protocol(s), tx->id.data, tls, rcpt, date);
     if (k < 0 || (size_t) k >= pst_buf_free(tx->wbuf)) {

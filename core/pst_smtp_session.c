@@ -354,6 +354,15 @@ pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st)
         pst_log_session(s, PST_LOG_DEBUG, "state %s -> %s",
                         state_names[s->state], state_names[st]);
     }
+
+    if (st == PST_SMTP_S_COMMAND
+        && pst_buf_capacity(s->in) > PST_SMTP_IN_SIZE
+        && pst_buf_size(s->in) <= PST_SMTP_IN_SIZE / 2)
+    {
+        /* back from DATA: an idle session keeps a small buffer */
+        (void) pst_buf_resize(s->in, PST_SMTP_IN_SIZE);
+    }
+
     s->state = st;
 }
 
@@ -649,6 +658,13 @@ pst_smtp_timeout(pst_session_t *s)
         return;    /* our own disk: the commit always completes */
     }
 
+    if (s->state == PST_SMTP_S_CLOSING) {
+        /* the client does not even read its last reply: drop it */
+        s->closing = 1;
+        (void) pst_smtp_finalize(s);
+        return;
+    }
+
     pst_smtp_reply(s, 421, "4.4.2", "%.*s Error: timeout exceeded",
                    (int) s->conf->hostname.len, s->conf->hostname.data);
     pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
@@ -749,6 +765,11 @@ pst_smtp_continue(pst_session_t *s)
 
         if (rc == PST_BUSY) {
             (void) pst_smtp_flush(s);
+            if (c->read.ready) {
+                /* edge-triggered: the peer may already have closed; let
+                 * the read handler look while we wait (bounded buffer) */
+                pst_post_event(&c->read);
+            }
             break;
         }
 
@@ -1560,9 +1581,11 @@ pst_smtp_cmd_quit(pst_session_t *s)
 static void
 pst_smtp_cmd_help(pst_session_t *s)
 {
-    pst_smtp_reply_raw(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT"
-                          " RSET NOOP QUIT HELP VRFY\r\n"
-                          "214 2.0.0 See RFC 5321\r\n", 85);
+    static const char  help[] = "214-2.0.0 Commands: HELO EHLO MAIL RCPT"
+                                " DATA BDAT RSET NOOP QUIT HELP VRFY\r\n"
+                                "214 2.0.0 See RFC 5321\r\n";
+
+    pst_smtp_reply_raw(s, help, sizeof(help) - 1);
 }
 
 

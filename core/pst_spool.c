@@ -9,12 +9,98 @@
 
 static const char  b32[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
 static uint32_t    id_counter;
+static pst_str_t   tmp_dir;
 
 
 const pst_str_t *
 pst_spool_dir(void)
 {
     return pst_cycle ? &pst_cycle->core->spool_dir : NULL;
+}
+
+
+const pst_str_t *
+pst_spool_tmp_dir(void)
+{
+    return tmp_dir.len ? &tmp_dir : NULL;
+}
+
+
+/* Remove the files of one directory (no subdirectories expected) and the
+ * directory.  Returns the number of files removed. */
+static long
+pst_spool_rmdir(const char *path)
+{
+    struct dirent  *de;
+    char            f[PATH_MAX];
+    long            n = 0;
+    DIR            *d;
+
+    d = opendir(path);
+    if (d == NULL) {
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
+        if (unlink(f) == 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    (void) rmdir(path);
+
+    return n;
+}
+
+
+int
+pst_spool_process_init(pst_cycle_t *cycle)
+{
+    char     path[PATH_MAX];
+    u_char  *p;
+    int      n;
+
+    n = snprintf(path, sizeof(path), "%s/tmp/%d",
+                 cycle->core->spool_dir.data, (int) getpid());
+
+    /* a directory of an earlier process with our pid: nothing in it is
+     * acknowledged */
+    (void) pst_spool_rmdir(path);
+
+    if (mkdir(path, 0750) == -1) {
+        pst_log_error(PST_LOG_EMERG, errno, "mkdir(\"%s\") failed", path);
+        return PST_ERROR;
+    }
+
+    p = malloc((size_t) n + 1);
+    if (p == NULL) {
+        return PST_ERROR;
+    }
+    memcpy(p, path, (size_t) n + 1);
+    tmp_dir.data = p;
+    tmp_dir.len = (size_t) n;
+
+    return PST_OK;
+}
+
+
+void
+pst_spool_process_gone(pst_cycle_t *cycle, pid_t pid)
+{
+    char  path[PATH_MAX];
+    long  n;
+
+    snprintf(path, sizeof(path), "%s/tmp/%d", cycle->core->spool_dir.data,
+             (int) pid);
+    n = pst_spool_rmdir(path);
+
+    if (n > 0) {
+        pst_log_error(PST_LOG_NOTICE, 0, "spool: removed %ld unacknowledged"
+                      " file(s) of process %d", n, (int) pid);
+    }
 }
 
 
@@ -362,6 +448,7 @@ pst_spool_recover(pst_cycle_t *cycle)
     char            path[PATH_MAX], other[PATH_MAX];
     size_t          n;
     time_t          now;
+    pid_t           pid;
     DIR            *d;
     long            queued = 0, removed = 0, bad = 0;
 
@@ -378,9 +465,21 @@ pst_spool_recover(pst_cycle_t *cycle)
             continue;
         }
         snprintf(path, sizeof(path), "%s/tmp/%s", spool, de->d_name);
-        if (stat(path, &st) == 0 && now - st.st_mtime > PST_STALE_SECONDS
-            && unlink(path) == 0)
-        {
+        if (stat(path, &st) == -1) {
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            /* tmp/PID of a worker: gone unless that process still runs
+             * (a worker of a killed master finishing its sessions) */
+            pid = (pid_t) atoi(de->d_name);
+            if (pid <= 0 || (kill(pid, 0) == -1 && errno == ESRCH)
+                || now - st.st_mtime > PST_STALE_SECONDS)
+            {
+                removed += pst_spool_rmdir(path);
+            }
+            continue;
+        }
+        if (now - st.st_mtime > PST_STALE_SECONDS && unlink(path) == 0) {
             removed++;
         }
     }

@@ -2,8 +2,8 @@
  * pst_spool.h -- the spool: layout, queue IDs, envelope format,
  * start-up recovery.  The format is documented in docs/SPOOL.md.
  *
- *   SPOOL/tmp/ID          message being received (store_spool)
- *   SPOOL/tmp/ID.env      its envelope, written at commit
+ *   SPOOL/tmp/PID/ID      message being received by worker PID
+ *   SPOOL/tmp/PID/ID.env  its envelope, written at commit
  *   SPOOL/queue/ID        committed message
  *   SPOOL/queue/ID.env    committed envelope: its presence is the commit
  *   SPOOL/corrupt/        what recovery could not read, for a human
@@ -57,6 +57,10 @@ int pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
 /* Master: create the directories (owned by the worker account); with
  * recover, clean up what a crash left and log what the queue holds. */
 int pst_spool_prepare(pst_cycle_t *cycle);
+/* Worker: create SPOOL/tmp/PID for this process (after dropping
+ * privileges).  Master: remove the one of a process that exited. */
+int pst_spool_process_init(pst_cycle_t *cycle);
+void pst_spool_process_gone(pst_cycle_t *cycle, pid_t pid);
 int pst_spool_recover(pst_cycle_t *cycle);
 /* postern queue count|list|show ID|check */
 int pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv);

@@ -3,8 +3,9 @@
  * directory, durably, before the client hears "250".
  *
  * While DATA streams in, the worker writes the message to
- * SPOOL/tmp/ID (short writes into the page cache).  At commit it writes
- * the envelope to SPOOL/tmp/ID.env and hands both to this worker's sync
+ * SPOOL/tmp/PID/ID (short writes into the page cache; the core owns that
+ * directory and the master removes it when the worker exits).  At commit
+ * it writes the envelope to tmp/PID/ID.env and hands both to the sync
  * threads, which
  *   1. start write-back of every file in the batch (sync_file_range),
  *   2. fdatasync() each file,
@@ -319,8 +320,8 @@ store_spool_init_process(pst_cycle_t *cycle, pst_proc_e type, void *conf)
     }
 
     dir = pst_spool_dir();
-    snprintf(path, sizeof(path), "%s/tmp", dir->data);
-    st.tmp_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    st.tmp_fd = open((char *) pst_spool_tmp_dir()->data,
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     snprintf(path, sizeof(path), "%s/queue", dir->data);
     st.queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 

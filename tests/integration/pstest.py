@@ -23,6 +23,13 @@ already "127.0.0.1:N"), {portnum}, {dir} (the test's directory), {spool},
 {modules} (objs/modules), {root} (the source tree) and {resolver}.
 The top-level lines (load_module, daemon, pid, spool_dir, error_log) are
 added unless the template has its own (set preamble=False).
+
+RawClient.reply() checks the syntax of every reply line (RFC 5321 4.2.1)
+and keeps the raw bytes in last_raw; replies(n) reads a pipelined batch,
+pending() shows what the server sent unasked.  Server.transaction() runs
+MAIL/RCPT/DATA on a RawClient; wait_log(), wait_tmp_empty() and
+check_queue_consistent() look at the effects; workers(), worker_for()
+and connection_pids() tell which process serves what (ps, ss -p).
 """
 
 import contextlib
@@ -76,9 +83,14 @@ class RawClient:
     """A line-level SMTP client for what smtplib will not send: pipelined
     bytes, bare LF, overlong lines, partial writes, early talk."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, greet=True):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, greet=True,
+                 source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0)
+                                             if source else None)
+        self.timeout = timeout
         self.buf = b""
+        self.last_raw = b""
         self.greeting = self.reply() if greet else None
 
     def send(self, data):
@@ -97,17 +109,53 @@ class RawClient:
         return line + b"\n"
 
     def reply(self):
-        """One (possibly multi-line) reply as (code, [lines])."""
+        """One (possibly multi-line) reply as (code, [lines]).  The raw
+        bytes of it are kept in self.last_raw.  Every line must be
+        "DDD-text" or, the last one, "DDD text", with the same code
+        (RFC 5321 4.2.1)."""
         lines = []
+        raw = b""
+        code = None
         while True:
             ln = self.line()
-            if len(ln) < 5 or not ln.endswith(b"\r\n"):
+            raw += ln
+            if (len(ln) < 5 or not ln.endswith(b"\r\n")
+                    or not ln[:3].isdigit() or ln[:1] not in b"2345"):
                 raise AssertionError("malformed reply line %r" % ln)
+            if code is not None and ln[:3] != code:
+                raise AssertionError("code changes inside a reply: %r"
+                                     % (raw,))
+            code = ln[:3]
             lines.append(ln[4:-2].decode("utf-8", "replace"))
             if ln[3:4] == b" ":
-                return int(ln[:3]), lines
+                self.last_raw = raw
+                return int(code), lines
             if ln[3:4] != b"-":
                 raise AssertionError("malformed reply line %r" % ln)
+
+    def replies(self, n):
+        """n replies in a row (after a pipelined write)."""
+        return [self.reply() for _ in range(n)]
+
+    def pending(self, wait=0.3):
+        """Bytes the server sent that nobody read yet (waits a little);
+        b"" when there is nothing.  Used to prove there is no extra
+        reply."""
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+        except (socket.timeout, BlockingIOError):
+            pass
+        except ConnectionResetError:
+            pass
+        finally:
+            self.sock.settimeout(self.timeout)
+        data, self.buf = self.buf, b""
+        return data
 
     def cmd(self, text):
         self.send(text + "\r\n" if isinstance(text, str) else text + b"\r\n")
@@ -180,6 +228,7 @@ class Server:
     def write_conf(self, conf, preamble=True, modules=DEFAULT_MODULES,
                    workers=2, extra_top=""):
         top = ""
+        self.nworkers = workers if preamble else None
         if preamble:
             top = "".join("load_module %s/%s.so;\n" % (MODULES, m)
                           for m in modules)
@@ -194,6 +243,7 @@ class Server:
     # -- life cycle ---------------------------------------------------
 
     def start(self, wait=True, expect_fail=False):
+        self._close_output()
         self.output = open(os.path.join(self.dir, "stderr.log"), "ab")
         self.proc = subprocess.Popen(
             [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"],
@@ -207,6 +257,10 @@ class Server:
             return self.proc.returncode
         if wait:
             self.wait_ready()
+            if self.nworkers:
+                # every worker up, with its title (workers() needs it)
+                wait_for(lambda: len(self.workers()) == self.nworkers, 15,
+                         what="%d workers" % self.nworkers)
         return None
 
     def wait_ready(self, port=None, timeout=15.0):
@@ -241,6 +295,38 @@ class Server:
                              capture_output=True, text=True).stdout
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
+
+    def connection_pids(self):
+        """{worker pid: established connections on the first port}
+        (from ss -p)."""
+        out = subprocess.run(["ss", "-tnpH", "state", "established",
+                              "sport", "= :%d" % self.port],
+                             capture_output=True, text=True).stdout
+        counts = {}
+        for pid in re.findall(r"pid=(\d+)", out):
+            counts[int(pid)] = counts.get(int(pid), 0) + 1
+        return counts
+
+    def worker_for(self, client):
+        """PID of the worker serving a RawClient (from ss -p)."""
+        cport = client.sock.getsockname()[1]
+
+        def find():
+            out = subprocess.run(
+                ["ss", "-tnpH", "state", "established", "( sport = :%d and "
+                 "dport = :%d )" % (self.port, cport)],
+                capture_output=True, text=True).stdout
+            m = re.search(r"pid=(\d+)", out)
+            return int(m.group(1)) if m else None
+        return wait_for(find, 5, what="the worker of port %d" % cport)
+
+    @staticmethod
+    def rss_kb(pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def children(self):
         out = subprocess.run(["ps", "-o", "pid=", "--ppid",
@@ -337,15 +423,80 @@ class Server:
         return b"\r\n".join(lines[i:])
 
     def tmp_files(self):
-        return os.listdir(os.path.join(self.spool, "tmp"))
+        """Files being received: spool/tmp/PID/* (and anything stray
+        directly in spool/tmp)."""
+        found = []
+        for root, dirs, files in os.walk(os.path.join(self.spool, "tmp")):
+            found += [os.path.join(root, f) for f in files]
+        return found
+
+    def queue_files(self):
+        q = os.path.join(self.spool, "queue")
+        return sorted(os.listdir(q)) if os.path.isdir(q) else []
+
+    def wait_tmp_empty(self, timeout=10.0):
+        """spool/tmp empties once the server has seen a session end;
+        give it a bounded moment."""
+        try:
+            wait_for(lambda: not self.tmp_files(), timeout,
+                     what="spool/tmp to be empty")
+        except AssertionError:
+            raise AssertionError("spool/tmp not empty: %r"
+                                 % self.tmp_files())
+
+    def wait_log(self, pattern, timeout=10.0, count=1):
+        """Wait until the error log has count lines matching the regular
+        expression; returns the matches."""
+        rx = re.compile(pattern)
+
+        def found():
+            m = [l for l in self.log().splitlines() if rx.search(l)]
+            return m if len(m) >= count else None
+        try:
+            return wait_for(found, timeout, what="log line /%s/" % pattern)
+        except AssertionError:
+            raise AssertionError("no %d log line(s) matching /%s/ in %s:\n%s"
+                                 % (count, pattern, self.logfile,
+                                    self.log()[-3000:]))
+
+    def check_queue_consistent(self):
+        """Every queued envelope parses and has its message file; no
+        message file without an envelope."""
+        files = set(self.queue_files())
+        for f in files:
+            if f.endswith(".env"):
+                assert f[:-4] in files, "envelope without message: " + f
+                env = self.envelope(f[:-4])
+                assert env.startswith("POSTERN-ENVELOPE 1\n"), env[:40]
+                assert env.endswith("\nend\n"), env[-40:]
+            else:
+                assert f + ".env" in files, "message without envelope: " + f
 
     # -- clients -------------------------------------------------------
 
     def smtp(self, timeout=10.0, port=None):
         return smtplib.SMTP("127.0.0.1", port or self.port, timeout=timeout)
 
-    def raw(self, greet=True, timeout=10.0, port=None):
-        return RawClient(port or self.port, timeout=timeout, greet=greet)
+    def raw(self, greet=True, timeout=10.0, port=None, source=None):
+        return RawClient(port or self.port, timeout=timeout, greet=greet,
+                         source=source)
+
+    def transaction(self, c, body, sender="sender@client.test",
+                    rcpts=("user@example.test",), helo=None):
+        """MAIL, RCPT..., DATA and the (already dot-stuffed, CRLF-ended)
+        body over a RawClient; returns the reply to the final dot."""
+        if helo:
+            r = c.cmd("EHLO " + helo)
+            assert r[0] == 250, r
+        r = c.cmd("MAIL FROM:<%s>" % sender)
+        assert r[0] == 250, r
+        for rc in rcpts:
+            r = c.cmd("RCPT TO:<%s>" % rc)
+            assert r[0] == 250, r
+        r = c.cmd("DATA")
+        assert r[0] == 354, r
+        c.send(body + b".\r\n")
+        return c.reply()
 
     def send(self, sender="sender@client.test", rcpts=("user@example.test",),
              body=b"Subject: test\r\n\r\nhello\r\n"):
@@ -366,8 +517,10 @@ class Dnsmasq:
 
     def __init__(self, records, name):
         self.port = free_port_udp()
-        self.dir = os.path.join(RUN, name)
-        os.makedirs(self.dir, exist_ok=True)
+        # not the server's directory: Server() empties that one
+        self.dir = os.path.join(RUN, name + "-dns")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
         self.logfile = os.path.join(self.dir, "dnsmasq.log")
         binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         args = [binary, "--no-daemon", "--port=%d" % self.port,

@@ -1,0 +1,313 @@
+"""The postern command: -t on good and bad configurations (exit status,
+"file:line: message" on stderr), -T (effective configuration, hook chain
+of every listener), -V, -s reload|quit|stop|reopen through the pid file,
+and postern queue count|list|show ID."""
+
+import os
+import re
+import signal
+import subprocess
+import unittest
+
+from pstest import BASIC, MODULES, POSTERN, ROOT, PstTestCase, wait_for
+
+# with preamble=False the harness writes TOP, an empty line, then the
+# body: the body starts on line 6
+TOP = """load_module {modules}/store_spool.so;
+load_module {modules}/policy_relay.so;
+pid {dir}/postern.pid;
+spool_dir {spool};
+"""
+
+
+class ConfigTestTest(PstTestCase):
+    """postern -t: every error names the file and line."""
+
+    def check(self, body, rc=1, message=None, line=None, file=None):
+        srv = self.server(TOP + body, start=False, preamble=False)
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, rc, r.stderr)
+        if rc == 0:
+            self.assertIn("configuration file %s test is successful"
+                          % srv.conffile, r.stderr)
+            return r
+        self.assertIn("configuration test failed", r.stderr)
+        first = r.stderr.splitlines()[0]
+        m = re.match(r"^(/[^:]+):(\d+): (.+)$", first)
+        self.assertIsNotNone(m, r.stderr)
+        self.assertEqual(m.group(1), file or srv.conffile)
+        if line is not None:
+            self.assertEqual(int(m.group(2)), line, r.stderr)
+        if message is not None:
+            self.assertIn(message, m.group(3))
+        return r
+
+    def test_good(self):
+        r = self.check("""
+smtp {
+    hostname mx.example.test;
+    server {
+        listen 127.0.0.1:1;
+        local_domains example.test;
+    }
+}
+""", rc=0)
+        self.assertEqual(r.stdout, "")
+
+    def test_unknown_directive(self):
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    bogus_directive on;\n  }\n}\n", line=9,
+                   message='unknown directive "bogus_directive"')
+
+    def test_missing_semicolon(self):
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1\n  }\n}\n",
+                   line=8, message='unexpected "}"')
+        # (reported at the directive that lacks its ";", line 8)
+
+    def test_unclosed_block(self):
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n  }\n",
+                   line=10, message="unexpected end of file")
+
+    def test_bad_values(self):
+        self.check("smtp {\n  message_size_limit 10q;\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n", line=7,
+                   message='invalid size "10q"')
+        self.check("smtp {\n  smtp_bare_newline maybe;\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n", line=7,
+                   message='invalid value "maybe"')
+        self.check("smtp {\n  smtp_command_line_limit 100;\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n",
+                   message="smtp_command_line_limit must be between 512")
+        self.check("smtp {\n  max_recipients 10;\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n",
+                   message="max_recipients must be at least 100")
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:99999;\n"
+                   "  }\n}\n", line=8, message="invalid listen address")
+
+    def test_wrong_context_and_duplicates(self):
+        self.check("listen 127.0.0.1:1;\n", line=6,
+                   message='"listen" directive is not allowed')
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    listen 127.0.0.1:1;\n  }\n}\n", line=9,
+                   message="is duplicate")
+        self.check("smtp {\n  server {\n    hostname a.test;\n  }\n}\n",
+                   line=7, message='without a "listen"')
+        self.check("", message="nothing to serve")
+
+    def test_bad_module(self):
+        self.check("load_module /nonexistent/mod.so;\n", line=6,
+                   message='cannot load module "/nonexistent/mod.so"')
+
+    def test_error_in_included_file(self):
+        srv = self.server("", start=False, preamble=False,
+                          name="ConfigTestTest_include_probe")
+        inc = os.path.join(srv.dir, "conf.d")
+        os.makedirs(inc, exist_ok=True)
+        with open(os.path.join(inc, "a.conf"), "w") as f:
+            f.write("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                    "    wrong here;\n  }\n}\n")
+        self.check("include %s/*.conf;\n" % inc, line=4,
+                   file=os.path.join(inc, "a.conf"),
+                   message='unknown directive "wrong"')
+
+    def test_t_does_not_need_the_port(self):
+        """-t of the running server's own configuration: no bind, ok."""
+        srv = self.server(BASIC)
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(srv.send(), {})
+
+
+class DumpTest(PstTestCase):
+
+    def test_T_effective_config_and_hook_chains(self):
+        srv = self.server("""
+smtp {
+    hostname mx.example.test;
+    message_size_limit 1m;
+    server {
+        listen {port};
+        local_domains example.test;
+    }
+    server {
+        listen {port2};
+        smtp_debug on;
+        policy_relay off;
+        store_spool off;
+    }
+}
+""", start=False)
+        r = srv.run_tool("-T")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("test is successful", r.stderr)
+        # the file itself, then the effective values, defaults included
+        self.assertIn("# configuration file %s:" % srv.conffile, out)
+        self.assertIn("# effective configuration (defaults included)", out)
+        for line in ("message_size_limit 1048576;",
+                     "smtp_command_line_limit 2048;",
+                     "smtp_text_line_limit 65536;", "max_recipients 1000;",
+                     "smtp_command_timeout 300000ms;",
+                     "smtp_bare_newline normalize;", "spool_fsync on;",
+                     "daemon off;"):
+            self.assertIn(line, out)
+        # no resolver: reverse lookups are not on
+        self.assertNotIn("smtp_reverse_lookup on;", out)
+        # one block per listener with its store and hook chain
+        l1 = out[out.index("# listener 127.0.0.1:%d " % srv.ports[0]):]
+        l2 = out[out.index("# listener 127.0.0.1:%d " % srv.ports[1]):]
+        l1 = l1[:l1.index("# listener 127.0.0.1:%d " % srv.ports[1])] \
+            if l2 in l1 else l1
+        self.assertRegex(l1, r"#   store: store_spool\n")
+        self.assertRegex(l1, r"#   rcpt      : policy_relay\(\d+\)\n")
+        self.assertRegex(l2, r"#   store: \(none: DATA is refused\)\n")
+        self.assertRegex(l2, r"#   rcpt      : \(core default\)\n")
+        self.assertIn("smtp_debug on;", out)
+        # the dump is itself a valid configuration
+        eff = out[out.index("# effective configuration"):]
+        for l in eff.splitlines():
+            l = l.split("#", 1)[0].strip()
+            self.assertTrue(l == "" or l.endswith((";", "{", "}")), l)
+
+    def test_V(self):
+        srv = self.server(BASIC, start=False)
+        r = srv.run_tool("-V")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^postern version \d+\.\d+\.\d+ "
+                                   r"\(module ABI \d+\.\d+\)\n")
+        self.assertIn("built with ", r.stdout)
+        self.assertRegex(r.stdout, r"store_spool +\S+ +ABI \d+\.\d+ +%s"
+                         % re.escape(os.path.join(MODULES, "store_spool.so")))
+        self.assertRegex(r.stdout, r"policy_relay +\S+ +ABI")
+
+    def test_bad_option(self):
+        r = subprocess.run([POSTERN, "-Q"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('invalid option "-Q"', r.stderr)
+        self.assertIn("usage:", r.stderr)
+        r = subprocess.run([POSTERN, "-h"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage:", r.stdout)
+
+
+class SignalTest(PstTestCase):
+
+    def test_s_reload_reopen_quit(self):
+        srv = self.server(BASIC)
+        with open(srv.pidfile) as f:
+            self.assertEqual(int(f.read()), srv.proc.pid)
+        workers = set(srv.workers())
+        r = srv.run_tool("-s", "reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.wait_log(r"master: notice: reconfigured")
+        wait_for(lambda: len(srv.workers()) == 2
+                 and not set(srv.workers()) & workers, 15,
+                 what="new workers")
+
+        # reopen: the log moved away, a new one is created and used
+        os.rename(srv.logfile, srv.logfile + ".1")
+        r = srv.run_tool("-s", "reopen")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: os.path.exists(srv.logfile), 10, what="new log")
+        with open(srv.logfile + ".1") as f:
+            self.assertIn("reopening logs", f.read())
+        # the workers reopen theirs too (give them a moment)
+        def logged():
+            srv.send()
+            return re.search(r"worker: notice: .* queued", srv.log())
+        wait_for(logged, 10, interval=0.3, what="worker logging to new file")
+
+        r = srv.run_tool("-s", "quit")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.proc.wait(timeout=20)
+        self.assertEqual(srv.proc.returncode, 0)
+        self.assertFalse(os.path.exists(srv.pidfile))
+        # no master any more
+        r = srv.run_tool("-s", "reload")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot open pid file", r.stderr)
+
+    def test_s_stop(self):
+        srv = self.server(BASIC)
+        c = srv.raw()
+        c.cmd("EHLO client.test")
+        r = srv.run_tool("-s", "stop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.proc.wait(timeout=20)
+        # a fast stop tells open sessions
+        self.assertReply(c.reply(), 421, "4.3.2")
+        self.assertTrue(c.closed())
+        c.close()
+        self.assertFalse(os.path.exists(srv.pidfile))
+
+    def test_s_errors(self):
+        srv = self.server(BASIC)
+        r = srv.run_tool("-s", "bogus")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('invalid signal "bogus"', r.stderr)
+        # a stale pid file after kill -9
+        srv.kill_all()
+        self.assertTrue(os.path.exists(srv.pidfile))
+        r = srv.run_tool("-s", "reload")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot signal process", r.stderr)
+
+
+class QueueToolTest(PstTestCase):
+
+    def test_queue_count_list_show(self):
+        srv = self.server(BASIC)
+        r = srv.run_tool("queue", "count")
+        self.assertEqual((r.returncode, r.stdout), (0, "0\n"))
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<one@client.test>")
+            c.cmd("RCPT TO:<a@example.test>")
+            c.cmd("RCPT TO:<b@example.test>")
+            c.cmd("DATA")
+            c.send(b"Subject: 1\r\n\r\nx\r\n.\r\n")
+            q1 = re.search(r"as (\S+)", c.reply()[1][0]).group(1)
+        with srv.raw() as c:
+            c.cmd("HELO other.test")
+            c.cmd("MAIL FROM:<>")
+            c.cmd("RCPT TO:<c@example.test>")
+            c.cmd("DATA")
+            c.send(b"Subject: 2\r\n\r\ny\r\n.\r\n")
+            q2 = re.search(r"as (\S+)", c.reply()[1][0]).group(1)
+        srv.stop()       # the tool reads the spool without a server
+
+        r = srv.run_tool("queue", "count")
+        self.assertEqual((r.returncode, r.stdout), (0, "2\n"))
+
+        r = srv.run_tool("queue", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        size1 = len(srv.message(q1))
+        self.assertRegex(r.stdout, r"(?m)^%s +%d +\d+ +<one@client\.test>\n"
+                                   r"    <a@example\.test> pending\n"
+                                   r"    <b@example\.test> pending$"
+                         % (q1, size1))
+        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +\d+ +<>\n"
+                                   r"    <c@example\.test> pending$" % q2)
+
+        r = srv.run_tool("queue", "show", q2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("<c@example.test> pending", r.stdout)
+        self.assertIn("client unknown [127.0.0.1] helo other.test "
+                      "protocol SMTP", r.stdout)
+
+        for bad, msg in (("ABC", "is not a queue ID"),
+                         ("0" * 18, "cannot read envelope")):
+            r = srv.run_tool("queue", "show", bad)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(msg, r.stderr)
+        r = srv.run_tool("queue", "frobnicate")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("usage: postern queue", r.stderr)
+        r = srv.run_tool("queue", "show")
+        self.assertEqual(r.returncode, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,113 @@
+"""Plugins built out of tree against the installed API: `make install`
+into a scratch root, build plugins/ with pkg-config postern from there,
+load them, and check what they do -- including that an asynchronous hook
+(tarpit: PENDING + timer) does not stall the worker's other sessions."""
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import unittest
+
+from pstest import OBJS, ROOT, PstTestCase, wait_for
+
+
+def build_plugins(dest):
+    """Install into dest, then build plugins/ as an outsider would."""
+    inst = os.path.join(dest, "inst")
+    out = os.path.join(dest, "plugins")
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run(["make", "-s", "install", "DESTDIR=" + inst,
+                    "PREFIX=/opt/postern"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=300)
+    env = dict(os.environ,
+               PKG_CONFIG_PATH=inst + "/opt/postern/lib/pkgconfig",
+               PKG_CONFIG_SYSROOT_DIR=inst)
+    # nothing from the source tree: only what was installed
+    r = subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "plugins"),
+                        "OUT=" + out], env=env, capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("plugin build failed:\n" + r.stdout + r.stderr)
+    return inst, out
+
+
+class PluginTest(PstTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dest = os.path.join(OBJS, "run", "plugin_build")
+        cls.inst, cls.out = build_plugins(cls.dest)
+
+    def test_installed_layout(self):
+        base = self.inst + "/opt/postern"
+        for f in ("sbin/postern", "modules/store_spool.so",
+                  "include/postern/module.h", "lib/pkgconfig/postern.pc",
+                  "conf/postern.conf"):
+            self.assertTrue(os.path.exists(os.path.join(base, f)), f)
+        with open(base + "/conf/postern.conf") as f:
+            conf = f.read()
+        self.assertNotIn("objs/", conf)
+
+    def test_hello_adds_header(self):
+        srv = self.server("""
+            smtp { server { listen {port}; local_domains example.test;
+                            hello_header X-Hello "from $server"; hostname mx.example.test; } }
+        """, extra_top="load_module %s/hello.so;\n" % self.out)
+        srv.send()
+        qid = srv.queue_ids()[0]
+        self.assertIn("prepend X-Hello:+20from+20mx.example.test\n",
+                      srv.envelope(qid))
+        chain = srv.run_tool("-T").stdout
+        self.assertIn("message   : hello(0)", chain)
+
+    def test_tarpit_does_not_block_other_sessions(self):
+        srv = self.server("""
+            smtp {
+                server { listen {port}; local_domains example.test;
+                         tarpit_delay 3s; }
+                server { listen {port2}; local_domains example.test;
+                         tarpit off; }
+            }
+        """, extra_top="load_module %s/tarpit.so;\n" % self.out, workers=1)
+        slow = srv.raw()
+        slow.cmd("EHLO slow.test")
+        slow.cmd("MAIL FROM:<a@slow.test>")
+        t0 = time.monotonic()
+        slow.send("RCPT TO:<user@example.test>\r\n")
+
+        # meanwhile, on the same (only) worker, a whole transaction
+        t1 = time.monotonic()
+        with srv.smtp(port=srv.ports[1]) as c:
+            c.ehlo("fast.test")
+            c.sendmail("b@fast.test", ["user@example.test"], b"x\r\n")
+        fast = time.monotonic() - t1
+
+        self.assertReply(slow.reply(), 250)
+        waited = time.monotonic() - t0
+        slow.close()
+
+        self.assertGreaterEqual(waited, 2.9)
+        self.assertLess(fast, 2.5, "the worker stalled behind the tarpit")
+        self.assertEqual(srv.queue_count(), 1)
+
+    def test_tarpit_client_gone_before_resume(self):
+        srv = self.server("""
+            smtp { server { listen {port}; local_domains example.test;
+                            tarpit_delay 500ms; } }
+        """, extra_top="load_module %s/tarpit.so;\n" % self.out, workers=1)
+        c = srv.raw()
+        c.cmd("EHLO x.test")
+        c.cmd("MAIL FROM:<a@x.test>")
+        c.send("RCPT TO:<user@example.test>\r\n")
+        c.close()
+        # the late resume must be ignored, and the worker must live on
+        wait_for(lambda: "stale or repeated hook completion" in srv.log(),
+                 5, what="stale resume logged")
+        srv.send()
+        self.assertEqual(srv.queue_count(), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
