@@ -675,12 +675,16 @@ af_done_handler(int fd, void *data)
         next = j->next;
         af.queued--;
 
+        s = pst_hook_session(j->token);
+        if (s == NULL) {
+            /* the client left, or the hook timed out: nobody waits */
+            free(j);
+            continue;
+        }
+
         if (j->ok) {
-            s = pst_hook_session(j->token);
-            if (s != NULL) {
-                (void) pst_auth_set_user(s, j->user->name.data,
-                                         j->user->name.len);
-            }
+            (void) pst_auth_set_user(s, j->user->name.data,
+                                     j->user->name.len);
             (void) pst_hook_resume(j->token, PST_HOOK_ACCEPT, 0, NULL,
                                    NULL);
         } else if (j->user != NULL) {
