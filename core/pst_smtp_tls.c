@@ -19,7 +19,7 @@
  *   tls_certificate FILE;  tls_certificate_key FILE;    (repeatable pairs)
  *   tls_protocols TLSv1.2 TLSv1.3;  tls_ciphers LIST;  tls_ciphersuites LIST;
  *   tls_client_certificate CAFILE;  tls_verify_client off|optional|on;
- *   tls_verify_depth N;  tls_session_cache off|builtin[:N];
+ *   tls_verify_depth N;  tls_session_cache off|builtin[:N]|shared:SIZE;
  *   tls_session_tickets on|off;  tls_session_timeout 5m;
  *   tls_handshake_timeout 30s;  tls_required on|off;
  *   tls_server_names NAME ...;
@@ -38,6 +38,7 @@ typedef struct {
     pst_uint_t                   verify_client;
     pst_int_t                    verify_depth;
     pst_int_t                    session_cache;
+    size_t                       session_shared;   /* bytes, 0: none */
     pst_int_t                    session_tickets;
     pst_msec_t                   session_timeout;
     pst_msec_t                   handshake_timeout;
@@ -228,14 +229,17 @@ pst_smtp_tls_set_protocols(pst_conf_t *cf, const pst_command_t *cmd,
 }
 
 
-/* off | builtin | builtin:N (entries per worker) */
+/* off | builtin | builtin:N (entries per worker) | shared:SIZE (all
+ * workers, kept over reloads) */
 static char *
 pst_smtp_tls_set_cache(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf)
 {
-    pst_int_t  *np;
-    pst_str_t  *args;
-    int64_t     n;
+    pst_smtp_tls_conf_t  *tcf = conf;
+    pst_int_t            *np;
+    pst_str_t            *args, size;
+    int64_t               n;
+    ssize_t               bytes;
 
     np = (pst_int_t *) ((u_char *) conf + cmd->offset);
     if (*np != PST_CONF_UNSET) {
@@ -243,6 +247,21 @@ pst_smtp_tls_set_cache(pst_conf_t *cf, const pst_command_t *cmd,
     }
 
     args = pst_conf_args(cf, NULL);
+
+    if (args[1].len > 7 && memcmp(args[1].data, "shared:", 7) == 0) {
+        size.data = args[1].data + 7;
+        size.len = args[1].len - 7;
+        bytes = pst_parse_size(&size);
+        if (bytes < (ssize_t) pst_ssl_session_zone_size(64)) {
+            pst_conf_error(cf, "invalid \"tls_session_cache %s\": the"
+                           " size must be at least %zuk", args[1].data,
+                           pst_ssl_session_zone_size(64) / 1024 + 1);
+            return PST_CONF_ERROR;
+        }
+        tcf->session_shared = (size_t) bytes;
+        *np = 0;
+        return PST_CONF_OK;
+    }
 
     if (pst_str_eq(&args[1], "off")) {
         *np = 0;
@@ -262,8 +281,8 @@ pst_smtp_tls_set_cache(pst_conf_t *cf, const pst_command_t *cmd,
         }
     }
 
-    pst_conf_error(cf, "invalid \"tls_session_cache %s\" (use off, builtin"
-                   " or builtin:ENTRIES)", args[1].data);
+    pst_conf_error(cf, "invalid \"tls_session_cache %s\" (use off, builtin,"
+                   " builtin:ENTRIES or shared:SIZE)", args[1].data);
     return PST_CONF_ERROR;
 }
 
@@ -354,6 +373,7 @@ pst_smtp_tls_merge_conf(pst_conf_t *cf, void *parent, void *child)
     pst_smtp_tls_conf_t    *prev = parent, *conf = child;
     pst_ssl_server_conf_t   sc;
     pst_str_t              *name;
+    char                    zname[64];
 
     pst_conf_merge_ptr_value(conf->certificates, prev->certificates, NULL);
     pst_conf_merge_ptr_value(conf->keys, prev->keys, NULL);
@@ -365,6 +385,9 @@ pst_smtp_tls_merge_conf(pst_conf_t *cf, void *parent, void *child)
     pst_conf_merge_uint_value(conf->verify_client, prev->verify_client,
                               PST_SSL_CLIENT_OFF);
     pst_conf_merge_value(conf->verify_depth, prev->verify_depth, 5);
+    if (conf->session_cache == PST_CONF_UNSET) {
+        conf->session_shared = prev->session_shared;
+    }
     pst_conf_merge_value(conf->session_cache, prev->session_cache, 20480);
     pst_conf_merge_value(conf->session_tickets, prev->session_tickets, 1);
     pst_conf_merge_msec_value(conf->session_timeout, prev->session_timeout,
@@ -419,6 +442,17 @@ pst_smtp_tls_merge_conf(pst_conf_t *cf, void *parent, void *child)
     sc.verify_client = conf->verify_client;
     sc.verify_depth = conf->verify_depth;
     sc.session_cache = conf->session_cache;
+
+    if (conf->session_shared) {
+        /* one zone per size: blocks share it, their sessions carry
+         * their own id context; it keeps its sessions over a reload */
+        snprintf(zname, sizeof(zname), "postern:tls_sessions:%zu",
+                 conf->session_shared);
+        sc.session_zone = pst_shm_add(cf, zname, conf->session_shared);
+        if (sc.session_zone == NULL) {
+            return PST_CONF_ERROR;
+        }
+    }
     sc.session_tickets = conf->session_tickets;
     sc.session_timeout = conf->session_timeout;
     sc.id = cf->server->index;

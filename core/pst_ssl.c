@@ -20,8 +20,27 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+/*
+ * The shared session cache: fixed slots in a shared memory zone, found
+ * by a hash of the session id, so that a session made by one worker
+ * resumes on another (and after a reload: the zone outlives cycles).
+ * Sessions carry their session id context, so one zone serves several
+ * server blocks without mixing them up.
+ */
+#define PST_SSL_SESS_DER     1960
+#define PST_SSL_SESS_PROBES  4
+
+typedef struct {
+    u_char                       id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    uint32_t                     id_len;
+    uint32_t                     expires;     /* time(), 0: free */
+    uint32_t                     der_len;
+    u_char                       der[PST_SSL_SESS_DER];
+} pst_ssl_sess_slot_t;
+
 struct pst_ssl_ctx_s {
     SSL_CTX                     *ctx;
+    pst_shm_t                   *zone;         /* shared session cache */
     pst_ssl_sni_pt               sni;
     pst_ssl_verify_e             verify;        /* client side */
     unsigned                     client:1;
@@ -53,6 +72,7 @@ static void pst_ssl_handshake_handler(pst_event_t *ev);
 static void pst_ssl_read_wrapper(pst_event_t *ev);
 static void pst_ssl_write_wrapper(pst_event_t *ev);
 static int pst_ssl_servername_cb(SSL *ssl, int *ad, void *arg);
+static void pst_ssl_shared_cache(pst_ssl_ctx_t *c);
 
 
 /* The OpenSSL error queue as one line (and emptied). */
@@ -335,7 +355,10 @@ pst_ssl_server_ctx(pst_conf_t *cf, const pst_ssl_server_conf_t *conf)
     snprintf(sid, sizeof(sid), "postern-%lu", (unsigned long) conf->id);
     SSL_CTX_set_session_id_context(ctx, (u_char *) sid, strlen(sid));
 
-    if (conf->session_cache > 0) {
+    if (conf->session_zone != NULL) {
+        c->zone = conf->session_zone;
+        pst_ssl_shared_cache(c);
+    } else if (conf->session_cache > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, conf->session_cache);
     } else {
@@ -344,9 +367,10 @@ pst_ssl_server_ctx(pst_conf_t *cf, const pst_ssl_server_conf_t *conf)
     SSL_CTX_set_timeout(ctx, (long) (conf->session_timeout / 1000));
 
     if (!conf->session_tickets) {
-        /* TLS 1.3 without tickets resumes from the cache, if any */
+        /* TLS 1.3 without tickets resumes from the cache, if any
+         * (OpenSSL then sends "stateful" tickets: session ids) */
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        if (conf->session_cache == 0) {
+        if (conf->session_cache == 0 && conf->session_zone == NULL) {
             SSL_CTX_set_num_tickets(ctx, 0);
         }
     }
@@ -465,6 +489,159 @@ pst_ssl_client_ctx(pst_pool_t *pool, const pst_ssl_client_conf_t *conf,
     }
 
     return c;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Shared session cache                                                */
+
+size_t
+pst_ssl_session_zone_size(size_t n)
+{
+    return n * sizeof(pst_ssl_sess_slot_t);
+}
+
+
+static pst_ssl_sess_slot_t *
+pst_ssl_sess_find(pst_shm_t *z, const u_char *id, size_t len, int create)
+{
+    pst_ssl_sess_slot_t  *t, *s, *victim = NULL;
+    size_t                n, i;
+    uint32_t              h = 2166136261u, now;
+
+    t = pst_shm_addr(z);
+    n = pst_shm_size(z) / sizeof(pst_ssl_sess_slot_t);
+    now = (uint32_t) pst_current_time_sec;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ id[i]) * 16777619u;
+    }
+
+    for (i = 0; i < PST_SSL_SESS_PROBES; i++) {
+        s = &t[(h + i) % n];
+        if (s->expires != 0 && s->id_len == len
+            && memcmp(s->id, id, len) == 0)
+        {
+            if (s->expires <= now && !create) {
+                s->expires = 0;
+                return NULL;
+            }
+            return s;
+        }
+        if (victim == NULL || s->expires < victim->expires) {
+            victim = s;          /* free, expired, or soonest to expire */
+        }
+    }
+
+    return create ? victim : NULL;
+}
+
+
+static int
+pst_ssl_sess_new(SSL *ssl, SSL_SESSION *sess)
+{
+    pst_ssl_sess_slot_t  *s;
+    pst_ssl_ctx_t        *c;
+    const u_char         *id;
+    u_char                der[PST_SSL_SESS_DER], *p;
+    unsigned              len;
+    int                   n;
+
+    c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    id = SSL_SESSION_get_id(sess, &len);
+    n = i2d_SSL_SESSION(sess, NULL);
+
+    if (c == NULL || c->zone == NULL || len == 0 || n <= 0
+        || n > PST_SSL_SESS_DER)
+    {
+        return 0;                /* not cached: a full handshake later */
+    }
+
+    p = der;
+    n = i2d_SSL_SESSION(sess, &p);
+
+    pst_shm_lock(c->zone);
+    s = pst_ssl_sess_find(c->zone, id, len, 1);
+    memcpy(s->id, id, len);
+    s->id_len = len;
+    s->expires = (uint32_t) (SSL_SESSION_get_time(sess)
+                             + SSL_SESSION_get_timeout(sess));
+    s->der_len = (uint32_t) n;
+    memcpy(s->der, der, (size_t) n);
+    pst_shm_unlock(c->zone);
+
+    return 0;                    /* we keep no reference to sess */
+}
+
+
+static SSL_SESSION *
+pst_ssl_sess_get(SSL *ssl, const u_char *id, int len, int *copy)
+{
+    pst_ssl_sess_slot_t  *s;
+    pst_ssl_ctx_t        *c;
+    const u_char         *p;
+    SSL_SESSION          *sess = NULL;
+    u_char                der[PST_SSL_SESS_DER];
+    size_t                n = 0;
+
+    *copy = 0;
+    c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (c == NULL || c->zone == NULL || len <= 0
+        || len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+    {
+        return NULL;
+    }
+
+    pst_shm_lock(c->zone);
+    s = pst_ssl_sess_find(c->zone, id, (size_t) len, 0);
+    if (s != NULL) {
+        n = s->der_len;
+        memcpy(der, s->der, n);
+    }
+    pst_shm_unlock(c->zone);
+
+    if (n > 0) {
+        p = der;
+        sess = d2i_SSL_SESSION(NULL, &p, (long) n);
+    }
+
+    return sess;
+}
+
+
+static void
+pst_ssl_sess_remove(SSL_CTX *ctx, SSL_SESSION *sess)
+{
+    pst_ssl_sess_slot_t  *s;
+    pst_ssl_ctx_t        *c;
+    const u_char         *id;
+    unsigned              len;
+
+    c = SSL_CTX_get_app_data(ctx);
+    if (c == NULL || c->zone == NULL) {
+        return;
+    }
+
+    id = SSL_SESSION_get_id(sess, &len);
+
+    pst_shm_lock(c->zone);
+    s = pst_ssl_sess_find(c->zone, id, len, 0);
+    if (s != NULL) {
+        s->expires = 0;
+    }
+    pst_shm_unlock(c->zone);
+}
+
+
+static void
+pst_ssl_shared_cache(pst_ssl_ctx_t *c)
+{
+    SSL_CTX_set_app_data(c->ctx, c);
+    SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_SERVER
+                                           | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(c->ctx, pst_ssl_sess_new);
+    SSL_CTX_sess_set_get_cb(c->ctx, pst_ssl_sess_get);
+    SSL_CTX_sess_set_remove_cb(c->ctx, pst_ssl_sess_remove);
 }
 
 

@@ -61,6 +61,7 @@ typedef struct {
     pst_uint_t                   verify_client;  /* PST_SSL_CLIENT_* */
     pst_int_t                    verify_depth;
     pst_int_t                    session_cache;  /* entries, 0: off */
+    pst_shm_t                   *session_zone;   /* shared cache, or NULL */
     pst_int_t                    session_tickets;
     pst_msec_t                   session_timeout;
     pst_uint_t                   id;             /* session id context */
@@ -123,6 +124,9 @@ int pst_ssl_verified(pst_connection_t *c);
 const char *pst_ssl_verify_error(pst_connection_t *c);
 /* Why the handshake or the last TLS call failed ("" if unknown). */
 const char *pst_ssl_error(pst_connection_t *c);
+
+/* Bytes of a shared session cache zone for about n sessions. */
+size_t pst_ssl_session_zone_size(size_t n);
 
 /* tls_protocols argument list -> PST_SSL_TLSv* bits; 0 when invalid. */
 pst_uint_t pst_ssl_parse_protocol(const pst_str_t *name);

@@ -168,6 +168,63 @@ class StartTlsTest(TlsTestCase):
         self.assertEqual(reused, [False] + [True] * 5)
 
 
+class SessionCacheTest(TlsTestCase):
+
+    def resume(self, srv, ctx, session):
+        with TlsRaw(srv.port) as c:
+            c.ehlo()
+            c.cmd("STARTTLS")
+            c.sock = ctx.wrap_socket(c.sock,
+                                     server_hostname="mx.example.test",
+                                     session=session)
+            c.ehlo()             # TLS 1.3: the ticket comes after
+            c.cmd("QUIT")
+            return c.sock.session_reused, c.sock.session
+
+    def reload_and_wait(self, srv):
+        before = set(srv.workers())
+        srv.reload()
+        wait_for(lambda: set(srv.workers())
+                 and not set(srv.workers()) & before, 15,
+                 what="new workers")
+
+    def test_shared_cache_across_workers_and_reloads(self):
+        # no tickets: resumption needs the cache; "shared" lets the new
+        # workers after a reload resume what the old ones cached
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            srv = self.tls_server(extra="tls_session_cache shared:1m;\n"
+                                  "    tls_session_tickets off;",
+                                  name="shared_%s" % version.name)
+            ctx = client_context(self.ca, minimum=version, maximum=version)
+            reused, session = self.resume(srv, ctx, None)
+            self.assertFalse(reused)
+            reused, _ = self.resume(srv, ctx, session)
+            self.assertTrue(reused, version)
+            self.reload_and_wait(srv)
+            reused, _ = self.resume(srv, ctx, session)
+            self.assertTrue(reused, "%s after a reload" % version)
+            srv.stop()
+
+    def test_builtin_cache_is_per_worker(self):
+        srv = self.tls_server(extra="tls_session_cache builtin;\n"
+                              "    tls_session_tickets off;")
+        ctx = client_context(self.ca, maximum=ssl.TLSVersion.TLSv1_2)
+        _, session = self.resume(srv, ctx, None)
+        self.reload_and_wait(srv)
+        reused, _ = self.resume(srv, ctx, session)
+        self.assertFalse(reused)
+
+    def test_invalid_cache_sizes(self):
+        for arg in ("shared:1k", "shared:x", "builtin:0", "sometimes"):
+            srv = self.server(tls_conf(self.crt, self.key,
+                                       "tls_session_cache %s;" % arg),
+                              start=False, name="cache_" + arg[:7]
+                              .replace(":", "_"))
+            r = srv.run_tool("-t")
+            self.assertNotEqual(r.returncode, 0, arg)
+            self.assertIn("tls_session_cache", r.stderr)
+
+
 class ImplicitTlsTest(TlsTestCase):
 
     def conf(self, extra=""):
