@@ -746,6 +746,10 @@ pst_ssl_handshake_finish(pst_connection_t *c, int rc)
         sc->handshaked = 1;
         c->recv = pst_ssl_recv;
         c->send = pst_ssl_send;
+        /* the client's first command may have come with its Finished
+         * and sit in OpenSSL or the socket: read once, whatever epoll
+         * said last (costs one EAGAIN at worst) */
+        c->read.ready = 1;
         c->read.handler = pst_ssl_read_wrapper;
         c->write.handler = pst_ssl_write_wrapper;
     } else {
