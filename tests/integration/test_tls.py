@@ -85,6 +85,30 @@ class StartTlsTest(TlsTestCase):
         wait_for(lambda: "after STARTTLS before the TLS handshake"
                  in srv.log(), 5, what="discard notice")
 
+    def test_starttls_reply_waits_for_a_slow_reader(self):
+        # ~200 KB of replies to pipelined EHLOs before the 220, for a
+        # client with a tiny receive window that reads late: reading
+        # pauses and resumes around STARTTLS, the 220 comes last and the
+        # handshake follows it.  (On loopback the kernel takes the 220
+        # at once, so pst_ssl's "cleartext first" path is not reached.)
+        srv = self.tls_server()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", srv.port))
+        c = TlsRaw.__new__(TlsRaw)
+        c.sock, c.buf = sock, b""
+        self.assertReply(c.reply(), 220)
+        c.send(b"EHLO client.test\r\n" * 1200 + b"STARTTLS\r\n")
+        time.sleep(1.0)
+        for _ in range(1200):
+            self.assertReply(c.reply(), 250)
+        self.assertReply(c.reply(), 220, "Ready to start TLS")
+        c.starttls(self.ctx, "mx.example.test", command=False)
+        ext, _ = c.ehlo()
+        self.assertNotIn("STARTTLS", ext)
+        c.close()
+
     def test_state_is_reset(self):
         srv = self.tls_server()
         with TlsRaw(srv.port) as c:
