@@ -643,6 +643,15 @@ pst_master_reconfigure(void)
     pst_signal_children(SIGQUIT, 1);
     pst_wait_old_stop_accepting();
 
+    /* the old cycle's memory goes now: its workers, still finishing,
+     * must not lead the reaper into it (their spool/tmp/PID is then
+     * looked for under the current spool_dir) */
+    for (i = 0; i < PST_MAX_PROCS; i++) {
+        if (children[i].cycle == old) {
+            children[i].cycle = NULL;
+        }
+    }
+
     pst_close_listening_sockets(old);
     pst_destroy_cycle(old);
     pst_shm_collect();
