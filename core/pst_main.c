@@ -195,7 +195,9 @@ main(int argc, char **argv)
         if (cycle == NULL) {
             return 1;
         }
-        return pst_signal_master(cycle, signal_name);
+        i = pst_signal_master(cycle, signal_name);
+        pst_destroy_cycle(cycle);
+        return i;
     }
 
     pst_init_setproctitle(argc, argv);
