@@ -62,7 +62,9 @@ pst_atoi(const u_char *p, size_t n, int64_t max)
         if (*p < '0' || *p > '9') {
             return -1;
         }
-        if (v > (max - (*p - '0')) / 10) {
+        /* v * 10 + d <= max, without overflow; (max - d) / 10 would
+         * round a negative max - d up to 0 and let "7" pass max 5 */
+        if (v > max / 10 || v * 10 > max - (*p - '0')) {
             return -1;
         }
         v = v * 10 + (*p++ - '0');
