@@ -144,10 +144,12 @@ pst_parse_msec(const pst_str_t *s)
             }
         }
 
-        total += v * scale;
-        if (total > 100LL * 365 * 86400 * 1000) {
+        /* at most 100 years; checked before multiplying, because v
+         * may be up to 10^12 and v * scale overflows int64 for days */
+        if (v > (100LL * 365 * 86400 * 1000 - total) / scale) {
             return -1;
         }
+        total += v * scale;
     }
 
     return total;
