@@ -127,6 +127,7 @@ END_TEST
 START_TEST(test_append_growth)
 {
     pst_buf_t  *b;
+    u_char     *start;
 
     b = pst_buf_alloc(4);
 
@@ -157,10 +158,13 @@ START_TEST(test_append_growth)
     /* an empty append always fits */
     ck_assert_int_eq(pst_buf_append(b, "", 0, 30), PST_OK);
 
-    /* consuming makes room again: compaction, not growth */
+    /* consuming makes room again: compaction in place, no growth and
+     * no new allocation */
+    start = b->start;
     b->pos += 23;
     ck_assert_int_eq(pst_buf_append(b, "89", 2, 30), PST_OK);
     ck_assert_uint_eq(pst_buf_capacity(b), 30);
+    ck_assert_ptr_eq(b->start, start);
     check_content(b, "123456789");
 
     pst_buf_destroy(b);

@@ -430,6 +430,41 @@ START_TEST(test_conf_unknown_user)
 END_TEST
 
 
+START_TEST(test_conf_include_depth)
+{
+    pst_cycle_t  *cycle;
+    char         *dir, *out, name[32], text[64];
+    int           i;
+
+    /* main.conf and 15 nested includes (16 files) load; a 17th level
+     * is refused, in the file that asks for it */
+    dir = tu_tmpdir();
+    for (i = 1; i <= 16; i++) {
+        snprintf(name, sizeof(name), "f%d.conf", i);
+        snprintf(text, sizeof(text), "include f%d.conf;\n", i + 1);
+        tu_write(dir, name, i == 15 ? "daemon off;\n" : text);
+    }
+
+    out = tu_load_conf(dir, "include f1.conf;\n" SMTP, NULL, &cycle);
+    ck_assert_msg(cycle != NULL, "15 levels: %s", out);
+    ck_assert_int_eq(cycle->core->daemon, 0);
+    pst_destroy_cycle(cycle);
+    free(out);
+
+    tu_write(dir, "f15.conf", "include f16.conf;\n");
+    tu_write(dir, "f16.conf", "daemon off;\n");
+    out = tu_load_conf(dir, "include f1.conf;\n" SMTP, NULL, &cycle);
+    ck_assert_ptr_null(cycle);
+    ck_assert_str_eq(out, "f15.conf:1: includes nested too deeply at"
+                     " \"f16.conf\"\n");
+    free(out);
+
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+
 /* ------------------------------------------------------------------ */
 /* Good configurations                                                 */
 
@@ -591,6 +626,8 @@ START_TEST(test_conf_values)
         "    smtp_bare_newline reject;\n"
         "    smtp_banner \"say \\\"hi\\\"\\tthere\";\n"
         "    hostname 'mx.example';\n"
+        "    max_messages_per_session 5#no space before the comment\n"
+        "    ;\n"
         "    include conf.d/*.conf;\n"
         "    include conf.d/none-*.conf;\n"
         "\n"
@@ -633,6 +670,8 @@ START_TEST(test_conf_values)
     ck_assert_uint_eq(a->bare_newline, PST_BARE_NL_REJECT);
     ck_assert_uint_eq(b->bare_newline, PST_BARE_NL_REJECT);
     ck_assert_int_eq(a->max_errors, 5);
+    /* '#' ends a word: "5#no space..." is "5" and a comment */
+    ck_assert_int_eq(a->max_messages, 5);
     ck_assert_int_eq(b->max_errors, 5);
     check_str_value(&a->banner, "say \"hi\"\tthere");
     check_str_value(&b->hostname, "mx.example");
@@ -690,6 +729,7 @@ suite_conf_file(void)
     tcase_add_loop_test(tc, test_conf_error, 0, pst_nelems(conf_errors));
     tcase_add_test(tc, test_conf_missing_file);
     tcase_add_test(tc, test_conf_unknown_user);
+    tcase_add_test(tc, test_conf_include_depth);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("good");

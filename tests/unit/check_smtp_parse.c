@@ -700,9 +700,9 @@ typedef struct {
 
 #define NOTIFY_SFD  (PST_NOTIFY_SUCCESS | PST_NOTIFY_FAILURE | PST_NOTIFY_DELAY)
 
-#define X100                                                                 \
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"                     \
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define X10   "xxxxxxxxxx"
+#define X90   X10 X10 X10 X10 X10 X10 X10 X10 X10
+#define X100  X90 X10
 #define X500  X100 X100 X100 X100 X100
 
 static const param_case_t  param_cases[] = {
@@ -756,6 +756,9 @@ static const param_case_t  param_cases[] = {
       "a+b=c" },
     { "ENVID of 100", T(" ENVID=" X100), MAIL, P_OK, -1, 0, 0, 0, X100 },
     { "ENVID of 101", T(" ENVID=" X100 "x"), MAIL, INVALID },
+    /* the limit applies to the xtext as sent (99 characters decoded) */
+    { "ENVID of 101 encoded", T(" ENVID=" X90 "xxxxxxxx+2B"), MAIL,
+      INVALID },
     { "ENVID bad xtext", T(" ENVID=a+2b"), MAIL, INVALID },
     { "ENVID truncated xtext", T(" ENVID=a+2"), MAIL, INVALID },
     { "ENVID empty", T(" ENVID="), MAIL, INVALID },
@@ -807,7 +810,12 @@ static const param_case_t  param_cases[] = {
     { "ORCPT without type", T(" ORCPT=;a@b.example"), RCPT, INVALID },
     { "ORCPT without address", T(" ORCPT=rfc822;"), RCPT, INVALID },
     { "ORCPT bad xtext", T(" ORCPT=rfc822;a+zz"), RCPT, INVALID },
-    { "ORCPT of 500", T(" ORCPT=rfc822;" X500), RCPT, INVALID },
+    { "ORCPT of 500", T(" ORCPT=rfc822;" X100 X100 X100 X100 X90 "xxx"),
+      RCPT, P_OK, -1, 0, 0, 0, NULL, NULL, 0, "rfc822",
+      X100 X100 X100 X100 X90 "xxx" },
+    { "ORCPT of 501", T(" ORCPT=rfc822;" X100 X100 X100 X100 X90 "xxxx"),
+      RCPT, INVALID },
+    { "ORCPT of 507", T(" ORCPT=rfc822;" X500), RCPT, INVALID },
     { "ORCPT twice", T(" ORCPT=rfc822;a ORCPT=rfc822;b"), RCPT, DUPLICATE },
     { "ORCPT on MAIL", T(" ORCPT=rfc822;a"), MAIL, UNSUPPORTED },
     { "NOTIFY and ORCPT", T(" NOTIFY=NEVER ORCPT=rfc822;a"), RCPT, P_OK, -1,

@@ -101,6 +101,28 @@ START_TEST(test_base64_decode_bad)
 END_TEST
 
 
+START_TEST(test_base64_decode_short)
+{
+    static const u_char  good[] = "Zm9vYmFyZm8=";
+    u_char               out[16];
+    size_t               n;
+
+    /* a length that is not a multiple of 4 is refused before anything
+     * is read: the bytes just past n are valid base64 here, so a
+     * decoder that looked at them would succeed */
+    for (n = 1; n < sizeof(good) - 1; n++) {
+        if (n % 4 == 0) {
+            ck_assert_int_eq(pst_base64_decode(out, good, n),
+                             (ssize_t) (n / 4 * 3));
+            continue;
+        }
+        ck_assert_msg(pst_base64_decode(out, good, n) == -1,
+                      "prefix of %zu decoded", n);
+    }
+}
+END_TEST
+
+
 /* A deterministic byte stream for round trips (no rand(): the test must
  * see the same bytes in every run). */
 static uint32_t
@@ -652,6 +674,7 @@ suite_string(void)
     tcase_add_loop_test(tc, test_base64_encode, 0, pst_nelems(b64_good));
     tcase_add_loop_test(tc, test_base64_decode, 0, pst_nelems(b64_good));
     tcase_add_loop_test(tc, test_base64_decode_bad, 0, pst_nelems(b64_bad));
+    tcase_add_test(tc, test_base64_decode_short);
     tcase_add_test(tc, test_base64_round_trip);
     suite_add_tcase(s, tc);
 
