@@ -17,7 +17,13 @@ tu_tmpdir(void)
     const char  *base;
     char        *dir;
 
-    base = getenv("TMPDIR");
+    /* check_main.c makes one directory per run and removes it at the
+     * end: a failed assertion _exit()s the test's process before it
+     * can clean up after itself */
+    base = getenv("PST_UNIT_TMP");
+    if (base == NULL || base[0] == '\0') {
+        base = getenv("TMPDIR");
+    }
     if (base == NULL || base[0] == '\0') {
         base = "/tmp";
     }
