@@ -110,13 +110,18 @@ START_TEST(test_resize)
     ck_assert_int_eq(pst_buf_resize(b, 128), PST_OK);
     check_content(b, "defgh");
 
-    /* shrink: never below the live data */
+    /* shrink to what fits the storage behind the header: the data moves
+     * back there (no allocation), never below the live data */
     ck_assert_int_eq(pst_buf_resize(b, 2), PST_OK);
-    ck_assert_uint_eq(pst_buf_capacity(b), 5);
+    ck_assert_uint_eq(pst_buf_capacity(b), 8);
+    ck_assert_ptr_eq(b->start, (u_char *) (b + 1));
     check_content(b, "defgh");
 
-    ck_assert_int_eq(pst_buf_resize(b, 6), PST_OK);
-    ck_assert_uint_eq(pst_buf_capacity(b), 6);
+    /* and out again, then to an odd size above the inline storage */
+    ck_assert_int_eq(pst_buf_resize(b, 32), PST_OK);
+    ck_assert_ptr_ne(b->start, (u_char *) (b + 1));
+    ck_assert_int_eq(pst_buf_resize(b, 9), PST_OK);
+    ck_assert_uint_eq(pst_buf_capacity(b), 9);
     check_content(b, "defgh");
 
     pst_buf_destroy(b);
