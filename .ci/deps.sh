@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS="build-essential pkg-config libssl-dev libpcre2-dev check
 libsubunit-dev libunbound-dev libevent-dev libcrypt-dev"
 # tests: real clients and peers, and the tools the tests use
-PKGS="$PKGS python3 procps openssl postfix swaks msmtp dnsmasq-base
+PKGS="$PKGS python3 procps iproute2 openssl postfix swaks msmtp dnsmasq-base
 python3-aiosmtpd python3-dnslib dovecot-core"
 # swaks --tls and --auth need Perl's TLS and SASL modules
 PKGS="$PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"

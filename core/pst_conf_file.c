@@ -472,8 +472,9 @@ pst_conf_handler(pst_conf_t *cf, int last)
             if (!(cmd->type & PST_CONF_BLOCK)
                 && last != PST_CONF_TOKEN_DONE)
             {
-                pst_conf_error(cf, "directive \"%s\" has no opening \"{\"",
-                               cmd->name);
+                /* usually a ';' forgotten before the next block */
+                pst_conf_error(cf, "directive \"%s\" is not terminated by"
+                               " \";\"", cmd->name);
                 return PST_ERROR;
             }
 

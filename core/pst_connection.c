@@ -71,8 +71,8 @@ pst_listening_parse(pst_conf_t *cf, const pst_str_t *spec,
         host[hlen] = '\0';
         port = colon + 1;
         if (port < end) {
-            if (*port != ':') {
-                return PST_ERROR;
+            if (*port != ':' || port + 1 == end) {
+                return PST_ERROR;         /* "[::1]x", "[::1]:" */
             }
             port++;
         }
@@ -106,6 +106,9 @@ pst_listening_parse(pst_conf_t *cf, const pst_str_t *spec,
         } else {
             hlen = (size_t) (colon - spec->data);
             port = colon + 1;
+            if (port == end) {
+                return PST_ERROR;         /* "127.0.0.1:" */
+            }
         }
 
         if (hlen >= sizeof(host)) {

@@ -556,6 +556,10 @@ pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
         goto failed;
     }
 
+    /* no position for "cannot open" of the main file itself */
+    conf.dir_file = NULL;
+    conf.dir_line = 0;
+
     if (pst_conf_parse(&conf, (char *) cycle->conf_file.data) != PST_OK) {
         goto failed;
     }
@@ -574,7 +578,8 @@ pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
         }
         conf.dir_file = me[i].file ? me[i].file
                                    : (char *) cycle->conf_file.data;
-        conf.dir_line = me[i].file ? me[i].line : 1;
+        /* built-in modules have no load_module line: point at line 1 */
+        conf.dir_line = me[i].line ? me[i].line : 1;
         rv = me[i].desc.init_main_conf(&conf, cycle->main_conf[i]);
         if (rv == PST_CONF_OK) {
             continue;

@@ -394,8 +394,12 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 
     args = pst_conf_args(cf, &n);
 
+    /* a listener needs a port: without one the parser falls back to
+     * the resolver default, 53 ("127.0.0.1", "[::1]") */
     if (pst_listening_parse(cf, &args[1], &sa, &len) != PST_OK
-        || (args[1].len > 0 && args[1].data[args[1].len - 1] == ']'))
+        || (args[1].len > 0 && args[1].data[args[1].len - 1] == ']')
+        || (memchr(args[1].data, ':', args[1].len) == NULL
+            && pst_atoi(args[1].data, args[1].len, 65535) < 0))
     {
         pst_conf_error(cf, "invalid listen address \"%s\" (use ADDRESS:PORT,"
                        " [IPv6]:PORT or PORT)", args[1].data);

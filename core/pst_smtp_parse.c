@@ -356,11 +356,18 @@ pst_smtp_parse_path(pst_pool_t *pool, u_char **pos, u_char *end,
         && local_end - local == 10
         && pst_strncasecmp(local, (u_char *) "postmaster", 10) == 0)
     {
-        /* RFC 5321 4.5.1: <Postmaster> without a domain */
+        /* RFC 5321 4.5.1: <Postmaster> without a domain.  Copied like
+         * any address: the recipient outlives the input line */
+        path->addr.data = pst_palloc(pool, 11);
+        if (path->addr.data == NULL) {
+            pst_smtp_set_error(err, 451, "4.3.0", "Out of memory");
+            return PST_ERROR;
+        }
+        memcpy(path->addr.data, local, 10);
+        path->addr.data[10] = '\0';
+        path->addr.len = 10;
+        path->local = path->addr;
         path->postmaster = 1;
-        path->local.data = local;
-        path->local.len = 10;
-        path->addr = path->local;
         *pos = p + 1;
         return PST_OK;
     }

@@ -1248,6 +1248,7 @@ pst_smtp_cmd_mail(pst_session_t *s)
 
     p = s->arg.data;
     end = p + s->arg.len;
+    err.code = 0;       /* still 0 when the path parses and junk follows */
 
     if (pst_smtp_parse_path(s->tx->pool, &p, end, 1, 1, &path, &err)
         != PST_OK

@@ -62,7 +62,9 @@ pst_atoi(const u_char *p, size_t n, int64_t max)
         if (*p < '0' || *p > '9') {
             return -1;
         }
-        if (v > (max - (*p - '0')) / 10) {
+        /* v * 10 + d <= max, without overflow; (max - d) / 10 would
+         * round a negative max - d up to 0 and let "7" pass max 5 */
+        if (v > max / 10 || v * 10 > max - (*p - '0')) {
             return -1;
         }
         v = v * 10 + (*p++ - '0');
@@ -142,10 +144,12 @@ pst_parse_msec(const pst_str_t *s)
             }
         }
 
-        total += v * scale;
-        if (total > 100LL * 365 * 86400 * 1000) {
+        /* at most 100 years; checked before multiplying, because v
+         * may be up to 10^12 and v * scale overflows int64 for days */
+        if (v > (100LL * 365 * 86400 * 1000 - total) / scale) {
             return -1;
         }
+        total += v * scale;
     }
 
     return total;

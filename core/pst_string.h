@@ -10,8 +10,10 @@
 #ifndef PST_STRING_H
 #define PST_STRING_H
 
-#define pst_tolower(c)   (u_char) (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
-#define pst_toupper(c)   (u_char) (((c) >= 'a' && (c) <= 'z') ? ((c) & ~0x20) : (c))
+#define pst_tolower(c)                                                       \
+    (u_char) (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
+#define pst_toupper(c)                                                       \
+    (u_char) (((c) >= 'a' && (c) <= 'z') ? ((c) & ~0x20) : (c))
 
 void pst_strlow(u_char *dst, const u_char *src, size_t n);
 /* Parse a non-negative decimal integer of the whole string; -1 if not a

@@ -3,17 +3,28 @@
  * forked per test (CK_FORK) so a crash fails one test, not the run.
  */
 
-#include <check.h>
-#include <stdlib.h>
-
+#include "check_util.h"
 #include "check_suites.h"
 
 
 int
 main(void)
 {
-    SRunner  *sr;
-    int       failed;
+    SRunner     *sr;
+    const char  *base;
+    char         tmp[PATH_MAX];
+    int          failed;
+
+    /* every test's files go under one directory, removed at the end
+     * even when tests failed or crashed */
+    base = getenv("TMPDIR");
+    snprintf(tmp, sizeof(tmp), "%s/pst-unit-run-XXXXXX",
+             (base != NULL && base[0] != '\0') ? base : "/tmp");
+    if (mkdtemp(tmp) == NULL) {
+        perror(tmp);
+        return EXIT_FAILURE;
+    }
+    setenv("PST_UNIT_TMP", tmp, 1);
 
     sr = srunner_create(suite_string());
     srunner_add_suite(sr, suite_buf());
@@ -27,6 +38,8 @@ main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+
+    tu_rmtree(tmp);
 
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
