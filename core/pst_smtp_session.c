@@ -389,20 +389,34 @@ pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
     }
 
     if (client && (s->state == PST_SMTP_S_AUTH
-                   || (n > 5 && pst_strncasecmp(p, (u_char *) "AUTH ", 5)
+                   || (n > 4 && pst_strncasecmp(p, (u_char *) "AUTH", 4)
                                 == 0)))
     {
-        /* never log credentials: keep the verb and mechanism only */
-        const u_char  *sp = (n > 5) ? memchr(p + 5, ' ', n - 5) : NULL;
+        /* never log credentials: keep the verb and the mechanism only,
+         * whatever separates them (a TAB makes an unknown command that
+         * can still carry a secret) */
+        size_t  i = 4;
+        int     masked = 0;
 
         if (s->state == PST_SMTP_S_AUTH) {
-            n = 0;
-        } else if (sp != NULL) {
-            n = (size_t) (sp - p);
+            i = 0;
+            masked = 1;
+        } else {
+            while (i < n && p[i] != ' ' && p[i] != '\t') {
+                i++;
+            }
+            while (i < n && (p[i] == ' ' || p[i] == '\t')) {
+                i++;
+            }
+            while (i < n && p[i] != ' ' && p[i] != '\t') {
+                i++;
+            }
+            masked = (i < n);
         }
-        pst_sanitize(buf, sizeof(buf), p, n);
+
+        pst_sanitize(buf, sizeof(buf), p, i);
         pst_log_session(s, PST_LOG_INFO, "< %s%s", buf,
-                        (s->state == PST_SMTP_S_AUTH || sp) ? " ***" : "");
+                        masked ? " ***" : "");
         return;
     }
 

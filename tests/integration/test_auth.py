@@ -337,6 +337,10 @@ class Secrets(AuthCase):
             self.assertReply(c.cmd("AUTH LOGIN"), 334)
             self.assertReply(c.cmd(b64("alice")), 334)
             self.assertReply(c.cmd(b64("wrongpw2")), 535)
+            # a TAB instead of the space: an unknown command, which can
+            # still carry a secret, so it is masked as well
+            self.assertReply(c.cmd("AUTH\tPLAIN " + plain("alice", "tabbed9")),
+                             500)
             self.assertReply(c.cmd("AUTH PLAIN"), 334)
             self.assertReply(c.cmd(secret_plain), 235)
             c.cmd("QUIT")
@@ -344,8 +348,10 @@ class Secrets(AuthCase):
         log = srv.log() + srv.stderr()
         self.assertIn("< AUTH PLAIN ***", log)
         self.assertIn("< AUTH LOGIN", log)
+        self.assertIn("< AUTH?PLAIN ***", log)
         for secret in ("wonderland", "wrongpw1", "wrongpw2", secret_plain,
-                       plain("alice", "wrongpw1"), b64("wrongpw2")):
+                       plain("alice", "wrongpw1"), b64("wrongpw2"),
+                       plain("alice", "tabbed9")):
             self.assertNotIn(secret, log)
 
 
