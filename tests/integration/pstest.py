@@ -53,6 +53,8 @@ POSTERN = os.path.join(OBJS, "postern")
 MODULES = os.path.join(OBJS, "modules")
 RUN = os.path.join(OBJS, "run")
 DEFAULT_MODULES = ("store_spool", "policy_relay")
+# PST_VALGRIND=1 runs every server under valgrind (slow: use -k to pick)
+VALGRIND = os.environ.get("PST_VALGRIND") == "1"
 
 
 def free_port():
@@ -245,9 +247,16 @@ class Server:
     def start(self, wait=True, expect_fail=False):
         self._close_output()
         self.output = open(os.path.join(self.dir, "stderr.log"), "ab")
+        argv = [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"]
+        if VALGRIND:
+            # every process of the server (forks stay under valgrind);
+            # memory errors only -- leak reports at exit are noise here
+            argv = ["valgrind", "-q", "--error-exitcode=99",
+                    "--leak-check=no", "--track-fds=no",
+                    "--log-file=" + os.path.join(self.dir, "valgrind.%p")
+                    ] + argv
         self.proc = subprocess.Popen(
-            [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"],
-            stdout=self.output, stderr=self.output, env=self.env,
+            argv, stdout=self.output, stderr=self.output, env=self.env,
             start_new_session=True)
         if expect_fail:
             try:
@@ -293,6 +302,9 @@ class Server:
         out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
                               str(self.master_pid())],
                              capture_output=True, text=True).stdout
+        if VALGRIND:
+            # valgrind keeps its own argv: no process titles to go by
+            return [int(l.split()[0]) for l in out.splitlines()]
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
 
@@ -590,6 +602,11 @@ class PstTestCase(unittest.TestCase):
             for kw in ("AddressSanitizer", "runtime error:"):
                 if kw in log:
                     self.fail("sanitizer report in %s:\n%s" % (s.dir, log))
+            for vg in glob.glob(os.path.join(s.dir, "valgrind.*")):
+                with open(vg) as f:
+                    report = f.read()
+                if report.strip():
+                    self.fail("valgrind report %s:\n%s" % (vg, report))
 
     def server(self, conf, start=True, name=None, **kw):
         name = name or self.id().split(".", 1)[-1].replace(".", "_")
