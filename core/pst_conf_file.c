@@ -86,6 +86,16 @@ pst_conf_error_at(pst_conf_t *cf, const char *file, pst_uint_t line,
 }
 
 
+const char *
+pst_conf_position(pst_conf_t *cf, pst_uint_t *line)
+{
+    if (line != NULL) {
+        *line = cf->dir_line;
+    }
+    return cf->dir_file ? cf->dir_file : "-";
+}
+
+
 pst_str_t *
 pst_conf_args(pst_conf_t *cf, pst_uint_t *nargs)
 {
