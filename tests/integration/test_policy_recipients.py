@@ -3,13 +3,14 @@ time) and the sender checks, the DNS one against dnsmasq on loopback."""
 
 import os
 import random
+import shutil
 import smtplib
 import string
 import subprocess
 import time
 import unittest
 
-from pstest import PstTestCase, wait_for
+from pstest import RUN, PstTestCase, wait_for
 
 MODULES = ("store_spool", "policy_recipients", "policy_relay")
 
@@ -205,6 +206,7 @@ class RecipientsTest(PstTestCase):
             self.assertEqual((code, lines[0][:5]), (501, "5.1.7"), bad)
 
     def test_sender_domain_check_with_dns(self):
+        shutil.rmtree(os.path.join(RUN, "recipients_dns"), ignore_errors=True)
         dns = self.dnsmasq([
             "--local=/test/",
             "--host-record=a-only.test,127.0.0.9",
