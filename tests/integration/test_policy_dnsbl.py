@@ -180,9 +180,10 @@ class DnsblTest(PstTestCase):
             return False
 
     def test_bad_entries(self):
-        for bad in ("dnsbl bl.test=127.0.0;", "dnsbl bl.test=127.0.0.[5..2];",
-                    "dnsbl bl.test*x;", "dnsbl .bl.test;",
-                    "dnsbl bl.test=127.0.0.256;", "dnswl wl.test=1.2.3.[4;;5];"):
+        for bad in ("dnsbl bl.test=127.0.0;",
+                    "dnsbl bl.test=127.0.0.[5..2];", "dnsbl bl.test*x;",
+                    "dnsbl .bl.test;", "dnsbl bl.test=127.0.0.256;",
+                    "dnswl wl.test=1.2.3.[4;;5];"):
             srv = self.server("smtp { server { listen {port}; %s } }" % bad,
                               modules=MODULES, start=False,
                               name="dnsbl_bad")
