@@ -41,10 +41,15 @@
  *                                     local_domains only from clients
  *                                     that may relay: 553 5.7.1 else
  *
- * Hook order: the RCPT hook gives the final ACCEPT, so it must run
- * after every check that may still refuse a recipient (policy_access,
- * policy_limits, policy_recipients, policy_greylist).  Its hooks have
- * priority 100 so that it runs last whatever the load_module order.
+ * Hook order: relay control judges each recipient twice.  At priority
+ * -10 (after policy_limits and policy_access, whose "accept" may open
+ * the way on purpose) it refuses what is not ours, so that greylisting
+ * or recipient lookups are never spent on it.  At priority 100, last
+ * whatever the load_module order, it gives the ACCEPT: every check
+ * that may still refuse a recipient (policy_recipients,
+ * policy_greylist...) runs between the two.  protect_local_senders
+ * (MAIL) runs at -10 too, before the sender's DNS check.  A
+ * module_priority line moves all hooks.
  */
 
 #include <arpa/inet.h>
@@ -60,7 +65,8 @@
 
 #include "postern_module.h"
 
-#define RELAY_PRIORITY      100
+#define RELAY_CHECK_PRIORITY  -10
+#define RELAY_PRIORITY        100
 #define RELAY_DOMAIN_MAX    256
 
 typedef struct {
@@ -84,6 +90,7 @@ static char *relay_set_domains(pst_conf_t *cf, const pst_command_t *cmd,
 static char *relay_set_networks(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static pst_verdict_e relay_mail(pst_call_t *call, void *conf);
+static pst_verdict_e relay_rcpt_check(pst_call_t *call, void *conf);
 static pst_verdict_e relay_rcpt(pst_call_t *call, void *conf);
 
 
@@ -106,7 +113,8 @@ static const pst_command_t  relay_commands[] = {
 };
 
 static const pst_hook_t  relay_hooks[] = {
-    { PST_PHASE_MAIL, relay_mail, RELAY_PRIORITY },
+    { PST_PHASE_MAIL, relay_mail, RELAY_CHECK_PRIORITY },
+    { PST_PHASE_RCPT, relay_rcpt_check, RELAY_CHECK_PRIORITY },
     { PST_PHASE_RCPT, relay_rcpt, RELAY_PRIORITY },
     pst_null_hook
 };
@@ -410,10 +418,15 @@ relay_at(const pst_str_t *addr)
 }
 
 
+/*
+ * Judge a recipient.  The early pass (priority RELAY_CHECK_PRIORITY)
+ * only refuses, so that a recipient we would never take is refused
+ * before greylisting or DNS work is spent on it; the final pass
+ * (RELAY_PRIORITY, last) gives the ACCEPT.
+ */
 static pst_verdict_e
-relay_rcpt(pst_call_t *call, void *data)
+relay_judge(pst_call_t *call, relay_conf_t *conf, int final)
 {
-    relay_conf_t     *conf = data;
     pst_session_t    *s = pst_call_session(call);
     const pst_str_t  *rcpt;
     const u_char     *at, *p;
@@ -429,6 +442,9 @@ relay_rcpt(pst_call_t *call, void *data)
 
     at = relay_at(rcpt);
     if (at == NULL) {
+        if (!final) {
+            return PST_HOOK_CONTINUE;
+        }
         pst_log_session(s, PST_LOG_INFO, "policy_relay: accept <%.*s>:"
                         " postmaster (RFC 5321 4.5.1)", (int) rcpt->len,
                         rcpt->data);
@@ -468,12 +484,18 @@ relay_rcpt(pst_call_t *call, void *data)
                            rcpt->data);
             return PST_HOOK_REJECT;
         }
+        if (!final) {
+            return PST_HOOK_CONTINUE;
+        }
         pst_log_session(s, PST_LOG_INFO, "policy_relay: accept <%.*s>: %s"
                         " %s", (int) rcpt->len, rcpt->data, list, norm);
         return PST_HOOK_ACCEPT;
     }
 
     if (relay_ok != NULL) {
+        if (!final) {
+            return PST_HOOK_CONTINUE;
+        }
         pst_log_session(s, PST_LOG_INFO, "policy_relay: accept <%.*s>:"
                         " relaying for %s", (int) rcpt->len, rcpt->data,
                         relay_ok);
@@ -487,6 +509,20 @@ relay_rcpt(pst_call_t *call, void *data)
     pst_call_reply(call, 550, "5.7.1", "<%.*s>: Relay access denied",
                    (int) rcpt->len, rcpt->data);
     return PST_HOOK_REJECT;
+}
+
+
+static pst_verdict_e
+relay_rcpt_check(pst_call_t *call, void *conf)
+{
+    return relay_judge(call, conf, 0);
+}
+
+
+static pst_verdict_e
+relay_rcpt(pst_call_t *call, void *conf)
+{
+    return relay_judge(call, conf, 1);
 }
 
 
