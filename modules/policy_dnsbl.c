@@ -11,7 +11,8 @@
  *   dnsbl ZONE[=ADDRESS][*WEIGHT] ...;
  *   dnswl ZONE[=ADDRESS][*WEIGHT] ...;
  * ADDRESS is the listing to look for, each octet a number, a range
- * [2..11] or a list [2;4;6] (default: any address); WEIGHT an integer
+ * [2..11] or a list [2,4,6] (postscreen's [2;4;6] works when quoted:
+ * ';' ends a directive) (default: any address); WEIGHT an integer
  * (default 1).  A client listed in a dnsbl adds its weight to its
  * score, one listed in a dnswl subtracts it; several entries may name
  * the same zone (it is looked up once).  A score at or above
@@ -238,7 +239,8 @@ dnsbl_merge_conf(pst_conf_t *cf, void *parent, void *child)
 }
 
 
-/* One octet pattern: "7", "[2..11]", "[2;4;6]" or a mix "[1;5..9]". */
+/* One octet pattern: "7", "[2..11]", "[2,4,6]" or a mix "[1,5..9]"
+ * (';' as in postscreen works too, inside a quoted argument). */
 static int
 dnsbl_octet(const u_char *p, size_t n, u_char map[32])
 {
@@ -259,7 +261,7 @@ dnsbl_octet(const u_char *p, size_t n, u_char map[32])
 
     while (p < end) {
         q = p;
-        while (q < end && *q != ';') {
+        while (q < end && *q != ';' && *q != ',') {
             q++;
         }
         k = (size_t) (q - p);

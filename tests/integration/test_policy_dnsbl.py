@@ -66,7 +66,7 @@ class DnsblTest(PstTestCase):
     def test_weights_threshold_and_allowlist(self):
         srv = self.srv("""
             smtp_reverse_lookup off;
-            dnsbl bl.test=127.0.0.2*2 bl.test=127.0.0.[10..11]*1
+            dnsbl bl.test=127.0.0.2*2 "bl.test=127.0.0.[10;11]*1"
                   other.test fail.example*5;
             dnswl wl.test*5;
             dnsbl_threshold 2;
@@ -90,7 +90,7 @@ class DnsblTest(PstTestCase):
         self.assertEqual(e.exception.smtp_code, 554)
         log = srv.log()
         self.assertIn("policy_dnsbl: reject client 127.0.0.3: score 2 >="
-                      " dnsbl_threshold 2 (bl.test=127.0.0.[10..11]*1"
+                      " dnsbl_threshold 2 (bl.test=127.0.0.[10;11]*1"
                       " other.test)", log)
         self.assertIn("policy_dnsbl: pass client 127.0.0.4: score -3 <"
                       " dnsbl_threshold 2 (bl.test=127.0.0.2*2"
@@ -183,7 +183,7 @@ class DnsblTest(PstTestCase):
         for bad in ("dnsbl bl.test=127.0.0;",
                     "dnsbl bl.test=127.0.0.[5..2];", "dnsbl bl.test*x;",
                     "dnsbl .bl.test;", "dnsbl bl.test=127.0.0.256;",
-                    "dnswl wl.test=1.2.3.[4;;5];"):
+                    "dnswl wl.test=1.2.3.[4,,5];"):
             srv = self.server("smtp { server { listen {port}; %s } }" % bad,
                               modules=MODULES, start=False,
                               name="dnsbl_bad")
