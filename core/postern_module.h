@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define POSTERN_ABI_MAJOR        1
-#define POSTERN_ABI_MINOR        0
+#define POSTERN_ABI_MINOR        1
 #define POSTERN_MODULE_MAGIC     0x4d545350u    /* "PSTM" little endian */
 
 #if defined(__GNUC__)
@@ -557,10 +557,32 @@ int pst_strncasecmp(const u_char *a, const u_char *b, size_t n);
 /* Constant-time comparison: 0 when equal. */
 int pst_memeq_const(const void *a, const void *b, size_t n);
 
+/* ------------------------------------------------------------------ */
+/* ABI 1.1: configuration position and address ranges                  */
+
+/* File and line of the directive being parsed (the included file when
+ * the directive comes from an include), for modules that keep the
+ * origin of a rule to name it in their logs.  The file name lives as
+ * long as the configuration generation. */
+const char *pst_conf_position(pst_conf_t *cf, pst_uint_t *line);
+
+/* An address range "192.0.2.0/24", "2001:db8::/32" or a single address
+ * (all bits).  An IPv4 range also matches IPv4-mapped IPv6 clients. */
+typedef struct {
+    int                          family;     /* AF_INET or AF_INET6 */
+    u_char                       addr[16];   /* host bits cleared */
+    int                          bits;
+} pst_cidr_t;
+
+/* Parse ADDRESS or ADDRESS/BITS.  PST_OK, or PST_ERROR when malformed
+ * (a prefix longer than the family allows included). */
+int pst_cidr_parse(const pst_str_t *text, pst_cidr_t *cidr);
+/* 1 when the address is inside the range, else 0. */
+int pst_cidr_match(const pst_cidr_t *cidr, const struct sockaddr *sa);
+
 
 /* ------------------------------------------------------------------ */
-/* TLS facts and SMTP AUTH backends                                    */
-/* Added within ABI 1.0 before its release (issue #3); append-only.    */
+/* ABI 1.1: TLS facts and SMTP AUTH backends                           */
 
 /* 1 when the client presented a certificate that verified against
  * tls_client_certificate; the SNI name the client asked for, or NULL. */

@@ -86,6 +86,16 @@ pst_conf_error_at(pst_conf_t *cf, const char *file, pst_uint_t line,
 }
 
 
+const char *
+pst_conf_position(pst_conf_t *cf, pst_uint_t *line)
+{
+    if (line != NULL) {
+        *line = cf->dir_line;
+    }
+    return cf->dir_file ? cf->dir_file : "-";
+}
+
+
 pst_str_t *
 pst_conf_args(pst_conf_t *cf, pst_uint_t *nargs)
 {
@@ -372,12 +382,15 @@ pst_conf_read_token(pst_conf_t *cf)
                     f->line++;
                 }
                 if (*p == '\\' && p + 1 < f->end) {
-                    p++;
-                    switch (*p) {
-                    case 'n': *dst++ = '\n'; p++; continue;
-                    case 't': *dst++ = '\t'; p++; continue;
-                    case 'r': *dst++ = '\r'; p++; continue;
-                    default: break;   /* \" \\ \' and any other: literal */
+                    switch (p[1]) {
+                    case 'n': *dst++ = '\n'; p += 2; continue;
+                    case 't': *dst++ = '\t'; p += 2; continue;
+                    case 'r': *dst++ = '\r'; p += 2; continue;
+                    case '"': case '\'': case '\\': p++; break;
+                    default:
+                        /* as nginx: any other backslash stays, so that
+                         * a quoted regex keeps "\." and "\d" */
+                        break;
                     }
                 }
                 *dst++ = *p++;

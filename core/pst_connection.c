@@ -628,3 +628,102 @@ pst_fd_unwatch(int fd)
 
     return PST_DECLINED;
 }
+
+
+/* ------------------------------------------------------------------ */
+/* Address ranges (public API)                                         */
+
+int
+pst_cidr_parse(const pst_str_t *text, pst_cidr_t *cidr)
+{
+    char   buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+    long   bits;
+    int    i, max;
+
+    if (text->len == 0 || text->len >= sizeof(buf)) {
+        return PST_ERROR;
+    }
+    memcpy(buf, text->data, text->len);
+    buf[text->len] = '\0';
+
+    slash = strchr(buf, '/');
+    if (slash != NULL) {
+        *slash++ = '\0';
+    }
+
+    memset(cidr, 0, sizeof(pst_cidr_t));
+
+    if (inet_pton(AF_INET, buf, cidr->addr) == 1) {
+        cidr->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, cidr->addr) == 1) {
+        cidr->family = AF_INET6;
+        max = 128;
+    } else {
+        return PST_ERROR;
+    }
+
+    bits = max;
+    if (slash != NULL) {
+        if (*slash < '0' || *slash > '9') {
+            return PST_ERROR;
+        }
+        bits = strtol(slash, &end, 10);
+        if (*end != '\0' || bits > max) {
+            return PST_ERROR;
+        }
+    }
+    cidr->bits = (int) bits;
+
+    /* clear the host bits, so that equal ranges compare equal */
+    for (i = 0; i < max / 8; i++) {
+        if (i * 8 >= cidr->bits) {
+            cidr->addr[i] = 0;
+        } else if (i * 8 + 8 > cidr->bits) {
+            cidr->addr[i] &= (u_char) (0xff << (8 - (cidr->bits - i * 8)));
+        }
+    }
+
+    return PST_OK;
+}
+
+
+int
+pst_cidr_match(const pst_cidr_t *cidr, const struct sockaddr *sa)
+{
+    static const u_char  mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0xff, 0xff };
+    const u_char        *a;
+    int                  full, rest;
+
+    if (sa->sa_family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+        if (cidr->family == AF_INET) {
+            /* an IPv4-mapped client matches IPv4 ranges */
+            if (memcmp(a, mapped, 12) != 0) {
+                return 0;
+            }
+            a += 12;
+        }
+
+    } else if (sa->sa_family == AF_INET) {
+        if (cidr->family != AF_INET) {
+            return 0;
+        }
+        a = (const u_char *) &((const struct sockaddr_in *) sa)->sin_addr;
+
+    } else {
+        return 0;
+    }
+
+    full = cidr->bits / 8;
+    rest = cidr->bits % 8;
+
+    if (memcmp(a, cidr->addr, (size_t) full) != 0) {
+        return 0;
+    }
+    if (rest == 0) {
+        return 1;
+    }
+    return ((a[full] ^ cidr->addr[full]) & (0xff << (8 - rest))) == 0;
+}

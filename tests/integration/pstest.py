@@ -571,9 +571,19 @@ class Dnsmasq:
 
 
 def free_port_udp():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for UDP and for TCP on 127.0.0.1: dnsmasq binds
+    both, and fails to start when the TCP one is taken."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no port free for both UDP and TCP")
 
 
 class PstTestCase(unittest.TestCase):

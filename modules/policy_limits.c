@@ -1,0 +1,796 @@
+/*
+ * policy_limits.c -- rates per client address, shared by all workers,
+ * and the early-talker test with an optional greeting delay.
+ *
+ * Rates are token buckets kept in one shared memory zone, so a limit
+ * holds whichever worker gets the connection.  A client is its IPv4
+ * address, or its IPv6 /64 (limit_ipv6_prefix).  Each event takes one
+ * token; a bucket holds at most "burst" tokens (default: the rate's
+ * count) and refills continuously at the rate.  When the bucket is
+ * empty:
+ *   limit_conn_rate   at connect   421 4.7.0, and the session ends
+ *   limit_msg_rate    at MAIL      451 4.7.1
+ *   limit_rcpt_rate   at RCPT      452 4.5.3 (RFC 5321 4.5.3.1.10: the
+ *                                  client retries the rest later)
+ * The per-message recipient limit (max_recipients, 452 4.5.3), messages
+ * per session (max_messages_per_session) and concurrent connections
+ * (max_connections, max_connections_per_ip, 421) are the core's.
+ *
+ * Early talkers (as Postfix's postscreen): a client that sends before
+ * our greeting, or pipelines where RFC 2920 does not allow it (without
+ * ESMTP PIPELINING, or past EHLO, DATA, QUIT...), is a bot more often
+ * than not.  With greet_delay the greeting waits that long and a client
+ * that talks in the meantime is caught at once; without it the core
+ * still notices data that arrived before the greeting went out.
+ *   early_talker reject      554 5.5.1 greeting (after a greet_delay),
+ *                            or 550 5.5.1 for HELO, MAIL, RCPT, DATA
+ *   early_talker disconnect  421 4.7.0 and the session ends
+ *   early_talker off         (default) only logged
+ *
+ * Directives:
+ *   limit_zone SIZE;                  top level; default 1m (about
+ *                                     14,000 client addresses; the
+ *                                     least recently seen is evicted)
+ *   limit_conn_rate N/PERIOD [burst=B];   PERIOD: s, m, h or a time
+ *   limit_msg_rate N/PERIOD [burst=B];    such as 10m ("100/10m")
+ *   limit_rcpt_rate N/PERIOD [burst=B];
+ *   limit_exempt CIDR ...;            no limits, no early-talker test
+ *   limit_ipv6_prefix BITS;           default 64
+ *   early_talker off|reject|disconnect;
+ *   greet_delay TIME;                 default 0 (off); keep it below
+ *                                     smtp_hook_timeout
+ *
+ * Hooks run at priority -100, first of the policy modules: a client
+ * over its rate costs nothing else.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "postern_module.h"
+
+#define LIMITS_PRIORITY      -100
+#define LIMITS_PROBES        16
+#define LIMITS_MILLI         1000          /* tokens in thousandths */
+
+enum {
+    LIMITS_CONN = 0,
+    LIMITS_MSG,
+    LIMITS_RCPT,
+    LIMITS_KINDS
+};
+
+enum {
+    LIMITS_ET_OFF = 0,
+    LIMITS_ET_REJECT,
+    LIMITS_ET_DISCONNECT
+};
+
+typedef struct {
+    pst_int_t                    count;       /* 0: no limit */
+    pst_msec_t                   period;
+    pst_int_t                    burst;
+    pst_str_t                    text;        /* as configured */
+} limits_rate_t;
+
+typedef struct {
+    size_t                       zone_size;
+    pst_shm_t                   *zone;
+} limits_main_conf_t;
+
+typedef struct {
+    limits_rate_t                rate[LIMITS_KINDS];
+    pst_array_t                 *exempt;      /* pst_cidr_t */
+    pst_int_t                    v6_prefix;
+    pst_uint_t                   early_talker;
+    pst_msec_t                   greet_delay;
+} limits_conf_t;
+
+/* One client address in the zone. */
+typedef struct {
+    u_char                       key[16];
+    pst_msec_t                   used;        /* 0: free slot */
+    pst_msec_t                   stamp[LIMITS_KINDS];
+    int64_t                      tokens[LIMITS_KINDS];
+} limits_entry_t;
+
+typedef struct {
+    uint32_t                     nentries;
+    uint32_t                     pad;
+    limits_entry_t               entries[1];
+} limits_zone_t;
+
+static const char  *limits_names[] = {
+    "limit_conn_rate", "limit_msg_rate", "limit_rcpt_rate"
+};
+
+static const pst_conf_enum_t  limits_early_talker[] = {
+    { "off", LIMITS_ET_OFF },
+    { "reject", LIMITS_ET_REJECT },
+    { "disconnect", LIMITS_ET_DISCONNECT },
+    { NULL, 0 }
+};
+
+
+static void *limits_create_main_conf(pst_conf_t *cf);
+static char *limits_init_main_conf(pst_conf_t *cf, void *conf);
+static void *limits_create_conf(pst_conf_t *cf);
+static char *limits_merge_conf(pst_conf_t *cf, void *prev, void *conf);
+static char *limits_set_rate(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static char *limits_set_exempt(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static pst_verdict_e limits_connect(pst_call_t *call, void *conf);
+static pst_verdict_e limits_helo(pst_call_t *call, void *conf);
+static pst_verdict_e limits_mail(pst_call_t *call, void *conf);
+static pst_verdict_e limits_rcpt(pst_call_t *call, void *conf);
+static pst_verdict_e limits_data(pst_call_t *call, void *conf);
+
+
+static const pst_command_t  limits_commands[] = {
+    { "limit_zone", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_size_slot, PST_MAIN_CONF,
+      offsetof(limits_main_conf_t, zone_size), NULL },
+    { "limit_conn_rate", PST_CONF_ANY_SMTP | PST_CONF_TAKE12,
+      limits_set_rate, PST_SRV_CONF,
+      offsetof(limits_conf_t, rate) + LIMITS_CONN * sizeof(limits_rate_t),
+      NULL },
+    { "limit_msg_rate", PST_CONF_ANY_SMTP | PST_CONF_TAKE12,
+      limits_set_rate, PST_SRV_CONF,
+      offsetof(limits_conf_t, rate) + LIMITS_MSG * sizeof(limits_rate_t),
+      NULL },
+    { "limit_rcpt_rate", PST_CONF_ANY_SMTP | PST_CONF_TAKE12,
+      limits_set_rate, PST_SRV_CONF,
+      offsetof(limits_conf_t, rate) + LIMITS_RCPT * sizeof(limits_rate_t),
+      NULL },
+    { "limit_exempt", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
+      limits_set_exempt, PST_SRV_CONF, 0, NULL },
+    { "limit_ipv6_prefix", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, PST_SRV_CONF,
+      offsetof(limits_conf_t, v6_prefix), NULL },
+    { "early_talker", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, PST_SRV_CONF,
+      offsetof(limits_conf_t, early_talker), limits_early_talker },
+    { "greet_delay", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, PST_SRV_CONF,
+      offsetof(limits_conf_t, greet_delay), NULL },
+    pst_null_command
+};
+
+static const pst_hook_t  limits_hooks[] = {
+    { PST_PHASE_CONNECT, limits_connect, LIMITS_PRIORITY },
+    { PST_PHASE_HELO, limits_helo, LIMITS_PRIORITY },
+    { PST_PHASE_MAIL, limits_mail, LIMITS_PRIORITY },
+    { PST_PHASE_RCPT, limits_rcpt, LIMITS_PRIORITY },
+    { PST_PHASE_DATA, limits_data, LIMITS_PRIORITY },
+    pst_null_hook
+};
+
+PST_EXPORT const pst_module_t  postern_module = {
+    PST_MODULE_HEADER,
+    .name = "policy_limits",
+    .version = "1.0",
+    .description = "shared rate limits per client, early talkers",
+    .commands = limits_commands,
+    .create_main_conf = limits_create_main_conf,
+    .init_main_conf = limits_init_main_conf,
+    .create_srv_conf = limits_create_conf,
+    .merge_srv_conf = limits_merge_conf,
+    .hooks = limits_hooks,
+};
+
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+
+static void *
+limits_create_main_conf(pst_conf_t *cf)
+{
+    limits_main_conf_t  *c;
+
+    c = pst_pcalloc(pst_conf_pool(cf), sizeof(limits_main_conf_t));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->zone_size = PST_CONF_UNSET_SIZE;
+    return c;
+}
+
+
+static char *
+limits_init_main_conf(pst_conf_t *cf, void *conf)
+{
+    limits_main_conf_t  *c = conf;
+    limits_zone_t       *z;
+    size_t               n;
+
+    pst_conf_merge_size_value(c->zone_size, PST_CONF_UNSET_SIZE,
+                              1024 * 1024);
+
+    if (c->zone_size < 64 * 1024) {
+        return "limit_zone must be at least 64k";
+    }
+
+    /* kept over a reload when the size stays: clients keep their rates */
+    c->zone = pst_shm_add(cf, "policy_limits", c->zone_size);
+    if (c->zone == NULL) {
+        return PST_CONF_ERROR;
+    }
+
+    if (pst_shm_is_new(c->zone)) {
+        z = pst_shm_addr(c->zone);
+        n = (pst_shm_size(c->zone) - offsetof(limits_zone_t, entries))
+            / sizeof(limits_entry_t);
+        memset(z, 0, pst_shm_size(c->zone));
+        z->nentries = (uint32_t) n;
+    }
+
+    return PST_CONF_OK;
+}
+
+
+static void *
+limits_create_conf(pst_conf_t *cf)
+{
+    limits_conf_t  *c;
+    int             k;
+
+    c = pst_pcalloc(pst_conf_pool(cf), sizeof(limits_conf_t));
+    if (c == NULL) {
+        return NULL;
+    }
+    for (k = 0; k < LIMITS_KINDS; k++) {
+        c->rate[k].count = PST_CONF_UNSET;
+    }
+    c->exempt = PST_CONF_UNSET_PTR;
+    c->v6_prefix = PST_CONF_UNSET;
+    c->early_talker = PST_CONF_UNSET_UINT;
+    c->greet_delay = PST_CONF_UNSET_MSEC;
+    return c;
+}
+
+
+static char *
+limits_merge_conf(pst_conf_t *cf, void *parent, void *child)
+{
+    limits_conf_t  *prev = parent, *conf = child;
+    int             k;
+
+    (void) cf;
+
+    for (k = 0; k < LIMITS_KINDS; k++) {
+        if (conf->rate[k].count == PST_CONF_UNSET) {
+            conf->rate[k] = prev->rate[k];
+        }
+        if (conf->rate[k].count == PST_CONF_UNSET) {
+            conf->rate[k].count = 0;
+        }
+    }
+    pst_conf_merge_ptr_value(conf->exempt, prev->exempt, NULL);
+    pst_conf_merge_value(conf->v6_prefix, prev->v6_prefix, 64);
+    pst_conf_merge_uint_value(conf->early_talker, prev->early_talker,
+                              LIMITS_ET_OFF);
+    pst_conf_merge_msec_value(conf->greet_delay, prev->greet_delay, 0);
+
+    if (conf->v6_prefix < 16 || conf->v6_prefix > 128) {
+        return "limit_ipv6_prefix must be between 16 and 128";
+    }
+
+    return PST_CONF_OK;
+}
+
+
+/* N/PERIOD [burst=B] */
+static char *
+limits_set_rate(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    limits_rate_t  *r = (limits_rate_t *) ((u_char *) conf + cmd->offset);
+    pst_str_t      *args, num, per, b;
+    pst_uint_t      n;
+    u_char         *slash;
+    int64_t         t;
+    char           *end;
+    long            v;
+
+    if (r->count != PST_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    args = pst_conf_args(cf, &n);
+
+    slash = memchr(args[1].data, '/', args[1].len);
+    if (slash == NULL) {
+        goto invalid;
+    }
+    num.data = args[1].data;
+    num.len = (size_t) (slash - args[1].data);
+    per.data = slash + 1;
+    per.len = args[1].len - num.len - 1;
+
+    v = strtol((char *) num.data, &end, 10);
+    if (num.len == 0 || (u_char *) end != slash || v < 1 || v > 1000000000) {
+        goto invalid;
+    }
+
+    if (per.len == 1 && (per.data[0] == 's' || per.data[0] == 'm'
+                         || per.data[0] == 'h' || per.data[0] == 'd'))
+    {
+        t = per.data[0] == 's' ? 1000 : per.data[0] == 'm' ? 60000
+            : per.data[0] == 'h' ? 3600000 : 86400000;
+    } else {
+        t = pst_parse_msec(&per);
+    }
+    if (t <= 0) {
+        goto invalid;
+    }
+
+    r->count = v;
+    r->period = (pst_msec_t) t;
+    r->burst = v;
+    r->text = args[1];
+
+    if (n == 3) {
+        if (args[2].len < 7 || memcmp(args[2].data, "burst=", 6) != 0) {
+            goto invalid;
+        }
+        b.data = args[2].data + 6;
+        b.len = args[2].len - 6;
+        v = strtol((char *) b.data, &end, 10);
+        if ((u_char *) end != b.data + b.len || v < 1 || v > 1000000000) {
+            goto invalid;
+        }
+        r->burst = v;
+    }
+
+    return PST_CONF_OK;
+
+invalid:
+
+    pst_conf_error(cf, "invalid rate \"%s%s%s\" in \"%s\" (use N/s, N/m,"
+                   " N/h, N/d or N/TIME, then optionally burst=N)",
+                   args[1].data, n == 3 ? " " : "",
+                   n == 3 ? (char *) args[2].data : "", cmd->name);
+    return PST_CONF_ERROR;
+}
+
+
+static char *
+limits_set_exempt(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    limits_conf_t  *lc = conf;
+    pst_cidr_t     *c;
+    pst_str_t      *args;
+    pst_uint_t      n, i;
+
+    (void) cmd;
+
+    if (lc->exempt == PST_CONF_UNSET_PTR) {
+        lc->exempt = pst_array_create(pst_conf_pool(cf), 4,
+                                      sizeof(pst_cidr_t));
+        if (lc->exempt == NULL) {
+            return PST_CONF_ERROR;
+        }
+    }
+
+    args = pst_conf_args(cf, &n);
+    for (i = 1; i < n; i++) {
+        c = pst_array_push(lc->exempt);
+        if (c == NULL) {
+            return PST_CONF_ERROR;
+        }
+        if (pst_cidr_parse(&args[i], c) != PST_OK) {
+            pst_conf_error(cf, "invalid address range \"%s\" in"
+                           " \"limit_exempt\"", args[i].data);
+            return PST_CONF_ERROR;
+        }
+    }
+
+    return PST_CONF_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Token buckets                                                       */
+
+static int
+limits_exempt(const limits_conf_t *conf, pst_session_t *s)
+{
+    const pst_cidr_t  *c;
+    pst_uint_t         i;
+
+    if (conf->exempt == NULL) {
+        return 0;
+    }
+
+    c = conf->exempt->elts;
+    for (i = 0; i < conf->exempt->nelts; i++) {
+        if (pst_cidr_match(&c[i], pst_session_client_sockaddr(s))) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+limits_key(const limits_conf_t *conf, const struct sockaddr *sa,
+    u_char key[16])
+{
+    const u_char  *a;
+    int            bits, i;
+
+    memset(key, 0, 16);
+
+    if (sa->sa_family == AF_INET) {
+        key[10] = 0xff;
+        key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+        return;
+    }
+
+    if (sa->sa_family != AF_INET6) {
+        return;
+    }
+
+    a = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+    if (a[0] == 0 && a[10] == 0xff && a[11] == 0xff
+        && memcmp(a, "\0\0\0\0\0\0\0\0\0\0", 10) == 0)
+    {
+        memcpy(key, a, 16);                /* IPv4-mapped: as IPv4 */
+        return;
+    }
+
+    bits = (int) conf->v6_prefix;
+    for (i = 0; i < 16 && bits > 0; i++, bits -= 8) {
+        key[i] = bits >= 8 ? a[i] : (u_char) (a[i] & (0xff << (8 - bits)));
+    }
+    key[15] ^= 0x5a;             /* never equal to an IPv4-mapped key */
+}
+
+
+static uint32_t
+limits_hash(const u_char key[16])
+{
+    uint32_t  h = 2166136261u;
+    int       i;
+
+    for (i = 0; i < 16; i++) {
+        h = (h ^ key[i]) * 16777619u;
+    }
+    return h ^ (h >> 13);
+}
+
+
+/* The client's entry, a free one, or the one least recently used among
+ * the probed slots (its client then starts over with full buckets: the
+ * zone fails open, never closed). */
+static limits_entry_t *
+limits_entry(limits_zone_t *z, const u_char key[16], pst_msec_t now)
+{
+    limits_entry_t  *e, *victim;
+    uint32_t         h, i;
+    int              k;
+
+    h = limits_hash(key);
+    victim = NULL;
+
+    for (i = 0; i < LIMITS_PROBES; i++) {
+        e = &z->entries[(h + i) % z->nentries];
+
+        if (e->used != 0 && memcmp(e->key, key, 16) == 0) {
+            return e;
+        }
+        if (victim == NULL || e->used < victim->used) {
+            victim = e;
+        }
+    }
+
+    memcpy(victim->key, key, 16);
+    victim->used = now;
+    for (k = 0; k < LIMITS_KINDS; k++) {
+        victim->stamp[k] = 0;              /* full bucket */
+        victim->tokens[k] = 0;
+    }
+
+    return victim;
+}
+
+
+/* Take a token: 1 when there was one, 0 when the client is over. */
+static int
+limits_take(const limits_conf_t *conf, pst_session_t *s, int kind)
+{
+    const limits_rate_t  *r = &conf->rate[kind];
+    limits_main_conf_t   *mc;
+    limits_entry_t       *e;
+    limits_zone_t        *z;
+    pst_msec_t            now, elapsed;
+    int64_t               cap, add;
+    u_char                key[16];
+    int                   ok;
+
+    mc = pst_module_main_conf(&postern_module);
+    if (mc == NULL || mc->zone == NULL) {
+        return 1;
+    }
+
+    z = pst_shm_addr(mc->zone);
+    now = pst_current_msec();
+    if (now == 0) {
+        now = 1;
+    }
+    cap = (int64_t) r->burst * LIMITS_MILLI;
+    limits_key(conf, pst_session_client_sockaddr(s), key);
+
+    pst_shm_lock(mc->zone);
+
+    e = limits_entry(z, key, now);
+    e->used = now;
+
+    if (e->stamp[kind] == 0) {
+        e->tokens[kind] = cap;
+    } else if (now > e->stamp[kind]) {
+        elapsed = now - e->stamp[kind];
+        /* tokens regained: count per period, in thousandths */
+        add = (int64_t) ((double) elapsed * (double) r->count
+                         * LIMITS_MILLI / (double) r->period);
+        e->tokens[kind] = e->tokens[kind] + add > cap ? cap
+                                                      : e->tokens[kind] + add;
+    }
+    e->stamp[kind] = now;
+
+    ok = (e->tokens[kind] >= LIMITS_MILLI);
+    if (ok) {
+        e->tokens[kind] -= LIMITS_MILLI;
+    }
+
+    pst_shm_unlock(mc->zone);
+
+    return ok;
+}
+
+
+static pst_verdict_e
+limits_over(pst_call_t *call, const limits_conf_t *conf, int kind)
+{
+    pst_session_t  *s = pst_call_session(call);
+
+    pst_log_session(s, PST_LOG_NOTICE, "policy_limits: %s %.*s (burst %ld)"
+                    " exceeded by %s", limits_names[kind],
+                    (int) conf->rate[kind].text.len,
+                    conf->rate[kind].text.data,
+                    (long) conf->rate[kind].burst,
+                    pst_session_client_addr(s)->data);
+
+    switch (kind) {
+    case LIMITS_CONN:
+        pst_call_reply(call, 421, "4.7.0", "Too many connections from your"
+                       " address, try again later");
+        return PST_HOOK_DISCONNECT;
+    case LIMITS_MSG:
+        pst_call_reply(call, 451, "4.7.1", "Message rate limit exceeded,"
+                       " try again later");
+        return PST_HOOK_TEMPFAIL;
+    default:
+        pst_call_reply(call, 452, "4.5.3", "Recipient rate limit exceeded,"
+                       " try again later");
+        return PST_HOOK_TEMPFAIL;
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Early talkers                                                       */
+
+static int
+limits_talker(pst_session_t *s)
+{
+    return pst_session_early_talker(s) || pst_session_bad_pipelining(s);
+}
+
+
+static pst_verdict_e
+limits_talker_verdict(pst_session_t *s, const limits_conf_t *conf,
+    pst_phase_e phase, int *code, const char **ecode, const char **text)
+{
+    pst_log_session(s, PST_LOG_NOTICE, "policy_limits: early_talker %s:"
+                    " %s", conf->early_talker == LIMITS_ET_OFF ? "(off)"
+                    : conf->early_talker == LIMITS_ET_REJECT ? "reject"
+                    : "disconnect", pst_session_early_talker(s)
+                    ? "the client talked before the greeting"
+                    : "improper command pipelining");
+
+    if (conf->early_talker == LIMITS_ET_DISCONNECT) {
+        *code = 421;
+        *ecode = "4.7.0";
+        *text = "Protocol error: talking out of turn, closing";
+        return PST_HOOK_DISCONNECT;
+    }
+
+    *code = phase == PST_PHASE_CONNECT ? 554 : 550;
+    *ecode = "5.5.1";
+    *text = pst_session_early_talker(s)
+            ? "Protocol error: talked before the greeting"
+            : "Protocol error: improper command pipelining";
+    return PST_HOOK_REJECT;
+}
+
+
+static pst_verdict_e
+limits_check_talker(pst_call_t *call, const limits_conf_t *conf)
+{
+    pst_session_t  *s = pst_call_session(call);
+    const char     *ecode, *text;
+    pst_verdict_e   v;
+    int             code;
+
+    if (!limits_talker(s)) {
+        return PST_HOOK_CONTINUE;
+    }
+
+    if (conf->early_talker == LIMITS_ET_OFF) {
+        /* noted once per session, for an operator deciding to turn the
+         * test on */
+        if (pst_session_get_ctx(s, &postern_module) == NULL) {
+            pst_session_set_ctx(s, &postern_module, s);
+            (void) limits_talker_verdict(s, conf, pst_call_phase(call),
+                                         &code, &ecode, &text);
+        }
+        return PST_HOOK_CONTINUE;
+    }
+
+    v = limits_talker_verdict(s, conf, pst_call_phase(call), &code, &ecode,
+                              &text);
+    pst_call_reply(call, code, ecode, "%s", text);
+    return v;
+}
+
+
+/* The greeting delay is over: resume the session's connect phase.  The
+ * timer holds the token only, never the session, which may be gone. */
+static void
+limits_greet_timer(void *data)
+{
+    uint64_t             token = (uint64_t) (uintptr_t) data;
+    const limits_conf_t  *conf;
+    pst_session_t        *s;
+    const char           *ecode, *text;
+    pst_verdict_e         v;
+    int                   code;
+
+    s = pst_hook_session(token);
+    if (s == NULL) {
+        return;
+    }
+
+    conf = pst_module_srv_conf(s, &postern_module);
+
+    if (conf != NULL && pst_session_early_talker(s)) {
+        if (conf->early_talker == LIMITS_ET_OFF) {
+            (void) limits_talker_verdict(s, conf, PST_PHASE_CONNECT, &code,
+                                         &ecode, &text);
+        } else {
+            v = limits_talker_verdict(s, conf, PST_PHASE_CONNECT, &code,
+                                      &ecode, &text);
+            (void) pst_hook_resume(token, v, code, ecode, "%s", text);
+            return;
+        }
+    }
+
+    (void) pst_hook_resume(token, PST_HOOK_CONTINUE, 0, NULL, NULL);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Hooks                                                               */
+
+static pst_verdict_e
+limits_connect(pst_call_t *call, void *data)
+{
+    limits_conf_t  *conf = data;
+    pst_session_t  *s = pst_call_session(call);
+    uint64_t        token;
+
+    if (limits_exempt(conf, s)) {
+        return PST_HOOK_CONTINUE;
+    }
+
+    if (conf->rate[LIMITS_CONN].count > 0
+        && !limits_take(conf, s, LIMITS_CONN))
+    {
+        return limits_over(call, conf, LIMITS_CONN);
+    }
+
+    if (conf->greet_delay == 0) {
+        return PST_HOOK_CONTINUE;
+    }
+
+    token = pst_call_defer(call);
+    if (sizeof(void *) < sizeof(uint64_t)
+        || pst_timer_add(conf->greet_delay, limits_greet_timer,
+                         (void *) (uintptr_t) token) == NULL)
+    {
+        return PST_HOOK_CONTINUE;           /* no delay then */
+    }
+
+    return PST_HOOK_PENDING;
+}
+
+
+static pst_verdict_e
+limits_helo(pst_call_t *call, void *data)
+{
+    limits_conf_t  *conf = data;
+
+    if (limits_exempt(conf, pst_call_session(call))) {
+        return PST_HOOK_CONTINUE;
+    }
+    return limits_check_talker(call, conf);
+}
+
+
+static pst_verdict_e
+limits_mail(pst_call_t *call, void *data)
+{
+    limits_conf_t  *conf = data;
+    pst_session_t  *s = pst_call_session(call);
+    pst_verdict_e   v;
+
+    if (limits_exempt(conf, s)) {
+        return PST_HOOK_CONTINUE;
+    }
+
+    v = limits_check_talker(call, conf);
+    if (v != PST_HOOK_CONTINUE) {
+        return v;
+    }
+
+    if (conf->rate[LIMITS_MSG].count > 0
+        && !limits_take(conf, s, LIMITS_MSG))
+    {
+        return limits_over(call, conf, LIMITS_MSG);
+    }
+
+    return PST_HOOK_CONTINUE;
+}
+
+
+static pst_verdict_e
+limits_rcpt(pst_call_t *call, void *data)
+{
+    limits_conf_t  *conf = data;
+    pst_session_t  *s = pst_call_session(call);
+    pst_verdict_e   v;
+
+    if (limits_exempt(conf, s)) {
+        return PST_HOOK_CONTINUE;
+    }
+
+    v = limits_check_talker(call, conf);
+    if (v != PST_HOOK_CONTINUE) {
+        return v;
+    }
+
+    if (conf->rate[LIMITS_RCPT].count > 0
+        && !limits_take(conf, s, LIMITS_RCPT))
+    {
+        return limits_over(call, conf, LIMITS_RCPT);
+    }
+
+    return PST_HOOK_CONTINUE;
+}
+
+
+static pst_verdict_e
+limits_data(pst_call_t *call, void *data)
+{
+    limits_conf_t  *conf = data;
+
+    if (limits_exempt(conf, pst_call_session(call))) {
+        return PST_HOOK_CONTINUE;
+    }
+    return limits_check_talker(call, conf);
+}

@@ -1,0 +1,297 @@
+"""policy_limits: rate limits shared by all workers (shared memory token
+buckets), the core's own limits seen from a client, and early talkers
+with and without a greeting delay."""
+
+import concurrent.futures
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import unittest
+
+from pstest import PstTestCase, RawClient, wait_for
+
+MODULES = ("store_spool", "policy_limits", "policy_relay")
+
+
+def stop_workers(pids):
+    """SIGSTOP the workers and wait until each is stopped, so that no
+    connection can still be handed to one of them on its way out of
+    epoll_wait()."""
+    for p in pids:
+        os.kill(int(p), signal.SIGSTOP)
+
+    def stopped():
+        for p in pids:
+            with open("/proc/%d/stat" % int(p)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in "tT":
+                    return False
+        return True
+    wait_for(stopped, 10, what="workers stopped")
+
+
+def continue_workers(pids):
+    for p in pids:
+        os.kill(int(p), signal.SIGCONT)
+
+
+def conf(limits, extra=""):
+    return """
+%s
+smtp {
+    hostname mx.example.test;
+    server {
+        listen {port};
+        local_domains example.test;
+        %s
+    }
+}
+""" % (extra, limits)
+
+
+class LimitsTest(PstTestCase):
+
+    def srv(self, limits, workers=2, extra="", start=True):
+        return self.server(conf(limits, extra), modules=MODULES,
+                           workers=workers, start=start)
+
+    def greetings(self, srv, n, hold):
+        """Open n connections at once, return the greeting codes.  Every
+        connection stays open until all have their greeting, so that
+        they are spread over the workers rather than served one by
+        one."""
+        barrier = threading.Barrier(n, timeout=20)
+
+        def one(_):
+            s = socket.create_connection(("127.0.0.1", srv.port),
+                                         timeout=10)
+            try:
+                barrier.wait()
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = s.recv(512)
+                    if not chunk:
+                        break
+                    data += chunk
+                if hold:
+                    try:
+                        barrier.wait()
+                    except threading.BrokenBarrierError:
+                        pass
+                return int(data[:3]) if data[:3].isdigit() else 0
+            finally:
+                s.close()
+        with concurrent.futures.ThreadPoolExecutor(n) as ex:
+            return list(ex.map(one, range(n)))
+
+    def over_pids(self, srv, what):
+        return set(re.findall(r"postern\[(\d+)\] worker: notice: "
+                              r"session=\w+ client=\[[^]]+\] policy_limits:"
+                              r" %s" % what, srv.log()))
+
+    # -- shared rates -----------------------------------------------------
+
+    def test_conn_rate_holds_across_workers(self):
+        # An idle worker takes every connection (EPOLLEXCLUSIVE wakes the
+        # first waiter), so each round runs with the other worker
+        # stopped: the second worker must find the bucket the first one
+        # left in shared memory.
+        srv = self.srv("limit_conn_rate 10/h;", workers=2)
+        a, b = srv.workers()
+        try:
+            stop_workers([b])
+            # the start-up probe took one token; 5 more now
+            for _ in range(5):
+                with srv.raw() as c:
+                    self.assertEqual(c.greeting[0], 220)
+        finally:
+            continue_workers([b])
+        try:
+            stop_workers([a])
+            codes = self.greetings(srv, 10, hold=True)
+        finally:
+            continue_workers([a])
+        self.assertEqual(codes.count(220), 4, codes)
+        self.assertEqual(codes.count(421), 6, codes)
+        self.assertEqual(self.over_pids(srv, "limit_conn_rate"), {str(b)})
+        self.assertIn("limit_conn_rate 10/h (burst 10) exceeded by"
+                      " 127.0.0.1", srv.log())
+
+    def test_conn_rate_reply_and_burst(self):
+        srv = self.srv("limit_conn_rate 1/h burst=3;")
+        for _ in range(2):                   # and the start-up probe
+            with srv.raw() as c:
+                self.assertEqual(c.cmd("QUIT")[0], 221)
+        c = srv.raw(greet=False)
+        self.addCleanup(c.close)
+        code, lines = c.reply()
+        self.assertEqual(code, 421)
+        self.assertIn("4.7.0 Too many connections", lines[0])
+        self.assertTrue(c.closed())
+
+    def test_msg_rate_across_workers(self):
+        srv = self.srv("limit_msg_rate 3/h;", workers=3)
+        barrier = threading.Barrier(8, timeout=20)
+
+        def one(_):
+            with srv.raw() as c:
+                c.cmd("EHLO client.test")
+                barrier.wait()
+                code, lines = c.cmd("MAIL FROM:<a@client.test>")
+                barrier.wait()
+                return code, lines[0]
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            res = list(ex.map(one, range(8)))
+        codes = [r[0] for r in res]
+        self.assertEqual(codes.count(250), 3, res)
+        self.assertEqual(codes.count(451), 5, res)
+        for code, text in res:
+            if code == 451:
+                self.assertTrue(text.startswith("4.7.1 Message rate"), text)
+
+    def test_rcpt_rate(self):
+        srv = self.srv("limit_rcpt_rate 5/h;")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            codes = [c.cmd("RCPT TO:<u%d@example.test>" % i)
+                     for i in range(7)]
+        self.assertEqual([x[0] for x in codes], [250] * 5 + [452] * 2)
+        self.assertTrue(codes[5][1][0].startswith("4.5.3 Recipient rate"))
+        # a later session of the same client is still over
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            self.assertEqual(c.cmd("RCPT TO:<x@example.test>")[0], 452)
+
+    def test_refill(self):
+        srv = self.srv("limit_msg_rate 2/s;")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            got = []
+            for _ in range(3):
+                got.append(c.cmd("MAIL FROM:<a@client.test>")[0])
+                c.cmd("RSET")
+            self.assertEqual(got, [250, 250, 451])
+            time.sleep(1.2)
+            self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
+
+    def test_exempt(self):
+        srv = self.srv("limit_conn_rate 2/h; limit_msg_rate 1/h;"
+                       " limit_exempt 10.0.0.0/8 127.0.0.1;")
+        codes = self.greetings(srv, 6, hold=False)
+        self.assertEqual(codes, [220] * 6)
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            for _ in range(3):
+                self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
+                c.cmd("RSET")
+
+    def test_zone_survives_reload(self):
+        srv = self.srv("limit_msg_rate 2/h;")
+
+        def mail():
+            with srv.raw() as c:
+                c.cmd("EHLO client.test")
+                return c.cmd("MAIL FROM:<a@client.test>")[0]
+        self.assertEqual([mail(), mail()], [250, 250])
+        old = set(srv.workers())
+        srv.reload()
+        wait_for(lambda: srv.workers() and not (set(srv.workers()) & old),
+                 15, what="new workers after HUP")
+        self.assertEqual(mail(), 451)
+
+    def test_bad_rate(self):
+        for bad in ("limit_conn_rate 10;", "limit_conn_rate 0/m;",
+                    "limit_msg_rate 5/x;", "limit_rcpt_rate 5/m burst=0;"):
+            srv = self.server(conf(bad), modules=MODULES, start=False,
+                              name="limits_bad")
+            self.assertNotEqual(srv.start(expect_fail=True), 0)
+            self.assertRegex(srv.stderr(), r"postern\.conf:\d+: invalid"
+                             r" rate \"[^\"]+\" in \"limit_\w+_rate\"")
+
+    # -- the core's limits, from a client ------------------------------------
+
+    def test_core_limits(self):
+        srv = self.srv("max_recipients 100; max_messages_per_session 2;"
+                       " max_connections_per_ip 2;")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            for i in range(100):
+                self.assertEqual(c.cmd("RCPT TO:<u%d@example.test>" % i)[0],
+                                 250)
+            code, lines = c.cmd("RCPT TO:<one-more@example.test>")
+            self.assertEqual((code, lines[0][:5]), (452, "4.5.3"))
+            c.cmd("RSET")
+            self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
+            c.cmd("RSET")
+            code, lines = c.cmd("MAIL FROM:<a@client.test>")
+            self.assertEqual((code, lines[0][:5]), (452, "4.5.3"))
+            with srv.raw() as c2:
+                c3 = srv.raw(greet=False)
+                self.addCleanup(c3.close)
+                code, lines = c3.reply()
+                self.assertEqual((code, lines[0][:5]), (421, "4.7.0"))
+
+    # -- early talkers ---------------------------------------------------------
+
+    def test_greet_delay_catches_early_talker(self):
+        srv = self.srv("greet_delay 1s; early_talker reject;")
+        t0 = time.monotonic()
+        c = srv.raw(greet=False)
+        self.addCleanup(c.close)
+        c.send("EHLO bot.test\r\n")
+        code, lines = c.reply()
+        self.assertEqual(code, 554)
+        self.assertIn("5.5.1 Protocol error: talked before the greeting",
+                      lines[0])
+        self.assertEqual(c.reply()[0], 503)           # its EHLO
+        # a patient client waits the delay and is served
+        t0 = time.monotonic()
+        with srv.raw() as c2:
+            self.assertGreater(time.monotonic() - t0, 0.8)
+            self.assertEqual(c2.greeting[0], 220)
+            self.assertEqual(c2.cmd("EHLO client.test")[0], 250)
+        self.assertIn("policy_limits: early_talker reject: the client"
+                      " talked before the greeting", srv.log())
+
+    def test_greet_delay_disconnect(self):
+        srv = self.srv("greet_delay 500ms; early_talker disconnect;")
+        c = srv.raw(greet=False)
+        self.addCleanup(c.close)
+        c.send("HELO bot.test\r\n")
+        code, lines = c.reply()
+        self.assertEqual((code, lines[0][:5]), (421, "4.7.0"))
+        self.assertTrue(c.closed())
+
+    def test_bad_pipelining(self):
+        srv = self.srv("early_talker reject;")
+        with srv.raw() as c:
+            c.send("EHLO bot.test\r\nMAIL FROM:<a@client.test>\r\n")
+            code, lines = c.reply()
+            self.assertEqual((code, lines[0][:5]), (550, "5.5.1"))
+            self.assertIn("pipelining", lines[0])
+            self.assertEqual(c.reply()[0], 503)
+        # pipelining as RFC 2920 allows it is fine
+        with srv.raw() as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            c.send("MAIL FROM:<a@client.test>\r\nRCPT TO:<a@example.test>\r\n"
+                   "RCPT TO:<b@example.test>\r\n")
+            self.assertEqual([c.reply()[0] for _ in range(3)],
+                             [250, 250, 250])
+        # off: served, but noted
+        srv2 = self.server(conf("early_talker off;"), modules=MODULES,
+                           name="limits_pipelining_off")
+        with srv2.raw() as c:
+            c.send("EHLO bot.test\r\nMAIL FROM:<a@client.test>\r\n")
+            self.assertEqual(c.reply()[0], 250)
+            self.assertEqual(c.reply()[0], 250)
+        self.assertIn("early_talker (off): improper command pipelining",
+                      srv2.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
