@@ -327,7 +327,6 @@ pst_core_module_priority(pst_conf_t *cf, const pst_command_t *cmd,
     }
 
     me->priority = (int) (neg ? -n : n);
-    me->priority_set = 1;
 
     return PST_CONF_OK;
 }
@@ -631,6 +630,27 @@ failed:
     pst_shm_mark_all_used();
     pst_destroy_pool(pool);
     return NULL;
+}
+
+
+int
+pst_cycle_init_modules(pst_cycle_t *cycle)
+{
+    pst_module_entry_t  *me;
+    pst_uint_t           i;
+
+    me = cycle->modules.elts;
+    for (i = 0; i < cycle->modules.nelts; i++) {
+        if (me[i].desc.init_module != NULL
+            && me[i].desc.init_module(cycle, cycle->main_conf[i]) != PST_OK)
+        {
+            pst_log_error(PST_LOG_EMERG, 0, "module \"%s\" failed to start"
+                          " (init_module)", me[i].desc.name);
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
 }
 
 

@@ -58,6 +58,9 @@ extern pst_cycle_t         *pst_cycle;
 pst_cycle_t *pst_init_cycle(const char *prefix, const char *conf_file,
     pst_cycle_t *old, FILE *dump);
 void pst_destroy_cycle(pst_cycle_t *cycle);
+/* Master: run every module's init_module() for a cycle that is about to
+ * serve (not for -t).  PST_ERROR refuses the cycle. */
+int pst_cycle_init_modules(pst_cycle_t *cycle);
 /* -T: effective configuration and the hook chains of each listener. */
 void pst_cycle_dump(pst_cycle_t *cycle, FILE *out);
 

@@ -211,7 +211,8 @@ main(int argc, char **argv)
     if (pst_open_log(cycle) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
         || pst_spool_recover(cycle) != PST_OK
-        || pst_open_listening_sockets(cycle, NULL) != PST_OK)
+        || pst_open_listening_sockets(cycle, NULL) != PST_OK
+        || pst_cycle_init_modules(cycle) != PST_OK)
     {
         return 1;
     }

@@ -32,8 +32,7 @@ typedef struct {
     void                        *handle;     /* dlopen(); NULL: built in */
     pst_str_t                    path;
     pst_uint_t                   index;
-    int                          priority;   /* module_priority, or 0 */
-    unsigned                     priority_set:1;
+    int                          priority;   /* module_priority: added */
     pst_msec_t                   timeout;    /* hook timeout */
     pst_fail_action_e            fail_action;
     const char                  *file;

@@ -599,7 +599,8 @@ pst_master_reconfigure(void)
     }
 
     if (pst_open_listening_sockets(cycle, old) != PST_OK
-        || pst_spool_prepare(cycle) != PST_OK)
+        || pst_spool_prepare(cycle) != PST_OK
+        || pst_cycle_init_modules(cycle) != PST_OK)
     {
         /* sockets the new cycle took over stay with the old one: the
          * new cycle must not close them */

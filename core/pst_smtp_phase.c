@@ -171,8 +171,9 @@ pst_smtp_build_chains(pst_conf_t *cf, pst_cycle_t *cycle, pst_server_t *srv)
             }
             he->handler = h->handler;
             he->module = &me[i];
-            he->priority = me[i].priority_set ? me[i].priority
-                                              : h->priority;
+            /* module_priority shifts all of a module's hooks, so a module
+             * that refuses early and accepts late keeps that order */
+            he->priority = h->priority + me[i].priority;
             he->order = order++;
         }
     }

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from pstest import OBJS, ROOT, PstTestCase, wait_for
+from pstest import BASIC, OBJS, ROOT, PstTestCase, wait_for
 
 
 def build_plugins(dest):
@@ -111,3 +111,58 @@ class PluginTest(PstTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ModuleLifecycleTest(PstTestCase):
+    """When the master calls init_module(), and what module_priority
+    does to a module's hooks."""
+
+    MOD = os.path.join(OBJS, "tests", "modules", "test_init_module.so")
+
+    def test_init_module_runs_in_master_at_start_and_reload(self):
+        srv = self.server(BASIC, start=False,
+                          extra_top="load_module %s;\n"
+                                    "test_init_marker {dir}/marker;\n"
+                                    % self.MOD)
+        marker = os.path.join(srv.dir, "marker")
+        srv.start()
+        with open(marker) as f:
+            self.assertEqual(int(f.read()), srv.master_pid())
+        os.unlink(marker)
+        srv.reload()
+        wait_for(lambda: os.path.exists(marker), 10, what="init_module on"
+                 " reload")
+        # postern -t reads the configuration but serves nothing
+        os.unlink(marker)
+        self.assertEqual(srv.run_tool("-t").returncode, 0)
+        self.assertFalse(os.path.exists(marker))
+
+    def test_failing_init_module_refuses_start_and_reload(self):
+        srv = self.server(BASIC, start=False,
+                          extra_top="load_module %s;\ntest_init_fail on;\n"
+                                    % self.MOD)
+        self.assertNotEqual(srv.start(expect_fail=True), 0)
+        self.assertIn('module "test_init_module" failed to start',
+                      srv.log() + srv.stderr())
+
+        # a running server keeps its configuration when a reload fails so
+        srv2 = self.server(BASIC, name="init_fail_reload")
+        srv2.write_conf(BASIC, extra_top="load_module %s;\n"
+                                         "test_init_fail on;\n" % self.MOD)
+        srv2.reload()
+        srv2.wait_log(r"reload failed")
+        self.assertEqual(srv2.send(), {})
+
+    def test_module_priority_shifts_every_hook(self):
+        srv = self.server(BASIC, start=False, extra_top=(
+            "load_module %s/tarpit.so;\n" % os.path.join(OBJS, "plugins")))
+        chain = srv.run_tool("-T").stdout
+        # equal priorities keep load_module order
+        self.assertIn("rcpt      : policy_relay(-10) tarpit(-10)"
+                      " policy_relay(100)", chain)
+        srv.write_conf(BASIC, extra_top=(
+            "load_module %s/tarpit.so;\nmodule_priority policy_relay 5;\n"
+            % os.path.join(OBJS, "plugins")))
+        chain = srv.run_tool("-T").stdout
+        self.assertIn("rcpt      : tarpit(-10) policy_relay(-5)"
+                      " policy_relay(105)", chain)

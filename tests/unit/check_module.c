@@ -125,12 +125,12 @@ static const module_error_t  module_errors[] = {
     { "different ABI major", { "test_abi_major.so" },
       "load_module test_abi_major.so;\n" SMTP,
       "main.conf:1: module \"test_abi_major.so\" was built for module ABI"
-      " 2.0, but this postern provides ABI 1.0; rebuild the module"
+      " 2.0, but this postern provides ABI @CORE@; rebuild the module"
       " against this version (see docs/PLUGINS.md, \"ABI history\")" },
     { "newer ABI minor", { "test_abi_minor.so" },
       "load_module test_abi_minor.so;\n" SMTP,
       "main.conf:1: module \"test_abi_minor.so\" was built for module ABI"
-      " 1.1, but this postern provides ABI 1.0; rebuild the module"
+      " @NEXT@, but this postern provides ABI @CORE@; rebuild the module"
       " against this version (see docs/PLUGINS.md, \"ABI history\")" },
     { "truncated descriptor", { "test_truncated.so" },
       "load_module test_truncated.so;\n" SMTP,
@@ -195,6 +195,40 @@ load(const char *dir, const char *const *modules, const char *conf,
 }
 
 
+/* "@CORE@" is this core's ABI, "@NEXT@" the next minor: the messages
+ * must name both versions whatever the current ABI is. */
+static char *
+expand_abi(const char *expect)
+{
+    char        core[32], next[32], *out, *o;
+    const char  *p;
+
+    snprintf(core, sizeof(core), "%d.%d", POSTERN_ABI_MAJOR,
+             POSTERN_ABI_MINOR);
+    snprintf(next, sizeof(next), "%d.%d", POSTERN_ABI_MAJOR,
+             POSTERN_ABI_MINOR + 1);
+
+    out = malloc(strlen(expect) + 64);
+    ck_assert_ptr_nonnull(out);
+
+    for (p = expect, o = out; *p; ) {
+        if (strncmp(p, "@CORE@", 6) == 0) {
+            o += sprintf(o, "%s", core);
+            p += 6;
+        } else if (strncmp(p, "@NEXT@", 6) == 0) {
+            o += sprintf(o, "%s", next);
+            p += 6;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o++ = '\n';
+    *o = '\0';
+
+    return out;
+}
+
+
 START_TEST(test_module_error)
 {
     const module_error_t  *c = &module_errors[_i];
@@ -205,7 +239,7 @@ START_TEST(test_module_error)
     out = load(dir, c->modules, c->conf, &cycle);
 
     ck_assert_msg(cycle == NULL, "%s: the configuration loaded", c->name);
-    ck_assert(asprintf(&want, "%s\n", c->expect) > 0);
+    want = expand_abi(c->expect);
     ck_assert_msg(strcmp(out, want) == 0, "%s:\n got: %s\nwant: %s",
                   c->name, out, want);
 
@@ -364,7 +398,6 @@ START_TEST(test_module_good)
                         cycle->modules.elts)[me->index - 1].handle);
     ck_assert_uint_eq(me->line, 1);
     ck_assert_int_eq(me->priority, -5);
-    ck_assert_uint_eq(me->priority_set, 1);
     ck_assert_uint_eq(me->timeout, 2000);
     ck_assert_int_eq(me->fail_action, PST_FAIL_ACCEPT);
     ck_assert_ptr_eq(pst_module_entry(cycle, me->orig), me);
