@@ -88,8 +88,11 @@ class ReloadTest(PstTestCase):
                                  ["new.example.test ESMTP Postern"])
                 self.assertNotIn(srv.worker_for(c) if port == srv.port
                                  else None, old_workers)
-        new_workers = set(srv.workers())
-        self.assertEqual(len(new_workers), 2)
+        # a just-forked worker shows its title a moment after the fork
+        new_workers = set(wait_for(
+            lambda: len(set(srv.workers()) - old_workers) == 2
+            and set(srv.workers()) - old_workers, 10,
+            what="two new workers"))
         self.assertFalse(new_workers & old_workers)
         for pid in old_pids:
             self.assertTrue(alive(pid))
