@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
@@ -71,6 +72,13 @@ typedef struct {
     int                          nthreads;
     int                          fsync;
     pthread_t                    threads[STORE_MAX_THREADS];
+
+    /* group commit counters, logged when the worker exits */
+    uint64_t                     n_batches;
+    uint64_t                     n_msgs;
+    uint64_t                     n_dir_fsyncs;
+    uint64_t                     max_batch;
+    uint64_t                     sync_ns;
 } store_spool_state_t;
 
 static store_spool_state_t  st = { .efd = -1, .tmp_fd = -1, .queue_fd = -1 };
@@ -160,7 +168,7 @@ store_spool_init_conf(pst_conf_t *cf, void *conf)
 /* ------------------------------------------------------------------ */
 /* Sync threads                                                        */
 
-static void
+static int
 store_spool_sync_batch(store_job_t *batch)
 {
     store_job_t  *j;
@@ -210,6 +218,18 @@ store_spool_sync_batch(store_job_t *batch)
             j->rc = dir_rc;
         }
     }
+
+    return any;
+}
+
+
+static uint64_t
+store_spool_now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
 
@@ -217,7 +237,8 @@ static void *
 store_spool_thread(void *arg)
 {
     store_job_t  *batch, *last;
-    uint64_t      one = 1;
+    uint64_t      one = 1, t0, n;
+    int           dir;
 
     (void) arg;
 
@@ -236,15 +257,24 @@ store_spool_thread(void *arg)
         st.pending_tail = &st.pending;
         pthread_mutex_unlock(&st.lock);
 
-        store_spool_sync_batch(batch);
+        t0 = store_spool_now_ns();
+        dir = store_spool_sync_batch(batch);
+        t0 = store_spool_now_ns() - t0;
 
-        for (last = batch; last->next != NULL; last = last->next) {
-            /* void */
+        for (n = 1, last = batch; last->next != NULL; last = last->next) {
+            n++;
         }
 
         pthread_mutex_lock(&st.lock);
         *st.done_tail = batch;
         st.done_tail = &last->next;
+        st.n_batches++;
+        st.n_msgs += n;
+        st.n_dir_fsyncs += (uint64_t) dir;
+        st.sync_ns += t0;
+        if (n > st.max_batch) {
+            st.max_batch = n;
+        }
         pthread_mutex_unlock(&st.lock);
 
         (void) !write(st.efd, &one, sizeof(one));
@@ -388,6 +418,19 @@ store_spool_exit_process(pst_cycle_t *cycle, void *conf)
         pthread_join(st.threads[i], NULL);
     }
     st.nthreads = 0;
+
+    if (st.n_batches > 0) {
+        /* 2 fdatasync per message (message, envelope) + 1 per batch */
+        pst_log(PST_LOG_NOTICE, 0, "spool: group commit: %llu message(s)"
+                " in %llu batch(es), %.2f per batch (max %llu),"
+                " %.3f directory fsync(s) per message, %.2f ms per batch",
+                (unsigned long long) st.n_msgs,
+                (unsigned long long) st.n_batches,
+                (double) st.n_msgs / (double) st.n_batches,
+                (unsigned long long) st.max_batch,
+                (double) st.n_dir_fsyncs / (double) st.n_msgs,
+                (double) st.sync_ns / 1e6 / (double) st.n_batches);
+    }
 }
 
 
