@@ -14,11 +14,29 @@
 #   --idle-reps N      repetitions of each idle test (default 3)
 #   --idle-peers       also measure the peers' memory per idle session
 #   --stats            group-commit statistics per cell (fresh server each)
+#   --profile "perf strace"   profile Postern instead of comparing: for
+#                      each cell one smtp-source run with perf record -g
+#                      (perf.txt: hottest symbols), strace -c -f (syscalls
+#                      per message), perfstat (perf stat: CPU per message)
+#                      or trace (perf trace -s: the slowest syscalls of
+#                      the event-loop threads, i.e. loop stalls) on its
+#                      workers; no peers, no idle test
 #   --variant LABEL:OBJS[:CONF]   benchmark another Postern build (OBJS is
 #                      its objs/ directory) and/or configuration (CONF is
 #                      appended at the top level of its configuration, e.g.
 #                      "spool_sync_threads 4;"); repeatable.  Without it one
 #                      variant runs: postern:objs (this tree's build).
+#   --clean-settle S   after emptying a server's queue before each run,
+#                      sync and wait S seconds (default 0): ext4 without a
+#                      journal (this VM) skips recently deleted inodes on
+#                      every create, so a run that starts right after
+#                      thousands of deletions pays for them (see
+#                      docs/PERFORMANCE.md)
+#   --clean-mode delete|aside   how queues are emptied before a run:
+#                      delete the files (default, as the shared harness
+#                      does) or move them aside into a trash directory on
+#                      the same file system, deleted when run.sh exits
+#                      (Postern and Postfix only; see --clean-settle)
 #   -o DIR             results (default objs/bench/<stamp>)
 #
 # It builds nothing: run "make" first.  Every server it starts listens on
@@ -35,6 +53,9 @@
 # logs/.
 set -euo pipefail
 
+# the whole script is one compound command: bash parses it before running
+# it, so that editing this file during a run cannot change the run
+{
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${BENCH_SHARED:-/work/shared/bench}
 [ -x "$SHARED/bench.sh" ] || { echo "run.sh: $SHARED/bench.sh not found (BENCH_SHARED)" >&2; exit 1; }
@@ -50,7 +71,7 @@ POSTERN_PORT=${POSTERN_PORT:-2670}
 
 SESSIONS="1 10 100"; SIZES="4096 102400"; REPS=5; TARGET=5; REUSE=
 PEERS="postfix sink"; IDLE_N="1000 5000"; IDLE_REPS=3; IDLE_PEERS=
-STATS=; VARIANTS=(); OUT=
+STATS=; VARIANTS=(); OUT=; PROFILE=; CLEAN_SETTLE=0; CLEAN_MODE=delete
 while [ $# -gt 0 ]; do
     case $1 in
         -q|--quick) SESSIONS="10 100"; SIZES=4096; REPS=3; TARGET=3
@@ -65,6 +86,9 @@ while [ $# -gt 0 ]; do
         --idle-reps) IDLE_REPS=$2; shift 2 ;;
         --idle-peers) IDLE_PEERS=1; shift ;;
         --stats) STATS=1; shift ;;
+        --profile) PROFILE=$2; shift 2 ;;
+        --clean-settle) CLEAN_SETTLE=$2; shift 2 ;;
+        --clean-mode) CLEAN_MODE=$2; shift 2 ;;
         --variant) VARIANTS+=("$2"); shift 2 ;;
         -o) OUT=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
@@ -72,6 +96,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=("postern:$ROOT/objs")
+[ -z "$PROFILE" ] || { PEERS=; IDLE_N=; }
 OUT=${OUT:-$ROOT/objs/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
@@ -165,8 +190,22 @@ postern_stop() {    # postern_stop LABEL: QUIT, then TERM, then KILL (by pid)
 }
 
 postern_count() { echo "find $RUN/$1/spool/queue -name '*.env' | wc -l"; }
+settle_cmd() { [ "$CLEAN_SETTLE" = 0 ] || echo "; sync; sleep $CLEAN_SETTLE"; }
+# aside: rename into RUN/trash/<time>/ (no inode is freed during the runs)
+aside_cmd() { echo "d=$RUN/trash/\$(date +%s%N); mkdir -p \$d; find $* -type f -exec mv -t \$d {} +"; }
 postern_clean() {
-    echo "find $RUN/$1/spool/queue $RUN/$1/spool/tmp -type f -delete; : > $RUN/$1/log/postern.log"
+    if [ "$CLEAN_MODE" = aside ]; then
+        echo "$(aside_cmd "$RUN/$1/spool/queue" "$RUN/$1/spool/tmp"); : > $RUN/$1/log/postern.log$(settle_cmd)"
+    else
+        echo "find $RUN/$1/spool/queue $RUN/$1/spool/tmp -type f -delete; : > $RUN/$1/log/postern.log$(settle_cmd)"
+    fi
+}
+peer_clean() {
+    if [ "$CLEAN_MODE" = aside ] && [ "$1" = postfix ]; then
+        echo "$(aside_cmd "$PEERS_ROOT/postfix/queue/hold" "$PEERS_ROOT/postfix/queue/incoming"); : > $PEERS_ROOT/postfix/maillog$(settle_cmd)"
+    else
+        echo "$SHARED/peerctl.sh clean $1$(settle_cmd)"
+    fi
 }
 
 # ------------------------------------------------------------------
@@ -231,7 +270,7 @@ for l in "${LABELS[@]}"; do
 done
 for p in $PEERS; do
     cnt="$SHARED/peerctl.sh count $p"; [ "$p" = sink ] && cnt=
-    servers+=("peer$US$p$US$(peer_port "$p")$US$("$SHARED/peerctl.sh" spec "$p")$US$cnt$US$SHARED/peerctl.sh clean $p")
+    servers+=("peer$US$p$US$(peer_port "$p")$US$("$SHARED/peerctl.sh" spec "$p")$US$cnt$US$(peer_clean "$p")")
 done
 
 bench_one() {       # bench_one SERVER REPS [bench.sh options...]
@@ -242,6 +281,71 @@ bench_one() {       # bench_one SERVER REPS [bench.sh options...]
         ${cnt:+--count "$cnt"} --clean "$clean" --label "$label" \
         --settle 10 "$@" 127.0.0.1 "$port"
 }
+
+# ------------------------------------------------------------------
+# Profiles: one run per cell with a tool attached to the workers
+
+profile_one() {     # profile_one TOOL LABEL SESSIONS SIZE MSGS
+    local tool=$1 lab=$2 s=$3 l=$4 n=$5 base tpid workers
+    base=$OUT/profile-$tool-$lab-$l-$s
+    [ -e "$base.txt" ] && base=$base-$(date +%s)
+    workers=$(pgrep -P "${V_PID[$lab]}" | paste -sd, -)
+    bash -c "$(postern_clean "$lab")"
+    case $tool in
+        perf) perf record -q -g -o "$base.data" -p "$workers" >/dev/null 2>&1 & tpid=$! ;;
+        perfstat) perf stat -e task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions \
+                      -p "$workers" -o "$base.txt" >/dev/null 2>&1 & tpid=$! ;;
+        trace) perf trace -s -p "$workers" -o "$base.raw" >/dev/null 2>&1 & tpid=$! ;;
+        strace) strace -c -f -o "$base.raw" $(for w in ${workers//,/ }; do echo -p "$w"; done) \
+                    >/dev/null 2>&1 & tpid=$! ;;
+        *) die "unknown profiler $tool" ;;
+    esac
+    sleep 1
+    local t0 t1; t0=$(date +%s.%N)
+    timeout 120 smtp-source $REUSE -s "$s" -m "$n" -l "$l" -M peers-bench.localdomain \
+        -f bench@peers-bench.localdomain -t rcpt@peers-sink.localdomain \
+        "inet:127.0.0.1:${V_PORT[$lab]}" >/dev/null 2>&1 || log "smtp-source failed ($tool $lab s=$s l=$l)"
+    t1=$(date +%s.%N)
+    sleep 0.5
+    kill -INT "$tpid" 2>/dev/null || true
+    wait "$tpid" 2>/dev/null || true
+    local rate; rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}')
+    case $tool in
+        perfstat) local tc; tc=$(awk '/task-clock/{gsub(",","",$1); print $1; exit}' "$base.txt")
+                  echo "task-clock per message: $(awk -v t="$tc" -v n="$n" 'BEGIN{printf "%.3f", t/n}') ms" >> "$base.txt" ;;
+        perf) perf report -i "$base.data" --stdio --no-children --percent-limit 0.7 \
+                  --sort dso,symbol -g none 2>/dev/null > "$base.txt"
+              perf report -i "$base.data" --stdio --no-children --sort comm,dso \
+                  -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20 >> "$base.txt" ;;
+        trace) "$PY" "$ROOT/bench/loopstalls.py" "$base.raw" "$n" "${workers//,/ }" > "$base.txt" ;;
+        strace) "$PY" - "$base.raw" "$n" > "$base.txt" <<'PYEOF'
+import sys
+n = int(sys.argv[2])
+print(f"syscalls per message ({n} messages), all threads of the workers")
+print(f"{'syscall':<20}{'calls/msg':>10}{'errors/msg':>11}{'us/msg':>9}")
+rows = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 5 and f[0][0].isdigit() and not line.startswith("100.00"):
+        name = f[-1]; calls = int(f[3]); errs = int(f[4]) if len(f) == 6 else 0
+        rows.append((calls / n, errs / n, float(f[1]) * 1e6 / n, name))
+for c, e, us, name in sorted(rows, reverse=True):
+    print(f"{name:<20}{c:>10.2f}{e:>11.2f}{us:>9.1f}")
+print(f"{'total':<20}{sum(r[0] for r in rows):>10.2f}")
+PYEOF
+        ;;
+    esac
+    echo "$tool $lab s=$s l=$l: $n messages, $rate msgs/s under the profiler" | tee -a "$base.txt"
+}
+
+if [ -n "$PROFILE" ]; then
+    for tool in $PROFILE; do for lab in "${LABELS[@]}"; do
+        for l in $SIZES; do for s in $SESSIONS; do
+            profile_one "$tool" "$lab" "$s" "$l" "$((l > 10000 ? 2000 : 5000))"
+        done; done
+    done; done
+    SESSIONS=
+fi
 
 # ------------------------------------------------------------------
 # Throughput: pilots size each cell per server, then repetitions are the
@@ -283,7 +387,7 @@ fi
 # the store logs its counters when the worker exits)
 
 if [ -n "$STATS" ]; then
-    echo -e "label\tsessions\tsize\tmsgs\tbatches\tmsgs_per_batch\tmax_batch\tfsyncs_per_msg\tdir_fsyncs_per_msg\tms_per_batch" > "$OUT/stats.tsv"
+    echo -e "label\tsessions\tsize\tmsgs\tbatches\tmsgs_per_batch\tmax_batch\tfsyncs_per_msg\tdir_fsyncs_per_msg\tms_per_batch\tlatency_ms\tlatency_max_ms" > "$OUT/stats.tsv"
     for lab in "${LABELS[@]}"; do for l in $SIZES; do for s in $SESSIONS; do
         postern_stop "$lab"; bash -c "$(postern_clean "$lab")"; postern_start "$lab"
         n=${NMSG[$lab,$l,$s]:-2000}
@@ -338,3 +442,5 @@ load_snapshot end
 "$PY" "$ROOT/bench/summary.py" --out-dir "$OUT" > "$OUT/summary.md" 2>&1 || true
 cat "$OUT/report.txt" "$OUT/summary.md"
 log "results in $OUT"
+exit
+}

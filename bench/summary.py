@@ -126,13 +126,14 @@ def main():
         if rows:
             out += ["", "## Group commit (one run per cell, fresh server)", "",
                     "| server | size | sessions | messages | batches | msgs/batch | max | "
-                    "fsyncs/msg | dir fsyncs/msg | ms/batch |",
-                    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                    "fsyncs/msg | dir fsyncs/msg | ms/batch | commit latency ms (max) |",
+                    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             for r in rows:
                 out.append(f"| {r['label']} | {kib(int(r['size']))} | {r['sessions']} | {r['msgs']} | "
                            f"{r['batches']} | {r['msgs_per_batch']} | {r['max_batch']} | "
                            f"{r['fsyncs_per_msg']} | {r['dir_fsyncs_per_msg']} | "
-                           f"{r.get('ms_per_batch', '-')} |")
+                           f"{r.get('ms_per_batch', '-')} | "
+                           f"{r.get('latency_ms', '-')} ({r.get('latency_max_ms', '-')}) |")
 
     idle = os.path.join(d, "idle.tsv")
     if os.path.exists(idle):

@@ -49,6 +49,7 @@ struct store_job_s {
     int                          env_fd;
     int                          rc;
     int                          renamed;
+    uint64_t                     queued_ns;
     char                         id[32];
     char                         env_name[40];
 };
@@ -79,6 +80,8 @@ typedef struct {
     uint64_t                     n_dir_fsyncs;
     uint64_t                     max_batch;
     uint64_t                     sync_ns;
+    uint64_t                     lat_ns;
+    uint64_t                     lat_max_ns;
 } store_spool_state_t;
 
 static store_spool_state_t  st = { .efd = -1, .tmp_fd = -1, .queue_fd = -1 };
@@ -237,7 +240,7 @@ static void *
 store_spool_thread(void *arg)
 {
     store_job_t  *batch, *last;
-    uint64_t      one = 1, t0, n;
+    uint64_t      one = 1, t0, t1, n, lat, lat_max;
     int           dir;
 
     (void) arg;
@@ -259,10 +262,21 @@ store_spool_thread(void *arg)
 
         t0 = store_spool_now_ns();
         dir = store_spool_sync_batch(batch);
-        t0 = store_spool_now_ns() - t0;
+        t1 = store_spool_now_ns();
 
-        for (n = 1, last = batch; last->next != NULL; last = last->next) {
+        /* commit latency: from the session's commit to durable */
+        n = 0;
+        lat = 0;
+        lat_max = 0;
+        for (last = batch; ; last = last->next) {
             n++;
+            lat += t1 - last->queued_ns;
+            if (t1 - last->queued_ns > lat_max) {
+                lat_max = t1 - last->queued_ns;
+            }
+            if (last->next == NULL) {
+                break;
+            }
         }
 
         pthread_mutex_lock(&st.lock);
@@ -271,7 +285,11 @@ store_spool_thread(void *arg)
         st.n_batches++;
         st.n_msgs += n;
         st.n_dir_fsyncs += (uint64_t) dir;
-        st.sync_ns += t0;
+        st.sync_ns += t1 - t0;
+        st.lat_ns += lat;
+        if (lat_max > st.lat_max_ns) {
+            st.lat_max_ns = lat_max;
+        }
         if (n > st.max_batch) {
             st.max_batch = n;
         }
@@ -423,13 +441,16 @@ store_spool_exit_process(pst_cycle_t *cycle, void *conf)
         /* 2 fdatasync per message (message, envelope) + 1 per batch */
         pst_log(PST_LOG_NOTICE, 0, "spool: group commit: %llu message(s)"
                 " in %llu batch(es), %.2f per batch (max %llu),"
-                " %.3f directory fsync(s) per message, %.2f ms per batch",
+                " %.3f directory fsync(s) per message, %.2f ms per batch,"
+                " commit latency %.2f ms (max %.2f)",
                 (unsigned long long) st.n_msgs,
                 (unsigned long long) st.n_batches,
                 (double) st.n_msgs / (double) st.n_batches,
                 (unsigned long long) st.max_batch,
                 (double) st.n_dir_fsyncs / (double) st.n_msgs,
-                (double) st.sync_ns / 1e6 / (double) st.n_batches);
+                (double) st.sync_ns / 1e6 / (double) st.n_batches,
+                (double) st.lat_ns / 1e6 / (double) st.n_msgs,
+                (double) st.lat_max_ns / 1e6);
     }
 }
 
@@ -552,6 +573,8 @@ store_spool_commit(void *handle, uint64_t token)
         store_spool_job_free(j);
         return PST_OK;
     }
+
+    j->queued_ns = store_spool_now_ns();
 
     pthread_mutex_lock(&st.lock);
     j->next = NULL;
