@@ -195,9 +195,10 @@ settle_cmd() { [ "$CLEAN_SETTLE" = 0 ] || echo "; sync; sleep $CLEAN_SETTLE"; }
 aside_cmd() { echo "d=$RUN/trash/\$(date +%s%N); mkdir -p \$d; find $* -type f -exec mv -t \$d {} +"; }
 postern_clean() {
     if [ "$CLEAN_MODE" = aside ]; then
-        echo "$(aside_cmd "$RUN/$1/spool/queue" "$RUN/$1/spool/tmp"); : > $RUN/$1/log/postern.log$(settle_cmd)"
+        echo "$(aside_cmd "$RUN/$1/spool/queue"); : > $RUN/$1/log/postern.log$(settle_cmd)"
     else
-        echo "find $RUN/$1/spool/queue $RUN/$1/spool/tmp -type f -delete; : > $RUN/$1/log/postern.log$(settle_cmd)"
+        # tmp/ holds only the running workers' pre-created files (pool-*)
+        echo "find $RUN/$1/spool/queue -type f -delete; find $RUN/$1/spool/tmp -type f ! -name 'pool-*' -delete; : > $RUN/$1/log/postern.log$(settle_cmd)"
     fi
 }
 peer_clean() {
