@@ -20,11 +20,12 @@
  *
  * Creating a file is the most expensive step of a message on ext4 (inode
  * allocation) and the event loop's worst stall.  With spool_file_pool N
- * a pool thread keeps up to N empty files open in SPOOL/tmp/ (named
- * pool-PID-N) and the loop takes one for the message and one for the
- * envelope; the sync threads rename them to queue/ID and queue/ID.env.
- * When the pool is empty (or off, the default) the loop creates tmp/ID
- * itself.  Off by default for now: with the pool, tmp/ is never empty.
+ * a pool thread keeps up to N empty files open in the worker's tmp/PID/
+ * (named pool-PID-N) and the loop takes one for the message and one for
+ * the envelope; the sync threads rename them to queue/ID and
+ * queue/ID.env.  When the pool is empty (or off, the default) the loop
+ * creates tmp/PID/ID itself.  Off by default for now: with the pool,
+ * tmp/PID/ is never empty while the worker runs.
  *
  * Directives (top level):
  *   spool_fsync on|off;        off is for benchmarks only: no durability
