@@ -222,7 +222,7 @@ run() {   # run NAME PORT -> prints "msgs/s cpu-ms-per-message"
     fi
     t1=$(date +%s.%N)
     c1=$(cpu "$1")
-    stored=$(find "$SPOOL_BASE/spool/queue" -name '*.env' | wc -l)
+    stored=$(find "$SPOOL_BASE/spool/queue" -type f | wc -l)
     [ "$stored" -eq "$MSGS" ] || { echo "$1: $stored of $MSGS stored" >&2;
                                   exit 1; }
     echo "$t0 $t1 $c0 $c1" | awk -v m="$MSGS" '{

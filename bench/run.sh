@@ -189,7 +189,7 @@ postern_stop() {    # postern_stop LABEL: QUIT, then TERM, then KILL (by pid)
     wait "$pid" 2>/dev/null || true
 }
 
-postern_count() { echo "find $RUN/$1/spool/queue -name '*.env' | wc -l"; }
+postern_count() { echo "find $RUN/$1/spool/queue -type f | wc -l"; }
 settle_cmd() { [ "$CLEAN_SETTLE" = 0 ] || echo "; sync; sleep $CLEAN_SETTLE"; }
 # aside: rename into RUN/trash/<time>/ (no inode is freed during the runs)
 aside_cmd() { echo "d=$RUN/trash/\$(date +%s%N); mkdir -p \$d; find $* -type f -exec mv -t \$d {} +"; }

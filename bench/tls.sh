@@ -111,7 +111,7 @@ kill -0 "$POSTERN_PID" || die "postern did not start (see $OUT)"
 
 count() {
     case $1 in
-        postern) find "$OUT/spool/queue" -type f -name '*.env' | wc -l ;;
+        postern) find "$OUT/spool/queue" -type f | wc -l ;;
         postfix) "$SHARED/peerctl.sh" count postfix ;;
     esac
 }

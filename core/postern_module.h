@@ -494,6 +494,17 @@ int pst_tx_envelope(pst_session_t *s, pst_str_t *out);
 
 /* Spool directory (spool_dir directive), absolute, NUL-terminated. */
 const pst_str_t *pst_spool_dir(void);
+
+/* A queue file (docs/SPOOL.md, format 2) is one file per message:
+ *   "POSTERN-SPOOL 2 <20-digit message length> <20-digit envelope
+ *   length>\n" (PST_SPOOL_HEADER_LEN bytes), the message, the envelope.
+ * pst_spool_header() writes that header into buf (at least
+ * PST_SPOOL_HEADER_LEN bytes); pst_spool_parse_header() reads one back
+ * (PST_OK, or PST_ERROR when it is not a format 2 header). */
+#define PST_SPOOL_HEADER_LEN     58
+void pst_spool_header(u_char *buf, off_t message_len, size_t envelope_len);
+int pst_spool_parse_header(const u_char *buf, size_t len, off_t *message_len,
+    size_t *envelope_len);
 /* This worker's own directory for messages being received
  * (SPOOL/tmp/PID): the master empties and removes it when the worker
  * exits, whatever the reason, so nothing half-received outlives it. */

@@ -382,33 +382,104 @@ pst_spool_prepare(pst_cycle_t *cycle)
 }
 
 
-static int
-pst_read_file(pst_pool_t *pool, const char *path, pst_str_t *out)
+/* ------------------------------------------------------------------ */
+/* Queue files (format 2)                                              */
+
+#define PST_SPOOL_MAGIC   "POSTERN-SPOOL 2 "
+
+
+void
+pst_spool_header(u_char *buf, off_t message_len, size_t envelope_len)
 {
+    char  tmp[PST_SPOOL_HEADER_LEN + 1];
+
+    /* fixed width, so the header can be rewritten in place at commit */
+    snprintf(tmp, sizeof(tmp), PST_SPOOL_MAGIC "%020llu %020llu\n",
+             (unsigned long long) message_len,
+             (unsigned long long) envelope_len);
+    memcpy(buf, tmp, PST_SPOOL_HEADER_LEN);
+}
+
+
+int
+pst_spool_parse_header(const u_char *buf, size_t len, off_t *message_len,
+    size_t *envelope_len)
+{
+    const size_t  m = sizeof(PST_SPOOL_MAGIC) - 1;
+    int64_t       a, b;
+
+    if (len < PST_SPOOL_HEADER_LEN || memcmp(buf, PST_SPOOL_MAGIC, m) != 0
+        || buf[m + 20] != ' ' || buf[PST_SPOOL_HEADER_LEN - 1] != '\n')
+    {
+        return PST_ERROR;
+    }
+
+    a = pst_atoi(buf + m, 20, INT64_MAX);
+    b = pst_atoi(buf + m + 21, 20, 64 * 1024 * 1024);
+    if (a < 0 || b <= 0) {
+        return PST_ERROR;
+    }
+
+    *message_len = (off_t) a;
+    *envelope_len = (size_t) b;
+    return PST_OK;
+}
+
+
+int
+pst_spool_read(pst_pool_t *pool, const char *path, pst_envelope_t *env,
+    off_t *msg_offset, off_t *msg_len, const char **why)
+{
+    u_char       hdr[PST_SPOOL_HEADER_LEN], *text;
     struct stat  st;
+    size_t       env_len;
+    off_t        mlen;
     ssize_t      n;
     int          fd;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
-        return PST_ERROR;
+        *why = strerror(errno);
+        return errno == ENOENT ? PST_DECLINED : PST_ERROR;
     }
-    if (fstat(fd, &st) == -1 || st.st_size > 64 * 1024 * 1024) {
+
+    if (fstat(fd, &st) == -1
+        || read(fd, hdr, sizeof(hdr)) != (ssize_t) sizeof(hdr)
+        || pst_spool_parse_header(hdr, sizeof(hdr), &mlen, &env_len)
+           != PST_OK)
+    {
+        *why = "no format 2 header";
         close(fd);
         return PST_ERROR;
     }
-    out->data = pst_palloc(pool, (size_t) st.st_size + 1);
-    if (out->data == NULL) {
+
+    if (st.st_size != (off_t) (PST_SPOOL_HEADER_LEN + mlen + env_len)) {
+        *why = "size does not match the header (truncated)";
         close(fd);
         return PST_ERROR;
     }
-    n = read(fd, out->data, (size_t) st.st_size);
+
+    text = pst_palloc(pool, env_len + 1);
+    if (text == NULL) {
+        close(fd);
+        *why = "out of memory";
+        return PST_ERROR;
+    }
+
+    n = pread(fd, text, env_len, PST_SPOOL_HEADER_LEN + mlen);
     close(fd);
-    if (n != st.st_size) {
+    if (n != (ssize_t) env_len) {
+        *why = "cannot read the envelope";
         return PST_ERROR;
     }
-    out->len = (size_t) n;
-    out->data[n] = '\0';
+    text[env_len] = '\0';
+
+    if (pst_envelope_parse(pool, text, env_len, env, why) != PST_OK) {
+        return PST_ERROR;
+    }
+
+    *msg_offset = PST_SPOOL_HEADER_LEN;
+    *msg_len = mlen;
     return PST_OK;
 }
 
@@ -429,11 +500,11 @@ pst_spool_quarantine(const char *spool, const char *name, const char *why)
 
 
 /*
- * At start-up: remove stale temporary files and unacknowledged message
- * files without an envelope (a crash between the two renames), move
- * unreadable envelopes aside, and report what the queue holds.  Files
- * younger than an hour are left alone: a worker of a master that was
- * killed may still be finishing its sessions.
+ * At start-up: remove what never got acknowledged (the tmp/PID
+ * directories of processes that are gone, stray temporary files older
+ * than an hour), move unreadable queue files aside, and report what the
+ * queue holds.  A queue file is complete by construction (fsynced before
+ * its rename), so one that does not parse is damage, not a crash.
  */
 int
 pst_spool_recover(pst_cycle_t *cycle)
@@ -443,10 +514,9 @@ pst_spool_recover(pst_cycle_t *cycle)
     struct dirent  *de;
     struct stat     st;
     pst_pool_t     *pool;
-    pst_str_t       data;
     const char     *why;
-    char            path[PATH_MAX], other[PATH_MAX];
-    size_t          n;
+    char            path[PATH_MAX];
+    off_t           moff, mlen;
     time_t          now;
     pid_t           pid;
     DIR            *d;
@@ -502,55 +572,34 @@ pst_spool_recover(pst_cycle_t *cycle)
         if (de->d_name[0] == '.') {
             continue;
         }
-        n = strlen(de->d_name);
 
-        if (n == PST_QUEUE_ID_LEN
-            && pst_spool_valid_id((u_char *) de->d_name, n))
+        if (!pst_spool_valid_id((u_char *) de->d_name, strlen(de->d_name)))
         {
-            /* a message: does its envelope exist? */
-            snprintf(other, sizeof(other), "%s/queue/%s.env", spool,
-                     de->d_name);
-            if (access(other, F_OK) == 0) {
-                continue;
-            }
-            snprintf(path, sizeof(path), "%s/queue/%s", spool, de->d_name);
-            if (stat(path, &st) == 0 && now - st.st_mtime > PST_STALE_SECONDS
-                && unlink(path) == 0)
-            {
-                removed++;
-            }
+            pst_spool_quarantine(spool, de->d_name, "not a queue file name");
+            bad++;
             continue;
         }
 
-        if (n == PST_QUEUE_ID_LEN + 4
-            && memcmp(de->d_name + PST_QUEUE_ID_LEN, ".env", 4) == 0
-            && pst_spool_valid_id((u_char *) de->d_name, PST_QUEUE_ID_LEN))
-        {
-            snprintf(path, sizeof(path), "%s/queue/%s", spool, de->d_name);
-            snprintf(other, sizeof(other), "%s/queue/%.*s", spool,
-                     PST_QUEUE_ID_LEN, de->d_name);
+        snprintf(path, sizeof(path), "%s/queue/%s", spool, de->d_name);
+        pst_reset_pool(pool);
 
-            pst_reset_pool(pool);
-            if (pst_read_file(pool, path, &data) != PST_OK) {
-                pst_spool_quarantine(spool, de->d_name, "unreadable");
-                bad++;
-                continue;
-            }
-            if (pst_envelope_parse(pool, data.data, data.len, &env, &why)
-                != PST_OK)
-            {
-                pst_spool_quarantine(spool, de->d_name, why);
-                bad++;
-                continue;
-            }
-            if (access(other, F_OK) != 0) {
-                pst_spool_quarantine(spool, de->d_name, "message missing");
-                bad++;
-                continue;
-            }
-            queued++;
+        if (pst_spool_read(pool, path, &env, &moff, &mlen, &why) != PST_OK)
+        {
+            pst_spool_quarantine(spool, de->d_name, why);
+            bad++;
             continue;
         }
+
+        if (env.id.len != PST_QUEUE_ID_LEN
+            || memcmp(env.id.data, de->d_name, PST_QUEUE_ID_LEN) != 0)
+        {
+            pst_spool_quarantine(spool, de->d_name, "envelope of another"
+                                 " message");
+            bad++;
+            continue;
+        }
+
+        queued++;
     }
 
     closedir(d);
@@ -568,16 +617,18 @@ pst_spool_recover(pst_cycle_t *cycle)
 /* postern queue ...                                                   */
 
 static int
-pst_spool_show(pst_cycle_t *cycle, const char *id, int verbose)
+pst_spool_show(pst_cycle_t *cycle, const char *id, int mode)
 {
     pst_envelope_t   env;
     pst_env_rcpt_t  *r;
-    struct stat      st;
     pst_pool_t      *pool;
-    pst_str_t        data;
+    pst_str_t       *h;
     const char      *why;
-    char             path[PATH_MAX];
+    char             path[PATH_MAX], buf[65536];
     pst_uint_t       i;
+    off_t            moff, mlen, left;
+    ssize_t          n;
+    int              fd, rc;
 
     if (!pst_spool_valid_id((u_char *) id, strlen(id))) {
         fprintf(stderr, "postern: \"%s\" is not a queue ID\n", id);
@@ -589,31 +640,46 @@ pst_spool_show(pst_cycle_t *cycle, const char *id, int verbose)
         return 1;
     }
 
-    snprintf(path, sizeof(path), "%s/queue/%s.env",
-             cycle->core->spool_dir.data, id);
-    if (pst_read_file(pool, path, &data) != PST_OK
-        || pst_envelope_parse(pool, data.data, data.len, &env, &why)
-           != PST_OK)
-    {
-        fprintf(stderr, "postern: cannot read envelope %s\n", path);
+    snprintf(path, sizeof(path), "%s/queue/%s", cycle->core->spool_dir.data,
+             id);
+    rc = pst_spool_read(pool, path, &env, &moff, &mlen, &why);
+    if (rc != PST_OK) {
+        fprintf(stderr, "postern: cannot read %s: %s\n", path, why);
         pst_destroy_pool(pool);
         return 1;
     }
 
-    snprintf(path, sizeof(path), "%s/queue/%s",
-             cycle->core->spool_dir.data, id);
-    if (stat(path, &st) == -1) {
-        st.st_size = -1;
+    if (mode == 2) {
+        /* the message as a reader delivers it: added headers first */
+        h = env.prepend->elts;
+        for (i = 0; i < env.prepend->nelts; i++) {
+            printf("%.*s\r\n", (int) h[i].len, h[i].data);
+        }
+        fflush(stdout);
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        for (left = mlen; fd != -1 && left > 0; left -= n) {
+            n = pread(fd, buf, (size_t) pst_min(left, (off_t) sizeof(buf)),
+                      moff + (mlen - left));
+            if (n <= 0 || write(STDOUT_FILENO, buf, (size_t) n) != n) {
+                break;
+            }
+        }
+        if (fd != -1) {
+            close(fd);
+        }
+        pst_destroy_pool(pool);
+        return left == 0 ? 0 : 1;
     }
 
-    printf("%s  %8lld  %.0f  <%s>\n", env.id.data, (long long) st.st_size,
+    printf("%s  %8lld  %.0f  <%s>\n", env.id.data, (long long) mlen,
            env.arrival, env.sender.data);
     r = env.rcpts->elts;
     for (i = 0; i < env.rcpts->nelts; i++) {
         printf("    <%s> %.*s\n", r[i].addr.data, (int) r[i].state.len,
                r[i].state.data);
     }
-    if (verbose) {
+    if (mode == 1) {
         printf("    client %s [%s] helo %s protocol %s%s%s\n",
                env.client_name.len ? (char *) env.client_name.data
                                    : "unknown",
@@ -631,25 +697,24 @@ int
 pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
 {
     struct dirent  *de;
-    char            path[PATH_MAX], id[PST_QUEUE_ID_LEN + 1];
+    char            path[PATH_MAX];
     const char     *cmd;
-    size_t          n;
     long            count = 0;
     DIR            *d;
     int             rc = 0;
 
     cmd = argc > 0 ? argv[0] : "list";
 
-    if (strcmp(cmd, "show") == 0) {
+    if (strcmp(cmd, "show") == 0 || strcmp(cmd, "cat") == 0) {
         if (argc < 2) {
-            fprintf(stderr, "usage: postern queue show ID\n");
+            fprintf(stderr, "usage: postern queue %s ID\n", cmd);
             return 1;
         }
-        return pst_spool_show(cycle, argv[1], 1);
+        return pst_spool_show(cycle, argv[1], cmd[0] == 's' ? 1 : 2);
     }
 
     if (strcmp(cmd, "count") != 0 && strcmp(cmd, "list") != 0) {
-        fprintf(stderr, "usage: postern queue count|list|show ID\n");
+        fprintf(stderr, "usage: postern queue count|list|show ID|cat ID\n");
         return 1;
     }
 
@@ -662,18 +727,13 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     }
 
     while ((de = readdir(d)) != NULL) {
-        n = strlen(de->d_name);
-        if (n != PST_QUEUE_ID_LEN + 4
-            || memcmp(de->d_name + PST_QUEUE_ID_LEN, ".env", 4) != 0
-            || !pst_spool_valid_id((u_char *) de->d_name, PST_QUEUE_ID_LEN))
+        if (!pst_spool_valid_id((u_char *) de->d_name, strlen(de->d_name)))
         {
             continue;
         }
         count++;
         if (strcmp(cmd, "list") == 0) {
-            memcpy(id, de->d_name, PST_QUEUE_ID_LEN);
-            id[PST_QUEUE_ID_LEN] = '\0';
-            rc |= pst_spool_show(cycle, id, 0);
+            rc |= pst_spool_show(cycle, de->d_name, 0);
         }
     }
     closedir(d);

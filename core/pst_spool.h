@@ -3,15 +3,12 @@
  * start-up recovery.  The format is documented in docs/SPOOL.md.
  *
  *   SPOOL/tmp/PID/ID      message being received by worker PID
- *   SPOOL/tmp/PID/ID.env  its envelope, written at commit
- *   SPOOL/queue/ID        committed message
- *   SPOOL/queue/ID.env    committed envelope: its presence is the commit
+ *   SPOOL/queue/ID        committed: header, message, envelope
  *   SPOOL/corrupt/        what recovery could not read, for a human
  *
- * A message is committed by: fsync(message), fsync(envelope), rename
- * message, rename envelope, fsync(queue directory).  Only then is 250
- * sent.  Recovery therefore trusts every queue/ID.env whose message is
- * present, and removes leftovers that were never acknowledged.
+ * A message is committed by: append the envelope, write the header,
+ * fdatasync(file), rename into queue/, fsync(queue directory).  Only
+ * then is 250 sent.  A file appears in queue/ complete or not at all.
  */
 
 #ifndef PST_SPOOL_H
@@ -51,9 +48,14 @@ typedef struct {
 void pst_spool_new_id(u_char *buf);
 /* Validate an ID read from the file system or a command line. */
 int pst_spool_valid_id(const u_char *p, size_t n);
-/* Parse an envelope file's contents; PST_OK or PST_ERROR with *why. */
+/* Parse an envelope's text; PST_OK or PST_ERROR with *why. */
 int pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
     pst_envelope_t *env, const char **why);
+/* Read queue/ID: the envelope parsed, the message's offset and length
+ * in the file.  PST_OK, PST_DECLINED (no such file) or PST_ERROR with
+ * *why (not a complete format 2 file). */
+int pst_spool_read(pst_pool_t *pool, const char *path, pst_envelope_t *env,
+    off_t *msg_offset, off_t *msg_len, const char **why);
 /* Master: create the directories (owned by the worker account); with
  * recover, clean up what a crash left and log what the queue holds. */
 int pst_spool_prepare(pst_cycle_t *cycle);

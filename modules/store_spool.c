@@ -2,14 +2,16 @@
  * store_spool.c -- the default store: messages go to the spool
  * directory, durably, before the client hears "250".
  *
- * While DATA streams in, the worker writes the message to
- * SPOOL/tmp/PID/ID (short writes into the page cache; the core owns that
- * directory and the master removes it when the worker exits).  At commit
- * it writes the envelope to tmp/PID/ID.env and hands both to the sync
- * threads, which
+ * One file per message (docs/SPOOL.md, format 2): a fixed-size header,
+ * the message, the envelope.  While DATA streams in, the worker writes
+ * the message to SPOOL/tmp/PID/ID behind a placeholder header (short
+ * writes into the page cache; the core owns that directory and the
+ * master removes it when the worker exits).  At commit it appends the
+ * envelope, writes the real header in place and hands the file to the
+ * sync threads, which
  *   1. start write-back of every file in the batch (sync_file_range),
  *   2. fdatasync() each file,
- *   3. rename message then envelope into SPOOL/queue/,
+ *   3. rename each into SPOOL/queue/ID,
  *   4. fsync() the queue directory once for the whole batch,
  * and report through an eventfd that sits in the worker's event loop.
  * Only then does the session answer "250 2.0.0 Ok: queued as ID".  A
@@ -21,9 +23,9 @@
  * Creating a file is the most expensive step of a message on ext4 (inode
  * allocation) and the event loop's worst stall.  With spool_file_pool N
  * a pool thread keeps up to N empty files open in the worker's tmp/PID/
- * (named pool-PID-N) and the loop takes one for the message and one for
- * the envelope; the sync threads rename them to queue/ID and
- * queue/ID.env.  When the pool is empty (or off, the default) the loop
+ * (named pool-PID-N) and the loop takes one per message; the sync
+ * threads rename it to queue/ID.  When the pool is empty (or off, the
+ * default) the loop
  * creates tmp/PID/ID itself.  Off by default for now: with the pool,
  * tmp/PID/ is never empty while the worker runs.
  *
@@ -58,14 +60,12 @@ struct store_job_s {
     pst_session_t               *session;
     uint64_t                     token;
     int                          fd;
-    int                          env_fd;
     int                          rc;
     int                          renamed;
+    off_t                        msg_len;          /* message bytes */
     uint64_t                     queued_ns;
     char                         id[32];
-    char                         env_name[40];
-    char                         tmp_name[32];      /* in tmp/ */
-    char                         env_tmp[32];
+    char                         tmp_name[32];      /* in tmp/PID/ */
 };
 
 typedef struct {
@@ -223,11 +223,10 @@ store_spool_sync_batch(store_job_t *batch)
      * below find their data on its way and share journal commits */
     for (j = batch; j != NULL; j = j->next) {
         (void) sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        (void) sync_file_range(j->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     }
 
     for (j = batch; j != NULL; j = j->next) {
-        if (fdatasync(j->fd) == -1 || fdatasync(j->env_fd) == -1) {
+        if (fdatasync(j->fd) == -1) {
             j->rc = errno ? errno : EIO;
         }
     }
@@ -236,16 +235,9 @@ store_spool_sync_batch(store_job_t *batch)
         if (j->rc != 0) {
             continue;
         }
-        /* message first: the envelope's presence is the commit */
+        /* complete and on disk: its appearance in queue/ is the commit */
         if (renameat(st.tmp_fd, j->tmp_name, st.queue_fd, j->id) == -1) {
             j->rc = errno;
-            continue;
-        }
-        if (renameat(st.tmp_fd, j->env_tmp, st.queue_fd, j->env_name)
-            == -1)
-        {
-            j->rc = errno;
-            (void) renameat(st.queue_fd, j->id, st.tmp_fd, j->tmp_name);
             continue;
         }
         j->renamed = 1;
@@ -491,9 +483,6 @@ store_spool_job_free(store_job_t *j)
     if (j->fd != -1) {
         close(j->fd);
     }
-    if (j->env_fd != -1) {
-        close(j->env_fd);
-    }
     free(j);
 }
 
@@ -523,7 +512,6 @@ store_spool_done_handler(int fd, void *data)
                     j->id);
             if (!j->renamed) {
                 (void) unlinkat(st.tmp_fd, j->tmp_name, 0);
-                (void) unlinkat(st.tmp_fd, j->env_tmp, 0);
             }
         }
 
@@ -622,7 +610,7 @@ store_spool_exit_process(pst_cycle_t *cycle, void *conf)
     st.nthreads = 0;
 
     if (st.n_batches > 0) {
-        /* 2 fdatasync per message (message, envelope) + 1 per batch */
+        /* 1 fdatasync per message + 1 directory fsync per batch */
         pst_log(PST_LOG_NOTICE, 0, "spool: group commit: %llu message(s)"
                 " in %llu batch(es), %.2f per batch (max %llu),"
                 " %.3f directory fsync(s) per message, %.2f ms per batch,"
@@ -641,41 +629,6 @@ store_spool_exit_process(pst_cycle_t *cycle, void *conf)
 
 /* ------------------------------------------------------------------ */
 /* Store operations                                                    */
-
-static void *
-store_spool_open(pst_session_t *s, void *conf)
-{
-    const pst_str_t  *id;
-    store_job_t      *j;
-
-    (void) conf;
-
-    id = pst_tx_id(s);
-    if (id == NULL || id->len >= sizeof(j->id)) {
-        return NULL;
-    }
-
-    j = calloc(1, sizeof(store_job_t));
-    if (j == NULL) {
-        return NULL;
-    }
-
-    j->session = s;
-    j->env_fd = -1;
-    memcpy(j->id, id->data, id->len);
-    snprintf(j->env_name, sizeof(j->env_name), "%s.env", j->id);
-
-    j->fd = store_spool_tmp_file(j->tmp_name, sizeof(j->tmp_name), j->id);
-    if (j->fd == -1) {
-        pst_log_session(s, PST_LOG_ERR, "spool: cannot create tmp/%s: %s",
-                        j->id, strerror(errno));
-        free(j);
-        return NULL;
-    }
-
-    return j;
-}
-
 
 static int
 store_spool_write_all(int fd, const u_char *p, size_t n)
@@ -698,6 +651,50 @@ store_spool_write_all(int fd, const u_char *p, size_t n)
 }
 
 
+static void *
+store_spool_open(pst_session_t *s, void *conf)
+{
+    const pst_str_t  *id;
+    store_job_t      *j;
+    u_char            hdr[PST_SPOOL_HEADER_LEN];
+
+    (void) conf;
+
+    id = pst_tx_id(s);
+    if (id == NULL || id->len >= sizeof(j->id)) {
+        return NULL;
+    }
+
+    j = calloc(1, sizeof(store_job_t));
+    if (j == NULL) {
+        return NULL;
+    }
+
+    j->session = s;
+    memcpy(j->id, id->data, id->len);
+
+    j->fd = store_spool_tmp_file(j->tmp_name, sizeof(j->tmp_name), j->id);
+    if (j->fd == -1) {
+        pst_log_session(s, PST_LOG_ERR, "spool: cannot create tmp/%s: %s",
+                        j->id, strerror(errno));
+        free(j);
+        return NULL;
+    }
+
+    /* a placeholder until commit knows both lengths */
+    pst_spool_header(hdr, 0, 0);
+    if (store_spool_write_all(j->fd, hdr, sizeof(hdr)) != PST_OK) {
+        pst_log_session(s, PST_LOG_ERR, "spool: write to tmp/%s failed: %s",
+                        j->id, strerror(errno));
+        (void) unlinkat(st.tmp_fd, j->tmp_name, 0);
+        store_spool_job_free(j);
+        return NULL;
+    }
+
+    return j;
+}
+
+
 static int
 store_spool_write(void *handle, const u_char *data, size_t len)
 {
@@ -709,6 +706,7 @@ store_spool_write(void *handle, const u_char *data, size_t len)
         return PST_ERROR;
     }
 
+    j->msg_len += (off_t) len;
     return PST_OK;
 }
 
@@ -718,7 +716,14 @@ store_spool_read(void *handle, off_t offset, u_char *buf, size_t len)
 {
     store_job_t  *j = handle;
 
-    return pread(j->fd, buf, len, offset);
+    if (offset < 0 || offset >= j->msg_len) {
+        return 0;
+    }
+    if ((off_t) len > j->msg_len - offset) {
+        len = (size_t) (j->msg_len - offset);
+    }
+
+    return pread(j->fd, buf, len, PST_SPOOL_HEADER_LEN + offset);
 }
 
 
@@ -727,6 +732,7 @@ store_spool_commit(void *handle, uint64_t token)
 {
     store_job_t  *j = handle;
     pst_str_t     env;
+    u_char        hdr[PST_SPOOL_HEADER_LEN];
 
     j->token = token;
 
@@ -734,23 +740,21 @@ store_spool_commit(void *handle, uint64_t token)
         goto failed;
     }
 
-    j->env_fd = store_spool_tmp_file(j->env_tmp, sizeof(j->env_tmp),
-                                     j->env_name);
-    if (j->env_fd == -1
-        || store_spool_write_all(j->env_fd, env.data, env.len) != PST_OK)
+    pst_spool_header(hdr, j->msg_len, env.len);
+
+    if (store_spool_write_all(j->fd, env.data, env.len) != PST_OK
+        || pwrite(j->fd, hdr, sizeof(hdr), 0) != (ssize_t) sizeof(hdr))
     {
         pst_log_session(j->session, PST_LOG_ERR, "spool: cannot write"
-                        " tmp/%s: %s", j->env_name, strerror(errno));
+                        " the envelope of tmp/%s: %s", j->id,
+                        strerror(errno));
         goto failed;
     }
 
     j->session = NULL;      /* the session may not outlive the commit */
 
     if (!st.fsync) {
-        if (renameat(st.tmp_fd, j->tmp_name, st.queue_fd, j->id) == -1
-            || renameat(st.tmp_fd, j->env_tmp, st.queue_fd, j->env_name)
-               == -1)
-        {
+        if (renameat(st.tmp_fd, j->tmp_name, st.queue_fd, j->id) == -1) {
             goto failed;
         }
         store_spool_job_free(j);
@@ -771,9 +775,6 @@ store_spool_commit(void *handle, uint64_t token)
 failed:
 
     (void) unlinkat(st.tmp_fd, j->tmp_name, 0);
-    if (j->env_fd != -1) {
-        (void) unlinkat(st.tmp_fd, j->env_tmp, 0);
-    }
     store_spool_job_free(j);
     return PST_ERROR;
 }
@@ -785,8 +786,5 @@ store_spool_abort(void *handle)
     store_job_t  *j = handle;
 
     (void) unlinkat(st.tmp_fd, j->tmp_name, 0);
-    if (j->env_fd != -1) {
-        (void) unlinkat(st.tmp_fd, j->env_tmp, 0);
-    }
     store_spool_job_free(j);
 }

@@ -57,6 +57,22 @@ DEFAULT_MODULES = ("store_spool", "policy_relay")
 VALGRIND = os.environ.get("PST_VALGRIND") == "1"
 
 
+QUEUE_ID = re.compile(r"^[0-9A-V]{18}$")
+SPOOL_HEADER = re.compile(rb"^POSTERN-SPOOL 2 (\d{20}) (\d{20})\n")
+
+
+def read_queue_file(path):
+    """A format 2 queue file: 58-byte header, message, envelope."""
+    with open(path, "rb") as f:
+        data = f.read()
+    m = SPOOL_HEADER.match(data)
+    assert m, "no format 2 header in %s: %r" % (path, data[:60])
+    mlen, elen = int(m.group(1)), int(m.group(2))
+    assert len(data) == 58 + mlen + elen, \
+        "%s: size %d, header says %d" % (path, len(data), 58 + mlen + elen)
+    return data[58:58 + mlen], data[58 + mlen:].decode()
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -410,18 +426,21 @@ class Server:
         q = os.path.join(self.spool, "queue")
         if not os.path.isdir(q):
             return []
-        return sorted(f[:-4] for f in os.listdir(q) if f.endswith(".env"))
+        return sorted(f for f in os.listdir(q) if QUEUE_ID.match(f))
 
     def queue_count(self):
         return len(self.queue_ids())
 
+    def queue_file(self, qid):
+        """(message bytes, envelope text) of queue/ID, checked against
+        the format 2 header (docs/SPOOL.md)."""
+        return read_queue_file(os.path.join(self.spool, "queue", qid))
+
     def message(self, qid):
-        with open(os.path.join(self.spool, "queue", qid), "rb") as f:
-            return f.read()
+        return self.queue_file(qid)[0]
 
     def envelope(self, qid):
-        with open(os.path.join(self.spool, "queue", qid + ".env"), "rb") as f:
-            return f.read().decode()
+        return self.queue_file(qid)[1]
 
     def body(self, qid):
         """The stored message without our Received: header."""
@@ -472,17 +491,14 @@ class Server:
                                     self.log()[-3000:]))
 
     def check_queue_consistent(self):
-        """Every queued envelope parses and has its message file; no
-        message file without an envelope."""
-        files = set(self.queue_files())
-        for f in files:
-            if f.endswith(".env"):
-                assert f[:-4] in files, "envelope without message: " + f
-                env = self.envelope(f[:-4])
-                assert env.startswith("POSTERN-ENVELOPE 1\n"), env[:40]
-                assert env.endswith("\nend\n"), env[-40:]
-            else:
-                assert f + ".env" in files, "message without envelope: " + f
+        """Only queue files in queue/, each complete: header, message,
+        an envelope that names the same ID."""
+        for f in self.queue_files():
+            assert QUEUE_ID.match(f), "not a queue file: " + f
+            msg, env = self.queue_file(f)
+            assert env.startswith("POSTERN-ENVELOPE 1\n"), env[:40]
+            assert env.endswith("\nend\n"), env[-40:]
+            assert "\nid %s\n" % f in env, env[:80]
 
     # -- clients -------------------------------------------------------
 

@@ -299,11 +299,20 @@ class QueueToolTest(PstTestCase):
         self.assertIn("client unknown [127.0.0.1] helo other.test "
                       "protocol SMTP", r.stdout)
 
+        # cat: the message as a delivery reads it
+        r = subprocess.run([POSTERN, "-p", ROOT + "/", "-c", srv.conffile,
+                            "queue", "cat", q1], capture_output=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, srv.message(q1))
+        self.assertTrue(r.stdout.endswith(b"Subject: 1\r\n\r\nx\r\n"))
+
         for bad, msg in (("ABC", "is not a queue ID"),
-                         ("0" * 18, "cannot read envelope")):
-            r = srv.run_tool("queue", "show", bad)
-            self.assertEqual(r.returncode, 1)
-            self.assertIn(msg, r.stderr)
+                         ("0" * 18, "No such file or directory")):
+            for cmd in ("show", "cat"):
+                r = srv.run_tool("queue", cmd, bad)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(msg, r.stderr)
         r = srv.run_tool("queue", "frobnicate")
         self.assertEqual(r.returncode, 1)
         self.assertIn("usage: postern queue", r.stderr)

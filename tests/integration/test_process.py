@@ -211,17 +211,10 @@ class WorkerCrashTest(PstTestCase):
         srv.check_queue_consistent()
         for qid in srv.queue_ids():
             self.assertNotIn(b"DOOMED", srv.message(qid))
-        # the dead worker's partial message is at most in tmp/ (no
-        # envelope), never queued
-        self.assertLessEqual(len(srv.tmp_files()), 1)
-        for f in srv.tmp_files():
-            self.assertFalse(f.endswith(".env"), f)
+        # the dead worker's partial message is never queued, and the
+        # master removed its tmp/PID directory
+        srv.wait_tmp_empty()
 
-    # Design gap: a worker killed in the middle of DATA leaves its
-    # spool/tmp/ID file behind (it was the only one to know about it);
-    # recovery removes tmp files only at start-up and only when older
-    # than an hour.  The master could remove the dead slot's files
-    # (queue IDs carry the slot) when it reaps the worker.
     def test_dead_worker_leaves_no_tmp_file(self):
         srv = self.server(CONF % ("mx.example.test", ""))
         c = open_tx(srv)
@@ -359,51 +352,53 @@ class MasterDeathTest(PstTestCase):
 class RecoveryTest(PstTestCase):
 
     def test_recovery_sorts_out_debris(self):
-        """Start-up recovery: committed messages stay, unreadable or
-        orphaned envelopes go to corrupt/, stale leftovers are removed,
-        young ones (a dying worker may still own them) are kept."""
+        """Start-up recovery: committed messages stay; truncated, foreign
+        or unreadable queue files go to corrupt/; what dead workers were
+        receiving and stale leftovers are removed; young stray files (a
+        dying worker may still own them) are kept."""
         srv = self.server(CONF % ("mx.example.test", ""))
         self.assertEqual(srv.send(), {})
         good = srv.queue_ids()[0]
         srv.stop()
         q = os.path.join(srv.spool, "queue")
         tmp = os.path.join(srv.spool, "tmp")
-        env = srv.envelope(good)
+        with open(os.path.join(q, good), "rb") as f:
+            whole = f.read()
 
         def put(path, data, age=0):
-            with open(path, "w") as f:
-                f.write(data)
+            with open(path, "wb") as f:
+                f.write(data if isinstance(data, bytes) else data.encode())
             if age:
                 t = time.time() - age
                 os.utime(path, (t, t))
-        bad, envonly = "A" * 18, "B" * 18
-        put(os.path.join(q, bad), "message")
-        put(os.path.join(q, bad + ".env"), env.replace(good, bad)[:-4])
-        put(os.path.join(q, envonly + ".env"), env.replace(good, envonly))
-        put(os.path.join(q, "C" * 18), "orphan, old", age=7200)
-        put(os.path.join(q, "D" * 18), "orphan, young")
+        truncated, garbage, foreign = "A" * 18, "B" * 18, "C" * 18
+        put(os.path.join(q, truncated), whole[:-10])
+        put(os.path.join(q, garbage), "not a queue file at all\n")
+        put(os.path.join(q, foreign), whole)      # the envelope says good
+        put(os.path.join(q, "stray.env"), "left by someone")
         os.mkdir(os.path.join(tmp, "999999"))      # no such process
         put(os.path.join(tmp, "999999", "G" * 18), "dead worker's")
         put(os.path.join(tmp, "E" * 18), "old", age=7200)
         put(os.path.join(tmp, "F" * 18), "young")
         srv.start()
         line = srv.wait_log(r"message\(s\) queued", count=2)[-1]
-        self.assertIn("1 message(s) queued, 3 stale file(s) removed, "
-                      "2 moved to corrupt/", line)
+        self.assertIn("1 message(s) queued, 2 stale file(s) removed, "
+                      "4 moved to corrupt/", line)
         self.assertFalse(os.path.exists(os.path.join(tmp, "999999")))
         self.assertEqual(sorted(os.listdir(os.path.join(srv.spool,
                                                         "corrupt"))),
-                         [bad + ".env", envonly + ".env"])
-        self.assertEqual(sorted(os.listdir(q)),
-                         sorted([good, good + ".env", bad, "D" * 18]))
+                         sorted([truncated, garbage, foreign, "stray.env"]))
+        self.assertEqual(os.listdir(q), [good])
         # (the new workers' own tmp/PID directories are there too)
         self.assertEqual([f for f in os.listdir(tmp)
                           if not os.path.isdir(os.path.join(tmp, f))],
                          ["F" * 18])
-        srv.wait_log(r"moving queue/%s.env to corrupt/: no \"end\" line"
-                     % bad)
-        srv.wait_log(r"moving queue/%s.env to corrupt/: message missing"
-                     % envonly)
+        srv.wait_log(r"moving queue/%s to corrupt/: size does not match"
+                     % truncated)
+        srv.wait_log(r"moving queue/%s to corrupt/: no format 2 header"
+                     % garbage)
+        srv.wait_log(r"moving queue/%s to corrupt/: envelope of another"
+                     % foreign)
         r = srv.run_tool("queue", "count")
         self.assertEqual(r.stdout, "1\n")
         self.assertEqual(srv.send(), {})

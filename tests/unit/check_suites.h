@@ -12,5 +12,6 @@ Suite *suite_smtp_parse(void);
 Suite *suite_smtp_data(void);
 Suite *suite_conf_file(void);
 Suite *suite_module(void);
+Suite *suite_spool(void);
 
 #endif
