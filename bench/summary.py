@@ -74,7 +74,7 @@ def main():
                 row.append(f"{med(v):.0f}{mark} ({min(v):.0f}-{max(v):.0f})")
             out.append(f"| {lab} | " + " | ".join(row) + " |")
 
-        out += ["", "Stored (every message's envelope in the queue), msgs/s, median:", "",
+        out += ["", "Stored (every message complete in the queue), msgs/s, median:", "",
                 head, sep]
         for lab in labels:
             row = []
