@@ -590,6 +590,24 @@ typedef struct {
 int pst_cidr_parse(const pst_str_t *text, pst_cidr_t *cidr);
 /* 1 when the address is inside the range, else 0. */
 int pst_cidr_match(const pst_cidr_t *cidr, const struct sockaddr *sa);
+/* A directive "NAME RANGE ...;" appending to a pst_array_t * of
+ * pst_cidr_t at cmd->offset (PST_CONF_UNSET_PTR or NULL before), and the
+ * test of an address against such a list (0 for NULL or unset). */
+char *pst_conf_set_cidr_array_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+int pst_cidr_match_list(const pst_array_t *list, const struct sockaddr *sa);
+
+/* Domains are compared in one form: ASCII lowercased; internationalised
+ * domains (U-labels, and A-labels checked the same way) as IDNA2008
+ * A-labels after UTS #46 mapping; address literals re-printed canonically
+ * ("[192.0.2.1]", "[ipv6:2001:db8::1]").  Writes the form, NUL-terminated,
+ * into out (size at least PST_DOMAIN_MAX + 1) and returns its length, or
+ * -1: an invalid domain or literal, or a non-ASCII domain in a build
+ * without IDNA support (pst_domain_idna() is then 0). */
+#define PST_DOMAIN_MAX           255
+int pst_domain_normalize(const u_char *d, size_t n, u_char *out,
+    size_t size);
+int pst_domain_idna(void);
 
 
 /* ------------------------------------------------------------------ */

@@ -688,6 +688,62 @@ pst_cidr_parse(const pst_str_t *text, pst_cidr_t *cidr)
 }
 
 
+char *
+pst_conf_set_cidr_array_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf)
+{
+    pst_array_t  **ap;
+    pst_cidr_t    *c;
+    pst_str_t     *args;
+    pst_uint_t     n, i;
+
+    ap = (pst_array_t **) ((u_char *) conf + cmd->offset);
+    if (*ap == PST_CONF_UNSET_PTR || *ap == NULL) {
+        *ap = pst_array_create(pst_conf_pool(cf), 4, sizeof(pst_cidr_t));
+        if (*ap == NULL) {
+            return PST_CONF_ERROR;
+        }
+    }
+
+    args = pst_conf_args(cf, &n);
+    for (i = 1; i < n; i++) {
+        c = pst_array_push(*ap);
+        if (c == NULL) {
+            return PST_CONF_ERROR;
+        }
+        if (pst_cidr_parse(&args[i], c) != PST_OK) {
+            pst_conf_error(cf, "invalid address range \"%s\" in \"%s\""
+                           " (use ADDRESS or ADDRESS/BITS)", args[i].data,
+                           cmd->name);
+            return PST_CONF_ERROR;
+        }
+    }
+
+    return PST_CONF_OK;
+}
+
+
+int
+pst_cidr_match_list(const pst_array_t *list, const struct sockaddr *sa)
+{
+    const pst_cidr_t  *c;
+    pst_uint_t         i;
+
+    if (list == NULL || list == PST_CONF_UNSET_PTR) {
+        return 0;
+    }
+
+    c = list->elts;
+    for (i = 0; i < list->nelts; i++) {
+        if (pst_cidr_match(&c[i], sa)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 pst_cidr_match(const pst_cidr_t *cidr, const struct sockaddr *sa)
 {

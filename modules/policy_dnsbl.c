@@ -143,8 +143,6 @@ static void *dnsbl_create_conf(pst_conf_t *cf);
 static char *dnsbl_merge_conf(pst_conf_t *cf, void *prev, void *conf);
 static char *dnsbl_set_list(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
-static char *dnsbl_set_exempt(pst_conf_t *cf, const pst_command_t *cmd,
-    void *conf);
 static pst_verdict_e dnsbl_connect(pst_call_t *call, void *conf);
 
 
@@ -163,7 +161,8 @@ static const pst_command_t  dnsbl_commands[] = {
       pst_conf_set_enum_slot, PST_SRV_CONF,
       offsetof(dnsbl_conf_t, action), dnsbl_actions },
     { "dnsbl_exempt", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
-      dnsbl_set_exempt, PST_SRV_CONF, 0, NULL },
+      pst_conf_set_cidr_array_slot, PST_SRV_CONF,
+      offsetof(dnsbl_conf_t, exempt), NULL },
     { "rdns_check", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_enum_slot, PST_SRV_CONF,
       offsetof(dnsbl_conf_t, rdns), dnsbl_rdns_modes },
@@ -452,41 +451,6 @@ dnsbl_set_list(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
                            " ZONE[=ADDRESS][*WEIGHT], e.g."
                            " zen.example.test=127.0.0.[2..11]*3)",
                            args[i].data, cmd->name);
-            return PST_CONF_ERROR;
-        }
-    }
-
-    return PST_CONF_OK;
-}
-
-
-static char *
-dnsbl_set_exempt(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
-{
-    dnsbl_conf_t  *dc = conf;
-    pst_cidr_t    *c;
-    pst_str_t     *args;
-    pst_uint_t     n, i;
-
-    (void) cmd;
-
-    if (dc->exempt == PST_CONF_UNSET_PTR) {
-        dc->exempt = pst_array_create(pst_conf_pool(cf), 4,
-                                      sizeof(pst_cidr_t));
-        if (dc->exempt == NULL) {
-            return PST_CONF_ERROR;
-        }
-    }
-
-    args = pst_conf_args(cf, &n);
-    for (i = 1; i < n; i++) {
-        c = pst_array_push(dc->exempt);
-        if (c == NULL) {
-            return PST_CONF_ERROR;
-        }
-        if (pst_cidr_parse(&args[i], c) != PST_OK) {
-            pst_conf_error(cf, "invalid address range \"%s\" in"
-                           " \"dnsbl_exempt\"", args[i].data);
             return PST_CONF_ERROR;
         }
     }
@@ -822,19 +786,7 @@ dnsbl_ptr_answer(void *data, const pst_dns_answer_t *a)
 static int
 dnsbl_exempt(const dnsbl_conf_t *conf, pst_session_t *s)
 {
-    const pst_cidr_t  *c;
-    pst_uint_t         i;
-
-    if (conf->exempt == NULL) {
-        return 0;
-    }
-    c = conf->exempt->elts;
-    for (i = 0; i < conf->exempt->nelts; i++) {
-        if (pst_cidr_match(&c[i], pst_session_client_sockaddr(s))) {
-            return 1;
-        }
-    }
-    return 0;
+    return pst_cidr_match_list(conf->exempt, pst_session_client_sockaddr(s));
 }
 
 

@@ -121,8 +121,6 @@ static void *grey_create_main_conf(pst_conf_t *cf);
 static char *grey_init_main_conf(pst_conf_t *cf, void *conf);
 static void *grey_create_conf(pst_conf_t *cf);
 static char *grey_merge_conf(pst_conf_t *cf, void *prev, void *conf);
-static char *grey_set_exempt(pst_conf_t *cf, const pst_command_t *cmd,
-    void *conf);
 static int grey_init_process(pst_cycle_t *cycle, pst_proc_e type,
     void *conf);
 static void grey_exit_process(pst_cycle_t *cycle, void *conf);
@@ -143,7 +141,8 @@ static const pst_command_t  grey_commands[] = {
       pst_conf_set_msec_slot, PST_SRV_CONF,
       offsetof(grey_conf_t, expire), NULL },
     { "greylist_exempt", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
-      grey_set_exempt, PST_SRV_CONF, 0, NULL },
+      pst_conf_set_cidr_array_slot, PST_SRV_CONF,
+      offsetof(grey_conf_t, exempt), NULL },
     { "greylist_ipv4_prefix", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_num_slot, PST_SRV_CONF,
       offsetof(grey_conf_t, v4_prefix), NULL },
@@ -287,41 +286,6 @@ grey_merge_conf(pst_conf_t *cf, void *parent, void *child)
 }
 
 
-static char *
-grey_set_exempt(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
-{
-    grey_conf_t  *gc = conf;
-    pst_cidr_t   *c;
-    pst_str_t    *args;
-    pst_uint_t    n, i;
-
-    (void) cmd;
-
-    if (gc->exempt == PST_CONF_UNSET_PTR) {
-        gc->exempt = pst_array_create(pst_conf_pool(cf), 4,
-                                      sizeof(pst_cidr_t));
-        if (gc->exempt == NULL) {
-            return PST_CONF_ERROR;
-        }
-    }
-
-    args = pst_conf_args(cf, &n);
-    for (i = 1; i < n; i++) {
-        c = pst_array_push(gc->exempt);
-        if (c == NULL) {
-            return PST_CONF_ERROR;
-        }
-        if (pst_cidr_parse(&args[i], c) != PST_OK) {
-            pst_conf_error(cf, "invalid address range \"%s\" in"
-                           " \"greylist_exempt\"", args[i].data);
-            return PST_CONF_ERROR;
-        }
-    }
-
-    return PST_CONF_OK;
-}
-
-
 /* ------------------------------------------------------------------ */
 /* The table                                                           */
 
@@ -425,22 +389,9 @@ grey_find(grey_zone_t *z, uint64_t key, uint32_t now, uint32_t expire,
 static int
 grey_exempt(const grey_conf_t *conf, pst_session_t *s)
 {
-    const pst_cidr_t  *c;
-    pst_uint_t         i;
-
-    if (pst_session_auth_id(s) != NULL) {
-        return 1;
-    }
-    if (conf->exempt == NULL) {
-        return 0;
-    }
-    c = conf->exempt->elts;
-    for (i = 0; i < conf->exempt->nelts; i++) {
-        if (pst_cidr_match(&c[i], pst_session_client_sockaddr(s))) {
-            return 1;
-        }
-    }
-    return 0;
+    return pst_session_auth_id(s) != NULL
+           || pst_cidr_match_list(conf->exempt,
+                                  pst_session_client_sockaddr(s));
 }
 
 

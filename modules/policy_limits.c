@@ -120,8 +120,6 @@ static void *limits_create_conf(pst_conf_t *cf);
 static char *limits_merge_conf(pst_conf_t *cf, void *prev, void *conf);
 static char *limits_set_rate(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
-static char *limits_set_exempt(pst_conf_t *cf, const pst_command_t *cmd,
-    void *conf);
 static pst_verdict_e limits_connect(pst_call_t *call, void *conf);
 static pst_verdict_e limits_helo(pst_call_t *call, void *conf);
 static pst_verdict_e limits_mail(pst_call_t *call, void *conf);
@@ -146,7 +144,8 @@ static const pst_command_t  limits_commands[] = {
       offsetof(limits_conf_t, rate) + LIMITS_RCPT * sizeof(limits_rate_t),
       NULL },
     { "limit_exempt", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
-      limits_set_exempt, PST_SRV_CONF, 0, NULL },
+      pst_conf_set_cidr_array_slot, PST_SRV_CONF,
+      offsetof(limits_conf_t, exempt), NULL },
     { "limit_ipv6_prefix", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_num_slot, PST_SRV_CONF,
       offsetof(limits_conf_t, v6_prefix), NULL },
@@ -356,62 +355,13 @@ invalid:
 }
 
 
-static char *
-limits_set_exempt(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
-{
-    limits_conf_t  *lc = conf;
-    pst_cidr_t     *c;
-    pst_str_t      *args;
-    pst_uint_t      n, i;
-
-    (void) cmd;
-
-    if (lc->exempt == PST_CONF_UNSET_PTR) {
-        lc->exempt = pst_array_create(pst_conf_pool(cf), 4,
-                                      sizeof(pst_cidr_t));
-        if (lc->exempt == NULL) {
-            return PST_CONF_ERROR;
-        }
-    }
-
-    args = pst_conf_args(cf, &n);
-    for (i = 1; i < n; i++) {
-        c = pst_array_push(lc->exempt);
-        if (c == NULL) {
-            return PST_CONF_ERROR;
-        }
-        if (pst_cidr_parse(&args[i], c) != PST_OK) {
-            pst_conf_error(cf, "invalid address range \"%s\" in"
-                           " \"limit_exempt\"", args[i].data);
-            return PST_CONF_ERROR;
-        }
-    }
-
-    return PST_CONF_OK;
-}
-
-
 /* ------------------------------------------------------------------ */
 /* Token buckets                                                       */
 
 static int
 limits_exempt(const limits_conf_t *conf, pst_session_t *s)
 {
-    const pst_cidr_t  *c;
-    pst_uint_t         i;
-
-    if (conf->exempt == NULL) {
-        return 0;
-    }
-
-    c = conf->exempt->elts;
-    for (i = 0; i < conf->exempt->nelts; i++) {
-        if (pst_cidr_match(&c[i], pst_session_client_sockaddr(s))) {
-            return 1;
-        }
-    }
-
-    return 0;
+    return pst_cidr_match_list(conf->exempt, pst_session_client_sockaddr(s));
 }
 
 
@@ -732,10 +682,10 @@ limits_helo(pst_call_t *call, void *data)
 }
 
 
+/* MAIL and RCPT: the early-talker test, then one token of the rate. */
 static pst_verdict_e
-limits_mail(pst_call_t *call, void *data)
+limits_take_for(pst_call_t *call, limits_conf_t *conf, int kind)
 {
-    limits_conf_t  *conf = data;
     pst_session_t  *s = pst_call_session(call);
     pst_verdict_e   v;
 
@@ -748,10 +698,8 @@ limits_mail(pst_call_t *call, void *data)
         return v;
     }
 
-    if (conf->rate[LIMITS_MSG].count > 0
-        && !limits_take(conf, s, LIMITS_MSG))
-    {
-        return limits_over(call, conf, LIMITS_MSG);
+    if (conf->rate[kind].count > 0 && !limits_take(conf, s, kind)) {
+        return limits_over(call, conf, kind);
     }
 
     return PST_HOOK_CONTINUE;
@@ -759,28 +707,16 @@ limits_mail(pst_call_t *call, void *data)
 
 
 static pst_verdict_e
+limits_mail(pst_call_t *call, void *data)
+{
+    return limits_take_for(call, data, LIMITS_MSG);
+}
+
+
+static pst_verdict_e
 limits_rcpt(pst_call_t *call, void *data)
 {
-    limits_conf_t  *conf = data;
-    pst_session_t  *s = pst_call_session(call);
-    pst_verdict_e   v;
-
-    if (limits_exempt(conf, s)) {
-        return PST_HOOK_CONTINUE;
-    }
-
-    v = limits_check_talker(call, conf);
-    if (v != PST_HOOK_CONTINUE) {
-        return v;
-    }
-
-    if (conf->rate[LIMITS_RCPT].count > 0
-        && !limits_take(conf, s, LIMITS_RCPT))
-    {
-        return limits_over(call, conf, LIMITS_RCPT);
-    }
-
-    return PST_HOOK_CONTINUE;
+    return limits_take_for(call, data, LIMITS_RCPT);
 }
 
 

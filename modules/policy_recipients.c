@@ -63,14 +63,9 @@
 #include <sys/stat.h>
 #include <pcre2.h>
 
-#if (PST_HAVE_IDN2)
-#include <idn2.h>
-#endif
-
 #include "postern_module.h"
 
 #define RCPT_PRIORITY        0
-#define RCPT_DOMAIN_MAX      256
 #define RCPT_LOCAL_MAX       64
 #define RCPT_FILE_MAX        (256 * 1024 * 1024)
 
@@ -114,7 +109,7 @@ typedef struct {
     pst_uint_t                   count[3];
     int                          null_mx;
     int                          pending;
-    char                         domain[RCPT_DOMAIN_MAX + 1];
+    char                         domain[PST_DOMAIN_MAX + 1];
 } rcpt_dns_t;
 
 static pcre2_match_data  *rcpt_md;
@@ -170,89 +165,6 @@ PST_EXPORT const pst_module_t  postern_module = {
     .merge_srv_conf = rcpt_merge_conf,
     .hooks = rcpt_hooks,
 };
-
-
-/* ------------------------------------------------------------------ */
-/* Normalisation (the same as policy_relay's)                          */
-
-static int
-rcpt_normalize(const u_char *d, size_t n, u_char *out, size_t size)
-{
-    char    in[RCPT_DOMAIN_MAX + 1], addr[INET6_ADDRSTRLEN];
-    u_char  bin[16];
-    size_t  i;
-    int     idn, k;
-
-    if (n == 0 || n > RCPT_DOMAIN_MAX || size < RCPT_DOMAIN_MAX + 1) {
-        return -1;
-    }
-
-    memcpy(in, d, n);
-    in[n] = '\0';
-
-    if (in[0] == '[') {
-        if (in[n - 1] != ']') {
-            return -1;
-        }
-        in[n - 1] = '\0';
-        if (n > 7 && strncasecmp(in + 1, "IPv6:", 5) == 0) {
-            if (inet_pton(AF_INET6, in + 6, bin) != 1
-                || inet_ntop(AF_INET6, bin, addr, sizeof(addr)) == NULL)
-            {
-                return -1;
-            }
-            k = snprintf((char *) out, size, "[ipv6:%s]", addr);
-        } else {
-            if (inet_pton(AF_INET, in + 1, bin) != 1
-                || inet_ntop(AF_INET, bin, addr, sizeof(addr)) == NULL)
-            {
-                return -1;
-            }
-            k = snprintf((char *) out, size, "[%s]", addr);
-        }
-        return (k > 0 && (size_t) k < size) ? k : -1;
-    }
-
-    idn = 0;
-    for (i = 0; i < n; i++) {
-        if ((u_char) in[i] >= 0x80
-            || ((i == 0 || in[i - 1] == '.') && n - i >= 4
-                && strncasecmp(in + i, "xn--", 4) == 0))
-        {
-            idn = 1;
-        }
-    }
-
-    if (!idn) {
-        for (i = 0; i <= n; i++) {
-            out[i] = (u_char) ((in[i] >= 'A' && in[i] <= 'Z')
-                               ? (in[i] | 0x20) : in[i]);
-        }
-        return (int) n;
-    }
-
-#if (PST_HAVE_IDN2)
-    {
-        char  *a;
-
-        if (idn2_to_ascii_8z(in, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT)
-            != IDN2_OK)
-        {
-            return -1;
-        }
-        k = (int) strlen(a);
-        if ((size_t) k >= size) {
-            idn2_free(a);
-            return -1;
-        }
-        memcpy(out, a, (size_t) k + 1);
-        idn2_free(a);
-        return k;
-    }
-#else
-    return -1;
-#endif
-}
 
 
 /* The local part without quotes and quoting backslashes, into out
@@ -311,12 +223,12 @@ rcpt_table(pst_conf_t *cf, rcpt_conf_t *rc, const pst_str_t *name)
 {
     rcpt_table_t  *t;
     pst_uint_t     i;
-    u_char         norm[RCPT_DOMAIN_MAX + 1];
+    u_char         norm[PST_DOMAIN_MAX + 1];
     int            k;
 
     k = -1;
     if (name->len > 0 && name->data[name->len - 1] != '.') {
-        k = rcpt_normalize(name->data, name->len, norm, sizeof(norm));
+        k = pst_domain_normalize(name->data, name->len, norm, sizeof(norm));
     }
     if (k <= 0) {
         pst_conf_error(cf, "invalid domain \"%s\" in \"recipients\"",
@@ -366,13 +278,13 @@ rcpt_add_user(pst_conf_t *cf, rcpt_table_t *t, u_char *p, size_t n,
     const char *where, pst_uint_t line)
 {
     pst_str_t  *u;
-    u_char     *at, norm[RCPT_DOMAIN_MAX + 1];
+    u_char     *at, norm[PST_DOMAIN_MAX + 1];
     size_t      i;
     int         k;
 
     at = memchr(p, '@', n);
     if (at != NULL) {
-        k = rcpt_normalize(at + 1, (size_t) (p + n - at - 1), norm,
+        k = pst_domain_normalize(at + 1, (size_t) (p + n - at - 1), norm,
                            sizeof(norm));
         if (k < 0 || (size_t) k != t->domain.len
             || memcmp(norm, t->domain.data, (size_t) k) != 0)
@@ -823,7 +735,7 @@ rcpt_rcpt(pst_call_t *call, void *data)
     const pst_str_t     *rcpt;
     const rcpt_table_t  *t;
     const u_char        *at;
-    u_char               norm[RCPT_DOMAIN_MAX + 1];
+    u_char               norm[PST_DOMAIN_MAX + 1];
     u_char               local[RCPT_LOCAL_MAX * 2];
     pst_uint_t           i;
     int                  k, n;
@@ -837,7 +749,7 @@ rcpt_rcpt(pst_call_t *call, void *data)
         return PST_HOOK_CONTINUE;          /* <Postmaster> */
     }
 
-    k = rcpt_normalize(at + 1, (size_t) (rcpt->data + rcpt->len - at - 1),
+    k = pst_domain_normalize(at + 1, (size_t) (rcpt->data + rcpt->len - at - 1),
                        norm, sizeof(norm));
     if (k <= 0) {
         return PST_HOOK_CONTINUE;          /* not ours: relay decides */
@@ -1009,14 +921,14 @@ rcpt_domain_check(pst_call_t *call, rcpt_conf_t *conf, const u_char *dom,
                                              rcpt_dns_aaaa };
     pst_session_t  *s = pst_call_session(call);
     rcpt_dns_t     *d;
-    u_char          norm[RCPT_DOMAIN_MAX + 1];
+    u_char          norm[PST_DOMAIN_MAX + 1];
     int             i, k;
 
     if (n > 0 && dom[0] == '[') {
         return PST_HOOK_CONTINUE;          /* an address literal */
     }
 
-    k = rcpt_normalize(dom, n, norm, sizeof(norm));
+    k = pst_domain_normalize(dom, n, norm, sizeof(norm));
     if (k <= 0) {
         pst_call_reply(call, 550, "5.1.8", "Sender address rejected:"
                        " invalid domain");

@@ -59,15 +59,10 @@
 #include <string.h>
 #include <strings.h>
 
-#if (PST_HAVE_IDN2)
-#include <idn2.h>
-#endif
-
 #include "postern_module.h"
 
 #define RELAY_CHECK_PRIORITY  -10
 #define RELAY_PRIORITY        100
-#define RELAY_DOMAIN_MAX    256
 
 typedef struct {
     pst_cidr_t                   cidr;
@@ -166,104 +161,13 @@ relay_merge_conf(pst_conf_t *cf, void *parent, void *child)
 }
 
 
-/*
- * The one form in which domains are compared.  Returns the length of the
- * normalised domain in out (NUL-terminated), or -1 when it has none: an
- * invalid internationalised domain, an address literal that does not
- * parse, or no IDNA support for a non-ASCII domain.
- */
-static int
-relay_normalize(const u_char *d, size_t n, u_char *out, size_t size)
-{
-    char            in[RELAY_DOMAIN_MAX + 1], addr[INET6_ADDRSTRLEN];
-    u_char          bin[16];
-    size_t          i;
-    int             idn, k;
-
-    if (n == 0 || n > RELAY_DOMAIN_MAX || size < RELAY_DOMAIN_MAX + 1) {
-        return -1;
-    }
-
-    memcpy(in, d, n);
-    in[n] = '\0';
-
-    if (in[0] == '[') {
-        /* [192.0.2.1] or [IPv6:2001:db8::1], re-printed canonically */
-        if (in[n - 1] != ']') {
-            return -1;
-        }
-        in[n - 1] = '\0';
-        if (n > 7 && strncasecmp(in + 1, "IPv6:", 5) == 0) {
-            if (inet_pton(AF_INET6, in + 6, bin) != 1
-                || inet_ntop(AF_INET6, bin, addr, sizeof(addr)) == NULL)
-            {
-                return -1;
-            }
-            k = snprintf((char *) out, size, "[ipv6:%s]", addr);
-        } else {
-            if (inet_pton(AF_INET, in + 1, bin) != 1
-                || inet_ntop(AF_INET, bin, addr, sizeof(addr)) == NULL)
-            {
-                return -1;
-            }
-            k = snprintf((char *) out, size, "[%s]", addr);
-        }
-        return (k > 0 && (size_t) k < size) ? k : -1;
-    }
-
-    idn = 0;
-    for (i = 0; i < n; i++) {
-        if ((u_char) in[i] >= 0x80) {
-            idn = 1;
-        }
-        if ((i == 0 || in[i - 1] == '.') && n - i >= 4
-            && strncasecmp(in + i, "xn--", 4) == 0)
-        {
-            idn = 1;           /* an A-label: validate it, as for U-labels */
-        }
-    }
-
-    if (!idn) {
-        for (i = 0; i <= n; i++) {
-            out[i] = (u_char) ((in[i] >= 'A' && in[i] <= 'Z')
-                               ? (in[i] | 0x20) : in[i]);
-        }
-        return (int) n;
-    }
-
-#if (PST_HAVE_IDN2)
-    {
-        char  *a;
-
-        /* UTS #46 mapping (case folding, full-width dots...) then the
-         * IDNA2008 rules; A-labels are decoded and checked as well */
-        if (idn2_to_ascii_8z(in, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT)
-            != IDN2_OK)
-        {
-            return -1;
-        }
-        k = (int) strlen(a);
-        if ((size_t) k >= size) {
-            idn2_free(a);
-            return -1;
-        }
-        memcpy(out, a, (size_t) k + 1);
-        idn2_free(a);
-        return k;
-    }
-#else
-    return -1;
-#endif
-}
-
-
 static char *
 relay_set_domains(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 {
     pst_array_t  **ap;
     pst_str_t     *args, *d;
     pst_uint_t     n, i;
-    u_char         norm[RELAY_DOMAIN_MAX + 1];
+    u_char         norm[PST_DOMAIN_MAX + 1];
     int            k;
 
     ap = (pst_array_t **) ((u_char *) conf + cmd->offset);
@@ -280,18 +184,13 @@ relay_set_domains(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
         if (args[i].len > 0 && args[i].data[0] != '.'
             && args[i].data[args[i].len - 1] != '.')
         {
-            k = relay_normalize(args[i].data, args[i].len, norm,
+            k = pst_domain_normalize(args[i].data, args[i].len, norm,
                                 sizeof(norm));
         }
         if (k <= 0 || norm[k - 1] == '.') {
             pst_conf_error(cf, "invalid domain \"%s\" in \"%s\"%s",
-                           args[i].data, cmd->name,
-#if (PST_HAVE_IDN2)
-                           ""
-#else
-                           " (internationalised domains need libidn2)"
-#endif
-                           );
+                           args[i].data, cmd->name, pst_domain_idna() ? ""
+                           : " (internationalised domains need libidn2)");
             return PST_CONF_ERROR;
         }
         d = pst_array_push(*ap);
@@ -431,7 +330,7 @@ relay_judge(pst_call_t *call, relay_conf_t *conf, int final)
     const pst_str_t  *rcpt;
     const u_char     *at, *p;
     const char       *relay_ok, *list;
-    u_char            norm[RELAY_DOMAIN_MAX + 1];
+    u_char            norm[PST_DOMAIN_MAX + 1];
     char              why[192];
     int               k, routing;
 
@@ -461,7 +360,7 @@ relay_judge(pst_call_t *call, relay_conf_t *conf, int final)
         }
     }
 
-    k = relay_normalize(at + 1, (size_t) (rcpt->data + rcpt->len - at - 1),
+    k = pst_domain_normalize(at + 1, (size_t) (rcpt->data + rcpt->len - at - 1),
                         norm, sizeof(norm));
 
     list = NULL;
@@ -535,7 +434,7 @@ relay_mail(pst_call_t *call, void *data)
     pst_session_t    *s = pst_call_session(call);
     const pst_str_t  *from;
     const u_char     *at;
-    u_char            norm[RELAY_DOMAIN_MAX + 1];
+    u_char            norm[PST_DOMAIN_MAX + 1];
     char              why[192];
     int               k;
 
@@ -553,7 +452,7 @@ relay_mail(pst_call_t *call, void *data)
         return PST_HOOK_CONTINUE;
     }
 
-    k = relay_normalize(at + 1, (size_t) (from->data + from->len - at - 1),
+    k = pst_domain_normalize(at + 1, (size_t) (from->data + from->len - at - 1),
                         norm, sizeof(norm));
     if (k <= 0 || !relay_domain_in(conf->local_domains, norm, (size_t) k)) {
         return PST_HOOK_CONTINUE;

@@ -34,6 +34,7 @@ main(void)
     srunner_add_suite(sr, suite_conf_file());
     srunner_add_suite(sr, suite_module());
     srunner_add_suite(sr, suite_spool());
+    srunner_add_suite(sr, suite_addr());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -13,5 +13,6 @@ Suite *suite_smtp_data(void);
 Suite *suite_conf_file(void);
 Suite *suite_module(void);
 Suite *suite_spool(void);
+Suite *suite_addr(void);
 
 #endif
