@@ -377,8 +377,25 @@ class Server:
             self.proc.wait(timeout=5)
             raise AssertionError("postern did not stop within %.0fs"
                                  % timeout)
-        self._close_output()
+        finally:
+            self._close_output()
         return self.proc.returncode
+
+    def reap_group(self):
+        """SIGKILL whatever is left of the server's process group (its
+        session): workers a test orphaned on purpose, or a server whose
+        start failed half-way.  Called after every test."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
 
     def _close_output(self):
         out = getattr(self, "output", None)
@@ -618,6 +635,8 @@ class PstTestCase(unittest.TestCase):
                 s.stop()
             except AssertionError:
                 pass
+            finally:
+                s.reap_group()
             log = s.log() + s.stderr()
             # a worker that died on a signal is a bug, whatever the test
             bad = [l for l in log.splitlines()
