@@ -541,6 +541,11 @@ pst_tx_envelope(pst_session_t *s, pst_str_t *out)
     if (tx->params.envid.data) {
         PUT("envid", &tx->params.envid);
     }
+    if (tx->auth_param.data) {
+        /* MAIL AUTH= as we trust it (RFC 4954 5): "<>" unless the
+         * session authenticated; a relay passes it on */
+        PUT("auth-param", &tx->auth_param);
+    }
     snprintf(num, sizeof(num), "%lld", (long long) tx->data.size);
     PUTC("size", num);
 

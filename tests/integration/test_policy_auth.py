@@ -102,6 +102,30 @@ smtp {
             c.cmd("EHLO client.test")
             self.assertReply(c.cmd("MAIL FROM:<mallory@client.test>"), 250)
 
+    def send_with_auth_param(self, c, sender):
+        self.assertReply(c.cmd("MAIL FROM:<%s> AUTH=alice+40example.test"
+                               % sender), 250)
+        self.assertReply(c.cmd("RCPT TO:<u@example.test>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(b"x\r\n.\r\n")
+        self.assertReply(c.reply(), 250)
+
+    def test_mail_auth_parameter_in_envelope(self):
+        """RFC 4954 5: AUTH= of an authenticated client is kept for the
+        relay; from anyone else it becomes <>."""
+        srv = self.server_with("")
+        with self.login(srv, "alice", "wonderland") as c:
+            self.send_with_auth_param(c, "alice@example.test")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            self.send_with_auth_param(c, "stranger@client.test")
+        envs = {}
+        for q in srv.queue_ids():
+            env = srv.envelope(q)
+            envs["alice" if "sender alice" in env else "stranger"] = env
+        self.assertIn("\nauth-param alice@example.test\n", envs["alice"])
+        self.assertIn("\nauth-param <>\n", envs["stranger"])
+
     def test_greylist_spares_authenticated_senders(self):
         srv = self.server_with("", greylist="on")
         with srv.raw() as c:
