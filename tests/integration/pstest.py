@@ -32,7 +32,7 @@ check_queue_consistent() look at the effects; workers(), worker_for()
 and connection_pids() tell which process serves what (ps, ss -p).
 """
 
-import contextlib
+import base64
 import glob
 import os
 import re
@@ -41,8 +41,6 @@ import signal
 import smtplib
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 import unittest
 
@@ -91,6 +89,50 @@ def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
             raise AssertionError("timed out after %.1fs waiting for %s"
                                  % (timeout, what))
         time.sleep(interval)
+
+
+def stop_workers(pids):
+    """SIGSTOP the workers and wait until each is stopped, so that no
+    connection can still be handed to one of them on its way out of
+    epoll_wait()."""
+    for p in pids:
+        os.kill(int(p), signal.SIGSTOP)
+
+    def stopped():
+        for p in pids:
+            with open("/proc/%d/stat" % int(p)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in "tT":
+                    return False
+        return True
+    wait_for(stopped, 10, what="workers stopped")
+
+
+def continue_workers(pids):
+    for p in pids:
+        os.kill(int(p), signal.SIGCONT)
+
+
+
+def b64(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.b64encode(s).decode()
+
+
+def plain(user, password, authzid=""):
+    """An AUTH PLAIN response."""
+    return b64("%s\0%s\0%s" % (authzid, user, password))
+
+
+def passwd_line(user, password, *opts):
+    """A users-file line made by "postern passwd"."""
+    p = subprocess.run([POSTERN, "passwd"] + list(opts) + [user],
+                       input=password + "\n", capture_output=True,
+                       text=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError("postern passwd: " + p.stderr)
+    return p.stdout.strip()
+
 
 
 def have(cmd):

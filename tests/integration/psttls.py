@@ -212,7 +212,7 @@ def tls_conf(crt, key, extra="", srv_extra=""):
 import shutil  # noqa: E402
 import unittest  # noqa: E402
 
-from pstest import OBJS, PstTestCase, ROOT, RUN  # noqa: E402
+from pstest import PstTestCase, ROOT, RUN  # noqa: E402
 
 
 def build(target):

@@ -10,37 +10,19 @@ import hashlib
 import hmac
 import os
 import re
-import smtplib
 import stat
 import subprocess
 import threading
 import time
 import unittest
 
-from pstest import DEFAULT_MODULES, POSTERN, ROOT, have, wait_for
+from pstest import (DEFAULT_MODULES, POSTERN, b64, have, passwd_line, plain,
+                    wait_for)
 from psttls import TlsRaw, TlsTestCase, build, client_context
 
 MODULES = DEFAULT_MODULES + ("auth_file",)
 MSG = b"Subject: auth\r\n\r\nsubmitted\r\n"
 
-
-def b64(s):
-    if isinstance(s, str):
-        s = s.encode()
-    return base64.b64encode(s).decode()
-
-
-def plain(user, password, authzid=""):
-    return b64("%s\0%s\0%s" % (authzid, user, password))
-
-
-def passwd_line(user, password, *opts):
-    p = subprocess.run([POSTERN, "passwd"] + list(opts) + [user],
-                       input=password + "\n", capture_output=True,
-                       text=True, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError("postern passwd: " + p.stderr)
-    return p.stdout.strip()
 
 
 class AuthCase(TlsTestCase):

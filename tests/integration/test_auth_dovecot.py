@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 
 from pstest import DEFAULT_MODULES, free_port, have, wait_for

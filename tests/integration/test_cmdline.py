@@ -5,7 +5,6 @@ and postern queue count|list|show ID."""
 
 import os
 import re
-import signal
 import subprocess
 import unittest
 

@@ -6,7 +6,6 @@ load them, and check what they do -- including that an asynchronous hook
 import os
 import shutil
 import subprocess
-import threading
 import time
 import unittest
 

@@ -9,9 +9,7 @@ literal index must never skip a rule that matches).
 import os
 import random
 import re
-import signal
 import smtplib
-import subprocess
 import unittest
 
 from pstest import PstTestCase, wait_for

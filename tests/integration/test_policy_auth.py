@@ -7,20 +7,14 @@ AUTH is allowed without TLS here (auth_allow_plaintext on) so that the
 tests exercise the policy side; test_auth.py covers AUTH over TLS.
 """
 
-import base64
 import os
-import subprocess
 import unittest
 
-from pstest import POSTERN, PstTestCase
+from pstest import PstTestCase, passwd_line, plain
 
 MODULES = ("store_spool", "auth_file", "policy_access", "policy_greylist",
            "policy_relay")
 
-
-def plain(user, password):
-    return base64.b64encode(("\0%s\0%s" % (user, password)).encode()
-                            ).decode()
 
 
 class PolicyAuthTest(PstTestCase):
@@ -45,12 +39,7 @@ smtp {
         users = os.path.join(srv.dir, "users")
         with open(users, "w") as f:
             for user, pw in (("alice", "wonderland"), ("mallory", "evil")):
-                p = subprocess.run([POSTERN, "passwd", "-m", "sha512crypt",
-                                    user], input=pw + "\n",
-                                   capture_output=True, text=True,
-                                   timeout=30)
-                self.assertEqual(p.returncode, 0, p.stderr)
-                f.write(p.stdout)
+                f.write(passwd_line(user, pw, "-m", "sha512crypt") + "\n")
         os.chmod(users, 0o640)
         srv.start()
         return srv

@@ -7,7 +7,6 @@ abuse is refused by the module meant for it."""
 import os
 import re
 import shutil
-import smtplib
 import socket
 import subprocess
 import time

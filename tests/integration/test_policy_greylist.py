@@ -3,36 +3,16 @@ delay and retry window, exemptions, order with the recipient checks, and
 persistence across restarts (periodic save, save at exit, kill -9)."""
 
 import os
-import signal
 import socket
 import time
 import unittest
 
-from pstest import PstTestCase, RawClient, wait_for
+from pstest import (PstTestCase, RawClient, continue_workers,
+                    stop_workers, wait_for)
 
 MODULES = ("store_spool", "policy_recipients", "policy_greylist",
            "policy_relay")
 
-
-def stop_workers(pids):
-    """SIGSTOP the workers and wait until each is stopped, so that no
-    connection can still be handed to one of them on its way out of
-    epoll_wait()."""
-    for p in pids:
-        os.kill(int(p), signal.SIGSTOP)
-
-    def stopped():
-        for p in pids:
-            with open("/proc/%d/stat" % int(p)) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] not in "tT":
-                    return False
-        return True
-    wait_for(stopped, 10, what="workers stopped")
-
-
-def continue_workers(pids):
-    for p in pids:
-        os.kill(int(p), signal.SIGCONT)
 
 
 def conf(grey="", extra_top=""):

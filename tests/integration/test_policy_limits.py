@@ -3,38 +3,16 @@ buckets), the core's own limits seen from a client, and early talkers
 with and without a greeting delay."""
 
 import concurrent.futures
-import os
 import re
-import signal
 import socket
 import threading
 import time
 import unittest
 
-from pstest import PstTestCase, RawClient, wait_for
+from pstest import PstTestCase, continue_workers, stop_workers, wait_for
 
 MODULES = ("store_spool", "policy_limits", "policy_relay")
 
-
-def stop_workers(pids):
-    """SIGSTOP the workers and wait until each is stopped, so that no
-    connection can still be handed to one of them on its way out of
-    epoll_wait()."""
-    for p in pids:
-        os.kill(int(p), signal.SIGSTOP)
-
-    def stopped():
-        for p in pids:
-            with open("/proc/%d/stat" % int(p)) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] not in "tT":
-                    return False
-        return True
-    wait_for(stopped, 10, what="workers stopped")
-
-
-def continue_workers(pids):
-    for p in pids:
-        os.kill(int(p), signal.SIGCONT)
 
 
 def conf(limits, extra=""):

@@ -4,7 +4,6 @@ time) and the sender checks, the DNS one against dnsmasq on loopback."""
 import os
 import random
 import shutil
-import smtplib
 import string
 import subprocess
 import time

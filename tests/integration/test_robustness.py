@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from pstest import BASIC, PstTestCase, wait_for
+from pstest import BASIC, PstTestCase
 
 ENDS = BASIC.replace("hostname mx.example.test;",
                      "hostname mx.example.test; max_junk_commands 0;")

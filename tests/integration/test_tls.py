@@ -7,12 +7,10 @@ certificate reloads."""
 import os
 import re
 import shutil
-import signal
 import smtplib
 import socket
 import ssl
 import subprocess
-import threading
 import time
 import unittest
 
