@@ -54,14 +54,12 @@ typedef struct {
     pst_msec_t                   data_timeout;
     pst_msec_t                   hook_timeout;
     pst_msec_t                   dns_timeout;
-    pst_msec_t                   error_delay;
     pst_uint_t                   bare_newline;
     pst_int_t                    debug;
     pst_int_t                    pipelining;
     pst_int_t                    chunking;
     pst_int_t                    smtputf8;
     pst_int_t                    dsn;
-    pst_int_t                    vrfy;
     pst_int_t                    reverse_lookup;
     pst_int_t                    max_connections;
     pst_int_t                    max_connections_per_ip;

@@ -148,14 +148,12 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->data_timeout = PST_CONF_UNSET_MSEC;
     c->hook_timeout = PST_CONF_UNSET_MSEC;
     c->dns_timeout = PST_CONF_UNSET_MSEC;
-    c->error_delay = PST_CONF_UNSET_MSEC;
     c->bare_newline = PST_CONF_UNSET_UINT;
     c->debug = PST_CONF_UNSET;
     c->pipelining = PST_CONF_UNSET;
     c->chunking = PST_CONF_UNSET;
     c->smtputf8 = PST_CONF_UNSET;
     c->dsn = PST_CONF_UNSET;
-    c->vrfy = PST_CONF_UNSET;
     c->reverse_lookup = PST_CONF_UNSET;
 
     return c;
@@ -208,7 +206,6 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
                               30 * 1000);
     pst_conf_merge_msec_value(conf->dns_timeout, prev->dns_timeout,
                               10 * 1000);
-    pst_conf_merge_msec_value(conf->error_delay, prev->error_delay, 0);
     pst_conf_merge_uint_value(conf->bare_newline, prev->bare_newline,
                               PST_BARE_NL_NORMALIZE);
     pst_conf_merge_value(conf->debug, prev->debug, 0);
@@ -216,7 +213,6 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
     pst_conf_merge_value(conf->chunking, prev->chunking, 1);
     pst_conf_merge_value(conf->smtputf8, prev->smtputf8, 1);
     pst_conf_merge_value(conf->dsn, prev->dsn, 1);
-    pst_conf_merge_value(conf->vrfy, prev->vrfy, 0);
     /* unset stays unset: on exactly when a resolver is configured */
     pst_conf_merge_value(conf->reverse_lookup, prev->reverse_lookup,
                          PST_CONF_UNSET);

@@ -1422,7 +1422,7 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
 
 
 static int
-pst_smtp_data_check(pst_session_t *s, const char *verb)
+pst_smtp_data_check(pst_session_t *s)
 {
     if (s->tx == NULL) {
         pst_smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
@@ -1439,7 +1439,6 @@ pst_smtp_data_check(pst_session_t *s, const char *verb)
         return 0;
     }
 
-    (void) verb;
     return 1;
 }
 
@@ -1486,7 +1485,7 @@ pst_smtp_cmd_data(pst_session_t *s)
         return;
     }
 
-    if (!pst_smtp_data_check(s, "DATA")) {
+    if (!pst_smtp_data_check(s)) {
         return;
     }
 
@@ -1538,7 +1537,7 @@ pst_smtp_cmd_bdat(pst_session_t *s)
     if (s->tx == NULL || s->tx->rcpts.nelts == 0
         || s->server->store == NULL)
     {
-        (void) pst_smtp_data_check(s, "BDAT");
+        (void) pst_smtp_data_check(s);
         /* throw the chunk away; the transaction (if any) fails */
         pst_smtp_tx_free(s);
         if (pst_smtp_new_tx(s) != PST_OK) {

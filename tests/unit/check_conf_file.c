@@ -540,14 +540,12 @@ START_TEST(test_conf_defaults)
     ck_assert_uint_eq(c->data_timeout, 3 * 60 * 1000);
     ck_assert_uint_eq(c->hook_timeout, 30 * 1000);
     ck_assert_uint_eq(c->dns_timeout, 10 * 1000);
-    ck_assert_uint_eq(c->error_delay, 0);
     ck_assert_uint_eq(c->bare_newline, PST_BARE_NL_NORMALIZE);
     ck_assert_int_eq(c->debug, 0);
     ck_assert_int_eq(c->pipelining, 1);
     ck_assert_int_eq(c->chunking, 1);
     ck_assert_int_eq(c->smtputf8, 1);
     ck_assert_int_eq(c->dsn, 1);
-    ck_assert_int_eq(c->vrfy, 0);
     /* unset: on exactly when a resolver is configured */
     ck_assert_int_eq(c->reverse_lookup, PST_CONF_UNSET);
     check_str_value(&c->banner, "ESMTP Postern");
