@@ -41,6 +41,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -71,11 +72,36 @@ def read_queue_file(path):
     return data[58:58 + mlen], data[58 + mlen:].decode()
 
 
+_handed_out = set()
+_handed_lock = threading.Lock()
+
+
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that nothing listens on now.
+
+    Every probe socket stays bound until all n are chosen (closed one by
+    one, the kernel may hand the same port out twice in a row), and this
+    process never returns a port twice."""
+    socks, ports = [], []
+    try:
+        with _handed_lock:
+            while len(ports) < n:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+                if port not in _handed_out:
+                    ports.append(port)
+            _handed_out.update(ports)
+            return ports
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
@@ -262,7 +288,7 @@ class Server:
         self.logfile = os.path.join(self.dir, "error.log")
         self.pidfile = os.path.join(self.dir, "postern.pid")
         self.conffile = os.path.join(self.dir, "postern.conf")
-        self.ports = [free_port() for _ in range(4)]
+        self.ports = free_ports(4)
         self.port = self.ports[0]
         self.proc = None
         self.env = env
@@ -287,6 +313,7 @@ class Server:
 
     def write_conf(self, conf, preamble=True, modules=DEFAULT_MODULES,
                    workers=2, extra_top=""):
+        self._conf_args = (conf, preamble, modules, workers, extra_top)
         top = ""
         self.nworkers = workers if preamble else None
         if preamble:
@@ -303,6 +330,27 @@ class Server:
     # -- life cycle ---------------------------------------------------
 
     def start(self, wait=True, expect_fail=False):
+        """Start the server; with wait, until it greets on every worker.
+
+        The ports came from free_ports(), which cannot stop another test
+        process from binding one of them in between: a first start that
+        fails only for that reason is retried on fresh ports."""
+        for attempt in range(3):
+            try:
+                return self._start(wait, expect_fail)
+            except AssertionError:
+                if (self.proc.poll() is None or attempt == 2
+                        or getattr(self, "_started", False)
+                        or "Address already in use" not in self.log()):
+                    raise
+            for f in ("stderr", "error"):
+                os.rename(os.path.join(self.dir, f + ".log"),
+                          os.path.join(self.dir, "%s.%d.log" % (f, attempt)))
+            self.ports = free_ports(4)
+            self.port = self.ports[0]
+            self.write_conf(*self._conf_args)
+
+    def _start(self, wait, expect_fail):
         self._close_output()
         self.output = open(os.path.join(self.dir, "stderr.log"), "ab")
         argv = [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"]
@@ -324,6 +372,7 @@ class Server:
             return self.proc.returncode
         if wait:
             self.wait_ready()
+            self._started = True
             if self.nworkers:
                 # every worker up, with its title (workers() needs it)
                 wait_for(lambda: len(self.workers()) == self.nworkers, 15,
