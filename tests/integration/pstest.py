@@ -704,9 +704,12 @@ def free_port_udp():
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
                 t.bind(("127.0.0.1", port))
-            return port
         except OSError:
             continue
+        with _handed_lock:
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
     raise AssertionError("no port free for both UDP and TCP")
 
 

@@ -208,7 +208,7 @@ class LimitsTest(PstTestCase):
             c.cmd("RSET")
             code, lines = c.cmd("MAIL FROM:<a@client.test>")
             self.assertEqual((code, lines[0][:5]), (452, "4.5.3"))
-            with srv.raw() as c2:
+            with srv.raw():  # the second session: the cap is 2
                 c3 = srv.raw(greet=False)
                 self.addCleanup(c3.close)
                 code, lines = c3.reply()
