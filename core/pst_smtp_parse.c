@@ -463,6 +463,7 @@ static int
 pst_smtp_xtext_value(pst_pool_t *pool, const u_char *v, size_t n,
     size_t max, pst_str_t *out)
 {
+    size_t   i;
     ssize_t  k;
 
     out->data = pst_palloc(pool, n + 1);
@@ -473,6 +474,17 @@ pst_smtp_xtext_value(pst_pool_t *pool, const u_char *v, size_t n,
     k = pst_xtext_decode(out->data, v, n);
     if (k < 0 || (size_t) k > max) {
         return PST_ERROR;
+    }
+
+    /*
+     * ENVID, ORCPT and AUTH= decode to printable text (RFC 3461 4.4,
+     * 4.2; RFC 4954 5): "+00" or "+0A" would smuggle a NUL or a line
+     * break into the envelope and, later, into a DSN.
+     */
+    for (i = 0; i < (size_t) k; i++) {
+        if (out->data[i] < 0x20 || out->data[i] == 0x7f) {
+            return PST_ERROR;
+        }
     }
 
     out->len = (size_t) k;
