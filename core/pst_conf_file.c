@@ -414,8 +414,7 @@ pst_conf_read_token(pst_conf_t *cf)
 
         start = p;
         while (p < f->end && *p != ' ' && *p != '\t' && *p != '\n'
-               && *p != '\r' && *p != ';' && *p != '{' && *p != '}'
-               && *p != '#')
+               && *p != '\r' && *p != ';' && *p != '{' && *p != '}')
         {
             if (*p == '"' || *p == '\'') {
                 pst_conf_error(cf, "unexpected quote inside \"%.*s\"",

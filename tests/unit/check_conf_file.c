@@ -150,6 +150,10 @@ static const conf_error_t  conf_errors[] = {
       "main.conf:1: invalid time \"1000000000000d\" in"
       " \"worker_shutdown_timeout\" directive (use e.g. 250ms, 30s, 5m,"
       " 1h)" },
+    /* as in nginx, '#' opens a comment only where a word would begin */
+    { "'#' inside a word", SRV("max_messages_per_session 5#x;"),
+      "main.conf:1: invalid number \"5#x\" in \"max_messages_per_session\""
+      " directive" },
     { "bad enum", SRV("smtp_bare_newline lenient;"),
       "main.conf:1: invalid value \"lenient\" in \"smtp_bare_newline\""
       " directive, it must be one of \"normalize\", \"reject\"" },
@@ -624,7 +628,7 @@ START_TEST(test_conf_values)
         "    smtp_bare_newline reject;\n"
         "    smtp_banner \"say \\\"hi\\\"\\tthere\";\n"
         "    hostname 'mx.example';\n"
-        "    max_messages_per_session 5#no space before the comment\n"
+        "    max_messages_per_session 5 #a comment before the ';'\n"
         "    ;\n"
         "    include conf.d/*.conf;\n"
         "    include conf.d/none-*.conf;\n"
@@ -668,7 +672,6 @@ START_TEST(test_conf_values)
     ck_assert_uint_eq(a->bare_newline, PST_BARE_NL_REJECT);
     ck_assert_uint_eq(b->bare_newline, PST_BARE_NL_REJECT);
     ck_assert_int_eq(a->max_errors, 5);
-    /* '#' ends a word: "5#no space..." is "5" and a comment */
     ck_assert_int_eq(a->max_messages, 5);
     ck_assert_int_eq(b->max_errors, 5);
     check_str_value(&a->banner, "say \"hi\"\tthere");
