@@ -236,6 +236,7 @@ typedef struct {
     pst_str_t                    sender;
     pst_smtp_params_t            params;
     pst_array_t                  rcpts;        /* pst_smtp_rcpt_t */
+    pst_uint_t                   rcpt_accepted; /* duplicates included */
     pst_str_t                    auth_param;
     time_t                       start;
 

@@ -1319,6 +1319,42 @@ pst_smtp_cmd_mail(pst_session_t *s)
 }
 
 
+/*
+ * The same mailbox with the same DSN request is stored once (RFC 5321
+ * 3.3 lets a server drop duplicates; Postfix's cleanup does).  The
+ * parser has lowercased the domain, the local part compares exactly.
+ */
+static pst_smtp_rcpt_t *
+pst_smtp_rcpt_find(pst_smtp_tx_t *tx, pst_smtp_path_t *path,
+    pst_smtp_params_t *prm)
+{
+    pst_uint_t        i;
+    pst_smtp_rcpt_t  *r;
+
+    r = tx->rcpts.elts;
+
+    for (i = 0; i < tx->rcpts.nelts; i++) {
+        if (r[i].addr.len != path->addr.len
+            || r[i].notify != prm->notify
+            || r[i].orcpt.len != prm->orcpt.len
+            || r[i].orcpt_type.len != prm->orcpt_type.len
+            || memcmp(r[i].addr.data, path->addr.data, path->addr.len) != 0
+            || (prm->orcpt.len
+                && memcmp(r[i].orcpt.data, prm->orcpt.data,
+                          prm->orcpt.len) != 0)
+            || (prm->orcpt_type.len
+                && memcmp(r[i].orcpt_type.data, prm->orcpt_type.data,
+                          prm->orcpt_type.len) != 0))
+        {
+            continue;
+        }
+        return &r[i];
+    }
+
+    return NULL;
+}
+
+
 static void
 pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
 {
@@ -1338,6 +1374,15 @@ pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
                                v == PST_HOOK_REJECT
                                    ? "Recipient address rejected"
                                    : "Recipient temporarily rejected");
+        pst_smtp_after_phase(s);
+        return;
+    }
+
+    /* duplicates count against max_recipients all the same */
+    s->tx->rcpt_accepted++;
+
+    if (pst_smtp_rcpt_find(s->tx, &s->path, &s->params) != NULL) {
+        pst_smtp_reply(s, 250, "2.1.5", "Ok");
         pst_smtp_after_phase(s);
         return;
     }
@@ -1382,7 +1427,7 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
     }
 
     if (conf->max_recipients > 0
-        && s->tx->rcpts.nelts >= (pst_uint_t) conf->max_recipients)
+        && s->tx->rcpt_accepted >= (pst_uint_t) conf->max_recipients)
     {
         /* RFC 5321 4.5.3.1.10 */
         pst_smtp_reply(s, 452, "4.5.3", "Error: too many recipients");

@@ -241,6 +241,39 @@ class DsnTest(PstTestCase):
             "u4@example.test notify=0 state=pending"])
         self.assertTrue(env.endswith("\nend\n"))
 
+    def test_duplicate_recipients_stored_once(self):
+        """The same mailbox (domain in any case) with the same DSN request
+        is stored once; a different local part case or DSN request is
+        another recipient."""
+        srv = self.server(BASIC)
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            self.assertReply(c.cmd("MAIL FROM:<s@client.test>"), 250)
+            for rcpt in ("u1@example.test", "u1@EXAMPLE.test",
+                         "u1@example.test", "U1@example.test",
+                         "u1@example.test> NOTIFY=NEVER",
+                         "u1@Example.Test> NOTIFY=NEVER"):
+                self.assertReply(c.cmd("RCPT TO:<%s" % (
+                    rcpt if ">" in rcpt else rcpt + ">")), 250)
+            c.cmd("DATA")
+            c.send(b"Subject: dup\r\n\r\nx\r\n.\r\n")
+            qid = qid_of(c.reply())
+        self.assertEqual(env_lines(srv.envelope(qid), "rcpt"), [
+            "u1@example.test notify=0 state=pending",
+            "U1@example.test notify=0 state=pending",
+            "u1@example.test notify=1 state=pending"])
+
+    def test_duplicates_count_against_max_recipients(self):
+        srv = self.server(BASIC.replace("server {",
+                                        "max_recipients 100;\n    server {"))
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            self.assertReply(c.cmd("MAIL FROM:<s@client.test>"), 250)
+            for _ in range(100):
+                self.assertReply(c.cmd("RCPT TO:<u1@example.test>"), 250)
+            self.assertReply(c.cmd("RCPT TO:<u1@example.test>"), 452,
+                             "4.5.3")
+
     def test_dsn_parameter_errors(self):
         srv = self.server(BASIC)
         with srv.raw() as c:
