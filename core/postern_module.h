@@ -31,6 +31,14 @@
 extern "C" {
 #endif
 
+/*
+ * The core is built with -fvisibility=hidden: what this header declares
+ * is all that the postern binary exports to modules.
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define POSTERN_ABI_MAJOR        1
 #define POSTERN_ABI_MINOR        1
 #define POSTERN_MODULE_MAGIC     0x4d545350u    /* "PSTM" little endian */
@@ -653,6 +661,10 @@ const pst_str_t *pst_auth_response(pst_session_t *s);
 int pst_auth_challenge(pst_session_t *s, const u_char *data, size_t len);
 /* The authenticated identity (default: the authcid).  PST_OK. */
 int pst_auth_set_user(pst_session_t *s, const u_char *name, size_t len);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
