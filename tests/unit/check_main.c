@@ -35,6 +35,7 @@ main(void)
     srunner_add_suite(sr, suite_module());
     srunner_add_suite(sr, suite_spool());
     srunner_add_suite(sr, suite_addr());
+    srunner_add_suite(sr, suite_session());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -14,5 +14,6 @@ Suite *suite_conf_file(void);
 Suite *suite_module(void);
 Suite *suite_spool(void);
 Suite *suite_addr(void);
+Suite *suite_session(void);
 
 #endif
