@@ -24,6 +24,8 @@ static char *pst_core_module_priority(pst_conf_t *cf,
     const pst_command_t *cmd, void *conf);
 static char *pst_core_module_timeout(pst_conf_t *cf,
     const pst_command_t *cmd, void *conf);
+static char *pst_core_trust_anchor(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
 static char *pst_core_resolver(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 
@@ -70,7 +72,7 @@ static const pst_command_t  pst_core_commands[] = {
       pst_core_resolver, PST_MAIN_CONF, 0, NULL },
 
     { "resolver_trust_anchor", PST_CONF_MAIN | PST_CONF_TAKE1,
-      pst_conf_set_path_slot, PST_MAIN_CONF,
+      pst_core_trust_anchor, PST_MAIN_CONF,
       offsetof(pst_core_conf_t, trust_anchor), NULL },
 
     { "module_priority", PST_CONF_MAIN | PST_CONF_TAKE2,
@@ -413,6 +415,30 @@ pst_core_resolver(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
             return PST_CONF_ERROR;
         }
         *r = args[i];
+    }
+
+    return PST_CONF_OK;
+}
+
+
+static char *
+pst_core_trust_anchor(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_core_conf_t  *ccf = conf;
+    const char       *err;
+    char             *rv;
+
+    rv = pst_conf_set_path_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    if (pst_dns_check_trust_anchor((char *) ccf->trust_anchor.data, &err)
+        != PST_OK)
+    {
+        pst_conf_error(cf, "cannot load DNSSEC trust anchors from \"%s\":"
+                       " %s", ccf->trust_anchor.data, err);
+        return PST_CONF_ERROR;
     }
 
     return PST_CONF_OK;

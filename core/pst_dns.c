@@ -164,6 +164,41 @@ pst_dns_init(pst_cycle_t *cycle)
 }
 
 
+/*
+ * libunbound reads trust anchors only when a context is first used: a
+ * file that is missing or does not parse would pass the configuration
+ * and make every lookup of every worker fail.  Load it now in a context
+ * of its own; ub_ctx_zone_remove() of a zone that does not exist only
+ * finalizes the context (libunbound reads the anchors then).
+ */
+int
+pst_dns_check_trust_anchor(const char *path, const char **err)
+{
+    struct ub_ctx  *ctx;
+    int             rc;
+
+    ctx = ub_ctx_create();
+    if (ctx == NULL) {
+        *err = "ub_ctx_create() failed";
+        return PST_ERROR;
+    }
+
+    rc = ub_ctx_add_ta_file(ctx, (char *) path);
+    if (rc == 0) {
+        rc = ub_ctx_zone_remove(ctx, (char *) "postern-check.invalid.");
+    }
+
+    ub_ctx_delete(ctx);
+
+    if (rc != 0) {
+        *err = ub_strerror(rc);
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
 static int
 pst_dns_watch(void)
 {

@@ -16,6 +16,9 @@
 
 int pst_dns_init(pst_cycle_t *cycle);
 void pst_dns_done(void);
+/* Load a trust-anchor file as libunbound will: PST_OK, or PST_ERROR
+ * with *err set (libunbound prints the details on stderr). */
+int pst_dns_check_trust_anchor(const char *path, const char **err);
 /* 1 when a resolver directive configured DNS explicitly. */
 int pst_dns_configured(void);
 /* A name from DNS is safe to put into a log or protocol line:

@@ -119,5 +119,26 @@ class DnssecTest(PstTestCase):
                          ("ok", "0", "0", "127.0.0.6"), f)
 
 
+    def test_unusable_anchor_refuses_configuration(self):
+        # libunbound reads the anchors only at its first lookup: the core
+        # must load them while it reads the configuration, or every
+        # lookup of every worker fails ("initialization failure")
+        top = "load_module %s;\nresolver_trust_anchor {dir}/anchor.key;\n" \
+            % self.module
+        for content in (None, "this is not a zone file\n"):
+            srv = self.server(CONF % "www.example.test", start=False,
+                              resolver=self.dns.address, extra_top=top)
+            anchor = os.path.join(srv.dir, "anchor.key")
+            if content is not None:
+                with open(anchor, "w") as f:
+                    f.write(content)
+            r = srv.run_tool("-t")
+            self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn('cannot load DNSSEC trust anchors from "%s"'
+                          % anchor, r.stderr)
+            self.assertEqual(srv.start(expect_fail=True), 1)
+            self.assertIn("cannot load DNSSEC trust anchors", srv.stderr())
+
+
 if __name__ == "__main__":
     unittest.main()
