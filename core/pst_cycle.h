@@ -25,7 +25,7 @@ typedef struct {
     pst_int_t                    log_level;
     pst_str_t                    spool_dir;
     pst_array_t                 *resolvers;          /* pst_str_t */
-    pst_str_t                    trust_anchor;       /* DNSSEC root key */
+    pst_str_t                    trust_anchor;       /* DNSSEC anchors */
     pst_msec_t                   shutdown_timeout;
     size_t                       limits_zone_size;
 } pst_core_conf_t;
