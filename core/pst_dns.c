@@ -160,6 +160,19 @@ pst_dns_init(pst_cycle_t *cycle)
         return PST_ERROR;
     }
 
+    /*
+     * Finalize now (the zone_remove trick of pst_dns_check_trust_anchor):
+     * the worker calls this before it drops privileges, so the trust
+     * anchors are read while the file is as readable as the master saw
+     * it, and a setup that fails anyway is said once, here, instead of
+     * by every lookup.
+     */
+    rc = ub_ctx_zone_remove(ub, (char *) "postern-check.invalid.");
+    if (rc != 0) {
+        pst_log_error(PST_LOG_ALERT, 0, "resolver setup failed: %s; DNS"
+                      " lookups will fail", ub_strerror(rc));
+    }
+
     return PST_OK;
 }
 

@@ -818,6 +818,12 @@ pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
         }
     }
 
+    /* before the privileges go: the resolver reads its trust anchors
+     * as the master checked them (a root-only key file stays usable) */
+    if (pst_dns_init(cycle) != PST_OK) {
+        return PST_ERROR;
+    }
+
     pst_drop_privileges(cycle);
 
     if (pst_spool_process_init(cycle) != PST_OK
@@ -826,8 +832,7 @@ pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
         || pst_connections_init((pst_uint_t)
                                 cycle->core->worker_connections + 64)
            != PST_OK
-        || pst_smtp_sessions_init() != PST_OK
-        || pst_dns_init(cycle) != PST_OK)
+        || pst_smtp_sessions_init() != PST_OK)
     {
         return PST_ERROR;
     }

@@ -45,7 +45,7 @@ class DnssecTest(PstTestCase):
         self._peers.append(dns)
         self.dns = dns
 
-    def facts(self, name, anchor="DNSKEY", tag=""):
+    def facts(self, name, anchor="DNSKEY", tag="", mode=None):
         """Start a server that looks name up (with the zone's key as
         trust anchor in the given form, or none, or the anchor line
         given), send one message and return the X-DNS-Facts fields as a
@@ -59,6 +59,8 @@ class DnssecTest(PstTestCase):
             with open(os.path.join(srv.dir, "anchor.key"), "w") as f:
                 f.write(anchor if " IN " in anchor else
                         self.dns.trust_anchor("example.test", anchor))
+            if mode is not None:
+                os.chmod(os.path.join(srv.dir, "anchor.key"), mode)
         srv.start()
         srv.send()
         env = re.sub(r"\+([0-9A-F]{2})",
@@ -118,6 +120,13 @@ class DnssecTest(PstTestCase):
         self.assertEqual((f["status"], f["secure"], f["bogus"], f["addr"]),
                          ("ok", "0", "0", "127.0.0.6"), f)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (workers as nobody)")
+    def test_root_only_anchor(self):
+        # a key file only root can read, as the master checked it: the
+        # workers load it before they drop privileges, so it still counts
+        f = self.facts("www.example.test", mode=0o600)
+        self.assertEqual((f["status"], f["secure"], f["bogus"], f["addr"]),
+                         ("ok", "1", "0", "127.0.0.5"), f)
 
     def test_unusable_anchor_refuses_configuration(self):
         # libunbound reads the anchors only at its first lookup: the core
