@@ -453,7 +453,13 @@ pst_spool_read(pst_pool_t *pool, const char *path, pst_envelope_t *env,
         return PST_ERROR;
     }
 
-    if (st.st_size != (off_t) (PST_SPOOL_HEADER_LEN + mlen + env_len)) {
+    /* compared without adding: the lengths come from the file, and a
+     * corrupt message length near INT64_MAX overflows the sum */
+    if (st.st_size < PST_SPOOL_HEADER_LEN
+        || (uint64_t) mlen > (uint64_t) st.st_size - PST_SPOOL_HEADER_LEN
+        || (uint64_t) st.st_size - PST_SPOOL_HEADER_LEN - (uint64_t) mlen
+           != env_len)
+    {
         *why = "size does not match the header (truncated)";
         close(fd);
         return PST_ERROR;

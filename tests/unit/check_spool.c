@@ -203,6 +203,52 @@ START_TEST(test_spool_read)
 END_TEST
 
 
+/*
+ * A corrupt header's message length near INT64_MAX: the size check
+ * added it to the file's other lengths and overflowed (UBSan: signed
+ * integer overflow in pst_spool_read; tests/fuzz/fuzz_spool.c).
+ */
+START_TEST(test_spool_read_huge_length)
+{
+    static const char  *hdrs[] = {
+        "POSTERN-SPOOL 2 09223372036854775807 00000000000000000001\n",
+        "POSTERN-SPOOL 2 09223372036854775750 00000000000000000001\n",
+        "POSTERN-SPOOL 2 09223372036854775749 00000000000000000001\n",
+    };
+    pst_envelope_t      env;
+    pst_pool_t         *pool;
+    const char         *why;
+    char               *dir, *path;
+    off_t               moff, mlen;
+    size_t              i;
+    FILE               *f;
+
+    dir = tu_tmpdir();
+    ck_assert(asprintf(&path, "%s/1LG6N7GTJFR01F6BA0", dir) > 0);
+    pool = pst_create_pool(4096);
+
+    for (i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(hdrs[i], f);
+        fputs("x", f);
+        fclose(f);
+
+        why = NULL;
+        ck_assert_int_eq(pst_spool_read(pool, path, &env, &moff, &mlen,
+                                        &why), PST_ERROR);
+        ck_assert_str_eq(why, "size does not match the header (truncated)");
+    }
+
+    unlink(path);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
 Suite *
 suite_spool(void)
 {
@@ -219,6 +265,7 @@ suite_spool(void)
     tcase_add_loop_test(tc, test_envelope_refused, 0,
                         sizeof(bad_envs) / sizeof(bad_envs[0]));
     tcase_add_test(tc, test_spool_read);
+    tcase_add_test(tc, test_spool_read_huge_length);
     suite_add_tcase(s, tc);
 
     return s;
