@@ -179,7 +179,8 @@ pst_env_value(pst_pool_t *pool, u_char *v, size_t n, pst_str_t *out)
 static int
 pst_env_rcpt(pst_pool_t *pool, u_char *v, u_char *end, pst_env_rcpt_t *r)
 {
-    u_char  *w, *eq;
+    u_char   *w, *eq;
+    int64_t   n;
 
     memset(r, 0, sizeof(pst_env_rcpt_t));
 
@@ -203,7 +204,13 @@ pst_env_rcpt(pst_pool_t *pool, u_char *v, u_char *end, pst_env_rcpt_t *r)
         }
 
         if (eq - w == 6 && memcmp(w, "notify", 6) == 0) {
-            r->notify = (unsigned) atoi((char *) eq + 1);
+            /* counted: atoi() would read past the value (and past the
+             * end of an envelope that ends here) */
+            n = pst_atoi(eq + 1, (size_t) (v - eq - 1), 0xff);
+            if (n < 0) {
+                return PST_ERROR;
+            }
+            r->notify = (unsigned) n;
         } else if (eq - w == 5 && memcmp(w, "orcpt", 5) == 0) {
             if (pst_env_value(pool, eq + 1, (size_t) (v - eq - 1),
                               &r->orcpt) != PST_OK)
@@ -229,6 +236,7 @@ pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
     pst_env_rcpt_t  *r;
     pst_str_t       *h, key, *field;
     size_t           mlen;
+    char             num[32];
     int              ended = 0;
 
     memset(env, 0, sizeof(pst_envelope_t));
@@ -294,7 +302,15 @@ pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
             env->size = pst_atoi(v, (size_t) (eol - v), INT64_MAX);
 
         } else if (pst_str_eq(&key, "arrival")) {
-            env->arrival = strtod((char *) v, NULL);
+            /* strtod() needs a NUL, and skips a leading "\n" into the
+             * next line: parse a bounded copy of this value only */
+            if ((size_t) (eol - v) >= sizeof(num)) {
+                *why = "bad arrival line";
+                return PST_ERROR;
+            }
+            memcpy(num, v, (size_t) (eol - v));
+            num[eol - v] = '\0';
+            env->arrival = strtod(num, NULL);
 
         } else if (pst_str_eq(&key, "rcpt")) {
             r = pst_array_push(env->rcpts);
@@ -453,7 +469,13 @@ pst_spool_read(pst_pool_t *pool, const char *path, pst_envelope_t *env,
         return PST_ERROR;
     }
 
-    if (st.st_size != (off_t) (PST_SPOOL_HEADER_LEN + mlen + env_len)) {
+    /* compared without adding: the lengths come from the file, and a
+     * corrupt message length near INT64_MAX overflows the sum */
+    if (st.st_size < PST_SPOOL_HEADER_LEN
+        || (uint64_t) mlen > (uint64_t) st.st_size - PST_SPOOL_HEADER_LEN
+        || (uint64_t) st.st_size - PST_SPOOL_HEADER_LEN - (uint64_t) mlen
+           != env_len)
+    {
         *why = "size does not match the header (truncated)";
         close(fd);
         return PST_ERROR;

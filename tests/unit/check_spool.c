@@ -203,6 +203,133 @@ START_TEST(test_spool_read)
 END_TEST
 
 
+/*
+ * A corrupt header's message length near INT64_MAX: the size check
+ * added it to the file's other lengths and overflowed (UBSan: signed
+ * integer overflow in pst_spool_read; tests/fuzz/fuzz_spool.c).
+ */
+START_TEST(test_spool_read_huge_length)
+{
+    static const char  *hdrs[] = {
+        "POSTERN-SPOOL 2 09223372036854775807 00000000000000000001\n",
+        "POSTERN-SPOOL 2 09223372036854775750 00000000000000000001\n",
+        "POSTERN-SPOOL 2 09223372036854775749 00000000000000000001\n",
+    };
+    pst_envelope_t      env;
+    pst_pool_t         *pool;
+    const char         *why;
+    char               *dir, *path;
+    off_t               moff, mlen;
+    size_t              i;
+    FILE               *f;
+
+    dir = tu_tmpdir();
+    ck_assert(asprintf(&path, "%s/1LG6N7GTJFR01F6BA0", dir) > 0);
+    pool = pst_create_pool(4096);
+
+    for (i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(hdrs[i], f);
+        fputs("x", f);
+        fclose(f);
+
+        why = NULL;
+        ck_assert_int_eq(pst_spool_read(pool, path, &env, &moff, &mlen,
+                                        &why), PST_ERROR);
+        ck_assert_str_eq(why, "size does not match the header (truncated)");
+    }
+
+    unlink(path);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
+/*
+ * The envelope parser takes counted bytes.  atoi() (notify=) and
+ * strtod() (arrival) skip white space, "\n" included, and ran past the
+ * end of an envelope that ended on such a value (ASan:
+ * heap-buffer-overflow in pst_env_rcpt; tests/fuzz/fuzz_spool.c).
+ * Each text goes into an allocation of exactly its length, so that
+ * ASan (./configure --with-debug) sees any read past it.
+ */
+static const char  *overread_envs[] = {
+    "POSTERN-ENVELOPE 1\nrcpt u notify=\n",
+    "POSTERN-ENVELOPE 1\nrcpt u notify= \n",
+    "POSTERN-ENVELOPE 1\narrival \n",
+    "POSTERN-ENVELOPE 1\narrival\n",
+};
+
+
+START_TEST(test_envelope_counted)
+{
+    pst_envelope_t   env;
+    pst_pool_t      *pool;
+    const char      *why = NULL;
+    size_t           n = strlen(overread_envs[_i]);
+    u_char          *text;
+
+    pool = pst_create_pool(4096);
+    text = malloc(n);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, overread_envs[_i], n);
+
+    ck_assert_int_eq(pst_envelope_parse(pool, text, n, &env, &why),
+                     PST_ERROR);
+    ck_assert_ptr_nonnull(why);
+
+    free(text);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
+/* notify= is a number of at most 8 bits, nothing else */
+START_TEST(test_envelope_notify)
+{
+    static const struct { const char *v; int ok; unsigned n; } cases[] = {
+        { "6", 1, 6 }, { "0", 1, 0 }, { "255", 1, 255 }, { "", 0, 0 },
+        { "x", 0, 0 }, { "-1", 0, 0 }, { "256", 0, 0 }, { " 6", 0, 0 },
+        { "99999999999999999999", 0, 0 },
+    };
+    pst_env_rcpt_t  *r;
+    pst_envelope_t   env;
+    pst_pool_t      *pool;
+    const char      *why;
+    char            *text;
+    size_t           i;
+    int              rc;
+
+    pool = pst_create_pool(4096);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert(asprintf(&text, "POSTERN-ENVELOPE 1\n"
+                           "id 1LG6N7GTJFR01F6BA0\n"
+                           "rcpt u@x notify=%s state=pending\nend\n",
+                           cases[i].v) > 0);
+        why = NULL;
+        rc = pst_envelope_parse(pool, (u_char *) text, strlen(text), &env,
+                                &why);
+        ck_assert_msg(rc == (cases[i].ok ? PST_OK : PST_ERROR),
+                      "notify=%s: %d", cases[i].v, rc);
+        if (cases[i].ok) {
+            r = env.rcpts->elts;
+            ck_assert_uint_eq(r->notify, cases[i].n);
+        } else {
+            ck_assert_str_eq(why, "bad rcpt line");
+        }
+        free(text);
+    }
+
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
 Suite *
 suite_spool(void)
 {
@@ -219,6 +346,10 @@ suite_spool(void)
     tcase_add_loop_test(tc, test_envelope_refused, 0,
                         sizeof(bad_envs) / sizeof(bad_envs[0]));
     tcase_add_test(tc, test_spool_read);
+    tcase_add_test(tc, test_spool_read_huge_length);
+    tcase_add_loop_test(tc, test_envelope_counted, 0,
+                        sizeof(overread_envs) / sizeof(overread_envs[0]));
+    tcase_add_test(tc, test_envelope_notify);
     suite_add_tcase(s, tc);
 
     return s;
