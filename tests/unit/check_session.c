@@ -260,6 +260,17 @@ ts_session(void)
 }
 
 
+/* EHLO, MAIL, one accepted RCPT, DATA: the session waits for text. */
+static void
+ts_to_data(int fd)
+{
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
+    ts_cmd(fd, "DATA", 354, NULL);
+}
+
+
 /* ------------------------------------------------------------------ */
 
 START_TEST(test_greeting_and_quit)
@@ -381,10 +392,7 @@ START_TEST(test_message_stored)
     ts_init("");
     fd = ts_session();
 
-    ts_cmd(fd, "EHLO client.test", 250, NULL);
-    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
-    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
-    ts_cmd(fd, "DATA", 354, NULL);
+    ts_to_data(fd);
     ts_send(fd, "Subject: t\r\n\r\n..leading dot\r\nbody\r\n.\r\n");
     ck_assert_int_eq(ts_reply(fd), 250);
     ck_assert_msg(strncmp(ts_buf, "250 2.0.0 Ok: queued as ", 24) == 0,
@@ -416,10 +424,7 @@ START_TEST(test_commit_failure_keeps_session)
     ts_init("test_mem_fail on;");
     fd = ts_session();
 
-    ts_cmd(fd, "EHLO client.test", 250, NULL);
-    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
-    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
-    ts_cmd(fd, "DATA", 354, NULL);
+    ts_to_data(fd);
     ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
     ck_assert_int_eq(ts_reply(fd), 451);
     ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
@@ -541,10 +546,7 @@ START_TEST(test_disconnect_mid_data)
     ts_init("");
     fd = ts_session();
 
-    ts_cmd(fd, "EHLO client.test", 250, NULL);
-    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
-    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
-    ts_cmd(fd, "DATA", 354, NULL);
+    ts_to_data(fd);
     ts_send(fd, "Subject: half\r\n\r\nand then the client is gone\r\n");
     close(fd);
 
@@ -563,10 +565,7 @@ START_TEST(test_disconnect_during_commit)
     ts_init("");
     fd = ts_session();
 
-    ts_cmd(fd, "EHLO client.test", 250, NULL);
-    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
-    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
-    ts_cmd(fd, "DATA", 354, NULL);
+    ts_to_data(fd);
     /* the end of data and the close arrive together: the session is
      * gone before the store completes, and the late completion must be
      * ignored, not touch freed memory */
