@@ -691,12 +691,13 @@ pst_smtp_auth_plain(pst_smtp_auth_t *a)
 {
     u_char  *p, *end, *nul1, *nul2;
 
+    /* "AUTH PLAIN =" leaves no data: no pointer arithmetic on NULL */
     p = a->response.data;
-    end = p + a->response.len;
-
     if (p == NULL) {
         return PST_ERROR;
     }
+
+    end = p + a->response.len;
 
     nul1 = memchr(p, '\0', a->response.len);
     if (nul1 == NULL) {

@@ -113,6 +113,9 @@ class AuthReplies(AuthCase):
             self.assertReply(c.cmd("AUTH PLAIN !!!!"), 501, "5.5.2")
             self.assertReply(c.cmd("AUTH PLAIN " + b64("no-nul")), 501,
                              "5.5.2")
+            # an empty initial response: no data at all (make fuzz
+            # found pointer arithmetic on NULL here)
+            self.assertReply(c.cmd("AUTH PLAIN ="), 501, "5.5.2")
             self.assertReply(c.cmd("AUTH PLAIN"), 334)
             self.assertReply(c.cmd("*"), 501, "5.0.0")
             self.assertReply(c.cmd("AUTH LOGIN"), 334, "VXNlcm5hbWU6")
