@@ -114,6 +114,18 @@ pst_dns_write_config(pst_cycle_t *cycle)
 }
 
 
+/*
+ * Make libunbound set itself up now (read its configuration and trust
+ * anchors) rather than at the first lookup: ub_ctx_zone_remove() of a
+ * zone that does not exist does only that.  0 or a libunbound error.
+ */
+static int
+pst_dns_finalize(struct ub_ctx *ctx)
+{
+    return ub_ctx_zone_remove(ctx, (char *) "postern-check.invalid.");
+}
+
+
 int
 pst_dns_init(pst_cycle_t *cycle)
 {
@@ -161,13 +173,12 @@ pst_dns_init(pst_cycle_t *cycle)
     }
 
     /*
-     * Finalize now (the zone_remove trick of pst_dns_check_trust_anchor):
-     * the worker calls this before it drops privileges, so the trust
-     * anchors are read while the file is as readable as the master saw
-     * it, and a setup that fails anyway is said once, here, instead of
-     * by every lookup.
+     * Finalize now: the worker calls this before it drops privileges,
+     * so the trust anchors are read while the file is as readable as the
+     * master saw it, and a setup that fails anyway is said once, here,
+     * instead of by every lookup.
      */
-    rc = ub_ctx_zone_remove(ub, (char *) "postern-check.invalid.");
+    rc = pst_dns_finalize(ub);
     if (rc != 0) {
         pst_log_error(PST_LOG_ALERT, 0, "resolver setup failed: %s; DNS"
                       " lookups will fail", ub_strerror(rc));
@@ -181,8 +192,7 @@ pst_dns_init(pst_cycle_t *cycle)
  * libunbound reads trust anchors only when a context is first used: a
  * file that is missing or does not parse would pass the configuration
  * and make every lookup of every worker fail.  Load it now in a context
- * of its own; ub_ctx_zone_remove() of a zone that does not exist only
- * finalizes the context (libunbound reads the anchors then).
+ * of its own.
  */
 int
 pst_dns_check_trust_anchor(const char *path, const char **err)
@@ -198,7 +208,7 @@ pst_dns_check_trust_anchor(const char *path, const char **err)
 
     rc = ub_ctx_add_ta_file(ctx, (char *) path);
     if (rc == 0) {
-        rc = ub_ctx_zone_remove(ctx, (char *) "postern-check.invalid.");
+        rc = pst_dns_finalize(ctx);
     }
 
     ub_ctx_delete(ctx);
