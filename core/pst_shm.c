@@ -187,9 +187,8 @@ pst_shm_init_limits(pst_conf_t *cf)
 }
 
 
-/* Key of an address: IPv4 as-is, IPv6 by its /64 (one site). */
-static void
-pst_conn_key(const struct sockaddr *sa, u_char key[16])
+void
+pst_addr_key(const struct sockaddr *sa, u_char key[16])
 {
     memset(key, 0, 16);
 
@@ -271,7 +270,7 @@ pst_conn_count_acquire(const struct sockaddr *sa, pst_int_t max_total,
 
     cz = pst_shm_addr(conn_zone);
     slot = pst_proc_slot_index;
-    pst_conn_key(sa, key);
+    pst_addr_key(sa, key);
 
     pst_shm_lock(conn_zone);
 
@@ -322,7 +321,7 @@ pst_conn_count_release(const struct sockaddr *sa)
 
     cz = pst_shm_addr(conn_zone);
     slot = pst_proc_slot_index;
-    pst_conn_key(sa, key);
+    pst_addr_key(sa, key);
 
     pst_shm_lock(conn_zone);
 

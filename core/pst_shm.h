@@ -26,6 +26,9 @@ int pst_shm_init_limits(pst_conf_t *cf);
 int pst_conn_count_acquire(const struct sockaddr *sa, pst_int_t max_total,
     pst_int_t max_per_addr);
 void pst_conn_count_release(const struct sockaddr *sa);
+/* The 16-byte key of a client address in the shared tables: IPv4 as
+ * is (v4-mapped form), IPv6 by its /64 (one site, one key). */
+void pst_addr_key(const struct sockaddr *sa, u_char key[16]);
 /* Master: a process slot died; forget its counts in every zone. */
 void pst_shm_clear_slot(int slot);
 /* Whether a process still accepts connections: a worker clears its flag

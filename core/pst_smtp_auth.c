@@ -305,24 +305,7 @@ pst_smtp_auth_merge_conf(pst_conf_t *cf, void *parent, void *child)
 
 
 /* ------------------------------------------------------------------ */
-/* Failures per client address, shared by the workers                  */
-
-static void
-pst_auth_client_key(const struct sockaddr *sa, u_char key[16])
-{
-    memset(key, 0, 16);
-
-    if (sa->sa_family == AF_INET) {
-        key[10] = 0xff;
-        key[11] = 0xff;
-        memcpy(key + 12, &((struct sockaddr_in *) sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        /* one site gets one counter */
-        memcpy(key, &((struct sockaddr_in6 *) sa)->sin6_addr, 8);
-        key[8] = 0x06;
-    }
-}
-
+/* Failures per client address, shared by the workers (pst_addr_key)  */
 
 /* The entry of an address (created, possibly over the stalest one). */
 static pst_auth_client_t *
@@ -381,7 +364,7 @@ pst_auth_client_blocked(pst_session_t *s)
         return 0;
     }
 
-    pst_auth_client_key(&s->c->sockaddr.sa, key);
+    pst_addr_key(&s->c->sockaddr.sa, key);
 
     pst_shm_lock(z);
     e = pst_auth_client(pst_shm_addr(z), key, 0);
@@ -411,7 +394,7 @@ pst_auth_client_failed(pst_session_t *s)
     }
 
     window = (uint32_t) (acf->client_block_time / 1000);
-    pst_auth_client_key(&s->c->sockaddr.sa, key);
+    pst_addr_key(&s->c->sockaddr.sa, key);
 
     pst_shm_lock(z);
     e = pst_auth_client(pst_shm_addr(z), key, 1);
