@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from pstest import OBJS, free_port, wait_for
+from pstest import OBJS, free_port, stop_process, wait_for
 from psttls import TlsTestCase, build, tls_conf
 
 PROBE = os.path.join(OBJS, "tests", "tls_probe")
@@ -40,13 +40,7 @@ class SServer:
         wait_for(listening, 10, what="openssl s_server")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self.log.close()
 
 
