@@ -366,7 +366,7 @@ class Throughput(AuthCase):
                     t0 = time.monotonic()
                     self.assertEqual(c.cmd("NOOP")[0], 250)
                     lat.append((t0, time.monotonic() - t0))
-                    time.sleep(0.05)
+                    time.sleep(0.01)
 
         probe = threading.Thread(target=prober)
         probe.start()
@@ -374,13 +374,12 @@ class Throughput(AuthCase):
         t_start = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(50) as ex:
             codes = list(ex.map(login, range(50)))
-        t_end = time.monotonic()
         stop.set()
         probe.join(10)
         self.assertEqual(codes, [235] * 50)
         during = [d for t, d in lat if t_start <= t <= max(done)]
-        # the logins took a while, and the probe kept being answered
-        self.assertGreater(t_end - t_start, 0.5)
+        # the probe was answered several times while the logins ran (how
+        # long they took depends on the machine: no wall-clock assertion)
         self.assertGreater(len(during), 3, lat)
         # hashing on the event loop would hold a probe for seconds
         # (25 yescrypt hashes in a row per worker); margin for a busy CI
