@@ -15,6 +15,9 @@
  *                       exchange, brute-force limits
  *   pst_smtp_api.c      the session/transaction accessors of the public
  *                       API
+ *   pst_smtp_proto.c    shared with the client: line reader, reply and
+ *                       EHLO parsers, dot-stuffer (pst_smtp_proto.h)
+ *   pst_smtp_client*.c  the outbound client (pst_smtp_client.h)
  */
 
 #ifndef PST_SMTP_H
