@@ -50,6 +50,8 @@ class Probe:
         self.err = p.stderr.decode("utf-8", "replace")
         self.lines = self.out.splitlines()
         self.trail = [l for l in self.lines if l[:2] in ("> ", "< ")]
+        for kw in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert kw not in self.err, "sanitizer report:\n" + self.err
 
     def line(self, prefix):
         for l in self.lines:
