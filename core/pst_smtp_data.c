@@ -339,13 +339,10 @@ pst_smtp_queue_done(pst_session_t *s, pst_verdict_e v)
         return;
     }
 
-    if (s->tx->discard) {
-        pst_smtp_tx_taken(s, "discarded by a hook");
-        return;
-    }
-
     if (v == PST_HOOK_ACCEPT) {
-        pst_smtp_tx_taken(s, "handed over by a queue hook");
+        /* DISCARD ends the chain as an ACCEPT */
+        pst_smtp_tx_taken(s, s->tx->discard ? "discarded by a hook"
+                                            : "handed over by a queue hook");
         return;
     }
 

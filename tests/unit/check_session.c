@@ -1026,12 +1026,15 @@ START_TEST(test_verdict_discard_rcpt)
 END_TEST
 
 
-START_TEST(test_verdict_discard_queue)
+/* DISCARD at MESSAGE (the QUEUE hooks do not run) or, resumed, at
+ * QUEUE: answered as queued, never stored. */
+static void
+tv_discard_at(pst_phase_e phase, int pending)
 {
     int  fd;
 
     tv_init("");
-    tv_set(PST_PHASE_QUEUE, PST_HOOK_DISCARD, 0, NULL, NULL, 1);
+    tv_set(phase, PST_HOOK_DISCARD, 0, NULL, NULL, pending);
     fd = ts_session();
     ts_to_data(fd);
     ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
@@ -1040,9 +1043,24 @@ START_TEST(test_verdict_discard_queue)
                   "%s", ts_buf);
     ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
     ck_assert_int_eq(ts_mem("test_mem_aborted"), 1);
+    ck_assert_int_eq(tv_calls(PST_PHASE_QUEUE),
+                     phase == PST_PHASE_QUEUE ? 1 : 0);
     ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 0);
     ts_cmd(fd, "QUIT", 221, NULL);
     close(fd);
+}
+
+
+START_TEST(test_verdict_discard_message)
+{
+    tv_discard_at(PST_PHASE_MESSAGE, 0);
+}
+END_TEST
+
+
+START_TEST(test_verdict_discard_queue)
+{
+    tv_discard_at(PST_PHASE_QUEUE, 1);
 }
 END_TEST
 
@@ -1277,6 +1295,7 @@ suite_session(void)
     tc = tcase_create("abi 1.2");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_verdict_discard_rcpt);
+    tcase_add_test(tc, test_verdict_discard_message);
     tcase_add_test(tc, test_verdict_discard_queue);
     tcase_add_test(tc, test_verdict_hold_committed);
     tcase_add_test(tc, test_verdict_committed_not_on_failure);
