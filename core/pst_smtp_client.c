@@ -128,7 +128,9 @@ pst_smtpc_conf(pst_smtp_client_t *cl, const pst_smtp_client_conf_t *conf)
     cf->auth_user = pst_smtpc_strdup(cl->pool, conf->auth_user);
     cf->auth_pass = pst_smtpc_strdup(cl->pool, conf->auth_pass);
 
-    if (cf->helo_name == NULL
+    if (cf->helo_name == NULL || cf->helo_name[0] == '\0'
+        || strpbrk(cf->helo_name, " \r\n") != NULL
+        || strlen(cf->helo_name) > 255          /* a domain */
         || (conf->tls_name && cf->tls_name == NULL)
         || (conf->auth_mech && cf->auth_mech == NULL)
         || (conf->auth_user && cf->auth_user == NULL)

@@ -66,7 +66,8 @@ typedef struct {
                                            "SCRAM-SHA-256", "auto" */
     const char         *auth_user, *auth_pass;
     size_t              max_reply;      /* 0: 64 KiB */
-    /* every line sent (outgoing = 1) and received; AUTH secrets masked */
+    /* every line sent (outgoing = 1) and received; AUTH secrets masked;
+     * called from inside the client: it must not call the client */
     void              (*trail)(void *data, int outgoing, const u_char *line,
                                size_t len);
     void               *trail_data;
@@ -80,7 +81,8 @@ typedef void (*pst_smtp_client_ready_pt)(pst_smtp_client_t *cl, void *data,
     int rc, const pst_smtp_reply_t *r);
 
 /* Copies conf (and its strings); NULL only when nothing could be set up
- * (no memory, no free connection), and then ready is not called. */
+ * (no memory, no free connection, a helo_name with a space, CR or LF),
+ * and then ready is not called. */
 pst_smtp_client_t *pst_smtp_client_open(const pst_smtp_client_conf_t *conf,
     const struct sockaddr *sa, socklen_t len,
     pst_smtp_client_ready_pt ready, void *data);

@@ -449,6 +449,12 @@ START_TEST(test_client_helo_lockstep)
 
     pst_smtp_client_abort(cl);
     ck_assert_uint_eq(pst_connections_used(), 0);
+
+    /* no command smuggled in through the HELO name */
+    conf.helo_name = "client.test\r\nMAIL FROM:<x>";
+    ck_assert_ptr_null(pst_smtp_client_open(&conf, (struct sockaddr *) &sin,
+                                            sizeof(sin), tc_ready, NULL));
+    ck_assert_uint_eq(pst_connections_used(), 0);
     close(fd);
     close(lfd);
 }
