@@ -995,6 +995,58 @@ START_TEST(test_client_idle_close_and_short_file)
 END_TEST
 
 
+/* Each wait has its own timeout (RFC 5321 4.5.3.2): the one set short
+ * fires, the others are long. */
+START_TEST(test_client_timeouts)
+{
+    static const char       *why[] = { "MAIL reply", "RCPT reply",
+                                       "DATA reply", "end of data reply" };
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_tx_t     tx;
+    pst_smtp_client_rcpt_t   rcpts[1];
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+    conf.mail_timeout = _i == 0 ? 200 : 60000;
+    conf.rcpt_timeout = _i == 1 ? 200 : 60000;
+    conf.data_init_timeout = _i == 2 ? 200 : 60000;
+    conf.data_done_timeout = _i == 3 ? 200 : 60000;
+    conf.data_block_timeout = 60000;
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+    tc_tx(&tx, rcpts, 1, "hello\r\n");
+    tc_send_tx(cl, &tx);
+
+    tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+    if (_i > 0) {
+        tc_send(fd, "250 ok\r\n");
+        tc_expect(fd, "RCPT TO:<b@y.test>\r\n");
+    }
+    if (_i > 1) {
+        tc_send(fd, "250 ok\r\n");
+        tc_expect(fd, "DATA\r\n");
+    }
+    if (_i > 2) {
+        tc_send(fd, "354 go\r\n");
+        tc_expect(fd, "hello\r\n.\r\n");
+    }
+
+    tc_until(&tc_done_rc);
+    ck_assert_int_eq(tc_done_rc, PST_ERROR);
+    ck_assert_int_eq(rcpts[0].reply.code, 0);
+    ck_assert_msg(strstr((char *) rcpts[0].reply.text.data, why[_i])
+                  != NULL, "%s", rcpts[0].reply.text.data);
+    ck_assert_int_eq(tc_wait(fd, "never"), 0);
+    pst_smtp_client_abort(cl);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
 Suite *
 suite_smtp_client(void)
 {
@@ -1017,6 +1069,7 @@ suite_smtp_client(void)
     tcase_add_loop_test(tc, test_client_auth, 0, 3);
     tcase_add_loop_test(tc, test_client_starttls_policy, 0, 2);
     tcase_add_loop_test(tc, test_client_scram_mutual, 0, 2);
+    tcase_add_loop_test(tc, test_client_timeouts, 0, 4);
     tcase_add_loop_test(tc, test_client_idle_close_and_short_file, 0, 2);
     suite_add_tcase(s, tc);
 
