@@ -442,6 +442,13 @@ pst_smtpc_tx_envelope_end(pst_smtp_client_t *cl)
 
     if (cl->data_sent) {
         if (!cl->got_354) {
+            if (tx->data_reply.code / 100 == 2 && cl->naccepted > 0) {
+                /* "250" to DATA: the message was never sent, so no
+                 * recipient may take it as delivered */
+                pst_smtpc_fail(cl, "the server accepted DATA without "
+                                   "asking for the message");
+                return;
+            }
             pst_smtpc_tx_data_failed(cl, &tx->data_reply);
             return;
         }

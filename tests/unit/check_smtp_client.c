@@ -433,7 +433,31 @@ START_TEST(test_client_helo_lockstep)
     ck_assert_int_eq(rcpts[1].reply.code, 553);
     ck_assert_str_eq(rcpts[1].reply.ecode, "5.1.8");
 
+    /* a 250 to DATA is no delivery: the session is dropped, the
+     * accepted recipient has no final reply */
+    pst_smtp_client_abort(cl);
+    close(fd);
+    tc_ready_rc = TC_UNSET;
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+    tc_send_tx(cl, &tx);
+    tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+    tc_send(fd, "250 ok\r\n");
+    tc_expect(fd, "RCPT TO:<b@y.test>\r\n");
+    tc_send(fd, "250 ok\r\n");
+    tc_expect(fd, "RCPT TO:<c@y.test>\r\n");
+    tc_send(fd, "550 no\r\n");
+    tc_expect(fd, "DATA\r\n");
+    tc_send(fd, "250 sure\r\n");
+    tc_until(&tc_done_rc);
+    ck_assert_int_eq(tc_done_rc, PST_ERROR);
+    ck_assert_int_eq(rcpts[0].reply.code, 0);
+    ck_assert_int_eq(rcpts[1].reply.code, 550);
+    pst_smtp_client_abort(cl);
+
     /* one command */
+    close(fd);
+    tc_ready_rc = TC_UNSET;
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
     tc_in_call = 1;
     ck_assert_int_eq(pst_smtp_client_command(cl, "NOOP", tc_cmd, NULL),
                      PST_OK);
