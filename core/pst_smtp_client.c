@@ -926,6 +926,10 @@ pst_smtpc_ehlo(pst_smtp_client_t *cl, const pst_smtp_reply_t *r)
     int              n;
 
     if (r->code / 100 == 2) {
+        if (pst_smtpc_copy_reply(cl, &cl->ehlo_reply, r) != PST_OK) {
+            pst_smtpc_fail(cl, "out of memory");
+            return;
+        }
         if (cl->state == PST_SMTPC_EHLO) {
             pst_smtp_ehlo_parse(r->text.data, r->text.len, &e);
             cl->caps = e.caps;
@@ -1083,8 +1087,7 @@ pst_smtpc_auth_or_ready(pst_smtp_client_t *cl)
         pst_smtpc_expect(cl, cl->conf.helo_timeout, "AUTH reply");
         return;
     case PST_DECLINED:
-        pst_smtpc_local_reply(cl, &r, 0, "", "");
-        pst_smtpc_finish(cl, PST_SMTPC_CB_READY, PST_OK, &r);
+        pst_smtpc_finish(cl, PST_SMTPC_CB_READY, PST_OK, &cl->ehlo_reply);
         return;
     default:
         pst_smtpc_local_reply(cl, &r, 0, "", why ? why : "AUTH failed");

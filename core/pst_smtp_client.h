@@ -74,7 +74,8 @@ typedef struct {
 } pst_smtp_client_conf_t;
 
 /* Connected, greeted, EHLO (HELO fallback), STARTTLS per policy, AUTH:
- * rc PST_OK and the session is ready for a transaction; otherwise
+ * rc PST_OK and the session is ready for a transaction (r: the last
+ * EHLO/HELO reply, or 235 after AUTH); otherwise
  * PST_ERROR and r says why (code 0 for network/timeout/TLS errors).
  * After PST_ERROR the connection is closed: abort() frees the client. */
 typedef void (*pst_smtp_client_ready_pt)(pst_smtp_client_t *cl, void *data,

@@ -70,6 +70,7 @@ struct pst_smtp_client_s {
     pst_msec_t                   wait;      /* for the reply awaited */
     const char                  *what;      /* what is awaited */
 
+    pst_smtp_reply_t             ehlo_reply;   /* for ready() */
     unsigned                     caps;
     unsigned                     auth_mechs;
     off_t                        max_size;

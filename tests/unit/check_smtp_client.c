@@ -328,6 +328,9 @@ START_TEST(test_client_pipelined)
     ck_assert_uint_eq(pst_smtp_client_caps(cl), PST_SMTP_CAP_PIPELINING
                       | PST_SMTP_CAP_SIZE | PST_SMTP_CAP_8BITMIME);
     ck_assert_int_eq(pst_smtp_client_max_size(cl), 100000);
+    ck_assert_int_eq(tc_reply.code, 250);
+    ck_assert_str_eq(tc_reply_text, "mx.test\nPIPELINING\nSIZE 100000\n"
+                     "8BITMIME");
     ck_assert_int_eq(pst_smtp_client_tls(cl), 0);
 
     tc_tx(&tx, rcpts, 2, "Subject: x\r\n\r\n.leading\nbare\r\n.\r\nend");
