@@ -128,6 +128,27 @@ class PosternPeer(ClientCase):
         body, = self.stored(srv)
         self.assertEqual(body, b"X-Prepended: yes\r\n" + self.msg)
 
+    def test_many_recipients(self):
+        # 250 recipients: PIPELINING windows of 100 commands slide
+        srv = self.postern(extra="smtp_chunking off; max_recipients 1000;")
+        args = []
+        for i in range(250):
+            args += ["-r", "u%03d@example.test" % i]
+        p = self.probe(srv.port, *args)
+        self.assertEqual(p.rc, 0, p)
+        self.assertEqual(len([l for l in p.lines
+                              if l.startswith("rcpt ") and " 250 " in l]),
+                         250)
+        # the 101st command went out before the first reply came back?
+        # no: the window holds 100 in flight
+        i = p.trail.index("> MAIL FROM:<sender@client.test> SIZE=%d"
+                          % len(self.msg))
+        self.assertTrue(all(l.startswith("> ") for l in p.trail[i:i + 100]))
+        self.assertTrue(p.trail[i + 100].startswith("< "), p.trail[i + 100])
+        env = srv.envelope(srv.queue_ids()[0])
+        self.assertIn("u249@example.test", env)
+        self.assertEqual(self.stored(srv), [self.msg])
+
     def test_bdat_chunks(self):
         srv = self.postern()
         p = self.probe(srv.port, "-r", "a@example.test", "-c", "2",

@@ -23,7 +23,7 @@
 #include "pst_ssl.h"
 #include "pst_smtp_client.h"
 
-#define PROBE_MAX  64
+#define PROBE_MAX  300
 
 static pst_smtp_client_tx_t     tx;
 static pst_smtp_client_rcpt_t   rcpts[PROBE_MAX];

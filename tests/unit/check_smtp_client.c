@@ -1074,6 +1074,56 @@ START_TEST(test_client_timeouts)
 END_TEST
 
 
+/* Replies must answer commands that were sent: a reply ahead of its
+ * command (a server that answers the RCPT it has not seen yet), or one
+ * nobody asked for, drops the session instead of being believed. */
+START_TEST(test_client_reply_order)
+{
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_tx_t     tx;
+    pst_smtp_client_rcpt_t   rcpts[1];
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+
+    if (_i == 0) {
+        cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+        tc_tx(&tx, rcpts, 1, "hello\r\n");
+        tc_send_tx(cl, &tx);
+        tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+        tc_send(fd, "250 ok\r\n250 ok\r\n");
+        tc_until(&tc_done_rc);
+        ck_assert_int_eq(tc_done_rc, PST_ERROR);
+        ck_assert_int_eq(rcpts[0].reply.code, 0);
+        ck_assert(!rcpts[0].accepted);
+        ck_assert_ptr_nonnull(strstr((char *) rcpts[0].reply.text.data,
+                                     "before the command"));
+    } else {
+        /* a second reply to EHLO */
+        cl = tc_open(&conf, &sin);
+        fd = tc_accept(lfd);
+        tc_send(fd, "220 mx.test\r\n");
+        tc_expect(fd, "EHLO client.test\r\n");
+        tc_send(fd, "250 mx.test\r\n250 again\r\n");
+        tc_until(&tc_ready_rc);
+        /* the ready callback was posted before the extra reply came:
+         * the session is gone all the same */
+        tc_turn();
+        ck_assert_int_eq(pst_smtp_client_command(cl, "NOOP", tc_cmd, NULL),
+                         PST_ERROR);
+    }
+
+    pst_smtp_client_abort(cl);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
 Suite *
 suite_smtp_client(void)
 {
@@ -1097,6 +1147,7 @@ suite_smtp_client(void)
     tcase_add_loop_test(tc, test_client_starttls_policy, 0, 2);
     tcase_add_loop_test(tc, test_client_scram_mutual, 0, 2);
     tcase_add_loop_test(tc, test_client_timeouts, 0, 4);
+    tcase_add_loop_test(tc, test_client_reply_order, 0, 2);
     tcase_add_loop_test(tc, test_client_idle_close_and_short_file, 0, 2);
     suite_add_tcase(s, tc);
 
