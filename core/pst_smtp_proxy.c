@@ -132,6 +132,12 @@ pst_smtp_proxy_read(pst_event_t *ev)
     rc = pst_proxy_parse(buf, (size_t) n, &h, &why);
 
     if (rc == PST_AGAIN && (size_t) n < sizeof(buf)) {
+        if (ev->eof) {
+            /* the peek sees the same bytes again: nothing more comes */
+            pst_smtp_proxy_drop(c, PST_LOG_INFO, "no PROXY header",
+                                "closed by the peer");
+            return;
+        }
         ev->ready = 0;
         return;
     }
