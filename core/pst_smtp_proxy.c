@@ -269,6 +269,7 @@ pst_smtp_cmd_xclient(pst_session_t *s)
      * and their verdict as the new greeting */
     s->xclient = 1;
     s->greeted = 0;
+    s->early_talker = 0;            /* that was the proxy */
     pst_smtp_enter_state(s, PST_SMTP_S_PHASE);
 
     if (x.has_addr && !x.has_name) {
