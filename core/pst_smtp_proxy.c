@@ -148,17 +148,6 @@ pst_smtp_proxy_read(pst_event_t *ev)
         return;
     }
 
-    /* take exactly the header: the rest belongs to the session */
-    do {
-        n = recv(c->fd, buf, h.len, 0);
-    } while (n == -1 && errno == EINTR);
-
-    if (n != (ssize_t) h.len) {
-        pst_smtp_proxy_drop(c, PST_LOG_ERR, "PROXY header",
-                            "short read of peeked bytes");
-        return;
-    }
-
     pst_smtp_proxy_done(c, &h);
 }
 
@@ -180,8 +169,21 @@ pst_smtp_proxy_drop(pst_connection_t *c, int level, const char *what,
 static void
 pst_smtp_proxy_done(pst_connection_t *c, const pst_proxy_header_t *h)
 {
-    u_char  peer[INET6_ADDRSTRLEN + 1], client[INET6_ADDRSTRLEN + 8];
-    size_t  n, k;
+    u_char   peer[INET6_ADDRSTRLEN + 1], client[INET6_ADDRSTRLEN + 8];
+    u_char   buf[PST_PROXY_MAX];
+    size_t   n, k;
+    ssize_t  r;
+
+    /* take exactly the header: the rest belongs to the session */
+    do {
+        r = recv(c->fd, buf, h->len, 0);
+    } while (r == -1 && errno == EINTR);
+
+    if (r != (ssize_t) h->len) {
+        pst_smtp_proxy_drop(c, PST_LOG_ERR, "PROXY header",
+                            "short read of peeked bytes");
+        return;
+    }
 
     pst_event_del_timer(&c->read);
 
@@ -466,6 +468,7 @@ pst_smtp_xclient_move(pst_session_t *s, const pst_xclient_t *x)
 {
     pst_connection_t  *c = s->c;
     pst_sockaddr_t     sa;
+    pst_str_t          addr;
     u_char             text[INET6_ADDRSTRLEN + 1];
     size_t             n;
     int                rc;
@@ -486,6 +489,14 @@ pst_smtp_xclient_move(pst_session_t *s, const pst_xclient_t *x)
     n = pst_sock_ntop(&sa.sa, text, sizeof(text), 0);
 
     if (x->has_addr) {
+        addr.data = pst_palloc(s->pool, n + 1);
+        if (addr.data == NULL) {
+            s->closing = 1;
+            return PST_ERROR;
+        }
+        memcpy(addr.data, text, n + 1);
+        addr.len = n;
+
         if (s->limit_counted) {
             pst_conn_count_release(&c->sockaddr.sa);
             s->limit_counted = 0;
@@ -504,15 +515,7 @@ pst_smtp_xclient_move(pst_session_t *s, const pst_xclient_t *x)
             return PST_ERROR;
         }
         s->limit_counted = 1;
-
-        s->client_addr.data = pst_palloc(s->pool, n + 1);
-        if (s->client_addr.data == NULL) {
-            s->client_addr.len = 0;
-            s->closing = 1;
-            return PST_ERROR;
-        }
-        memcpy(s->client_addr.data, text, n + 1);
-        s->client_addr.len = n;
+        s->client_addr = addr;
     }
 
     c->sockaddr = sa;
