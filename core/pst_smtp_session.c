@@ -363,6 +363,7 @@ pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st)
         (void) pst_buf_resize(s->in, PST_SMTP_IN_SIZE);
     }
 
+    pst_smtp_clock_start(s, st);
     s->state = st;
 }
 
@@ -532,6 +533,7 @@ pst_smtp_flush(pst_session_t *s)
 
         if (n == PST_AGAIN) {
             /* wait for the write event; bound the wait */
+            s->timer_why = PST_SMTP_WAIT_IDLE;
             pst_event_add_timer(&c->read, s->conf->command_timeout);
             return PST_AGAIN;
         }
@@ -665,8 +667,8 @@ pst_smtp_read(pst_session_t *s)
 static void
 pst_smtp_timeout(pst_session_t *s)
 {
-    pst_log_session(s, PST_LOG_INFO, "timeout in state %s",
-                    state_names[s->state]);
+    pst_log_session(s, PST_LOG_INFO, "timeout in state %s%s",
+                    state_names[s->state], pst_smtp_clock_reason(s));
 
     if (s->state == PST_SMTP_S_COMMIT) {
         return;    /* our own disk: the commit always completes */
@@ -743,6 +745,7 @@ void
 pst_smtp_continue(pst_session_t *s)
 {
     pst_connection_t  *c = s->c;
+    size_t             n;
     int                rc;
 
     if (s->in_process) {
@@ -804,14 +807,18 @@ pst_smtp_continue(pst_session_t *s)
         }
 
         if (!c->read.ready) {
-            pst_smtp_set_timer(s, (s->state == PST_SMTP_S_DATA
-                                   || s->state == PST_SMTP_S_BDAT)
-                                  ? s->conf->data_timeout
-                                  : s->conf->command_timeout);
+            pst_smtp_set_timer(s, pst_smtp_clock_wait(s));
             break;
         }
 
+        n = pst_buf_size(s->in);
         rc = pst_smtp_read(s);
+
+        if (rc == PST_OK && (s->state == PST_SMTP_S_DATA
+                             || s->state == PST_SMTP_S_BDAT))
+        {
+            pst_smtp_clock_credit(s, pst_buf_size(s->in) - n);
+        }
 
         if (rc == PST_AGAIN) {
             if (c->read.ready) {
@@ -866,6 +873,11 @@ pst_smtp_process_commands(pst_session_t *s)
         lr = pst_smtp_read_line(s->in, s->conf->command_line_limit,
                                 s->conf->bare_newline == PST_BARE_NL_REJECT,
                                 &s->skipping, &line);
+
+        if (lr != PST_SMTP_LINE_AGAIN) {
+            /* a line is done: the next one has its own deadline */
+            pst_smtp_clock_start(s, PST_SMTP_S_COMMAND);
+        }
 
         switch (lr) {
         case PST_SMTP_LINE_AGAIN:

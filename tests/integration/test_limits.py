@@ -264,9 +264,10 @@ class TimeoutTest(PstTestCase):
         srv.wait_log(r"timeout in state")
 
     def test_slow_but_steady_client(self):
-        """The data timeout is per read, not for the whole message."""
+        """Without a minimum data rate the data timeout is per read,
+        not for the whole message (test_slow_clients has the rate)."""
         srv = self.server(CONF % "smtp_command_timeout 3s;"
-                          " smtp_data_timeout 3s;")
+                          " smtp_data_timeout 3s; smtp_min_data_rate 0;")
         with srv.raw() as c:
             c.cmd("EHLO client.test")
             start_tx(c)
