@@ -1441,8 +1441,14 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
     if (conf->max_recipients > 0
         && s->tx->rcpt_accepted >= (pst_uint_t) conf->max_recipients)
     {
-        /* RFC 5321 4.5.3.1.10 */
+        /* RFC 5321 4.5.3.1.10: the client goes on with the recipients
+         * accepted so far, so these are not errors (up to a cap) */
         pst_smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+        if (++s->tx->rcpt_overflows
+            <= (pst_uint_t) conf->max_rcpt_overflows)
+        {
+            s->errors--;
+        }
         return;
     }
 
