@@ -128,6 +128,13 @@ class SizeTest(PstTestCase):
                              552, "5.3.4")
             self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE=99999999999"),
                              552, "5.3.4")
+            # RFC 1870 allows 20 digits, past what 64 bits hold: still
+            # a size, and too big (it was a 501 syntax error)
+            for big in ("9223372036854775808", "9" * 20):
+                self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE="
+                                       + big), 552, "5.3.4")
+            self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE="
+                                   + "9" * 21), 501, "5.5.4")
             # refused MAIL left no transaction behind
             self.assertReply(c.cmd("RCPT TO:<user@example.test>"), 503)
             self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE=10240"),
