@@ -1582,9 +1582,9 @@ pst_smtp_cmd_bdat(pst_session_t *s)
     }
 
     if (size < 0 || !s->conf->chunking) {
-        /* the chunk length is unknown: the stream cannot be resynced */
-        pst_smtp_reply(s, s->conf->chunking ? 501 : 502,
-                       s->conf->chunking ? "5.5.4" : "5.5.1",
+        /* the chunk length is unknown: the stream cannot be resynced;
+         * a server that closes says 421 (RFC 5321 3.8) */
+        pst_smtp_reply(s, 421, s->conf->chunking ? "4.5.4" : "4.5.1",
                        "Error: %s, closing", s->conf->chunking
                        ? "invalid BDAT syntax" : "CHUNKING not offered");
         pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);

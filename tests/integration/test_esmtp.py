@@ -417,13 +417,17 @@ class ChunkingTest(PstTestCase):
         srv.wait_tmp_empty()
 
     def test_bdat_bad_syntax_closes(self):
+        """The chunk length is unknown, so the stream cannot be followed:
+        the server closes, and says so with 421 (RFC 5321 3.8)."""
         srv = self.server(BASIC)
-        for arg in ("BDAT", "BDAT abc", "BDAT -1", "BDAT 10 FIRST"):
+        for arg in ("BDAT", "BDAT abc", "BDAT -1", "BDAT 10 FIRST",
+                    "BDAT " + "9" * 30):
             with srv.raw() as c:
                 c.cmd("EHLO client.test")
                 c.cmd("MAIL FROM:<a@client.test>")
                 c.cmd("RCPT TO:<user@example.test>")
-                self.assertReply(c.cmd(arg), 501, "5.5.4")
+                self.assertReply(c.cmd(arg), 421, "4.5.4")
+                self.assertIn("closing", c.last_raw.decode())
                 self.assertTrue(c.closed(), arg)
         self.assertEqual(srv.queue_count(), 0)
         srv.wait_tmp_empty()
