@@ -235,6 +235,11 @@ main(int argc, char **argv)
             fprintf(stderr, "postern: configuration test failed\n");
             return 1;
         }
+        if (pst_check_worker_access(cycle, 0) != PST_OK) {
+            fprintf(stderr, "postern: configuration test failed\n");
+            pst_destroy_cycle(cycle);
+            return 1;
+        }
         if (dump) {
             pst_cycle_dump(cycle, stdout);
         }
@@ -265,6 +270,7 @@ main(int argc, char **argv)
 
     if (pst_open_log(cycle) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
+        || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
         || pst_cycle_init_modules(cycle) != PST_OK)
