@@ -781,6 +781,12 @@ pst_smtp_continue(pst_session_t *s)
         }
 
         if (rc == PST_BUSY) {
+            if (s->state == PST_SMTP_S_PHASE) {
+                /* the command came whole in time; whatever was left of
+                 * its deadline does not bound the hooks */
+                s->timer_why = PST_SMTP_WAIT_IDLE;
+                pst_smtp_set_timer(s, s->conf->command_timeout);
+            }
             (void) pst_smtp_flush(s);
             if (c->read.ready) {
                 /* edge-triggered: the peer may already have closed; let

@@ -7,6 +7,7 @@ The limits here are small so that the tests are short; nothing asserts
 how fast anything happened, only whether the session survived.  Every
 loop is bounded by a number of sends."""
 
+import socket
 import time
 
 from pstest import PstTestCase
@@ -78,6 +79,31 @@ class CommandDeadlineTest(PstTestCase):
             n = trickle(c, b"NOOP " + b"y" * 100 + b"\r\n", 0.2, 40)
             self.assertLess(n, 40)
             self.assertReply(c.reply(), 421, "4.4.2")
+
+
+    def test_deadline_does_not_bound_the_hooks(self):
+        """A MAIL that arrives whole just inside the deadline, then a
+        sender check that waits 2 s for a DNS server that never answers:
+        the reply is the check's 451, not a 421 for the time the hooks
+        took."""
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        self.addCleanup(sink.close)
+        srv = self.server("""
+            smtp { smtp_command_timeout 30s; smtp_command_deadline 2s;
+                   server { listen {port}; local_domains example.test;
+                            sender_domain_check on;
+                            sender_dns_timeout 2s;
+                            smtp_reverse_lookup off; } }
+        """, modules=("store_spool", "policy_recipients", "policy_relay"),
+            resolver="127.0.0.1:%d" % sink.getsockname()[1])
+        with srv.raw(timeout=15) as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            # about 1.6 s for the line, 0.4 s of its deadline left
+            n = trickle(c, b"MAIL FROM:<a@slow.test>\r\n", 0.12, 40)
+            self.assertEqual(n, 13)
+            self.assertReply(c.reply(), 451, "4.1.8")
+            self.assertEqual(c.cmd("NOOP")[0], 250)
 
 
 class MinDataRateTest(PstTestCase):
