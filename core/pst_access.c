@@ -22,27 +22,36 @@
 
 static int pst_access_check(pst_cycle_t *cycle, const char *path,
     int mode, const char *what);
-static int pst_access_child(pst_cycle_t *cycle, int prepared);
+static int pst_access_child(pst_cycle_t *cycle, int prepared, int root);
 
 
 static int
 pst_access_check(pst_cycle_t *cycle, const char *path, int mode,
     const char *what)
 {
+    char  user[32];
+
     if (access(path, mode) == 0) {
         return PST_OK;
     }
 
+    if (cycle->core->user.data != NULL) {
+        snprintf(user, sizeof(user), "%.*s",
+                 (int) pst_min(cycle->core->user.len, 30),
+                 cycle->core->user.data);
+    } else {
+        snprintf(user, sizeof(user), "uid %lu", (unsigned long) getuid());
+    }
+
     pst_log_error(PST_LOG_EMERG, errno, "the worker account \"%s\" cannot"
-                  " use %s \"%s\"", cycle->core->user.data != NULL
-                  ? (char *) cycle->core->user.data : "(this user)", what,
-                  path);
+                  " use %s \"%s\"", user, what, path);
     return PST_ERROR;
 }
 
 
+/* root: the master is root (the child no longer is) */
 static int
-pst_access_child(pst_cycle_t *cycle, int prepared)
+pst_access_child(pst_cycle_t *cycle, int prepared, int root)
 {
     static const char  *subs[] = { "tmp", "queue", NULL };
     pst_core_conf_t    *ccf = cycle->core;
@@ -65,7 +74,10 @@ pst_access_child(pst_cycle_t *cycle, int prepared)
         }
     }
 
-    if (!prepared && geteuid() == 0) {
+    if (!prepared
+        && (root || (access((char *) ccf->spool_dir.data, F_OK) == -1
+                     && errno == ENOENT)))
+    {
         return PST_OK;          /* the master makes the rest theirs */
     }
 
@@ -97,8 +109,9 @@ int
 pst_check_worker_access(pst_cycle_t *cycle, int prepared)
 {
     pid_t  pid;
-    int    status;
+    int    status, root;
 
+    root = (geteuid() == 0);
     fflush(NULL);
 
     pid = fork();
@@ -110,7 +123,7 @@ pst_check_worker_access(pst_cycle_t *cycle, int prepared)
 
     if (pid == 0) {
         pst_drop_privileges(cycle);
-        _exit(pst_access_child(cycle, prepared) == PST_OK ? 0 : 1);
+        _exit(pst_access_child(cycle, prepared, root) == PST_OK ? 0 : 1);
     }
 
     while (waitpid(pid, &status, 0) == -1) {
