@@ -97,6 +97,9 @@ static const pst_command_t  pst_smtp_commands[] = {
     { "smtp_pipelining", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(pipelining), NULL },
 
+    { "smtp_forbid_unauth_pipelining", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(forbid_unauth_pipelining), NULL },
+
     { "smtp_chunking", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(chunking), NULL },
 
@@ -151,6 +154,7 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->bare_newline = PST_CONF_UNSET_UINT;
     c->debug = PST_CONF_UNSET;
     c->pipelining = PST_CONF_UNSET;
+    c->forbid_unauth_pipelining = PST_CONF_UNSET;
     c->chunking = PST_CONF_UNSET;
     c->smtputf8 = PST_CONF_UNSET;
     c->dsn = PST_CONF_UNSET;
@@ -210,6 +214,8 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
                               PST_BARE_NL_NORMALIZE);
     pst_conf_merge_value(conf->debug, prev->debug, 0);
     pst_conf_merge_value(conf->pipelining, prev->pipelining, 1);
+    pst_conf_merge_value(conf->forbid_unauth_pipelining,
+                         prev->forbid_unauth_pipelining, 1);
     pst_conf_merge_value(conf->chunking, prev->chunking, 1);
     pst_conf_merge_value(conf->smtputf8, prev->smtputf8, 1);
     pst_conf_merge_value(conf->dsn, prev->dsn, 1);
