@@ -13,6 +13,8 @@ static char *pst_smtp_server_block(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static char *pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
+static char *pst_smtp_set_hostname(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
 static void *pst_smtp_create_srv_conf(pst_conf_t *cf);
 static char *pst_smtp_merge_srv_conf(pst_conf_t *cf, void *prev,
     void *conf);
@@ -38,10 +40,10 @@ static const pst_command_t  pst_smtp_commands[] = {
       pst_smtp_listen, PST_MAIN_CONF, 0, NULL },
 
     { "hostname", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
-      pst_conf_set_str_slot, SRV(hostname), NULL },
+      pst_smtp_set_hostname, SRV(hostname), NULL },
 
     { "smtp_banner", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
-      pst_conf_set_str_slot, SRV(banner), NULL },
+      pst_conf_set_text_slot, SRV(banner), NULL },
 
     { "store", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_str_slot, SRV(store), NULL },
@@ -250,6 +252,33 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
         pst_conf_error(cf, "invalid hostname \"%.*s\": it must be a domain"
                        " name (set \"hostname\")", (int) conf->hostname.len,
                        conf->hostname.data);
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
+
+/* Our name goes into the greeting, EHLO and Received: checked where it
+ * is set, so that an error names its line. */
+static char *
+pst_smtp_set_hostname(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_str_t  *value;
+    u_char      esc[128];
+    char       *rv;
+
+    rv = pst_conf_set_str_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    if (pst_smtp_check_domain(value[1].data, value[1].len, 0) != PST_OK) {
+        (void) pst_escape(esc, sizeof(esc), value[1].data, value[1].len);
+        pst_conf_error(cf, "invalid hostname \"%s\": it must be a domain"
+                       " name of at most %d bytes", esc,
+                       PST_SMTP_DOMAIN_MAX);
         return PST_CONF_ERROR;
     }
 
