@@ -92,14 +92,15 @@ pst_smtp_data_sync(pst_session_t *s)
         s->in->pos = s->in->start;
         s->in->last = s->in->start;
         n = c->recv(c, s->in->last, pst_buf_free(s->in));
-        if (n == 0 || n == PST_ERROR) {
+        if (n == PST_AGAIN) {
+            return PST_OK;
+        }
+        if (n <= 0) {
+            /* the client is gone: no 354 for nobody */
             s->eof = 1;
             s->closing = 1;
             pst_smtp_tx_free(s);
             return PST_DONE;
-        }
-        if (n == PST_AGAIN) {
-            return PST_OK;
         }
         s->in->last += n;
     }

@@ -136,7 +136,7 @@ pst_spool_writer_alive(pid_t pid)
     snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
-        return errno != ENOENT;
+        return 1;       /* no /proc (or it just died: the next sweep) */
     }
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
