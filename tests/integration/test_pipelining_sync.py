@@ -14,6 +14,7 @@ import subprocess
 import unittest
 
 from pstest import (DEFAULT_MODULES, PstTestCase, have, passwd_line, plain)
+from psttls import TlsRaw, TlsTestCase
 
 CONF = """
 smtp {
@@ -160,6 +161,23 @@ class ProbeTest(PstTestCase):
             r = c.replies(5)
             self.assertEqual([x[0] for x in r], [250, 250, 250, 354, 250])
         self.assertEqual(srv.queue_count(), 2)
+
+
+class ProbeOverTlsTest(TlsTestCase):
+
+    def test_probe_after_starttls_refused(self):
+        """Over TLS the pending text may sit decrypted in OpenSSL, beyond
+        the session's buffer: refused all the same."""
+        srv = self.server(CONF % ("tls_certificate %s; tls_certificate_key"
+                                  " %s;" % (self.crt, self.key), ""))
+        with TlsRaw(srv.port) as c:
+            c.ehlo()
+            c.starttls(self.ctx, "mx.example.test")
+            r = probe(c)
+            self.assertEqual([x[0] for x in r], [250, 250, 250, 554], r)
+        self.assertEqual(srv.queue_count(), 1)
+        srv.wait_log(r"SMTP protocol synchronization: .*"
+                     r'"From: alice@example.org\\r\\n')
 
 
 class CorrectClientsTest(PstTestCase):

@@ -489,6 +489,28 @@ class DeadWriterTest(PstTestCase):
             zombie.wait()
 
 
+    def test_reap_sweeps_other_dead_writers(self):
+        """A tmp/PID left by a process this master never reaps (a worker
+        of a killed master that died later) goes at the next reap."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        tmp = os.path.join(srv.spool, "tmp")
+        zombie = subprocess.Popen(["true"])
+        try:
+            wait_for(lambda: proc_state(zombie.pid) == "Z", 5,
+                     what="a zombie")
+            os.mkdir(os.path.join(tmp, str(zombie.pid)))
+            with open(os.path.join(tmp, str(zombie.pid), "G" * 18),
+                      "wb") as f:
+                f.write(b"partial")
+            victim = srv.workers()[0]
+            os.kill(victim, signal.SIGKILL)
+            srv.wait_log(r"removed 0 unacknowledged file\(s\) of process"
+                         r" %d, 1 of other dead writers" % victim)
+            self.assertEqual(srv.tmp_files(), [])
+        finally:
+            zombie.wait()
+
+
 class KillEverythingTest(PstTestCase):
 
     def test_kill_9_during_load(self):
