@@ -61,6 +61,7 @@ typedef struct {
     pst_uint_t                   bare_newline;
     pst_int_t                    debug;
     pst_int_t                    pipelining;
+    pst_int_t                    forbid_unauth_pipelining;
     pst_int_t                    chunking;
     pst_int_t                    smtputf8;
     pst_int_t                    dsn;
