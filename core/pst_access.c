@@ -8,6 +8,10 @@
  * privileges exactly as a worker does (pst_drop_privileges), with
  * access(2), which sees modes, ACLs and every directory on the way.
  *
+ * The error log's directory is checked too, with a warning only: the
+ * workers reopen the log by its name on USR1, and cannot if they
+ * cannot reach it (they keep writing to the old file).
+ *
  * "postern -t" runs it before the spool is prepared (as root, the
  * master will then chown the spool's own directories to the workers,
  * so only the directories on the way to it count); the start and a
@@ -22,6 +26,7 @@
 
 static int pst_access_check(pst_cycle_t *cycle, const char *path,
     int mode, const char *what);
+static void pst_access_log_dir(pst_cycle_t *cycle);
 static int pst_access_child(pst_cycle_t *cycle, int prepared, int root);
 
 
@@ -49,6 +54,33 @@ pst_access_check(pst_cycle_t *cycle, const char *path, int mode,
 }
 
 
+static void
+pst_access_log_dir(pst_cycle_t *cycle)
+{
+    pst_str_t  *log = &cycle->core->error_log;
+    char        path[PATH_MAX], *slash;
+
+    if (log->data == NULL || pst_str_eq(log, "stderr")
+        || log->len >= sizeof(path))
+    {
+        return;
+    }
+
+    memcpy(path, log->data, log->len + 1);
+    slash = strrchr(path, '/');
+    if (slash == NULL || slash == path) {
+        return;
+    }
+    *slash = '\0';
+
+    if (access(path, X_OK) == -1) {
+        pst_log_error(PST_LOG_WARN, errno, "the workers cannot reach the"
+                      " error log's directory \"%s\": they will not reopen"
+                      " the log on USR1", path);
+    }
+}
+
+
 /* root: the master is root (the child no longer is) */
 static int
 pst_access_child(pst_cycle_t *cycle, int prepared, int root)
@@ -57,6 +89,8 @@ pst_access_child(pst_cycle_t *cycle, int prepared, int root)
     pst_core_conf_t    *ccf = cycle->core;
     char                path[PATH_MAX], *slash;
     const char        **sub;
+
+    pst_access_log_dir(cycle);
 
     if (ccf->spool_dir.len + 16 >= sizeof(path)) {
         return PST_ERROR;

@@ -335,6 +335,20 @@ class NoWorkerTest(PstTestCase):
         self.assertIn(os.path.join(srv.dir, "locked"), r.stderr)
         self.assertIn("configuration test failed", r.stderr)
 
+    def test_t_warns_of_an_unreachable_log_directory(self):
+        """The workers reopen the log by name on USR1: -t says when they
+        cannot reach it (a warning; the spool is fine here)."""
+        srv = self.server(CONF % ("mx.example.test", ""), start=False)
+        locked = os.path.join(srv.dir, "locked")
+        os.makedirs(locked, exist_ok=True)
+        os.chmod(locked, 0o700)
+        srv.logfile = os.path.join(locked, "error.log")
+        srv.write_conf(*srv._conf_args)
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the workers cannot reach the error log's directory"
+                      ' "%s"' % locked, r.stderr)
+
     def test_unusable_spool_client_refused_at_once(self):
         srv = self.locked_server()
         srv.start(wait=False)
