@@ -183,6 +183,42 @@ pst_passwd_usage(FILE *f)
 }
 
 
+/* The value val of option -o (m, r, i or f).  PST_OK, or PST_ERROR
+ * after saying why. */
+static int
+pst_passwd_value(char o, const char *val, const char **method,
+    unsigned long *rounds, unsigned long *iter, const char **file)
+{
+    char  *end;
+
+    if (o == 'f') {
+        *file = val;
+        return PST_OK;
+    }
+
+    if (o == 'm') {
+        *method = strcmp(val, "yescrypt") == 0 ? "$y$"
+                  : strcmp(val, "bcrypt") == 0 ? "$2b$"
+                  : strcmp(val, "sha512crypt") == 0 ? "$6$" : NULL;
+        if (*method == NULL) {
+            fprintf(stderr, "postern passwd: unknown method \"%s\" (use"
+                    " yescrypt, bcrypt or sha512crypt)\n", val);
+            return PST_ERROR;
+        }
+        return PST_OK;
+    }
+
+    errno = 0;
+    *(o == 'r' ? rounds : iter) = strtoul(val, &end, 10);
+    if (errno != 0 || end == val || *end != '\0' || val[0] == '-') {
+        fprintf(stderr, "postern passwd: invalid number \"%s\"\n", val);
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
 /* Options into the variables; the index of the user name, or -1 with
  * the exit status in *rc (0 after --help, 64 for a usage error). */
 static int
@@ -191,7 +227,6 @@ pst_passwd_options(int argc, char **argv, const char **method,
     const char **file, int *rc)
 {
     const char  *opt;
-    char        *end;
     int          i;
 
     *rc = 64;
@@ -224,27 +259,10 @@ pst_passwd_options(int argc, char **argv, const char **method,
             goto usage;
         }
 
-        if (opt[1] == 'f') {
-            *file = argv[i];
-        } else if (opt[1] == 'm') {
-            *method = strcmp(argv[i], "yescrypt") == 0 ? "$y$"
-                      : strcmp(argv[i], "bcrypt") == 0 ? "$2b$"
-                      : strcmp(argv[i], "sha512crypt") == 0 ? "$6$" : NULL;
-            if (*method == NULL) {
-                fprintf(stderr, "postern passwd: unknown method \"%s\" (use"
-                        " yescrypt, bcrypt or sha512crypt)\n", argv[i]);
-                goto usage;
-            }
-        } else {
-            errno = 0;
-            *(opt[1] == 'r' ? rounds : iter) = strtoul(argv[i], &end, 10);
-            if (errno != 0 || end == argv[i] || *end != '\0'
-                || argv[i][0] == '-')
-            {
-                fprintf(stderr, "postern passwd: invalid number \"%s\"\n",
-                        argv[i]);
-                goto usage;
-            }
+        if (pst_passwd_value(opt[1], argv[i], method, rounds, iter, file)
+            != PST_OK)
+        {
+            goto usage;
         }
     }
 
