@@ -289,6 +289,8 @@ pst_envelope_write(const pst_envelope_t *env, pst_buf_t **out)
     pst_uint_t              i;
     char                    num[48];
 
+    *out = NULL;
+
     if (env->arrival_usec < 0 || env->arrival_usec > 999999
         || pst_env_start(out, PST_ENVELOPE_MAGIC) != PST_OK)
     {
