@@ -412,7 +412,10 @@ pst_spool_remove(const char *id)
      * without its state (it would be delivered again) */
     if (sfd != -1 && unlinkat(sfd, id, 0) == 0) {
         gone = pst_spool_fsync_dir(sfd) == PST_OK;
+    } else if (sfd != -1 && errno != ENOENT) {
+        gone = 0;
     } else if (unlinkat(qfd, id, 0) == 0 || errno == ENOENT) {
+        /* format 2, not moved into queue/XY/ yet; or gone already */
         gone = pst_spool_fsync_dir(qfd) == PST_OK;
     }
     err = errno;
