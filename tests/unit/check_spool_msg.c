@@ -396,10 +396,12 @@ START_TEST(test_upgrade_in_place)
     ck_assert_int_eq(walked_has(&w, OLD_ID), 1);
     ck_assert(!exists("queue", OLD_ID));
 
-    /* two different files with one ID: the one in place is kept */
+    /* two different files with one ID: the one in place is kept and
+     * reported once */
     put_old();
     memset(&w, 0, sizeof(w));
     ck_assert_int_eq(pst_spool_walk(walked, &w), PST_OK);
+    ck_assert_int_eq(walked_has(&w, OLD_ID), 1);
     ck_assert(exists("queue", OLD_ID));
     ck_assert_int_eq(pst_spool_msg_open(pool, OLD_ID, &m, &why), PST_OK);
     ck_assert(pst_envelope_final(&m.env));
