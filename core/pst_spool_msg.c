@@ -758,10 +758,18 @@ pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
         return PST_ERROR;
     }
 
+    /* writers write only inside their own tmp/PID/ (start-up removes
+     * anything else in tmp/): this process's, made here if it has none
+     * (a tool, the queue process) */
     if (own != NULL) {
         snprintf(path, sizeof(path), "%s", own->data);
-    } else if (pst_spool_subdir(path, sizeof(path), "tmp") != PST_OK) {
-        return PST_ERROR;
+    } else {
+        snprintf(tmp, sizeof(tmp), "tmp/%d", (int) getpid());
+        if (pst_spool_subdir(path, sizeof(path), tmp) != PST_OK
+            || (mkdir(path, 0750) == -1 && errno != EEXIST))
+        {
+            return PST_ERROR;
+        }
     }
     tfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     qfd = pst_spool_open_queue();
@@ -774,7 +782,7 @@ pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
             pst_spool_id_time(id_out, &env->arrival_sec, &env->arrival_usec);
         }
 
-        snprintf(tmp, sizeof(tmp), "inject-%d-%u", (int) getpid(),
+        snprintf(tmp, sizeof(tmp), "inject-%u",
                  __atomic_fetch_add(&pst_spool_serial, 1, __ATOMIC_RELAXED));
         if (pst_spool_inject_file(tfd, tmp, env, msg, len) != PST_OK) {
             err = errno;
