@@ -363,14 +363,21 @@ pst_spool_state_write(const pst_envelope_t *env)
     if (fd != -1) {
         pst_spool_own_fd(fd);
         if (pst_spool_write_all(fd, b->pos, pst_buf_size(b)) == PST_OK
-            && fdatasync(fd) == 0
-            && close(fd) == 0
-            && renameat(sfd, tmp, sfd, name) == 0
-            && pst_spool_fsync_dir(sfd) == PST_OK)
+            && fdatasync(fd) == 0)
         {
             rc = PST_OK;
-        } else {
+        }
+        if (close(fd) == -1) {
+            rc = PST_ERROR;
+        }
+        /* the new state in place, and the rename durable */
+        if (rc != PST_OK || renameat(sfd, tmp, sfd, name) == -1
+            || pst_spool_fsync_dir(sfd) != PST_OK)
+        {
+            err = errno;
             (void) unlinkat(sfd, tmp, 0);
+            errno = err;
+            rc = PST_ERROR;
         }
     }
 
