@@ -615,7 +615,11 @@ class Server:
                 assert not files, "flat files in queue/: %r" % files
                 continue
             for f in files:
-                assert QUEUE_ID.match(f[:18]) and f[18:] in ("", ".state"), \
+                # ID, its state, a state being written (a running queue
+                # process renames it over ID.state)
+                assert QUEUE_ID.match(f[:18]) and (
+                    f[18:] in ("", ".state")
+                    or f[18:].startswith(".state-new-")), \
                     "not a queue file: " + f
                 assert os.path.basename(root) == f[16:18], \
                     "%s in the wrong directory %s" % (f, root)
