@@ -78,6 +78,14 @@ int pst_spool_corrupt(const char *id, const char *why);
  * queue/XY/ on the way; leftovers of a crash (a state without its
  * message, a temporary state file of a dead process) are removed. */
 int pst_spool_walk(int (*cb)(const char *id, void *data), void *data);
+/* The same walk one part at a time, for a caller that must not block
+ * for long (the queue process from its event loop): part 0 is queue/
+ * itself (format 2 files, moved into place), parts 1 to 1024 the
+ * directories queue/XY/.  Walked in increasing order the parts report
+ * every ID once.  PST_DONE for a part past the last. */
+#define PST_SPOOL_WALK_PARTS     (1 + 32 * 32)
+int pst_spool_walk_part(unsigned part, int (*cb)(const char *id, void *data),
+    void *data);
 /* Create and commit a new message (bounces, the injector): message
  * bytes (CRLF lines) with env; durable when PST_OK returns; the new ID
  * is written into id_out (PST_QUEUE_ID_LEN + 1 bytes) and env->id

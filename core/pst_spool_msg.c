@@ -32,7 +32,6 @@ static int pst_spool_walk_flat(int qfd, int (*cb)(const char *, void *),
 static int pst_spool_walk_sub(int qfd, const char *xy,
     int (*cb)(const char *, void *), void *data);
 static void pst_spool_tidy(int qfd, int dfd, const char *name);
-static int pst_spool_is_sub(const char *name);
 static int pst_spool_inject_file(int tfd, const char *tmp,
     pst_envelope_t *env, const u_char *msg, size_t len);
 
@@ -662,56 +661,48 @@ pst_spool_walk_sub(int qfd, const char *xy, int (*cb)(const char *, void *),
 }
 
 
-/* "XY": two characters of the queue ID alphabet */
-static int
-pst_spool_is_sub(const char *name)
-{
-    char  id[PST_QUEUE_ID_LEN + 1];
-
-    if (strlen(name) != 2) {
-        return 0;
-    }
-    memset(id, '0', PST_QUEUE_ID_LEN - 2);
-    memcpy(id + PST_QUEUE_ID_LEN - 2, name, 3);
-    return pst_spool_valid_id((u_char *) id, PST_QUEUE_ID_LEN);
-}
-
-
 int
-pst_spool_walk(int (*cb)(const char *id, void *data), void *data)
+pst_spool_walk_part(unsigned part, int (*cb)(const char *id, void *data),
+    void *data)
 {
-    struct dirent  *de;
-    DIR            *d;
-    int             qfd, fd, rc;
+    static const char  b32[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
+    char               xy[3];
+    int                qfd, rc;
+
+    if (part >= PST_SPOOL_WALK_PARTS) {
+        return PST_DONE;
+    }
 
     qfd = pst_spool_open_queue();
     if (qfd == -1) {
         return PST_ERROR;
     }
 
-    /* first the flat files of format 2, moved into place (so that the
-     * second pass does not see a file twice) */
-    rc = pst_spool_walk_flat(qfd, cb, data);
-
-    fd = rc == PST_OK ? dup(qfd) : -1;
-    d = fd == -1 ? NULL : fdopendir(fd);
-    if (d == NULL) {
-        if (fd != -1) {
-            close(fd);
-        }
-        close(qfd);
-        return rc == PST_OK ? PST_ERROR : rc;
-    }
-    rewinddir(d);       /* the first pass read this offset to the end */
-
-    while (rc == PST_OK && (de = readdir(d)) != NULL) {
-        if (pst_spool_is_sub(de->d_name)) {
-            rc = pst_spool_walk_sub(qfd, de->d_name, cb, data);
-        }
+    if (part == 0) {
+        /* the flat files of format 2, moved into place first, so that
+         * the parts after this one see each file once */
+        rc = pst_spool_walk_flat(qfd, cb, data);
+    } else {
+        xy[0] = b32[(part - 1) >> 5];
+        xy[1] = b32[(part - 1) & 31];
+        xy[2] = '\0';
+        rc = pst_spool_walk_sub(qfd, xy, cb, data);
     }
 
-    closedir(d);
     close(qfd);
+    return rc;
+}
+
+
+int
+pst_spool_walk(int (*cb)(const char *id, void *data), void *data)
+{
+    unsigned  part;
+    int       rc = PST_OK;
+
+    for (part = 0; rc == PST_OK && part < PST_SPOOL_WALK_PARTS; part++) {
+        rc = pst_spool_walk_part(part, cb, data);
+    }
     return rc;
 }
 

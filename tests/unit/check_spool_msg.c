@@ -419,6 +419,7 @@ START_TEST(test_walk_tidies)
     char         name[PATH_MAX];
     u_char       id[PST_QUEUE_ID_LEN + 1];
     pid_t        dead;
+    unsigned     part;
     int          i;
 
     pool = pst_create_pool(4096);
@@ -452,6 +453,21 @@ START_TEST(test_walk_tidies)
     ck_assert(exists(name, NULL));
     ck_assert(exists("queue/A0", "README"));
     ck_assert(exists("queue", "zz"));
+
+    /* part by part: every ID once, whatever its directory */
+    for (i = 0; i < 5; i++) {
+        inject(pool, id);
+    }
+    memset(&w, 0, sizeof(w));
+    for (part = 0; pst_spool_walk_part(part, walked, &w) == PST_OK; part++)
+    {
+        /* nothing */
+    }
+    ck_assert_uint_eq(part, PST_SPOOL_WALK_PARTS);
+    ck_assert_int_eq(w.n, 5);
+    ck_assert_int_eq(walked_has(&w, (char *) id), 1);
+    ck_assert_int_eq(pst_spool_walk_part(PST_SPOOL_WALK_PARTS, walked, &w),
+                     PST_DONE);
 
     /* the callback stops the walk and its value comes back */
     for (i = 0; i < 3; i++) {
