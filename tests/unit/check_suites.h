@@ -15,5 +15,6 @@ Suite *suite_module(void);
 Suite *suite_spool(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
+Suite *suite_relay_mx(void);
 
 #endif
