@@ -11,6 +11,7 @@ process, and answers only from its own records:
     dns.zone("other.test", signed=False)
     dns.add("www.example.test", "A", "127.0.0.5")
     dns.add("bad.example.test", "A", "127.0.0.6", corrupt=True)
+    dns.add("example.test", "MX", "10 www.example.test")   # also AAAA
     dns.start()
     dns.trust_anchor("example.test")   # "example.test. 3600 IN DNSKEY ..."
     ...
