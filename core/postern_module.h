@@ -505,12 +505,12 @@ int pst_tx_envelope(pst_session_t *s, pst_str_t *out);
 /* Spool directory (spool_dir directive), absolute, NUL-terminated. */
 const pst_str_t *pst_spool_dir(void);
 
-/* A queue file (docs/SPOOL.md, format 2) is one file per message:
- *   "POSTERN-SPOOL 2 <20-digit message length> <20-digit envelope
+/* A queue file (docs/SPOOL.md, format 3) is one file per message:
+ *   "POSTERN-SPOOL 3 <20-digit message length> <20-digit envelope
  *   length>\n" (PST_SPOOL_HEADER_LEN bytes), the message, the envelope.
  * pst_spool_header() writes that header into buf (at least
  * PST_SPOOL_HEADER_LEN bytes); pst_spool_parse_header() reads one back
- * (PST_OK, or PST_ERROR when it is not a format 2 header). */
+ * (PST_OK, or PST_ERROR when it is not a format 2 or 3 header). */
 #define PST_SPOOL_HEADER_LEN     58
 void pst_spool_header(u_char *buf, off_t message_len, size_t envelope_len);
 int pst_spool_parse_header(const u_char *buf, size_t len, off_t *message_len,
@@ -519,6 +519,16 @@ int pst_spool_parse_header(const u_char *buf, size_t len, off_t *message_len,
  * (SPOOL/tmp/PID): the master empties and removes it when the worker
  * exits, whatever the reason, so nothing half-received outlives it. */
 const pst_str_t *pst_spool_tmp_dir(void);
+/* The spool's layout belongs to the core: committed message ID lives
+ * in SPOOL/queue/XY/ID (XY: the ID's last two characters).
+ * pst_spool_queue_name() writes "XY/ID" into buf (at least 22 bytes);
+ * PST_OK or PST_ERROR (not a queue ID).  pst_spool_queue_rename() moves
+ * a complete, synced file there (renameat(from_dirfd, from, queue_fd,
+ * "XY/ID"), creating queue/XY durably the first time); 0 or an errno.
+ * The caller then fsyncs queue/XY. */
+int pst_spool_queue_name(char *buf, size_t size, const char *id);
+int pst_spool_queue_rename(int from_dirfd, const char *from, int queue_fd,
+    const char *id);
 
 
 /* ------------------------------------------------------------------ */
