@@ -72,6 +72,7 @@ static void pst_dsn_field(pst_dsn_out_t *o, const char *name,
     const char *type, const pst_str_t *value);
 static void pst_dsn_date_field(pst_dsn_out_t *o, const char *name,
     time_t t);
+static size_t pst_dsn_digits(const u_char *p, const u_char *end);
 static void pst_dsn_human(pst_dsn_out_t *o, pst_dsn_ctx_t *d);
 static void pst_dsn_report(pst_dsn_out_t *o, pst_dsn_ctx_t *d);
 static void pst_dsn_recipient(pst_dsn_out_t *o, pst_dsn_ctx_t *d,
@@ -325,30 +326,45 @@ pst_dsn_date_field(pst_dsn_out_t *o, const char *name, time_t t)
 /* ------------------------------------------------------------------ */
 /* The parts                                                           */
 
+/* Digits at p (1 to 3 of them) before end: their count, or 0. */
+static size_t
+pst_dsn_digits(const u_char *p, const u_char *end)
+{
+    size_t  n = 0;
+
+    while (p + n < end && n < 4 && isdigit(p[n])) {
+        n++;
+    }
+    return n <= 3 ? n : 0;
+}
+
+
 void
 pst_dsn_status(const pst_env_rcpt_t *r, pst_dsn_action_e action, char *out)
 {
-    const u_char  *p = r->reply.data;
-    size_t         n = r->reply.len, i, dots = 0;
+    const u_char  *p = r->reply.data, *end = p + r->reply.len, *q;
+    size_t         n = r->reply.len, k;
     char           want;
 
     want = action == PST_DSN_FAILED ? '5'
            : action == PST_DSN_DELAYED ? '4' : '2';
 
-    /* "550 5.1.1 text": the enhanced code after the reply code */
-    if (n >= 9 && p[0] >= '2' && p[0] <= '5' && p[3] == ' '
-        && (p[4] == want || (want == '5' && p[4] == '4')) && p[5] == '.')
+    /* "550 5.1.1 text": the enhanced code (RFC 3463: class "." 1-3
+     * digits "." 1-3 digits) after the reply code */
+    if (n >= 9 && isdigit(p[0]) && isdigit(p[1]) && isdigit(p[2])
+        && p[3] == ' ' && p[5] == '.'
+        && (p[4] == want || (want == '5' && p[4] == '4')))
     {
-        for (i = 6; i < n && i < 15 && (isdigit(p[i]) || p[i] == '.'); i++)
-        {
-            dots += p[i] == '.';
-        }
-        if (dots == 1 && p[i - 1] != '.' && p[6] != '.'
-            && (i == n || p[i] == ' '))
-        {
-            memcpy(out, p + 4, i - 4);
-            out[i - 4] = '\0';
-            return;
+        q = p + 6;
+        k = pst_dsn_digits(q, end);
+        if (k > 0 && q + k < end && q[k] == '.') {
+            q += k + 1;
+            k = pst_dsn_digits(q, end);
+            if (k > 0 && (q + k == end || q[k] == ' ')) {
+                memcpy(out, p + 4, (size_t) (q + k - p - 4));
+                out[q + k - p - 4] = '\0';
+                return;
+            }
         }
     }
 
@@ -392,7 +408,7 @@ pst_dsn_human(pst_dsn_out_t *o, pst_dsn_ctx_t *d)
         if (v.len == 0) {
             pst_str_set(&v, "no further details");
         }
-        snprintf(prefix, sizeof(prefix), "<%s>:", addr);
+        snprintf(prefix, sizeof(prefix), "<%s>: ", addr);
         pst_dsn_fold(o, prefix, &v, "    ");
     }
 }

@@ -16,5 +16,6 @@ Suite *suite_spool(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
 Suite *suite_relay_mx(void);
+Suite *suite_dsn(void);
 
 #endif
