@@ -874,26 +874,33 @@ relay_mx_hops(relay_mx_ctx_t *ctx)
         return;
     }
 
-    if (own >= 0) {
-        relay_mx_fail(ctx, PST_HOOK_REJECT, 550, "5.4.6",
-                      "mail for %s loops back to myself", ctx->domain);
+    if (ctx->hops == NULL) {
+        relay_mx_fail(ctx, PST_HOOK_TEMPFAIL, 451, "4.3.0",
+                      "out of memory");
         return;
     }
 
+    /* only the exchangers better than us count */
     for (i = 0; i < ctx->nhosts; i++) {
+        if (own >= 0 && ctx->hosts[i].pref >= own) {
+            break;
+        }
         temp |= ctx->hosts[i].status[0] == PST_DNS_SERVFAIL
                 || ctx->hosts[i].status[0] == PST_DNS_TIMEOUT
                 || ctx->hosts[i].status[1] == PST_DNS_SERVFAIL
                 || ctx->hosts[i].status[1] == PST_DNS_TIMEOUT;
     }
 
+    if (own >= 0 && !temp) {
+        relay_mx_fail(ctx, PST_HOOK_REJECT, 550, "5.4.6",
+                      "mail for %s loops back to myself", ctx->domain);
+        return;
+    }
+
     if (temp) {
         relay_mx_fail(ctx, PST_HOOK_TEMPFAIL, 451, "4.4.3",
                       "address lookup of the %s of %s failed",
                       ctx->implicit ? "host" : "exchangers", ctx->domain);
-    } else if (ctx->hops == NULL) {
-        relay_mx_fail(ctx, PST_HOOK_TEMPFAIL, 451, "4.3.0",
-                      "out of memory");
     } else if (ctx->implicit) {
         relay_mx_fail(ctx, PST_HOOK_REJECT, 550, "5.1.2",
                       "domain %s has no MX and no address", ctx->domain);

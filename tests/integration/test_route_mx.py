@@ -56,6 +56,8 @@ RECORDS = [
     "--mx-host=backup.test,mx1.dest.test,10",
     "--mx-host=backup.test,me.loop.test,20",
     "--mx-host=backup.test,mx3.dest.test,30",
+    "--mx-host=loopfail.test,mx.fail.test,10",
+    "--mx-host=loopfail.test,me.loop.test,20",
     "--mx-host=byname.test,mx1.dest.test,20",
     "--mx-host=byname.test,mx.ourname.test,10",
     "--host-record=mx.ourname.test,127.0.0.41",
@@ -266,6 +268,13 @@ class RouteMxTest(PstTestCase):
     def test_worse_exchangers_than_us_dropped(self):
         f, hops = self.one(self.dns(), "backup.test")
         self.assertEqual([h["name"] for h in hops], ["mx1.dest.test"])
+
+    def test_loop_behind_a_failing_lookup_defers(self):
+        # the better exchanger's address is unknown for now: not a loop
+        # (yet), try again later
+        f, hops = self.one(self.dns(), "loopfail.test")
+        self.assertEqual((f["verdict"], f["code"], f["ecode"], hops),
+                         ("tempfail", "451", "4.4.3", []), f)
 
     def test_our_host_name(self):
         f, hops = self.one(self.dns(), "byname.test",
