@@ -244,6 +244,20 @@ pst_tx_size(pst_session_t *s)
 }
 
 
+int
+pst_tx_hold(pst_session_t *s)
+{
+    return s->tx != NULL && s->tx->hold;
+}
+
+
+int
+pst_tx_discard(pst_session_t *s)
+{
+    return s->tx != NULL && s->tx->discard;
+}
+
+
 pst_pool_t *
 pst_tx_pool(pst_session_t *s)
 {
@@ -491,6 +505,8 @@ pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
     }
     env->envid = tx->params.envid;
     env->size = (int64_t) tx->data.size;
+    /* a HOLD verdict: the queue keeps it until an operator says */
+    env->hold = tx->hold;
     if (tx->add_headers != NULL) {
         env->prepend = tx->add_headers;
     }
