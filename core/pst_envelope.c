@@ -34,6 +34,7 @@ static int pst_env_num(pst_buf_t *b, const char *pre, int64_t v,
     const char *post);
 static int pst_env_rcpt_write(pst_buf_t *b, const pst_env_rcpt_t *r,
     int full);
+static int pst_env_lists(pst_buf_t *b, const pst_envelope_t *env);
 static int pst_env_start(pst_buf_t **out, const char *magic);
 static int pst_env_finish(pst_buf_t *b, pst_buf_t **out);
 static int pst_env_magic(pst_env_iter_t *it, u_char *p, size_t n,
@@ -48,6 +49,10 @@ static int pst_env_rcpt_parse(pst_pool_t *pool, u_char *v, u_char *end,
 static int pst_env_arrival(u_char *v, size_t n, pst_envelope_t *env);
 static int pst_env_flag(u_char *v, size_t n);
 static int pst_env_check(pst_envelope_t *env, const char **why);
+static int pst_env_parse_line(pst_pool_t *pool, pst_env_iter_t *it,
+    pst_envelope_t *env, const char **why);
+static void pst_env_apply(pst_envelope_t *env, const pst_env_rcpt_t *got,
+    int hold);
 
 
 static const pst_env_field_t  pst_env_head[] = {
@@ -125,9 +130,13 @@ pst_envelope_add_rcpt(pst_pool_t *pool, pst_envelope_t *env,
 int
 pst_envelope_final(const pst_envelope_t *env)
 {
-    pst_env_rcpt_t  *r = env->rcpts->elts;
+    pst_env_rcpt_t  *r;
     pst_uint_t       i;
 
+    if (env->rcpts == NULL) {
+        return 0;
+    }
+    r = env->rcpts->elts;
     for (i = 0; i < env->rcpts->nelts; i++) {
         if (r[i].state != PST_RCPT_DELIVERED && r[i].state != PST_RCPT_FAILED)
         {
@@ -279,15 +288,41 @@ pst_env_finish(pst_buf_t *b, pst_buf_t **out)
 }
 
 
+/* the rcpt and prepend lines */
+static int
+pst_env_lists(pst_buf_t *b, const pst_envelope_t *env)
+{
+    const pst_env_rcpt_t  *r;
+    const pst_str_t       *h;
+    pst_uint_t             i;
+
+    r = env->rcpts ? env->rcpts->elts : NULL;
+    for (i = 0; r && i < env->rcpts->nelts; i++) {
+        if (pst_env_rcpt_write(b, &r[i], 1) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+
+    h = env->prepend ? env->prepend->elts : NULL;
+    for (i = 0; h && i < env->prepend->nelts; i++) {
+        if (pst_env_line(b, "prepend", &h[i]) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
+}
+
+
 int
 pst_envelope_write(const pst_envelope_t *env, pst_buf_t **out)
 {
     const pst_env_field_t  *f;
-    const pst_env_rcpt_t   *r;
-    const pst_str_t        *h, *v;
+    const pst_str_t        *v;
     pst_buf_t              *b;
-    pst_uint_t              i;
     char                    num[48];
+
+    *out = NULL;
 
     if (env->arrival_usec < 0 || env->arrival_usec > 999999
         || pst_env_start(out, PST_ENVELOPE_MAGIC) != PST_OK)
@@ -321,18 +356,8 @@ pst_envelope_write(const pst_envelope_t *env, pst_buf_t **out)
         goto failed;
     }
 
-    r = env->rcpts ? env->rcpts->elts : NULL;
-    for (i = 0; r && i < env->rcpts->nelts; i++) {
-        if (pst_env_rcpt_write(b, &r[i], 1) != PST_OK) {
-            goto failed;
-        }
-    }
-
-    h = env->prepend ? env->prepend->elts : NULL;
-    for (i = 0; h && i < env->prepend->nelts; i++) {
-        if (pst_env_line(b, "prepend", &h[i]) != PST_OK) {
-            goto failed;
-        }
+    if (pst_env_lists(b, env) != PST_OK) {
+        goto failed;
     }
 
     return pst_env_finish(b, out);
@@ -348,12 +373,16 @@ failed:
 int
 pst_envelope_write_state(const pst_envelope_t *env, pst_buf_t **out)
 {
-    const pst_env_rcpt_t  *r = env->rcpts->elts;
+    const pst_env_rcpt_t  *r;
     pst_uint_t             i;
 
-    if (pst_env_start(out, PST_ENVELOPE_STATE_MAGIC) != PST_OK) {
+    *out = NULL;
+    if (env->rcpts == NULL
+        || pst_env_start(out, PST_ENVELOPE_STATE_MAGIC) != PST_OK)
+    {
         return PST_ERROR;
     }
+    r = env->rcpts->elts;
 
     if (pst_env_line(*out, "id", &env->id) != PST_OK
         || (env->hold && pst_env_put(*out, "hold 1\n", 7) != PST_OK))
@@ -588,16 +617,74 @@ pst_env_check(pst_envelope_t *env, const char **why)
 }
 
 
+/* One line of an envelope into env. */
+static int
+pst_env_parse_line(pst_pool_t *pool, pst_env_iter_t *it, pst_envelope_t *env,
+    const char **why)
+{
+    const pst_env_field_t  *f;
+    pst_env_rcpt_t         *r;
+    pst_str_t              *h, *field;
+    size_t                  len = (size_t) (it->eol - it->v);
+
+    field = pst_str_eq(&it->key, "id") ? &env->id : NULL;
+    for (f = pst_env_head; field == NULL && f->key; f++) {
+        if (it->key.len == strlen(f->key)
+            && memcmp(it->key.data, f->key, it->key.len) == 0)
+        {
+            field = pst_env_member(env, f);
+        }
+    }
+
+    if (field != NULL) {
+        if (pst_env_value(pool, it->v, len, field) != PST_OK) {
+            *why = "bad xtext value";
+            return PST_ERROR;
+        }
+
+    } else if (pst_str_eq(&it->key, "smtputf8")) {
+        env->smtputf8 = pst_env_flag(it->v, len);
+    } else if (pst_str_eq(&it->key, "requiretls")) {
+        env->requiretls = pst_env_flag(it->v, len);
+    } else if (pst_str_eq(&it->key, "hold")) {
+        env->hold = pst_env_flag(it->v, len);
+    } else if (pst_str_eq(&it->key, "size")) {
+        env->size = pst_atoi(it->v, len, INT64_MAX);
+
+    } else if (pst_str_eq(&it->key, "arrival")) {
+        if (pst_env_arrival(it->v, len, env) != PST_OK) {
+            *why = "bad arrival line";
+            return PST_ERROR;
+        }
+
+    } else if (pst_str_eq(&it->key, "rcpt")) {
+        r = pst_array_push(env->rcpts);
+        if (r == NULL || pst_env_rcpt_parse(pool, it->v, it->eol, r)
+                         != PST_OK)
+        {
+            *why = "bad rcpt line";
+            return PST_ERROR;
+        }
+
+    } else if (pst_str_eq(&it->key, "prepend")) {
+        h = pst_array_push(env->prepend);
+        if (h == NULL || pst_env_value(pool, it->v, len, h) != PST_OK) {
+            *why = "bad prepend line";
+            return PST_ERROR;
+        }
+    }
+    /* other keys: added by a newer minor version, ignored */
+
+    return PST_OK;
+}
+
+
 int
 pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
     pst_envelope_t *env, const char **why)
 {
-    const pst_env_field_t  *f;
-    pst_env_iter_t          it;
-    pst_env_rcpt_t         *r;
-    pst_str_t              *h, *field;
-    size_t                  len;
-    int                     rc;
+    pst_env_iter_t  it;
+    int             rc;
 
     if (pst_envelope_init(pool, env) != PST_OK) {
         *why = "out of memory";
@@ -612,55 +699,9 @@ pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
     }
 
     while ((rc = pst_env_next(&it, why)) == PST_OK) {
-        len = (size_t) (it.eol - it.v);
-
-        field = pst_str_eq(&it.key, "id") ? &env->id : NULL;
-        for (f = pst_env_head; field == NULL && f->key; f++) {
-            if (it.key.len == strlen(f->key)
-                && memcmp(it.key.data, f->key, it.key.len) == 0)
-            {
-                field = pst_env_member(env, f);
-            }
+        if (pst_env_parse_line(pool, &it, env, why) != PST_OK) {
+            return PST_ERROR;
         }
-
-        if (field != NULL) {
-            if (pst_env_value(pool, it.v, len, field) != PST_OK) {
-                *why = "bad xtext value";
-                return PST_ERROR;
-            }
-
-        } else if (pst_str_eq(&it.key, "smtputf8")) {
-            env->smtputf8 = pst_env_flag(it.v, len);
-        } else if (pst_str_eq(&it.key, "requiretls")) {
-            env->requiretls = pst_env_flag(it.v, len);
-        } else if (pst_str_eq(&it.key, "hold")) {
-            env->hold = pst_env_flag(it.v, len);
-        } else if (pst_str_eq(&it.key, "size")) {
-            env->size = pst_atoi(it.v, len, INT64_MAX);
-
-        } else if (pst_str_eq(&it.key, "arrival")) {
-            if (pst_env_arrival(it.v, len, env) != PST_OK) {
-                *why = "bad arrival line";
-                return PST_ERROR;
-            }
-
-        } else if (pst_str_eq(&it.key, "rcpt")) {
-            r = pst_array_push(env->rcpts);
-            if (r == NULL || pst_env_rcpt_parse(pool, it.v, it.eol, r)
-                             != PST_OK)
-            {
-                *why = "bad rcpt line";
-                return PST_ERROR;
-            }
-
-        } else if (pst_str_eq(&it.key, "prepend")) {
-            h = pst_array_push(env->prepend);
-            if (h == NULL || pst_env_value(pool, it.v, len, h) != PST_OK) {
-                *why = "bad prepend line";
-                return PST_ERROR;
-            }
-        }
-        /* other keys: added by a newer minor version, ignored */
     }
 
     if (rc != PST_DONE) {
@@ -668,6 +709,25 @@ pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
     }
 
     return pst_env_check(env, why);
+}
+
+
+static void
+pst_env_apply(pst_envelope_t *env, const pst_env_rcpt_t *got, int hold)
+{
+    pst_env_rcpt_t  *r = env->rcpts->elts;
+    pst_uint_t       i;
+
+    env->hold = hold;
+    for (i = 0; i < env->rcpts->nelts; i++) {
+        r[i].state = got[i].state;
+        r[i].attempts = got[i].attempts;
+        r[i].next_try = got[i].next_try;
+        r[i].last_try = got[i].last_try;
+        r[i].reply = got[i].reply;
+        r[i].remote = got[i].remote;
+        r[i].dsn_sent = got[i].dsn_sent;
+    }
 }
 
 
@@ -729,16 +789,6 @@ pst_envelope_parse_state(pst_pool_t *pool, u_char *p, size_t n,
     }
 
     /* all or nothing: applied only once the whole file has parsed */
-    env->hold = hold;
-    for (i = 0; i < nr; i++) {
-        r[i].state = got[i].state;
-        r[i].attempts = got[i].attempts;
-        r[i].next_try = got[i].next_try;
-        r[i].last_try = got[i].last_try;
-        r[i].reply = got[i].reply;
-        r[i].remote = got[i].remote;
-        r[i].dsn_sent = got[i].dsn_sent;
-    }
-
+    pst_env_apply(env, got, hold);
     return PST_OK;
 }

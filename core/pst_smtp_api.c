@@ -449,6 +449,9 @@ pst_msg_add_header(pst_session_t *s, const char *name, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* Envelope (pst_envelope.h, docs/SPOOL.md)                            */
 
+static int pst_tx_envelope_rcpts(pst_smtp_tx_t *tx, pst_envelope_t *env);
+
+
 static void
 pst_tx_cstr(pst_str_t *out, const char *s)
 {
@@ -464,10 +467,7 @@ pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
 {
     static const char  *bodies[] = { NULL, "7BIT", "8BITMIME", "BINARYMIME" };
     pst_smtp_tx_t      *tx = s->tx;
-    pst_smtp_rcpt_t    *r;
-    pst_env_rcpt_t     *er;
     pst_pool_t         *pool = tx->pool;
-    pst_uint_t          i;
     size_t              n;
 
     if (pst_envelope_init(pool, env) != PST_OK) {
@@ -511,7 +511,18 @@ pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
         env->prepend = tx->add_headers;
     }
 
-    r = tx->rcpts.elts;
+    return pst_tx_envelope_rcpts(tx, env);
+}
+
+
+static int
+pst_tx_envelope_rcpts(pst_smtp_tx_t *tx, pst_envelope_t *env)
+{
+    pst_smtp_rcpt_t  *r = tx->rcpts.elts;
+    pst_env_rcpt_t   *er;
+    pst_uint_t        i;
+    size_t            n;
+
     for (i = 0; i < tx->rcpts.nelts; i++) {
         er = pst_array_push(env->rcpts);
         if (er == NULL) {
@@ -522,7 +533,7 @@ pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
         er->notify = r[i].notify;
         if (r[i].orcpt.data != NULL) {
             n = r[i].orcpt_type.len + r[i].orcpt.len + 2;
-            er->orcpt.data = pst_palloc(pool, n);
+            er->orcpt.data = pst_palloc(tx->pool, n);
             if (er->orcpt.data == NULL) {
                 return PST_ERROR;
             }

@@ -55,7 +55,9 @@ void pst_spool_use_dir(const char *dir);
  * buf). */
 int pst_spool_path(char *buf, size_t size, const char *id);
 /* Open a committed message: envelope + current delivery state.
- * PST_OK, PST_DECLINED (gone), PST_ERROR (*why: corrupt). */
+ * PST_OK, PST_DECLINED (gone), PST_ERROR (*why: corrupt: move it aside
+ * with pst_spool_corrupt()), PST_AGAIN (*why: a system error such as
+ * EMFILE or EACCES: try later, never a reason for corrupt/). */
 int pst_spool_msg_open(pst_pool_t *pool, const char *id, pst_spool_msg_t *m,
     const char **why);
 void pst_spool_msg_close(pst_spool_msg_t *m);

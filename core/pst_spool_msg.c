@@ -31,7 +31,7 @@ static int pst_spool_walk_flat(int qfd, int (*cb)(const char *, void *),
     void *data);
 static int pst_spool_walk_sub(int qfd, const char *xy,
     int (*cb)(const char *, void *), void *data);
-static void pst_spool_tidy(int dfd, const char *name);
+static void pst_spool_tidy(int qfd, int dfd, const char *name);
 static int pst_spool_is_sub(const char *name);
 static int pst_spool_inject_file(int tfd, const char *tmp,
     pst_envelope_t *env, const u_char *msg, size_t len);
@@ -412,7 +412,10 @@ pst_spool_remove(const char *id)
      * without its state (it would be delivered again) */
     if (sfd != -1 && unlinkat(sfd, id, 0) == 0) {
         gone = pst_spool_fsync_dir(sfd) == PST_OK;
+    } else if (sfd != -1 && errno != ENOENT) {
+        gone = 0;
     } else if (unlinkat(qfd, id, 0) == 0 || errno == ENOENT) {
+        /* format 2, not moved into queue/XY/ yet; or gone already */
         gone = pst_spool_fsync_dir(qfd) == PST_OK;
     }
     err = errno;
@@ -493,15 +496,23 @@ pst_spool_upgrade(int qfd, const char *id)
     }
 
     /* link, not rename: never replaces a file already in place */
-    if (linkat(qfd, id, qfd, name, 0) == -1
-        && (errno != EEXIST
-            || fstatat(qfd, id, &a, AT_SYMLINK_NOFOLLOW) == -1
+    if (linkat(qfd, id, qfd, name, 0) == -1) {
+        if (errno != EEXIST) {
+            close(sfd);
+            return PST_ERROR;
+        }
+        if (fstatat(qfd, id, &a, AT_SYMLINK_NOFOLLOW) == -1
             || fstatat(qfd, name, &b, AT_SYMLINK_NOFOLLOW) == -1
-            || a.st_ino != b.st_ino || a.st_dev != b.st_dev))
-    {
-        /* EEXIST with another file: two messages with one ID */
-        close(sfd);
-        return PST_ERROR;
+            || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+        {
+            /* two files with one ID: not ours to choose */
+            pst_log_error(PST_LOG_ALERT, 0, "spool: queue/%s and queue/%s"
+                          " are different files; queue/%s left alone", id,
+                          name, id);
+            close(sfd);
+            return PST_DECLINED;
+        }
+        /* one file, two names: a move that a crash interrupted */
     }
 
     if (pst_spool_fsync_dir(sfd) != PST_OK || unlinkat(qfd, id, 0) == -1) {
@@ -540,8 +551,12 @@ pst_spool_walk_flat(int qfd, int (*cb)(const char *, void *), void *data)
             continue;
         }
 
-        if (pst_spool_upgrade(qfd, de->d_name) == PST_OK) {
+        rc = pst_spool_upgrade(qfd, de->d_name);
+        if (rc == PST_OK) {
             moved++;        /* the walk of queue/XY/ reports it */
+        }
+        if (rc != PST_ERROR) {
+            rc = PST_OK;
             continue;
         }
 
@@ -566,7 +581,7 @@ pst_spool_walk_flat(int qfd, int (*cb)(const char *, void *), void *data)
  * gone (a crash in pst_spool_remove()) or a new state of a process that
  * died before its rename.  Removed; anything else is left alone. */
 static void
-pst_spool_tidy(int dfd, const char *name)
+pst_spool_tidy(int qfd, int dfd, const char *name)
 {
     char          id[PST_QUEUE_ID_LEN + 1];
     const char   *rest;
@@ -583,7 +598,10 @@ pst_spool_tidy(int dfd, const char *name)
     rest = name + PST_QUEUE_ID_LEN;
 
     if (strcmp(rest, PST_SPOOL_STATE_SUFFIX) == 0) {
+        /* its message is in queue/XY/ or, not moved yet, in queue/ */
         if (fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1
+            && errno == ENOENT
+            && fstatat(qfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1
             && errno == ENOENT)
         {
             (void) unlinkat(dfd, name, 0);
@@ -628,7 +646,7 @@ pst_spool_walk_sub(int qfd, const char *xy, int (*cb)(const char *, void *),
         if (pst_spool_valid_id((u_char *) de->d_name, strlen(de->d_name))) {
             rc = cb(de->d_name, data);
         } else {
-            pst_spool_tidy(dirfd(d), de->d_name);
+            pst_spool_tidy(qfd, dirfd(d), de->d_name);
         }
     }
 

@@ -34,6 +34,8 @@ main(void)
     srunner_add_suite(sr, suite_conf_file());
     srunner_add_suite(sr, suite_module());
     srunner_add_suite(sr, suite_spool());
+    srunner_add_suite(sr, suite_envelope());
+    srunner_add_suite(sr, suite_spool_msg());
     srunner_add_suite(sr, suite_addr());
     srunner_add_suite(sr, suite_session());
     srunner_add_suite(sr, suite_relay_mx());
