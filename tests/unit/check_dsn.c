@@ -855,6 +855,92 @@ START_TEST(test_errors)
 END_TEST
 
 
+/* Through the real spool, as the relay engine does it: a message
+ * injected, its state written, opened again; the DSN built from that
+ * and injected itself from the null sender; then read back. */
+START_TEST(test_spool_round_trip)
+{
+    static const pst_uint_t  which[] = { 0 };
+    static const char       *subs[] = { "queue", "tmp", "corrupt" };
+    pst_spool_msg_t          m, bm;
+    pst_envelope_t           env, benv;
+    pst_env_rcpt_t          *r;
+    pst_pool_t              *pool = pst_create_pool(4096);
+    pst_buf_t               *out;
+    const char              *why;
+    char                    *dir, *p;
+    u_char                   id[PST_QUEUE_ID_LEN + 1];
+    u_char                   bid[PST_QUEUE_ID_LEN + 1];
+    dsn_t                    d;
+    size_t                   i;
+
+    dir = tu_tmpdir();
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_ne(asprintf(&p, "%s/%s", dir, subs[i]), -1);
+        ck_assert_int_eq(mkdir(p, 0750), 0);
+        free(p);
+    }
+    pst_spool_use_dir(dir);
+
+    ck_assert_int_eq(pst_envelope_init(pool, &env), PST_OK);
+    pst_str_set(&env.sender, "alice@src.test");
+    pst_str_set(&env.ret, "FULL");
+    r = pst_envelope_add_rcpt(pool, &env, (u_char *) "bob@dest.test", 13);
+    r->notify = PST_NOTIFY_FAILURE;
+    ck_assert_int_eq(pst_spool_inject(&env, (u_char *) MSG, strlen(MSG),
+                                      id), PST_OK);
+
+    /* the delivery failed: the state the relay engine writes */
+    r->state = PST_RCPT_FAILED;
+    r->attempts = 1;
+    r->last_try = time(NULL);
+    pst_str_set(&r->reply, "550 5.1.1 no such user");
+    pst_str_set(&r->remote, "mx.dest.test[127.0.0.2]:25");
+    ck_assert_int_eq(pst_spool_state_write(&env), PST_OK);
+
+    ck_assert_int_eq(pst_spool_msg_open(pool, (char *) id, &m, &why),
+                     PST_OK);
+    ck_assert_int_eq(pst_dsn_build(pool, &m, PST_DSN_FAILED, which, 1,
+                                   "mx.test", &out), PST_OK);
+    pst_spool_msg_close(&m);
+
+    /* the bounce: from <> to the sender */
+    ck_assert_int_eq(pst_envelope_init(pool, &benv), PST_OK);
+    ck_assert_ptr_nonnull(pst_envelope_add_rcpt(pool, &benv,
+        (u_char *) "alice@src.test", 14));
+    ck_assert_int_eq(pst_spool_inject(&benv, out->pos, pst_buf_size(out),
+                                      bid), PST_OK);
+    pst_buf_destroy(out);
+
+    ck_assert_int_eq(pst_spool_msg_open(pool, (char *) bid, &bm, &why),
+                     PST_OK);
+    out = pst_buf_alloc((size_t) bm.msg_len);
+    ck_assert_int_eq(pread(bm.fd, out->last, (size_t) bm.msg_len,
+                           bm.msg_offset), bm.msg_len);
+    out->last += bm.msg_len;
+    pst_spool_msg_close(&bm);
+
+    dsn_parse(&d, out);
+    ck_assert_str_eq(get(&d.block[0], "X-Postern-Queue-ID"), (char *) id);
+    ck_assert_str_eq(get(&d.block[1], "Status"), "5.1.1");
+    ck_assert_str_eq(get(&d.block[1], "Remote-MTA"), "dns; mx.dest.test");
+    ck_assert_str_eq(get(&d.block[1], "Diagnostic-Code"),
+                     "smtp; 550 5.1.1 no such user");
+    ck_assert_ptr_nonnull(get(&d.block[1], "Last-Attempt-Date"));
+    ck_assert_str_eq(get(&d.part[2].head, "Content-Type"),
+                     "message/rfc822");
+    ck_assert_str_eq(d.part[2].content, MSG);
+
+    dsn_free(&d);
+    pst_buf_destroy(out);
+    pst_spool_use_dir(NULL);
+    tu_rmtree(dir);
+    free(dir);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
 Suite *
 suite_dsn(void)
 {
@@ -872,6 +958,7 @@ suite_dsn(void)
     tcase_add_test(tc, test_large_original);
     tcase_add_test(tc, test_prepend);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_spool_round_trip);
     suite_add_tcase(s, tc);
 
     return s;
