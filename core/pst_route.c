@@ -18,6 +18,7 @@
 #include <ifaddrs.h>
 
 #define PST_ROUTE_MAX_LOCAL      64
+#define PST_ROUTE_LOCAL_TTL      5000      /* ms an interface list serves */
 
 
 static int pst_route_unmap(const struct sockaddr *sa, pst_sockaddr_t *out);
@@ -189,9 +190,13 @@ pst_route_local_addrs(pst_sockaddr_t *out, pst_uint_t n)
 int
 pst_route_own_addr(const struct sockaddr *sa)
 {
-    pst_listening_t  *ls;
-    pst_sockaddr_t    local[PST_ROUTE_MAX_LOCAL], l;
-    pst_uint_t        i, nlocal = 0;
+    static pst_sockaddr_t  local[PST_ROUTE_MAX_LOCAL];
+    static pst_uint_t      nlocal;
+    static pst_msec_t      when;
+    static int             known;
+    pst_listening_t       *ls;
+    pst_sockaddr_t         l;
+    pst_uint_t             i;
 
     if (pst_cycle == NULL) {
         return 0;
@@ -199,12 +204,17 @@ pst_route_own_addr(const struct sockaddr *sa)
 
     ls = pst_cycle->listening.elts;
 
-    /* the interfaces only matter to a wildcard listener */
+    /* the interfaces only matter to a wildcard listener; a route asks
+     * for each address of each exchanger, so the list is kept a while */
     for (i = 0; i < pst_cycle->listening.nelts; i++) {
         if (pst_route_unmap(&ls[i].sockaddr.sa, &l) == PST_OK
             && pst_route_is_any(&l))
         {
-            nlocal = pst_route_local_addrs(local, PST_ROUTE_MAX_LOCAL);
+            if (!known || pst_current_msec() - when > PST_ROUTE_LOCAL_TTL) {
+                nlocal = pst_route_local_addrs(local, PST_ROUTE_MAX_LOCAL);
+                when = pst_current_msec();
+                known = 1;
+            }
             break;
         }
     }
