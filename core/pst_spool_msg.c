@@ -363,14 +363,21 @@ pst_spool_state_write(const pst_envelope_t *env)
     if (fd != -1) {
         pst_spool_own_fd(fd);
         if (pst_spool_write_all(fd, b->pos, pst_buf_size(b)) == PST_OK
-            && fdatasync(fd) == 0
-            && close(fd) == 0
-            && renameat(sfd, tmp, sfd, name) == 0
-            && pst_spool_fsync_dir(sfd) == PST_OK)
+            && fdatasync(fd) == 0)
         {
             rc = PST_OK;
-        } else {
+        }
+        if (close(fd) == -1) {
+            rc = PST_ERROR;
+        }
+        /* the new state in place, and the rename durable */
+        if (rc != PST_OK || renameat(sfd, tmp, sfd, name) == -1
+            || pst_spool_fsync_dir(sfd) != PST_OK)
+        {
+            err = errno;
             (void) unlinkat(sfd, tmp, 0);
+            errno = err;
+            rc = PST_ERROR;
         }
     }
 
@@ -758,10 +765,18 @@ pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
         return PST_ERROR;
     }
 
+    /* writers write only inside their own tmp/PID/ (start-up removes
+     * anything else in tmp/): this process's, made here if it has none
+     * (a tool, the queue process) */
     if (own != NULL) {
         snprintf(path, sizeof(path), "%s", own->data);
-    } else if (pst_spool_subdir(path, sizeof(path), "tmp") != PST_OK) {
-        return PST_ERROR;
+    } else {
+        snprintf(tmp, sizeof(tmp), "tmp/%d", (int) getpid());
+        if (pst_spool_subdir(path, sizeof(path), tmp) != PST_OK
+            || (mkdir(path, 0750) == -1 && errno != EEXIST))
+        {
+            return PST_ERROR;
+        }
     }
     tfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     qfd = pst_spool_open_queue();
@@ -774,7 +789,7 @@ pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
             pst_spool_id_time(id_out, &env->arrival_sec, &env->arrival_usec);
         }
 
-        snprintf(tmp, sizeof(tmp), "inject-%d-%u", (int) getpid(),
+        snprintf(tmp, sizeof(tmp), "inject-%u",
                  __atomic_fetch_add(&pst_spool_serial, 1, __ATOMIC_RELAXED));
         if (pst_spool_inject_file(tfd, tmp, env, msg, len) != PST_OK) {
             err = errno;

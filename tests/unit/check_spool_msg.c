@@ -190,8 +190,8 @@ START_TEST(test_inject_open)
     pst_spool_msg_close(&m);
     ck_assert_int_eq(m.fd, -1);
 
-    /* nothing left in tmp/ */
-    snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
+    /* nothing left in tmp/PID/ */
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%d", dir, (int) getpid());
     d = opendir(tmp);
     while ((de = readdir(d)) != NULL) {
         ck_assert_msg(de->d_name[0] == '.', "left in tmp/: %s", de->d_name);
