@@ -87,6 +87,9 @@ static void pst_dsn_copy_eol(pst_dsn_out_t *o, pst_dsn_copy_t *c);
 static void pst_dsn_head(pst_dsn_out_t *o, pst_dsn_ctx_t *d);
 static int pst_dsn_body(pst_dsn_out_t *o, pst_dsn_ctx_t *d);
 static void pst_dsn_random(char *hex, size_t size);
+static int pst_dsn_prepare(pst_dsn_ctx_t *d, const pst_spool_msg_t *m,
+    pst_dsn_action_e action, const pst_uint_t *which, pst_uint_t n,
+    pst_dsn_opts_t *opts, u_char *mta, size_t size);
 
 
 static const char  *pst_dsn_actions[] = {
@@ -812,21 +815,16 @@ pst_dsn_build(pst_pool_t *pool, const pst_spool_msg_t *m,
 }
 
 
-int
-pst_dsn_build_opts(pst_pool_t *pool, const pst_spool_msg_t *m,
+/* Check the arguments and fill d.  PST_OK or PST_ERROR. */
+static int
+pst_dsn_prepare(pst_dsn_ctx_t *d, const pst_spool_msg_t *m,
     pst_dsn_action_e action, const pst_uint_t *which, pst_uint_t n,
-    pst_dsn_opts_t *opts, pst_buf_t **out)
+    pst_dsn_opts_t *opts, u_char *mta, size_t size)
 {
     const pst_envelope_t  *env = &m->env;
-    pst_dsn_ctx_t          d;
-    pst_dsn_out_t          body, head;
-    u_char                 mta[PST_DSN_DOMAIN_BUF];
     off_t                  full_max;
     pst_uint_t             i;
     int                    ret_full;
-
-    (void) pool;
-    *out = NULL;
 
     if (n == 0 || env->sender.len == 0 || env->rcpts == NULL
         || (unsigned) action > PST_DSN_RELAYED)
@@ -839,33 +837,58 @@ pst_dsn_build_opts(pst_pool_t *pool, const pst_spool_msg_t *m,
         }
     }
 
-    memset(&d, 0, sizeof(d));
-    d.m = m;
-    d.action = action;
-    d.which = which;
-    d.n = n;
-    d.opts = opts;
+    memset(d, 0, sizeof(pst_dsn_ctx_t));
+    d->m = m;
+    d->action = action;
+    d->which = which;
+    d->n = n;
+    d->opts = opts;
 
     if (opts->reporting_mta == NULL
-        || pst_dsn_clean(mta, sizeof(mta), (u_char *) opts->reporting_mta,
+        || pst_dsn_clean(mta, size, (u_char *) opts->reporting_mta,
                          strlen(opts->reporting_mta), 0) == 0
         || strchr((char *) mta, ' ') != NULL)
     {
-        snprintf((char *) mta, sizeof(mta), "localhost");
+        snprintf((char *) mta, size, "localhost");
     }
-    d.mta = (char *) mta;
+    d->mta = (char *) mta;
 
-    memcpy(d.boundary, "=_postern_", 10);
-    pst_dsn_random(d.boundary + 10, sizeof(d.boundary) - 10);
+    memcpy(d->boundary, "=_postern_", 10);
+    pst_dsn_random(d->boundary + 10, sizeof(d->boundary) - 10);
 
     full_max = opts->full_max ? opts->full_max : PST_DSN_FULL_MAX;
     ret_full = env->ret.len == 4
                && pst_strncasecmp(env->ret.data, (u_char *) "FULL", 4) == 0;
-    d.full = ret_full && action == PST_DSN_FAILED && m->msg_len <= full_max;
-    d.too_big = ret_full && action == PST_DSN_FAILED && !d.full;
+    d->full = ret_full && action == PST_DSN_FAILED
+              && m->msg_len <= full_max;
+    d->too_big = ret_full && action == PST_DSN_FAILED && !d->full;
 
+    return PST_OK;
+}
+
+
+int
+pst_dsn_build_opts(pst_pool_t *pool, const pst_spool_msg_t *m,
+    pst_dsn_action_e action, const pst_uint_t *which, pst_uint_t n,
+    pst_dsn_opts_t *opts, pst_buf_t **out)
+{
+    pst_dsn_ctx_t   d;
+    pst_dsn_out_t   body, head;
+    u_char          mta[PST_DSN_DOMAIN_BUF];
+    off_t           full_max;
+
+    (void) pool;
+    *out = NULL;
+
+    if (pst_dsn_prepare(&d, m, action, which, n, opts, mta, sizeof(mta))
+        != PST_OK)
+    {
+        return PST_ERROR;
+    }
+
+    full_max = opts->full_max ? opts->full_max : PST_DSN_FULL_MAX;
     memset(&body, 0, sizeof(body));
-    body.utf8 = env->smtputf8 ? 1 : 0;
+    body.utf8 = m->env.smtputf8 ? 1 : 0;
     body.max = (size_t) full_max * 2 + 4 * 1024 * 1024;
     body.b = pst_buf_alloc(64 * 1024);
     if (body.b == NULL) {
@@ -877,6 +900,7 @@ pst_dsn_build_opts(pst_pool_t *pool, const pst_spool_msg_t *m,
         return PST_ERROR;
     }
 
+    /* the top header knows now whether anything inside is 8-bit */
     head = body;
     head.eightbit = body.eightbit | body.utf8;
     head.max = body.max + 64 * 1024;

@@ -123,6 +123,7 @@ static int relay_mx_literal(relay_mx_ctx_t *ctx);
 static void relay_mx_mx_answer(void *data, const pst_dns_answer_t *a);
 static void relay_mx_mx_found(relay_mx_ctx_t *ctx,
     const pst_dns_answer_t *a);
+static pst_uint_t relay_mx_named_us(relay_mx_host_t *hosts, pst_uint_t n);
 static int relay_mx_lookup_hosts(relay_mx_ctx_t *ctx);
 static void relay_mx_addr_answer(void *data, const pst_dns_answer_t *a);
 static void relay_mx_hops(relay_mx_ctx_t *ctx);
@@ -651,11 +652,33 @@ relay_mx_mx_answer(void *data, const pst_dns_answer_t *a)
 }
 
 
+/* Exchangers named as we are (sorted hosts): they and the worse ones
+ * go.  Returns how many are left. */
+static pst_uint_t
+relay_mx_named_us(relay_mx_host_t *hosts, pst_uint_t n)
+{
+    pst_uint_t  i, k;
+
+    for (i = 0; i < n; i++) {
+        if (pst_route_own_name((u_char *) hosts[i].name,
+                               strlen(hosts[i].name)))
+        {
+            for (k = 0; k < i && hosts[k].pref < hosts[i].pref; k++) {
+                /* void */
+            }
+            return k;
+        }
+    }
+
+    return n;
+}
+
+
 static void
 relay_mx_mx_found(relay_mx_ctx_t *ctx, const pst_dns_answer_t *a)
 {
-    pst_uint_t  i, n;
-    int         rc, own = -1;
+    pst_uint_t  n;
+    int         rc;
 
     ctx->mx_secure = a->secure ? 1 : 0;
     ctx->hosts = calloc(RELAY_MX_MAX_HOSTS, sizeof(relay_mx_host_t));
@@ -694,20 +717,7 @@ relay_mx_mx_found(relay_mx_ctx_t *ctx, const pst_dns_answer_t *a)
         n = (pst_uint_t) ctx->conf->max_hosts;
     }
 
-    /* exchangers named as we are: drop them and the worse ones */
-    for (i = 0; i < n; i++) {
-        if (pst_route_own_name((u_char *) ctx->hosts[i].name,
-                               strlen(ctx->hosts[i].name)))
-        {
-            own = ctx->hosts[i].pref;
-            break;
-        }
-    }
-    for (ctx->nhosts = 0; ctx->nhosts < n; ctx->nhosts++) {
-        if (own >= 0 && ctx->hosts[ctx->nhosts].pref >= own) {
-            break;
-        }
-    }
+    ctx->nhosts = relay_mx_named_us(ctx->hosts, n);
 
     if (ctx->nhosts == 0) {
         relay_mx_fail(ctx, PST_HOOK_REJECT, 550, "5.4.6",
