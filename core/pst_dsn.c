@@ -826,8 +826,11 @@ pst_dsn_prepare(pst_dsn_ctx_t *d, const pst_spool_msg_t *m,
     pst_uint_t             i;
     int                    ret_full;
 
-    if (n == 0 || env->sender.len == 0 || env->rcpts == NULL
-        || (unsigned) action > PST_DSN_RELAYED)
+    /* never to the null sender, nor to one that is nothing but blanks
+     * and control characters once cleaned */
+    if (n == 0 || env->rcpts == NULL || (unsigned) action > PST_DSN_RELAYED
+        || pst_dsn_clean(mta, size, env->sender.data, env->sender.len, 1)
+           == 0)
     {
         return PST_ERROR;
     }

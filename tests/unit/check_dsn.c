@@ -829,6 +829,9 @@ START_TEST(test_errors)
     fx.m.env.sender.len = 0;
     ck_assert_int_eq(pst_dsn_build(fx.pool, &fx.m, PST_DSN_FAILED, which,
                                    1, "mx.test", &out), PST_ERROR);
+    pst_str_set(&fx.m.env.sender, " \r\n\t\x01 ");
+    ck_assert_int_eq(pst_dsn_build(fx.pool, &fx.m, PST_DSN_FAILED, which,
+                                   1, "mx.test", &out), PST_ERROR);
     pst_str_set(&fx.m.env.sender, "alice@src.test");
 
     /* the queue file cannot be read, or is shorter than it says */
