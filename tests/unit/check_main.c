@@ -40,6 +40,8 @@ main(void)
     srunner_add_suite(sr, suite_session());
     srunner_add_suite(sr, suite_smtp_proto());
     srunner_add_suite(sr, suite_smtp_client());
+    srunner_add_suite(sr, suite_relay_mx());
+    srunner_add_suite(sr, suite_dsn());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -19,5 +19,7 @@ Suite *suite_addr(void);
 Suite *suite_session(void);
 Suite *suite_smtp_proto(void);
 Suite *suite_smtp_client(void);
+Suite *suite_relay_mx(void);
+Suite *suite_dsn(void);
 
 #endif
