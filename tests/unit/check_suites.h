@@ -14,9 +14,13 @@ Suite *suite_smtp_deadline(void);
 Suite *suite_conf_file(void);
 Suite *suite_module(void);
 Suite *suite_spool(void);
+Suite *suite_envelope(void);
+Suite *suite_spool_msg(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
 Suite *suite_smtp_proto(void);
 Suite *suite_smtp_client(void);
+Suite *suite_relay_mx(void);
+Suite *suite_dsn(void);
 
 #endif
