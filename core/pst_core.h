@@ -86,5 +86,6 @@ typedef struct pst_buf_s         pst_buf_t;
 #include "pst_dns.h"
 #include "pst_envelope.h"
 #include "pst_spool.h"
+#include "pst_access.h"
 
 #endif /* PST_CORE_H */

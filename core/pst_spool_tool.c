@@ -154,16 +154,18 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     cmd = argc > 0 ? argv[0] : "list";
 
     if (strcmp(cmd, "show") == 0 || strcmp(cmd, "cat") == 0) {
-        if (argc < 2) {
+        if (argc != 2) {
             fprintf(stderr, "usage: postern queue %s ID\n", cmd);
-            return 1;
+            return 64;
         }
         return pst_spool_show(argv[1], cmd[0] == 's' ? 1 : 2);
     }
 
-    if (strcmp(cmd, "count") != 0 && strcmp(cmd, "list") != 0) {
+    if ((strcmp(cmd, "count") != 0 && strcmp(cmd, "list") != 0)
+        || argc > 1)
+    {
         fprintf(stderr, "usage: postern queue count|list|show ID|cat ID\n");
-        return 1;
+        return 64;
     }
 
     memset(&t, 0, sizeof(t));

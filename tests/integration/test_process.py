@@ -192,6 +192,23 @@ class ReloadTest(PstTestCase):
         self.assertNotIn("failed to initialise", srv.log())
 
 
+def refused_at_once(port):
+    """A client finds nobody (connection refused) or is told so (421)
+    at once, instead of waiting for a greeting that never comes."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=3)
+    except ConnectionRefusedError:
+        return True
+    with s:
+        s.settimeout(3)
+        try:
+            return s.recv(512)[:3] in (b"", b"421")
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+
 class WorkerCrashTest(PstTestCase):
 
     def test_worker_killed_mid_session(self):
@@ -282,8 +299,82 @@ class WorkerCrashTest(PstTestCase):
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
         self.assertIsNone(srv.proc.poll())
+        # none left during the pause: nobody listens, clients move on
+        for pid in srv.workers():
+            os.kill(pid, signal.SIGKILL)
+        srv.wait_log(r"no worker process left: listeners closed until the"
+                     r" respawn pause ends")
+        self.assertTrue(refused_at_once(srv.port))
+        srv.wait_log(r"listening again", timeout=20)
         wait_for(lambda: len(srv.workers()) == 2, 20, interval=0.2,
                  what="workers after the pause")
+        srv.wait_ready()
+        self.assertEqual(srv.send(), {})
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (workers as nobody)")
+class NoWorkerTest(PstTestCase):
+    """Workers that cannot use the spool: -t says so, the server does
+    not start, and a master left without workers closes its listeners
+    (clients fail over to the next MX instead of hanging)."""
+
+    def locked_server(self):
+        srv = self.server(CONF % ("mx.example.test", ""), start=False)
+        locked = os.path.join(srv.dir, "locked")
+        os.makedirs(locked, exist_ok=True)
+        os.chmod(locked, 0o700)          # root only: nobody cannot enter
+        srv.spool = os.path.join(locked, "spool")
+        srv.write_conf(*srv._conf_args)
+        return srv
+
+    def test_t_checks_the_worker_can_use_the_spool(self):
+        srv = self.locked_server()
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('worker account "nobody" cannot use', r.stderr)
+        self.assertIn(os.path.join(srv.dir, "locked"), r.stderr)
+        self.assertIn("configuration test failed", r.stderr)
+
+    def test_t_warns_of_an_unreachable_log_directory(self):
+        """The workers reopen the log by name on USR1: -t says when they
+        cannot reach it (a warning; the spool is fine here)."""
+        srv = self.server(CONF % ("mx.example.test", ""), start=False)
+        locked = os.path.join(srv.dir, "locked")
+        os.makedirs(locked, exist_ok=True)
+        os.chmod(locked, 0o700)
+        srv.logfile = os.path.join(locked, "error.log")
+        srv.write_conf(*srv._conf_args)
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the workers cannot reach the error log's directory"
+                      ' "%s"' % locked, r.stderr)
+
+    def test_unusable_spool_client_refused_at_once(self):
+        srv = self.locked_server()
+        srv.start(wait=False)
+        wait_for(lambda: srv.proc.poll() is not None
+                 or "not respawning" in srv.log(), 15,
+                 what="the server to give up")
+        self.assertTrue(refused_at_once(srv.port))
+        self.assertIn('worker account "nobody" cannot use',
+                      srv.log() + srv.stderr())
+
+    def test_master_without_workers_closes_listeners(self):
+        """The spool breaks while the server runs, the workers die and
+        cannot start again: the master closes its listeners and says
+        so; a reload (which prepares the spool again) brings it back."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        self.assertEqual(srv.send(), {})
+        tmp = os.path.join(srv.spool, "tmp")
+        os.chown(tmp, 0, 0)
+        os.chmod(tmp, 0o700)
+        for pid in srv.workers():
+            os.kill(pid, signal.SIGKILL)
+        srv.wait_log(r"no worker process left: listeners closed")
+        self.assertIsNone(srv.proc.poll())
+        self.assertTrue(refused_at_once(srv.port))
+        srv.reload()
+        srv.wait_log(r"reconfigured")
         srv.wait_ready()
         self.assertEqual(srv.send(), {})
 

@@ -31,6 +31,7 @@ main(void)
     srunner_add_suite(sr, suite_palloc());
     srunner_add_suite(sr, suite_smtp_parse());
     srunner_add_suite(sr, suite_smtp_data());
+    srunner_add_suite(sr, suite_smtp_deadline());
     srunner_add_suite(sr, suite_conf_file());
     srunner_add_suite(sr, suite_module());
     srunner_add_suite(sr, suite_spool());

@@ -10,6 +10,7 @@ Suite *suite_buf(void);
 Suite *suite_palloc(void);
 Suite *suite_smtp_parse(void);
 Suite *suite_smtp_data(void);
+Suite *suite_smtp_deadline(void);
 Suite *suite_conf_file(void);
 Suite *suite_module(void);
 Suite *suite_spool(void);
