@@ -93,6 +93,51 @@ smtp {
                    line=7, message='without a "listen"')
         self.check("", message="nothing to serve")
 
+    def test_wire_text_limits(self):
+        """Text that reaches the wire is checked at -t (issue #17): a
+        100 KB banner, CR/LF in the banner, the host name or a reply
+        text of a module's directive; the 64-argument limit named."""
+        self.check("smtp {\n  smtp_banner \"%s\";\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n" % ("x" * 102400),
+                   line=7, message='"smtp_banner": the text is 102400 bytes'
+                   ' long, the limit is 250')
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    smtp_banner \"hi\\r\\n250 fake\";\n  }\n}\n",
+                   line=9, message='"smtp_banner": invalid character "\\r"'
+                   ' at byte 3')
+        self.check("smtp {\n  hostname \"mx.test\\r\\n\";\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n", line=7,
+                   message='invalid hostname "mx.test\\r\\n"')
+        self.check("smtp {\n  hostname %s.test;\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n" % ("a." * 130),
+                   line=7, message="at most 255 bytes")
+        access = "load_module {modules}/policy_access.so;\n"
+        self.check(access + "smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    access_rule mail ~ x reject 550 5.7.1"
+                   " \"no\\r\\n250 ok\";\n  }\n}\n", line=10,
+                   message='"access_rule": invalid character "\\r" at'
+                   ' byte 3')
+        self.check(access + "smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    access_rule helo ~ x disconnect \"%s\";\n  }\n}\n"
+                   % ("y" * 251), line=10,
+                   message='"access_rule": the text is 251 bytes long')
+        self.check(access + "smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    access_rule helo ~ x header X-A"
+                   " \"v\\r\\nBcc: x@y.test\";\n  }\n}\n", line=10,
+                   message='header "X-A": control character (byte 2)')
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    tls_server_names%s;\n  }\n}\n"
+                   % "".join(" n%d.test" % i for i in range(65)), line=9,
+                   message='"tls_server_names" directive has more than 64'
+                   ' arguments, the limit per directive')
+        # the limits themselves are fine
+        self.check(access + "smtp {\n  smtp_banner \"%s\";\n"
+                   "  server {\n    listen 127.0.0.1:1;\n"
+                   "    local_domains example.test;\n"
+                   "    access_rule helo ~ x reject 550 5.7.1 \"%s\";\n"
+                   "    access_rule helo ~ y header X-A \"a\tb\";\n"
+                   "  }\n}\n" % ("z" * 250, "w" * 250), rc=0)
+
     def test_bad_module(self):
         self.check("load_module /nonexistent/mod.so;\n", line=6,
                    message='cannot load module "/nonexistent/mod.so"')
@@ -184,7 +229,7 @@ smtp {
     def test_bad_option(self):
         r = subprocess.run([POSTERN, "-Q"], capture_output=True, text=True,
                            timeout=10)
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 64)      # EX_USAGE
         self.assertIn('invalid option "-Q"', r.stderr)
         self.assertIn("usage:", r.stderr)
         r = subprocess.run([POSTERN, "-h"], capture_output=True, text=True,
@@ -313,10 +358,79 @@ class QueueToolTest(PstTestCase):
                 self.assertEqual(r.returncode, 1)
                 self.assertIn(msg, r.stderr)
         r = srv.run_tool("queue", "frobnicate")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("usage: postern queue", r.stderr)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("usage: postern", r.stderr)
         r = srv.run_tool("queue", "show")
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 64)
+
+
+def run(*args, **kw):
+    return subprocess.run([POSTERN] + list(args), capture_output=True,
+                          text=True, timeout=30, **kw)
+
+
+class UsageTest(PstTestCase):
+    """Every subcommand is in "postern -h", has --help, and refuses an
+    option it does not know with its usage and exit status 64."""
+
+    def subcommands(self):
+        r = run("-h")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        subs = set()
+        for line in r.stdout.splitlines():
+            m = re.match(r"^\s*(?:usage:)?\s*postern (?:\[[^]]*\] )*"
+                         r"([a-z]+) ", line)
+            if m:
+                subs.add(m.group(1))
+        return r.stdout, subs
+
+    def test_h_lists_every_subcommand_and_queue_verb(self):
+        text, subs = self.subcommands()
+        self.assertEqual(subs, {"queue", "passwd"})
+        # each queue verb that "queue --help" knows is in -h too
+        r = run("queue", "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        verbs = re.search(r"queue ([a-z |A-Z]+)", r.stdout).group(1)
+        verbs = [v.split()[0] for v in verbs.split("|")]
+        self.assertIn("cat", verbs)
+        for v in verbs:
+            self.assertRegex(text, r"queue [^\n]*\b%s\b" % v)
+
+    def test_help_and_unknown_options(self):
+        _, subs = self.subcommands()
+        for sub in sorted(subs) + ["queue list", "queue show"]:
+            argv = sub.split()
+            for h in ("--help", "-h"):
+                r = run(*(argv + [h]), input="")
+                self.assertEqual(r.returncode, 0, (sub, h, r.stderr))
+                self.assertIn("usage: postern", r.stdout, sub)
+            r = run(*(argv + ["--no-such-option"]), input="")
+            self.assertEqual(r.returncode, 64, (sub, r.stderr))
+            self.assertIn("usage: postern", r.stderr, sub)
+            self.assertIn("--no-such-option", r.stderr, sub)
+        r = run("no-such-command")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("usage: postern", r.stderr)
+
+    def test_passwd_help_is_not_a_user(self):
+        """"passwd --help" used to make a line for the user "--help"
+        (and add it to the users file with -f)."""
+        users = os.path.join(ROOT, "objs", "run", "usage_users")
+        if os.path.exists(users):
+            os.unlink(users)
+        for argv in (["--help"], ["-f", users, "--help"],
+                     ["-f", users, "-x", "eve"], ["-f", users, "--", "-eve"],
+                     ["-m"], ["-f", users, "eve", "extra"]):
+            r = run("passwd", *argv, input="secret\n")
+            self.assertEqual(r.returncode, 0 if "--help" in argv else 64,
+                             (argv, r.stderr))
+            self.assertNotIn(":$", r.stdout, argv)
+            self.assertFalse(os.path.exists(users), argv)
+        r = run("passwd", "-f", users, "--", "eve", input="secret\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(users) as f:
+            self.assertRegex(f.read(), r"^eve:\$y\$")
+        os.unlink(users)
 
 
 if __name__ == "__main__":
