@@ -257,7 +257,9 @@ v2(u_char *out, u_char ver_cmd, u_char fam, const u_char *body,
     out[13] = fam;
     out[14] = (u_char) (len >> 8);
     out[15] = (u_char) len;
-    memcpy(out + 16, body, blen);
+    if (blen > 0) {
+        memcpy(out + 16, body, blen);
+    }
     return 16 + blen;
 }
 
