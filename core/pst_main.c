@@ -6,13 +6,27 @@
  *   postern -t | -T                        test (-T: and print) the config
  *   postern -s reload|quit|stop|reopen     signal the running master
  *   postern -V                             version, build, modules
- *   postern queue count|list|show ID       look at the spool
+ *   postern queue count|list|show ID       look at the spool (through the
+ *                                          control socket when running)
+ *   postern status [--json]                processes, pids, uptime
  *   postern passwd [options] USER          a line for a users file
  */
 
 #include "pst_core.h"
 #include "pst_smtp.h"
 #include "pst_passwd.h"
+#include "pst_control.h"
+#include "pst_roles.h"
+
+
+static const pst_role_t *const  pst_roles[] = {
+    &pst_smtp_worker_role,
+    &pst_queue_role,
+    NULL
+};
+
+static int pst_queue_command(int argc, char **argv);
+static int pst_status_command(int argc, char **argv);
 
 
 static void
@@ -21,6 +35,7 @@ pst_usage(FILE *f)
     fprintf(f,
         "usage: postern [-hVtTf] [-c file] [-p prefix] [-s signal]\n"
         "       postern [-c file] [-p prefix] queue count|list|show ID\n"
+        "       postern [-c file] [-p prefix] status [--json]\n"
         "       postern passwd [-m method] [-s] [-f file] user\n"
         "\n"
         "  -c file    configuration file (default %s, relative to prefix)\n"
@@ -103,6 +118,67 @@ pst_open_log(pst_cycle_t *cycle)
 }
 
 
+/* postern queue VERB ...: through the control socket when the server
+ * runs, else on the spool directly.  Reads only what finds them. */
+static int
+pst_queue_command(int argc, char **argv)
+{
+    pst_cycle_t  *cycle;
+    int           rc;
+
+    cycle = pst_init_cycle_light(pst_prefix_arg, pst_conf_arg);
+    if (cycle == NULL) {
+        return 1;
+    }
+    pst_cycle = cycle;
+
+    rc = -1;
+    if (argc > 0) {
+        rc = pst_control_request((char *) cycle->core->control_socket.data,
+                                 argc, argv);
+    }
+    if (rc == -1) {
+        rc = pst_spool_tool(cycle, argc, argv);
+    }
+
+    pst_destroy_cycle(cycle);
+    return rc;
+}
+
+
+static int
+pst_status_command(int argc, char **argv)
+{
+    static char   verb[] = "status", json[] = "json";
+    pst_cycle_t  *cycle;
+    char         *req[3];
+    int           rc;
+
+    if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0)) {
+        fprintf(stderr, "usage: postern status [--json]\n");
+        return 1;
+    }
+
+    cycle = pst_init_cycle_light(pst_prefix_arg, pst_conf_arg);
+    if (cycle == NULL) {
+        return 1;
+    }
+
+    req[0] = verb;
+    req[1] = json;
+    rc = pst_control_request((char *) cycle->core->control_socket.data,
+                             1 + argc, req);
+    if (rc == -1) {
+        fprintf(stderr, "postern: not running (nothing answers on \"%s\")"
+                "\n", cycle->core->control_socket.data);
+        rc = 3;
+    }
+
+    pst_destroy_cycle(cycle);
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -161,16 +237,14 @@ main(int argc, char **argv)
     }
 
     if (i < argc) {
-        if (strcmp(argv[i], "queue") != 0) {
-            fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
-            return 1;
+        if (strcmp(argv[i], "queue") == 0) {
+            return pst_queue_command(argc - i - 1, argv + i + 1);
         }
-        cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
-        if (cycle == NULL) {
-            return 1;
+        if (strcmp(argv[i], "status") == 0) {
+            return pst_status_command(argc - i - 1, argv + i + 1);
         }
-        pst_cycle = cycle;
-        return pst_spool_tool(cycle, argc - i - 1, argv + i + 1);
+        fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
+        return 1;
     }
 
     if (test) {
@@ -201,6 +275,7 @@ main(int argc, char **argv)
     }
 
     pst_init_setproctitle(argc, argv);
+    pst_process_set_roles(pst_roles);
 
     cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
     if (cycle == NULL) {
@@ -212,6 +287,7 @@ main(int argc, char **argv)
         || pst_spool_prepare(cycle) != PST_OK
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
+        || (!single && pst_control_listen(cycle) != PST_OK)
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
         return 1;

@@ -1,0 +1,186 @@
+/*
+ * pst_queue_process.c -- the queue process role: one process that runs
+ * the delivery engine (pst_queue.h) in an event loop, reads the
+ * COMMITTED notifications of the workers from its inbox and serves the
+ * control socket.  A reload replaces it gracefully: the old one stops
+ * reading and accepting, lets the engine finish (bounded by
+ * worker_shutdown_timeout), and only then does the master start the
+ * new one (the role is exclusive, so two never deliver at once).
+ */
+
+#include "pst_core.h"
+#include "pst_channel.h"
+#include "pst_control.h"
+#include "pst_queue.h"
+#include "pst_roles.h"
+
+
+static pst_int_t pst_queue_role_count(pst_cycle_t *cycle);
+static int pst_queue_role_init(pst_cycle_t *cycle);
+static int pst_queue_role_loop(pst_cycle_t *cycle, int stop);
+static void pst_queue_role_exit(pst_cycle_t *cycle);
+static void pst_queue_inbox_handler(pst_channel_t *ch, const pst_msg_t *msg,
+    void *data);
+static void pst_queue_stop_timer_handler(pst_event_t *ev);
+
+
+const pst_role_t  pst_queue_role = {
+    .name = "queue",
+    .type = PST_PROC_QUEUE,
+    .exclusive = 1,
+    .inbox = 1,
+    .count = pst_queue_role_count,
+    .init = pst_queue_role_init,
+    .loop = pst_queue_role_loop,
+    .exit = pst_queue_role_exit,
+};
+
+static pst_channel_t  *inbox;
+static pst_event_t     stop_timer;
+static int             stopping;
+static int             engine_done;
+
+
+static pst_int_t
+pst_queue_role_count(pst_cycle_t *cycle)
+{
+    (void) cycle;
+    return 1;
+}
+
+
+static int
+pst_queue_role_init(pst_cycle_t *cycle)
+{
+    pst_listening_t  *ls;
+    pst_uint_t        i;
+
+    /* it never accepts SMTP: its copies of the listeners go */
+    ls = cycle->listening.elts;
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i].fd != -1) {
+            close(ls[i].fd);
+            ls[i].fd = -1;
+        }
+    }
+
+    inbox = pst_channel_create(pst_process_inbox(), pst_queue_inbox_handler,
+                               NULL);
+    if (inbox == NULL || pst_channel_watch(inbox) != PST_OK) {
+        pst_log_error(PST_LOG_EMERG, 0, "queue: cannot read the inbox");
+        return PST_ERROR;
+    }
+
+    if (pst_control_serve(cycle) != PST_OK
+        || pst_queue_init(cycle) != PST_OK)
+    {
+        return PST_ERROR;
+    }
+
+    pst_log_error(PST_LOG_INFO, 0, "queue process ready");
+    return PST_OK;
+}
+
+
+static void
+pst_queue_inbox_handler(pst_channel_t *ch, const pst_msg_t *msg, void *data)
+{
+    (void) ch;
+    (void) data;
+
+    switch (msg->type) {
+
+    case PST_MSG_COMMITTED:
+        if (!pst_spool_valid_id(msg->data, msg->len)) {
+            pst_log_error(PST_LOG_ALERT, 0, "queue: malformed COMMITTED"
+                          " message refused: not a queue ID (%zu bytes)",
+                          msg->len);
+            return;
+        }
+        pst_log_debug("queue: notified: %.*s committed", (int) msg->len,
+                      msg->data);
+        pst_queue_committed(msg->data, msg->len);
+        return;
+
+    default:
+        pst_log_error(PST_LOG_WARN, 0, "queue: %s message ignored",
+                      pst_channel_type_name(msg->type));
+        if (msg->fd != -1) {
+            close(msg->fd);
+        }
+        return;
+    }
+}
+
+
+static void
+pst_queue_stop_timer_handler(pst_event_t *ev)
+{
+    (void) ev;
+    pst_log_error(PST_LOG_NOTICE, 0, "shutdown timeout: the queue engine"
+                  " is stopped");
+    engine_done = 1;
+}
+
+
+static int
+pst_queue_role_loop(pst_cycle_t *cycle, int stop)
+{
+    if (stop == PST_ROLE_TERM) {
+        return PST_DONE;
+    }
+
+    if (stop == PST_ROLE_QUIT && !stopping) {
+        /* what workers send from now on waits for our successor */
+        stopping = 1;
+        pst_channel_unwatch(inbox);
+        pst_control_stop();
+        stop_timer.handler = pst_queue_stop_timer_handler;
+        pst_event_add_timer(&stop_timer, cycle->core->shutdown_timeout);
+        pst_queue_shutdown(&engine_done);
+    }
+
+    if (stopping && engine_done && pst_control_busy() == 0) {
+        return PST_DONE;
+    }
+
+    return PST_OK;
+}
+
+
+static void
+pst_queue_role_exit(pst_cycle_t *cycle)
+{
+    (void) cycle;
+
+    pst_queue_exit();
+    pst_channel_destroy(inbox);
+    inbox = NULL;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Worker side                                                         */
+
+void
+pst_queue_notify_committed(const u_char *id, size_t len)
+{
+    int  rc;
+
+    rc = pst_process_send(PST_PROC_QUEUE, PST_MSG_COMMITTED, id, len, -1);
+
+    switch (rc) {
+    case PST_OK:
+    case PST_DECLINED:          /* no queue process (-F) */
+        return;
+    case PST_AGAIN:
+        pst_log_error(PST_LOG_WARN, 0, "id=%.*s: the queue process's inbox"
+                      " is full; its spool scan will find the message",
+                      (int) len, id);
+        return;
+    default:
+        pst_log_error(PST_LOG_ALERT, errno, "id=%.*s: cannot notify the"
+                      " queue process", (int) len, id);
+        return;
+    }
+}
