@@ -429,11 +429,17 @@ pst_control_answer(u_char *line, size_t len, pst_buf_t *out)
     static const char  *heads[] = { "OK", "ERR", "USAGE" };
     pst_buf_t          *body;
     char               *argv[PST_CONTROL_ARGS_MAX + 1];
-    u_char             *p, *nl;
+    u_char             *p, *nl, verb[64];
     size_t              n;
     int                 argc, rc, h;
 
     argc = pst_control_words(line, len, argv);
+    if (argc > 0) {
+        n = pst_sanitize(verb, sizeof(verb), (u_char *) argv[0],
+                         strlen(argv[0]));
+        pst_log_error(PST_LOG_INFO, 0, "control: %.*s request (%d"
+                      " word(s))", (int) n, verb, argc);
+    }
     if (argc <= 0) {
         return pst_control_printf(out, "USAGE VERB [ARG...]: words separated"
                                   " by one space, xtext-encoded\n");

@@ -415,6 +415,21 @@ class Server:
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
 
+    def queue_process(self):
+        """PID of the master's running queue process, or None."""
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
+                              str(self.master_pid())],
+                             capture_output=True, text=True).stdout
+        for l in out.splitlines():
+            if "queue process" in l and "shutting down" not in l:
+                return int(l.split()[0])
+        return None
+
+    @property
+    def control(self):
+        """The default control socket (SPOOL/control)."""
+        return os.path.join(self.spool, "control")
+
     def connection_pids(self):
         """{worker pid: established connections on the first port}
         (from ss -p)."""

@@ -15,5 +15,7 @@ Suite *suite_module(void);
 Suite *suite_spool(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
+Suite *suite_channel(void);
+Suite *suite_control(void);
 
 #endif
