@@ -3,9 +3,10 @@
  * the delivery engine (pst_queue.h) in an event loop, reads the
  * COMMITTED notifications of the workers from its inbox and serves the
  * control socket.  A reload replaces it gracefully: the old one stops
- * reading and accepting, lets the engine finish (bounded by
- * worker_shutdown_timeout), and only then does the master start the
- * new one (the role is exclusive, so two never deliver at once).
+ * reading its inbox, lets the engine finish (bounded by
+ * worker_shutdown_timeout) while still answering the control socket,
+ * and only then does the master start the new one (the role is
+ * exclusive, so two never deliver at once).
  */
 
 #include "pst_core.h"
@@ -131,10 +132,10 @@ pst_queue_role_loop(pst_cycle_t *cycle, int stop)
     }
 
     if (stop == PST_ROLE_QUIT && !stopping) {
-        /* what workers send from now on waits for our successor */
+        /* what workers send from now on waits for our successor; the
+         * control socket is still answered while the engine drains */
         stopping = 1;
         pst_channel_unwatch(inbox);
-        pst_control_stop();
         stop_timer.handler = pst_queue_stop_timer_handler;
         pst_event_add_timer(&stop_timer, cycle->core->shutdown_timeout);
         pst_queue_shutdown(&engine_done);
@@ -165,7 +166,9 @@ pst_queue_role_exit(pst_cycle_t *cycle)
 void
 pst_queue_notify_committed(const u_char *id, size_t len)
 {
-    int  rc;
+    static time_t      warned;
+    static pst_uint_t  dropped;
+    int                rc;
 
     rc = pst_process_send(PST_PROC_QUEUE, PST_MSG_COMMITTED, id, len, -1);
 
@@ -174,9 +177,16 @@ pst_queue_notify_committed(const u_char *id, size_t len)
     case PST_DECLINED:          /* no queue process (-F) */
         return;
     case PST_AGAIN:
-        pst_log_error(PST_LOG_WARN, 0, "id=%.*s: the queue process's inbox"
-                      " is full; its spool scan will find the message",
-                      (int) len, id);
+        /* once a minute at most: a queue process that is down stays
+         * down for a while */
+        dropped++;
+        if (pst_current_time_sec - warned >= 60) {
+            warned = pst_current_time_sec;
+            pst_log_error(PST_LOG_WARN, 0, "id=%.*s: the queue process's"
+                          " inbox is full (%lu notification(s) dropped);"
+                          " its spool scan will find the messages",
+                          (int) len, id, (unsigned long) dropped);
+        }
         return;
     default:
         pst_log_error(PST_LOG_ALERT, errno, "id=%.*s: cannot notify the"
