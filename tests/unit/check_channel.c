@@ -25,6 +25,7 @@ typedef struct {
 static got_t       got[MAX_GOT];
 static pst_uint_t  ngot;
 static char       *log_path;
+static char       *log_dir;
 
 
 static void
@@ -46,13 +47,21 @@ handler(pst_channel_t *ch, const pst_msg_t *msg, void *data)
 static void
 setup(void)
 {
-    char  *dir;
-
     ngot = 0;
-    dir = tu_tmpdir();
-    ck_assert_int_ne(asprintf(&log_path, "%s/log", dir), -1);
+    log_dir = tu_tmpdir();
+    ck_assert_int_ne(asprintf(&log_path, "%s/log", log_dir), -1);
     ck_assert_int_eq(pst_log_open(&pst_log_main, log_path, PST_LOG_INFO),
                      PST_OK);
+}
+
+
+static void
+teardown(void)
+{
+    (void) pst_log_open(&pst_log_main, NULL, PST_LOG_NOTICE);
+    tu_rmtree(log_dir);
+    free(log_dir);
+    free(log_path);
 }
 
 
@@ -481,7 +490,7 @@ suite_channel(void)
 
     s = suite_create("channel");
     tc = tcase_create("channel");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_framing_in_order);
     tcase_add_test(tc, test_many_writers);
     tcase_add_test(tc, test_partial_reads_stream);
