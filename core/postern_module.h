@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define POSTERN_ABI_MAJOR        1
-#define POSTERN_ABI_MINOR        1
+#define POSTERN_ABI_MINOR        2
 #define POSTERN_MODULE_MAGIC     0x4d545350u    /* "PSTM" little endian */
 
 #if defined(__GNUC__)
@@ -270,8 +270,10 @@ typedef enum {
     PST_PHASE_DATA,          /* DATA/first BDAT, before 354 */
     PST_PHASE_MESSAGE,       /* end of data: the whole message readable */
     PST_PHASE_QUEUE,         /* just before the store commits */
-    PST_PHASE_DELIVER,       /* relay backend: deliver one queued message */
+    PST_PHASE_DELIVER,       /* reserved (the relay uses its own table) */
     PST_PHASE_DISCONNECT,    /* session ends (verdict ignored) */
+    PST_PHASE_COMMITTED,     /* ABI 1.2: the message is durable (verdict
+                                ignored; pst_tx_id() is its queue ID) */
     PST_PHASE_MAX
 } pst_phase_e;
 
@@ -281,7 +283,9 @@ typedef enum {
     PST_HOOK_REJECT,         /* permanent failure (5xx) */
     PST_HOOK_TEMPFAIL,       /* temporary failure (4xx) */
     PST_HOOK_DISCONNECT,     /* 421 and close the session */
-    PST_HOOK_PENDING         /* answer later with pst_hook_resume() */
+    PST_HOOK_PENDING,        /* answer later with pst_hook_resume() */
+    PST_HOOK_DISCARD,        /* ABI 1.2: answer 250, store nothing */
+    PST_HOOK_HOLD            /* ABI 1.2: store the message on hold */
 } pst_verdict_e;
 
 /*
@@ -305,8 +309,12 @@ typedef struct {
 pst_session_t *pst_call_session(pst_call_t *call);
 pst_phase_e pst_call_phase(pst_call_t *call);
 /* Set the reply used when the verdict is REJECT, TEMPFAIL or DISCONNECT
- * (or a custom 2xx text for ACCEPT).  code 0 keeps the default code;
- * ecode is an RFC 3463 enhanced code such as "5.7.1" or NULL. */
+ * (or a custom 2xx text for ACCEPT at MAIL and RCPT).  code 0 keeps the
+ * default code; ecode is an RFC 3463 enhanced code such as "5.7.1" or
+ * NULL.  The reply always fits the verdict: a code of another class
+ * (REJECT 5xx, TEMPFAIL 4xx, DISCONNECT 421), or an enhanced code that
+ * is malformed or of another class than the code, gives way to the
+ * phase's default; control characters in the text become spaces. */
 void pst_call_reply(pst_call_t *call, int code, const char *ecode,
     const char *fmt, ...) PST_PRINTF(4, 5);
 /* Take a resume token before returning PST_HOOK_PENDING. */
@@ -661,6 +669,63 @@ const pst_str_t *pst_auth_response(pst_session_t *s);
 int pst_auth_challenge(pst_session_t *s, const u_char *data, size_t len);
 /* The authenticated identity (default: the authcid).  PST_OK. */
 int pst_auth_set_user(pst_session_t *s, const u_char *name, size_t len);
+
+
+/* ------------------------------------------------------------------ */
+/* ABI 1.2: receive side                                               */
+
+/*
+ * DISCARD and HOLD (pst_verdict_e) are transaction verdicts, answered
+ * in MAIL, RCPT, DATA, MESSAGE or QUEUE; in any other phase the core
+ * logs them and takes them as CONTINUE.
+ *   DISCARD  the client is told the message was accepted (250, "queued
+ *            as ID") but nothing is stored; at RCPT it also accepts the
+ *            recipient.  Later handlers of the phase do not run, nor do
+ *            MESSAGE and QUEUE hooks once a transaction is discarded.
+ *   HOLD     the transaction is marked: the message is stored on hold
+ *            (envelope "hold 1"), and an operator releases it.  The
+ *            chain goes on as after CONTINUE: HOLD never accepts a
+ *            recipient by itself.
+ * The marks of the transaction, for stores and later hooks: */
+int pst_tx_hold(pst_session_t *s);
+int pst_tx_discard(pst_session_t *s);
+
+/*
+ * PST_PHASE_COMMITTED runs once the store has made the message durable
+ * (after its commit reported PST_OK; even when the client has gone), with
+ * the transaction still readable: pst_tx_id() is the queue ID.  Its
+ * verdict is ignored and PENDING is taken as CONTINUE: start what must
+ * follow (a notification) with a timer or an fd watch.
+ */
+
+/* fd watches with a direction.  events: PST_FD_READ, PST_FD_WRITE or
+ * both; level triggered; the handler learns which are ready.
+ * pst_fd_watch_events() adds the watch or changes the events of an
+ * existing one (for example: wait for PST_FD_WRITE only while there is
+ * something to write); pst_fd_unwatch() removes either kind. */
+#define PST_FD_READ              0x01
+#define PST_FD_WRITE             0x02
+typedef void (*pst_fd_ev_pt)(int fd, unsigned events, void *data);
+int pst_fd_watch_events(int fd, unsigned events, pst_fd_ev_pt handler,
+    void *data);
+
+/*
+ * A per-call data slot and a cancel callback for pending calls.  Set them
+ * in the handler before returning PST_HOOK_PENDING.  The data is read
+ * back with pst_call_data() in the handler and pst_hook_data(token)
+ * until the call is resumed (NULL for a stale token).  The cancel
+ * callback runs, once, when the core gives up a pending call that was
+ * not resumed: its session ends, or the module's timeout fires.  It
+ * runs from the event loop; the token is already stale, so the module
+ * only stops its work (cancel a DNS query, forget a request) and frees
+ * what the data points at.  It does not run after pst_hook_resume()
+ * was accepted, nor for a call answered without PENDING.
+ */
+typedef void (*pst_call_cancel_pt)(void *data);
+void pst_call_set_data(pst_call_t *call, void *data);
+void *pst_call_data(pst_call_t *call);
+void *pst_hook_data(uint64_t token);
+void pst_call_set_cancel(pst_call_t *call, pst_call_cancel_pt handler);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -577,11 +577,21 @@ pst_fd_event_handler(pst_event_t *ev)
 }
 
 
-int
-pst_fd_watch(int fd, pst_fd_pt handler, void *data)
+static void
+pst_fd_ev_handler(pst_event_t *ev)
 {
-    pst_connection_t  *c;
-    int                i;
+    pst_connection_t  *c = ev->data;
+
+    c->fd_ev_handler(c->fd, ev->write ? PST_FD_WRITE : PST_FD_READ,
+                     c->fd_data);
+}
+
+
+/* A free watch slot with a connection for fd, or -1. */
+static int
+pst_fd_watch_slot(int fd)
+{
+    int  i;
 
     for (i = 0; i < PST_MAX_WATCHES; i++) {
         if (watches[i] == NULL) {
@@ -590,24 +600,84 @@ pst_fd_watch(int fd, pst_fd_pt handler, void *data)
     }
     if (i == PST_MAX_WATCHES) {
         pst_log_error(PST_LOG_ALERT, 0, "too many watched descriptors");
+        return -1;
+    }
+
+    watches[i] = pst_get_connection(fd);
+    return watches[i] != NULL ? i : -1;
+}
+
+
+int
+pst_fd_watch(int fd, pst_fd_pt handler, void *data)
+{
+    pst_connection_t  *c;
+    int                i;
+
+    i = pst_fd_watch_slot(fd);
+    if (i == -1) {
         return PST_ERROR;
     }
 
-    c = pst_get_connection(fd);
-    if (c == NULL) {
-        return PST_ERROR;
-    }
-
+    c = watches[i];
     c->fd_handler = handler;
     c->fd_data = data;
     c->read.handler = pst_fd_event_handler;
 
     if (pst_event_add_read(c) != PST_OK) {
         pst_free_connection(c);
+        watches[i] = NULL;
         return PST_ERROR;
     }
 
-    watches[i] = c;
+    return PST_OK;
+}
+
+
+int
+pst_fd_watch_events(int fd, unsigned events, pst_fd_ev_pt handler,
+    void *data)
+{
+    pst_connection_t  *c = NULL;
+    int                i, added = 0;
+
+    if (events == 0 || (events & ~(PST_FD_READ | PST_FD_WRITE))
+        || handler == NULL)
+    {
+        return PST_ERROR;
+    }
+
+    for (i = 0; i < PST_MAX_WATCHES; i++) {
+        if (watches[i] != NULL && watches[i]->fd == fd) {
+            c = watches[i];
+            break;
+        }
+    }
+
+    if (c == NULL) {
+        i = pst_fd_watch_slot(fd);
+        if (i == -1) {
+            return PST_ERROR;
+        }
+        c = watches[i];
+        added = 1;
+    }
+
+    c->fd_ev_handler = handler;
+    c->fd_data = data;
+    c->read.handler = pst_fd_ev_handler;
+    c->write.handler = pst_fd_ev_handler;
+
+    if (pst_event_set_fd(c, (events & PST_FD_READ) != 0,
+                         (events & PST_FD_WRITE) != 0) != PST_OK)
+    {
+        if (added) {
+            pst_free_connection(c);
+            watches[i] = NULL;
+        }
+        return PST_ERROR;
+    }
+
     return PST_OK;
 }
 

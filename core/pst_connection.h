@@ -67,6 +67,7 @@ struct pst_connection_s {
     void                        *ssl;           /* pst_ssl_conn_t */
 
     pst_fd_pt                    fd_handler;    /* pst_fd_watch() */
+    pst_fd_ev_pt                 fd_ev_handler; /* pst_fd_watch_events() */
     void                        *fd_data;
 
     uint64_t                     number;

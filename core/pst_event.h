@@ -57,6 +57,9 @@ int pst_event_del_conn(pst_connection_t *c);
 /* Register a level-triggered reader (listening socket, eventfd...). */
 int pst_event_add_read(pst_connection_t *c);
 int pst_event_del_read(pst_connection_t *c);
+/* Level-triggered, either direction (fd watches of modules); both 0:
+ * removed.  pst_event_del_read() removes it too. */
+int pst_event_set_fd(pst_connection_t *c, int read, int write);
 
 /* Timer heap and posted list (called by pst_event_init). */
 int pst_event_timers_init(void);

@@ -125,13 +125,40 @@ pst_event_add_read(pst_connection_t *c)
 }
 
 
+/* A level-triggered watch for reading, writing or both: added, or
+ * changed when one direction is already watched. */
+int
+pst_event_set_fd(pst_connection_t *c, int read, int write)
+{
+    uint32_t  events = 0;
+    int       op;
+
+    if (!read && !write) {
+        return pst_event_del_read(c);
+    }
+
+    op = (c->read.active || c->write.active) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    events |= read ? EPOLLIN : 0;
+    events |= write ? EPOLLOUT : 0;
+
+    if (pst_epoll_ctl(op, c, events) != PST_OK) {
+        return PST_ERROR;
+    }
+
+    c->read.active = read ? 1 : 0;
+    c->write.active = write ? 1 : 0;
+    return PST_OK;
+}
+
+
 int
 pst_event_del_read(pst_connection_t *c)
 {
-    if (!c->read.active) {
+    if (!c->read.active && !c->write.active) {
         return PST_OK;
     }
     c->read.active = 0;
+    c->write.active = 0;
     return pst_epoll_ctl(EPOLL_CTL_DEL, c, 0);
 }
 

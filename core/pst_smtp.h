@@ -251,6 +251,8 @@ typedef struct {
     unsigned                     bdat_last:1;
     unsigned                     failed:1;     /* store write failed */
     unsigned                     data_started:1;
+    unsigned                     hold:1;       /* a HOLD verdict */
+    unsigned                     discard:1;    /* a DISCARD verdict */
 } pst_smtp_tx_t;
 
 struct pst_call_s {
@@ -261,7 +263,20 @@ struct pst_call_s {
     u_char                       text[384];
     size_t                       text_len;
     uint64_t                     token;        /* set by defer */
+    void                        *data;         /* pst_call_set_data() */
+    pst_call_cancel_pt           cancel;       /* pst_call_set_cancel() */
 };
+
+/* The reply a verdict becomes (pst_smtp_verdict_map()). */
+typedef struct {
+    int                          code;
+    const char                  *ecode;        /* NULL: none */
+    u_char                       text[384];
+    size_t                       text_len;
+    unsigned                     failure:1;    /* REJECT, TEMPFAIL, 421 */
+    unsigned                     close:1;      /* 421: close after it */
+    unsigned                     send:1;       /* a reply to send now */
+} pst_smtp_answer_t;
 
 typedef void (*pst_phase_done_pt)(pst_session_t *s, pst_verdict_e v);
 
@@ -386,6 +401,15 @@ void pst_smtp_session_register(pst_session_t *s);
 void pst_smtp_session_unregister(pst_session_t *s);
 pst_session_t *pst_smtp_session_find(uint64_t id);
 const char *pst_phase_name(pst_phase_e p);
+/* The one mapping from a verdict to its reply: the pure function and
+ * the one that sends it for the session's current phase (returns
+ * PST_DECLINED when the verdict failed the command, else PST_OK). */
+void pst_smtp_verdict_map(pst_phase_e phase, pst_verdict_e v,
+    const pst_call_t *call, pst_smtp_answer_t *a);
+int pst_smtp_verdict_reply(pst_session_t *s, pst_verdict_e v);
+void pst_smtp_answer_reply(pst_session_t *s, const pst_smtp_answer_t *a);
+/* The message is durable: run the COMMITTED hooks. */
+void pst_smtp_committed(pst_session_t *s);
 /* Store commit completion token (queue phase). */
 void pst_smtp_commit_done(pst_session_t *s, int rc);
 

@@ -244,6 +244,20 @@ pst_tx_size(pst_session_t *s)
 }
 
 
+int
+pst_tx_hold(pst_session_t *s)
+{
+    return s->tx != NULL && s->tx->hold;
+}
+
+
+int
+pst_tx_discard(pst_session_t *s)
+{
+    return s->tx != NULL && s->tx->discard;
+}
+
+
 pst_pool_t *
 pst_tx_pool(pst_session_t *s)
 {
@@ -548,6 +562,10 @@ pst_tx_envelope(pst_session_t *s, pst_str_t *out)
     }
     snprintf(num, sizeof(num), "%lld", (long long) tx->data.size);
     PUTC("size", num);
+    if (tx->hold) {
+        /* a HOLD verdict: the queue keeps it until an operator says */
+        PUTC("hold", "1");
+    }
 
     r = tx->rcpts.elts;
     for (i = 0; i < tx->rcpts.nelts; i++) {

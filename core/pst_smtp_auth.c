@@ -895,11 +895,8 @@ pst_smtp_auth_done(pst_session_t *s, pst_verdict_e v)
         return;
 
     case PST_HOOK_DISCONNECT:
-        pst_smtp_reply(s, 421, call->ecode[0] ? call->ecode : "4.7.0",
-                       "%s", call->text_len ? (char *) call->text
-                                            : "Service not available");
+        (void) pst_smtp_verdict_reply(s, v);          /* 421, closing */
         pst_smtp_auth_end(s);
-        pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
         pst_smtp_continue(s);
         return;
 
@@ -907,8 +904,7 @@ pst_smtp_auth_done(pst_session_t *s, pst_verdict_e v)
         pst_log_session(s, PST_LOG_WARN, "authentication backend failed"
                         "%s%.*s", call->text_len ? ": " : "",
                         (int) call->text_len, call->text);
-        pst_smtp_reply(s, 454, "4.7.0", "Temporary authentication"
-                       " failure");
+        (void) pst_smtp_verdict_reply(s, PST_HOOK_TEMPFAIL);   /* 454 */
         pst_smtp_auth_end(s);
         pst_smtp_auth_resume(s);
         return;
@@ -948,8 +944,9 @@ pst_smtp_auth_failed(pst_session_t *s, const char *why)
 static void
 pst_smtp_auth_delay_handler(pst_event_t *ev)
 {
-    pst_session_t    *s = ev->data;
-    pst_smtp_auth_t  *a = s->auth;
+    pst_session_t      *s = ev->data;
+    pst_smtp_auth_t    *a = s->auth;
+    pst_smtp_answer_t   answer;
 
     if (a->close) {
         pst_smtp_reply(s, 421, "4.7.0", "%.*s Error: too many"
@@ -960,8 +957,9 @@ pst_smtp_auth_delay_handler(pst_event_t *ev)
         return;
     }
 
-    pst_smtp_reply(s, 535, "5.7.8", "Error: authentication credentials"
-                   " invalid");
+    /* a REJECT's reply (or nobody's, the same for a guesser): 535 */
+    pst_smtp_verdict_map(PST_PHASE_AUTH, PST_HOOK_REJECT, NULL, &answer);
+    pst_smtp_answer_reply(s, &answer);
     pst_smtp_auth_resume(s);
 }
 

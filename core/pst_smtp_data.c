@@ -20,6 +20,8 @@
 static void pst_smtp_data_end(pst_session_t *s);
 static void pst_smtp_message_done(pst_session_t *s, pst_verdict_e v);
 static void pst_smtp_queue_done(pst_session_t *s, pst_verdict_e v);
+static int pst_smtp_tx_verdict(pst_session_t *s, pst_verdict_e v);
+static void pst_smtp_tx_taken(pst_session_t *s, const char *why);
 static void pst_smtp_commit(pst_session_t *s);
 static int pst_smtp_received(pst_session_t *s);
 
@@ -260,6 +262,12 @@ pst_smtp_data_end(pst_session_t *s)
                         tx->data.bare_lf ? "<LF>" : "<CR>");
     }
 
+    if (tx->discard) {
+        /* discarded at MAIL, RCPT or DATA: no content check needed */
+        pst_smtp_tx_taken(s, "discarded by a hook");
+        return;
+    }
+
     pst_smtp_enter_state(s, PST_SMTP_S_PHASE);
     pst_smtp_run_phase(s, PST_PHASE_MESSAGE, pst_smtp_message_done);
     return;
@@ -271,31 +279,40 @@ reject:
 }
 
 
-static void
+/* MESSAGE or QUEUE refused the message: its reply, and the end of the
+ * transaction (or of the session after a 421). */
+static int
 pst_smtp_tx_verdict(pst_session_t *s, pst_verdict_e v)
 {
-    pst_call_t  *call = &s->call;
-    int          code;
+    int  code;
 
-    if (v == PST_HOOK_REJECT) {
-        code = (call->code >= 500 && call->code <= 599) ? call->code : 554;
-        pst_smtp_reply(s, code, call->ecode[0] ? call->ecode : "5.7.1",
-                       "%s", call->text_len ? (char *) call->text
-                                            : "Message refused");
-    } else {
-        code = (call->code >= 400 && call->code <= 499) ? call->code
-               : (v == PST_HOOK_DISCONNECT ? 421 : 451);
-        pst_smtp_reply(s, code, call->ecode[0] ? call->ecode : "4.7.1",
-                       "%s", call->text_len ? (char *) call->text
-                                            : "Try again later");
+    code = pst_smtp_verdict_reply(s, v);
+    if (code == 0) {
+        return 0;
     }
 
     pst_log_session(s, PST_LOG_NOTICE, "id=%s not queued: %d %.*s",
-                    s->tx->id.data, code, (int) call->text_len, call->text);
+                    s->tx->id.data, code, (int) s->call.text_len,
+                    s->call.text);
 
     pst_smtp_tx_free(s);
-    pst_smtp_enter_state(s, v == PST_HOOK_DISCONNECT ? PST_SMTP_S_CLOSING
-                                                     : PST_SMTP_S_COMMAND);
+    if (s->state != PST_SMTP_S_CLOSING) {
+        pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
+    }
+    pst_smtp_continue(s);
+    return code;
+}
+
+
+/* The client is told "queued" but the store gets nothing: a DISCARD
+ * verdict, or a queue hook that took the message over. */
+static void
+pst_smtp_tx_taken(pst_session_t *s, const char *why)
+{
+    pst_log_session(s, PST_LOG_NOTICE, "id=%s %s", s->tx->id.data, why);
+    pst_smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id.data);
+    pst_smtp_tx_free(s);
+    pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
     pst_smtp_continue(s);
 }
 
@@ -303,8 +320,12 @@ pst_smtp_tx_verdict(pst_session_t *s, pst_verdict_e v)
 static void
 pst_smtp_message_done(pst_session_t *s, pst_verdict_e v)
 {
-    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
-        pst_smtp_tx_verdict(s, v);
+    if (pst_smtp_tx_verdict(s, v) != 0) {
+        return;
+    }
+
+    if (s->tx->discard) {
+        pst_smtp_tx_taken(s, "discarded by a hook");
         return;
     }
 
@@ -315,23 +336,18 @@ pst_smtp_message_done(pst_session_t *s, pst_verdict_e v)
 static void
 pst_smtp_queue_done(pst_session_t *s, pst_verdict_e v)
 {
-    if (v == PST_HOOK_CONTINUE) {
-        pst_smtp_commit(s);
+    if (pst_smtp_tx_verdict(s, v) != 0) {
         return;
     }
 
-    if (v != PST_HOOK_ACCEPT) {
-        pst_smtp_tx_verdict(s, v);
+    if (v == PST_HOOK_ACCEPT) {
+        /* DISCARD ends the chain as an ACCEPT */
+        pst_smtp_tx_taken(s, s->tx->discard ? "discarded by a hook"
+                                            : "handed over by a queue hook");
         return;
     }
 
-    /* a queue hook took the message over: nothing for the store */
-    pst_log_session(s, PST_LOG_NOTICE, "id=%s handed over by a queue hook",
-                    s->tx->id.data);
-    pst_smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id.data);
-    pst_smtp_tx_free(s);
-    pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
-    pst_smtp_continue(s);
+    pst_smtp_commit(s);
 }
 
 
@@ -441,6 +457,7 @@ pst_smtp_commit_done(pst_session_t *s, int rc)
              * message again; that is a duplicate, never a loss */
             pst_log_session(s, PST_LOG_NOTICE, "id=%s queued after the"
                             " client left", s->tx->id.data);
+            pst_smtp_committed(s);
         }
         pst_smtp_tx_free(s);
         pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
@@ -451,6 +468,7 @@ pst_smtp_commit_done(pst_session_t *s, int rc)
     if (rc == PST_OK) {
         pst_smtp_log_queued(s);
         pst_smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id.data);
+        pst_smtp_committed(s);
     } else {
         pst_log_session(s, PST_LOG_ERR, "id=%s: the store could not commit"
                         " the message", s->tx->id.data);

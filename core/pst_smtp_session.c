@@ -303,35 +303,20 @@ pst_smtp_connect_start(pst_session_t *s)
 static void
 pst_smtp_connect_done(pst_session_t *s, pst_verdict_e v)
 {
-    pst_call_t  *call = &s->call;
-
-    switch (v) {
-    case PST_HOOK_CONTINUE:
-    case PST_HOOK_ACCEPT:
+    if (pst_smtp_verdict_reply(s, v) == 0) {
         pst_smtp_reply(s, 220, NULL, "%.*s %.*s",
                        (int) s->conf->hostname.len, s->conf->hostname.data,
                        (int) s->conf->banner.len, s->conf->banner.data);
-        break;
 
-    case PST_HOOK_REJECT:
-        /* RFC 5321 3.1: 554 greeting, then 503 to all but QUIT */
-        s->rejected = 1;
-        pst_smtp_reply(s, call->code ? call->code : 554,
-                       call->ecode[0] ? call->ecode : "5.7.1",
-                       "%.*s", (int) (call->text_len ? call->text_len : 13),
-                       call->text_len ? (char *) call->text
-                                      : "Access denied");
-        s->errors--;
-        break;
-
-    default:
-        pst_smtp_reply(s, 421, call->ecode[0] ? call->ecode : "4.7.0",
-                       "%.*s", (int) (call->text_len ? call->text_len : 31),
-                       call->text_len ? (char *) call->text
-                                      : "Service not available, closing");
-        pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
-        pst_smtp_continue(s);
+    } else if (s->state == PST_SMTP_S_CLOSING) {
+        pst_smtp_continue(s);        /* 421: TEMPFAIL or DISCONNECT */
         return;
+
+    } else {
+        /* RFC 5321 3.1: 554 greeting, then 503 to all but QUIT; the
+         * greeting is not an error of the client's */
+        s->rejected = 1;
+        s->errors--;
     }
 
     s->greeted = 1;
@@ -481,36 +466,6 @@ pst_smtp_reply(pst_session_t *s, int code, const char *ecode,
     }
 
     pst_smtp_reply_raw(s, line, (size_t) n);
-}
-
-
-/* A verdict's reply, with defaults for the phase. */
-static void
-pst_smtp_verdict_reply(pst_session_t *s, pst_verdict_e v, int dcode,
-    const char *decode, const char *dtext)
-{
-    pst_call_t  *call = &s->call;
-    int          code;
-
-    code = call->code ? call->code : dcode;
-
-    /* a module may not turn a rejection into a success */
-    if (v == PST_HOOK_REJECT && (code < 500 || code > 599)) {
-        code = dcode >= 500 ? dcode : 550;
-    }
-    if ((v == PST_HOOK_TEMPFAIL || v == PST_HOOK_DISCONNECT)
-        && (code < 400 || code > 499))
-    {
-        code = v == PST_HOOK_DISCONNECT ? 421 : 451;
-    }
-
-    pst_smtp_reply(s, code, call->ecode[0] ? call->ecode : decode, "%.*s",
-                   (int) (call->text_len ? call->text_len : strlen(dtext)),
-                   call->text_len ? (char *) call->text : dtext);
-
-    if (v == PST_HOOK_DISCONNECT) {
-        pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
-    }
 }
 
 
@@ -1074,11 +1029,7 @@ pst_smtp_helo_done(pst_session_t *s, pst_verdict_e v)
     char                  buf[1024];
     int                   n;
 
-    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
-        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 550 : 451,
-                               v == PST_HOOK_REJECT ? "5.7.1" : "4.7.1",
-                               v == PST_HOOK_REJECT ? "HELO rejected"
-                                   : "HELO temporarily rejected");
+    if (pst_smtp_verdict_reply(s, v) != 0) {
         s->helo.len = 0;
         s->helo.data = NULL;
         s->helo_seen = 0;
@@ -1176,11 +1127,8 @@ pst_smtp_cmd_helo(pst_session_t *s)
 static void
 pst_smtp_mail_done(pst_session_t *s, pst_verdict_e v)
 {
-    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
-        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 550 : 451,
-                               v == PST_HOOK_REJECT ? "5.7.1" : "4.7.1",
-                               v == PST_HOOK_REJECT ? "Sender rejected"
-                                   : "Sender temporarily rejected");
+    /* a failure, or "250 2.1.0" */
+    if (pst_smtp_verdict_reply(s, v) != 0) {
         pst_smtp_tx_free(s);
         pst_smtp_after_phase(s);
         return;
@@ -1188,13 +1136,6 @@ pst_smtp_mail_done(pst_session_t *s, pst_verdict_e v)
 
     s->messages++;
     s->junk = 0;
-
-    if (s->call.text_len && s->call.code >= 200 && s->call.code < 300) {
-        pst_smtp_reply(s, 250, "2.1.0", "%.*s", (int) s->call.text_len,
-                       s->call.text);
-    } else {
-        pst_smtp_reply(s, 250, "2.1.0", "Ok");
-    }
     pst_smtp_after_phase(s);
 }
 
@@ -1369,11 +1310,7 @@ pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
     }
 
     if (v != PST_HOOK_ACCEPT) {
-        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 550 : 450,
-                               v == PST_HOOK_REJECT ? "5.1.1" : "4.7.1",
-                               v == PST_HOOK_REJECT
-                                   ? "Recipient address rejected"
-                                   : "Recipient temporarily rejected");
+        (void) pst_smtp_verdict_reply(s, v);
         pst_smtp_after_phase(s);
         return;
     }
@@ -1382,7 +1319,7 @@ pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
     s->tx->rcpt_accepted++;
 
     if (pst_smtp_rcpt_find(s->tx, &s->path, &s->params) != NULL) {
-        pst_smtp_reply(s, 250, "2.1.5", "Ok");
+        (void) pst_smtp_verdict_reply(s, v);        /* 250 2.1.5 */
         pst_smtp_after_phase(s);
         return;
     }
@@ -1399,7 +1336,7 @@ pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
     r->orcpt_type = s->params.orcpt_type;
     r->orcpt = s->params.orcpt;
 
-    pst_smtp_reply(s, 250, "2.1.5", "Ok");
+    (void) pst_smtp_verdict_reply(s, v);            /* 250 2.1.5 */
     pst_smtp_after_phase(s);
 }
 
@@ -1491,12 +1428,8 @@ pst_smtp_data_check(pst_session_t *s)
 static void
 pst_smtp_data_done(pst_session_t *s, pst_verdict_e v)
 {
-    if (v != PST_HOOK_CONTINUE && v != PST_HOOK_ACCEPT) {
-        pst_smtp_verdict_reply(s, v, v == PST_HOOK_REJECT ? 554 : 451,
-                               v == PST_HOOK_REJECT ? "5.7.1" : "4.7.1",
-                               v == PST_HOOK_REJECT ? "Message refused"
-                                   : "Try again later");
-        if (s->tx->bdat) {
+    if (pst_smtp_verdict_reply(s, v) != 0) {
+        if (s->tx->bdat && s->state != PST_SMTP_S_CLOSING) {
             /* the chunk still has to be read and thrown away */
             s->tx->failed = 1;
             pst_smtp_enter_state(s, PST_SMTP_S_BDAT);

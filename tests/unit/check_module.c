@@ -38,6 +38,13 @@ START_TEST(test_check_descriptor)
     m.name = "ok";
     ck_assert_ptr_null(pst_module_check(&m, buf, sizeof(buf)));
 
+    /* modules built for every older minor keep loading (1.0, 1.1...) */
+    for (i = 0; i < POSTERN_ABI_MINOR; i++) {
+        m.abi_minor = (uint16_t) i;
+        ck_assert_ptr_null(pst_module_check(&m, buf, sizeof(buf)));
+    }
+    m.abi_minor = POSTERN_ABI_MINOR;
+
     /* an older minor has a shorter descriptor: still fine */
     m.size = offsetof(pst_module_t, hooks);
     ck_assert_ptr_null(pst_module_check(&m, buf, sizeof(buf)));

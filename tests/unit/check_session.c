@@ -33,17 +33,18 @@ static void         *ts_mod;
 
 
 /*
- * Load "load_module test_mem" plus the smtp block with extra directives
- * and initialise what a worker initialises before its first accept.
+ * Load "load_module test_mem" (and more load lines) plus the smtp block
+ * with extra directives and initialise what a worker initialises before
+ * its first accept.
  */
 static void
-ts_init(const char *extra)
+ts_init_with(const char *load, const char *extra)
 {
     char  *conf, *out, *path;
 
     ts_dir = tu_tmpdir();
-    ck_assert(asprintf(&conf, "load_module @MOD@/test_mem.so;\n" TS_SMTP,
-                       extra) > 0);
+    ck_assert(asprintf(&conf, "load_module @MOD@/test_mem.so;\n%s" TS_SMTP,
+                       load, extra) > 0);
     out = tu_load_conf(ts_dir, conf, NULL, &ts_cycle);
     ck_assert_msg(ts_cycle != NULL, "configuration refused: %s", out);
     free(out);
@@ -65,6 +66,13 @@ ts_init(const char *extra)
     ts_mod = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
     ck_assert_msg(ts_mod != NULL, "test_mem is not loaded: %s", dlerror());
     free(path);
+}
+
+
+static void
+ts_init(const char *extra)
+{
+    ts_init_with("", extra);
 }
 
 
@@ -639,6 +647,612 @@ START_TEST(test_sessions_come_and_go)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Verdicts and their replies (test_verdict answers as told)           */
+
+static void  *tv_mod;
+
+
+static void
+tv_init_with(const char *load, const char *extra)
+{
+    char  *all, *path;
+
+    ck_assert(asprintf(&all, "load_module @MOD@/test_verdict.so;\n%s",
+                       load) > 0);
+    ts_init_with(all, extra);
+    free(all);
+
+    ck_assert(asprintf(&path, "%s/test_verdict.so", ts_dir) > 0);
+    tv_mod = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    ck_assert_msg(tv_mod != NULL, "test_verdict is not loaded: %s",
+                  dlerror());
+    free(path);
+}
+
+
+static void
+tv_init(const char *extra)
+{
+    tv_init_with("", extra);
+}
+
+
+static void *
+tv_sym(const char *name)
+{
+    void  *f = dlsym(tv_mod, name);
+
+    ck_assert_msg(f != NULL, "%s: %s", name, dlerror());
+    return f;
+}
+
+
+/* The hook of this phase answers v with (code, ecode, text): at once
+ * (pending 0), from a timer (1), or never (2). */
+static void
+tv_set(pst_phase_e phase, int v, int code, const char *ecode,
+    const char *text, int pending)
+{
+    void  (*f)(int, int, int, const char *, const char *, int);
+
+    *(void **) &f = tv_sym("test_verdict_set");
+    f((int) phase, v, code, ecode, text, pending);
+}
+
+
+static int
+tv_calls(pst_phase_e phase)
+{
+    int  (*f)(int);
+
+    *(void **) &f = tv_sym("test_verdict_calls");
+    return f((int) phase);
+}
+
+
+static int
+tv_cancelled(void)
+{
+    int  (*f)(void);
+
+    *(void **) &f = tv_sym("test_verdict_cancelled");
+    return f();
+}
+
+
+static const char *
+tv_committed(int *hold)
+{
+    const char  *(*f)(int *);
+
+    *(void **) &f = tv_sym("test_verdict_committed");
+    return f(hold);
+}
+
+
+static const char *
+tv_envelope(void)
+{
+    const char  *(*f)(void);
+
+    *(void **) &f = tv_sym("test_verdict_envelope");
+    return f();
+}
+
+
+/* The issue's case: a REJECT with a 2xx code, an enhanced code that
+ * carries a line end and a text with one.  One 554 line, and the
+ * greeting is not counted as the client's error. */
+START_TEST(test_verdict_connect_reject)
+{
+    int  fd;
+
+    tv_init("max_errors 3;");
+    tv_set(PST_PHASE_CONNECT, PST_HOOK_REJECT, 250, "5.7.1\r\n250",
+           "go\r\naway", 0);
+    fd = ts_connect();
+    ck_assert_int_eq(ts_reply(fd), 554);
+    ck_assert_str_eq(ts_buf, "554 5.7.1 go away\r\n");
+
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 503, "5.");
+    ts_cmd(fd, "EHLO client.test", 503, "5.");
+    ts_cmd(fd, "QUIT", 221, NULL);
+    ck_assert_int_eq(ts_reply(fd), 0);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_connect_tempfail)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_CONNECT, PST_HOOK_TEMPFAIL, 550, "5.7.1", "later", 0);
+    fd = ts_connect();
+    ck_assert_int_eq(ts_reply(fd), 421);
+    ck_assert_str_eq(ts_buf, "421 4.7.0 later\r\n");
+    ck_assert_int_eq(ts_reply(fd), 0);
+    ts_wait_no_sessions();
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_connect_pending)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_CONNECT, PST_HOOK_REJECT, 451, "4.7.1", "no", 1);
+    fd = ts_connect();
+    ck_assert_int_eq(ts_reply(fd), 554);
+    ck_assert_str_eq(ts_buf, "554 5.7.1 no\r\n");
+    ts_cmd(fd, "QUIT", 221, NULL);
+    ck_assert_int_eq(tv_cancelled(), 0);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_helo)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_HELO, PST_HOOK_REJECT, 250, "4.7.1", "bad\001name", 0);
+    fd = ts_session();
+    ts_send(fd, "EHLO client.test\r\n");
+    ck_assert_int_eq(ts_reply(fd), 550);
+    ck_assert_str_eq(ts_buf, "550 5.7.1 bad name\r\n");
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 503, NULL);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_auth)
+{
+    int  fd;
+
+    tv_init("auth_allow_plaintext on; auth_mechanisms PLAIN;"
+            " auth_failure_delay 10ms;");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ck_assert_ptr_nonnull(strstr(ts_buf, "250-AUTH PLAIN\r\n"));
+
+    /* a REJECT's code and text are not for the client (RFC 4954) */
+    tv_set(PST_PHASE_AUTH, PST_HOOK_REJECT, 250, "2.7.0", "no such user",
+           0);
+    ts_cmd(fd, "AUTH PLAIN AHVzZXIAcGFzcw==", 535, NULL);
+    ck_assert_str_eq(ts_buf,
+                     "535 5.7.8 Error: authentication credentials invalid"
+                     "\r\n");
+
+    tv_set(PST_PHASE_AUTH, PST_HOOK_TEMPFAIL, 250, "2.7.0", "db down", 0);
+    ts_cmd(fd, "AUTH PLAIN AHVzZXIAcGFzcw==", 454, NULL);
+    ck_assert_str_eq(ts_buf, "454 4.7.0 Temporary authentication"
+                     " failure\r\n");
+
+    tv_set(PST_PHASE_AUTH, PST_HOOK_DISCONNECT, 250, "5.7.1\r\n",
+           "bye\r\n235 2.7.0 ok", 0);
+    ts_cmd(fd, "AUTH PLAIN AHVzZXIAcGFzcw==", 421, NULL);
+    ck_assert_str_eq(ts_buf, "421 4.7.0 bye 235 2.7.0 ok\r\n");
+    ck_assert_int_eq(ts_reply(fd), 0);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_mail)
+{
+    int  fd;
+
+    tv_init("");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+
+    tv_set(PST_PHASE_MAIL, PST_HOOK_TEMPFAIL, 550, "5.1.1", "busy", 0);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 451, NULL);
+    ck_assert_str_eq(ts_buf, "451 4.7.1 busy\r\n");
+
+    /* an ACCEPT's own 2xx text, cleaned; its enhanced code if valid */
+    tv_set(PST_PHASE_MAIL, PST_HOOK_ACCEPT, 250, "2.1.0", "Sender\r\nok",
+           0);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ck_assert_str_eq(ts_buf, "250 2.1.0 Sender ok\r\n");
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_rcpt)
+{
+    int  fd;
+
+    tv_init("");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+
+    tv_set(PST_PHASE_RCPT, PST_HOOK_REJECT, 553, "5.1.1x", "who?", 0);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 553, NULL);
+    ck_assert_str_eq(ts_buf, "553 5.1.1 who?\r\n");
+
+    /* three digits are well formed (RFC 3463), four are not */
+    tv_set(PST_PHASE_RCPT, PST_HOOK_REJECT, 550, "5.1.10", "moved", 0);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 550, NULL);
+    ck_assert_str_eq(ts_buf, "550 5.1.10 moved\r\n");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_TEMPFAIL, 0, "4.2.1000", "full", 0);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 450, NULL);
+    ck_assert_str_eq(ts_buf, "450 4.7.1 full\r\n");
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_rcpt_pending)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_REJECT, 250, "2.1.5", "a\r\nb", 1);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 550, NULL);
+    ck_assert_str_eq(ts_buf, "550 5.1.1 a b\r\n");
+    ts_cmd(fd, "QUIT", 221, NULL);
+    ts_wait_no_sessions();
+    /* resumed: the cancel callback is not for this call */
+    ck_assert_int_eq(tv_cancelled(), 0);
+    close(fd);
+}
+END_TEST
+
+
+/* A TEMPFAIL with 421 closes, as 421 says. */
+START_TEST(test_verdict_tempfail_421)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_TEMPFAIL, 421, "4.7.0", "enough", 0);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 421, NULL);
+    ck_assert_str_eq(ts_buf, "421 4.7.0 enough\r\n");
+    ck_assert_int_eq(ts_reply(fd), 0);
+    ts_wait_no_sessions();
+    close(fd);
+}
+END_TEST
+
+
+/* DISCONNECT before a BDAT chunk: 421 and the end, not the chunk. */
+START_TEST(test_verdict_data)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_DATA, PST_HOOK_DISCONNECT, 550, "5.7.1", "closing", 0);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
+    ts_send(fd, "BDAT 5 LAST\r\nabcde");
+    ck_assert_int_eq(ts_reply(fd), 421);
+    ck_assert_str_eq(ts_buf, "421 4.7.0 closing\r\n");
+    ck_assert_int_eq(ts_reply(fd), 0);
+    ts_wait_no_sessions();
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_message)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_MESSAGE, PST_HOOK_REJECT, 450, "4.7.1", "spam", 0);
+    fd = ts_session();
+    ts_to_data(fd);
+    ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 554);
+    ck_assert_str_eq(ts_buf, "554 5.7.1 spam\r\n");
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
+    ck_assert_int_eq(tv_calls(PST_PHASE_QUEUE), 0);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_queue)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_QUEUE, PST_HOOK_TEMPFAIL, 250, "2.0.0", "later", 0);
+    fd = ts_session();
+    ts_to_data(fd);
+    ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 451);
+    ck_assert_str_eq(ts_buf, "451 4.7.1 later\r\n");
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
+    ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 0);
+    /* the transaction is over, the session is not */
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* ABI 1.2: DISCARD, HOLD, COMMITTED, call data and cancel, fd watches */
+
+/* DISCARD at RCPT accepts even a recipient nobody else would, and the
+ * message is answered as queued but never stored. */
+START_TEST(test_verdict_discard_rcpt)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_DISCARD, 0, NULL, NULL, 0);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@elsewhere.test>", 250, "2.1.5 Ok");
+    ts_cmd(fd, "DATA", 354, NULL);
+    ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_msg(strncmp(ts_buf, "250 2.0.0 Ok: queued as ", 24) == 0,
+                  "%s", ts_buf);
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
+    ck_assert_int_eq(ts_mem("test_mem_aborted"), 1);
+    ck_assert_int_eq(tv_calls(PST_PHASE_MESSAGE), 0);
+    ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 0);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+/* DISCARD at MESSAGE (the QUEUE hooks do not run) or, resumed, at
+ * QUEUE: answered as queued, never stored. */
+static void
+tv_discard_at(pst_phase_e phase, int pending)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(phase, PST_HOOK_DISCARD, 0, NULL, NULL, pending);
+    fd = ts_session();
+    ts_to_data(fd);
+    ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_msg(strncmp(ts_buf, "250 2.0.0 Ok: queued as ", 24) == 0,
+                  "%s", ts_buf);
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
+    ck_assert_int_eq(ts_mem("test_mem_aborted"), 1);
+    ck_assert_int_eq(tv_calls(PST_PHASE_QUEUE),
+                     phase == PST_PHASE_QUEUE ? 1 : 0);
+    ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 0);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+
+
+START_TEST(test_verdict_discard_message)
+{
+    tv_discard_at(PST_PHASE_MESSAGE, 0);
+}
+END_TEST
+
+
+START_TEST(test_verdict_discard_queue)
+{
+    tv_discard_at(PST_PHASE_QUEUE, 1);
+}
+END_TEST
+
+
+/* HOLD at MESSAGE: the chain goes on, the message is stored with the
+ * mark, and COMMITTED sees its queue ID (its own REJECT is ignored). */
+START_TEST(test_verdict_hold_committed)
+{
+    const char  *id, *env;
+    int          fd, hold;
+
+    tv_init("");
+    tv_set(PST_PHASE_MESSAGE, PST_HOOK_HOLD, 0, NULL, NULL, 0);
+    tv_set(PST_PHASE_COMMITTED, PST_HOOK_REJECT, 550, "5.7.1", "late", 0);
+    fd = ts_session();
+    ts_to_data(fd);
+    ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_msg(strncmp(ts_buf, "250 2.0.0 Ok: queued as ", 24) == 0,
+                  "%s", ts_buf);
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 1);
+    ck_assert_int_eq(tv_calls(PST_PHASE_QUEUE), 1);
+    ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 1);
+
+    id = tv_committed(&hold);
+    ck_assert_int_eq(hold, 1);
+    ck_assert_msg(strlen(id) > 0 && strncmp(ts_buf + 24, id, strlen(id)) == 0
+                  && strcmp(ts_buf + 24 + strlen(id), "\r\n") == 0,
+                  "committed \"%s\", reply %s", id, ts_buf);
+    env = tv_envelope();
+    ck_assert_msg(strstr(env, "\nhold 1\n") != NULL, "%s", env);
+
+    /* the next transaction starts without the mark */
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
+    ts_cmd(fd, "DATA", 354, NULL);
+    ts_send(fd, "Subject: t\r\n\r\ny\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 250);
+    tv_set(PST_PHASE_MESSAGE, PST_HOOK_CONTINUE, 0, NULL, NULL, 0);
+    ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 2);
+    (void) tv_committed(&hold);
+    ck_assert_int_eq(hold, 1);      /* MESSAGE still answers HOLD */
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+START_TEST(test_verdict_committed_not_on_failure)
+{
+    int  fd;
+
+    tv_init("test_mem_fail on;");
+    fd = ts_session();
+    ts_to_data(fd);
+    ts_send(fd, "Subject: t\r\n\r\nx\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 451);
+    ck_assert_int_eq(tv_calls(PST_PHASE_COMMITTED), 0);
+    ck_assert_int_eq(tv_calls(PST_PHASE_QUEUE), 1);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+/* HOLD and DISCARD outside a transaction are ignored. */
+START_TEST(test_verdict_hold_outside_tx)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_CONNECT, PST_HOOK_DISCARD, 0, NULL, NULL, 0);
+    tv_set(PST_PHASE_HELO, PST_HOOK_HOLD, 0, NULL, NULL, 0);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
+/* A call that is never resumed: its cancel callback runs once when the
+ * session ends, and once when the module's timeout gives it up. */
+START_TEST(test_verdict_cancel_on_close)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_ACCEPT, 0, NULL, NULL, 2);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_send(fd, "RCPT TO:<u@example.test>\r\n");
+    ts_turn();
+    ts_turn();
+    ck_assert_int_eq(tv_calls(PST_PHASE_RCPT), 1);
+    ck_assert_int_eq(tv_cancelled(), 0);
+    close(fd);
+    ts_wait_no_sessions();
+    ck_assert_int_eq(tv_cancelled(), 1);
+}
+END_TEST
+
+
+START_TEST(test_verdict_cancel_on_timeout)
+{
+    int  fd;
+
+    tv_init_with("module_timeout test_verdict 100ms;\n", "");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_ACCEPT, 0, NULL, NULL, 2);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 451, "4.4.3 ");
+    ck_assert_int_eq(tv_cancelled(), 1);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    ts_wait_no_sessions();
+    ck_assert_int_eq(tv_cancelled(), 1);
+    close(fd);
+}
+END_TEST
+
+
+static unsigned  tv_fd_events;
+static int       tv_fd_calls;
+
+
+static void
+tv_fd_handler(int fd, unsigned events, void *data)
+{
+    (void) fd;
+    ck_assert_ptr_eq(data, &tv_fd_calls);
+    tv_fd_events |= events;
+    tv_fd_calls++;
+}
+
+
+/* Turn the loop once; what did the watch see? */
+static unsigned
+tv_fd_turn(void)
+{
+    tv_fd_events = 0;
+    tv_fd_calls = 0;
+    ts_turn();
+    return tv_fd_events;
+}
+
+
+START_TEST(test_fd_watch_write)
+{
+    char  buf[65536];
+    int   sv[2];
+
+    ts_init("");
+    ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+
+    ck_assert_int_eq(pst_fd_watch_events(sv[0], 0, tv_fd_handler,
+                                         &tv_fd_calls), PST_ERROR);
+    ck_assert_int_eq(pst_fd_watch_events(sv[0], PST_FD_WRITE, tv_fd_handler,
+                                         &tv_fd_calls), PST_OK);
+    ck_assert_uint_eq(tv_fd_turn(), PST_FD_WRITE);
+    /* level triggered: again, as long as it is writable */
+    ck_assert_uint_eq(tv_fd_turn(), PST_FD_WRITE);
+
+    /* only reading now: nothing until the peer writes */
+    ck_assert_int_eq(pst_fd_watch_events(sv[0], PST_FD_READ, tv_fd_handler,
+                                         &tv_fd_calls), PST_OK);
+    ck_assert_uint_eq(tv_fd_turn(), 0);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_uint_eq(tv_fd_turn(), PST_FD_READ);
+    ck_assert_int_eq(read(sv[0], buf, 1), 1);
+
+    /* full: no write readiness until the peer drains it */
+    while (write(sv[0], buf, sizeof(buf)) > 0) {
+        /* void */
+    }
+    ck_assert_int_eq(pst_fd_watch_events(sv[0], PST_FD_READ | PST_FD_WRITE,
+                                         tv_fd_handler, &tv_fd_calls),
+                     PST_OK);
+    ck_assert_uint_eq(tv_fd_turn(), 0);
+    while (read(sv[1], buf, sizeof(buf)) > 0) {
+        /* void */
+    }
+    ck_assert_uint_eq(tv_fd_turn(), PST_FD_WRITE);
+
+    ck_assert_int_eq(pst_fd_unwatch(sv[0]), PST_OK);
+    ck_assert_uint_eq(tv_fd_turn(), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 
 Suite *
 suite_session(void)
@@ -660,6 +1274,35 @@ suite_session(void)
     tcase_add_test(tc, test_disconnect_during_commit);
     tcase_add_test(tc, test_bdat_states);
     tcase_add_test(tc, test_sessions_come_and_go);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("verdicts");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_verdict_connect_reject);
+    tcase_add_test(tc, test_verdict_connect_tempfail);
+    tcase_add_test(tc, test_verdict_connect_pending);
+    tcase_add_test(tc, test_verdict_helo);
+    tcase_add_test(tc, test_verdict_auth);
+    tcase_add_test(tc, test_verdict_mail);
+    tcase_add_test(tc, test_verdict_rcpt);
+    tcase_add_test(tc, test_verdict_rcpt_pending);
+    tcase_add_test(tc, test_verdict_tempfail_421);
+    tcase_add_test(tc, test_verdict_data);
+    tcase_add_test(tc, test_verdict_message);
+    tcase_add_test(tc, test_verdict_queue);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("abi 1.2");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_verdict_discard_rcpt);
+    tcase_add_test(tc, test_verdict_discard_message);
+    tcase_add_test(tc, test_verdict_discard_queue);
+    tcase_add_test(tc, test_verdict_hold_committed);
+    tcase_add_test(tc, test_verdict_committed_not_on_failure);
+    tcase_add_test(tc, test_verdict_hold_outside_tx);
+    tcase_add_test(tc, test_verdict_cancel_on_close);
+    tcase_add_test(tc, test_verdict_cancel_on_timeout);
+    tcase_add_test(tc, test_fd_watch_write);
     suite_add_tcase(s, tc);
 
     return s;

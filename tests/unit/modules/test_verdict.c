@@ -1,0 +1,197 @@
+/*
+ * test_verdict.c -- unit-test module for the verdict tests of the
+ * session suite (check_session.c).
+ *
+ * It has a hook in every phase, run before test_mem's (priority -100).
+ * A hook answers CONTINUE until the test sets an answer for its phase
+ * with test_verdict_set(): a verdict with a code, an enhanced code and
+ * a text, given at once or from a timer (pending 1: the answer is found
+ * again through the call's data slot, pst_hook_data()), or never
+ * (pending 2: only the cancel callback ends the call).  The COMMITTED
+ * hook keeps the queue ID, the HOLD mark and the envelope it sees.  The
+ * test reads all that through the exported test_verdict_*() functions.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <postern_module.h>
+
+
+typedef struct {
+    int                          set;
+    pst_verdict_e                verdict;
+    int                          code;
+    char                         ecode[32];
+    char                         text[128];
+    int                          pending;
+    uint64_t                     token;
+} test_verdict_answer_t;
+
+
+PST_EXPORT void test_verdict_set(int phase, int verdict, int code,
+    const char *ecode, const char *text, int pending);
+PST_EXPORT int test_verdict_calls(int phase);
+PST_EXPORT int test_verdict_cancelled(void);
+PST_EXPORT const char *test_verdict_committed(int *hold);
+PST_EXPORT const char *test_verdict_envelope(void);
+
+
+static test_verdict_answer_t  answers[PST_PHASE_MAX];
+static int                    calls[PST_PHASE_MAX];
+static int                    cancelled;
+static char                   committed_id[64];
+static int                    committed_hold;
+static char                   envelope[4096];
+
+
+PST_EXPORT void
+test_verdict_set(int phase, int verdict, int code, const char *ecode,
+    const char *text, int pending)
+{
+    test_verdict_answer_t  *a = &answers[phase];
+
+    a->set = 1;
+    a->verdict = (pst_verdict_e) verdict;
+    a->code = code;
+    snprintf(a->ecode, sizeof(a->ecode), "%s", ecode ? ecode : "");
+    snprintf(a->text, sizeof(a->text), "%s", text ? text : "");
+    a->pending = pending;
+}
+
+
+PST_EXPORT int
+test_verdict_calls(int phase)
+{
+    return calls[phase];
+}
+
+
+PST_EXPORT int
+test_verdict_cancelled(void)
+{
+    return cancelled;
+}
+
+
+PST_EXPORT const char *
+test_verdict_committed(int *hold)
+{
+    *hold = committed_hold;
+    return committed_id;
+}
+
+
+PST_EXPORT const char *
+test_verdict_envelope(void)
+{
+    return envelope;
+}
+
+
+static void
+test_verdict_cancel(void *data)
+{
+    test_verdict_answer_t  *a = data;
+
+    /* the data slot comes back, and the token is stale already */
+    if (a >= answers && a < answers + PST_PHASE_MAX
+        && pst_hook_data(a->token) == NULL)
+    {
+        cancelled++;
+    }
+}
+
+
+static void
+test_verdict_later(void *data)
+{
+    test_verdict_answer_t  *a = data;
+
+    a = pst_hook_data(a->token);
+    if (a == NULL) {
+        return;
+    }
+
+    (void) pst_hook_resume(a->token, a->verdict, a->code,
+                           a->ecode[0] ? a->ecode : NULL, "%s", a->text);
+}
+
+
+static void
+test_verdict_committed_seen(pst_call_t *call)
+{
+    pst_session_t    *s = pst_call_session(call);
+    const pst_str_t  *id = pst_tx_id(s);
+    pst_str_t         env;
+
+    snprintf(committed_id, sizeof(committed_id), "%.*s",
+             id ? (int) id->len : 0, id ? (char *) id->data : "");
+    committed_hold = pst_tx_hold(s);
+    envelope[0] = '\0';
+    if (pst_tx_envelope(s, &env) == PST_OK) {
+        snprintf(envelope, sizeof(envelope), "%.*s", (int) env.len,
+                 (char *) env.data);
+    }
+}
+
+
+static pst_verdict_e
+test_verdict_hook(pst_call_t *call, void *conf)
+{
+    pst_phase_e             p = pst_call_phase(call);
+    test_verdict_answer_t  *a = &answers[p];
+
+    (void) conf;
+
+    calls[p]++;
+
+    if (p == PST_PHASE_COMMITTED) {
+        test_verdict_committed_seen(call);
+    }
+
+    if (!a->set) {
+        return PST_HOOK_CONTINUE;
+    }
+
+    if (a->pending) {
+        a->token = pst_call_defer(call);
+        pst_call_set_data(call, a);
+        pst_call_set_cancel(call, test_verdict_cancel);
+        if (pst_call_data(call) != a
+            || (a->pending == 1
+                && pst_timer_add(1, test_verdict_later, a) == NULL))
+        {
+            return PST_HOOK_TEMPFAIL;
+        }
+        return PST_HOOK_PENDING;
+    }
+
+    pst_call_reply(call, a->code, a->ecode[0] ? a->ecode : NULL, "%s",
+                   a->text);
+    return a->verdict;
+}
+
+
+static const pst_hook_t  test_verdict_hooks[] = {
+    { PST_PHASE_CONNECT, test_verdict_hook, -100 },
+    { PST_PHASE_HELO, test_verdict_hook, -100 },
+    { PST_PHASE_AUTH, test_verdict_hook, -100 },
+    { PST_PHASE_MAIL, test_verdict_hook, -100 },
+    { PST_PHASE_RCPT, test_verdict_hook, -100 },
+    { PST_PHASE_DATA, test_verdict_hook, -100 },
+    { PST_PHASE_MESSAGE, test_verdict_hook, -100 },
+    { PST_PHASE_QUEUE, test_verdict_hook, -100 },
+    { PST_PHASE_DISCONNECT, test_verdict_hook, -100 },
+    { PST_PHASE_COMMITTED, test_verdict_hook, -100 },
+    pst_null_hook
+};
+
+PST_EXPORT const pst_module_t  postern_module = {
+    PST_MODULE_HEADER,
+    .name = "test_verdict",
+    .version = "1.0",
+    .description = "unit test: answers each phase as the test says",
+    .hooks = test_verdict_hooks,
+};
