@@ -27,6 +27,7 @@ typedef struct {
 } pst_control_conn_t;
 
 
+static int pst_control_sockop(int fd, const char *path, int do_connect);
 static int pst_control_bind(pst_cycle_t *cycle, const char *path,
     pst_control_sock_t *cs);
 static void pst_control_drop(pst_control_sock_t *cs, int remove);
@@ -36,6 +37,7 @@ static void pst_control_write(pst_event_t *ev);
 static void pst_control_timeout(pst_control_conn_t *cc);
 static void pst_control_finish(pst_control_conn_t *cc);
 static void pst_control_status(int json, pst_buf_t *out);
+static const char *pst_control_time(time_t t, char *buf, size_t size);
 static int pst_control_printf(pst_buf_t *out, const char *fmt, ...)
     PST_PRINTF(2, 3);
 static int pst_control_words(u_char *line, size_t len, char **argv);
@@ -51,23 +53,66 @@ static int                 serving;
 /* ------------------------------------------------------------------ */
 /* Master                                                              */
 
+/* bind() or connect() fd to path whatever the length of its directory:
+ * a path too long for sun_path is reached from inside its directory. */
+static int
+pst_control_sockop(int fd, const char *path, int do_connect)
+{
+    struct sockaddr_un  sa;
+    const char         *base;
+    char                dir[PATH_MAX];
+    size_t              n;
+    int                 cwd, rc, err;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    base = path;
+    cwd = -1;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        base = strrchr(path, '/');
+        n = base ? (size_t) (base - path) : 0;
+        if (base == NULL || strlen(++base) >= sizeof(sa.sun_path)
+            || n >= sizeof(dir))
+        {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cwd == -1 || chdir(n ? dir : "/") == -1) {
+            err = errno;
+            if (cwd != -1) {
+                close(cwd);
+            }
+            errno = err;
+            return -1;
+        }
+    }
+
+    memcpy(sa.sun_path, base, strlen(base));
+    rc = do_connect ? connect(fd, (struct sockaddr *) &sa, sizeof(sa))
+                    : bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+    err = errno;
+
+    if (cwd != -1) {
+        (void) !fchdir(cwd);
+        close(cwd);
+    }
+
+    errno = err;
+    return rc;
+}
+
+
 static int
 pst_control_bind(pst_cycle_t *cycle, const char *path,
     pst_control_sock_t *cs)
 {
-    struct sockaddr_un  sa;
     struct stat         st;
     mode_t              mask;
     int                 fd;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        pst_log_error(PST_LOG_EMERG, 0, "control socket path \"%s\" is too"
-                      " long", path);
-        return PST_ERROR;
-    }
-    memcpy(sa.sun_path, path, strlen(path));
 
     /* what an earlier run left (a socket nobody serves any more) */
     if (lstat(path, &st) == 0) {
@@ -87,7 +132,7 @@ pst_control_bind(pst_cycle_t *cycle, const char *path,
 
     /* never a moment with more than 0660 */
     mask = umask(0117);
-    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == -1) {
+    if (pst_control_sockop(fd, path, 0) == -1) {
         umask(mask);
         pst_log_error(PST_LOG_EMERG, errno, "bind(\"%s\") failed", path);
         close(fd);
@@ -512,6 +557,21 @@ pst_control_printf(pst_buf_t *out, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* status                                                              */
 
+/* "2026-12-03T08:13:19Z", or "never" for 0. */
+static const char *
+pst_control_time(time_t t, char *buf, size_t size)
+{
+    struct tm  tm;
+
+    if (t == 0 || gmtime_r(&t, &tm) == NULL
+        || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    {
+        return "never";
+    }
+    return buf;
+}
+
+
 static void
 pst_control_status(int json, pst_buf_t *out)
 {
@@ -519,6 +579,7 @@ pst_control_status(int json, pst_buf_t *out)
     pst_proc_info_t    *pi;
     const pst_role_t   *role;
     time_t              now;
+    char                t1[32], t2[32];
     int                 i, first;
 
     st = malloc(sizeof(pst_proc_status_t));
@@ -530,16 +591,24 @@ pst_control_status(int json, pst_buf_t *out)
 
     now = time(NULL);
 
-    (void) pst_control_printf(out, json
-        ? "{\"master\": {\"pid\": %d, \"started\": %lld, \"uptime\": %lld,"
-          " \"generation\": %u, \"reloads\": %u, \"last_reload\": %lld,"
-          " \"reload_failures\": %u, \"respawns\": %u},\n \"processes\": ["
-        : "master  pid %d  started %lld  uptime %llds  generation %u"
-          "  reloads %u  last_reload %lld  reload_failures %u"
-          "  respawns %u\n",
-        (int) st->master, (long long) st->started,
-        (long long) (now - st->started), st->generation, st->reloads,
-        (long long) st->last_reload, st->reload_failures, st->respawns);
+    if (json) {
+        (void) pst_control_printf(out, "{\"master\": {\"pid\": %d,"
+            " \"started\": %lld, \"uptime\": %lld, \"generation\": %u,"
+            " \"reloads\": %u, \"last_reload\": %lld,"
+            " \"reload_failures\": %u, \"respawns\": %u},\n"
+            " \"processes\": [",
+            (int) st->master, (long long) st->started,
+            (long long) (now - st->started), st->generation, st->reloads,
+            (long long) st->last_reload, st->reload_failures, st->respawns);
+    } else {
+        (void) pst_control_printf(out, "master  pid %d  started %s"
+            "  uptime %llds  generation %u  reloads %u (last %s, %u failed)"
+            "  respawns %u\n",
+            (int) st->master, pst_control_time(st->started, t1, sizeof(t1)),
+            (long long) (now - st->started), st->generation, st->reloads,
+            pst_control_time(st->last_reload, t2, sizeof(t2)),
+            st->reload_failures, st->respawns);
+    }
 
     first = 1;
     for (i = 0; i < PST_MAX_PROCS; i++) {
@@ -548,15 +617,22 @@ pst_control_status(int json, pst_buf_t *out)
         if (pi->pid <= 0 || role == NULL) {
             continue;
         }
-        (void) pst_control_printf(out, json
-            ? "%s\n  {\"role\": \"%s\", \"pid\": %d, \"slot\": %d,"
-              " \"started\": %lld, \"uptime\": %lld, \"generation\": %u,"
-              " \"state\": \"%s\"}"
-            : "%s%-7s pid %d  slot %d  started %lld  uptime %llds"
-              "  generation %u  %s\n",
-            json ? (first ? "" : ",") : "", role->name, (int) pi->pid, i,
-            (long long) pi->started, (long long) (now - pi->started),
-            pi->generation, pi->exiting ? "exiting" : "running");
+        if (json) {
+            (void) pst_control_printf(out, "%s\n  {\"role\": \"%s\","
+                " \"pid\": %d, \"slot\": %d, \"started\": %lld,"
+                " \"uptime\": %lld, \"generation\": %u,"
+                " \"state\": \"%s\"}",
+                first ? "" : ",", role->name, (int) pi->pid, i,
+                (long long) pi->started, (long long) (now - pi->started),
+                pi->generation, pi->exiting ? "exiting" : "running");
+        } else {
+            (void) pst_control_printf(out, "%-7s pid %d  slot %d  started %s"
+                "  uptime %llds  generation %u  %s\n",
+                role->name, (int) pi->pid, i,
+                pst_control_time(pi->started, t1, sizeof(t1)),
+                (long long) (now - pi->started), pi->generation,
+                pi->exiting ? "exiting" : "running");
+        }
         first = 0;
     }
 
@@ -574,20 +650,10 @@ pst_control_status(int json, pst_buf_t *out)
 int
 pst_control_request(const char *path, int argc, char **argv)
 {
-    struct sockaddr_un  sa;
     struct timeval      tv = { PST_CONTROL_TIMEOUT / 1000, 0 };
     u_char              req[PST_CONTROL_LINE_MAX], *p;
     size_t              n;
     int                 fd, i, rc;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "postern: control socket path \"%s\" is too"
-                " long\n", path);
-        return 1;
-    }
-    memcpy(sa.sun_path, path, strlen(path));
 
     p = req;
     for (i = 0; i < argc; i++) {
@@ -614,7 +680,7 @@ pst_control_request(const char *path, int argc, char **argv)
     (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 
-    if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == -1) {
+    if (pst_control_sockop(fd, path, 1) == -1) {
         rc = errno;
         close(fd);
         if (rc == ENOENT || rc == ECONNREFUSED) {

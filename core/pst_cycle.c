@@ -136,6 +136,7 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     pst_core_conf_t  *ccf = conf;
     struct passwd    *pw;
     struct group     *gr;
+    u_char           *p;
     long              n;
 
     pst_conf_merge_value(ccf->daemon, PST_CONF_UNSET, 1);
@@ -178,10 +179,13 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     {
         return PST_CONF_ERROR;
     }
-    if (ccf->control_socket.len >= sizeof(((struct sockaddr_un *)
-                                           NULL)->sun_path))
+    /* a long directory is fine (pst_control.c binds from inside it),
+     * the file name itself must fit a unix socket address */
+    p = (u_char *) strrchr((char *) ccf->control_socket.data, '/');
+    if (strlen(p ? (char *) p + 1 : (char *) ccf->control_socket.data)
+        >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
     {
-        return "has a control_socket path longer than a unix socket"
+        return "has a control_socket file name longer than a unix socket"
                " allows (107 bytes)";
     }
 

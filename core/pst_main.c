@@ -123,6 +123,8 @@ pst_open_log(pst_cycle_t *cycle)
 static int
 pst_queue_command(int argc, char **argv)
 {
+    static char   verb[] = "list";
+    char         *list[] = { verb, NULL };
     pst_cycle_t  *cycle;
     int           rc;
 
@@ -132,11 +134,8 @@ pst_queue_command(int argc, char **argv)
     }
     pst_cycle = cycle;
 
-    rc = -1;
-    if (argc > 0) {
-        rc = pst_control_request((char *) cycle->core->control_socket.data,
-                                 argc, argv);
-    }
+    rc = pst_control_request((char *) cycle->core->control_socket.data,
+                             argc > 0 ? argc : 1, argc > 0 ? argv : list);
     if (rc == -1) {
         rc = pst_spool_tool(cycle, argc, argv);
     }

@@ -205,7 +205,11 @@ class ControlSocketTest(PstTestCase):
         srv = self.server(CONF)
         wait_for(lambda: os.path.exists(srv.control), 10,
                  what="the control socket")
-        other = os.path.join(srv.dir, "ctl")
+        # a directory longer than a unix socket address allows
+        deep = os.path.join(srv.dir, *["d" * 40] * 3)
+        os.makedirs(deep)
+        other = os.path.join(deep, "ctl")
+        self.assertGreater(len(other), 108)
         srv.write_conf(CONF, extra_top="control_socket %s;" % other)
         srv.reload()
         srv.wait_log(r"reconfigured")
