@@ -10,7 +10,9 @@
 #include <sched.h>
 #include <sys/prctl.h>
 
-#define PST_RESPAWN_WINDOW   10        /* seconds */
+#define PST_RESPAWN_WINDOW   10        /* seconds; also the first pause */
+#define PST_BACKOFF_MAX      300       /* longest pause, seconds */
+#define PST_BACKOFF_RESET    300       /* calm this long: pauses restart */
 #define PST_RESPAWN_MAX      8         /* crashes per window */
 #define PST_KILL_AFTER       10        /* seconds after TERM */
 
@@ -29,6 +31,9 @@ typedef struct {
     time_t                       crash_times[PST_RESPAWN_MAX];
     pst_uint_t                   crash_next;
     int                          paused;     /* respawns wait for alarm */
+    time_t                       resume_at;  /* when the pause ends */
+    time_t                       resumed;    /* when the last one ended */
+    unsigned                     pause;      /* its length, seconds */
     int                          inbox[2];   /* read end, write end */
 } pst_role_state_t;
 
@@ -66,6 +71,8 @@ static pid_t pst_spawn(pst_cycle_t *cycle, int role);
 static void pst_child_process(pst_cycle_t *cycle, int slot, int role)
     __attribute__((noreturn));
 static void pst_reap_children(pst_cycle_t *cycle);
+static void pst_respawn_pause(int r);
+static void pst_respawn_arm(time_t now);
 static void pst_signal_children(int signo, int only_old);
 static pst_uint_t pst_live_children(void);
 static void pst_fill_roles(pst_cycle_t *cycle);
@@ -622,6 +629,51 @@ pst_respawn_allowed(int role)
 }
 
 
+/* A role that keeps dying waits: 10 s, then twice as long each time it
+ * crashes again soon after a pause (at most 5 min), back to 10 s after
+ * 5 calm minutes. */
+static void
+pst_respawn_pause(int r)
+{
+    pst_role_state_t  *rs = &role_state[r];
+    time_t             now = time(NULL);
+
+    if (rs->pause == 0 || now - rs->resumed >= PST_BACKOFF_RESET) {
+        rs->pause = PST_RESPAWN_WINDOW;
+    } else {
+        rs->pause = pst_min(rs->pause * 2, PST_BACKOFF_MAX);
+    }
+
+    rs->paused = 1;
+    rs->resume_at = now + rs->pause;
+
+    pst_log_error(PST_LOG_ALERT, 0, "%s processes keep dying: pausing"
+                  " respawns for %u s", roles[r]->name, rs->pause);
+    pst_respawn_arm(now);
+}
+
+
+/* The alarm for the first pause to end. */
+static void
+pst_respawn_arm(time_t now)
+{
+    time_t  next = 0;
+    int     r;
+
+    for (r = 0; r < nroles; r++) {
+        if (role_state[r].paused
+            && (next == 0 || role_state[r].resume_at < next))
+        {
+            next = role_state[r].resume_at;
+        }
+    }
+
+    if (next != 0) {
+        alarm(next > now ? (unsigned) (next - now) : 1);
+    }
+}
+
+
 static void
 pst_reap_children(pst_cycle_t *cycle)
 {
@@ -692,11 +744,7 @@ pst_reap_children(pst_cycle_t *cycle)
         }
 
         if (!pst_respawn_allowed(r)) {
-            pst_log_error(PST_LOG_ALERT, 0, "%s processes keep dying:"
-                          " pausing respawns for %d s", role->name,
-                          PST_RESPAWN_WINDOW);
-            role_state[r].paused = 1;
-            alarm(PST_RESPAWN_WINDOW);
+            pst_respawn_pause(r);
             continue;
         }
 
@@ -860,6 +908,11 @@ pst_master_reconfigure(void)
         }
     }
 
+    /* the operator may have fixed what made a role crash */
+    for (i = 0; i < nroles; i++) {
+        role_state[i].paused = 0;
+    }
+
     pst_cycle = cycle;
     generation++;
     counts.reloads++;
@@ -906,15 +959,20 @@ pst_alarm_fired(int *killed, time_t term_at)
 }
 
 
-/* The respawn pause is over: start what is missing again. */
+/* Pauses that are over: start what is missing again. */
 static void
 pst_respawn_resume(pst_cycle_t *cycle)
 {
-    int  r;
+    time_t  now = time(NULL);
+    int     r;
 
     for (r = 0; r < nroles; r++) {
-        role_state[r].paused = 0;
+        if (role_state[r].paused && role_state[r].resume_at <= now) {
+            role_state[r].paused = 0;
+            role_state[r].resumed = now;
+        }
     }
+    pst_respawn_arm(now);
     pst_fill_roles(cycle);
 }
 

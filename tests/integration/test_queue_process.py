@@ -14,6 +14,7 @@ import re
 import signal
 import stat
 import subprocess
+import time
 import unittest
 
 from pstest import PstTestCase, ROOT, MODULES, wait_for
@@ -70,6 +71,27 @@ class QueueProcessTest(PstTestCase):
         # the workers were not touched, and still serve
         self.assertEqual(set(srv.workers()), workers)
         self.assertEqual(srv.send(), {})
+
+    def test_crash_loop_pauses_the_queue_role_only(self):
+        """A queue process that keeps dying pauses its own respawns (the
+        back-off); the workers are not affected and keep serving."""
+        srv = self.server(CONF)
+        workers = set(srv.workers())
+        deadline = time.monotonic() + 20
+        while "queue processes keep dying" not in srv.log():
+            self.assertLess(time.monotonic(), deadline, "no pause")
+            qp = srv.queue_process()
+            if qp:
+                os.kill(qp, signal.SIGKILL)
+            time.sleep(0.05)
+        srv.wait_log(r"queue processes keep dying: pausing respawns for "
+                     r"10 s")
+        self.assertNotIn("worker processes keep dying", srv.log())
+        self.assertEqual(set(srv.workers()), workers)
+        self.assertEqual(srv.send(), {})
+        # and back after the pause
+        wait_for(srv.queue_process, 20, interval=0.2,
+                 what="the queue process after the pause")
 
     def test_committed_notification(self):
         srv = self.server(CONF, start=False)
