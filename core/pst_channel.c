@@ -38,6 +38,8 @@ static const pst_msg_decl_t  pst_msg_decls[PST_MSG_LAST] = {
 
 
 static const char *pst_channel_check(const pst_msg_header_t *h);
+static const char *pst_channel_send_check(const pst_msg_header_t *h,
+    unsigned type, size_t len, int fd);
 static void pst_channel_bad(pst_channel_t *ch, const pst_msg_header_t *h,
     const char *why);
 static void pst_channel_close_fds(int *fds, pst_uint_t n);
@@ -96,6 +98,27 @@ pst_channel_check(const pst_msg_header_t *h)
 }
 
 
+/* The sender refuses what the receiver would refuse. */
+static const char *
+pst_channel_send_check(const pst_msg_header_t *h, unsigned type, size_t len,
+    int fd)
+{
+    const char  *why;
+
+    if (type > 0xffff || len > PST_CHANNEL_MAX_PAYLOAD) {
+        return "too large";
+    }
+
+    why = pst_channel_check(h);
+    if (why == NULL && pst_msg_decls[type].fd != (fd != -1)) {
+        why = fd == -1 ? "no descriptor" : "a descriptor for a type"
+                                           " without one";
+    }
+
+    return why;
+}
+
+
 int
 pst_channel_send(int sock, unsigned type, const void *data, size_t len,
     int fd)
@@ -115,12 +138,7 @@ pst_channel_send(int sock, unsigned type, const void *data, size_t len,
     h.type = (uint16_t) type;
     h.len = (uint32_t) len;
 
-    why = (type > 0xffff || len > PST_CHANNEL_MAX_PAYLOAD)
-          ? "too large" : pst_channel_check(&h);
-    if (why == NULL && pst_msg_decls[type].fd != (fd != -1)) {
-        why = fd == -1 ? "no descriptor" : "a descriptor for a type"
-                                           " without one";
-    }
+    why = pst_channel_send_check(&h, type, len, fd);
     if (why != NULL) {
         pst_log_error(PST_LOG_ALERT, 0, "channel: refusing to send %s"
                       " (type %u, %zu bytes): %s",

@@ -38,6 +38,10 @@ static void pst_control_timeout(pst_control_conn_t *cc);
 static void pst_control_finish(pst_control_conn_t *cc);
 static void pst_control_status(int json, pst_buf_t *out);
 static const char *pst_control_time(time_t t, char *buf, size_t size);
+static void pst_control_status_proc(pst_buf_t *out, int json, int first,
+    const pst_role_t *role, const pst_proc_info_t *pi, int slot,
+    time_t now);
+static int pst_control_queue(int argc, char **argv, pst_buf_t *out);
 static int pst_control_printf(pst_buf_t *out, const char *fmt, ...)
     PST_PRINTF(2, 3);
 static int pst_control_words(u_char *line, size_t len, char **argv);
@@ -471,12 +475,10 @@ pst_control_words(u_char *line, size_t len, char **argv)
 int
 pst_control_answer(u_char *line, size_t len, pst_buf_t *out)
 {
-    static const char  *heads[] = { "OK", "ERR", "USAGE" };
-    pst_buf_t          *body;
     char               *argv[PST_CONTROL_ARGS_MAX + 1];
-    u_char             *p, *nl, verb[64];
+    u_char              verb[64];
     size_t              n;
-    int                 argc, rc, h;
+    int                 argc;
 
     argc = pst_control_words(line, len, argv);
     if (argc > 0) {
@@ -498,6 +500,20 @@ pst_control_answer(u_char *line, size_t len, pst_buf_t *out)
         pst_control_status(argc == 2, out);
         return PST_OK;
     }
+
+    return pst_control_queue(argc, argv, out);
+}
+
+
+/* Everything but status: the engine's answer, its status made a line. */
+static int
+pst_control_queue(int argc, char **argv, pst_buf_t *out)
+{
+    static const char  *heads[] = { "OK", "ERR", "USAGE" };
+    pst_buf_t          *body;
+    u_char             *p, *nl;
+    size_t              n;
+    int                 rc, h;
 
     body = pst_buf_alloc(4096);
     if (body == NULL) {
@@ -573,6 +589,31 @@ pst_control_time(time_t t, char *buf, size_t size)
 
 
 static void
+pst_control_status_proc(pst_buf_t *out, int json, int first,
+    const pst_role_t *role, const pst_proc_info_t *pi, int slot, time_t now)
+{
+    char  t[32];
+
+    if (json) {
+        (void) pst_control_printf(out, "%s\n  {\"role\": \"%s\","
+            " \"pid\": %d, \"slot\": %d, \"started\": %lld,"
+            " \"uptime\": %lld, \"generation\": %u, \"state\": \"%s\"}",
+            first ? "" : ",", role->name, (int) pi->pid, slot,
+            (long long) pi->started, (long long) (now - pi->started),
+            pi->generation, pi->exiting ? "exiting" : "running");
+        return;
+    }
+
+    (void) pst_control_printf(out, "%-7s pid %d  slot %d  started %s"
+        "  uptime %llds  generation %u  %s\n",
+        role->name, (int) pi->pid, slot,
+        pst_control_time(pi->started, t, sizeof(t)),
+        (long long) (now - pi->started), pi->generation,
+        pi->exiting ? "exiting" : "running");
+}
+
+
+static void
 pst_control_status(int json, pst_buf_t *out)
 {
     pst_proc_status_t  *st;
@@ -617,22 +658,7 @@ pst_control_status(int json, pst_buf_t *out)
         if (pi->pid <= 0 || role == NULL) {
             continue;
         }
-        if (json) {
-            (void) pst_control_printf(out, "%s\n  {\"role\": \"%s\","
-                " \"pid\": %d, \"slot\": %d, \"started\": %lld,"
-                " \"uptime\": %lld, \"generation\": %u,"
-                " \"state\": \"%s\"}",
-                first ? "" : ",", role->name, (int) pi->pid, i,
-                (long long) pi->started, (long long) (now - pi->started),
-                pi->generation, pi->exiting ? "exiting" : "running");
-        } else {
-            (void) pst_control_printf(out, "%-7s pid %d  slot %d  started %s"
-                "  uptime %llds  generation %u  %s\n",
-                role->name, (int) pi->pid, i,
-                pst_control_time(pi->started, t1, sizeof(t1)),
-                (long long) (now - pi->started), pi->generation,
-                pi->exiting ? "exiting" : "running");
-        }
+        pst_control_status_proc(out, json, first, role, pi, i, now);
         first = 0;
     }
 

@@ -33,6 +33,7 @@ static char *pst_core_resolver(pst_conf_t *cf, const pst_command_t *cmd,
 static int pst_core_default_control(pst_conf_t *cf, pst_core_conf_t *ccf);
 static pst_cycle_t *pst_cycle_build(const char *prefix,
     const char *conf_file, pst_cycle_t *old, FILE *dump, int light);
+static pst_cycle_t *pst_cycle_light_done(pst_cycle_t *cycle, pst_conf_t *cf);
 
 
 static const pst_command_t  pst_core_commands[] = {
@@ -575,6 +576,30 @@ pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
 }
 
 
+/* The core's defaults (spool, control socket), nothing else. */
+static pst_cycle_t *
+pst_cycle_light_done(pst_cycle_t *cycle, pst_conf_t *cf)
+{
+    pst_module_entry_t  *me;
+    char                *rv;
+
+    me = cycle->modules.elts;
+    cf->dir_file = (char *) cycle->conf_file.data;
+    cf->dir_line = 1;
+
+    rv = me[0].desc.init_main_conf(cf, cycle->main_conf[0]);
+    if (rv == PST_CONF_OK) {
+        return cycle;
+    }
+    if (rv != PST_CONF_ERROR) {
+        pst_conf_error(cf, "%s", rv);
+    }
+
+    pst_destroy_pool(cycle->pool);
+    return NULL;
+}
+
+
 static pst_cycle_t *
 pst_cycle_build(const char *prefix, const char *conf_file, pst_cycle_t *old,
     FILE *dump, int light)
@@ -660,19 +685,7 @@ pst_cycle_build(const char *prefix, const char *conf_file, pst_cycle_t *old,
     }
 
     if (light) {
-        /* the core's defaults (spool, control socket), nothing else */
-        me = cycle->modules.elts;
-        conf.dir_file = (char *) cycle->conf_file.data;
-        conf.dir_line = 1;
-        rv = me[0].desc.init_main_conf(&conf, cycle->main_conf[0]);
-        if (rv == PST_CONF_OK) {
-            return cycle;
-        }
-        if (rv != PST_CONF_ERROR) {
-            pst_conf_error(&conf, "%s", rv);
-        }
-        pst_destroy_pool(pool);
-        return NULL;
+        return pst_cycle_light_done(cycle, &conf);
     }
 
     if (!cycle->smtp_seen || cycle->servers.nelts == 0) {
