@@ -724,8 +724,8 @@ pst_control_request(const char *path, int argc, char **argv)
 }
 
 
-/* OK: the body goes to stdout; ERR and USAGE: the text and the body
- * to stderr. */
+/* OK: the body goes to stdout, exit 0; ERR and USAGE: the text and
+ * the body to stderr, exit 1 or 64 (EX_USAGE). */
 static FILE *
 pst_control_status_line(const u_char *p, size_t n, int *rc)
 {
@@ -739,6 +739,7 @@ pst_control_status_line(const u_char *p, size_t n, int *rc)
         fprintf(stderr, "postern: %.*s\n", (int) n - 4, (char *) p + 4);
     } else if (n >= 6 && memcmp(p, "USAGE ", 6) == 0) {
         fprintf(stderr, "usage: %.*s\n", (int) n - 6, (char *) p + 6);
+        *rc = PST_CONTROL_EX_USAGE;
     } else {
         fprintf(stderr, "postern: unexpected answer \"%.*s\"\n",
                 (int) pst_min(n, 200), (char *) p);

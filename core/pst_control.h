@@ -23,6 +23,7 @@
 #define PST_CONTROL_ANSWER_MAX   (256 * 1024 * 1024)
 #define PST_CONTROL_CONN_MAX     16
 #define PST_CONTROL_TIMEOUT      30000     /* ms, each side */
+#define PST_CONTROL_EX_USAGE     64        /* sysexits.h EX_USAGE */
 
 /* Master: bind the cycle's socket unless it is the one already bound
  * (a reload keeps it); then _switch(1) drops the previous one, or
@@ -44,7 +45,7 @@ pst_uint_t pst_control_busy(void);
 int pst_control_answer(u_char *line, size_t len, pst_buf_t *out);
 
 /* Client: send argv[0..argc) and print the answer (body to stdout, an
- * ERR or USAGE text to stderr).  Returns the exit code (0 OK, 1 ERR or
+ * ERR or USAGE text to stderr).  Returns the exit code (0 OK, 1 ERR, 64
  * USAGE), or -1 when nothing listens on path (Postern is not running). */
 int pst_control_request(const char *path, int argc, char **argv);
 

@@ -20,6 +20,7 @@ typedef struct {
     pid_t                        pid;
     int                          slot;
     int                          role;       /* index in roles[] */
+    pst_proc_e                   type;       /* its role's type */
     pst_cycle_t                 *cycle;      /* generation it runs */
     time_t                       started;
     unsigned                     generation;
@@ -554,6 +555,7 @@ pst_spawn(pst_cycle_t *cycle, int role)
     children[slot].pid = pid;
     children[slot].slot = slot;
     children[slot].role = role;
+    children[slot].type = roles[role]->type;
     children[slot].cycle = cycle;
     children[slot].started = time(NULL);
     children[slot].generation = generation;

@@ -163,7 +163,8 @@ START_TEST(test_client)
     ck_assert_str_eq(file_text(dir, "stdout"), "line 1\nline 2\n");
     ck_assert_str_eq(file_text(dir, "stderr"), "");
 
-    /* ERR and USAGE: exit 1, the text and the body on stderr */
+    /* ERR (exit 1) and USAGE (exit 64): the text and the body on
+     * stderr */
     ck_assert_int_eq(client(dir, path, 1, argv, lfd, req, sizeof(req),
                             "ERR no such message\ndetail\n"), 1);
     ck_assert_str_eq(file_text(dir, "stdout"), "");
@@ -171,7 +172,7 @@ START_TEST(test_client)
                      "postern: no such message\ndetail\n");
 
     ck_assert_int_eq(client(dir, path, 1, argv, lfd, req, sizeof(req),
-                            "USAGE postern queue show ID\n"), 1);
+                            "USAGE postern queue show ID\n"), 64);
     ck_assert_str_eq(file_text(dir, "stderr"),
                      "usage: postern queue show ID\n");
 
