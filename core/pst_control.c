@@ -52,6 +52,7 @@ static pst_control_sock_t  cur = { -1, "", 0, 0 };
 static pst_control_sock_t  prev = { -1, "", 0, 0 };
 static pst_uint_t          nconns;
 static int                 serving;
+static int                 engine_ready = 1;
 
 
 /* ------------------------------------------------------------------ */
@@ -256,6 +257,13 @@ pst_control_serve(pst_cycle_t *cycle)
     serving = 1;
 
     return PST_OK;
+}
+
+
+void
+pst_control_engine(int ready)
+{
+    engine_ready = ready;
 }
 
 
@@ -514,6 +522,12 @@ pst_control_queue(int argc, char **argv, pst_buf_t *out)
     u_char             *p, *nl;
     size_t              n;
     int                 rc, h;
+
+    if (!engine_ready) {
+        return pst_control_printf(out, "ERR the queue process waits for"
+                                  " another one to finish with the spool;"
+                                  " try again later\n");
+    }
 
     body = pst_buf_alloc(4096);
     if (body == NULL) {

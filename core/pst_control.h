@@ -37,6 +37,8 @@ void pst_control_close(int remove);
 /* Queue process: serve the socket inherited from the master; stop
  * accepting (graceful stop); connections still open. */
 int pst_control_serve(pst_cycle_t *cycle);
+/* Whether queue requests can go to the engine yet (else: ERR). */
+void pst_control_engine(int ready);
 void pst_control_stop(void);
 pst_uint_t pst_control_busy(void);
 

@@ -1197,7 +1197,7 @@ pst_child_loop(pst_cycle_t *cycle)
 {
     const pst_role_t  *role = roles[my_role];
     char               title[64];
-    int                stop = PST_ROLE_RUN;
+    int                stop = PST_ROLE_RUN, rc;
 
     for ( ;; ) {
         if (pst_process_events_and_timers() != PST_OK) {
@@ -1213,7 +1213,11 @@ pst_child_loop(pst_cycle_t *cycle)
             pst_setproctitle(title);
         }
 
-        if (role->loop(cycle, stop) == PST_DONE || stop == PST_ROLE_TERM) {
+        rc = role->loop(cycle, stop);
+        if (rc == PST_ERROR) {
+            pst_child_exit(cycle, 2);       /* as a failed init */
+        }
+        if (rc == PST_DONE || stop == PST_ROLE_TERM) {
             pst_child_exit(cycle, 0);
         }
 

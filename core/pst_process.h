@@ -60,7 +60,8 @@ typedef struct {
      * init_process(); PST_ERROR: exit code 2, not respawned */
     int                        (*init)(pst_cycle_t *cycle);
     /* after every pass of the event loop, with PST_ROLE_RUN, _QUIT or
-     * _TERM; PST_DONE: the process may exit now */
+     * _TERM; PST_DONE: the process may exit now; PST_ERROR: it cannot
+     * work (exit code 2, as a failed init) */
     int                        (*loop)(pst_cycle_t *cycle, int stop);
     /* before the modules' exit_process() */
     void                       (*exit)(pst_cycle_t *cycle);

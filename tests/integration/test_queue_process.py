@@ -7,6 +7,7 @@ status` while Postern runs, and the tool reads the spool directly when
 it does not -- with a configuration whose modules, TLS key and users
 file cannot be read."""
 
+import fcntl
 import json
 import os
 import pwd
@@ -137,6 +138,34 @@ class QueueProcessTest(PstTestCase):
         self.assertLess(log.index("queue process %d exited" % qp),
                         log.index("started queue process %d" % new))
         self.assertEqual(srv.send(), {})
+
+
+    def test_one_engine_per_spool(self):
+        """A queue process whose master was killed may still be
+        delivering: a new one waits for SPOOL/queue.lock."""
+        srv = self.server(CONF, start=False)
+        os.makedirs(srv.spool, exist_ok=True)
+        lock = open(os.path.join(srv.spool, "queue.lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            srv.start()
+            srv.wait_log(r"queue: notice: queue: another queue process "
+                         r"still works on this spool \(queue.lock\): "
+                         r"waiting")
+            self.assertNotIn("queue process ready", srv.log())
+            # status is answered; queue requests say why they cannot be
+            r = srv.run_tool("status")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = srv.run_tool("queue", "count")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("waits for another one", r.stderr)
+            # mail is still received meanwhile
+            self.assertEqual(srv.send(), {})
+        finally:
+            lock.close()
+        srv.wait_log(r"queue process ready")
+        r = srv.run_tool("queue", "count")
+        self.assertEqual((r.returncode, r.stdout), (0, "1\n"))
 
 
 class ControlSocketTest(PstTestCase):
