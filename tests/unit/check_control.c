@@ -59,6 +59,15 @@ START_TEST(test_request_syntax)
     ck_assert_str_eq(answer("st+61tus json"), "OK\n{}\n");
     ck_assert_str_eq(answer("status xml"), "USAGE status [json]\n");
     ck_assert_str_eq(answer("status json json"), "USAGE status [json]\n");
+
+    /* before the engine runs, queue requests are refused with a reason
+     * (and status still answered) */
+    pst_control_engine(0);
+    ck_assert_str_eq(answer("count"), "ERR the queue process waits for"
+                     " another one to finish with the spool; try again"
+                     " later\n");
+    ck_assert_str_eq(answer("status"), "OK\nno status\n");
+    pst_control_engine(1);
 }
 END_TEST
 
