@@ -17,5 +17,7 @@ Suite *suite_addr(void);
 Suite *suite_session(void);
 Suite *suite_channel(void);
 Suite *suite_control(void);
+Suite *suite_smtp_proto(void);
+Suite *suite_smtp_client(void);
 
 #endif
