@@ -34,6 +34,7 @@ and connection_pids() tell which process serves what (ps, ss -p).
 
 import base64
 import glob
+import json
 import os
 import re
 import shutil
@@ -410,7 +411,12 @@ class Server:
                               str(self.master_pid())],
                              capture_output=True, text=True).stdout
         if VALGRIND:
-            # valgrind keeps its own argv: no process titles to go by
+            # valgrind keeps its own argv: no process titles to go by,
+            # but the control socket knows each child's role
+            r = self.run_tool("status", "--json")
+            if r.returncode == 0:
+                return [p["pid"] for p in json.loads(r.stdout)["processes"]
+                        if p["role"] == "worker" and p["state"] == "running"]
             return [int(l.split()[0]) for l in out.splitlines()]
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
