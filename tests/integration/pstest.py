@@ -405,6 +405,15 @@ class Server:
     def master_pid(self):
         return self.proc.pid
 
+    def role_pids(self, role):
+        """PIDs of the running children of a role, from postern status
+        (None when it does not answer)."""
+        r = self.run_tool("status", "--json")
+        if r.returncode != 0:
+            return None
+        return [p["pid"] for p in json.loads(r.stdout)["processes"]
+                if p["role"] == role and p["state"] == "running"]
+
     def workers(self):
         """PIDs of the master's current children."""
         out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
@@ -413,16 +422,18 @@ class Server:
         if VALGRIND:
             # valgrind keeps its own argv: no process titles to go by,
             # but the control socket knows each child's role
-            r = self.run_tool("status", "--json")
-            if r.returncode == 0:
-                return [p["pid"] for p in json.loads(r.stdout)["processes"]
-                        if p["role"] == "worker" and p["state"] == "running"]
+            pids = self.role_pids("worker")
+            if pids is not None:
+                return pids
             return [int(l.split()[0]) for l in out.splitlines()]
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
 
     def queue_process(self):
         """PID of the master's running queue process, or None."""
+        if VALGRIND:
+            pids = self.role_pids("queue")
+            return pids[0] if pids else None
         out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
                               str(self.master_pid())],
                              capture_output=True, text=True).stdout
