@@ -6,10 +6,14 @@
  *   postern -t | -T                        test (-T: and print) the config
  *   postern -s reload|quit|stop|reopen     signal the running master
  *   postern -V                             version, build, modules
- *   postern queue count|list|show ID       look at the spool (through the
- *                                          control socket when running)
+ *   postern queue count|list|show ID|cat ID   look at the spool
+ *                                          (through the control
+ *                                          socket when running)
  *   postern status [--json]                processes, pids, uptime
  *   postern passwd [options] USER          a line for a users file
+ *
+ * Every subcommand takes -h/--help; an unknown option, command or
+ * missing argument prints the usage and exits with 64 (EX_USAGE).
  */
 
 #include "pst_core.h"
@@ -28,15 +32,23 @@ static const pst_role_t *const  pst_roles[] = {
 static int pst_queue_command(int argc, char **argv);
 static int pst_status_command(int argc, char **argv);
 
+#define PST_EX_USAGE  64        /* sysexits.h */
+
+#define PST_QUEUE_USAGE                                                      \
+    "postern [-c file] [-p prefix] queue count|list|show ID|cat ID"
+#define PST_STATUS_USAGE                                                     \
+    "postern [-c file] [-p prefix] status [--json]"
+
 
 static void
 pst_usage(FILE *f)
 {
     fprintf(f,
         "usage: postern [-hVtTf] [-c file] [-p prefix] [-s signal]\n"
-        "       postern [-c file] [-p prefix] queue count|list|show ID\n"
-        "       postern [-c file] [-p prefix] status [--json]\n"
-        "       postern passwd [-m method] [-s] [-f file] user\n"
+        "       " PST_QUEUE_USAGE "\n"
+        "       " PST_STATUS_USAGE "\n"
+        "       postern passwd [-m method] [-r rounds] [-s] [-i iterations]\n"
+        "                      [-f file] user\n"
         "\n"
         "  -c file    configuration file (default %s, relative to prefix)\n"
         "  -p prefix  prefix for relative paths (default %s)\n"
@@ -46,8 +58,50 @@ pst_usage(FILE *f)
         "  -s signal  send reload, quit (graceful), stop (fast) or reopen\n"
         "             to the running master\n"
         "  -f         stay in the foreground (same as \"daemon off;\")\n"
-        "  -V         version, build options and modules\n",
+        "  -V         version, build options and modules\n"
+        "\n"
+        "  queue      look at the spool: count the messages, list them,\n"
+        "             show one's envelope, cat one's message\n"
+        "  status     the running processes (postern status --help)\n"
+        "  passwd     make a users file line (postern passwd --help)\n",
         PST_CONF_PATH, PST_PREFIX);
+}
+
+
+static void
+pst_queue_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: " PST_QUEUE_USAGE "\n"
+        "\n"
+        "  count      the number of messages in the queue\n"
+        "  list       every message: ID, size, arrival, sender, recipients\n"
+        "  show ID    one message's envelope and delivery state\n"
+        "  cat ID     one message as a delivery reads it\n");
+}
+
+
+/* Options of "queue" (argv[0]): only -h/--help.  Returns -1 to go on,
+ * or the exit status. */
+static int
+pst_queue_options(int argc, char **argv)
+{
+    int  i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            pst_queue_usage(stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-') {
+            fprintf(stderr, "postern queue: unknown option \"%s\"\n",
+                    argv[i]);
+            pst_queue_usage(stderr);
+            return PST_EX_USAGE;
+        }
+    }
+
+    return -1;
 }
 
 
@@ -153,9 +207,20 @@ pst_status_command(int argc, char **argv)
     char         *req[3];
     int           rc;
 
+    if (argc == 1
+        && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0))
+    {
+        printf("usage: " PST_STATUS_USAGE "\n\n"
+               "  the master, the worker and queue processes: pids, start"
+               " times,\n  uptime, reloads and respawns (--json: as JSON)\n");
+        return 0;
+    }
     if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0)) {
-        fprintf(stderr, "usage: postern status [--json]\n");
-        return 1;
+        fprintf(stderr, "postern status: unknown %s \"%s\"\n"
+                "usage: " PST_STATUS_USAGE "\n",
+                argv[argc - 1][0] == '-' ? "option" : "argument",
+                argv[argc - 1]);
+        return PST_EX_USAGE;
     }
 
     cycle = pst_init_cycle_light(pst_prefix_arg, pst_conf_arg);
@@ -184,7 +249,7 @@ main(int argc, char **argv)
     pst_cycle_t  *cycle;
     const char   *signal_name = NULL;
     int           test = 0, dump = 0, version = 0, foreground = 0, i;
-    int           single = 0;
+    int           single = 0, rc;
     char         *p;
 
     pst_time_update();
@@ -221,7 +286,7 @@ main(int argc, char **argv)
         } else {
             fprintf(stderr, "postern: invalid option \"%s\"\n", p);
             pst_usage(stderr);
-            return 1;
+            return PST_EX_USAGE;
         }
     }
 
@@ -237,13 +302,18 @@ main(int argc, char **argv)
 
     if (i < argc) {
         if (strcmp(argv[i], "queue") == 0) {
+            rc = pst_queue_options(argc - i, argv + i);
+            if (rc >= 0) {
+                return rc;
+            }
             return pst_queue_command(argc - i - 1, argv + i + 1);
         }
         if (strcmp(argv[i], "status") == 0) {
             return pst_status_command(argc - i - 1, argv + i + 1);
         }
         fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
-        return 1;
+        pst_usage(stderr);
+        return PST_EX_USAGE;
     }
 
     if (test) {
@@ -251,6 +321,11 @@ main(int argc, char **argv)
                                dump ? stdout : NULL);
         if (cycle == NULL) {
             fprintf(stderr, "postern: configuration test failed\n");
+            return 1;
+        }
+        if (pst_check_worker_access(cycle, 0) != PST_OK) {
+            fprintf(stderr, "postern: configuration test failed\n");
+            pst_destroy_cycle(cycle);
             return 1;
         }
         if (dump) {
@@ -284,6 +359,7 @@ main(int argc, char **argv)
 
     if (pst_open_log(cycle) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
+        || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
         || (!single && pst_control_listen(cycle) != PST_OK)

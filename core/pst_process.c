@@ -58,6 +58,7 @@ static unsigned        generation;
 static pst_proc_status_t  *shared;        /* shared with the children */
 static volatile uint32_t  *shared_seq;    /* odd while it changes */
 static pst_proc_status_t   counts;        /* master: reloads, respawns */
+static int             listeners_closed;  /* no worker was left */
 static pid_t           master_pid;        /* what a child's parent is */
 
 static char           *title_start;
@@ -82,6 +83,9 @@ static void pst_wait_old_stop_accepting(void);
 static void pst_child_exit(pst_cycle_t *cycle, int code)
     __attribute__((noreturn));
 static void pst_child_loop(pst_cycle_t *cycle) __attribute__((noreturn));
+static void pst_no_worker_left(pst_cycle_t *cycle);
+static int pst_reopen_listeners(pst_cycle_t *cycle);
+static int pst_role_type_paused(pst_proc_e type);
 
 
 /* ------------------------------------------------------------------ */
@@ -767,7 +771,10 @@ pst_fill_roles(pst_cycle_t *cycle)
     int        i, r;
 
     for (r = 0; r < nroles; r++) {
-        if (role_state[r].paused) {
+        /* no worker without listeners (pst_no_worker_left()) */
+        if (role_state[r].paused
+            || (listeners_closed && roles[r]->type == PST_PROC_WORKER))
+        {
             continue;
         }
 
@@ -866,6 +873,7 @@ pst_master_reconfigure(void)
     if (pst_open_listening_sockets(cycle, old) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
         || pst_control_listen(cycle) != PST_OK
+        || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
         /* sockets the new cycle took over stay with the old one: the
@@ -916,6 +924,7 @@ pst_master_reconfigure(void)
     }
 
     pst_cycle = cycle;
+    listeners_closed = 0;
     generation++;
     counts.reloads++;
     counts.last_reload = time(NULL);
@@ -938,6 +947,60 @@ pst_master_reconfigure(void)
 
     pst_log_error(PST_LOG_NOTICE, 0, "reconfigured: %ld worker(s)",
                   (long) cycle->core->worker_processes);
+}
+
+
+/*
+ * A master whose workers are all gone (and that will not start another
+ * now) must not keep its listeners: the kernel would complete client
+ * connections into the backlog, and the clients would wait for a
+ * greeting instead of trying the next MX.
+ */
+static void
+pst_no_worker_left(pst_cycle_t *cycle)
+{
+    int  i;
+
+    if (listeners_closed || pst_quit || pst_terminate) {
+        return;
+    }
+
+    for (i = 0; i < PST_MAX_PROCS; i++) {
+        if (children[i].pid > 0 && children[i].type == PST_PROC_WORKER
+            && children[i].cycle == cycle && !children[i].exiting)
+        {
+            return;
+        }
+    }
+
+    pst_close_listening_sockets(cycle);
+    listeners_closed = 1;
+
+    pst_log_error(PST_LOG_ALERT, 0, "no worker process left: listeners"
+                  " closed %s", pst_role_type_paused(PST_PROC_WORKER)
+                  ? "until the respawn pause ends"
+                  : "until a reload (fix the cause first)");
+}
+
+
+static int
+pst_reopen_listeners(pst_cycle_t *cycle)
+{
+    if (!listeners_closed) {
+        return PST_OK;
+    }
+
+    if (pst_open_listening_sockets(cycle, NULL) != PST_OK) {
+        /* the log says why; the next reload tries again */
+        pst_close_listening_sockets(cycle);
+        pst_log_error(PST_LOG_ALERT, 0, "cannot listen again: no workers"
+                      " started, reload when the cause is fixed");
+        return PST_ERROR;
+    }
+
+    listeners_closed = 0;
+    pst_log_error(PST_LOG_NOTICE, 0, "listening again");
+    return PST_OK;
 }
 
 
@@ -975,7 +1038,25 @@ pst_respawn_resume(pst_cycle_t *cycle)
         }
     }
     pst_respawn_arm(now);
+
+    if (!pst_role_type_paused(PST_PROC_WORKER)) {
+        (void) pst_reopen_listeners(cycle);
+    }
     pst_fill_roles(cycle);
+}
+
+
+static int
+pst_role_type_paused(pst_proc_e type)
+{
+    int  r;
+
+    for (r = 0; r < nroles; r++) {
+        if (roles[r]->type == type && role_state[r].paused) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 
@@ -1011,6 +1092,7 @@ pst_master_run(pst_cycle_t *cycle)
         if (pst_reap) {
             pst_reap = 0;
             pst_reap_children(pst_cycle);
+            pst_no_worker_left(pst_cycle);
         }
 
         if (pst_alarm && !pst_terminate) {
@@ -1075,7 +1157,7 @@ pst_master_run(pst_cycle_t *cycle)
 /* ------------------------------------------------------------------ */
 /* Children                                                            */
 
-static void
+void
 pst_drop_privileges(pst_cycle_t *cycle)
 {
     pst_core_conf_t  *ccf = cycle->core;

@@ -244,8 +244,9 @@ class ControlSocketTest(PstTestCase):
         self.assertEqual({p["generation"] for p in st["processes"]}, {1})
 
         r = srv.run_tool("status", "--bogus")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("usage: postern status", r.stderr)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("unknown option \"--bogus\"", r.stderr)
+        self.assertIn("status [--json]", r.stderr)
 
         srv.stop()
         r = srv.run_tool("status")
