@@ -357,7 +357,7 @@ frontend v2_ipv6
 backend postern_v1
     server postern 127.0.0.1:%(px)d send-proxy
 backend postern_v2
-    server postern 127.0.0.1:%(px)d send-proxy-v2
+    server postern 127.0.0.1:%(px)d send-proxy-v2%(check)s
 """
 
 
@@ -371,12 +371,12 @@ class HaproxyTest(ProxyCase):
         if not have("/usr/sbin/haproxy"):
             self.skipTest("haproxy is not installed (.ci/deps.sh)")
 
-    def haproxy(self, srv):
+    def haproxy(self, srv, check=""):
         p1, p2, p3 = free_ports(3)
         conf = os.path.join(srv.dir, "haproxy.cfg")
         with open(conf, "w") as f:
             f.write(HAPROXY_CONF % dict(p1=p1, p2=p2, p3=p3,
-                                        px=srv.ports[1]))
+                                        px=srv.ports[1], check=check))
         log = open(os.path.join(srv.dir, "haproxy.log"), "wb")
         proc = subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", conf],
                                 stdout=log, stderr=log)
@@ -422,6 +422,15 @@ class HaproxyTest(ProxyCase):
         addr, _, rcvd = self.stored(srv, qid)
         self.assertEqual(addr, "::1")
         self.assertIn("[IPv6:::1]", rcvd)
+
+    def test_health_checks_send_local(self):
+        # HAProxy's own checks carry a v2 LOCAL header: Postern greets
+        # the proxy itself and logs nothing wrong
+        srv = self.srv("smtp_debug on;")
+        self.haproxy(srv, check=" check inter 100ms check-send-proxy")
+        srv.wait_log(r"PROXY v2 from 127\.0\.0\.1: client 127\.0\.0\.1:\d+"
+                     r" \(LOCAL/UNKNOWN: the proxy itself\)", count=2)
+        self.assertNotIn("invalid PROXY header", srv.log())
 
     def test_haproxy_not_trusted(self):
         srv = self.server(CONF.replace("proxy_trusted 127.0.0.1;",
