@@ -446,6 +446,8 @@ int pst_smtp_tls_check(pst_session_t *s);
 
 /* pst_smtp_proxy.c: PROXY protocol listeners, XCLIENT */
 void pst_smtp_proxy_accept(pst_connection_t *c);
+/* Connections of this worker still waiting for their PROXY header. */
+pst_uint_t pst_smtp_proxy_pending(void);
 void pst_smtp_cmd_xclient(pst_session_t *s);
 size_t pst_smtp_xclient_ehlo(pst_session_t *s, char *buf, size_t size);
 

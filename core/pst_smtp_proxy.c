@@ -47,6 +47,9 @@ typedef struct {
     unsigned                     has_login:1;
 } pst_xclient_t;
 
+static pst_uint_t  pst_smtp_proxy_waiting;     /* connections before the
+                                                 header */
+
 static void pst_smtp_proxy_read(pst_event_t *ev);
 static void pst_smtp_proxy_idle(pst_event_t *ev);
 static void pst_smtp_proxy_drop(pst_connection_t *c, int level,
@@ -79,6 +82,7 @@ pst_smtp_proxy_accept(pst_connection_t *c)
         return;
     }
 
+    pst_smtp_proxy_waiting++;
     c->data = NULL;
     c->read.handler = pst_smtp_proxy_read;
     c->write.handler = pst_smtp_proxy_idle;
@@ -159,10 +163,23 @@ pst_smtp_proxy_drop(pst_connection_t *c, int level, const char *what,
     u_char  addr[INET6_ADDRSTRLEN + 1];
     size_t  n;
 
+    if (c->read.handler == pst_smtp_proxy_read) {
+        pst_smtp_proxy_waiting--;
+    }
+
     n = pst_sock_ntop(&c->sockaddr.sa, addr, sizeof(addr), 0);
     pst_log_error(level, 0, "%s from %.*s on %s (proxy_protocol): %s",
                   what, (int) n, addr, c->listening->addr_text, why);
     pst_close_connection(c);
+}
+
+
+/* A worker that stops gracefully waits for these too: the client behind
+ * the proxy has connected already. */
+pst_uint_t
+pst_smtp_proxy_pending(void)
+{
+    return pst_smtp_proxy_waiting;
 }
 
 
@@ -186,6 +203,7 @@ pst_smtp_proxy_done(pst_connection_t *c, const pst_proxy_header_t *h)
     }
 
     pst_event_del_timer(&c->read);
+    pst_smtp_proxy_waiting--;
 
     n = pst_sock_ntop(&c->sockaddr.sa, peer, sizeof(peer), 0);
 

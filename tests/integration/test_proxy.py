@@ -11,6 +11,7 @@ header, the log's client=[...], the connection counters and a policy
 module's decision."""
 
 import os
+import re
 import socket
 import ssl
 import struct
@@ -248,6 +249,38 @@ smtp { hostname mx.example.test;
         # a peer that closes before the header is logged too
         Conn(srv.ports[1], b"PROX").close()
         srv.wait_log(r"no PROXY header .*: closed by the peer")
+
+    def test_graceful_stop_waits_for_the_header(self):
+        # a worker told to stop (reload) still serves a connection whose
+        # header has not come yet: the client behind the proxy is real
+        srv = self.srv()
+        old = srv.workers()
+        c = Conn(srv.ports[1])
+        port = c.sock.getsockname()[1]
+
+        def holder():
+            out = subprocess.run(
+                ["ss", "-tnpH", "state", "established", "( sport = :%d and"
+                 " dport = :%d )" % (srv.ports[1], port)],
+                capture_output=True, text=True).stdout
+            m = re.search(r"pid=(\d+)", out)
+            return int(m.group(1)) if m else None
+        pid = wait_for(holder, 5, what="the worker holding the connection")
+        others = [p for p in old if p != pid]
+        srv.reload()
+        # the other old worker has nothing to wait for and goes
+        wait_for(lambda: not [p for p in others if os.path.exists(
+            "/proc/%d" % p)], 15, what="the idle old worker to exit")
+        self.assertTrue(os.path.exists("/proc/%d" % pid),
+                        "the old worker left a waiting connection")
+        with c:
+            c.send(v1("192.0.2.12"))
+            self.assertEqual(c.reply()[0], 220)
+            qid = send_message(c)
+            self.assertEqual(c.cmd("QUIT")[0], 221)
+        self.assertEqual(self.stored(srv, qid)[0], "192.0.2.12")
+        wait_for(lambda: not os.path.exists("/proc/%d" % pid), 15,
+                 what="the old worker to exit after its last client")
 
     def test_header_in_pieces(self):
         srv = self.srv()
