@@ -208,8 +208,8 @@ pst_smtp_proxy_done(pst_connection_t *c, const pst_proxy_header_t *h)
     n = pst_sock_ntop(&c->sockaddr.sa, peer, sizeof(peer), 0);
 
     if (!h->local) {
-        memcpy(&c->sockaddr, &h->src, h->socklen);
-        memcpy(&c->local_sockaddr, &h->dst, h->socklen);
+        c->sockaddr = h->src;              /* whole: no stale bytes */
+        c->local_sockaddr = h->dst;
         c->socklen = h->socklen;
     }
 
@@ -491,10 +491,7 @@ pst_smtp_xclient_move(pst_session_t *s, const pst_xclient_t *x)
     size_t             n;
     int                rc;
 
-    sa = c->sockaddr;
-    if (x->has_addr) {
-        memcpy(&sa, &x->addr, x->socklen);
-    }
+    sa = x->has_addr ? x->addr : c->sockaddr;
 
     if (x->port >= 0) {
         if (sa.sa.sa_family == AF_INET) {
