@@ -21,6 +21,7 @@
 #define PST_SMTP_H
 
 #include "pst_core.h"
+#include "pst_smtp_proto.h"
 
 #define PST_SMTP_MIN_LINE        512        /* RFC 5321 4.5.3.1.4 */
 #define PST_SMTP_PATH_MAX        256        /* RFC 5321 4.5.3.1.3 */
@@ -145,19 +146,7 @@ int pst_smtp_check_domain(const u_char *p, size_t n, int utf8_ok);
 /* ------------------------------------------------------------------ */
 /* Command lines                                                       */
 
-typedef enum {
-    PST_SMTP_LINE_OK = 0,
-    PST_SMTP_LINE_AGAIN,        /* need more input */
-    PST_SMTP_LINE_TOO_LONG,     /* overlong line skipped up to LF */
-    PST_SMTP_LINE_BARE_LF,      /* LF without CR (strict mode) */
-    PST_SMTP_LINE_BAD_CHAR      /* NUL or bare CR inside the line */
-} pst_smtp_line_e;
-
-/* Find the next command line in b.  On PST_SMTP_LINE_OK, *line is the
- * line without CRLF and b->pos is past it.  *skipping carries the
- * "discard to LF" state of an overlong line across reads. */
-pst_smtp_line_e pst_smtp_read_line(pst_buf_t *b, size_t limit,
-    int strict, unsigned *skipping, pst_str_t *line);
+/* pst_smtp_read_line() and its results are in pst_smtp_proto.h. */
 
 /* ------------------------------------------------------------------ */
 /* DATA parser                                                         */

@@ -84,63 +84,6 @@ pst_utf8_len(const u_char *p, const u_char *end)
 }
 
 
-pst_smtp_line_e
-pst_smtp_read_line(pst_buf_t *b, size_t limit, int strict,
-    unsigned *skipping, pst_str_t *line)
-{
-    u_char  *lf, *p, *end;
-    size_t   n;
-
-    n = pst_buf_size(b);
-    lf = memchr(b->pos, '\n', n);
-
-    if (*skipping) {
-        if (lf == NULL) {
-            b->pos = b->last;          /* keep discarding */
-            return PST_SMTP_LINE_AGAIN;
-        }
-        b->pos = lf + 1;
-        *skipping = 0;
-        return PST_SMTP_LINE_TOO_LONG;
-    }
-
-    if (lf == NULL) {
-        if (n >= limit) {
-            /* overlong: drop what we have, skip to the next LF */
-            *skipping = 1;
-            b->pos = b->last;
-        }
-        return PST_SMTP_LINE_AGAIN;
-    }
-
-    if ((size_t) (lf - b->pos) + 1 > limit) {
-        b->pos = lf + 1;
-        return PST_SMTP_LINE_TOO_LONG;
-    }
-
-    line->data = b->pos;
-    end = lf;
-    b->pos = lf + 1;
-
-    if (end > line->data && end[-1] == '\r') {
-        end--;
-    } else if (strict) {
-        line->len = (size_t) (end - line->data);
-        return PST_SMTP_LINE_BARE_LF;
-    }
-
-    line->len = (size_t) (end - line->data);
-
-    for (p = line->data; p < end; p++) {
-        if (*p == '\0' || *p == '\r') {
-            return PST_SMTP_LINE_BAD_CHAR;
-        }
-    }
-
-    return PST_SMTP_LINE_OK;
-}
-
-
 /* Domain or U-label domain (RFC 5321 Domain, RFC 6531).  PST_OK. */
 int
 pst_smtp_check_domain(const u_char *p, size_t n, int utf8_ok)

@@ -36,6 +36,8 @@ main(void)
     srunner_add_suite(sr, suite_spool());
     srunner_add_suite(sr, suite_addr());
     srunner_add_suite(sr, suite_session());
+    srunner_add_suite(sr, suite_smtp_proto());
+    srunner_add_suite(sr, suite_smtp_client());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -15,5 +15,7 @@ Suite *suite_module(void);
 Suite *suite_spool(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
+Suite *suite_smtp_proto(void);
+Suite *suite_smtp_client(void);
 
 #endif
