@@ -12,6 +12,9 @@
 #include "pst_send.h"
 
 #define PST_SEND_FOLD       78
+/* set in a column count: the next word stays on the field name's line
+ * (a fold right after "Name:" leaves a leading space in some parsers) */
+#define PST_SEND_FIRST      ((size_t) 1 << (sizeof(size_t) * 8 - 1))
 #define PST_SEND_EW_BYTES   39      /* 52 base64 chars + 12 = 64 */
 
 static void pst_send_fold_word(FILE *f, const char *w, size_t len,
@@ -44,8 +47,11 @@ static void
 pst_send_fold_word(FILE *f, const char *w, size_t len, size_t *col,
     int glue)
 {
+    int  first = (*col & PST_SEND_FIRST) != 0;
+
+    *col &= ~PST_SEND_FIRST;
     if (!glue) {
-        if (*col + 1 + len > PST_SEND_FOLD && *col > 1) {
+        if (*col + 1 + len > PST_SEND_FOLD && !first) {
             fputs("\r\n", f);
             *col = 0;
         }
@@ -103,7 +109,7 @@ pst_send_hdr_text(FILE *f, const char *name, const char *value)
 
     fputs(name, f);
     fputc(':', f);
-    col = strlen(name) + 1;
+    col = (strlen(name) + 1) | PST_SEND_FIRST;
 
     /* encode when non-ASCII, a control character, or a word too long */
     encode = !pst_send_is_ascii((const u_char *) value, n);
@@ -298,7 +304,7 @@ pst_send_hdr_addrs(FILE *f, const char *name, const pst_send_list_t *l)
 
     fputs(name, f);
     fputc(':', f);
-    col = strlen(name) + 1;
+    col = (strlen(name) + 1) | PST_SEND_FIRST;
 
     for (i = 0; i < l->n; i++) {
         if (pst_send_hdr_one_addr(f, l->v[i], i + 1 == l->n, &col)

@@ -32,6 +32,9 @@ typedef struct {
 static int pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv);
 static int pst_sendmail_server(const pst_sendmail_t *sm, char *buf,
     size_t size);
+static int pst_sendmail_listen(FILE *f, char *buf, size_t size);
+static void pst_sendmail_connect_addr(const char *p, char *buf,
+    size_t size);
 static int pst_sendmail_bs(const char *server);
 static int pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0);
 static int pst_sendmail_bm(pst_sendmail_t *sm, const char *server);
@@ -104,7 +107,6 @@ static int
 pst_sendmail_server(const pst_sendmail_t *sm, char *buf, size_t size)
 {
     const char  *conf, *env = getenv("POSTERN_SERVER");
-    char         line[1024], *p, *e;
     FILE        *f;
 
     if (env != NULL && *env) {
@@ -121,29 +123,68 @@ pst_sendmail_server(const pst_sendmail_t *sm, char *buf, size_t size)
                 "$POSTERN_SERVER)\n", conf, strerror(errno));
         return PST_SEND_CONFIG;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        p = line + strspn(line, " \t");
-        if (strncmp(p, "listen", 6) != 0 || (p[6] != ' ' && p[6] != '\t')) {
-            continue;
-        }
-        p += 6 + strspn(p + 6, " \t");
-        e = p + strcspn(p, " \t;\r\n");
-        *e = '\0';
-        if (strncmp(p, "0.0.0.0:", 8) == 0 || strncmp(p, "*:", 2) == 0) {
-            snprintf(buf, size, "127.0.0.1:%.400s", strchr(p, ':') + 1);
-        } else if (strncmp(p, "[::]:", 5) == 0) {
-            snprintf(buf, size, "[::1]:%.400s", p + 5);
-        } else if (strspn(p, "0123456789") == strlen(p)) {
-            snprintf(buf, size, "127.0.0.1:%.400s", p);
-        } else {
-            snprintf(buf, size, "%.400s", p);
-        }
+    if (pst_sendmail_listen(f, buf, size) == PST_OK) {
         fclose(f);
         return PST_OK;
     }
     fclose(f);
     fprintf(stderr, "postern-sendmail: %s has no listen directive\n", conf);
     return PST_SEND_CONFIG;
+}
+
+
+/* The first "listen" directive's address: the words of the file with
+ * comments left out, split at white space and { } ;. */
+static int
+pst_sendmail_listen(FILE *f, char *buf, size_t size)
+{
+    char    word[512], prev[16] = "";
+    size_t  n = 0;
+    int     c, comment = 0;
+
+    for ( ;; ) {
+        c = getc(f);
+        if (c == '#') {
+            comment = 1;
+        }
+        if (c == '\n') {
+            comment = 0;
+        }
+        if (c != EOF && !comment && !isspace(c) && !strchr("{};", c)) {
+            if (n < sizeof(word) - 1) {
+                word[n++] = (char) c;
+            }
+            continue;
+        }
+        if (n > 0) {
+            word[n] = '\0';
+            if (strcmp(prev, "listen") == 0) {
+                pst_sendmail_connect_addr(word, buf, size);
+                return PST_OK;
+            }
+            snprintf(prev, sizeof(prev), "%.15s", word);
+            n = 0;
+        }
+        if (c == EOF) {
+            return PST_ERROR;
+        }
+    }
+}
+
+
+/* A listen address as one to connect to: wildcards become loopback. */
+static void
+pst_sendmail_connect_addr(const char *p, char *buf, size_t size)
+{
+    if (strncmp(p, "0.0.0.0:", 8) == 0 || strncmp(p, "*:", 2) == 0) {
+        snprintf(buf, size, "127.0.0.1:%.400s", strchr(p, ':') + 1);
+    } else if (strncmp(p, "[::]:", 5) == 0) {
+        snprintf(buf, size, "[::1]:%.400s", p + 5);
+    } else if (strspn(p, "0123456789") == strlen(p)) {
+        snprintf(buf, size, "127.0.0.1:%.400s", p);
+    } else {
+        snprintf(buf, size, "%.400s", p);
+    }
 }
 
 
@@ -175,7 +216,7 @@ pst_sendmail_bs(const char *server)
     struct pollfd    pfd[2];
     char             host[256], port[16], buf[16384];
     ssize_t          n;
-    int              fd, in_open = 1;
+    int              fd, k, in_open = 1;
 
     if (pst_send_split_server(server, host, sizeof(host), port,
                               sizeof(port), "25") != PST_OK)
@@ -201,10 +242,13 @@ pst_sendmail_bs(const char *server)
         pfd[0].events = POLLIN;
         pfd[1].fd = fd;
         pfd[1].events = POLLIN;
-        if (poll(pfd, 2, -1) == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
+        /* after our input ends, the server has a while to answer what
+         * is still in flight and close (after QUIT) */
+        k = poll(pfd, 2, in_open ? -1 : 30000);
+        if (k == -1 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
             break;
         }
         if (pfd[1].revents) {
@@ -216,8 +260,8 @@ pst_sendmail_bs(const char *server)
         if (in_open && pfd[0].revents) {
             n = read(STDIN_FILENO, buf, sizeof(buf));
             if (n <= 0) {
-                in_open = 0;
-                shutdown(fd, SHUT_WR);
+                in_open = 0;    /* no half-close: a server may take it
+                                   as the client gone */
             } else if (write(fd, buf, (size_t) n) != n) {
                 break;
             }

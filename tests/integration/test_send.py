@@ -1,0 +1,753 @@
+"""postern-send and postern-sendmail (issue 9) against real servers on
+loopback: aiosmtpd (the received bytes parsed back with Python's email
+package, attachments decoded and compared) and a Postern started by the
+test.  Exit codes, TLS modes and verification, AUTH with a masked
+trail, refused recipients, VRFY/EXPN, the queue with the server down
+then up (and two runs at once), sendmail -t -i from a pipe and -bs, and
+a 100 MB attachment with the peak RSS of the sender measured."""
+
+import email
+import email.policy
+import hashlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import unittest
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from pstest import OBJS, RUN, PstTestCase, free_port, wait_for
+from psttls import Certs
+
+SEND = os.path.join(OBJS, "postern-send")
+SENDMAIL = os.path.join(OBJS, "postern-sendmail")
+
+EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
+EX_NOUSER, EX_NOHOST, EX_UNAVAILABLE = 67, 68, 69
+EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 75, 76, 77
+
+
+class Sink:
+    """aiosmtpd handler: keeps every message; refuses recipients whose
+    local part starts with "refuse" (550) or "later" (451)."""
+
+    def __init__(self, eightbit=True):
+        self.messages = []
+        self.eightbit = eightbit
+        self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        session.host_name = hostname
+        if not self.eightbit:
+            responses = [r for r in responses if "8BITMIME" not in r]
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        if address.startswith("refuse"):
+            return "550 5.1.1 No such user here"
+        if address.startswith("later"):
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append((envelope.mail_from,
+                                  list(envelope.rcpt_tos),
+                                  list(envelope.mail_options),
+                                  list(envelope.rcpt_options),
+                                  envelope.original_content))
+        return "250 2.0.0 Ok: queued as SINK%d" % len(self.messages)
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = (isinstance(auth_data, LoginPassword)
+          and auth_data.login == b"alice"
+          and auth_data.password == b"s3cret-pw")
+    return AuthResult(success=ok, handled=False)
+
+
+class SendCase(PstTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.dir = os.path.join(RUN, "send-" + self.id().split(".")[-1])
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.controllers = []
+
+    def tearDown(self):
+        for c in self.controllers:
+            try:
+                c.stop()
+            except Exception:
+                pass
+        super().tearDown()
+
+    def sink(self, host="127.0.0.1", port=None, eightbit=True, **kw):
+        handler = Sink(eightbit)
+        port = port or free_port()
+        c = Controller(handler, hostname=host, port=port,
+                       decode_data=False, **kw)
+        c.start()
+        self.controllers.append(c)
+        handler.port = port
+        handler.controller = c
+        return handler
+
+    def file(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def send(self, *args, stdin=None, env=None, prog=SEND, timeout=60):
+        e = dict(os.environ)
+        e.pop("POSTERN_PASSWORD", None)
+        e.update(env or {})
+        p = subprocess.run([prog] + list(args), input=stdin,
+                           capture_output=True, timeout=timeout, env=e)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def parse(self, raw):
+        return email.message_from_bytes(raw, policy=email.policy.default)
+
+    @staticmethod
+    def text(part):
+        """A text part's content with the wire's CRLF as LF."""
+        return part.get_content().replace("\r\n", "\n")
+
+
+class Compose(SendCase):
+
+    def test_mime_message_parsed_back(self):
+        s = self.sink()
+        pdf = os.urandom(150000)
+        a1 = self.file("report.pdf", pdf)
+        a2 = self.file("notes.txt", b"line one\nline two\n")
+        html = self.file("body.html", b"<p>Hello <b>world</b></p>\n")
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--from", "J\u00f6rg M\u00fcller <jm@example.test>",
+            "--to", "a@example.test, \"Doe, John\" <j@example.test>",
+            "--cc", "c@example.test", "--bcc", "hidden@example.test",
+            "--subject", "Gr\u00fc\u00dfe aus K\u00f6ln \u2014 " + "x" * 90,
+            "--reply-to", "replies@example.test",
+            "--importance", "high", "--priority", "urgent",
+            "--sensitivity", "private",
+            "--read-receipt-to", "rr@example.test",
+            "--header", "X-Mailer-Test: yes",
+            "--body", "H\u00e9llo w\u00f6rld\nsecond line\n",
+            "--html-file", html,
+            "--attach", a1,
+            "--attach", a2 + ";type=text/x-notes;name=r\u00e9sum\u00e9.txt")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(len(s.messages), 1)
+        sender, rcpts, mopts, ropts, raw = s.messages[0]
+        self.assertEqual(sender, "jm@example.test")
+        self.assertEqual(sorted(rcpts), sorted([
+            "a@example.test", "j@example.test", "c@example.test",
+            "hidden@example.test"]))
+        self.assertIn("BODY=8BITMIME", mopts)
+        header = raw.split(b"\r\n\r\n")[0]
+        self.assertNotIn(b"hidden@", raw)
+        self.assertNotIn(b"bcc", header.lower())
+        for line in raw.split(b"\r\n"):
+            self.assertLessEqual(len(line), 998)
+        m = self.parse(raw)
+        self.assertEqual(m["Subject"],
+                         "Gr\u00fc\u00dfe aus K\u00f6ln \u2014 " + "x" * 90)
+        self.assertEqual(m["From"].addresses[0].display_name,
+                         "J\u00f6rg M\u00fcller")
+        self.assertEqual([a.addr_spec for a in m["To"].addresses],
+                         ["a@example.test", "j@example.test"])
+        self.assertEqual(m["To"].addresses[1].display_name, "Doe, John")
+        self.assertEqual(m["Cc"], "c@example.test")
+        self.assertEqual(m["Reply-To"], "replies@example.test")
+        self.assertEqual(m["Importance"], "high")
+        self.assertEqual(m["Priority"], "urgent")
+        self.assertEqual(m["Sensitivity"], "private")
+        self.assertEqual(m["Disposition-Notification-To"], "rr@example.test")
+        self.assertEqual(m["X-Mailer-Test"], "yes")
+        self.assertRegex(m["Message-ID"], r"^<[^<>@]+@example\.test>$")
+        self.assertIsNotNone(m["Date"].datetime)
+        self.assertEqual(m.get_content_type(), "multipart/mixed")
+        parts = list(m.iter_parts())
+        self.assertEqual(parts[0].get_content_type(), "multipart/alternative")
+        alt = list(parts[0].iter_parts())
+        self.assertEqual(self.text(alt[0]),
+                         "H\u00e9llo w\u00f6rld\nsecond line\n")
+        self.assertEqual(alt[1].get_content_type(), "text/html")
+        self.assertIn("<b>world</b>", alt[1].get_content())
+        self.assertEqual(parts[1].get_content_type(), "application/pdf")
+        self.assertEqual(parts[1].get_filename(), "report.pdf")
+        self.assertEqual(parts[1].get_payload(decode=True), pdf)
+        self.assertEqual(parts[2].get_content_type(), "text/x-notes")
+        self.assertEqual(parts[2].get_filename(), "r\u00e9sum\u00e9.txt")
+        self.assertEqual(parts[2].get_payload(decode=True),
+                         b"line one\nline two\n")
+        self.assertIn("delivered", out)
+
+    def test_print_is_what_would_be_sent(self):
+        rc, out, err = self.send("--from", "a@example.test",
+                                 "--to", "b@example.test", "--print",
+                                 "--subject", "plain", "--body", "hi")
+        self.assertEqual(rc, EX_OK, err)
+        m = self.parse(out.encode())
+        self.assertEqual(m.get_content_type(), "text/plain")
+        self.assertEqual(m["Content-Transfer-Encoding"], "7bit")
+        self.assertEqual(self.text(m), "hi\n")
+
+    def test_no_8bitmime_means_quoted_printable(self):
+        s = self.sink(eightbit=False)
+        text = "Gr\u00fc\u00dfe\n" + "long " * 400 + "\nend\n"
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--from", "a@example.test", "--to", "b@example.test",
+            "--body-file", "-", stdin=text.encode())
+        self.assertEqual(rc, EX_OK, err)
+        raw = s.messages[0][4]
+        self.assertNotIn("BODY=8BITMIME", s.messages[0][2])
+        self.assertTrue(all(b < 0x80 for b in raw), "8-bit bytes sent")
+        m = self.parse(raw)
+        self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(self.text(m), text)
+
+    def test_long_line_never_raw(self):
+        s = self.sink()
+        text = "a" * 3000 + "\nshort\n"
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--from", "a@example.test", "--to", "b@example.test",
+            "--body", text)
+        self.assertEqual(rc, EX_OK, err)
+        raw = s.messages[0][4]
+        self.assertLessEqual(max(len(x) for x in raw.split(b"\r\n")), 998)
+        self.assertEqual(self.text(self.parse(raw)), text)
+
+    def test_raw_with_t(self):
+        s = self.sink()
+        msg = (b"From: Author <author@example.test>\n"
+               b"To: one@example.test,\n two@example.test\n"
+               b"Bcc: secret@example.test\n"
+               b"Subject: ready\n\nbody\n.leading dot\n")
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--raw", "-", "-t", stdin=msg)
+        self.assertEqual(rc, EX_OK, err)
+        sender, rcpts, _, _, raw = s.messages[0]
+        self.assertEqual(sender, "author@example.test")
+        self.assertEqual(sorted(rcpts), ["one@example.test",
+                                         "secret@example.test",
+                                         "two@example.test"])
+        self.assertNotIn(b"secret", raw)
+        self.assertEqual(raw, msg.replace(b"Bcc: secret@example.test\n", b"")
+                         .replace(b"\n", b"\r\n"))
+
+    def test_raw_line_too_long(self):
+        path = self.file("m.eml", b"Subject: x\n\n" + b"y" * 1200 + b"\n")
+        rc, out, err = self.send("--raw", path, "--to", "b@example.test",
+                                 "--from", "a@example.test", "--print")
+        self.assertEqual(rc, EX_DATAERR)
+        self.assertIn("998", err)
+
+
+class Usage(SendCase):
+
+    def test_usage_errors(self):
+        for args in ([], ["--to", "a@example.test"],
+                     ["--from", "a@b", "--to", "x@y", "--tls", "sometimes"],
+                     ["--from", "a@b", "--to", "x@y", "--importance", "max"],
+                     ["--from", "a@b", "--to", "x@y", "--bogus"],
+                     ["--from", "a@b", "--to", "x@y", "--timeout", "soon"],
+                     ["--from", "a@b", "--to", "x@y", "--cert", "c.pem"],
+                     ["--from", "a@b", "--to", "x@y", "--header", "NoColon"],
+                     ["--from", "a@b", "--to", "bad address@x", "--print"]):
+            rc, out, err = self.send(*args)
+            self.assertEqual(rc, EX_USAGE, (args, err))
+            self.assertIn("postern-send:", err)
+
+    def test_help(self):
+        rc, out, err = self.send("--help")
+        self.assertEqual(rc, EX_OK)
+        self.assertIn("Exit codes", out)
+        self.assertIn("--attach", out)
+
+    def test_missing_attachment(self):
+        rc, out, err = self.send("--from", "a@b.test", "--to", "c@d.test",
+                                 "--attach", "/nonexistent/file.pdf",
+                                 "--print")
+        self.assertEqual(rc, EX_NOINPUT)
+        self.assertIn("/nonexistent/file.pdf", err)
+        self.assertEqual(out, "")
+
+    def test_connection_refused_and_unknown_host(self):
+        rc, out, err = self.send("--server", "127.0.0.1:%d" % free_port(),
+                                 "--from", "a@b.test", "--to", "c@d.test",
+                                 "--body", "x")
+        self.assertEqual(rc, EX_PROTOCOL, err)
+        rc, out, err = self.send("--server", "no-such-host.invalid",
+                                 "--from", "a@b.test", "--to", "c@d.test",
+                                 "--body", "x")
+        self.assertEqual(rc, EX_NOHOST, err)
+
+
+class Recipients(SendCase):
+
+    def base(self, s, *extra):
+        return ["--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--from", "a@example.test", "--body", "x"] + list(extra)
+
+    def test_some_refused(self):
+        s = self.sink()
+        rc, out, err = self.send(*self.base(
+            s, "--to", "ok@example.test, refuse@example.test", "--json"))
+        self.assertEqual(rc, EX_UNAVAILABLE, err)
+        self.assertEqual(s.messages[0][1], ["ok@example.test"])
+        res = json.loads(out)
+        self.assertEqual(res["exit"], EX_UNAVAILABLE)
+        self.assertEqual(res["queue_id"], "SINK1")
+        r = {x["address"]: x for x in res["recipients"]}
+        self.assertTrue(r["ok@example.test"]["accepted"])
+        self.assertEqual(r["refuse@example.test"]["code"], 550)
+        self.assertEqual(r["refuse@example.test"]["enhanced_code"], "5.1.1")
+        self.assertIn("No such user", r["refuse@example.test"]["text"])
+        self.assertFalse(r["refuse@example.test"]["accepted"])
+
+    def test_all_refused(self):
+        s = self.sink()
+        rc, out, err = self.send(*self.base(s, "--to", "refuse@example.test"))
+        self.assertEqual(rc, EX_NOUSER, err)
+        self.assertIn("refuse@example.test>: refused: 550 5.1.1", out)
+        self.assertEqual(s.messages, [])
+
+    def test_temporary(self):
+        s = self.sink()
+        rc, out, err = self.send(*self.base(s, "--to", "later@example.test"))
+        self.assertEqual(rc, EX_TEMPFAIL, err)
+        self.assertIn("deferred: 451", out)
+
+    def test_stop_on_rcpt_error(self):
+        s = self.sink()
+        rc, out, err = self.send(*self.base(
+            s, "--to", "ok@example.test,refuse@example.test",
+            "--stop-on-rcpt-error", "-v"))
+        self.assertEqual(rc, EX_NOUSER, err)
+        self.assertEqual(s.messages, [])
+        self.assertIn("C: RSET", err)
+        self.assertNotIn("C: DATA", err)
+        self.assertIn("not sent", out)
+        # and with every recipient good, it is sent once
+        rc, out, err = self.send(*self.base(
+            s, "--to", "ok@example.test", "--stop-on-rcpt-error"))
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(len(s.messages), 1)
+
+    def test_dsn_parameters(self):
+        srv = self.server("""
+smtp { server { listen {port}; local_domains example.test; } }
+""")
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % srv.port, "--tls", "none", "-v",
+            "--from", "a@client.test", "--to", "u@example.test",
+            "--notify", "SUCCESS,FAILURE", "--ret", "HDRS",
+            "--envid", "id+1", "--body", "dsn")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertRegex(err, r"C: MAIL FROM:<a@client.test>.* RET=HDRS "
+                              r"ENVID=id\+2B1")
+        self.assertIn("C: RCPT TO:<u@example.test> NOTIFY=SUCCESS,FAILURE "
+                      "ORCPT=rfc822;u@example.test", err)
+
+    def test_verify_expand(self):
+        s = self.sink()
+        rc, out, err = self.send("--server", "127.0.0.1:%d" % s.port,
+                                 "--tls", "none", "--verify",
+                                 "someone@example.test", "--expand", "list",
+                                 "--json")
+        res = json.loads(out)
+        self.assertEqual(res["verify"][0]["argument"], "someone@example.test")
+        self.assertEqual(res["verify"][0]["code"], 252)
+        self.assertEqual(res["expand"][0]["code"], 502)
+        self.assertEqual(rc, EX_NOUSER)
+
+
+class Auth(SendCase):
+
+    def test_trail_masks_secrets(self):
+        s = self.sink(authenticator=authenticator, auth_require_tls=False)
+        for mech in ("PLAIN", "LOGIN"):
+            rc, out, err = self.send(
+                "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--auth", mech, "--user", "alice", "-v",
+                "--from", "a@example.test", "--to", "b@example.test",
+                "--body", "authenticated",
+                env={"POSTERN_PASSWORD": "s3cret-pw"})
+            self.assertEqual(rc, EX_OK, err)
+            self.assertIn("C: AUTH %s" % mech, err)
+            self.assertIn("********", err)
+            self.assertNotIn("s3cret-pw", err)
+            for secret in (b"\0alice\0s3cret-pw", b"s3cret-pw"):
+                import base64
+                self.assertNotIn(base64.b64encode(secret).decode(), err)
+            self.assertIn("S: 235", err)
+            for line in err.splitlines():
+                if line.startswith(("C:", "S:")):
+                    continue
+                self.assertTrue(line.startswith("postern-send:"), line)
+
+    def test_password_sources_and_failure(self):
+        s = self.sink(authenticator=authenticator, auth_require_tls=False)
+        pw = self.file("pw", b"s3cret-pw\n")
+        base = ["--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--auth", "PLAIN", "--user", "alice",
+                "--from", "a@example.test", "--to", "b@example.test",
+                "--body", "x"]
+        rc, out, err = self.send(*base, "--password-file", pw)
+        self.assertEqual(rc, EX_OK, err)
+        rc, out, err = self.send(*base, "--password-command", "echo s3cret-pw")
+        self.assertEqual(rc, EX_OK, err)
+        rc, out, err = self.send(*base, "--password", "s3cret-pw")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertIn("warning", err)
+        rc, out, err = self.send(*base, "--password", "wrong")
+        self.assertEqual(rc, EX_NOPERM, err)
+        rc, out, err = self.send(*base)
+        self.assertEqual(rc, 78, err)
+        self.assertIn("POSTERN_PASSWORD", err)
+        self.assertEqual(len(s.messages), 3)
+
+
+class Tls(SendCase):
+
+    def setUp(self):
+        super().setUp()
+        self.certs = Certs(os.path.join(self.dir, "pki"))
+        self.ca = self.certs.ca()
+        self.crt, self.key = self.certs.issue("mx", "localhost", ca=self.ca,
+                                              sans=["DNS:localhost"])
+
+    def context(self):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.crt, self.key)
+        return ctx
+
+    def test_starttls_verified_and_refused(self):
+        s = self.sink(tls_context=self.context())
+        base = ["--server", "localhost:%d" % s.port, "--from",
+                "a@example.test", "--to", "b@example.test", "--body", "x",
+                "--json"]
+        # default: STARTTLS when offered, verified -- unknown CA fails
+        rc, out, err = self.send(*base)
+        self.assertEqual(rc, EX_PROTOCOL, err + out)
+        self.assertEqual(s.messages, [])
+        rc, out, err = self.send(*base, "--ca-file", self.ca.cert)
+        self.assertEqual(rc, EX_OK, err)
+        res = json.loads(out)
+        self.assertTrue(res["tls"])
+        self.assertTrue(res["tls_verified"])
+        rc, out, err = self.send(*base, "--insecure", "--tls", "starttls")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertFalse(json.loads(out)["tls_verified"])
+        self.assertEqual(len(s.messages), 2)
+
+    def test_tls_required_without_starttls(self):
+        s = self.sink()
+        rc, out, err = self.send("--server", "127.0.0.1:%d" % s.port,
+                                 "--tls", "starttls", "--from", "a@e.test",
+                                 "--to", "b@e.test", "--body", "x")
+        self.assertEqual(rc, EX_PROTOCOL, err)
+        self.assertIn("STARTTLS", err)
+        self.assertEqual(s.messages, [])
+
+    def test_implicit_tls_with_postern(self):
+        srv = self.server("""
+smtp {
+    tls_certificate %s; tls_certificate_key %s;
+    server { listen {port}; listen {port2} tls; local_domains example.test; }
+}
+""" % (self.crt, self.key))
+        srv.wait_ready()
+        rc, out, err = self.send(
+            "--server", "localhost:%d" % srv.ports[1], "--tls", "implicit",
+            "--ca-file", self.ca.cert, "--from", "a@client.test",
+            "--to", "u@example.test", "--body", "over tls", "--json")
+        self.assertEqual(rc, EX_OK, err)
+        res = json.loads(out)
+        self.assertTrue(res["tls_verified"])
+        self.assertEqual(srv.queue_count(), 1)
+
+
+class Postern(SendCase):
+
+    def test_to_postern_ipv4_and_ipv6(self):
+        srv = self.server("""
+smtp { server { listen {port}; listen [::1]:{portnum2};
+                local_domains example.test; } }
+""".replace("{portnum2}", str(free_port())))
+        data = os.urandom(70000)
+        att = self.file("data.bin", data)
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % srv.port, "--tls", "none",
+            "--from", "a@client.test", "--to", "u@example.test",
+            "--subject", "to postern", "--body", "see attached",
+            "--attach", att, "--json")
+        self.assertEqual(rc, EX_OK, err)
+        qid = json.loads(out)["queue_id"]
+        self.assertEqual(srv.queue_ids(), [qid])
+        m = self.parse(srv.message(qid))
+        self.assertEqual(m["Subject"], "to postern")
+        att_part = list(m.iter_attachments())[0]
+        self.assertEqual(att_part.get_payload(decode=True), data)
+
+
+class Queue(SendCase):
+
+    def test_queue_down_then_up(self):
+        q = os.path.join(self.dir, "q")
+        port = free_port()
+        for i in range(3):
+            rc, out, err = self.send("--queue", q, "--from", "a@example.test",
+                                     "--to", "b%d@example.test" % i,
+                                     "--subject", "queued %d" % i,
+                                     "--body", "queued")
+            self.assertEqual(rc, EX_OK, err)
+            self.assertIn("queued as", out)
+        self.assertEqual(len([f for f in os.listdir(q)
+                              if f.endswith(".env")]), 3)
+        # the server is down: nothing lost, the reason kept
+        rc, out, err = self.send("--process-queue", q, "--server",
+                                 "127.0.0.1:%d" % port, "--tls", "none")
+        self.assertEqual(rc, EX_PROTOCOL, err)
+        self.assertEqual(len([f for f in os.listdir(q)
+                              if f.endswith(".err")]), 3)
+        s = self.sink(port=port)
+        rc, out, err = self.send("--process-queue", q, "--server",
+                                 "127.0.0.1:%d" % port, "--tls", "none")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(sorted(m[1][0] for m in s.messages),
+                         ["b0@example.test", "b1@example.test",
+                          "b2@example.test"])
+        self.assertEqual(os.listdir(q), [])
+
+    def test_partial_retry_and_keep(self):
+        q = os.path.join(self.dir, "q")
+        s = self.sink()
+        rc, out, err = self.send("--queue", q, "--from", "a@example.test",
+                                 "--to", "ok@example.test,later@example.test,"
+                                 "refuse@example.test", "--body", "x")
+        self.assertEqual(rc, EX_OK, err)
+        rc, out, err = self.send("--process-queue", q, "--server",
+                                 "127.0.0.1:%d" % s.port, "--tls", "none")
+        self.assertEqual(rc, EX_UNAVAILABLE, err)
+        env = [f for f in os.listdir(q) if f.endswith(".env")]
+        self.assertEqual(len(env), 1)
+        with open(os.path.join(q, env[0])) as f:
+            rcpts = [l.split()[1] for l in f if l.startswith("rcpt ")]
+        self.assertEqual(rcpts, ["later@example.test"])
+        rc, out, err = self.send("--process-queue", q, "--keep", "--server",
+                                 "127.0.0.1:%d" % s.port, "--tls", "none")
+        self.assertEqual(rc, EX_TEMPFAIL, err)
+
+    def test_two_runs_never_send_twice(self):
+        q = os.path.join(self.dir, "q")
+        s = self.sink()
+        n = 12
+        for i in range(n):
+            rc, out, err = self.send("--queue", q, "--from", "a@example.test",
+                                     "--to", "r%d@example.test" % i,
+                                     "--body", "m%d" % i)
+            self.assertEqual(rc, EX_OK, err)
+        argv = [SEND, "--process-queue", q, "--server",
+                "127.0.0.1:%d" % s.port, "--tls", "none"]
+        procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for _ in range(3)]
+        for p in procs:
+            _, errs = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, errs)
+        got = sorted(m[1][0] for m in s.messages)
+        self.assertEqual(got, sorted("r%d@example.test" % i
+                                     for i in range(n)))
+        self.assertEqual(os.listdir(q), [])
+
+
+class Sendmail(SendCase):
+
+    def postern(self):
+        return self.server("""
+smtp { server { listen {port}; local_domains example.test; } }
+""")
+
+    def test_t_i_from_a_pipe(self):
+        srv = self.postern()
+        msg = (b"To: u@example.test\nCc: Other <o@example.test>\n"
+               b"Bcc: b@example.test\nSubject: from cron\n\n"
+               b"line\n.\nafter the dot\n")
+        p = subprocess.run("cat | %s -C %s -t -i -f root@client.test"
+                           % (SENDMAIL, srv.conffile), shell=True,
+                           input=msg, capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
+        env = srv.envelope(qid)
+        for a in ("u@example.test", "o@example.test", "b@example.test"):
+            self.assertIn(a, env)
+        self.assertIn("root@client.test", env)
+        raw = srv.message(qid)
+        self.assertNotIn(b"Bcc", raw)
+        m = self.parse(raw)
+        self.assertEqual(m["Subject"], "from cron")
+        self.assertEqual(m["From"], "root@client.test")
+        self.assertIsNotNone(m["Message-ID"])
+        self.assertIsNotNone(m["Date"])
+        self.assertIn("after the dot", self.text(m))
+
+    def test_dot_ends_without_i_and_exit_codes(self):
+        srv = self.postern()
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-F", "Cron Daemon",
+                            "u@example.test"], capture_output=True,
+                           input=b"Subject: dot\n\nbefore\n.\nafter\n",
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
+        m = self.parse(srv.message(qid))
+        self.assertNotIn("after", self.text(m))
+        self.assertIn("Cron Daemon", str(m["From"]))
+        # a refused recipient (not a local domain): 67, the reason shown
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile,
+                            "x@elsewhere.test"], capture_output=True,
+                           input=b"Subject: no\n\nx\n", timeout=30)
+        self.assertEqual(p.returncode, EX_NOUSER, p.stderr)
+        self.assertIn(b"550", p.stderr)
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-t"],
+                           capture_output=True, input=b"Subject: none\n\nx\n",
+                           timeout=30)
+        self.assertEqual(p.returncode, EX_USAGE, p.stderr)
+
+    def test_bs(self):
+        srv = self.postern()
+        p = subprocess.Popen([SENDMAIL, "-C", srv.conffile, "-bs"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            def reply():
+                lines = []
+                while True:
+                    line = p.stdout.readline()
+                    self.assertTrue(line, "EOF from sendmail -bs")
+                    lines.append(line)
+                    if line[3:4] == b" ":
+                        return b"".join(lines)
+
+            self.assertTrue(reply().startswith(b"220"))
+            for cmd, code in ((b"EHLO client.test", b"250"),
+                              (b"MAIL FROM:<a@client.test>", b"250"),
+                              (b"RCPT TO:<u@example.test>", b"250"),
+                              (b"DATA", b"354"),
+                              (b"Subject: bs\r\n\r\nvia -bs\r\n.", b"250"),
+                              (b"QUIT", b"221")):
+                p.stdin.write(cmd + b"\r\n")
+                p.stdin.flush()
+                self.assertTrue(reply().startswith(code), cmd)
+            p.stdin.close()
+            self.assertEqual(p.wait(timeout=30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+        self.assertEqual(srv.queue_count(), 1)
+
+
+class Big(SendCase):
+
+    MB = int(os.environ.get("PST_SEND_BIG_MB", "100"))
+
+    def test_big_attachment_streamed(self):
+        path = os.path.join(self.dir, "big.bin")
+        h = hashlib.sha256()
+        chunk = os.urandom(1 << 20)
+        with open(path, "wb") as f:
+            for i in range(self.MB):
+                f.write(chunk)
+                h.update(chunk)
+        # a sink that hashes what it decodes, never keeping the message
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        result = {}
+
+        def serve():
+            c, _ = srv.accept()
+            f = c.makefile("rb")
+            w = c.makefile("wb", buffering=0)
+            w.write(b"220 sink\r\n")
+            body, inb64, b64 = hashlib.sha256(), False, []
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                u = line.upper()
+                if u.startswith(b"EHLO"):
+                    w.write(b"250-sink\r\n250 8BITMIME\r\n")
+                elif u.startswith((b"MAIL", b"RCPT")):
+                    w.write(b"250 ok\r\n")
+                elif u.startswith(b"DATA"):
+                    w.write(b"354 go\r\n")
+                    import base64
+                    while True:
+                        line = f.readline()
+                        if line == b".\r\n" or not line:
+                            break
+                        s = line.rstrip(b"\r\n")
+                        if inb64 is True:
+                            if s == b"" or s.startswith(b"--"):
+                                inb64 = False
+                            else:
+                                body.update(base64.b64decode(s))
+                        elif inb64 == "pending":
+                            inb64 = s == b"" or "pending"
+                        elif s.lower() == (b"content-transfer-encoding: "
+                                           b"base64"):
+                            inb64 = "pending"
+                    result["sha"] = body.hexdigest()
+                    w.write(b"250 stored\r\n")
+                elif u.startswith(b"QUIT"):
+                    w.write(b"221 bye\r\n")
+                    break
+            c.close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        # measured in a process of its own whose only child is
+        # postern-send: its ru_maxrss is postern-send's peak
+        meter = ("import resource, subprocess, sys\n"
+                 "rc = subprocess.run(sys.argv[1:]).returncode\n"
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN)"
+                 ".ru_maxrss, rc)\n")
+        rc, out, err = self.send(
+            "-c", meter, SEND,
+            "--server", "127.0.0.1:%d" % srv.getsockname()[1], "--tls",
+            "none", "--from", "a@example.test", "--to", "b@example.test",
+            "--body", "big", "--attach", path, prog="/usr/bin/python3",
+            timeout=300)
+        t.join(60)
+        srv.close()
+        peak, rc = (int(x) for x in out.split()[-2:])
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(result.get("sha"), h.hexdigest())
+        # KiB: the process never holds the attachment (100 MiB)
+        self.assertLess(peak, 32 * 1024, "postern-send peak RSS %d KiB"
+                        % peak)
+        print("\npostern-send %d MiB attachment: peak RSS %d KiB"
+              % (self.MB, peak))
+
+
+if __name__ == "__main__":
+    unittest.main()
