@@ -191,7 +191,17 @@ int pst_send_queue_put(const pst_send_opts_t *o, pst_send_env_t *env,
     pst_send_msg_t *msg, char *err, size_t size);
 int pst_send_queue_run(const pst_send_opts_t *o);
 
-/* pst_send_main.c helpers shared with sendmail */
+/* pst_sendmail_conf.c: from the Postern configuration (conf NULL: the
+ * default), PST_OK or PST_SEND_CONFIG with the reason printed. */
+const char *pst_sendmail_conf_path(const char *conf);
+int pst_sendmail_server(const char *conf, char *buf, size_t size);
+int pst_sendmail_maildrop(const char *conf, char *buf, size_t size);
+
+/* pst_send_err.c: "PROG: " and the message (with its "\n") on stderr */
+extern const char *pst_send_prog;
+void pst_send_err(const char *fmt, ...) PST_PRINTF(1, 2);
+
+/* pst_send_msg.c: the temporary message file */
 int pst_send_tmpfile(FILE **f, char *err, size_t size);
 int pst_send_finish(FILE *f, pst_send_msg_t *msg, char *err, size_t size);
 

@@ -44,7 +44,7 @@ pst_send_get_password(const pst_send_opts_t *o)
     int          st;
 
     if (o->password != NULL) {
-        fprintf(stderr, "postern-send: warning: --password shows the "
+        pst_send_err("warning: --password shows the "
                 "password to every user of this machine (ps); prefer "
                 "--password-file, --password-command or $POSTERN_PASSWORD\n");
         return strdup(o->password);
@@ -53,7 +53,7 @@ pst_send_get_password(const pst_send_opts_t *o)
     if (o->password_file != NULL) {
         f = fopen(o->password_file, "re");
         if (f == NULL) {
-            fprintf(stderr, "postern-send: --password-file: %s: %s\n",
+            pst_send_err("--password-file: %s: %s\n",
                     o->password_file, strerror(errno));
             return NULL;
         }
@@ -66,7 +66,7 @@ pst_send_get_password(const pst_send_opts_t *o)
         fflush(stdout);
         f = popen(o->password_command, "re");
         if (f == NULL) {
-            fprintf(stderr, "postern-send: --password-command: %s\n",
+            pst_send_err("--password-command: %s\n",
                     strerror(errno));
             return NULL;
         }
@@ -76,7 +76,7 @@ pst_send_get_password(const pst_send_opts_t *o)
         }
         st = pclose(f);
         if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "postern-send: --password-command failed "
+            pst_send_err("--password-command failed "
                     "(status %d)\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
             if (p != NULL) {
                 explicit_bzero(p, strlen(p));
@@ -89,7 +89,7 @@ pst_send_get_password(const pst_send_opts_t *o)
 
     env = getenv(o->password_env ? o->password_env : "POSTERN_PASSWORD");
     if (env == NULL) {
-        fprintf(stderr, "postern-send: no password for --user: use "
+        pst_send_err("no password for --user: use "
                 "--password-file, --password-command or $%s\n",
                 o->password_env ? o->password_env : "POSTERN_PASSWORD");
         return NULL;

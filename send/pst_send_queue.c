@@ -28,6 +28,7 @@
 
 #define PST_SEND_QMAGIC  "postern-send-queue 1"
 
+static int pst_send_mkdirs(const char *dir);
 static int pst_send_qwrite(const char *dir, const char *name,
     const char *data, size_t n, int srcfd, off_t len);
 static int pst_send_qenv(char **out, const pst_send_opts_t *o,
@@ -38,6 +39,26 @@ static int pst_send_qparse(FILE *f, pst_send_env_t *env,
     pst_send_opts_t *o);
 static int pst_send_qdone(const pst_send_opts_t *o, const char *dir,
     const char *id, pst_send_env_t *env, pst_send_job_t *job, int rc);
+
+
+/* mkdir -p */
+static int
+pst_send_mkdirs(const char *dir)
+{
+    char  path[4096], *p;
+
+    snprintf(path, sizeof(path), "%s", dir);
+    for (p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+                return PST_ERROR;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(path, 0700) == 0 || errno == EEXIST ? PST_OK : PST_ERROR;
+}
 
 
 /* Write data (or len bytes of srcfd) to dir/name durably. */
@@ -114,7 +135,7 @@ pst_send_queue_put(const pst_send_opts_t *o, pst_send_env_t *env,
     char   id[48], name[64], rnd[9], *e = NULL;
     int    fd;
 
-    if (mkdir(o->queue, 0700) != 0 && errno != EEXIST) {
+    if (pst_send_mkdirs(o->queue) != PST_OK) {
         snprintf(err, size, "%s: %s", o->queue, strerror(errno));
         return PST_SEND_IOERR;
     }
@@ -143,7 +164,9 @@ pst_send_queue_put(const pst_send_opts_t *o, pst_send_env_t *env,
         (void) fsync(fd);
         close(fd);
     }
-    if (o->json) {
+    if (o->quiet) {
+        /* sendmail: nothing on stdout */
+    } else if (o->json) {
         printf("{\"queued\": \"%s\", \"directory\": \"%s\"}\n", id,
                o->queue);
     } else {
@@ -256,7 +279,7 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         close(fd);
         if (o->verbose) {
-            fprintf(stderr, "postern-send: %s: another run has it\n", id);
+            pst_send_err("%s: another run has it\n", id);
         }
         return PST_OK;
     }
@@ -271,7 +294,7 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
         goto done;
     }
     if (pst_send_qparse(f, &env, &qo) != PST_OK) {
-        fprintf(stderr, "postern-send: %s: a malformed envelope (left "
+        pst_send_err("%s: a malformed envelope (left "
                 "alone)\n", path);
         rc = PST_SEND_DATAERR;
         goto done;
@@ -281,12 +304,12 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     msg.length = st.st_size;
     job.env = &env;
     job.msg = &msg;
-    if (!o->json) {
+    if (!o->json && !o->quiet) {
         printf("%s:\n", id);
     }
     rc = pst_send_run(&qo, &job);
     if (pst_send_qdone(o, dir, id, &env, &job, rc) != PST_OK) {
-        fprintf(stderr, "postern-send: %s: cannot update the queue: %s\n",
+        pst_send_err("%s: cannot update the queue: %s\n",
                 id, strerror(errno));
         rc = rc == PST_OK ? PST_SEND_IOERR : rc;
     }
@@ -316,7 +339,7 @@ pst_send_queue_run(const pst_send_opts_t *o)
 
     d = opendir(o->process_queue);
     if (d == NULL) {
-        fprintf(stderr, "postern-send: %s: %s\n", o->process_queue,
+        pst_send_err("%s: %s\n", o->process_queue,
                 strerror(errno));
         return PST_SEND_NOINPUT;
     }

@@ -190,7 +190,7 @@ pst_send_text(pst_send_run_t *r)
     size_t                   i;
 
     if (r->fail.code != 0 || r->fail.text[0] != '\0') {
-        fprintf(stderr, "postern-send: %s: ", r->peer[0] ? r->peer
+        pst_send_err("%s: ", r->peer[0] ? r->peer
                                                          : r->host);
         if (r->fail.code != 0) {
             fprintf(stderr, "%d %s%s", r->fail.code, r->fail.ecode,

@@ -57,6 +57,9 @@ typedef struct {
     pst_send_reply_t        fail, mail, data;
     pst_send_reply_t       *res, *vrfy, *expn;
     char                    last_reason[512];
+    pst_event_t             progress;       /* --progress timer */
+    uint64_t                wbase;
+    unsigned                progress_on:1;
 } pst_send_run_t;
 
 void pst_send_reply_copy(pst_send_reply_t *d, const pst_smtp_reply_t *s);
@@ -69,6 +72,9 @@ void pst_send_report(pst_send_run_t *r);
 /* The recipients to try again (no reply, or 4xx) into job->retry. */
 void pst_send_retry_list(pst_send_run_t *r);
 void pst_send_run_free(pst_send_run_t *r);
+/* pst_send_progress.c: the --progress line during the transaction. */
+void pst_send_progress_start(pst_send_run_t *r);
+void pst_send_progress_stop(pst_send_run_t *r, int complete);
 /* pst_send_pass.c: the password from the sources of the options, or
  * NULL (the reason printed). */
 char *pst_send_get_password(const pst_send_opts_t *o);

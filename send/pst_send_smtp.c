@@ -87,7 +87,7 @@ pst_send_resolve(pst_send_run_t *r)
                               r->host, sizeof(r->host), r->port,
                               sizeof(r->port), defport) != PST_OK)
     {
-        fprintf(stderr, "postern-send: --server: HOST[:PORT] or "
+        pst_send_err("--server: HOST[:PORT] or "
                 "[IPv6]:PORT\n");
         return PST_SEND_USAGE;
     }
@@ -101,7 +101,7 @@ pst_send_resolve(pst_send_run_t *r)
         rc = getaddrinfo(r->host, r->port, &hints, &r->ai);
     }
     if (rc != 0) {
-        fprintf(stderr, "postern-send: %s: %s\n", r->host, gai_strerror(rc));
+        pst_send_err("%s: %s\n", r->host, gai_strerror(rc));
         return PST_SEND_NOHOST;
     }
     r->cur = r->ai;
@@ -111,7 +111,7 @@ pst_send_resolve(pst_send_run_t *r)
 
         hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
         if (getaddrinfo(r->o->local_address, NULL, &hints, &la) != 0) {
-            fprintf(stderr, "postern-send: --local-address: not an IP "
+            pst_send_err("--local-address: not an IP "
                     "address: %s\n", r->o->local_address);
             return PST_SEND_USAGE;
         }
@@ -148,7 +148,7 @@ pst_send_tls_ctx(pst_send_run_t *r)
 
     r->ctx = pst_ssl_client_ctx(r->pool, &sc, err, sizeof(err));
     if (r->ctx == NULL) {
-        fprintf(stderr, "postern-send: TLS: %s\n", err);
+        pst_send_err("TLS: %s\n", err);
         return PST_SEND_USAGE;
     }
     return PST_OK;
@@ -198,13 +198,13 @@ pst_send_open(pst_send_run_t *r)
     }
 
     if (o->verbose) {
-        fprintf(stderr, "postern-send: connecting to %s port %s\n",
+        pst_send_err("connecting to %s port %s\n",
                 r->host, r->port);
     }
     r->cl = pst_smtp_client_open(&cf, r->cur->ai_addr, r->cur->ai_addrlen,
                                  pst_send_ready, r);
     if (r->cl == NULL) {
-        fprintf(stderr, "postern-send: cannot set up the connection\n");
+        pst_send_err("cannot set up the connection\n");
         return PST_SEND_IOERR;
     }
     return PST_OK;
@@ -232,7 +232,7 @@ pst_send_ready(pst_smtp_client_t *cl, void *data, int rc,
         /* nothing was sent yet: the next address may do better */
         if (rep->code == 0 && r->cur->ai_next != NULL) {
             if (r->o->verbose) {
-                fprintf(stderr, "postern-send: %.*s\n",
+                pst_send_err("%.*s\n",
                         (int) rep->text.len, rep->text.data);
             }
             r->cur = r->cur->ai_next;
@@ -253,7 +253,7 @@ pst_send_ready(pst_smtp_client_t *cl, void *data, int rc,
         && r->job->recompose != NULL)
     {
         if (r->o->verbose) {
-            fprintf(stderr, "postern-send: no 8BITMIME: the text goes as "
+            pst_send_err("no 8BITMIME: the text goes as "
                     "quoted-printable\n");
         }
         if (r->job->recompose(r->job->recompose_data, r->job->msg)
@@ -461,7 +461,11 @@ pst_send_start_tx(pst_send_run_t *r)
     tx->length = r->job->msg->length;
     r->step = PST_SEND_STEP_TX;
 
-    return pst_smtp_client_send(r->cl, tx, pst_send_tx_done, r);
+    if (pst_smtp_client_send(r->cl, tx, pst_send_tx_done, r) != PST_OK) {
+        return PST_ERROR;
+    }
+    pst_send_progress_start(r);
+    return PST_OK;
 }
 
 
@@ -474,6 +478,7 @@ pst_send_tx_done(pst_smtp_client_t *cl, pst_smtp_client_tx_t *tx,
 
     (void) cl;
 
+    pst_send_progress_stop(r, tx->data_reply.code / 100 == 2);
     pst_send_reply_copy(&r->mail, &tx->mail_reply);
     pst_send_reply_copy(&r->data, &tx->data_reply);
     for (i = 0; i < tx->nrcpts; i++) {
@@ -493,6 +498,7 @@ pst_send_finish_run(pst_send_run_t *r, int code)
 {
     r->exit = code;
     r->done = 1;
+    pst_send_progress_stop(r, 0);
     if (r->cl != NULL) {
         pst_smtp_client_quit(r->cl);
         r->cl = NULL;

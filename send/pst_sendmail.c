@@ -30,15 +30,13 @@ typedef struct {
 } pst_sendmail_t;
 
 static int pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv);
-static int pst_sendmail_server(const pst_sendmail_t *sm, char *buf,
-    size_t size);
-static int pst_sendmail_listen(FILE *f, char *buf, size_t size);
-static void pst_sendmail_connect_addr(const char *p, char *buf,
-    size_t size);
 static int pst_sendmail_bs(const char *server);
 static int pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0);
 static int pst_sendmail_bm(pst_sendmail_t *sm, const char *server);
 static char *pst_sendmail_default_from(void);
+static int pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
+    pst_send_env_t *env, pst_send_job_t *job, pst_send_msg_t *msg, int rc);
+static int pst_sendmail_q(pst_sendmail_t *sm, const char *server);
 
 
 static int
@@ -78,6 +76,9 @@ pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv)
                 sm->dot = 0;
             }
             break;      /* -oem, -odb, -oX...: ignored */
+        case 'q':
+            sm->mode = 'q';     /* -q, -q30m: run the maildrop once */
+            break;
         case 'b':
             if (strcmp(a, "bm") == 0 || strcmp(a, "bs") == 0
                 || strcmp(a, "bp") == 0)
@@ -98,93 +99,6 @@ pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv)
         }
     }
     return PST_OK;
-}
-
-
-/* The listener to inject into: $POSTERN_SERVER, or the first "listen"
- * of the configuration (a wildcard address becomes loopback). */
-static int
-pst_sendmail_server(const pst_sendmail_t *sm, char *buf, size_t size)
-{
-    const char  *conf, *env = getenv("POSTERN_SERVER");
-    FILE        *f;
-
-    if (env != NULL && *env) {
-        snprintf(buf, size, "%s", env);
-        return PST_OK;
-    }
-    conf = sm->conf ? sm->conf : getenv("POSTERN_CONF");
-    if (conf == NULL || *conf == '\0') {
-        conf = PST_PREFIX "conf/postern.conf";
-    }
-    f = fopen(conf, "re");
-    if (f == NULL) {
-        fprintf(stderr, "postern-sendmail: %s: %s (set -C or "
-                "$POSTERN_SERVER)\n", conf, strerror(errno));
-        return PST_SEND_CONFIG;
-    }
-    if (pst_sendmail_listen(f, buf, size) == PST_OK) {
-        fclose(f);
-        return PST_OK;
-    }
-    fclose(f);
-    fprintf(stderr, "postern-sendmail: %s has no listen directive\n", conf);
-    return PST_SEND_CONFIG;
-}
-
-
-/* The first "listen" directive's address: the words of the file with
- * comments left out, split at white space and { } ;. */
-static int
-pst_sendmail_listen(FILE *f, char *buf, size_t size)
-{
-    char    word[512], prev[16] = "";
-    size_t  n = 0;
-    int     c, comment = 0;
-
-    for ( ;; ) {
-        c = getc(f);
-        if (c == '#') {
-            comment = 1;
-        }
-        if (c == '\n') {
-            comment = 0;
-        }
-        if (c != EOF && !comment && !isspace(c) && !strchr("{};", c)) {
-            if (n < sizeof(word) - 1) {
-                word[n++] = (char) c;
-            }
-            continue;
-        }
-        if (n > 0) {
-            word[n] = '\0';
-            if (strcmp(prev, "listen") == 0) {
-                pst_sendmail_connect_addr(word, buf, size);
-                return PST_OK;
-            }
-            snprintf(prev, sizeof(prev), "%.15s", word);
-            n = 0;
-        }
-        if (c == EOF) {
-            return PST_ERROR;
-        }
-    }
-}
-
-
-/* A listen address as one to connect to: wildcards become loopback. */
-static void
-pst_sendmail_connect_addr(const char *p, char *buf, size_t size)
-{
-    if (strncmp(p, "0.0.0.0:", 8) == 0 || strncmp(p, "*:", 2) == 0) {
-        snprintf(buf, size, "127.0.0.1:%.400s", strchr(p, ':') + 1);
-    } else if (strncmp(p, "[::]:", 5) == 0) {
-        snprintf(buf, size, "[::1]:%.400s", p + 5);
-    } else if (strspn(p, "0123456789") == strlen(p)) {
-        snprintf(buf, size, "127.0.0.1:%.400s", p);
-    } else {
-        snprintf(buf, size, "%.400s", p);
-    }
 }
 
 
@@ -359,6 +273,9 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
         job.env = &env;
         job.msg = &msg;
         rc = pst_send_run(&o, &job);
+        if (job.retry.n > 0) {
+            rc = pst_sendmail_later(sm, &o, &env, &job, &msg, rc);
+        }
     }
 
     if (f != NULL) {
@@ -367,6 +284,60 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);
     return rc;
+}
+
+
+/* Postern is down or said 4xx: the recipients not yet served wait in
+ * the maildrop (a postern-send queue directory) for "postern-sendmail
+ * -q"; for the caller the message is accepted, as with sendmail. */
+static int
+pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
+    pst_send_env_t *env, pst_send_job_t *job, pst_send_msg_t *msg, int rc)
+{
+    pst_send_list_t  all = env->rcpts;
+    char             dir[1024], err[1024];
+    int              qrc;
+
+    if (pst_sendmail_maildrop(sm->conf, dir, sizeof(dir)) != PST_OK) {
+        return rc;
+    }
+    o->queue = dir;
+    env->rcpts = job->retry;
+    qrc = pst_send_queue_put(o, env, msg, err, sizeof(err));
+    env->rcpts = all;
+    if (qrc != PST_OK) {
+        fprintf(stderr, "postern-sendmail: %s\n", err);
+        return rc;
+    }
+    fprintf(stderr, "postern-sendmail: kept in %s for a later try "
+            "(postern-sendmail -q)\n", dir);
+    /* some recipients may have been refused for good meanwhile */
+    return rc == PST_SEND_SOMEREFUSED ? rc : PST_SEND_OK;
+}
+
+
+/* -q: send what waits in the maildrop. */
+static int
+pst_sendmail_q(pst_sendmail_t *sm, const char *server)
+{
+    pst_send_opts_t  o;
+    char             dir[1024];
+    int              rc;
+
+    rc = pst_sendmail_maildrop(sm->conf, dir, sizeof(dir));
+    if (rc != PST_OK) {
+        return rc;
+    }
+    if (access(dir, F_OK) != 0) {
+        return PST_SEND_OK;     /* nothing ever waited */
+    }
+    memset(&o, 0, sizeof(o));
+    o.server = server;
+    o.tls = PST_SEND_TLS_NONE;
+    o.verbose = sm->verbose;
+    o.quiet = 1;
+    o.process_queue = dir;
+    return pst_send_queue_run(&o);
 }
 
 
@@ -379,6 +350,7 @@ main(int argc, char **argv)
     int             rc;
 
     signal(SIGPIPE, SIG_IGN);
+    pst_send_prog = "postern-sendmail";
     memset(&sm, 0, sizeof(sm));
     sm.dot = 1;
     sm.mode = 'm';
@@ -394,10 +366,11 @@ main(int argc, char **argv)
     if (rc == PST_OK && sm.mode == 'p') {
         rc = pst_sendmail_bp(&sm, argv[0]);
     } else if (rc == PST_OK) {
-        rc = pst_sendmail_server(&sm, server, sizeof(server));
+        rc = pst_sendmail_server(sm.conf, server, sizeof(server));
         if (rc == PST_OK) {
             rc = sm.mode == 's' ? pst_sendmail_bs(server)
-                                : pst_sendmail_bm(&sm, server);
+                 : sm.mode == 'q' ? pst_sendmail_q(&sm, server)
+                 : pst_sendmail_bm(&sm, server);
         }
     }
 

@@ -261,6 +261,43 @@ class Compose(SendCase):
         self.assertIn("998", err)
 
 
+class Progress(SendCase):
+
+    def test_progress_on_a_terminal_only(self):
+        import pty
+        s = self.sink()
+        att = self.file("a.bin", os.urandom(3 << 20))
+        args = [SEND, "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--from", "a@example.test", "--to", "b@example.test",
+                "--attach", att, "--progress"]
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run(args, stderr=slave, stdout=subprocess.PIPE,
+                               timeout=60)
+            os.close(slave)
+            slave = None
+            got = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        self.assertEqual(p.returncode, EX_OK)
+        self.assertRegex(got, rb"\rpostern-send: 4\.\d MiB of 4\.\d MiB "
+                              rb"sent \(100%\)")
+        # not a terminal: no progress line
+        rc, out, err = self.send(*args[1:])
+        self.assertEqual(rc, EX_OK, err)
+        self.assertNotIn("MiB", err)
+
+
 class Usage(SendCase):
 
     def test_usage_errors(self):
@@ -630,6 +667,28 @@ smtp { server { listen {port}; local_domains example.test; } }
                            capture_output=True, input=b"Subject: none\n\nx\n",
                            timeout=30)
         self.assertEqual(p.returncode, EX_USAGE, p.stderr)
+
+    def test_maildrop_while_postern_is_down(self):
+        srv = self.server("""
+smtp { server { listen {port}; local_domains example.test; } }
+""", start=False)
+        drop = os.path.join(srv.spool, "maildrop")
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-t", "-i"],
+                           input=b"To: u@example.test\nSubject: later\n\n"
+                                 b"kept\n", capture_output=True, timeout=30)
+        # accepted for later delivery, as sendmail does
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"postern-sendmail -q", p.stderr)
+        self.assertEqual(p.stdout, b"")
+        self.assertEqual(len([f for f in os.listdir(drop)
+                              if f.endswith(".env")]), 1)
+        srv.start()
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-q"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(os.listdir(drop), [])
+        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
+        self.assertEqual(self.parse(srv.message(qid))["Subject"], "later")
 
     def test_bs(self):
         srv = self.postern()
