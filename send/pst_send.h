@@ -73,7 +73,7 @@ typedef struct {
     const char             *server;
     pst_send_tls_e          tls;
     int                     tls_required, insecure;
-    const char             *ca_file, *ca_dir, *cert, *key;
+    const char             *ca_file, *ca_dir, *cert, *key, *tls_name;
     const char             *helo, *local_address;
     pst_msec_t              timeout, connect_timeout;
     const char             *auth, *user;

@@ -16,7 +16,7 @@ enum {
     O_DATE, O_MESSAGE_ID, O_IMPORTANCE, O_PRIORITY, O_SENSITIVITY,
     O_READ_RECEIPT_TO, O_RETURN_PATH, O_BODY, O_BODY_FILE, O_HTML_FILE,
     O_ATTACH, O_RAW, O_SERVER, O_TLS, O_TLS_REQUIRED, O_CA_FILE, O_CA_DIR,
-    O_INSECURE, O_CERT, O_KEY, O_HELO, O_LOCAL_ADDRESS, O_TIMEOUT,
+    O_INSECURE, O_TLS_NAME, O_CERT, O_KEY, O_HELO, O_LOCAL_ADDRESS, O_TIMEOUT,
     O_CONNECT_TIMEOUT, O_AUTH, O_USER, O_PASSWORD_FILE, O_PASSWORD_COMMAND,
     O_PASSWORD_ENV, O_PASSWORD, O_NOTIFY, O_RET, O_ENVID,
     O_STOP_ON_RCPT_ERROR, O_VERIFY, O_EXPAND, O_JSON, O_PROGRESS, O_PRINT,
@@ -50,6 +50,7 @@ static const struct option  pst_send_longopts[] = {
     { "ca-file", required_argument, NULL, O_CA_FILE },
     { "ca-dir", required_argument, NULL, O_CA_DIR },
     { "insecure", no_argument, NULL, O_INSECURE },
+    { "tls-name", required_argument, NULL, O_TLS_NAME },
     { "cert", required_argument, NULL, O_CERT },
     { "key", required_argument, NULL, O_KEY },
     { "helo", required_argument, NULL, O_HELO },
@@ -325,6 +326,7 @@ pst_send_opt_transport(pst_send_opts_t *o, int c, char *arg, char *err,
     case O_CA_FILE: o->ca_file = arg; return PST_OK;
     case O_CA_DIR: o->ca_dir = arg; return PST_OK;
     case O_INSECURE: o->insecure = 1; return PST_OK;
+    case O_TLS_NAME: o->tls_name = arg; return PST_OK;
     case O_CERT: o->cert = arg; return PST_OK;
     case O_KEY: o->key = arg; return PST_OK;
     case O_HELO: o->helo = arg; return PST_OK;
@@ -547,6 +549,7 @@ pst_send_usage(FILE *f)
 "  --tls none|starttls|implicit   default: STARTTLS when offered\n"
 "  --tls-required          fail rather than send in clear\n"
 "  --ca-file F  --ca-dir D  --insecure (no certificate verification)\n"
+"  --tls-name NAME         SNI and the name to verify (default: HOST)\n"
 "  --cert FILE --key FILE  client certificate\n"
 "  --helo NAME  --local-address ADDR\n"
 "  --timeout T  --connect-timeout T   (30, 30s, 500ms, 2m)\n"

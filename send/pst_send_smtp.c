@@ -164,7 +164,7 @@ pst_send_open(pst_send_run_t *r)
     memset(&cf, 0, sizeof(cf));
     cf.helo_name = o->helo ? o->helo : r->helo;
     cf.ssl_ctx = r->ctx;
-    cf.tls_name = r->host;
+    cf.tls_name = o->tls_name ? o->tls_name : r->host;
     switch (o->tls) {
     case PST_SEND_TLS_NONE:
         cf.tls = PST_SMTPC_TLS_NONE;

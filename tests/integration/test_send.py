@@ -22,8 +22,9 @@ import unittest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from pstest import OBJS, RUN, PstTestCase, free_port, wait_for
+from pstest import OBJS, RUN, PstTestCase, free_port, have, wait_for
 from psttls import Certs
+from test_auth import MODULES as AUTH_MODULES, AuthCase
 
 SEND = os.path.join(OBJS, "postern-send")
 SENDMAIL = os.path.join(OBJS, "postern-sendmail")
@@ -461,6 +462,71 @@ class Auth(SendCase):
         self.assertEqual(rc, 78, err)
         self.assertIn("POSTERN_PASSWORD", err)
         self.assertEqual(len(s.messages), 3)
+
+
+class PosternAuth(AuthCase):
+    """Each mechanism against Postern's submission listener (auth_file,
+    STARTTLS, the certificate verified against the test's CA)."""
+
+    def run_send(self, srv, *args, password="wonderland"):
+        pw = os.path.join(srv.dir, "pw")
+        with open(pw, "w") as f:
+            f.write(password + "\n")
+        p = subprocess.run([SEND, "--server", "127.0.0.1:%d" % srv.ports[1],
+                            "--tls", "starttls", "--ca-file", self.ca.cert,
+                            "--tls-name", "mx.example.test",
+                            "--user", "alice", "--password-file", pw,
+                            "--from", "alice@example.test",
+                            "--to", "u@example.test", "--body", "hi", "-v"]
+                           + list(args), capture_output=True, timeout=60)
+        return p.returncode, p.stderr.decode()
+
+    def test_each_mechanism(self):
+        srv = self.auth_server(
+            extra="auth_mechanisms PLAIN LOGIN SCRAM-SHA-256;")
+        for i, mech in enumerate(("PLAIN", "LOGIN", "SCRAM-SHA-256",
+                                  "auto")):
+            rc, err = self.run_send(srv, "--auth", mech)
+            self.assertEqual(rc, EX_OK, err)
+            self.assertIn("S: 235", err)
+            self.assertNotIn("wonderland", err)
+            self.assertEqual(srv.queue_count(), i + 1)
+        # auto prefers SCRAM
+        self.assertIn("C: AUTH SCRAM-SHA-256", err)
+        rc, err = self.run_send(srv, "--auth", "PLAIN", password="wrong")
+        self.assertEqual(rc, EX_NOPERM, err)
+        self.assertIn("535", err)
+        self.assertEqual(srv.queue_count(), 4)
+
+
+class SmtpSink(SendCase):
+
+    @unittest.skipUnless(have("smtp-sink"), "postfix's smtp-sink missing")
+    def test_postfix_smtp_sink(self):
+        port = free_port()
+        sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c",
+                                 "127.0.0.1:%d" % port, "10"],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        try:
+            def up():
+                try:
+                    socket.create_connection(("127.0.0.1", port), 1).close()
+                    return True
+                except OSError:
+                    return False
+            wait_for(up, what="smtp-sink")
+            rc, out, err = self.send(
+                "--server", "127.0.0.1:%d" % port, "--tls", "none",
+                "--from", "a@example.test", "--to", "b@example.test,"
+                "c@example.test", "--attach", SEND, "--json")
+            self.assertEqual(rc, EX_OK, err)
+            res = json.loads(out)
+            self.assertEqual([r["code"] for r in res["recipients"]],
+                             [250, 250])
+        finally:
+            sink.terminate()
+            sink.communicate(timeout=10)
 
 
 class Tls(SendCase):
