@@ -19,6 +19,8 @@ static int pst_send_build(const pst_send_opts_t *o, FILE *f,
     pst_send_env_t *env, int allow_8bit, char *err, size_t size);
 static int pst_send_recompose(void *data, pst_send_msg_t *msg);
 static int pst_send_print(pst_send_msg_t *msg);
+static int pst_send_stdin_body(pst_send_opts_t *o, FILE **keep, char *path,
+    size_t psize, char *err, size_t size);
 
 
 static int
@@ -79,6 +81,42 @@ pst_send_recompose(void *data, pst_send_msg_t *msg)
 }
 
 
+/* A body on stdin is read once: into a temporary file, which a second
+ * composition (no 8BITMIME) reads again by its /proc/self/fd name. */
+static int
+pst_send_stdin_body(pst_send_opts_t *o, FILE **keep, char *path,
+    size_t psize, char *err, size_t size)
+{
+    char     buf[65536];
+    ssize_t  n;
+    int      rc;
+
+    if (o->body_file == NULL || strcmp(o->body_file, "-") != 0) {
+        return PST_OK;
+    }
+    rc = pst_send_tmpfile(keep, err, size);
+    if (rc != PST_OK) {
+        return rc;
+    }
+    while ((n = read(STDIN_FILENO, buf, sizeof(buf))) != 0) {
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 || fwrite(buf, 1, (size_t) n, *keep) != (size_t) n) {
+            snprintf(err, size, "the body on stdin: %s", strerror(errno));
+            return PST_SEND_IOERR;
+        }
+    }
+    if (fflush(*keep) != 0) {
+        snprintf(err, size, "the body on stdin: %s", strerror(errno));
+        return PST_SEND_IOERR;
+    }
+    snprintf(path, psize, "/proc/self/fd/%d", fileno(*keep));
+    o->body_file = path;
+    return PST_OK;
+}
+
+
 static int
 pst_send_print(pst_send_msg_t *msg)
 {
@@ -104,8 +142,8 @@ main(int argc, char **argv)
     pst_send_job_t   job;
     pst_send_msg_t   msg;
     pst_send_main_t  m;
-    FILE            *f = NULL;
-    char             err[1024];
+    FILE            *f = NULL, *body = NULL;
+    char             err[1024], body_path[64];
     int              rc;
 
     signal(SIGPIPE, SIG_IGN);
@@ -141,7 +179,11 @@ main(int argc, char **argv)
         goto done;
     }
 
-    rc = pst_send_tmpfile(&f, err, sizeof(err));
+    rc = pst_send_stdin_body(&o, &body, body_path, sizeof(body_path), err,
+                             sizeof(err));
+    if (rc == PST_OK) {
+        rc = pst_send_tmpfile(&f, err, sizeof(err));
+    }
     if (rc == PST_OK) {
         rc = pst_send_build(&o, f, &env, o.queue == NULL, err, sizeof(err));
     }
@@ -176,6 +218,9 @@ main(int argc, char **argv)
 done:
     if (f != NULL) {
         fclose(f);
+    }
+    if (body != NULL) {
+        fclose(body);
     }
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);

@@ -210,7 +210,7 @@ class Compose(SendCase):
 
     def test_no_8bitmime_means_quoted_printable(self):
         s = self.sink(eightbit=False)
-        text = "Gr\u00fc\u00dfe\n" + "long " * 400 + "\nend\n"
+        text = "Gr\u00fc\u00dfe\nshort lines only\nend\n"
         rc, out, err = self.send(
             "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
             "--from", "a@example.test", "--to", "b@example.test",
