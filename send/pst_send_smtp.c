@@ -229,18 +229,18 @@ pst_send_ready(pst_smtp_client_t *cl, void *data, int rc,
         pst_send_reply_copy(&r->fail, rep);
         pst_smtp_client_abort(cl);
         r->cl = NULL;
-        /* nothing was sent yet: the next address may do better */
-        if (rep->code == 0 && r->cur->ai_next != NULL) {
+        /* rep was the client's: gone with it; r->fail has the copy.
+         * Nothing was sent yet: the next address may do better. */
+        if (r->fail.code == 0 && r->cur->ai_next != NULL) {
             if (r->o->verbose) {
-                pst_send_err("%.*s\n",
-                        (int) rep->text.len, rep->text.data);
+                pst_send_err("%s\n", r->fail.text);
             }
             r->cur = r->cur->ai_next;
             if (pst_send_open(r) == PST_OK) {
                 return;
             }
         }
-        pst_send_finish_run(r, pst_send_exit_for(rep->code, 1));
+        pst_send_finish_run(r, pst_send_exit_for(r->fail.code, 1));
         return;
     }
 

@@ -431,11 +431,13 @@ START_TEST(test_base64_file)
     ssize_t  n;
     mem_t    m;
     int      fd;
+    char    *dir = tu_tmpdir();
 
     for (i = 0; i < sizeof(data); i++) {
         data[i] = (u_char) (i * 7 + i / 251);
     }
-    snprintf(path, sizeof(path), "%s/att.bin", tu_tmpdir());
+    snprintf(path, sizeof(path), "%s/att.bin", dir);
+    free(dir);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, data, sizeof(data)), (ssize_t) sizeof(data));
@@ -493,9 +495,11 @@ START_TEST(test_compose_parsed_back)
     };
     mem_t            m;
     FILE            *f;
+    char            *dir = tu_tmpdir();
 
-    snprintf(path, sizeof(path), "%s/r\xc3\xa9sum\xc3\xa9.pdf", tu_tmpdir());
-    snprintf(html, sizeof(html), "%s/b.html", tu_tmpdir());
+    snprintf(path, sizeof(path), "%s/r\xc3\xa9sum\xc3\xa9.pdf", dir);
+    snprintf(html, sizeof(html), "%s/b.html", dir);
+    free(dir);
     f = fopen(path, "w");
     fputs("%PDF-1.4 fake", f);
     fclose(f);
