@@ -173,7 +173,8 @@ char *pst_conf_set_enum_slot(pst_conf_t *cf, const pst_command_t *cmd,
 char *pst_conf_set_str_array_slot(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 
-/* The arguments of the directive being set: args[0] is its name. */
+/* The arguments of the directive being set: args[0] is its name.  A
+ * directive takes at most 64 arguments after its name. */
 pst_str_t *pst_conf_args(pst_conf_t *cf, pst_uint_t *nargs);
 /* Report 'file:line: message' for the directive being parsed. */
 void pst_conf_error(pst_conf_t *cf, const char *fmt, ...) PST_PRINTF(2, 3);
@@ -726,6 +727,21 @@ void pst_call_set_data(pst_call_t *call, void *data);
 void *pst_call_data(pst_call_t *call);
 void *pst_hook_data(uint64_t token);
 void pst_call_set_cancel(pst_call_t *call, pst_call_cancel_pt handler);
+
+/*
+ * Configuration text that goes out on the wire (a greeting, a reply text
+ * set in a directive): at most max bytes (PST_CONF_TEXT_MAX keeps a reply
+ * line with a 255-byte host name before it within RFC 5321's 512
+ * octets), and printable ASCII or TAB only (RFC 5321 textstring): CR, LF
+ * and other control characters would let a configuration inject reply
+ * lines.  The check reports 'file:line: "name": ...' and returns
+ * PST_ERROR; the slot setter is pst_conf_set_str_slot() with this check.
+ */
+#define PST_CONF_TEXT_MAX        250
+int pst_conf_check_text(pst_conf_t *cf, const char *name,
+    const pst_str_t *text, size_t max);
+char *pst_conf_set_text_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

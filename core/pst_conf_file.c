@@ -355,8 +355,12 @@ pst_conf_read_token(pst_conf_t *cf)
             return PST_CONF_BLOCK_DONE;
         }
 
-        if (cf->args->nelts >= PST_CONF_MAX_ARGS) {
-            pst_conf_error(cf, "too many arguments");
+        if (cf->args->nelts > PST_CONF_MAX_ARGS) {
+            word = cf->args->elts;
+            pst_conf_error(cf, "\"%s\" directive has more than %d"
+                           " arguments, the limit per directive (repeat"
+                           " the directive, or use a file where it takes"
+                           " one)", word[0].data, PST_CONF_MAX_ARGS);
             return PST_ERROR;
         }
 
@@ -783,6 +787,61 @@ pst_conf_set_str_slot(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 }
 
 
+int
+pst_conf_check_text(pst_conf_t *cf, const char *name, const pst_str_t *text,
+    size_t max)
+{
+    u_char  esc[8];
+    size_t  i;
+
+    if (text->len > max) {
+        pst_conf_error(cf, "\"%s\": the text is %zu bytes long, the limit"
+                       " is %zu (it goes into SMTP replies, whose lines"
+                       " RFC 5321 4.5.3.1.5 limits to 512)", name,
+                       text->len, max);
+        return PST_ERROR;
+    }
+
+    for (i = 0; i < text->len; i++) {
+        /* RFC 5321 4.2: textstring = 1*(%d09 / %d32-126) */
+        if ((text->data[i] < 0x20 && text->data[i] != '\t')
+            || text->data[i] > 0x7e)
+        {
+            (void) pst_escape(esc, sizeof(esc), &text->data[i], 1);
+            pst_conf_error(cf, "\"%s\": invalid character \"%s\" at byte"
+                           " %zu: text sent to clients must be printable"
+                           " ASCII or TAB, without CR, LF or other control"
+                           " characters", name, esc, i + 1);
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
+}
+
+
+char *
+pst_conf_set_text_slot(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_str_t  *value;
+    char       *rv;
+
+    rv = pst_conf_set_str_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    if (pst_conf_check_text(cf, cmd->name, &value[1], PST_CONF_TEXT_MAX)
+        != PST_OK)
+    {
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
+
 char *
 pst_conf_set_path_slot(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 {
@@ -911,6 +970,7 @@ pst_conf_dump_value(FILE *out, const pst_command_t *cmd, void *conf,
                 (unsigned long long) *(pst_msec_t *) p);
 
     } else if (cmd->set == pst_conf_set_str_slot
+               || cmd->set == pst_conf_set_text_slot
                || cmd->set == pst_conf_set_path_slot)
     {
         s = (pst_str_t *) p;

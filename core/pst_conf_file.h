@@ -17,7 +17,7 @@
 #ifndef PST_CONF_FILE_H
 #define PST_CONF_FILE_H
 
-#define PST_CONF_MAX_ARGS        64
+#define PST_CONF_MAX_ARGS        64        /* after the directive's name */
 #define PST_CONF_MAX_FILE        (16 * 1024 * 1024)
 #define PST_CONF_MAX_DEPTH       16
 

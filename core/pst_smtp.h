@@ -15,6 +15,9 @@
  *                       exchange, brute-force limits
  *   pst_smtp_api.c      the session/transaction accessors of the public
  *                       API
+ *   pst_smtp_proto.c    shared with the client: line reader, reply and
+ *                       EHLO parsers, dot-stuffer (pst_smtp_proto.h)
+ *   pst_smtp_client*.c  the outbound client (pst_smtp_client.h)
  */
 
 #ifndef PST_SMTP_H
@@ -58,6 +61,7 @@ typedef struct {
     pst_uint_t                   bare_newline;
     pst_int_t                    debug;
     pst_int_t                    pipelining;
+    pst_int_t                    forbid_unauth_pipelining;
     pst_int_t                    chunking;
     pst_int_t                    smtputf8;
     pst_int_t                    dsn;

@@ -31,6 +31,8 @@ static void pst_smtpc_timer(pst_smtp_client_t *cl);
 static void pst_smtpc_timeout(pst_event_t *ev);
 static void pst_smtpc_deliver(pst_event_t *ev);
 static void pst_smtpc_trail_in(void *data, const pst_str_t *line);
+static const char *pst_smtpc_check_due(pst_smtp_client_t *cl,
+    const pst_smtp_reply_t *r);
 static const char *pst_smtpc_reason(pst_smtp_client_t *cl,
     const char *fmt, ...);
 static void pst_smtpc_greeting(pst_smtp_client_t *cl,
@@ -128,7 +130,9 @@ pst_smtpc_conf(pst_smtp_client_t *cl, const pst_smtp_client_conf_t *conf)
     cf->auth_user = pst_smtpc_strdup(cl->pool, conf->auth_user);
     cf->auth_pass = pst_smtpc_strdup(cl->pool, conf->auth_pass);
 
-    if (cf->helo_name == NULL
+    if (cf->helo_name == NULL || cf->helo_name[0] == '\0'
+        || strpbrk(cf->helo_name, " \r\n") != NULL
+        || strlen(cf->helo_name) > 255          /* a domain */
         || (conf->tls_name && cf->tls_name == NULL)
         || (conf->auth_mech && cf->auth_mech == NULL)
         || (conf->auth_user && cf->auth_user == NULL)
@@ -267,6 +271,7 @@ pst_smtpc_connected(pst_smtp_client_t *cl)
     }
 
     cl->state = PST_SMTPC_GREETING;
+    (void) pst_smtpc_due(cl, 1);
     pst_smtpc_expect(cl, cl->conf.greeting_timeout, "greeting");
 
     return PST_OK;
@@ -446,6 +451,7 @@ pst_smtpc_flush(pst_smtp_client_t *cl)
 
         if (n > 0) {
             out->pos += n;
+            cl->wire += (uint64_t) n;
             progress = 1;
             continue;
         }
@@ -474,6 +480,7 @@ pst_smtpc_read(pst_smtp_client_t *cl)
     pst_connection_t  *c = cl->c;
     pst_buf_t         *in = cl->in;
     pst_smtp_reply_t   r;
+    const char        *why;
     ssize_t            n;
     int                rc;
 
@@ -486,6 +493,12 @@ pst_smtpc_read(pst_smtp_client_t *cl)
             if (rc == PST_ERROR) {
                 pst_smtpc_fail(cl, pst_smtpc_reason(cl, "bad reply from "
                                "%s: %s", cl->peer, cl->rp.error));
+                return PST_ERROR;
+            }
+
+            why = pst_smtpc_check_due(cl, &r);
+            if (why != NULL) {
+                pst_smtpc_fail(cl, why);
                 return PST_ERROR;
             }
 
@@ -592,7 +605,8 @@ pst_smtpc_line(pst_smtp_client_t *cl, const u_char *p, size_t n,
     size_t  m;
 
     if (pst_smtpc_append(cl, p, n) != PST_OK
-        || pst_smtpc_append(cl, "\r\n", 2) != PST_OK)
+        || pst_smtpc_append(cl, "\r\n", 2) != PST_OK
+        || pst_smtpc_due(cl, 1) != PST_OK)
     {
         return PST_ERROR;
     }
@@ -618,7 +632,64 @@ pst_smtpc_line(pst_smtp_client_t *cl, const u_char *p, size_t n,
 int
 pst_smtpc_append(pst_smtp_client_t *cl, const void *p, size_t n)
 {
-    return pst_buf_append(cl->out, p, n, PST_SMTPC_OUT_MAX);
+    if (pst_buf_append(cl->out, p, n, PST_SMTPC_OUT_MAX) != PST_OK) {
+        return PST_ERROR;
+    }
+
+    cl->queued += n;
+    return PST_OK;
+}
+
+
+void
+pst_smtpc_queued(pst_smtp_client_t *cl, size_t n)
+{
+    cl->queued += n;
+}
+
+
+int
+pst_smtpc_due(pst_smtp_client_t *cl, pst_uint_t n)
+{
+    pst_smtpc_due_t  *d;
+
+    if (cl->due_len == PST_SMTPC_DUE) {
+        return PST_ERROR;
+    }
+
+    d = &cl->due[(cl->due_head + cl->due_len) % PST_SMTPC_DUE];
+    d->end = cl->queued;
+    d->n = n;
+    cl->due_len++;
+
+    return PST_OK;
+}
+
+
+/*
+ * Replies answer commands in order (RFC 2920); one that arrives when
+ * nothing is asked, or before its command left, is a broken or hostile
+ * server: matching it to a command would put words in its mouth.
+ */
+static const char *
+pst_smtpc_check_due(pst_smtp_client_t *cl, const pst_smtp_reply_t *r)
+{
+    pst_smtpc_due_t  *d = &cl->due[cl->due_head];
+
+    if (cl->due_len == 0 || d->end > cl->wire) {
+        return pst_smtpc_reason(cl, "%s from %s: %d %.*s", cl->due_len
+                                ? "reply before the command was sent"
+                                : "unexpected reply", cl->peer, r->code,
+                                (int) pst_min(r->text.len, 200),
+                                r->text.data);
+    }
+
+    if (--d->n == 0) {
+        cl->due_head = (cl->due_head + 1) % PST_SMTPC_DUE;
+        cl->due_len--;
+    }
+
+    return NULL;
 }
 
 
@@ -924,6 +995,10 @@ pst_smtpc_ehlo(pst_smtp_client_t *cl, const pst_smtp_reply_t *r)
     int              n;
 
     if (r->code / 100 == 2) {
+        if (pst_smtpc_copy_reply(cl, &cl->ehlo_reply, r) != PST_OK) {
+            pst_smtpc_fail(cl, "out of memory");
+            return;
+        }
         if (cl->state == PST_SMTPC_EHLO) {
             pst_smtp_ehlo_parse(r->text.data, r->text.len, &e);
             cl->caps = e.caps;
@@ -1059,6 +1134,7 @@ pst_smtpc_tls_done(pst_connection_t *c, int rc)
 
     if (cl->conf.tls == PST_SMTPC_TLS_IMPLICIT) {
         cl->state = PST_SMTPC_GREETING;
+        (void) pst_smtpc_due(cl, 1);
         pst_smtpc_expect(cl, cl->conf.greeting_timeout, "greeting");
     } else {
         /* RFC 3207 4.2: forget what was learned before TLS */
@@ -1081,8 +1157,7 @@ pst_smtpc_auth_or_ready(pst_smtp_client_t *cl)
         pst_smtpc_expect(cl, cl->conf.helo_timeout, "AUTH reply");
         return;
     case PST_DECLINED:
-        pst_smtpc_local_reply(cl, &r, 0, "", "");
-        pst_smtpc_finish(cl, PST_SMTPC_CB_READY, PST_OK, &r);
+        pst_smtpc_finish(cl, PST_SMTPC_CB_READY, PST_OK, &cl->ehlo_reply);
         return;
     default:
         pst_smtpc_local_reply(cl, &r, 0, "", why ? why : "AUTH failed");

@@ -66,21 +66,24 @@ typedef struct {
                                            "SCRAM-SHA-256", "auto" */
     const char         *auth_user, *auth_pass;
     size_t              max_reply;      /* 0: 64 KiB */
-    /* every line sent (outgoing = 1) and received; AUTH secrets masked */
+    /* every line sent (outgoing = 1) and received; AUTH secrets masked;
+     * called from inside the client: it must not call the client */
     void              (*trail)(void *data, int outgoing, const u_char *line,
                                size_t len);
     void               *trail_data;
 } pst_smtp_client_conf_t;
 
 /* Connected, greeted, EHLO (HELO fallback), STARTTLS per policy, AUTH:
- * rc PST_OK and the session is ready for a transaction; otherwise
+ * rc PST_OK and the session is ready for a transaction (r: the last
+ * EHLO/HELO reply, or 235 after AUTH); otherwise
  * PST_ERROR and r says why (code 0 for network/timeout/TLS errors).
  * After PST_ERROR the connection is closed: abort() frees the client. */
 typedef void (*pst_smtp_client_ready_pt)(pst_smtp_client_t *cl, void *data,
     int rc, const pst_smtp_reply_t *r);
 
 /* Copies conf (and its strings); NULL only when nothing could be set up
- * (no memory, no free connection), and then ready is not called. */
+ * (no memory, no free connection, a helo_name with a space, CR or LF),
+ * and then ready is not called. */
 pst_smtp_client_t *pst_smtp_client_open(const pst_smtp_client_conf_t *conf,
     const struct sockaddr *sa, socklen_t len,
     pst_smtp_client_ready_pt ready, void *data);

@@ -19,6 +19,7 @@
 #define PST_SMTPC_OUT_MAX        (1024 * 1024)
 #define PST_SMTPC_WINDOW         100        /* pipelined commands */
 #define PST_SMTPC_NOMASK         ((size_t) -1)
+#define PST_SMTPC_DUE            128        /* > window + DATA + QUIT */
 
 typedef enum {
     PST_SMTPC_CONNECTING = 0,
@@ -45,6 +46,12 @@ typedef enum {
     PST_SMTPC_TX_RSET
 } pst_smtpc_tx_state_e;
 
+/* n replies are due once the output up to byte `end` is sent */
+typedef struct {
+    uint64_t                     end;
+    pst_uint_t                   n;
+} pst_smtpc_due_t;
+
 typedef enum {
     PST_SMTPC_CB_NONE = 0,
     PST_SMTPC_CB_READY,
@@ -66,10 +73,17 @@ struct pst_smtp_client_s {
     socklen_t                    peer_len;
     char                         peer[64];
 
+    /* replies in order: each is due for a command already sent */
+    pst_smtpc_due_t              due[PST_SMTPC_DUE];
+    pst_uint_t                   due_head, due_len;
+    uint64_t                     queued;    /* bytes ever put into out */
+    uint64_t                     wire;      /* bytes ever sent from out */
+
     pst_event_t                  timer;
     pst_msec_t                   wait;      /* for the reply awaited */
     const char                  *what;      /* what is awaited */
 
+    pst_smtp_reply_t             ehlo_reply;   /* for ready() */
     unsigned                     caps;
     unsigned                     auth_mechs;
     off_t                        max_size;
@@ -127,6 +141,11 @@ void pst_smtpc_finish(pst_smtp_client_t *cl, pst_smtpc_cb_e cb, int rc,
 int pst_smtpc_line(pst_smtp_client_t *cl, const u_char *p, size_t n,
     size_t mask_from);
 int pst_smtpc_append(pst_smtp_client_t *cl, const void *p, size_t n);
+/* Message bytes the caller wrote into out itself. */
+void pst_smtpc_queued(pst_smtp_client_t *cl, size_t n);
+/* n more replies will answer what is queued now (pst_smtpc_line()
+ * already counts one for its command). */
+int pst_smtpc_due(pst_smtp_client_t *cl, pst_uint_t n);
 void pst_smtpc_trail_out(pst_smtp_client_t *cl, size_t start,
     size_t mask_from);
 void pst_smtpc_expect(pst_smtp_client_t *cl, pst_msec_t wait,

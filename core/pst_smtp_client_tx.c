@@ -442,13 +442,22 @@ pst_smtpc_tx_envelope_end(pst_smtp_client_t *cl)
 
     if (cl->data_sent) {
         if (!cl->got_354) {
+            if (tx->data_reply.code / 100 == 2 && cl->naccepted > 0) {
+                /* "250" to DATA: the message was never sent, so no
+                 * recipient may take it as delivered */
+                pst_smtpc_fail(cl, "the server accepted DATA without "
+                                   "asking for the message");
+                return;
+            }
             pst_smtpc_tx_data_failed(cl, &tx->data_reply);
             return;
         }
 
         if (cl->naccepted == 0) {
             /* a 354 nobody can use: end the empty message at once */
-            if (pst_smtpc_append(cl, ".\r\n", 3) != PST_OK) {
+            if (pst_smtpc_append(cl, ".\r\n", 3) != PST_OK
+                || pst_smtpc_due(cl, 1) != PST_OK)
+            {
                 pst_smtpc_fail(cl, "out of memory");
                 return;
             }
@@ -679,6 +688,13 @@ pst_smtpc_tx_fill(pst_smtp_client_t *cl)
             if (cl->body_end) {
                 n = pst_smtp_stuff_end(&cl->stuff, out->last);
                 out->last += n;
+                pst_smtpc_queued(cl, n);
+                if (pst_smtpc_due(cl, cl->conf.lmtp ? cl->naccepted : 1)
+                    != PST_OK)
+                {
+                    pst_smtpc_fail(cl, "too many replies due");
+                    return PST_ERROR;
+                }
                 cl->tx_state = PST_SMTPC_TX_DOT;
                 pst_smtpc_expect(cl, cl->conf.data_done_timeout,
                                  "end of data reply");
@@ -693,6 +709,7 @@ pst_smtpc_tx_fill(pst_smtp_client_t *cl)
         n = pst_smtp_stuff(&cl->stuff, &cl->fpos, cl->fend, out->last,
                            pst_buf_free(out) - 5);
         out->last += n;
+        pst_smtpc_queued(cl, n);
     }
 
     return PST_OK;
@@ -733,11 +750,16 @@ pst_smtpc_tx_bdat(pst_smtp_client_t *cl)
     memmove(out->last + n + 2, data, m);
     cl->bdat_last = cl->body_end;
 
-    if (pst_smtpc_line(cl, line, (size_t) n, PST_SMTPC_NOMASK) != PST_OK) {
+    /* LMTP: after BDAT LAST one reply per accepted recipient */
+    if (pst_smtpc_line(cl, line, (size_t) n, PST_SMTPC_NOMASK) != PST_OK
+        || (cl->bdat_last && cl->conf.lmtp && cl->naccepted > 1
+            && pst_smtpc_due(cl, cl->naccepted - 1) != PST_OK))
+    {
         pst_smtpc_fail(cl, "out of memory");
         return;
     }
     out->last += m;
+    pst_smtpc_queued(cl, m);
 
     cl->tx_state = PST_SMTPC_TX_BDAT;
     pst_smtpc_expect(cl, cl->bdat_last ? cl->conf.data_done_timeout

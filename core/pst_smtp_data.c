@@ -23,6 +23,7 @@ static int pst_smtp_tx_verdict(pst_session_t *s, pst_verdict_e v);
 static void pst_smtp_tx_taken(pst_session_t *s, const char *why);
 static void pst_smtp_commit(pst_session_t *s);
 static int pst_smtp_received(pst_session_t *s);
+static int pst_smtp_data_sync(pst_session_t *s);
 
 
 static void *
@@ -67,9 +68,66 @@ pst_smtp_data_open(pst_session_t *s, int dot_mode)
 }
 
 
+/*
+ * RFC 2920 3.1: DATA ends a pipelined group; the client waits for the
+ * 354 before it sends the text.  Text already waiting when the 354
+ * would go out is what a smuggled transaction looks like after a
+ * lenient relay upstream (smtpsmug's pipelining probe), so sessions
+ * that have not authenticated get 554 and are closed, as with Postfix's
+ * smtpd_forbid_unauth_pipelining.  PST_OK: in step; PST_DONE: the
+ * session is closing.
+ */
+static int
+pst_smtp_data_sync(pst_session_t *s)
+{
+    pst_connection_t  *c = s->c;
+    u_char             esc[256];
+    ssize_t            n;
+
+    if (!s->conf->forbid_unauth_pipelining || s->auth_id.len > 0) {
+        return PST_OK;
+    }
+
+    if (pst_buf_size(s->in) == 0) {
+        /* what the socket (or OpenSSL) holds counts too; a read now
+         * keeps the event flags right whatever it finds */
+        s->in->pos = s->in->start;
+        s->in->last = s->in->start;
+        n = c->recv(c, s->in->last, pst_buf_free(s->in));
+        if (n == PST_AGAIN) {
+            return PST_OK;
+        }
+        if (n <= 0) {
+            /* the client is gone: no 354 for nobody */
+            s->eof = 1;
+            s->closing = 1;
+            pst_smtp_tx_free(s);
+            return PST_DONE;
+        }
+        s->in->last += n;
+    }
+
+    (void) pst_escape(esc, sizeof(esc), s->in->pos,
+                      pst_min(pst_buf_size(s->in), 64));
+    pst_log_session(s, PST_LOG_NOTICE, "SMTP protocol synchronization:"
+                    " %zu byte(s) sent before the 354, helo=%.*s: \"%s\"",
+                    pst_buf_size(s->in), (int) s->helo.len, s->helo.data,
+                    esc);
+
+    pst_smtp_tx_free(s);
+    pst_smtp_reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
+    pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
+    return PST_DONE;
+}
+
+
 void
 pst_smtp_data_start(pst_session_t *s)
 {
+    if (pst_smtp_data_sync(s) != PST_OK) {
+        return;
+    }
+
     if (pst_smtp_data_open(s, 1) != PST_OK) {
         pst_smtp_reply(s, 451, "4.3.0", "Error: cannot store the message"
                        " now");

@@ -13,6 +13,8 @@ static char *pst_smtp_server_block(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static char *pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
+static char *pst_smtp_set_hostname(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
 static void *pst_smtp_create_srv_conf(pst_conf_t *cf);
 static char *pst_smtp_merge_srv_conf(pst_conf_t *cf, void *prev,
     void *conf);
@@ -38,10 +40,10 @@ static const pst_command_t  pst_smtp_commands[] = {
       pst_smtp_listen, PST_MAIN_CONF, 0, NULL },
 
     { "hostname", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
-      pst_conf_set_str_slot, SRV(hostname), NULL },
+      pst_smtp_set_hostname, SRV(hostname), NULL },
 
     { "smtp_banner", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
-      pst_conf_set_str_slot, SRV(banner), NULL },
+      pst_conf_set_text_slot, SRV(banner), NULL },
 
     { "store", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_str_slot, SRV(store), NULL },
@@ -97,6 +99,9 @@ static const pst_command_t  pst_smtp_commands[] = {
     { "smtp_pipelining", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(pipelining), NULL },
 
+    { "smtp_forbid_unauth_pipelining", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(forbid_unauth_pipelining), NULL },
+
     { "smtp_chunking", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(chunking), NULL },
 
@@ -151,6 +156,7 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->bare_newline = PST_CONF_UNSET_UINT;
     c->debug = PST_CONF_UNSET;
     c->pipelining = PST_CONF_UNSET;
+    c->forbid_unauth_pipelining = PST_CONF_UNSET;
     c->chunking = PST_CONF_UNSET;
     c->smtputf8 = PST_CONF_UNSET;
     c->dsn = PST_CONF_UNSET;
@@ -210,6 +216,8 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
                               PST_BARE_NL_NORMALIZE);
     pst_conf_merge_value(conf->debug, prev->debug, 0);
     pst_conf_merge_value(conf->pipelining, prev->pipelining, 1);
+    pst_conf_merge_value(conf->forbid_unauth_pipelining,
+                         prev->forbid_unauth_pipelining, 1);
     pst_conf_merge_value(conf->chunking, prev->chunking, 1);
     pst_conf_merge_value(conf->smtputf8, prev->smtputf8, 1);
     pst_conf_merge_value(conf->dsn, prev->dsn, 1);
@@ -244,6 +252,33 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
         pst_conf_error(cf, "invalid hostname \"%.*s\": it must be a domain"
                        " name (set \"hostname\")", (int) conf->hostname.len,
                        conf->hostname.data);
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
+
+/* Our name goes into the greeting, EHLO and Received: checked where it
+ * is set, so that an error names its line. */
+static char *
+pst_smtp_set_hostname(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_str_t  *value;
+    u_char      esc[128];
+    char       *rv;
+
+    rv = pst_conf_set_str_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    if (pst_smtp_check_domain(value[1].data, value[1].len, 0) != PST_OK) {
+        (void) pst_escape(esc, sizeof(esc), value[1].data, value[1].len);
+        pst_conf_error(cf, "invalid hostname \"%s\": it must be a domain"
+                       " name of at most %d bytes", esc,
+                       PST_SMTP_DOMAIN_MAX);
         return PST_CONF_ERROR;
     }
 

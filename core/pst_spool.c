@@ -11,6 +11,9 @@ static const char  b32[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
 static uint32_t    id_counter;
 static pst_str_t   tmp_dir;
 
+static int pst_spool_writer_alive(pid_t pid);
+static void pst_spool_strip_deleted(char *path);
+
 
 const pst_str_t *
 pst_spool_dir(void)
@@ -91,16 +94,141 @@ void
 pst_spool_process_gone(pst_cycle_t *cycle, pid_t pid)
 {
     char  path[PATH_MAX];
-    long  n;
+    long  n, others;
 
     snprintf(path, sizeof(path), "%s/tmp/%d", cycle->core->spool_dir.data,
              (int) pid);
     n = pst_spool_rmdir(path);
 
-    if (n > 0) {
+    /* and what other dead writers left: the workers of a master that
+     * was killed are nobody's children to reap */
+    others = pst_spool_clean_tmp((char *) cycle->core->spool_dir.data, 0);
+
+    if (n > 0 || others > 0) {
         pst_log_error(PST_LOG_NOTICE, 0, "spool: removed %ld unacknowledged"
-                      " file(s) of process %d", n, (int) pid);
+                      " file(s) of process %d, %ld of other dead writers",
+                      n, (int) pid, pst_max(others, 0));
     }
+}
+
+
+/*
+ * Is pid a live Postern process (one that may be writing into its
+ * tmp/PID/)?  Not when it does not exist, is a zombie (killed, not yet
+ * reaped: the workers of a killed master wait for an init that may
+ * never reap them), or runs another program (the pid was reused).
+ * Without /proc the answer is kill(pid, 0)'s.
+ */
+static int
+pst_spool_writer_alive(pid_t pid)
+{
+    char     path[64], buf[512], self[PATH_MAX], exe[PATH_MAX];
+    char    *p;
+    ssize_t  n, k;
+    int      fd;
+
+    if (pid <= 0 || pid == getpid()
+        || (kill(pid, 0) == -1 && errno == ESRCH))
+    {
+        return 0;
+    }
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return 1;       /* no /proc (or it just died: the next sweep) */
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 1;
+    }
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')' */
+    p = strrchr(buf, ')');
+    if (p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X')) {
+        return 0;
+    }
+
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+    n = readlink(path, exe, sizeof(exe) - 1);
+    k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0 || k <= 0) {
+        return 1;       /* not ours to look at: keep its files */
+    }
+    exe[n] = '\0';
+    self[k] = '\0';
+
+    /* an upgraded binary shows as "/usr/sbin/postern (deleted)" */
+    pst_spool_strip_deleted(exe);
+    pst_spool_strip_deleted(self);
+
+    return strcmp(exe, self) == 0;
+}
+
+
+static void
+pst_spool_strip_deleted(char *path)
+{
+    char  *p;
+
+    p = strstr(path, " (deleted)");
+    if (p != NULL && p[sizeof(" (deleted)") - 1] == '\0') {
+        *p = '\0';
+    }
+}
+
+
+/*
+ * Remove from tmp/ what no live writer owns: the tmp/PID/ directories
+ * of processes that are gone (pst_spool_writer_alive()), and files
+ * directly in tmp/ -- at start-up all of them (writers only ever write
+ * inside their own tmp/PID/), later those older than an hour.  Returns
+ * the number of files removed, -1 when tmp/ cannot be read.
+ */
+long
+pst_spool_clean_tmp(const char *spool, int startup)
+{
+    struct dirent  *de;
+    struct stat     st;
+    char            path[PATH_MAX];
+    time_t          now;
+    long            removed = 0;
+    DIR            *d;
+
+    now = time(NULL);
+
+    snprintf(path, sizeof(path), "%s/tmp", spool);
+    d = opendir(path);
+    if (d == NULL) {
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/tmp/%s", spool, de->d_name);
+        if (lstat(path, &st) == -1) {
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            /* a live worker keeps its directory, however old (an idle
+             * one does not touch it); so does a worker of a killed
+             * master finishing its sessions */
+            if (!pst_spool_writer_alive((pid_t) atoi(de->d_name))) {
+                removed += pst_spool_rmdir(path);
+            }
+            continue;
+        }
+        if ((startup || now - st.st_mtime > PST_STALE_SECONDS)
+            && unlink(path) == 0)
+        {
+            removed++;
+        }
+    }
+    closedir(d);
+
+    return removed;
 }
 
 
@@ -522,11 +650,11 @@ pst_spool_quarantine(const char *spool, const char *name, const char *why)
 
 
 /*
- * At start-up: remove what never got acknowledged (the tmp/PID
- * directories of processes that are gone, stray temporary files older
- * than an hour), move unreadable queue files aside, and report what the
- * queue holds.  A queue file is complete by construction (fsynced before
- * its rename), so one that does not parse is damage, not a crash.
+ * At start-up: remove what never got acknowledged (everything in tmp/
+ * but the tmp/PID directories of live Postern processes), move
+ * unreadable queue files aside, and report what the queue holds.  A
+ * queue file is complete by construction (fsynced before its rename),
+ * so one that does not parse is damage, not a crash.
  */
 int
 pst_spool_recover(pst_cycle_t *cycle)
@@ -534,48 +662,19 @@ pst_spool_recover(pst_cycle_t *cycle)
     const char     *spool = (char *) cycle->core->spool_dir.data;
     pst_envelope_t  env;
     struct dirent  *de;
-    struct stat     st;
     pst_pool_t     *pool;
     const char     *why;
     char            path[PATH_MAX];
     off_t           moff, mlen;
-    time_t          now;
-    pid_t           pid;
     DIR            *d;
-    long            queued = 0, removed = 0, bad = 0;
+    long            queued = 0, removed, bad = 0;
 
-    now = time(NULL);
-
-    snprintf(path, sizeof(path), "%s/tmp", spool);
-    d = opendir(path);
-    if (d == NULL) {
-        pst_log_error(PST_LOG_EMERG, errno, "opendir(\"%s\") failed", path);
+    removed = pst_spool_clean_tmp(spool, 1);
+    if (removed < 0) {
+        pst_log_error(PST_LOG_EMERG, errno, "opendir(\"%s/tmp\") failed",
+                      spool);
         return PST_ERROR;
     }
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/tmp/%s", spool, de->d_name);
-        if (stat(path, &st) == -1) {
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            /* tmp/PID of a worker: gone unless that process still runs
-             * (a worker of a killed master finishing its sessions) */
-            pid = (pid_t) atoi(de->d_name);
-            if (pid <= 0 || (kill(pid, 0) == -1 && errno == ESRCH)
-                || now - st.st_mtime > PST_STALE_SECONDS)
-            {
-                removed += pst_spool_rmdir(path);
-            }
-            continue;
-        }
-        if (now - st.st_mtime > PST_STALE_SECONDS && unlink(path) == 0) {
-            removed++;
-        }
-    }
-    closedir(d);
 
     snprintf(path, sizeof(path), "%s/queue", spool);
     d = opendir(path);

@@ -63,6 +63,9 @@ int pst_spool_prepare(pst_cycle_t *cycle);
  * privileges).  Master: remove the one of a process that exited. */
 int pst_spool_process_init(pst_cycle_t *cycle);
 void pst_spool_process_gone(pst_cycle_t *cycle, pid_t pid);
+/* Remove what no live writer owns from tmp/ (startup: also every file
+ * directly in tmp/).  Files removed, or -1 when tmp/ is unreadable. */
+long pst_spool_clean_tmp(const char *spool, int startup);
 int pst_spool_recover(pst_cycle_t *cycle);
 /* postern queue count|list|show ID|check */
 int pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv);

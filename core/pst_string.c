@@ -395,6 +395,48 @@ pst_sanitize(u_char *dst, size_t size, const u_char *src, size_t n)
 
 
 size_t
+pst_escape(u_char *dst, size_t size, const u_char *src, size_t n)
+{
+    static const char  hex[] = "0123456789abcdef";
+    u_char             e[4];
+    size_t             i, k, out = 0;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        k = 2;
+        e[0] = '\\';
+        switch (src[i]) {
+        case '\r': e[1] = 'r'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\t': e[1] = 't'; break;
+        case '\\': e[1] = '\\'; break;
+        default:
+            if (src[i] >= 0x20 && src[i] < 0x7f) {
+                e[0] = src[i];
+                k = 1;
+            } else {
+                e[1] = 'x';
+                e[2] = (u_char) hex[src[i] >> 4];
+                e[3] = (u_char) hex[src[i] & 0x0f];
+                k = 4;
+            }
+        }
+        if (out + k > size - 1) {
+            break;
+        }
+        memcpy(dst + out, e, k);
+        out += k;
+    }
+    dst[out] = '\0';
+
+    return out;
+}
+
+
+size_t
 pst_rfc5322_date(time_t t, u_char *buf, size_t size)
 {
     static const char  *wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",

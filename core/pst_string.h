@@ -39,6 +39,11 @@ size_t pst_sock_ntop(const struct sockaddr *sa, u_char *text, size_t len,
  * replaced by '?', for logs and trace headers.  Returns bytes written. */
 size_t pst_sanitize(u_char *dst, size_t size, const u_char *src, size_t n);
 
+/* Copy bytes escaped for a log line: \r \n \t \\ and \xNN for other
+ * control characters and non-ASCII; the output (NUL-terminated) stops
+ * before an escape that would not fit.  Returns bytes written. */
+size_t pst_escape(u_char *dst, size_t size, const u_char *src, size_t n);
+
 /* RFC 5322 date: "Sun, 22 Nov 2026 20:55:39 +0000". */
 size_t pst_rfc5322_date(time_t t, u_char *buf, size_t size);
 

@@ -504,6 +504,37 @@ access_compile(pst_conf_t *cf, access_rule_t *r, int caseless)
 }
 
 
+/* "header NAME VALUE": one line of at most 998 octets (RFC 5322 2.1.1),
+ * no CR, LF or other control character but TAB (a value with CR LF
+ * would add header lines of its own). */
+static char *
+access_header_value(pst_conf_t *cf, access_rule_t *r)
+{
+    pst_uint_t  k;
+
+    if (r->hname.len + 2 + r->hvalue.len > 998) {
+        pst_conf_error(cf, "header \"%s\": the line would be %zu bytes"
+                       " long, the limit is 998 (RFC 5322 2.1.1)",
+                       r->hname.data, r->hname.len + 2 + r->hvalue.len);
+        return PST_CONF_ERROR;
+    }
+
+    for (k = 0; k < r->hvalue.len; k++) {
+        if ((r->hvalue.data[k] < 0x20 && r->hvalue.data[k] != '\t')
+            || r->hvalue.data[k] == 0x7f)
+        {
+            pst_conf_error(cf, "header \"%s\": control character (byte"
+                           " %lu) in the value: CR, LF and other control"
+                           " characters are not allowed", r->hname.data,
+                           (unsigned long) k + 1);
+            return PST_CONF_ERROR;
+        }
+    }
+
+    return PST_CONF_OK;
+}
+
+
 /* reject/tempfail [CODE] [ECODE] [TEXT] */
 static char *
 access_reply_args(pst_conf_t *cf, access_rule_t *r, pst_str_t *args,
@@ -538,6 +569,11 @@ access_reply_args(pst_conf_t *cf, access_rule_t *r, pst_str_t *args,
     if (i < n) {
         r->text = args[i];
         i++;
+        if (pst_conf_check_text(cf, "access_rule", &r->text,
+                                PST_CONF_TEXT_MAX) != PST_OK)
+        {
+            return PST_CONF_ERROR;
+        }
     }
 
     if (i < n) {
@@ -689,6 +725,11 @@ access_rule_directive(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
         r->action = ACCESS_A_DISCONNECT;
         if (i < n) {
             r->text = args[i++];
+            if (pst_conf_check_text(cf, "access_rule", &r->text,
+                                    PST_CONF_TEXT_MAX) != PST_OK)
+            {
+                return PST_CONF_ERROR;
+            }
         }
     } else if (access_eq(&act, "header")) {
         r->action = ACCESS_A_HEADER;
@@ -706,7 +747,7 @@ access_rule_directive(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
                 return PST_CONF_ERROR;
             }
         }
-        return PST_CONF_OK;
+        return access_header_value(cf, r);
     } else {
         pst_conf_error(cf, "unknown action \"%s\" in \"access_rule\" (use"
                        " accept, pass, reject, tempfail, disconnect or"

@@ -93,6 +93,51 @@ smtp {
                    line=7, message='without a "listen"')
         self.check("", message="nothing to serve")
 
+    def test_wire_text_limits(self):
+        """Text that reaches the wire is checked at -t (issue #17): a
+        100 KB banner, CR/LF in the banner, the host name or a reply
+        text of a module's directive; the 64-argument limit named."""
+        self.check("smtp {\n  smtp_banner \"%s\";\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n" % ("x" * 102400),
+                   line=7, message='"smtp_banner": the text is 102400 bytes'
+                   ' long, the limit is 250')
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    smtp_banner \"hi\\r\\n250 fake\";\n  }\n}\n",
+                   line=9, message='"smtp_banner": invalid character "\\r"'
+                   ' at byte 3')
+        self.check("smtp {\n  hostname \"mx.test\\r\\n\";\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n", line=7,
+                   message='invalid hostname "mx.test\\r\\n"')
+        self.check("smtp {\n  hostname %s.test;\n"
+                   "  server { listen 127.0.0.1:1; }\n}\n" % ("a." * 130),
+                   line=7, message="at most 255 bytes")
+        access = "load_module {modules}/policy_access.so;\n"
+        self.check(access + "smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    access_rule mail ~ x reject 550 5.7.1"
+                   " \"no\\r\\n250 ok\";\n  }\n}\n", line=10,
+                   message='"access_rule": invalid character "\\r" at'
+                   ' byte 3')
+        self.check(access + "smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    access_rule helo ~ x disconnect \"%s\";\n  }\n}\n"
+                   % ("y" * 251), line=10,
+                   message='"access_rule": the text is 251 bytes long')
+        self.check(access + "smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    access_rule helo ~ x header X-A"
+                   " \"v\\r\\nBcc: x@y.test\";\n  }\n}\n", line=10,
+                   message='header "X-A": control character (byte 2)')
+        self.check("smtp {\n  server {\n    listen 127.0.0.1:1;\n"
+                   "    tls_server_names%s;\n  }\n}\n"
+                   % "".join(" n%d.test" % i for i in range(65)), line=9,
+                   message='"tls_server_names" directive has more than 64'
+                   ' arguments, the limit per directive')
+        # the limits themselves are fine
+        self.check(access + "smtp {\n  smtp_banner \"%s\";\n"
+                   "  server {\n    listen 127.0.0.1:1;\n"
+                   "    local_domains example.test;\n"
+                   "    access_rule helo ~ x reject 550 5.7.1 \"%s\";\n"
+                   "    access_rule helo ~ y header X-A \"a\tb\";\n"
+                   "  }\n}\n" % ("z" * 250, "w" * 250), rc=0)
+
     def test_bad_module(self):
         self.check("load_module /nonexistent/mod.so;\n", line=6,
                    message='cannot load module "/nonexistent/mod.so"')

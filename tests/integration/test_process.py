@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -40,6 +41,11 @@ def alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def proc_title(pid):
@@ -226,6 +232,32 @@ class WorkerCrashTest(PstTestCase):
         srv.wait_log(r"worker process %d exited on signal 9" % victim)
         srv.wait_tmp_empty(timeout=3)
 
+    def test_dead_worker_tmp_gone_at_respawn(self):
+        """kill -9 of a worker in the middle of DATA: its temporary file
+        is gone by the time its successor runs (within a second), and
+        the messages acknowledged before are untouched."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        for _ in range(4):
+            self.assertEqual(srv.send(), {})
+        before = {q: srv.message(q) for q in srv.queue_ids()}
+        c = open_tx(srv)
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(b"Subject: doomed\r\n\r\nhalf a message")
+        victim = srv.worker_for(c)
+        wait_for(lambda: any("/%d/" % victim in f for f in srv.tmp_files()),
+                 5, what="the victim's temporary file")
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(srv.workers()) == 2
+                 and victim not in srv.workers(), 15, what="a new worker")
+        wait_for(lambda: not srv.tmp_files(), 1.0,
+                 what="tmp/ empty within a second of the respawn")
+        self.assertFalse(os.path.exists(os.path.join(srv.spool, "tmp",
+                                                     str(victim))))
+        c.close()
+        self.assertEqual({q: srv.message(q) for q in srv.queue_ids()},
+                         before)
+        srv.check_queue_consistent()
+
     def test_workers_killed_repeatedly(self):
         srv = self.server(CONF % ("mx.example.test", ""))
         for _ in range(3):
@@ -353,8 +385,8 @@ class RecoveryTest(PstTestCase):
     def test_recovery_sorts_out_debris(self):
         """Start-up recovery: committed messages stay; truncated, foreign
         or unreadable queue files go to corrupt/; what dead workers were
-        receiving and stale leftovers are removed; young stray files (a
-        dying worker may still own them) are kept."""
+        receiving and every stray file in tmp/ (no writer puts one
+        there) are removed."""
         srv = self.server(CONF % ("mx.example.test", ""))
         self.assertEqual(srv.send(), {})
         good = srv.queue_ids()[0]
@@ -381,7 +413,7 @@ class RecoveryTest(PstTestCase):
         put(os.path.join(tmp, "F" * 18), "young")
         srv.start()
         line = srv.wait_log(r"message\(s\) queued", count=2)[-1]
-        self.assertIn("1 message(s) queued, 2 stale file(s) removed, "
+        self.assertIn("1 message(s) queued, 3 stale file(s) removed, "
                       "4 moved to corrupt/", line)
         self.assertFalse(os.path.exists(os.path.join(tmp, "999999")))
         self.assertEqual(sorted(os.listdir(os.path.join(srv.spool,
@@ -390,8 +422,7 @@ class RecoveryTest(PstTestCase):
         self.assertEqual(os.listdir(q), [good])
         # (the new workers' own tmp/PID directories are there too)
         self.assertEqual([f for f in os.listdir(tmp)
-                          if not os.path.isdir(os.path.join(tmp, f))],
-                         ["F" * 18])
+                          if not os.path.isdir(os.path.join(tmp, f))], [])
         srv.wait_log(r"moving queue/%s to corrupt/: size does not match"
                      % truncated)
         srv.wait_log(r"moving queue/%s to corrupt/: no format 2 header"
@@ -401,6 +432,83 @@ class RecoveryTest(PstTestCase):
         r = srv.run_tool("queue", "count")
         self.assertEqual(r.stdout, "1\n")
         self.assertEqual(srv.send(), {})
+
+
+class DeadWriterTest(PstTestCase):
+
+    def test_restart_after_kill_9_mid_data(self):
+        """kill -9 of master and workers while messages arrive: their
+        workers are dead (zombies nobody reaps count as dead), so the
+        restart removes every temporary file; committed mail stays."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        self.assertEqual(srv.send(), {})
+        acked = srv.queue_ids()
+        clients = []
+        for _ in range(4):
+            c = open_tx(srv)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(b"Subject: doomed\r\n\r\nhalf")
+            clients.append(c)
+        wait_for(lambda: len(srv.tmp_files()) == 4, 5, what="4 tmp files")
+        srv.kill_all()
+        for c in clients:
+            c.close()
+        srv.start()
+        srv.wait_log(r"message\(s\) queued, 4 stale file\(s\) removed",
+                     count=1)
+        self.assertEqual(srv.tmp_files(), [])
+        self.assertEqual(srv.queue_ids(), acked)
+        self.assertEqual(srv.send(), {})
+
+    def test_tmp_of_non_workers_removed_at_start(self):
+        """A tmp/PID whose PID now belongs to another program, or to a
+        zombie, and stray files in tmp/ are garbage at start-up."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        srv.stop()
+        tmp = os.path.join(srv.spool, "tmp")
+        other = subprocess.Popen(["sleep", "60"])
+        zombie = subprocess.Popen(["true"])
+        try:
+            wait_for(lambda: proc_state(zombie.pid) == "Z", 5,
+                     what="a zombie")
+            for pid in (other.pid, zombie.pid):
+                os.mkdir(os.path.join(tmp, str(pid)))
+                with open(os.path.join(tmp, str(pid), "G" * 18), "wb") as f:
+                    f.write(b"partial")
+            with open(os.path.join(tmp, "F" * 18), "wb") as f:
+                f.write(b"young stray")
+            srv.start()
+            srv.wait_log(r"0 message\(s\) queued, 3 stale file\(s\) "
+                         r"removed", count=1)
+            self.assertEqual(srv.tmp_files(), [])
+            self.assertFalse(os.path.exists(os.path.join(tmp,
+                                                         str(other.pid))))
+        finally:
+            other.kill()
+            other.wait()
+            zombie.wait()
+
+
+    def test_reap_sweeps_other_dead_writers(self):
+        """A tmp/PID left by a process this master never reaps (a worker
+        of a killed master that died later) goes at the next reap."""
+        srv = self.server(CONF % ("mx.example.test", ""))
+        tmp = os.path.join(srv.spool, "tmp")
+        zombie = subprocess.Popen(["true"])
+        try:
+            wait_for(lambda: proc_state(zombie.pid) == "Z", 5,
+                     what="a zombie")
+            os.mkdir(os.path.join(tmp, str(zombie.pid)))
+            with open(os.path.join(tmp, str(zombie.pid), "G" * 18),
+                      "wb") as f:
+                f.write(b"partial")
+            victim = srv.workers()[0]
+            os.kill(victim, signal.SIGKILL)
+            srv.wait_log(r"removed 0 unacknowledged file\(s\) of process"
+                         r" %d, 1 of other dead writers" % victim)
+            self.assertEqual(srv.tmp_files(), [])
+        finally:
+            zombie.wait()
 
 
 class KillEverythingTest(PstTestCase):

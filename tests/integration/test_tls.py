@@ -568,7 +568,10 @@ class ClientToolsTest(TlsTestCase):
         self.assertEqual(srv.queue_count(), 2)
 
     def test_openssl_s_client_starttls(self):
-        srv = self.tls_server()
+        # s_client sends its whole stdin at once, the message text before
+        # the 354: only accepted with smtp_forbid_unauth_pipelining off
+        srv = self.tls_server(srv_extra="smtp_forbid_unauth_pipelining"
+                                        " off;")
         p = subprocess.run(
             ["openssl", "s_client", "-starttls", "smtp", "-connect",
              "127.0.0.1:%d" % srv.port, "-servername", "mx.example.test",

@@ -341,10 +341,10 @@ static const conf_error_t  conf_errors[] = {
       " least 4k" },
     { "bad hostname", SRV("hostname -bad-;"),
       "main.conf:1: invalid hostname \"-bad-\": it must be a domain name"
-      " (set \"hostname\")" },
+      " of at most 255 bytes" },
     { "UTF-8 hostname", SRV("hostname b\xc3\xbc" "cher.de;"),
-      "main.conf:1: invalid hostname \"b\xc3\xbc" "cher.de\": it must be a"
-      " domain name (set \"hostname\")" },
+      "main.conf:1: invalid hostname \"b\\xc3\\xbc" "cher.de\": it must"
+      " be a domain name of at most 255 bytes" },
     { "store not loaded", SRV("store nosuch;"),
       "main.conf:1: \"store nosuch\": no such store module is loaded and"
       " switched on for this server" },
@@ -359,6 +359,28 @@ static const conf_error_t  conf_errors[] = {
     { "empty file", "",
       "main.conf:1: no \"smtp { server { listen ...; } }\" block: nothing"
       " to serve" },
+    /* text that reaches the wire (issue #17) */
+    { "CR LF in the banner",
+      "smtp {\n    server {\n        listen 2525;\n"
+      "        smtp_banner \"ESMTP\\r\\n250 injected\";\n    }\n}\n",
+      "main.conf:4: \"smtp_banner\": invalid character \"\\r\" at byte 6:"
+      " text sent to clients must be printable ASCII or TAB, without CR,"
+      " LF or other control characters" },
+    { "escape character in the banner",
+      SRV("smtp_banner \"a\x1b[2Jb\";"),
+      "main.conf:1: \"smtp_banner\": invalid character \"\\x1b\" at byte"
+      " 2: text sent to clients must be printable ASCII or TAB, without"
+      " CR, LF or other control characters" },
+    { "non-ASCII banner", SRV("smtp_banner \"caf\xc3\xa9\";"),
+      "main.conf:1: \"smtp_banner\": invalid character \"\\xc3\" at byte"
+      " 4: text sent to clients must be printable ASCII or TAB, without"
+      " CR, LF or other control characters" },
+    { "LF in the host name",
+      "smtp {\n    hostname \"mx.example\\nx\";\n"
+      "    server { listen 2525; }\n}\n",
+      "main.conf:2: invalid hostname \"mx.example\\nx\": it must be a"
+      " domain name of at most 255 bytes" },
+
     { "empty smtp block", "# nothing\nsmtp { }\n",
       "main.conf:1: no \"smtp { server { listen ...; } }\" block: nothing"
       " to serve" },
@@ -514,6 +536,71 @@ check_str_value(const pst_str_t *s, const char *want)
                   && memcmp(s->data, want, s->len) == 0,
                   "\"%.*s\", expected \"%s\"", (int) s->len, s->data, want);
 }
+
+
+/* Lengths: 250 bytes of banner load, 251 do not (file:line named); 64
+ * arguments after a directive's name load, 65 do not, and the error
+ * names the directive and the limit. */
+START_TEST(test_conf_limits)
+{
+    pst_cycle_t  *cycle;
+    char          text[300], *dir, *conf, *out, *p;
+    int           i, k;
+
+    dir = tu_tmpdir();
+
+    memset(text, 'x', sizeof(text));
+    text[250] = '\0';
+    ck_assert(asprintf(&conf, "smtp {\n    smtp_banner \"%s\";\n"
+                       "    server { listen 2525; }\n}\n", text) > 0);
+    out = tu_load_conf(dir, conf, NULL, &cycle);
+    ck_assert_msg(cycle != NULL, "250 bytes refused: %s", out);
+    ck_assert_uint_eq(server_conf(cycle, 0)->banner.len, 250);
+    pst_destroy_cycle(cycle);
+    free(out);
+    free(conf);
+
+    text[250] = 'x';
+    text[251] = '\0';
+    ck_assert(asprintf(&conf, "smtp {\n    smtp_banner \"%s\";\n"
+                       "    server { listen 2525; }\n}\n", text) > 0);
+    out = tu_load_conf(dir, conf, NULL, &cycle);
+    ck_assert(cycle == NULL);
+    ck_assert_str_eq(out, "main.conf:2: \"smtp_banner\": the text is 251"
+                     " bytes long, the limit is 250 (it goes into SMTP"
+                     " replies, whose lines RFC 5321 4.5.3.1.5 limits to"
+                     " 512)\n");
+    free(out);
+    free(conf);
+
+    for (i = 64; i <= 65; i++) {
+        conf = malloc(64 + (size_t) i * 16);
+        ck_assert_ptr_nonnull(conf);
+        p = conf + sprintf(conf, "smtp {\n    server {\n        listen"
+                           " 2525;\n        tls_server_names");
+        for (k = 0; k < i; k++) {
+            p += sprintf(p, " n%d.example", k);
+        }
+        sprintf(p, ";\n    }\n}\n");
+        out = tu_load_conf(dir, conf, NULL, &cycle);
+        if (i == 64) {
+            ck_assert_msg(cycle != NULL, "64 arguments refused: %s", out);
+            pst_destroy_cycle(cycle);
+        } else {
+            ck_assert(cycle == NULL);
+            ck_assert_str_eq(out, "main.conf:4: \"tls_server_names\""
+                             " directive has more than 64 arguments, the"
+                             " limit per directive (repeat the directive,"
+                             " or use a file where it takes one)\n");
+        }
+        free(out);
+        free(conf);
+    }
+
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
 
 
 START_TEST(test_conf_defaults)
@@ -729,6 +816,7 @@ suite_conf_file(void)
     tc = tcase_create("errors");
     tcase_add_loop_test(tc, test_conf_error, 0, pst_nelems(conf_errors));
     tcase_add_test(tc, test_conf_missing_file);
+    tcase_add_test(tc, test_conf_limits);
     tcase_add_test(tc, test_conf_unknown_user);
     tcase_add_test(tc, test_conf_include_depth);
     suite_add_tcase(s, tc);

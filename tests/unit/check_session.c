@@ -475,6 +475,54 @@ START_TEST(test_pipelined_replies_in_order)
 END_TEST
 
 
+/* RFC 2920 3.1: the text after the 354, never with DATA (issue #17) */
+START_TEST(test_text_before_354)
+{
+    static const char  group[] = "MAIL FROM:<a@client.test>\r\n"
+                                 "RCPT TO:<u@example.test>\r\n"
+                                 "DATA\r\n"
+                                 "Subject: early\r\n\r\nx\r\n.\r\n";
+    int                fd;
+
+    ts_init("");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_send(fd, group);
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_int_eq(ts_reply(fd), 554);
+    ck_assert_msg(strstr(ts_buf, "554 5.5.0 Error: SMTP protocol"
+                         " synchronization\r\n") == ts_buf, "%s", ts_buf);
+    ck_assert_int_eq(ts_reply(fd), 0);
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 0);
+    close(fd);
+}
+END_TEST
+
+
+/* smtp_forbid_unauth_pipelining off: the old, lenient behaviour */
+START_TEST(test_text_before_354_allowed)
+{
+    static const char  group[] = "MAIL FROM:<a@client.test>\r\n"
+                                 "RCPT TO:<u@example.test>\r\n"
+                                 "DATA\r\n"
+                                 "Subject: early\r\n\r\nx\r\n.\r\n";
+    int                fd;
+
+    ts_init("smtp_forbid_unauth_pipelining off;");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_send(fd, group);
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_int_eq(ts_reply(fd), 354);
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_int_eq(ts_mem("test_mem_stored"), 1);
+    close(fd);
+}
+END_TEST
+
+
 START_TEST(test_too_many_errors)
 {
     int  fd;
@@ -1267,6 +1315,8 @@ suite_session(void)
     tcase_add_test(tc, test_message_stored);
     tcase_add_test(tc, test_commit_failure_keeps_session);
     tcase_add_test(tc, test_pipelined_replies_in_order);
+    tcase_add_test(tc, test_text_before_354);
+    tcase_add_test(tc, test_text_before_354_allowed);
     tcase_add_test(tc, test_too_many_errors);
     tcase_add_test(tc, test_command_timeout);
     tcase_add_test(tc, test_line_too_long);

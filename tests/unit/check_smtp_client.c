@@ -328,6 +328,9 @@ START_TEST(test_client_pipelined)
     ck_assert_uint_eq(pst_smtp_client_caps(cl), PST_SMTP_CAP_PIPELINING
                       | PST_SMTP_CAP_SIZE | PST_SMTP_CAP_8BITMIME);
     ck_assert_int_eq(pst_smtp_client_max_size(cl), 100000);
+    ck_assert_int_eq(tc_reply.code, 250);
+    ck_assert_str_eq(tc_reply_text, "mx.test\nPIPELINING\nSIZE 100000\n"
+                     "8BITMIME");
     ck_assert_int_eq(pst_smtp_client_tls(cl), 0);
 
     tc_tx(&tx, rcpts, 2, "Subject: x\r\n\r\n.leading\nbare\r\n.\r\nend");
@@ -433,7 +436,31 @@ START_TEST(test_client_helo_lockstep)
     ck_assert_int_eq(rcpts[1].reply.code, 553);
     ck_assert_str_eq(rcpts[1].reply.ecode, "5.1.8");
 
+    /* a 250 to DATA is no delivery: the session is dropped, the
+     * accepted recipient has no final reply */
+    pst_smtp_client_abort(cl);
+    close(fd);
+    tc_ready_rc = TC_UNSET;
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+    tc_send_tx(cl, &tx);
+    tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+    tc_send(fd, "250 ok\r\n");
+    tc_expect(fd, "RCPT TO:<b@y.test>\r\n");
+    tc_send(fd, "250 ok\r\n");
+    tc_expect(fd, "RCPT TO:<c@y.test>\r\n");
+    tc_send(fd, "550 no\r\n");
+    tc_expect(fd, "DATA\r\n");
+    tc_send(fd, "250 sure\r\n");
+    tc_until(&tc_done_rc);
+    ck_assert_int_eq(tc_done_rc, PST_ERROR);
+    ck_assert_int_eq(rcpts[0].reply.code, 0);
+    ck_assert_int_eq(rcpts[1].reply.code, 550);
+    pst_smtp_client_abort(cl);
+
     /* one command */
+    close(fd);
+    tc_ready_rc = TC_UNSET;
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
     tc_in_call = 1;
     ck_assert_int_eq(pst_smtp_client_command(cl, "NOOP", tc_cmd, NULL),
                      PST_OK);
@@ -448,6 +475,12 @@ START_TEST(test_client_helo_lockstep)
                                              NULL), PST_ERROR);
 
     pst_smtp_client_abort(cl);
+    ck_assert_uint_eq(pst_connections_used(), 0);
+
+    /* no command smuggled in through the HELO name */
+    conf.helo_name = "client.test\r\nMAIL FROM:<x>";
+    ck_assert_ptr_null(pst_smtp_client_open(&conf, (struct sockaddr *) &sin,
+                                            sizeof(sin), tc_ready, NULL));
     ck_assert_uint_eq(pst_connections_used(), 0);
     close(fd);
     close(lfd);
@@ -868,6 +901,229 @@ START_TEST(test_client_starttls_policy)
 END_TEST
 
 
+/* SCRAM-SHA-256: the client checks the server's signature; a server
+ * that says 235 without one, or signs wrongly, is refused. */
+START_TEST(test_client_scram_mutual)
+{
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    u_char                   dec[256], enc[512];
+    char                     line[600], *nonce;
+    ssize_t                  n;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+    conf.auth_mech = "auto";
+    conf.auth_user = "us,er";
+    conf.auth_pass = "pencil";
+    cl = tc_open(&conf, &sin);
+    fd = tc_accept(lfd);
+    tc_send(fd, "220 mx.test\r\n");
+    tc_expect(fd, "EHLO client.test\r\n");
+    tc_send(fd, "250-mx.test\r\n250 AUTH PLAIN SCRAM-SHA-256\r\n");
+
+    /* client-first: gs2 header, escaped user name, a nonce */
+    ck_assert(tc_wait(fd, "\r\n"));
+    ck_assert(strncmp(tc_rbuf, "AUTH SCRAM-SHA-256 ", 19) == 0);
+    n = pst_base64_decode(dec, (u_char *) tc_rbuf + 19, tc_rlen - 21);
+    ck_assert_int_gt(n, 0);
+    dec[n] = '\0';
+    ck_assert(strncmp((char *) dec, "n,,n=us=2Cer,r=", 15) == 0);
+    nonce = (char *) dec + 15;
+    ck_assert_uint_ge(strlen(nonce), 24);
+    ck_assert_ptr_nonnull(strstr(tc_trail, "> AUTH SCRAM-SHA-256 ****"));
+    tc_rlen = 0;
+
+    n = snprintf(line, sizeof(line), "r=%sSRV,s=QSXCR+Q6sek8bf92,i=4096",
+                 nonce);
+    enc[pst_base64_encode(enc, (u_char *) line, (size_t) n)] = '\0';
+    snprintf(line, sizeof(line), "334 %s\r\n", enc);
+    tc_send(fd, line);
+
+    /* client-final carries the combined nonce and a proof */
+    ck_assert(tc_wait(fd, "\r\n"));
+    n = pst_base64_decode(dec, (u_char *) tc_rbuf, tc_rlen - 2);
+    ck_assert_int_gt(n, 0);
+    dec[n] = '\0';
+    ck_assert(strncmp((char *) dec, "c=biws,r=", 9) == 0);
+    ck_assert_ptr_nonnull(strstr((char *) dec, "SRV,p="));
+    tc_rlen = 0;
+
+    if (_i == 0) {
+        tc_send(fd, "235 2.7.0 ok\r\n");
+    } else {
+        /* v= with 32 zero bytes */
+        tc_send(fd, "334 dj1BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQ"
+                    "UFBQUE9\r\n");
+    }
+    tc_until(&tc_ready_rc);
+    ck_assert_int_eq(tc_ready_rc, PST_ERROR);
+    ck_assert_int_eq(tc_reply.code, 0);
+    ck_assert_ptr_nonnull(strstr(tc_reply_text, _i == 0 ? "proving"
+                                                        : "signature"));
+    pst_smtp_client_abort(cl);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
+/* A server's 421 while the session is idle: the next send is refused;
+ * a message file shorter than its length: the message is never ended
+ * with "." (no half message delivered), the transaction fails. */
+START_TEST(test_client_idle_close_and_short_file)
+{
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_tx_t     tx;
+    pst_smtp_client_rcpt_t   rcpts[1];
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+    tc_tx(&tx, rcpts, 1, "hello\r\n");
+
+    if (_i == 0) {
+        tc_send(fd, "421 4.4.2 idle too long\r\n");
+        ck_assert_int_eq(tc_wait(fd, "never"), 0);
+        ck_assert_int_eq(pst_smtp_client_send(cl, &tx, tc_done, NULL),
+                         PST_ERROR);
+        ck_assert_int_eq(pst_smtp_client_command(cl, "NOOP", tc_cmd, NULL),
+                         PST_ERROR);
+    } else {
+        tx.length += 100000;
+        tc_send_tx(cl, &tx);
+        tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+        tc_send(fd, "250 ok\r\n");
+        tc_expect(fd, "RCPT TO:<b@y.test>\r\n");
+        tc_send(fd, "250 ok\r\n");
+        tc_expect(fd, "DATA\r\n");
+        tc_send(fd, "354 go\r\n");
+        ck_assert_int_eq(tc_wait(fd, "never"), 0);
+        ck_assert_ptr_null(memmem(tc_rbuf, tc_rlen, "\r\n.\r\n", 5));
+        tc_until(&tc_done_rc);
+        ck_assert_int_eq(tc_done_rc, PST_ERROR);
+        ck_assert_int_eq(rcpts[0].reply.code, 0);
+        ck_assert_ptr_nonnull(strstr((char *) rcpts[0].reply.text.data,
+                                     "shorter"));
+    }
+
+    pst_smtp_client_abort(cl);
+    ck_assert_uint_eq(pst_connections_used(), 0);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
+/* Each wait has its own timeout (RFC 5321 4.5.3.2): the one set short
+ * fires, the others are long. */
+START_TEST(test_client_timeouts)
+{
+    static const char       *why[] = { "MAIL reply", "RCPT reply",
+                                       "DATA reply", "end of data reply" };
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_tx_t     tx;
+    pst_smtp_client_rcpt_t   rcpts[1];
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+    conf.mail_timeout = _i == 0 ? 200 : 60000;
+    conf.rcpt_timeout = _i == 1 ? 200 : 60000;
+    conf.data_init_timeout = _i == 2 ? 200 : 60000;
+    conf.data_done_timeout = _i == 3 ? 200 : 60000;
+    conf.data_block_timeout = 60000;
+    cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+    tc_tx(&tx, rcpts, 1, "hello\r\n");
+    tc_send_tx(cl, &tx);
+
+    tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+    if (_i > 0) {
+        tc_send(fd, "250 ok\r\n");
+        tc_expect(fd, "RCPT TO:<b@y.test>\r\n");
+    }
+    if (_i > 1) {
+        tc_send(fd, "250 ok\r\n");
+        tc_expect(fd, "DATA\r\n");
+    }
+    if (_i > 2) {
+        tc_send(fd, "354 go\r\n");
+        tc_expect(fd, "hello\r\n.\r\n");
+    }
+
+    tc_until(&tc_done_rc);
+    ck_assert_int_eq(tc_done_rc, PST_ERROR);
+    ck_assert_int_eq(rcpts[0].reply.code, 0);
+    ck_assert_msg(strstr((char *) rcpts[0].reply.text.data, why[_i])
+                  != NULL, "%s", rcpts[0].reply.text.data);
+    ck_assert_int_eq(tc_wait(fd, "never"), 0);
+    pst_smtp_client_abort(cl);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
+/* Replies must answer commands that were sent: a reply ahead of its
+ * command (a server that answers the RCPT it has not seen yet), or one
+ * nobody asked for, drops the session instead of being believed. */
+START_TEST(test_client_reply_order)
+{
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_tx_t     tx;
+    pst_smtp_client_rcpt_t   rcpts[1];
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+
+    if (_i == 0) {
+        cl = tc_session(&conf, lfd, &sin, &fd, "250 mx.test\r\n");
+        tc_tx(&tx, rcpts, 1, "hello\r\n");
+        tc_send_tx(cl, &tx);
+        tc_expect(fd, "MAIL FROM:<a@x.test>\r\n");
+        tc_send(fd, "250 ok\r\n250 ok\r\n");
+        tc_until(&tc_done_rc);
+        ck_assert_int_eq(tc_done_rc, PST_ERROR);
+        ck_assert_int_eq(rcpts[0].reply.code, 0);
+        ck_assert(!rcpts[0].accepted);
+        ck_assert_ptr_nonnull(strstr((char *) rcpts[0].reply.text.data,
+                                     "before the command"));
+    } else {
+        /* a second reply to EHLO */
+        cl = tc_open(&conf, &sin);
+        fd = tc_accept(lfd);
+        tc_send(fd, "220 mx.test\r\n");
+        tc_expect(fd, "EHLO client.test\r\n");
+        tc_send(fd, "250 mx.test\r\n250 again\r\n");
+        tc_until(&tc_ready_rc);
+        /* the ready callback was posted before the extra reply came:
+         * the session is gone all the same */
+        tc_turn();
+        ck_assert_int_eq(pst_smtp_client_command(cl, "NOOP", tc_cmd, NULL),
+                         PST_ERROR);
+    }
+
+    pst_smtp_client_abort(cl);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
 Suite *
 suite_smtp_client(void)
 {
@@ -889,6 +1145,10 @@ suite_smtp_client(void)
     tcase_add_test(tc, test_client_broken);
     tcase_add_loop_test(tc, test_client_auth, 0, 3);
     tcase_add_loop_test(tc, test_client_starttls_policy, 0, 2);
+    tcase_add_loop_test(tc, test_client_scram_mutual, 0, 2);
+    tcase_add_loop_test(tc, test_client_timeouts, 0, 4);
+    tcase_add_loop_test(tc, test_client_reply_order, 0, 2);
+    tcase_add_loop_test(tc, test_client_idle_close_and_short_file, 0, 2);
     suite_add_tcase(s, tc);
 
     return s;

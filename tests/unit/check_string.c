@@ -488,6 +488,35 @@ START_TEST(test_sanitize)
 END_TEST
 
 
+static const sanitize_case_t  escape_cases[] = {
+    { T("MAIL FROM:<a@b>"), 64, "MAIL FROM:<a@b>" },
+    { T("DATA\r\nx\ty"), 64, "DATA\\r\\nx\\ty" },
+    { T("a\\b"), 64, "a\\\\b" },
+    { T("\0\x1b\x7f"), 64, "\\x00\\x1b\\x7f" },
+    { T("caf\xc3\xa9"), 64, "caf\\xc3\\xa9" },
+    { T("ab\r\n"), 5, "ab\\r" },            /* never half an escape */
+    { T("ab\r\n"), 4, "ab" },
+    { T("abc"), 1, "" },
+    { T(""), 8, "" },
+};
+
+
+START_TEST(test_escape)
+{
+    const sanitize_case_t  *c = &escape_cases[_i];
+    u_char                  out[128];
+    size_t                  n;
+
+    memset(out, 'X', sizeof(out));
+    n = pst_escape(out, c->size, (const u_char *) c->in.data, c->in.len);
+
+    ck_assert_uint_eq(n, strlen(c->out));
+    ck_assert_str_eq((char *) out, c->out);
+    ck_assert_int_eq(out[c->size], 'X');
+}
+END_TEST
+
+
 START_TEST(test_sanitize_zero_size)
 {
     u_char  out[4] = "XXX";
@@ -694,6 +723,7 @@ suite_string(void)
     tc = tcase_create("text");
     tcase_add_loop_test(tc, test_sanitize, 0, pst_nelems(sanitize_cases));
     tcase_add_test(tc, test_sanitize_zero_size);
+    tcase_add_loop_test(tc, test_escape, 0, pst_nelems(escape_cases));
     tcase_add_loop_test(tc, test_rfc5322_date, 0, pst_nelems(date_cases));
     tcase_add_test(tc, test_rfc5322_date_months);
     tcase_add_test(tc, test_rfc5322_date_truncated);
