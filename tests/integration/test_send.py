@@ -299,6 +299,47 @@ class Progress(SendCase):
         self.assertNotIn("MiB", err)
 
 
+class Transport(SendCase):
+
+    def test_greeting_timeout(self):
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)         # connects, never greets
+        try:
+            rc, out, err = self.send(
+                "--server", "127.0.0.1:%d" % lsock.getsockname()[1],
+                "--timeout", "300ms", "--from", "a@example.test",
+                "--to", "b@example.test", "--body", "x")
+        finally:
+            lsock.close()
+        self.assertEqual(rc, EX_PROTOCOL, err)
+        self.assertIn("greeting", err)
+
+    def test_local_address_and_helo(self):
+        peers = []
+
+        class Peer(Sink):
+            async def handle_EHLO(self, server, session, envelope, hostname,
+                                  responses):
+                peers.append((session.peer[0], hostname))
+                session.host_name = hostname
+                return responses
+
+        handler = Peer()
+        port = free_port()
+        c = Controller(handler, hostname="127.0.0.1", port=port,
+                       decode_data=False)
+        c.start()
+        self.controllers.append(c)
+        rc, out, err = self.send("--server", "127.0.0.1:%d" % port,
+                                 "--tls", "none", "--local-address",
+                                 "127.0.0.2", "--helo", "me.example.test",
+                                 "--from", "a@example.test",
+                                 "--to", "b@example.test", "--body", "x")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(peers, [("127.0.0.2", "me.example.test")])
+
+
 class Usage(SendCase):
 
     def test_usage_errors(self):
@@ -592,24 +633,51 @@ smtp {
 class Postern(SendCase):
 
     def test_to_postern_ipv4_and_ipv6(self):
+        v6 = free_port()
         srv = self.server("""
-smtp { server { listen {port}; listen [::1]:{portnum2};
+smtp { server { listen {port}; listen [::1]:%d;
                 local_domains example.test; } }
-""".replace("{portnum2}", str(free_port())))
+""" % v6)
         data = os.urandom(70000)
         att = self.file("data.bin", data)
-        rc, out, err = self.send(
-            "--server", "127.0.0.1:%d" % srv.port, "--tls", "none",
-            "--from", "a@client.test", "--to", "u@example.test",
-            "--subject", "to postern", "--body", "see attached",
-            "--attach", att, "--json")
-        self.assertEqual(rc, EX_OK, err)
-        qid = json.loads(out)["queue_id"]
-        self.assertEqual(srv.queue_ids(), [qid])
-        m = self.parse(srv.message(qid))
-        self.assertEqual(m["Subject"], "to postern")
-        att_part = list(m.iter_attachments())[0]
-        self.assertEqual(att_part.get_payload(decode=True), data)
+        for server in ("127.0.0.1:%d" % srv.port, "[::1]:%d" % v6):
+            rc, out, err = self.send(
+                "--server", server, "--tls", "none",
+                "--from", "a@client.test", "--to", "u@example.test",
+                "--subject", "to postern", "--body", "see attached",
+                "--attach", att, "--json", "--helo", "client.example.test")
+            self.assertEqual(rc, EX_OK, err)
+            res = json.loads(out)
+            self.assertTrue(res["server"].endswith(server.split(":")[-1]),
+                            res["server"])
+            qid = res["queue_id"]
+            self.assertIn(qid, srv.queue_ids())
+            m = self.parse(srv.message(qid))
+            self.assertEqual(m["Subject"], "to postern")
+            self.assertIn("client.example.test", m["Received"])
+            att_part = list(m.iter_attachments())[0]
+            self.assertEqual(att_part.get_payload(decode=True), data)
+        self.assertEqual(srv.queue_count(), 2)
+
+    def test_sendmail_bp_and_dsn_flags(self):
+        srv = self.server("""
+smtp { server { listen {port}; local_domains example.test; } }
+""")
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-v", "-N",
+                            "FAILURE,DELAY", "-R", "HDRS", "-V", "env-1",
+                            "-f", "sender@client.test", "u@example.test"],
+                           input=b"Subject: dsn\n\nx\n", capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"NOTIFY=FAILURE,DELAY ORCPT=rfc822;u@example.test",
+                      p.stderr)
+        self.assertIn(b"RET=HDRS ENVID=env-1", p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-bp"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(qid.encode(), p.stdout)
+        self.assertIn(b"u@example.test", p.stdout)
 
 
 class Queue(SendCase):
