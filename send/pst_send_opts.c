@@ -87,7 +87,7 @@ static const char  *pst_send_priority[] = { "non-urgent", "normal", "urgent",
 static const char  *pst_send_sensitivity[] = { "personal", "private",
                                                "company-confidential", NULL };
 static const char  *pst_send_auths[] = { "PLAIN", "LOGIN", "SCRAM-SHA-256",
-                                         "auto", NULL };
+                                         "XOAUTH2", "auto", NULL };
 
 static int pst_send_opt(pst_send_opts_t *o, int c, char *arg, char *err,
     size_t size);
@@ -357,8 +357,8 @@ pst_send_opt_transport(pst_send_opts_t *o, int c, char *arg, char *err,
     case O_AUTH:
         o->auth = arg;
         if (!pst_send_one_of(arg, pst_send_auths, 1)) {
-            snprintf(err, size, "--auth: PLAIN, LOGIN, SCRAM-SHA-256 or "
-                     "auto");
+            snprintf(err, size, "--auth: PLAIN, LOGIN, SCRAM-SHA-256, "
+                     "XOAUTH2 or auto");
             return PST_ERROR;
         }
         return PST_OK;
@@ -553,7 +553,8 @@ pst_send_usage(FILE *f)
 "  --cert FILE --key FILE  client certificate\n"
 "  --helo NAME  --local-address ADDR\n"
 "  --timeout T  --connect-timeout T   (30, 30s, 500ms, 2m)\n"
-"  --auth PLAIN|LOGIN|SCRAM-SHA-256|auto  --user NAME\n"
+"  --auth PLAIN|LOGIN|SCRAM-SHA-256|XOAUTH2|auto  --user NAME\n"
+"                          (XOAUTH2: the password is the bearer token)\n"
 "  --password-file F | --password-command CMD | --password-env VAR\n"
 "                          (default: $POSTERN_PASSWORD); --password P\n"
 "                          works but shows the secret to `ps`\n"

@@ -27,7 +27,9 @@ typedef enum {
     PST_SEND_STEP_CMD = 1,
     PST_SEND_STEP_PROBE,
     PST_SEND_STEP_RSET,
-    PST_SEND_STEP_TX
+    PST_SEND_STEP_TX,
+    PST_SEND_STEP_XOAUTH,
+    PST_SEND_STEP_XOAUTH_CANCEL
 } pst_send_step_e;
 
 typedef struct {
@@ -52,6 +54,8 @@ typedef struct {
     unsigned                sent:1;
     unsigned                broken:1;
     unsigned                done:1;
+    unsigned                xoauth:1;       /* --auth XOAUTH2 */
+    unsigned                xoauth_done:1;
     int                     tls, tls_verified;
     int                     exit;
     pst_send_reply_t        fail, mail, data;
@@ -75,6 +79,14 @@ void pst_send_run_free(pst_send_run_t *r);
 /* pst_send_progress.c: the --progress line during the transaction. */
 void pst_send_progress_start(pst_send_run_t *r);
 void pst_send_progress_stop(pst_send_run_t *r, int complete);
+/* pst_send_xoauth.c: AUTH XOAUTH2 as a command after ready; the reply:
+ * PST_OK authenticated, PST_AGAIN waiting ("*" sent), PST_ERROR
+ * refused (r->fail says why). */
+int pst_send_xoauth_start(pst_send_run_t *r);
+int pst_send_xoauth_reply(pst_send_run_t *r, const pst_smtp_reply_t *rep);
+/* pst_send_smtp.c: the command callback (also for XOAUTH2) */
+void pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
+    const pst_smtp_reply_t *rep);
 /* pst_send_pass.c: the password from the sources of the options, or
  * NULL (the reason printed). */
 char *pst_send_get_password(const pst_send_opts_t *o);

@@ -23,8 +23,6 @@ static int pst_send_open(pst_send_run_t *r);
 static void pst_send_ready(pst_smtp_client_t *cl, void *data, int rc,
     const pst_smtp_reply_t *rep);
 static void pst_send_next(pst_send_run_t *r);
-static void pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
-    const pst_smtp_reply_t *rep);
 static int pst_send_start_tx(pst_send_run_t *r);
 static void pst_send_tx_done(pst_smtp_client_t *cl,
     pst_smtp_client_tx_t *tx, void *data, int rc);
@@ -189,7 +187,8 @@ pst_send_open(pst_send_run_t *r)
     cf.greeting_timeout = cf.helo_timeout = cf.mail_timeout =
         cf.rcpt_timeout = cf.data_init_timeout = cf.data_block_timeout =
         cf.data_done_timeout = o->timeout;
-    cf.auth_mech = o->auth;
+    r->xoauth = o->auth != NULL && strcasecmp(o->auth, "XOAUTH2") == 0;
+    cf.auth_mech = r->xoauth ? NULL : o->auth;
     cf.auth_user = o->user;
     cf.auth_pass = r->pass;
     if (o->verbose) {
@@ -215,6 +214,13 @@ static void
 pst_send_trail(void *data, int outgoing, const u_char *line, size_t len)
 {
     (void) data;
+    if (outgoing && len > 13 && strncasecmp((char *) line, "AUTH XOAUTH2 ",
+                                            13) == 0)
+    {
+        /* the token: the client does not know to mask it */
+        fprintf(stderr, "C: AUTH XOAUTH2 ********\n");
+        return;
+    }
     fprintf(stderr, "%s %.*s\n", outgoing ? "C:" : "S:", (int) len, line);
 }
 
@@ -275,6 +281,12 @@ pst_send_next(pst_send_run_t *r)
 {
     char  line[1100];
 
+    if (r->xoauth && !r->xoauth_done) {
+        if (pst_send_xoauth_start(r) != PST_OK) {
+            pst_send_finish_run(r, PST_SEND_NOPERM);
+        }
+        return;
+    }
     if (r->vi < r->o->verify.n || r->ei < r->o->expand.n) {
         if (r->vi < r->o->verify.n) {
             snprintf(line, sizeof(line), "VRFY %s", r->o->verify.v[r->vi]);
@@ -320,7 +332,7 @@ pst_send_next(pst_send_run_t *r)
 }
 
 
-static void
+void
 pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
     const pst_smtp_reply_t *rep)
 {
@@ -359,6 +371,18 @@ pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
         /* a refused MAIL: no point asking about recipients */
         r->probe = r->probe == 0 && rep->code / 100 != 2
                    ? r->job->env->rcpts.n + 1 : r->probe + 1;
+        break;
+    case PST_SEND_STEP_XOAUTH:
+    case PST_SEND_STEP_XOAUTH_CANCEL:
+        switch (pst_send_xoauth_reply(r, rep)) {
+        case PST_AGAIN:
+            return;
+        case PST_OK:
+            break;
+        default:
+            pst_send_finish_run(r, pst_send_exit_for(r->fail.code, 1));
+            return;
+        }
         break;
     case PST_SEND_STEP_RSET:
         r->rset_done = 1;

@@ -483,6 +483,45 @@ class Auth(SendCase):
                     continue
                 self.assertTrue(line.startswith("postern-send:"), line)
 
+    def test_xoauth2(self):
+        import base64
+
+        class XOAuth(Sink):
+            async def auth_XOAUTH2(self, server, args):
+                if (len(args) == 2 and base64.b64decode(args[1])
+                        == b"user=alice\x01auth=Bearer tok-123\x01\x01"):
+                    return AuthResult(success=True)
+                await server.challenge_auth(b'{"status":"401"}')
+                return AuthResult(success=False, handled=True)
+
+        handler = XOAuth()
+        port = free_port()
+        c = Controller(handler, hostname="127.0.0.1", port=port,
+                       decode_data=False, auth_require_tls=False)
+        c.start()
+        self.controllers.append(c)
+        base = ["--server", "127.0.0.1:%d" % port, "--tls", "none", "-v",
+                "--auth", "XOAUTH2", "--user", "alice", "--from",
+                "a@example.test", "--to", "b@example.test", "--body", "x"]
+        rc, out, err = self.send(*base, "--password-command", "echo tok-123")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertIn("C: AUTH XOAUTH2 ********", err)
+        self.assertNotIn("tok-123", err)
+        self.assertNotIn(base64.b64encode(
+            b"user=alice\x01auth=Bearer tok-123\x01\x01").decode(), err)
+        rc, out, err = self.send(*base, "--password-command", "echo expired")
+        self.assertEqual(rc, EX_NOPERM, err)
+        self.assertIn('XOAUTH2 refused: {"status":"401"}', err)
+        self.assertIn("C: *", err)
+        self.assertEqual(len(handler.messages), 1)
+        # never a token in clear unless --tls none says so
+        rc, out, err = self.send(*[a for a in base if a not in ("--tls",
+                                                                "none")],
+                                 "--password-command", "echo tok-123")
+        self.assertEqual(rc, EX_NOPERM, err)
+        self.assertIn("not encrypted", err)
+        self.assertEqual(len(handler.messages), 1)
+
     def test_password_sources_and_failure(self):
         s = self.sink(authenticator=authenticator, auth_require_tls=False)
         pw = self.file("pw", b"s3cret-pw\n")
