@@ -22,9 +22,12 @@ import unittest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from pstest import OBJS, RUN, PstTestCase, free_port, have, wait_for
-from psttls import Certs
-from test_auth import MODULES as AUTH_MODULES, AuthCase
+from pstest import (DEFAULT_MODULES, OBJS, RUN, PstTestCase, free_port,
+                    have, wait_for)
+from psttls import Certs, TlsTestCase
+# test cases without tests of their own: their helpers only
+from test_auth import AuthCase
+from test_auth_dovecot import DOVECOT, Dovecot
 
 SEND = os.path.join(OBJS, "postern-send")
 SENDMAIL = os.path.join(OBJS, "postern-sendmail")
@@ -577,6 +580,51 @@ class PosternAuth(AuthCase):
         self.assertEqual(rc, EX_NOPERM, err)
         self.assertIn("535", err)
         self.assertEqual(srv.queue_count(), 4)
+
+
+@unittest.skipUnless(os.path.exists(DOVECOT) and os.geteuid() == 0,
+                     "dovecot-core missing or not root")
+class DovecotAuth(TlsTestCase):
+    """Postern's submission listener with auth_dovecot: each mechanism
+    from postern-send, checked by a real Dovecot."""
+
+    def test_each_mechanism_through_dovecot(self):
+        name = self.id().split(".", 1)[-1].replace(".", "_")
+        dovecot = Dovecot(os.path.join(self.pki.dir, "..",
+                                       name + "-dovecot"),
+                          [("alice", "SCRAM-SHA-256", "wonderland"),
+                           ("bob", "SHA512-CRYPT", "builder")])
+        self._peers.append(dovecot)
+        srv = self.server("""
+smtp {
+    hostname mx.example.test;
+    tls_certificate %s; tls_certificate_key %s;
+    auth_dovecot_socket unix:%s;
+    auth_failure_delay 0;
+    auth_mechanisms PLAIN LOGIN SCRAM-SHA-256;
+    server { listen {port}; listen {port2} submission;
+             local_domains example.test; }
+}
+""" % (self.crt, self.key, dovecot.socket),
+            modules=DEFAULT_MODULES + ("auth_dovecot",))
+        n = 0
+        for user, password, mech, want in (
+                ("bob", "builder", "PLAIN", EX_OK),
+                ("bob", "builder", "LOGIN", EX_OK),
+                ("alice", "wonderland", "SCRAM-SHA-256", EX_OK),
+                ("alice", "wonderland", "auto", EX_OK),
+                ("bob", "wrong", "PLAIN", EX_NOPERM)):
+            p = subprocess.run(
+                [SEND, "--server", "127.0.0.1:%d" % srv.ports[1],
+                 "--tls", "starttls", "--ca-file", self.ca.cert,
+                 "--tls-name", "mx.example.test", "--auth", mech,
+                 "--user", user, "--from", user + "@example.test",
+                 "--to", "u@example.test", "--body", mech],
+                env=dict(os.environ, POSTERN_PASSWORD=password),
+                capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, want, (mech, p.stderr))
+            n += want == EX_OK
+        self.assertEqual(srv.queue_count(), n)
 
 
 class SmtpSink(SendCase):
