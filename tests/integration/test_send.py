@@ -34,7 +34,7 @@ SENDMAIL = os.path.join(OBJS, "postern-sendmail")
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
 EX_NOUSER, EX_NOHOST, EX_UNAVAILABLE = 67, 68, 69
-EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 75, 76, 77
+EX_IOERR, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 74, 75, 76, 77
 
 
 class Sink:
@@ -364,6 +364,13 @@ class Usage(SendCase):
         self.assertIn("Exit codes", out)
         self.assertIn("--attach", out)
 
+    def test_local_io_error(self):
+        rc, out, err = self.send("--queue", "/proc/no/such/dir",
+                                 "--from", "a@b.test", "--to", "c@d.test",
+                                 "--body", "x")
+        self.assertEqual(rc, EX_IOERR, err)
+        self.assertIn("/proc/no/such/dir", err)
+
     def test_missing_attachment(self):
         rc, out, err = self.send("--from", "a@b.test", "--to", "c@d.test",
                                  "--attach", "/nonexistent/file.pdf",
@@ -689,6 +696,25 @@ class Tls(SendCase):
         self.assertEqual(rc, EX_OK, err)
         self.assertFalse(json.loads(out)["tls_verified"])
         self.assertEqual(len(s.messages), 2)
+
+    def test_client_certificate(self):
+        ccrt, ckey = self.certs.issue("client", "client.example.test",
+                                      ca=self.ca, client=True)
+        ctx = self.context()
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(self.ca.cert)
+        s = self.sink(tls_context=ctx, require_starttls=True)
+        base = ["--server", "localhost:%d" % s.port, "--tls", "starttls",
+                "--ca-file", self.ca.cert, "--from", "a@example.test",
+                "--to", "b@example.test", "--body", "x"]
+        rc, out, err = self.send(*base)
+        self.assertEqual(rc, EX_PROTOCOL, err)
+        rc, out, err = self.send(*base, "--cert", ccrt, "--key", ckey)
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(len(s.messages), 1)
+        rc, out, err = self.send(*base, "--cert", ccrt, "--key", "/nonexistent")
+        self.assertEqual(rc, EX_USAGE, err)
+        self.assertIn("TLS", err)
 
     def test_tls_required_without_starttls(self):
         s = self.sink()
