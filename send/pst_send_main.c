@@ -19,6 +19,8 @@ static int pst_send_build(const pst_send_opts_t *o, FILE *f,
     pst_send_env_t *env, int allow_8bit, char *err, size_t size);
 static int pst_send_recompose(void *data, pst_send_msg_t *msg);
 static int pst_send_print(pst_send_msg_t *msg);
+static int pst_send_message(pst_send_opts_t *o);
+static int pst_send_commands_only(pst_send_opts_t *o);
 static int pst_send_stdin_body(pst_send_opts_t *o, FILE **keep, char *path,
     size_t psize, char *err, size_t size);
 
@@ -74,7 +76,7 @@ pst_send_recompose(void *data, pst_send_msg_t *msg)
         rc = pst_send_finish(m->f, msg, err, sizeof(err));
     }
     if (rc != PST_OK) {
-        fprintf(stderr, "postern-send: %s\n", err);
+        pst_send_err("%s\n", err);
         return PST_ERROR;
     }
     return PST_OK;
@@ -134,10 +136,33 @@ pst_send_print(pst_send_msg_t *msg)
 }
 
 
-int
-main(int argc, char **argv)
+/* --verify / --expand without a message. */
+static int
+pst_send_commands_only(pst_send_opts_t *o)
 {
-    pst_send_opts_t  o;
+    pst_send_env_t  env;
+    pst_send_job_t  job;
+    char            err[1024];
+    int             rc;
+
+    memset(&job, 0, sizeof(job));
+    job.env = &env;
+    rc = pst_send_envelope(o, &env, err, sizeof(err));
+    if (rc != PST_OK) {
+        pst_send_err("%s\n", err);
+    } else {
+        rc = pst_send_run(o, &job);
+    }
+    pst_send_env_free(&env);
+    pst_send_list_free(&job.retry);
+    return rc;
+}
+
+
+/* Compose (or take) the message, then print, queue or send it. */
+static int
+pst_send_message(pst_send_opts_t *o)
+{
     pst_send_env_t   env;
     pst_send_job_t   job;
     pst_send_msg_t   msg;
@@ -146,46 +171,17 @@ main(int argc, char **argv)
     char             err[1024], body_path[64];
     int              rc;
 
-    signal(SIGPIPE, SIG_IGN);
     memset(&env, 0, sizeof(env));
     memset(&job, 0, sizeof(job));
-
-    if (pst_send_opts_parse(&o, argc, argv, err, sizeof(err)) != PST_OK) {
-        fprintf(stderr, "postern-send: %s\nTry 'postern-send --help'.\n",
-                err);
-        pst_send_opts_free(&o);
-        return PST_SEND_USAGE;
-    }
-    if (o.help || o.version) {
-        if (o.help) {
-            pst_send_usage(stdout);
-        } else {
-            printf("postern-send %s\n", PST_VERSION);
-        }
-        pst_send_opts_free(&o);
-        return PST_SEND_OK;
-    }
-    if (o.process_queue != NULL) {
-        rc = pst_send_queue_run(&o);
-        pst_send_opts_free(&o);
-        return rc;
-    }
-
     job.env = &env;
-    if (o.to.n + o.cc.n + o.bcc.n == 0 && !o.extract) {
-        /* --verify / --expand alone */
-        rc = pst_send_envelope(&o, &env, err, sizeof(err));
-        rc = rc == PST_OK ? pst_send_run(&o, &job) : rc;
-        goto done;
-    }
 
-    rc = pst_send_stdin_body(&o, &body, body_path, sizeof(body_path), err,
+    rc = pst_send_stdin_body(o, &body, body_path, sizeof(body_path), err,
                              sizeof(err));
     if (rc == PST_OK) {
         rc = pst_send_tmpfile(&f, err, sizeof(err));
     }
     if (rc == PST_OK) {
-        rc = pst_send_build(&o, f, &env, o.queue == NULL, err, sizeof(err));
+        rc = pst_send_build(o, f, &env, o->queue == NULL, err, sizeof(err));
     }
     if (rc == PST_OK) {
         rc = pst_send_finish(f, &msg, err, sizeof(err));
@@ -194,28 +190,25 @@ main(int argc, char **argv)
         snprintf(err, sizeof(err), "no recipient in the message");
         rc = PST_SEND_USAGE;
     }
-    if (rc != PST_OK) {
-        fprintf(stderr, "postern-send: %s\n", err);
-        goto done;
-    }
 
-    if (o.print) {
+    if (rc != PST_OK) {
+        pst_send_err("%s\n", err);
+    } else if (o->print) {
         rc = pst_send_print(&msg);
-    } else if (o.queue != NULL) {
-        rc = pst_send_queue_put(&o, &env, &msg, err, sizeof(err));
+    } else if (o->queue != NULL) {
+        rc = pst_send_queue_put(o, &env, &msg, err, sizeof(err));
         if (rc != PST_OK) {
-            fprintf(stderr, "postern-send: %s\n", err);
+            pst_send_err("%s\n", err);
         }
     } else {
-        m.o = &o;
+        m.o = o;
         m.f = f;
         job.msg = &msg;
         job.recompose = pst_send_recompose;
         job.recompose_data = &m;
-        rc = pst_send_run(&o, &job);
+        rc = pst_send_run(o, &job);
     }
 
-done:
     if (f != NULL) {
         fclose(f);
     }
@@ -224,6 +217,36 @@ done:
     }
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);
+    return rc;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    pst_send_opts_t  o;
+    char             err[1024];
+    int              rc;
+
+    signal(SIGPIPE, SIG_IGN);
+
+    if (pst_send_opts_parse(&o, argc, argv, err, sizeof(err)) != PST_OK) {
+        pst_send_err("%s\nTry 'postern-send --help'.\n", err);
+        rc = PST_SEND_USAGE;
+    } else if (o.help) {
+        pst_send_usage(stdout);
+        rc = PST_SEND_OK;
+    } else if (o.version) {
+        printf("postern-send %s\n", PST_VERSION);
+        rc = PST_SEND_OK;
+    } else if (o.process_queue != NULL) {
+        rc = pst_send_queue_run(&o);
+    } else if (o.to.n + o.cc.n + o.bcc.n == 0 && !o.extract) {
+        rc = pst_send_commands_only(&o);
+    } else {
+        rc = pst_send_message(&o);
+    }
+
     pst_send_opts_free(&o);
     return rc;
 }

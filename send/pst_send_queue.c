@@ -33,6 +33,7 @@ static int pst_send_qwrite(const char *dir, const char *name,
     const char *data, size_t n, int srcfd, off_t len);
 static int pst_send_qenv(char **out, const pst_send_opts_t *o,
     const pst_send_env_t *env, const pst_send_list_t *rcpts);
+static int pst_send_qlock(const char *dir, const char *id, int verbose);
 static int pst_send_qone(const pst_send_opts_t *o, const char *dir,
     const char *id);
 static int pst_send_qparse(FILE *f, pst_send_env_t *env,
@@ -203,11 +204,11 @@ pst_send_qparse(FILE *f, pst_send_env_t *env, pst_send_opts_t *o)
             env->eightbit = atoi(v);
         } else if (strcmp(line, "smtputf8") == 0) {
             env->smtputf8 = atoi(v);
-        } else if (strcmp(line, "notify") == 0) {
+        } else if (strcmp(line, "notify") == 0 && o->notify == NULL) {
             o->notify = strdup(v);
-        } else if (strcmp(line, "ret") == 0) {
+        } else if (strcmp(line, "ret") == 0 && o->ret == NULL) {
             o->ret = strdup(v);
-        } else if (strcmp(line, "envid") == 0) {
+        } else if (strcmp(line, "envid") == 0 && o->envid == NULL) {
             o->envid = strdup(v);
         }
     }
@@ -259,6 +260,30 @@ pst_send_qdone(const pst_send_opts_t *o, const char *dir, const char *id,
 }
 
 
+/* The message file, opened and locked; -1 when it is gone (sent by
+ * another run) or another run holds it now. */
+static int
+pst_send_qlock(const char *dir, const char *id, int verbose)
+{
+    char  path[4096];
+    int   fd;
+
+    snprintf(path, sizeof(path), "%s/%s.eml", dir, id);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        if (verbose) {
+            pst_send_err("%s: another run has it\n", id);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+
 static int
 pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
 {
@@ -271,16 +296,8 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     FILE            *f;
     int              fd, rc;
 
-    snprintf(path, sizeof(path), "%s/%s.eml", dir, id);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = pst_send_qlock(dir, id, o->verbose);
     if (fd == -1) {
-        return PST_OK;      /* gone: another run sent it */
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        if (o->verbose) {
-            pst_send_err("%s: another run has it\n", id);
-        }
         return PST_OK;
     }
 

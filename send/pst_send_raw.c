@@ -34,6 +34,9 @@ static int pst_send_raw_field(pst_send_raw_t *r, const char *f, size_t n);
 static int pst_send_raw_rcpts(pst_send_raw_t *r, const char *v, size_t n);
 static int pst_send_raw_header(pst_send_raw_t *r);
 static void pst_send_raw_add(pst_send_raw_t *r, const char *full_name);
+static int pst_send_raw_is_field(pst_send_raw_t *r);
+static int pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
+    int blank);
 
 
 /* One line without its line end into r->line: 1, 0 at the end. */
@@ -260,12 +263,52 @@ pst_send_raw_add(pst_send_raw_t *r, const char *full_name)
 }
 
 
+/* A header line: "Name: ..." (no white space in the name), or a
+ * continuation of the field before. */
+static int
+pst_send_raw_is_field(pst_send_raw_t *r)
+{
+    const char  *colon;
+
+    if (r->len == 0) {
+        return 0;
+    }
+    if (r->line[0] == ' ' || r->line[0] == '\t') {
+        return r->hlen > 0;
+    }
+    colon = memchr(r->line, ':', r->len);
+    return colon != NULL && colon > r->line
+           && memchr(r->line, ' ', (size_t) (colon - r->line)) == NULL
+           && memchr(r->line, '\t', (size_t) (colon - r->line)) == NULL;
+}
+
+
+/* The header ends (at the blank line, or at a first line of text that
+ * then gets a blank line before it): out with it, and the added
+ * fields. */
+static int
+pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
+    int blank)
+{
+    if (pst_send_raw_header(r) != PST_OK) {
+        return PST_ERROR;
+    }
+    if (r->flags & PST_SEND_RAW_ADD) {
+        pst_send_raw_add(r, full_name);
+    }
+    if (!blank) {
+        fputs("\r\n", r->out);
+    }
+    return PST_OK;
+}
+
+
 int
 pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     const char *full_name, char *err, size_t size)
 {
     pst_send_raw_t  r;
-    int             rc, in_header = 1, blank = 0;
+    int             rc, in_header = 1;
 
     memset(&r, 0, sizeof(r));
     r.in = fdopen(dup(fd), "r");
@@ -280,35 +323,20 @@ pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     r.size = size;
 
     while ((rc = pst_send_raw_line(&r)) == 1) {
-        if (in_header) {
-            if (r.len > 0 && (r.line[0] == ' ' || r.line[0] == '\t'
-                              || memchr(r.line, ':', r.len) != NULL))
-            {
-                if (r.line[0] != ' ' && r.line[0] != '\t'
-                    && (r.line[0] == ':' || memchr(r.line, ' ',
-                        (size_t) ((char *) memchr(r.line, ':', r.len)
-                                  - r.line)) != NULL))
-                {
-                    goto body;      /* "From x" or ": x": not a field */
-                }
-                if (pst_send_raw_keep(&r) != PST_OK) {
-                    rc = -1;
-                    break;
-                }
-                continue;
-            }
-        body:
-            in_header = 0;
-            blank = r.len == 0;
-            if (pst_send_raw_header(&r) != PST_OK) {
+        if (in_header && pst_send_raw_is_field(&r)) {
+            if (pst_send_raw_keep(&r) != PST_OK) {
                 rc = -1;
                 break;
             }
-            if (flags & PST_SEND_RAW_ADD) {
-                pst_send_raw_add(&r, full_name);
-            }
-            if (!blank) {
-                fputs("\r\n", f);
+            continue;
+        }
+        if (in_header) {
+            in_header = 0;
+            if (pst_send_raw_end_header(&r, full_name, r.len == 0)
+                != PST_OK)
+            {
+                rc = -1;
+                break;
             }
         }
         fwrite(r.line, 1, r.len, f);
@@ -317,13 +345,7 @@ pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
 
     if (rc == 0 && in_header) {
         /* only a header, or nothing */
-        rc = pst_send_raw_header(&r) == PST_OK ? 0 : -1;
-        if (rc == 0 && (flags & PST_SEND_RAW_ADD)) {
-            pst_send_raw_add(&r, full_name);
-        }
-        if (rc == 0) {
-            fputs("\r\n", f);
-        }
+        rc = pst_send_raw_end_header(&r, full_name, 0) == PST_OK ? 0 : -1;
     }
 
     fclose(r.in);

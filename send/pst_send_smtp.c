@@ -30,6 +30,10 @@ static void pst_send_trail(void *data, int outgoing, const u_char *line,
     size_t len);
 static void pst_send_finish_run(pst_send_run_t *r, int code);
 static int pst_send_params(pst_send_run_t *r);
+static int pst_send_setup(pst_send_run_t *r);
+static void pst_send_probe_reply(pst_send_run_t *r,
+    const pst_smtp_reply_t *rep);
+static int pst_send_rset_reply(pst_send_run_t *r);
 
 
 void
@@ -332,12 +336,49 @@ pst_send_next(pst_send_run_t *r)
 }
 
 
+/* --stop-on-rcpt-error: MAIL and each RCPT asked first, without data. */
+static void
+pst_send_probe_reply(pst_send_run_t *r, const pst_smtp_reply_t *rep)
+{
+    if (r->probe == 0) {
+        pst_send_reply_copy(&r->mail, rep);
+    } else {
+        pst_send_reply_copy(&r->res[r->probe - 1], rep);
+    }
+    if (rep->code / 100 != 2) {
+        r->probe_failed = 1;
+    }
+    /* a refused MAIL: no point asking about recipients */
+    r->probe = r->probe == 0 && rep->code / 100 != 2
+               ? r->job->env->rcpts.n + 1 : r->probe + 1;
+}
+
+
+/* The RSET after the probe: PST_OK to send, PST_DECLINED when some
+ * recipient was refused and the run ends here with nothing sent. */
+static int
+pst_send_rset_reply(pst_send_run_t *r)
+{
+    size_t  i;
+
+    r->rset_done = 1;
+    if (!r->probe_failed) {
+        return PST_OK;
+    }
+    for (i = 0; i < r->job->env->rcpts.n; i++) {
+        r->res[i].aborted = r->res[i].code / 100 == 2;
+    }
+    r->aborted = 1;
+    pst_send_finish_run(r, pst_send_exit_code(r));
+    return PST_DECLINED;
+}
+
+
 void
 pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
     const pst_smtp_reply_t *rep)
 {
     pst_send_run_t  *r = data;
-    size_t           i;
 
     (void) cl;
 
@@ -360,17 +401,7 @@ pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
         }
         break;
     case PST_SEND_STEP_PROBE:
-        if (r->probe == 0) {
-            pst_send_reply_copy(&r->mail, rep);
-        } else {
-            pst_send_reply_copy(&r->res[r->probe - 1], rep);
-        }
-        if (rep->code / 100 != 2) {
-            r->probe_failed = 1;
-        }
-        /* a refused MAIL: no point asking about recipients */
-        r->probe = r->probe == 0 && rep->code / 100 != 2
-                   ? r->job->env->rcpts.n + 1 : r->probe + 1;
+        pst_send_probe_reply(r, rep);
         break;
     case PST_SEND_STEP_XOAUTH:
     case PST_SEND_STEP_XOAUTH_CANCEL:
@@ -385,14 +416,7 @@ pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
         }
         break;
     case PST_SEND_STEP_RSET:
-        r->rset_done = 1;
-        if (r->probe_failed) {
-            /* refused in the probe: nothing was sent */
-            for (i = 0; i < r->job->env->rcpts.n; i++) {
-                r->res[i].aborted = r->res[i].code / 100 == 2;
-            }
-            r->aborted = 1;
-            pst_send_finish_run(r, pst_send_exit_code(r));
+        if (pst_send_rset_reply(r) != PST_OK) {
             return;
         }
         break;
@@ -548,69 +572,82 @@ pst_send_password(pst_send_run_t *r)
 }
 
 
+/* Everything before the connection: memory, the password, the
+ * address, the TLS context, the event loop (once per process). */
+static int
+pst_send_setup(pst_send_run_t *r)
+{
+    size_t  n = r->job->env->rcpts.n;
+    int     rc;
+
+    if (gethostname(r->helo, sizeof(r->helo) - 1) != 0
+        || r->helo[0] == '\0' || strchr(r->helo, '.') == NULL)
+    {
+        snprintf(r->helo, sizeof(r->helo), "localhost");
+    }
+
+    r->pool = pst_create_pool(4096);
+    r->rcpts = calloc(n + 1, sizeof(pst_smtp_client_rcpt_t));
+    r->res = calloc(n + 1, sizeof(pst_send_reply_t));
+    r->vrfy = calloc(r->o->verify.n + 1, sizeof(pst_send_reply_t));
+    r->expn = calloc(r->o->expand.n + 1, sizeof(pst_send_reply_t));
+    if (r->pool == NULL || r->rcpts == NULL || r->res == NULL
+        || r->vrfy == NULL || r->expn == NULL
+        || pst_send_params(r) != PST_OK)
+    {
+        return PST_SEND_IOERR;
+    }
+
+    rc = pst_send_password(r);
+    if (rc == PST_OK) {
+        rc = pst_send_resolve(r);
+    }
+    if (rc == PST_OK) {
+        rc = pst_send_tls_ctx(r);
+    }
+    if (rc == PST_OK && !pst_send_loop_ready) {
+        /* once per process: --process-queue runs many sessions */
+        pst_time_update();
+        if (pst_event_init(16) != PST_OK
+            || pst_connections_init(16) != PST_OK)
+        {
+            return PST_SEND_IOERR;
+        }
+        pst_send_loop_ready = 1;
+    }
+    return rc;
+}
+
+
 int
 pst_send_run(const pst_send_opts_t *o, pst_send_job_t *job)
 {
     pst_send_run_t  r;
     int             rc;
-    size_t          n = job->env->rcpts.n;
 
     memset(&r, 0, sizeof(r));
     r.o = o;
     r.job = job;
-    if (gethostname(r.helo, sizeof(r.helo) - 1) != 0 || r.helo[0] == '\0'
-        || strchr(r.helo, '.') == NULL)
-    {
-        snprintf(r.helo, sizeof(r.helo), "localhost");
-    }
 
-    r.pool = pst_create_pool(4096);
-    r.rcpts = calloc(n + 1, sizeof(pst_smtp_client_rcpt_t));
-    r.res = calloc(n + 1, sizeof(pst_send_reply_t));
-    r.vrfy = calloc(o->verify.n + 1, sizeof(pst_send_reply_t));
-    r.expn = calloc(o->expand.n + 1, sizeof(pst_send_reply_t));
-    if (r.pool == NULL || r.rcpts == NULL || r.res == NULL
-        || r.vrfy == NULL || r.expn == NULL || pst_send_params(&r) != PST_OK)
-    {
-        rc = PST_SEND_IOERR;
-        goto done;
-    }
-
-    rc = pst_send_password(&r);
-    if (rc == PST_OK) {
-        rc = pst_send_resolve(&r);
-    }
-    if (rc == PST_OK) {
-        rc = pst_send_tls_ctx(&r);
-    }
-    if (rc == PST_OK && !pst_send_loop_ready) {
-        /* once per process: --process-queue runs many sessions */
-        pst_time_update();
-        if (pst_event_init(16) != PST_OK || pst_connections_init(16)
-                                            != PST_OK)
-        {
-            rc = PST_SEND_IOERR;
-        } else {
-            pst_send_loop_ready = 1;
-        }
-    }
+    rc = pst_send_setup(&r);
     if (rc == PST_OK) {
         rc = pst_send_open(&r);
     }
     if (rc == PST_OK) {
         while (!r.done) {
             if (pst_process_events_and_timers() != PST_OK) {
+                snprintf(r.fail.text, sizeof(r.fail.text), "the event "
+                         "loop failed: %s", strerror(errno));
+                r.exit = PST_SEND_IOERR;
                 break;
             }
         }
-        /* let QUIT go out */
         rc = r.exit;
         pst_send_report(&r);
         snprintf(job->reason, sizeof(job->reason), "%s", r.last_reason);
         pst_send_retry_list(&r);
     }
 
-done:
     pst_send_run_free(&r);
     return rc;
 }

@@ -34,6 +34,7 @@ static int pst_sendmail_bs(const char *server);
 static int pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0);
 static int pst_sendmail_bm(pst_sendmail_t *sm, const char *server);
 static char *pst_sendmail_default_from(void);
+static void pst_sendmail_env(pst_sendmail_t *sm, pst_send_env_t *env);
 static int pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
     pst_send_env_t *env, pst_send_job_t *job, pst_send_msg_t *msg, int rc);
 static int pst_sendmail_q(pst_sendmail_t *sm, const char *server);
@@ -217,6 +218,28 @@ pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0)
 }
 
 
+/* The envelope from -f and the arguments (-t adds the header's). */
+static void
+pst_sendmail_env(pst_sendmail_t *sm, pst_send_env_t *env)
+{
+    size_t   i;
+    char    *a;
+
+    env->sender = sm->from ? pst_send_addr_spec(sm->from)
+                           : pst_sendmail_default_from();
+    for (i = 0; i < sm->rcpts.n; i++) {
+        a = pst_send_addr_spec(sm->rcpts.v[i]);
+        if (a != NULL && *a) {
+            pst_send_list_add(&env->rcpts, a);
+        } else {
+            pst_send_err("not an address: \"%s\" (left out)\n",
+                         sm->rcpts.v[i]);
+        }
+        free(a);
+    }
+}
+
+
 static int
 pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
 {
@@ -227,7 +250,6 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
     unsigned         flags;
     FILE            *f = NULL;
     char             err[1024];
-    size_t           i;
     int              rc;
 
     memset(&o, 0, sizeof(o));
@@ -241,16 +263,7 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
     o.ret = sm->ret;
     o.envid = sm->envid;
 
-    env.sender = sm->from ? pst_send_addr_spec(sm->from)
-                          : pst_sendmail_default_from();
-    for (i = 0; i < sm->rcpts.n; i++) {
-        char  *a = pst_send_addr_spec(sm->rcpts.v[i]);
-
-        if (a != NULL && *a) {
-            pst_send_list_add(&env.rcpts, a);
-        }
-        free(a);
-    }
+    pst_sendmail_env(sm, &env);
 
     flags = PST_SEND_RAW_ADD | (sm->extract ? PST_SEND_RAW_EXTRACT : 0)
             | (sm->dot ? PST_SEND_RAW_DOT : 0);
