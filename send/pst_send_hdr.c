@@ -23,6 +23,7 @@ static size_t pst_send_utf8_cut(const u_char *p, size_t n, size_t max);
 static int pst_send_hdr_phrase(FILE *f, const char *p, size_t n,
     size_t *col);
 static int pst_send_needs_quote(const char *p, size_t n);
+static int pst_send_has_ctl(const char *p, size_t n);
 static int pst_send_hdr_one_addr(FILE *f, const char *item, int last,
     size_t *col);
 
@@ -190,6 +191,20 @@ pst_send_addr_spec(const char *s)
 
 
 static int
+pst_send_has_ctl(const char *p, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if ((u_char) p[i] < 0x20 || p[i] == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static int
 pst_send_needs_quote(const char *p, size_t n)
 {
     size_t  i;
@@ -224,7 +239,11 @@ pst_send_hdr_phrase(FILE *f, const char *p, size_t n, size_t *col)
         end = p + n;
     }
 
-    if (!pst_send_is_ascii((const u_char *) p, n) || n > 200) {
+    /* non-ASCII, or a control character (a CR LF would start a field
+     * of its own): encoded words carry anything safely */
+    if (!pst_send_is_ascii((const u_char *) p, n) || n > 200
+        || pst_send_has_ctl(p, n))
+    {
         return pst_send_hdr_encode(f, (const u_char *) p, n, col);
     }
 

@@ -275,6 +275,7 @@ END_TEST
 
 static const char  *hdr_values[] = {
     "plain ascii",
+    "a CR LF\r\nBcc: injected@x stays in the field",
     "Grüße aus Köln, ünïcödé everywhere — and a long tail of words to "
     "fold: lorem ipsum dolor sit amet consectetur adipiscing elit sed do",
     "日本語のテキストはマルチバイトで、単語の途中で切ってはいけません。"
@@ -333,6 +334,17 @@ START_TEST(test_hdr_addrs)
     ck_assert_msg(strstr(s, " plain@example.test,") != NULL, "%s", s);
     ck_assert_msg(strstr(s, "\"Dr. Who\" <who@example.test>\n") != NULL,
                   "%s", s);
+    free(s);
+    pst_send_list_free(&l);
+
+    /* a CR LF in a display name never starts a field */
+    pst_send_list_split(&l, "Evil\r\nBcc: victim@x <a@x>");
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_addrs(m.f, "From", &l), PST_OK);
+    s = mem_close(&m);
+    assert_lines(s, 78);
+    ck_assert_msg(strstr(s, "\nBcc") == NULL, "%s", s);
+    ck_assert_msg(strstr(s, "=?UTF-8?B?") != NULL, "%s", s);
     free(s);
     pst_send_list_free(&l);
 
