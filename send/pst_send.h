@@ -93,6 +93,7 @@ typedef struct {
 typedef struct {
     char                   *sender;         /* "" for <> */
     pst_send_list_t         rcpts;
+    pst_send_list_t         refused;        /* queue: "ADDR CODE TEXT" */
     int                     eightbit;       /* BODY=8BITMIME */
     int                     smtputf8;
 } pst_send_env_t;
@@ -178,6 +179,7 @@ typedef struct {
     void                   *recompose_data;
     char                    reason[512];  /* for the queue: last failure */
     pst_send_list_t         retry;        /* recipients to try again */
+    pst_send_list_t         refused;      /* "ADDR CODE TEXT", for good */
 } pst_send_job_t;
 
 /* "host", "host:port", "[v6]:port", "v6" -> host and port. */

@@ -135,6 +135,7 @@ pst_send_env_free(pst_send_env_t *env)
 {
     free(env->sender);
     pst_send_list_free(&env->rcpts);
+    pst_send_list_free(&env->refused);
     memset(env, 0, sizeof(*env));
 }
 

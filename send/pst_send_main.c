@@ -155,6 +155,7 @@ pst_send_commands_only(pst_send_opts_t *o)
     }
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);
+    pst_send_list_free(&job.refused);
     return rc;
 }
 
@@ -217,6 +218,7 @@ pst_send_message(pst_send_opts_t *o)
     }
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);
+    pst_send_list_free(&job.refused);
     return rc;
 }
 

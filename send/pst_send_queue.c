@@ -9,6 +9,10 @@
  *            "notify", "ret", "envid"); written last: its presence
  *            means "queued"
  *   ID.err   the reason of the last failed try (informational)
+ *   ID.sent  (--keep) the envelope of a message every recipient took
+ *   ID.failed  the envelope of a finished message some recipients
+ *            refused for good ("refused ADDR CODE TEXT" lines), kept
+ *            with ID.eml for a human; never sent again
  *
  * Each file is written under a temporary name, fsynced, and renamed.
  * A run takes an exclusive flock() on ID.eml (non-blocking: a message
@@ -16,7 +20,9 @@
  * ID.env still exists -- the run before may have sent and removed it
  * while this one waited.  Sent: ID.env is removed first, then ID.eml
  * (--keep: ID.env becomes ID.sent).  Some recipients deferred: ID.env
- * is rewritten with only them, ID.err gets the reason.
+ * is rewritten with only them, ID.err gets the reason.  The envelope's
+ * text never holds CR or LF: addresses cannot, reply texts are made
+ * one line.
  */
 
 #include "pst_send.h"
@@ -125,6 +131,9 @@ pst_send_qenv(char **out, const pst_send_opts_t *o,
     for (i = 0; i < rcpts->n; i++) {
         fprintf(f, "rcpt %s\n", rcpts->v[i]);
     }
+    for (i = 0; i < env->refused.n; i++) {
+        fprintf(f, "refused %s\n", env->refused.v[i]);
+    }
     return fclose(f) == 0 ? PST_OK : PST_ERROR;
 }
 
@@ -200,6 +209,8 @@ pst_send_qparse(FILE *f, pst_send_env_t *env, pst_send_opts_t *o)
             env->sender = strdup(v);
         } else if (strcmp(line, "rcpt") == 0) {
             pst_send_list_add(&env->rcpts, v);
+        } else if (strcmp(line, "refused") == 0) {
+            pst_send_list_add(&env->refused, v);
         } else if (strcmp(line, "eightbit") == 0) {
             env->eightbit = atoi(v);
         } else if (strcmp(line, "smtputf8") == 0) {
@@ -216,47 +227,54 @@ pst_send_qparse(FILE *f, pst_send_env_t *env, pst_send_opts_t *o)
 }
 
 
-/* After a try: remove, keep or rewrite the envelope. */
+/* After a try: the envelope rewritten with the recipients to try again,
+ * or, when none is left, removed (--keep: ID.sent) -- or kept as
+ * ID.failed with the message when some recipient was refused for
+ * good.  ID.err holds the reason of the last failure. */
 static int
 pst_send_qdone(const pst_send_opts_t *o, const char *dir, const char *id,
     pst_send_env_t *env, pst_send_job_t *job, int rc)
 {
-    char   path[4096], path2[4096], name[64], *e = NULL, *r;
-    int    err = PST_OK;
+    char    path[4096], path2[4096], name[64], *e = NULL;
+    size_t  i;
+    int     err = PST_OK;
+
+    for (i = 0; i < job->refused.n; i++) {
+        pst_send_list_add(&env->refused, job->refused.v[i]);
+    }
+    if (rc != PST_OK && job->reason[0] != '\0') {
+        snprintf(name, sizeof(name), "%s.err", id);
+        (void) pst_send_qwrite(dir, name, job->reason, strlen(job->reason),
+                               -1, 0);
+    }
 
     snprintf(path, sizeof(path), "%s/%s.env", dir, id);
-    if (job->retry.n == 0) {
-        /* final for every recipient: delivered or refused */
-        if (o->keep) {
-            snprintf(path2, sizeof(path2), "%s/%s.sent", dir, id);
-            err = rename(path, path2);
-        } else {
-            err = unlink(path);
-            snprintf(path2, sizeof(path2), "%s/%s.eml", dir, id);
-            (void) unlink(path2);
+    if (job->retry.n > 0 || env->refused.n > 0) {
+        snprintf(name, sizeof(name), job->retry.n ? "%s.env" : "%s.failed",
+                 id);
+        if (pst_send_qenv(&e, o, env, &job->retry) != PST_OK
+            || pst_send_qwrite(dir, name, e, strlen(e), -1, 0) != PST_OK)
+        {
+            err = PST_ERROR;
         }
-        snprintf(path2, sizeof(path2), "%s/%s.err", dir, id);
-        if (rc != PST_OK) {
-            snprintf(name, sizeof(name), "%s.err", id);
-            r = job->reason;
-            (void) pst_send_qwrite(dir, name, r, strlen(r), -1, 0);
-        } else {
-            (void) unlink(path2);
+        free(e);
+        if (job->retry.n > 0 || err != PST_OK) {
+            return err;
         }
-        return err == 0 ? PST_OK : PST_ERROR;
+        return unlink(path) == 0 ? PST_OK : PST_ERROR;
     }
 
-    snprintf(name, sizeof(name), "%s.err", id);
-    r = job->reason[0] ? job->reason : "not sent";
-    (void) pst_send_qwrite(dir, name, r, strlen(r), -1, 0);
-    snprintf(name, sizeof(name), "%s.env", id);
-    if (pst_send_qenv(&e, o, env, &job->retry) != PST_OK
-        || pst_send_qwrite(dir, name, e, strlen(e), -1, 0) != PST_OK)
-    {
-        err = PST_ERROR;
+    /* every recipient has it */
+    snprintf(path2, sizeof(path2), "%s/%s.err", dir, id);
+    (void) unlink(path2);
+    if (o->keep) {
+        snprintf(path2, sizeof(path2), "%s/%s.sent", dir, id);
+        return rename(path, path2) == 0 ? PST_OK : PST_ERROR;
     }
-    free(e);
-    return err;
+    err = unlink(path);
+    snprintf(path2, sizeof(path2), "%s/%s.eml", dir, id);
+    (void) unlink(path2);
+    return err == 0 ? PST_OK : PST_ERROR;
 }
 
 
@@ -340,6 +358,7 @@ done:
     free((char *) qo.envid);
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);
+    pst_send_list_free(&job.refused);
     close(fd);      /* the lock goes with it */
     return rc;
 }

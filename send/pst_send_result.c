@@ -242,17 +242,23 @@ pst_send_text(pst_send_run_t *r)
 void
 pst_send_report(pst_send_run_t *r)
 {
-    size_t  i;
+    size_t  i, n = 0;
 
+    /* for the queue's ID.err: the session's failure, every recipient's */
     if (r->fail.text[0] != '\0') {
-        snprintf(r->last_reason, sizeof(r->last_reason), "%d %s %.400s",
-                 r->fail.code, r->fail.ecode, r->fail.text);
+        n = (size_t) snprintf(r->last_reason, sizeof(r->last_reason),
+                              "%d %s %.400s\n", r->fail.code,
+                              r->fail.ecode, r->fail.text);
     }
-    for (i = 0; i < r->job->env->rcpts.n; i++) {
+    for (i = 0; i < r->job->env->rcpts.n && n < sizeof(r->last_reason);
+         i++)
+    {
         if (r->res[i].code / 100 != 2 && r->res[i].code != 0) {
-            snprintf(r->last_reason, sizeof(r->last_reason), "<%.200s>: %d "
-                     "%s %.250s", r->job->env->rcpts.v[i], r->res[i].code,
-                     r->res[i].ecode, r->res[i].text);
+            n += (size_t) snprintf(r->last_reason + n,
+                                   sizeof(r->last_reason) - n,
+                                   "<%.200s>: %d %s %.200s\n",
+                                   r->job->env->rcpts.v[i], r->res[i].code,
+                                   r->res[i].ecode, r->res[i].text);
         }
     }
 
@@ -268,16 +274,27 @@ pst_send_report(pst_send_run_t *r)
 void
 pst_send_retry_list(pst_send_run_t *r)
 {
+    char    line[1200], *p;
     size_t  i;
 
     pst_send_list_free(&r->job->retry);
+    pst_send_list_free(&r->job->refused);
     for (i = 0; i < r->job->env->rcpts.n; i++) {
         if (r->res[i].code / 100 == 2 && !r->aborted) {
             continue;
         }
         if (r->res[i].code / 100 != 5) {
             pst_send_list_add(&r->job->retry, r->job->env->rcpts.v[i]);
+            continue;
         }
+        snprintf(line, sizeof(line), "%s %d %s %s", r->job->env->rcpts.v[i],
+                 r->res[i].code, r->res[i].ecode, r->res[i].text);
+        for (p = line; *p; p++) {
+            if (*p == '\r' || *p == '\n') {
+                *p = ' ';
+            }
+        }
+        pst_send_list_add(&r->job->refused, line);
     }
 }
 

@@ -296,6 +296,7 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
     }
     pst_send_env_free(&env);
     pst_send_list_free(&job.retry);
+    pst_send_list_free(&job.refused);
     return rc;
 }
 

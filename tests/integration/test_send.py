@@ -44,6 +44,7 @@ class Sink:
     def __init__(self, eightbit=True):
         self.messages = []
         self.eightbit = eightbit
+        self.later_ok = False
         self.lock = threading.Lock()
 
     async def handle_EHLO(self, server, session, envelope, hostname,
@@ -57,7 +58,7 @@ class Sink:
                           rcpt_options):
         if address.startswith("refuse"):
             return "550 5.1.1 No such user here"
-        if address.startswith("later"):
+        if address.startswith("later") and not self.later_ok:
             return "451 4.3.0 Try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -822,24 +823,57 @@ class Queue(SendCase):
                           "b2@example.test"])
         self.assertEqual(os.listdir(q), [])
 
-    def test_partial_retry_and_keep(self):
+    def test_partial_retry_then_failed(self):
         q = os.path.join(self.dir, "q")
         s = self.sink()
         rc, out, err = self.send("--queue", q, "--from", "a@example.test",
                                  "--to", "ok@example.test,later@example.test,"
                                  "refuse@example.test", "--body", "x")
         self.assertEqual(rc, EX_OK, err)
-        rc, out, err = self.send("--process-queue", q, "--server",
-                                 "127.0.0.1:%d" % s.port, "--tls", "none")
+        qid = out.split()[2]
+        argv = ["--process-queue", q, "--server", "127.0.0.1:%d" % s.port,
+                "--tls", "none"]
+        rc, out, err = self.send(*argv)
         self.assertEqual(rc, EX_UNAVAILABLE, err)
-        env = [f for f in os.listdir(q) if f.endswith(".env")]
-        self.assertEqual(len(env), 1)
-        with open(os.path.join(q, env[0])) as f:
-            rcpts = [l.split()[1] for l in f if l.startswith("rcpt ")]
-        self.assertEqual(rcpts, ["later@example.test"])
+
+        def envelope(ext):
+            with open(os.path.join(q, qid + ext)) as f:
+                return f.read()
+        self.assertEqual([l for l in envelope(".env").splitlines()
+                          if l.startswith("rcpt ")], ["rcpt later@example.test"])
+        self.assertIn("refused refuse@example.test 550 5.1.1 No such user",
+                      envelope(".env"))
+        self.assertIn("451", envelope(".err"))
+        rc, out, err = self.send(*argv)
+        self.assertEqual(rc, EX_TEMPFAIL, err)
+        # accepted at last: finished, and kept as failed for the human
+        s.later_ok = True
+        rc, out, err = self.send(*argv)
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(sorted(os.listdir(q)),
+                         sorted([qid + ".eml", qid + ".failed",
+                                 qid + ".err"]))
+        self.assertIn("refused refuse@example.test 550", envelope(".failed"))
+        self.assertEqual([m[1] for m in s.messages],
+                         [["ok@example.test"], ["later@example.test"]])
+        # a finished queue sends nothing more
+        rc, out, err = self.send(*argv)
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(len(s.messages), 2)
+
+    def test_keep(self):
+        q = os.path.join(self.dir, "q")
+        s = self.sink()
+        rc, out, err = self.send("--queue", q, "--from", "a@example.test",
+                                 "--to", "ok@example.test", "--body", "x")
+        qid = out.split()[2]
         rc, out, err = self.send("--process-queue", q, "--keep", "--server",
                                  "127.0.0.1:%d" % s.port, "--tls", "none")
-        self.assertEqual(rc, EX_TEMPFAIL, err)
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(sorted(os.listdir(q)), [qid + ".eml", qid + ".sent"])
+        rc, out, err = self.send("--process-queue", q, "--server",
+                                 "127.0.0.1:%d" % s.port, "--tls", "none")
+        self.assertEqual(len(s.messages), 1)
 
     def test_two_runs_never_send_twice(self):
         q = os.path.join(self.dir, "q")
