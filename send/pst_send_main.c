@@ -64,7 +64,10 @@ pst_send_recompose(void *data, pst_send_msg_t *msg)
     int               rc;
 
     if (m->o->raw != NULL) {
-        return PST_OK;      /* a ready message goes as it is */
+        /* a ready message goes as it is */
+        pst_send_err("warning: the message has 8-bit text and the server "
+                     "does not announce 8BITMIME; sent unchanged\n");
+        return PST_OK;
     }
     rewind(m->f);
     if (ftruncate(fileno(m->f), 0) != 0) {
