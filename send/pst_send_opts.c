@@ -380,8 +380,15 @@ pst_send_opt_more(pst_send_opts_t *o, int c, char *arg, char *err,
     case O_PASSWORD: o->password = arg; return PST_OK;
     case O_ENVID: o->envid = arg; return PST_OK;
     case O_STOP_ON_RCPT_ERROR: o->stop_on_rcpt_error = 1; return PST_OK;
-    case O_VERIFY: return pst_send_list_add(&o->verify, arg);
-    case O_EXPAND: return pst_send_list_add(&o->expand, arg);
+    case O_VERIFY:
+    case O_EXPAND:
+        if (*arg == '\0' || strpbrk(arg, "\r\n") != NULL) {
+            snprintf(err, size, "--%s: one line, not empty",
+                     c == O_VERIFY ? "verify" : "expand");
+            return PST_ERROR;
+        }
+        return pst_send_list_add(c == O_VERIFY ? &o->verify : &o->expand,
+                                 arg);
     case 'v': o->verbose++; return PST_OK;
     case O_JSON: o->json = 1; return PST_OK;
     case O_PROGRESS: o->progress = 1; return PST_OK;

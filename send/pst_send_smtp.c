@@ -39,10 +39,19 @@ static int pst_send_rset_reply(pst_send_run_t *r);
 void
 pst_send_reply_copy(pst_send_reply_t *d, const pst_smtp_reply_t *s)
 {
+    u_char  *p;
+
     d->code = s->code;
     snprintf(d->ecode, sizeof(d->ecode), "%s", s->ecode);
     snprintf(d->text, sizeof(d->text), "%.*s", (int) s->text.len,
              s->text.data ? (char *) s->text.data : "");
+    /* a server's text reaches terminals and the queue's files: no
+     * control characters but the line breaks of multi-line replies */
+    for (p = (u_char *) d->text; *p; p++) {
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f) {
+            *p = '?';
+        }
+    }
 }
 
 
