@@ -142,6 +142,10 @@ pst_send_json(pst_send_run_t *r)
     size_t       i, n;
     char         id[64];
 
+    if (r->peer[0] == '\0') {
+        /* never connected: what was asked for */
+        snprintf(r->peer, sizeof(r->peer), "%.100s:%s", r->host, r->port);
+    }
     printf("{\"server\": ");
     pst_send_json_str(stdout, r->peer);
     printf(", \"tls\": %s, \"tls_verified\": %s, \"exit\": %d",

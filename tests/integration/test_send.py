@@ -239,6 +239,23 @@ class Compose(SendCase):
         self.assertLessEqual(max(len(x) for x in raw.split(b"\r\n")), 998)
         self.assertEqual(self.text(self.parse(raw)), text)
 
+    def test_smtputf8_address(self):
+        s = self.sink(enable_SMTPUTF8=True)
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--from", "j\u00f6rg@example.test", "--to",
+            "M\u00fcller <m\u00fcller@example.test>", "--body", "x")
+        self.assertEqual(rc, EX_OK, err)
+        sender, rcpts, mopts, _, raw = s.messages[0]
+        self.assertIn("SMTPUTF8", mopts)
+        self.assertEqual(rcpts, ["m\u00fcller@example.test"])
+        # UTF-8 in the header as it is (RFC 6532): parsed as text
+        m = email.message_from_string(raw.decode("utf-8"),
+                                      policy=email.policy.default)
+        self.assertEqual(m["To"].addresses[0].addr_spec,
+                         "m\u00fcller@example.test")
+        self.assertEqual(m["To"].addresses[0].display_name, "M\u00fcller")
+
     def test_raw_with_t(self):
         s = self.sink()
         msg = (b"From: Author <author@example.test>\n"

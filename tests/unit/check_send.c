@@ -146,7 +146,8 @@ START_TEST(test_opts_good)
         "--cc", "d@example.test", "--bcc", "e@example.test",
         "--subject", "s", "--header", "X-A: 1", "--attach", "f;type=a/b",
         "--server", "[::1]:2525", "--tls", "implicit", "--timeout", "2m",
-        "--connect-timeout", "500ms", "--user", "u", "--notify",
+        "--connect-timeout", "500ms", "--user", "u", "--auth", "xoauth2",
+        "--notify",
         "success,FAILURE", "--ret", "hdrs", "--envid", "x", "-v", "-v",
         "--json", "--stop-on-rcpt-error", "extra@example.test", "-", NULL
     };
@@ -163,7 +164,7 @@ START_TEST(test_opts_good)
     ck_assert_int_eq(o.tls, PST_SEND_TLS_IMPLICIT);
     ck_assert_uint_eq(o.timeout, 120000);
     ck_assert_uint_eq(o.connect_timeout, 500);
-    ck_assert_str_eq(o.auth, "auto");       /* --user alone */
+    ck_assert_str_eq(o.auth, "xoauth2");
     ck_assert_int_eq(o.verbose, 2);
     ck_assert_int_eq(o.json, 1);
     ck_assert_int_eq(o.stop_on_rcpt_error, 1);
@@ -202,6 +203,7 @@ static const struct {
     { { "--from", "a@x", "--to", "b@x", "--raw", "m", "--body", "x",
         NULL }, "--raw" },
     { { "--from", "a@x", "--to", "b@x", "-t", NULL }, "-t" },
+    { { "--from", "a@x", "--verify", "a\r\nDATA", NULL }, "--verify" },
     { { "--from", "a@x", "--to", "b@x", "--tls", "none", "--tls-required",
         NULL }, "contradict" },
     { { "--from", "a@x", "--to", "b@x", "--body", "x", "--body-file",
