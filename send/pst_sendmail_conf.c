@@ -4,6 +4,8 @@
  * the first "listen" address (to inject into) and "spool_dir" (for the
  * maildrop, where messages wait while Postern is down).  The file is
  * read as words: comments left out, split at white space and { } ;.
+ * A "listen" without "submission" or "tls" is preferred: the injector
+ * has no password and speaks in clear on loopback.
  *
  * $POSTERN_SERVER and $POSTERN_MAILDROP override both; the file is -C,
  * $POSTERN_CONF, or PREFIX/conf/postern.conf.
@@ -12,7 +14,7 @@
 #include "pst_send.h"
 
 static int pst_sendmail_directive(const char *conf, const char *name,
-    char *buf, size_t size);
+    const char *const *avoid, char *buf, size_t size);
 static void pst_sendmail_connect_addr(const char *p, char *buf,
     size_t size);
 
@@ -30,20 +32,21 @@ pst_sendmail_conf_path(const char *conf)
 }
 
 
-/* The first argument of the first directive called name. */
+/* The first argument of the first directive called name whose other
+ * arguments hold none of the words in avoid (NULL: any). */
 static int
-pst_sendmail_directive(const char *conf, const char *name, char *buf,
-    size_t size)
+pst_sendmail_directive(const char *conf, const char *name,
+    const char *const *avoid, char *buf, size_t size)
 {
     char    word[512], prev[32] = "";
     size_t  n = 0;
     FILE   *f;
-    int     c, comment = 0;
+    int     c, k, comment = 0, in = 0, bad = 0;
 
     f = fopen(conf, "re");
     if (f == NULL) {
-        fprintf(stderr, "postern-sendmail: %s: %s (use -C FILE or "
-                "$POSTERN_SERVER)\n", conf, strerror(errno));
+        pst_send_err("%s: %s (use -C FILE or $POSTERN_SERVER)\n", conf,
+                     strerror(errno));
         return PST_SEND_CONFIG;
     }
     for ( ;; ) {
@@ -57,13 +60,26 @@ pst_sendmail_directive(const char *conf, const char *name, char *buf,
         }
         if (n > 0) {
             word[n] = '\0';
-            if (strcmp(prev, name) == 0) {
+            n = 0;
+            if (in) {
+                /* an option of the directive being read */
+                for (k = 0; avoid != NULL && avoid[k] != NULL; k++) {
+                    bad |= strcmp(word, avoid[k]) == 0;
+                }
+            } else if (strcmp(prev, name) == 0) {
                 snprintf(buf, size, "%.400s", word);
-                fclose(f);
-                return PST_OK;
+                in = 1;
+                bad = 0;
             }
             snprintf(prev, sizeof(prev), "%.31s", word);
-            n = 0;
+        }
+        if (in && (c == ';' || c == EOF) && !bad) {
+            fclose(f);
+            return PST_OK;
+        }
+        if (c == ';' || c == '{' || c == '}') {
+            in = 0;
+            prev[0] = '\0';
         }
         if (c == EOF) {
             fclose(f);
@@ -92,16 +108,23 @@ pst_sendmail_connect_addr(const char *p, char *buf, size_t size)
 int
 pst_sendmail_server(const char *conf, char *buf, size_t size)
 {
-    const char  *env = getenv("POSTERN_SERVER");
-    char         addr[512];
-    int          rc;
+    static const char *const  plain[] = { "submission", "tls", NULL };
+    const char                *env = getenv("POSTERN_SERVER");
+    char                       addr[512];
+    int                        rc;
 
     if (env != NULL && *env) {
         snprintf(buf, size, "%s", env);
         return PST_OK;
     }
+    /* a listener that takes mail without AUTH and without TLS from the
+     * first byte; else the first one */
     conf = pst_sendmail_conf_path(conf);
-    rc = pst_sendmail_directive(conf, "listen", addr, sizeof(addr));
+    rc = pst_sendmail_directive(conf, "listen", plain, addr, sizeof(addr));
+    if (rc == PST_DECLINED) {
+        rc = pst_sendmail_directive(conf, "listen", NULL, addr,
+                                    sizeof(addr));
+    }
     if (rc == PST_DECLINED) {
         fprintf(stderr, "postern-sendmail: %s has no listen directive\n",
                 conf);
@@ -125,7 +148,7 @@ pst_sendmail_maildrop(const char *conf, char *buf, size_t size)
         return PST_OK;
     }
     conf = pst_sendmail_conf_path(conf);
-    if (pst_sendmail_directive(conf, "spool_dir", dir, sizeof(dir))
+    if (pst_sendmail_directive(conf, "spool_dir", NULL, dir, sizeof(dir))
         != PST_OK)
     {
         return PST_SEND_CONFIG;

@@ -917,8 +917,10 @@ class Queue(SendCase):
 class Sendmail(SendCase):
 
     def postern(self):
+        # the injector picks the listener without AUTH or TLS
         return self.server("""
-smtp { server { listen {port}; local_domains example.test; } }
+smtp { server { listen {port2} submission; listen {port};
+                local_domains example.test; } }
 """)
 
     def test_t_i_from_a_pipe(self):
