@@ -180,6 +180,7 @@ typedef struct {
     char                    reason[512];  /* for the queue: last failure */
     pst_send_list_t         retry;        /* recipients to try again */
     pst_send_list_t         refused;      /* "ADDR CODE TEXT", for good */
+    int                     connected;    /* a session was ready */
 } pst_send_job_t;
 
 /* "host", "host:port", "[v6]:port", "v6" -> host and port. */
@@ -198,6 +199,14 @@ int pst_send_queue_run(const pst_send_opts_t *o);
 const char *pst_sendmail_conf_path(const char *conf);
 int pst_sendmail_server(const char *conf, char *buf, size_t size);
 int pst_sendmail_maildrop(const char *conf, char *buf, size_t size);
+int pst_sendmail_spool_dir(const char *conf, char *buf, size_t size);
+
+/* pst_sendmail_spool.c: Postern is down: commit the message into its
+ * spool (the queue process takes it at start).  PST_OK (the queue ID
+ * in id), PST_DECLINED (the spool is not ours to write), PST_ERROR. */
+int pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
+    const pst_send_env_t *env, const pst_send_msg_t *msg, char *id,
+    size_t size);
 
 /* pst_send_err.c: "PROG: " and the message (with its "\n") on stderr */
 extern const char *pst_send_prog;

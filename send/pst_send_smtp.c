@@ -263,6 +263,7 @@ pst_send_ready(pst_smtp_client_t *cl, void *data, int rc,
         return;
     }
 
+    r->job->connected = 1;
     snprintf(r->peer, sizeof(r->peer), "%s", pst_smtp_client_peer(cl));
     r->tls = pst_smtp_client_tls(cl);
     r->tls_verified = pst_smtp_client_tls_verified(cl);

@@ -301,9 +301,11 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
 }
 
 
-/* Postern is down or said 4xx: the recipients not yet served wait in
- * the maildrop (a postern-send queue directory) for "postern-sendmail
- * -q"; for the caller the message is accepted, as with sendmail. */
+/* Postern is down or said 4xx.  Down, with its spool writable: the
+ * message goes straight into the spool, for the queue process to take
+ * at start.  Otherwise the recipients not yet served wait in the
+ * maildrop (a postern-send queue directory) for "postern-sendmail -q".
+ * Either way the caller sees the message accepted, as with sendmail. */
 static int
 pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
     pst_send_env_t *env, pst_send_job_t *job, pst_send_msg_t *msg, int rc)
@@ -312,6 +314,15 @@ pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
     char             dir[1024], err[1024];
     int              qrc;
 
+    /* Postern is down (no session at all): into its spool, if we may */
+    if (!job->connected) {
+        qrc = pst_sendmail_spool(sm->conf, o, env, msg, dir, sizeof(dir));
+        if (qrc == PST_OK) {
+            pst_send_err("Postern is not answering: queued as %s in its "
+                         "spool\n", dir);
+            return PST_SEND_OK;
+        }
+    }
     if (pst_sendmail_maildrop(sm->conf, dir, sizeof(dir)) != PST_OK) {
         return rc;
     }

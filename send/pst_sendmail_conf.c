@@ -137,23 +137,36 @@ pst_sendmail_server(const char *conf, char *buf, size_t size)
 }
 
 
+/* spool_dir of the configuration, made absolute with the prefix. */
 int
-pst_sendmail_maildrop(const char *conf, char *buf, size_t size)
+pst_sendmail_spool_dir(const char *conf, char *buf, size_t size)
 {
-    const char  *env = getenv("POSTERN_MAILDROP");
-    char         dir[512];
+    char  dir[512];
 
-    if (env != NULL && *env) {
-        snprintf(buf, size, "%s", env);
-        return PST_OK;
-    }
     conf = pst_sendmail_conf_path(conf);
     if (pst_sendmail_directive(conf, "spool_dir", NULL, dir, sizeof(dir))
         != PST_OK)
     {
         return PST_SEND_CONFIG;
     }
-    snprintf(buf, size, "%s%s/maildrop", dir[0] == '/' ? "" : PST_PREFIX,
-             dir);
+    snprintf(buf, size, "%s%s", dir[0] == '/' ? "" : PST_PREFIX, dir);
+    return PST_OK;
+}
+
+
+int
+pst_sendmail_maildrop(const char *conf, char *buf, size_t size)
+{
+    const char  *env = getenv("POSTERN_MAILDROP");
+    char         dir[1024];
+
+    if (env != NULL && *env) {
+        snprintf(buf, size, "%s", env);
+        return PST_OK;
+    }
+    if (pst_sendmail_spool_dir(conf, dir, sizeof(dir)) != PST_OK) {
+        return PST_SEND_CONFIG;
+    }
+    snprintf(buf, size, "%s/maildrop", dir);
     return PST_OK;
 }

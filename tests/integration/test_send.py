@@ -968,6 +968,29 @@ smtp { server { listen {port2} submission; listen {port};
                            timeout=30)
         self.assertEqual(p.returncode, EX_USAGE, p.stderr)
 
+    def test_spool_while_postern_is_down(self):
+        srv = self.postern()
+        srv.stop()
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-t", "-i"],
+                           input=b"To: u@example.test\nSubject: down\n\n"
+                                 b"into the spool\n", capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"in its spool", p.stderr)
+        qid = p.stderr.split(b"queued as ")[1].split()[0].decode()
+        self.assertEqual(srv.queue_ids(), [qid])
+        srv.start()
+        self.assertEqual(srv.queue_ids(), [qid])
+        m = self.parse(srv.message(qid))
+        self.assertEqual(m["Subject"], "down")
+        env = srv.envelope(qid)
+        self.assertIn("u@example.test", env)
+        self.assertIn("postern-sendmail", env)
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-bp"],
+                           capture_output=True, timeout=30)
+        self.assertIn(qid.encode(), p.stdout)
+        self.assertFalse(os.path.exists(os.path.join(srv.spool, "maildrop")))
+
     def test_maildrop_while_postern_is_down(self):
         srv = self.server("""
 smtp { server { listen {port}; local_domains example.test; } }
