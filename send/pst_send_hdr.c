@@ -2,10 +2,11 @@
  * pst_send_hdr.c -- header fields for postern-send.
  *
  * Every field is written folded (RFC 5322 2.2.3) at whitespace so that
- * no line passes 78 columns where it can be helped, and never 998.  Text
- * with non-ASCII characters, or a word too long to fold, becomes RFC
- * 2047 "B" encoded words of at most 75 characters, never splitting a
- * UTF-8 sequence.  Address lists keep the addresses as they are and
+ * no line passes 78 columns where it can be helped (a longer word gets a
+ * line of its own), and never 998.  Text with non-ASCII or control
+ * characters, or a word that could not fit in 998, becomes RFC 2047 "B"
+ * encoded words of at most 75 characters, never splitting a UTF-8
+ * sequence.  Address lists keep the addresses as they are and
  * encode or quote only the display names.
  */
 
@@ -123,7 +124,10 @@ pst_send_hdr_text(FILE *f, const char *name, const char *value)
                 encode = 1;
             }
         }
-        if (w - p > PST_SEND_FOLD - 2) {
+        /* a long word (a URL, a token) stays whole on a line of its
+         * own: encoded words would break structured fields; only one
+         * that could pass 998 octets is encoded */
+        if (w - p > PST_SEND_MAX_LINE - 100) {
             encode = 1;
         }
     }

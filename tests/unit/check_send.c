@@ -286,6 +286,8 @@ static const char  *hdr_values[] = {
     "space somewhere before the seventy-eighth column and again later on",
     "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryvery"
     "longwordwithoutanyspace",
+    "<https://example.test/unsubscribe?token=0123456789abcdef0123456789abcd"
+    "ef0123456789abcdef>",
 };
 
 
@@ -294,15 +296,25 @@ START_TEST(test_hdr_text_roundtrip)
     mem_t   m;
     char    *s, dec[2048], want[2048];
     size_t   i, k = 0;
+    int      long_word;
 
     mem_open(&m);
     ck_assert_int_eq(pst_send_hdr_text(m.f, "Subject", hdr_values[_i]),
                      PST_OK);
     s = mem_close(&m);
 
-    assert_lines(s, 78);
+    /* 78 columns, but a longer word keeps a line of its own, whole:
+     * never encoded (it may be a URL in a structured field) */
+    long_word = pst_send_is_ascii((u_char *) hdr_values[_i],
+                                  strlen(hdr_values[_i]))
+                && (strcspn(hdr_values[_i], " ") > 70
+                    || strstr(hdr_values[_i], "averyvery") != NULL);
+    assert_lines(s, long_word ? 998 : 78);
     ck_assert_msg(pst_send_is_ascii((u_char *) s, strlen(s)), "%s", s);
     ck_assert(strncmp(s, "Subject: ", 9) == 0);     /* never folded at once */
+    if (long_word) {
+        ck_assert_msg(strstr(s, "=?") == NULL, "%s", s);
+    }
     decode_field(s, dec, sizeof(dec));
     /* white space runs collapse to one space in folding */
     for (i = 0; hdr_values[_i][i]; i++) {
