@@ -1,5 +1,5 @@
 /*
- * check_send.c -- postern-send's composer and command line (send/):
+ * check_send.c -- postern-send's composer and command line (core/send/):
  * options and their errors, address lists, header encoding and folding
  * parsed back, body encodings decoded back, a whole composed message
  * taken apart again, ready messages with -t, server specs.
