@@ -363,6 +363,7 @@ main(int argc, char **argv)
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
         || (!single && pst_control_listen(cycle) != PST_OK)
+        || (!single && pst_metrics_listen(cycle) != PST_OK)
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
         return 1;

@@ -900,6 +900,7 @@ pst_master_reconfigure(void)
     }
 
     pst_control_switch(1);
+    (void) pst_metrics_listen(cycle);   /* a new address, or none */
 
     if (cycle->core->error_log.data != NULL
         && !pst_str_eq(&cycle->core->error_log, "stderr"))
