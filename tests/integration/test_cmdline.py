@@ -188,10 +188,14 @@ smtp {
         # the file itself, then the effective values, defaults included
         self.assertIn("# configuration file %s:" % srv.conffile, out)
         self.assertIn("# effective configuration (defaults included)", out)
-        for line in ("message_size_limit 1048576;",
-                     "smtp_command_line_limit 2048;",
-                     "smtp_text_line_limit 65536;", "max_recipients 1000;",
-                     "smtp_command_timeout 300000ms;",
+        # as written (1m, inherited from smtp { }), defaults in the
+        # largest exact unit, list directives included
+        for line in ("message_size_limit 1m;    # from smtp { }",
+                     "smtp_command_line_limit 2k;",
+                     "smtp_text_line_limit 64k;", "max_recipients 1000;",
+                     "smtp_command_timeout 5m;",
+                     "local_domains example.test;",
+                     "hostname mx.example.test;    # from smtp { }",
                      "smtp_bare_newline normalize;", "spool_fsync on;",
                      "daemon off;"):
             self.assertIn(line, out)
