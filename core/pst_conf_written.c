@@ -93,8 +93,12 @@ pst_conf_written_quote(u_char *p, const pst_str_t *a)
 
     *p++ = '"';
     for (i = 0; i < a->len; i++) {
-        if (a->data[i] == '"' || a->data[i] == '\\') {
-            *p++ = '\\';
+        switch (a->data[i]) {
+        case '\n': *p++ = '\\'; *p++ = 'n'; continue;
+        case '\t': *p++ = '\\'; *p++ = 't'; continue;
+        case '\r': *p++ = '\\'; *p++ = 'r'; continue;
+        case '"': case '\\': *p++ = '\\'; break;
+        default: break;
         }
         *p++ = a->data[i];
     }
