@@ -38,6 +38,7 @@ main(void)
     srunner_add_suite(sr, suite_session());
     srunner_add_suite(sr, suite_smtp_proto());
     srunner_add_suite(sr, suite_smtp_client());
+    srunner_add_suite(sr, suite_milter());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -17,5 +17,6 @@ Suite *suite_addr(void);
 Suite *suite_session(void);
 Suite *suite_smtp_proto(void);
 Suite *suite_smtp_client(void);
+Suite *suite_milter(void);
 
 #endif
