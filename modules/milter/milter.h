@@ -8,6 +8,7 @@
  *                     out on the event loop, timers, close
  *   milter_msg.c      end of data: headers, body chunks, end of message
  *                     and the filter's modifications
+ *   milter_pool.c     idle connections kept between sessions (QUIT_NC)
  *   milter_codec.c    the wire format (no I/O)
  */
 
@@ -83,6 +84,9 @@ typedef struct {
     unsigned                     skip_conn:1;   /* accepted the session */
     unsigned                     skip_msg:1;    /* accepted the message */
     unsigned                     in_tx:1;       /* MAIL sent, no EOM yet */
+    unsigned                     eom_done:1;    /* last: an EOM answered */
+    unsigned                     reused:1;      /* from the idle pool, no
+                                                   answer on it yet */
 } milter_conn_t;
 
 typedef struct {
@@ -127,6 +131,10 @@ void milter_close(milter_conn_t *m);
 /* A reply frame for the step in progress (filter_milter.c). */
 void milter_reply(milter_conn_t *m, int cmd, const u_char *data,
     size_t len);
+
+/* milter_pool.c */
+int milter_pool_put(milter_conn_t *m);
+int milter_pool_get(milter_conn_t *m);
 
 /* milter_step.c */
 pst_verdict_e milter_hook(pst_call_t *call, void *conf);

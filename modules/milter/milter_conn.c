@@ -110,6 +110,7 @@ int
 milter_send(milter_conn_t *m, int waiting)
 {
     m->waiting = waiting ? 1 : 0;
+    m->eom_done = 0;
     if (milter_flush(m) != PST_OK) {
         return PST_ERROR;
     }
@@ -244,6 +245,13 @@ milter_read(milter_conn_t *m)
             continue;
         }
         milter_reply(m, cmd, data, len);
+        if (m->fd == fd && !m->waiting && m->out.len == 0
+            && m->timer != NULL)
+        {
+            /* answered: no timer runs while the session is elsewhere */
+            pst_timer_cancel(m->timer);
+            m->timer = NULL;
+        }
     }
 
     if (m->fd == fd && used) {
@@ -319,4 +327,6 @@ milter_close(milter_conn_t *m)
     m->waiting = 0;
     m->draining = 0;
     m->in_tx = 0;
+    m->eom_done = 0;
+    m->reused = 0;
 }

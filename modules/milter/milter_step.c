@@ -116,6 +116,18 @@ milter_fail(milter_conn_t *m, const char *why)
     int             err = errno;
     static const char  *acts[] = { "tempfail", "accept", "reject" };
 
+    if (m->reused) {
+        /* the filter dropped a kept connection: once more, afresh */
+        milter_log(m, PST_LOG_INFO, "kept connection %s: connecting again",
+                   why);
+        milter_close(m);
+        m->state = MILTER_S_CLOSED;
+        if (ms->token != 0 && &ms->m[ms->cur] == m) {
+            milter_next(ms);
+        }
+        return;
+    }
+
     milter_log(m, PST_LOG_WARN, "%s%s%s (in phase %d): default_action %s",
                why, err && m->state == MILTER_S_CONNECTING ? ": " : "",
                err && m->state == MILTER_S_CONNECTING ? strerror(err) : "",
@@ -164,6 +176,9 @@ milter_next(milter_sess_t *ms)
             m->state = MILTER_S_CLOSED;
             milter_fail(m, "is unavailable");
             return;
+        }
+        if (m->state == MILTER_S_CLOSED && milter_pool_get(m) == PST_OK) {
+            continue;
         }
         if (m->state == MILTER_S_CLOSED) {
             errno = 0;
@@ -328,6 +343,8 @@ milter_reply(milter_conn_t *m, int cmd, const u_char *data, size_t len)
         return;
     }
 
+    m->reused = 0;
+
     if (cmd == SMFIR_PROGRESS) {
         (void) milter_send(m, 1);        /* the timer starts again */
         return;
@@ -355,6 +372,7 @@ milter_reply(milter_conn_t *m, int cmd, const u_char *data, size_t len)
         }
         if (ms->phase == PST_PHASE_MESSAGE) {
             m->in_tx = 0;
+            m->eom_done = 1;
         }
         ms->cur++;
         milter_next(ms);
@@ -381,6 +399,7 @@ milter_verdict(milter_conn_t *m, int cmd, const u_char *data, size_t len)
             m->skip_msg = 1;
         }
         if (ms->phase == PST_PHASE_MESSAGE) {
+            m->eom_done = m->mstep == MILTER_M_DONE;
             m->in_tx = 0;
             m->mstep = MILTER_M_DONE;
         }
@@ -425,8 +444,9 @@ milter_verdict(milter_conn_t *m, int cmd, const u_char *data, size_t len)
         return;
     }
 
-    /* a message verdict ends the transaction for every milter */
+    /* a message verdict ends the transaction for this milter */
     if (ms->phase == PST_PHASE_MESSAGE) {
+        m->eom_done = m->mstep == MILTER_M_DONE;
         m->in_tx = 0;
         m->mstep = MILTER_M_DONE;
     }
@@ -447,12 +467,23 @@ milter_disconnect(pst_call_t *call, void *conf)
         return PST_HOOK_CONTINUE;
     }
 
-    /* a last ABORT and QUIT, as far as the socket takes them now */
+    /* a last ABORT and QUIT, as far as the socket takes them now; after a
+     * finished message, QUIT_NC and the socket kept for the next session */
     for (i = 0; i < ms->n; i++) {
         m = &ms->m[i];
-        if (m->state != MILTER_S_READY || m->fd == -1) {
+        if (m->state != MILTER_S_READY || m->fd == -1 || m->waiting) {
             continue;
         }
+        if (m->eom_done && !m->in_tx && m->version >= 6 && m->out.len == 0
+            && milter_frame(&m->out, SMFIC_QUIT_NC, NULL, 0) == 0
+            && milter_send(m, 0) == PST_OK && m->out.len == 0
+            && milter_pool_put(m) == PST_OK)
+        {
+            milter_close(m);
+            m->state = MILTER_S_CLOSED;
+            continue;
+        }
+        milter_buf_free(&m->out);
         if (m->in_tx) {
             (void) milter_frame(&m->out, SMFIC_ABORT, NULL, 0);
         }

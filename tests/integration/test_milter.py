@@ -6,6 +6,7 @@ each default_action."""
 
 import socket
 import struct
+import time
 import unittest
 
 from pstest import PstTestCase, free_port, wait_for
@@ -170,6 +171,34 @@ class MilterTest(PstTestCase):
         self.assertEqual(r[1][0], "5.7.1 second says no")
         self.assertIn("rcpt", a.stages())
         self.assertEqual(srv.queue_count(), 0)
+
+    def test_idle_session_keeps_its_milter(self):
+        # no milter timer runs while the session waits for the client
+        m = self.milter()
+        srv = self.srv(m.address + " timeout=1s")
+        with srv.raw() as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            time.sleep(1.5)
+            self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
+        self.assertNotIn("timed out", srv.log())
+
+    def test_connection_reused_across_sessions(self):
+        m = self.milter()
+        srv = self.server(conf([m.address]), modules=MODULES, workers=1)
+        for i in range(3):
+            self.assertEqual(self.send(srv)[0], 250)
+        self.assertEqual(srv.queue_count(), 3)
+        # the start-up probe had no message: QUIT; then one connection
+        # for three sessions, each ended by QUIT_NC
+        wait_for(lambda: m.stages().count("quit_nc") == 3, 10,
+                 what="three QUIT_NC")
+        self.assertEqual(m.connections, 2)
+        self.assertEqual(m.stages().count("connect"), 4)
+        # a filter that dropped the kept socket: a fresh one, no failure
+        for c in list(m.conns):
+            c.close()
+        self.assertEqual(self.send(srv)[0], 250)
+        self.assertEqual(srv.queue_count(), 4)
 
     # -- replies ------------------------------------------------------
 
