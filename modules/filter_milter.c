@@ -41,13 +41,13 @@ static int milter_macro(milter_conn_t *m, const char *name, pst_str_t *v);
 
 /* the SMTP phase of each SMFIC_ command (the hooks it comes from) */
 static const pst_hook_t  milter_hooks[] = {
-    { PST_PHASE_CONNECT, milter_hook, 10 },
-    { PST_PHASE_HELO, milter_hook, 10 },
-    { PST_PHASE_MAIL, milter_hook, 10 },
-    { PST_PHASE_RCPT, milter_hook, 10 },
-    { PST_PHASE_DATA, milter_hook, 10 },
-    { PST_PHASE_MESSAGE, milter_hook, 10 },
-    { PST_PHASE_DISCONNECT, milter_disconnect, 10 },
+    { PST_PHASE_CONNECT, milter_hook, 60 },
+    { PST_PHASE_HELO, milter_hook, 60 },
+    { PST_PHASE_MAIL, milter_hook, 60 },
+    { PST_PHASE_RCPT, milter_hook, 60 },
+    { PST_PHASE_DATA, milter_hook, 60 },
+    { PST_PHASE_MESSAGE, milter_hook, 60 },
+    { PST_PHASE_DISCONNECT, milter_disconnect, 60 },
     pst_null_hook
 };
 
