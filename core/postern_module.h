@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,6 +89,7 @@ typedef struct pst_command_s     pst_command_t;
 typedef struct pst_timer_s       pst_timer_t;
 typedef struct pst_dns_query_s   pst_dns_query_t;
 typedef struct pst_store_s       pst_store_t;
+typedef struct pst_router_s      pst_router_t;
 
 
 /* ------------------------------------------------------------------ */
@@ -512,12 +514,12 @@ int pst_tx_envelope(pst_session_t *s, pst_str_t *out);
 /* Spool directory (spool_dir directive), absolute, NUL-terminated. */
 const pst_str_t *pst_spool_dir(void);
 
-/* A queue file (docs/SPOOL.md, format 2) is one file per message:
- *   "POSTERN-SPOOL 2 <20-digit message length> <20-digit envelope
+/* A queue file (docs/SPOOL.md, format 3) is one file per message:
+ *   "POSTERN-SPOOL 3 <20-digit message length> <20-digit envelope
  *   length>\n" (PST_SPOOL_HEADER_LEN bytes), the message, the envelope.
  * pst_spool_header() writes that header into buf (at least
  * PST_SPOOL_HEADER_LEN bytes); pst_spool_parse_header() reads one back
- * (PST_OK, or PST_ERROR when it is not a format 2 header). */
+ * (PST_OK, or PST_ERROR when it is not a format 2 or 3 header). */
 #define PST_SPOOL_HEADER_LEN     58
 void pst_spool_header(u_char *buf, off_t message_len, size_t envelope_len);
 int pst_spool_parse_header(const u_char *buf, size_t len, off_t *message_len,
@@ -526,6 +528,16 @@ int pst_spool_parse_header(const u_char *buf, size_t len, off_t *message_len,
  * (SPOOL/tmp/PID): the master empties and removes it when the worker
  * exits, whatever the reason, so nothing half-received outlives it. */
 const pst_str_t *pst_spool_tmp_dir(void);
+/* The spool's layout belongs to the core: committed message ID lives
+ * in SPOOL/queue/XY/ID (XY: the ID's last two characters).
+ * pst_spool_queue_name() writes "XY/ID" into buf (at least 22 bytes);
+ * PST_OK or PST_ERROR (not a queue ID).  pst_spool_queue_rename() moves
+ * a complete, synced file there (renameat(from_dirfd, from, queue_fd,
+ * "XY/ID"), creating queue/XY durably the first time); 0 or an errno.
+ * The caller then fsyncs queue/XY. */
+int pst_spool_queue_name(char *buf, size_t size, const char *id);
+int pst_spool_queue_rename(int from_dirfd, const char *from, int queue_fd,
+    const char *id);
 
 
 /* ------------------------------------------------------------------ */
@@ -563,6 +575,9 @@ struct pst_module_s {
 
     const pst_hook_t            *hooks;        /* pst_null_hook ends */
     const pst_store_ops_t       *store;        /* NULL unless a store */
+
+    /* ABI 1.2 */
+    const pst_router_t          *router;       /* NULL unless a router */
 };
 
 /* Fill magic, ABI and size in a designated initializer:
@@ -670,7 +685,6 @@ const pst_str_t *pst_auth_response(pst_session_t *s);
 int pst_auth_challenge(pst_session_t *s, const u_char *data, size_t len);
 /* The authenticated identity (default: the authcid).  PST_OK. */
 int pst_auth_set_user(pst_session_t *s, const u_char *name, size_t len);
-
 
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: receive side                                               */
@@ -782,6 +796,67 @@ int pst_msg_insert_header(pst_session_t *s, pst_uint_t pos,
 int pst_msg_change_header(pst_session_t *s, const pst_str_t *name,
     pst_uint_t index, const pst_str_t *value);
 int pst_msg_replace_body(pst_session_t *s, const u_char *data, size_t len);
+/* ------------------------------------------------------------------ */
+/* ABI 1.2: routing (next hops of a destination domain)                */
+
+/*
+ * The queue process asks the router of the first loaded module that has
+ * one (modules/relay_mx.c: MX records) where a domain's mail goes.  A
+ * route is a verdict and, for ACCEPT, the hops in the order to try
+ * them; every address of a host is a hop of its own.
+ */
+typedef struct {
+    pst_str_t                    name;      /* MX host, or the domain
+                                               itself (implicit MX) */
+    int                          pref;      /* MX preference; 0 implicit */
+    struct sockaddr_storage      addr;      /* port set to the route's */
+    socklen_t                    addrlen;
+    unsigned                     secure:1;  /* every answer on the way
+                                               was DNSSEC-secure */
+} pst_nexthop_t;
+
+typedef struct {
+    pst_verdict_e                verdict;   /* ACCEPT: hops found;
+                                               REJECT: fail the recipients
+                                               (null MX, NXDOMAIN, loop);
+                                               TEMPFAIL: defer (SERVFAIL,
+                                               timeout) */
+    int                          code;      /* for REJECT / TEMPFAIL */
+    const char                  *ecode;     /* "5.1.10" */
+    const char                  *text;      /* one line, no CR/LF */
+    const pst_nexthop_t         *hops;      /* in the order to try them */
+    pst_uint_t                   nhops;
+    in_port_t                    port;      /* host order; 25 */
+} pst_route_t;
+
+/* The route and everything it points to are valid during the call
+ * only: copy what you keep. */
+typedef void (*pst_route_done_pt)(void *data, const pst_route_t *route);
+
+struct pst_router_s {
+    /* Find the next hops of a destination domain (ASCII, A-labels; an
+     * address literal "[192.0.2.1]" is a route of its own).  Calls done
+     * exactly once, never from inside resolve(); returns a handle for
+     * cancel (NULL only on immediate failure, then done is not called).
+     * main_conf is the module's main configuration. */
+    void *(*resolve)(const pst_str_t *domain, void *main_conf,
+                     pst_route_done_pt done, void *data);
+    /* Forget a resolve() whose done has not run: it never will. */
+    void  (*cancel)(void *handle);
+};
+
+/*
+ * Loop detection (RFC 5321 5.1: a client must not deliver to itself).
+ * pst_route_own_addr(): 1 when a connection to sa (address and port)
+ * would reach this server: a listener bound to that address and port,
+ * or a wildcard listener on that port and sa a local address (an
+ * interface's, or loopback).  A destination on another port, or on a
+ * loopback address nothing of ours is bound to, is not us.
+ * pst_route_own_name(): 1 when name (case-insensitive, a trailing dot
+ * ignored) is the hostname of one of our smtp server blocks.
+ */
+int pst_route_own_addr(const struct sockaddr *sa);
+int pst_route_own_name(const u_char *name, size_t len);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -84,6 +84,8 @@ typedef struct pst_buf_s         pst_buf_t;
 #include "pst_connection.h"
 #include "pst_process.h"
 #include "pst_dns.h"
+#include "pst_envelope.h"
 #include "pst_spool.h"
+#include "pst_access.h"
 
 #endif /* PST_CORE_H */

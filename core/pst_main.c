@@ -6,13 +6,21 @@
  *   postern -t | -T                        test (-T: and print) the config
  *   postern -s reload|quit|stop|reopen     signal the running master
  *   postern -V                             version, build, modules
- *   postern queue count|list|show ID       look at the spool
+ *   postern queue count|list|show ID|cat ID   look at the spool
  *   postern passwd [options] USER          a line for a users file
+ *
+ * Every subcommand takes -h/--help; an unknown option, command or
+ * missing argument prints the usage and exits with 64 (EX_USAGE).
  */
 
 #include "pst_core.h"
 #include "pst_smtp.h"
 #include "pst_passwd.h"
+
+#define PST_EX_USAGE  64        /* sysexits.h */
+
+#define PST_QUEUE_USAGE                                                      \
+    "postern [-c file] [-p prefix] queue count|list|show ID|cat ID"
 
 
 static void
@@ -20,8 +28,9 @@ pst_usage(FILE *f)
 {
     fprintf(f,
         "usage: postern [-hVtTf] [-c file] [-p prefix] [-s signal]\n"
-        "       postern [-c file] [-p prefix] queue count|list|show ID\n"
-        "       postern passwd [-m method] [-s] [-f file] user\n"
+        "       " PST_QUEUE_USAGE "\n"
+        "       postern passwd [-m method] [-r rounds] [-s] [-i iterations]\n"
+        "                      [-f file] user\n"
         "\n"
         "  -c file    configuration file (default %s, relative to prefix)\n"
         "  -p prefix  prefix for relative paths (default %s)\n"
@@ -31,8 +40,49 @@ pst_usage(FILE *f)
         "  -s signal  send reload, quit (graceful), stop (fast) or reopen\n"
         "             to the running master\n"
         "  -f         stay in the foreground (same as \"daemon off;\")\n"
-        "  -V         version, build options and modules\n",
+        "  -V         version, build options and modules\n"
+        "\n"
+        "  queue      look at the spool: count the messages, list them,\n"
+        "             show one's envelope, cat one's message\n"
+        "  passwd     make a users file line (postern passwd --help)\n",
         PST_CONF_PATH, PST_PREFIX);
+}
+
+
+static void
+pst_queue_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: " PST_QUEUE_USAGE "\n"
+        "\n"
+        "  count      the number of messages in the queue\n"
+        "  list       every message: ID, size, arrival, sender, recipients\n"
+        "  show ID    one message's envelope and delivery state\n"
+        "  cat ID     one message as a delivery reads it\n");
+}
+
+
+/* Options of "queue" (argv[0]): only -h/--help.  Returns -1 to go on,
+ * or the exit status. */
+static int
+pst_queue_options(int argc, char **argv)
+{
+    int  i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            pst_queue_usage(stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-') {
+            fprintf(stderr, "postern queue: unknown option \"%s\"\n",
+                    argv[i]);
+            pst_queue_usage(stderr);
+            return PST_EX_USAGE;
+        }
+    }
+
+    return -1;
 }
 
 
@@ -109,7 +159,7 @@ main(int argc, char **argv)
     pst_cycle_t  *cycle;
     const char   *signal_name = NULL;
     int           test = 0, dump = 0, version = 0, foreground = 0, i;
-    int           single = 0;
+    int           single = 0, rc;
     char         *p;
 
     pst_time_update();
@@ -146,7 +196,7 @@ main(int argc, char **argv)
         } else {
             fprintf(stderr, "postern: invalid option \"%s\"\n", p);
             pst_usage(stderr);
-            return 1;
+            return PST_EX_USAGE;
         }
     }
 
@@ -163,7 +213,12 @@ main(int argc, char **argv)
     if (i < argc) {
         if (strcmp(argv[i], "queue") != 0) {
             fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
-            return 1;
+            pst_usage(stderr);
+            return PST_EX_USAGE;
+        }
+        rc = pst_queue_options(argc - i, argv + i);
+        if (rc >= 0) {
+            return rc;
         }
         cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
         if (cycle == NULL) {
@@ -178,6 +233,11 @@ main(int argc, char **argv)
                                dump ? stdout : NULL);
         if (cycle == NULL) {
             fprintf(stderr, "postern: configuration test failed\n");
+            return 1;
+        }
+        if (pst_check_worker_access(cycle, 0) != PST_OK) {
+            fprintf(stderr, "postern: configuration test failed\n");
+            pst_destroy_cycle(cycle);
             return 1;
         }
         if (dump) {
@@ -210,6 +270,7 @@ main(int argc, char **argv)
 
     if (pst_open_log(cycle) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
+        || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
         || pst_cycle_init_modules(cycle) != PST_OK)

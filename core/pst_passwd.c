@@ -3,7 +3,7 @@
  * the users file of the auth_file module.
  *
  *   postern passwd [-m yescrypt|bcrypt|sha512crypt] [-r ROUNDS]
- *                  [-s] [-i ITERATIONS] [-f FILE] USER
+ *                  [-s] [-i ITERATIONS] [-f FILE] [--] USER
  *
  *   -m  crypt(3) method (default yescrypt, libcrypt's own default)
  *   -r  cost parameter of the method (0: libcrypt's default)
@@ -161,6 +161,132 @@ pst_passwd_update(const char *file, const char *user, const char *line)
 }
 
 
+void
+pst_passwd_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: postern passwd [-m yescrypt|bcrypt|sha512crypt] [-r rounds]"
+        " [-s]\n"
+        "                      [-i iterations] [-f file] [--] user\n"
+        "\n"
+        "  -m method      crypt(3) method (default yescrypt)\n"
+        "  -r rounds      cost of the method (default: libcrypt's)\n"
+        "  -s             add a SCRAM-SHA-256 secret too\n"
+        "  -i iterations  PBKDF2 iterations of the SCRAM secret (4096)\n"
+        "  -f file        add or replace the line in file instead of"
+        " printing it\n"
+        "  -h, --help     this text\n"
+        "\n"
+        "The password is read from the terminal, or from the first line of"
+        " standard\ninput.  The user name may not contain ':' or white"
+        " space, nor start\nwith '-'.\n");
+}
+
+
+/* The value val of option -o (m, r, i or f).  PST_OK, or PST_ERROR
+ * after saying why. */
+static int
+pst_passwd_value(char o, const char *val, const char **method,
+    unsigned long *rounds, unsigned long *iter, const char **file)
+{
+    char  *end;
+
+    if (o == 'f') {
+        *file = val;
+        return PST_OK;
+    }
+
+    if (o == 'm') {
+        *method = strcmp(val, "yescrypt") == 0 ? "$y$"
+                  : strcmp(val, "bcrypt") == 0 ? "$2b$"
+                  : strcmp(val, "sha512crypt") == 0 ? "$6$" : NULL;
+        if (*method == NULL) {
+            fprintf(stderr, "postern passwd: unknown method \"%s\" (use"
+                    " yescrypt, bcrypt or sha512crypt)\n", val);
+            return PST_ERROR;
+        }
+        return PST_OK;
+    }
+
+    errno = 0;
+    *(o == 'r' ? rounds : iter) = strtoul(val, &end, 10);
+    if (errno != 0 || end == val || *end != '\0' || val[0] == '-') {
+        fprintf(stderr, "postern passwd: invalid number \"%s\"\n", val);
+        return PST_ERROR;
+    }
+
+    return PST_OK;
+}
+
+
+/* Options into the variables; the index of the user name, or -1 with
+ * the exit status in *rc (0 after --help, 64 for a usage error). */
+static int
+pst_passwd_options(int argc, char **argv, const char **method,
+    unsigned long *rounds, unsigned long *iter, int *with_scram,
+    const char **file, int *rc)
+{
+    const char  *opt;
+    int          i;
+
+    *rc = 64;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        opt = argv[i];
+
+        if (strcmp(opt, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
+            pst_passwd_usage(stdout);
+            *rc = 0;
+            return -1;
+        }
+        if (strcmp(opt, "-s") == 0) {
+            *with_scram = 1;
+            continue;
+        }
+        if (strcmp(opt, "-m") != 0 && strcmp(opt, "-r") != 0
+            && strcmp(opt, "-i") != 0 && strcmp(opt, "-f") != 0)
+        {
+            fprintf(stderr, "postern passwd: unknown option \"%s\"\n", opt);
+            goto usage;
+        }
+        if (++i == argc) {
+            fprintf(stderr, "postern passwd: option \"%s\" needs a value\n",
+                    opt);
+            goto usage;
+        }
+
+        if (pst_passwd_value(opt[1], argv[i], method, rounds, iter, file)
+            != PST_OK)
+        {
+            goto usage;
+        }
+    }
+
+    if (i != argc - 1 || argv[i][0] == '\0' || argv[i][0] == '-'
+        || strchr(argv[i], ':') || strpbrk(argv[i], " \t\r\n")
+        || strlen(argv[i]) > 255 || *iter < 1 || *iter > 10000000)
+    {
+        fprintf(stderr, "postern passwd: %s\n", i >= argc
+                ? "no user name" : i < argc - 1 ? "one user name only"
+                : *iter < 1 || *iter > 10000000
+                ? "iterations must be between 1 and 10000000"
+                : "invalid user name");
+        goto usage;
+    }
+
+    return i;
+
+usage:
+
+    pst_passwd_usage(stderr);
+    return -1;
+}
+
+
 int
 pst_passwd_tool(int argc, char **argv)
 {
@@ -172,43 +298,12 @@ pst_passwd_tool(int argc, char **argv)
     char                scram[256], line[1024];
     int                 i, with_scram = 0, rc = 1;
 
-    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "-s") == 0) {
-            with_scram = 1;
-        } else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "yescrypt") == 0) {
-                method = "$y$";
-            } else if (strcmp(argv[i], "bcrypt") == 0) {
-                method = "$2b$";
-            } else if (strcmp(argv[i], "sha512crypt") == 0) {
-                method = "$6$";
-            } else {
-                fprintf(stderr, "postern: unknown method \"%s\" (use"
-                        " yescrypt, bcrypt or sha512crypt)\n", argv[i]);
-                return 1;
-            }
-        } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
-            rounds = strtoul(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "-i") == 0 && i + 1 < argc) {
-            iter = strtoul(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
-            file = argv[++i];
-        } else {
-            break;
-        }
+    i = pst_passwd_options(argc, argv, &method, &rounds, &iter, &with_scram,
+                           &file, &rc);
+    if (i < 0) {
+        return rc;
     }
-
-    if (i != argc - 1 || argv[i][0] == '\0' || strchr(argv[i], ':')
-        || strpbrk(argv[i], " \t\r\n") || strlen(argv[i]) > 255
-        || iter < 1 || iter > 10000000)
-    {
-        fprintf(stderr, "usage: postern passwd [-m yescrypt|bcrypt|"
-                "sha512crypt] [-r rounds] [-s] [-i iterations]\n"
-                "                      [-f file] user\n"
-                "(the user name may not contain ':' or white space)\n");
-        return 1;
-    }
+    rc = 1;
     user = argv[i];
 
     if (pst_passwd_read("Password: ", pass, sizeof(pass)) != PST_OK

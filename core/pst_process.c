@@ -37,6 +37,7 @@ static pst_child_t     children[PST_MAX_PROCS];
 static time_t          crash_times[PST_RESPAWN_MAX];
 static pst_uint_t      crash_next;
 static int             respawn_paused;
+static int             listeners_closed;  /* no worker was left */
 static pid_t           master_pid;        /* what a worker's parent is */
 
 static char           *title_start;
@@ -53,6 +54,8 @@ static pst_uint_t pst_live_children(void);
 static void pst_start_workers(pst_cycle_t *cycle);
 static void pst_master_reconfigure(void);
 static void pst_wait_old_stop_accepting(void);
+static void pst_no_worker_left(pst_cycle_t *cycle);
+static int pst_reopen_listeners(pst_cycle_t *cycle);
 
 
 /* ------------------------------------------------------------------ */
@@ -600,6 +603,7 @@ pst_master_reconfigure(void)
 
     if (pst_open_listening_sockets(cycle, old) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
+        || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
         /* sockets the new cycle took over stay with the old one: the
@@ -640,6 +644,7 @@ pst_master_reconfigure(void)
     }
 
     pst_cycle = cycle;
+    listeners_closed = 0;
     pst_start_workers(cycle);
     pst_signal_children(SIGQUIT, 1);
     pst_wait_old_stop_accepting();
@@ -659,6 +664,60 @@ pst_master_reconfigure(void)
 
     pst_log_error(PST_LOG_NOTICE, 0, "reconfigured: %ld worker(s)",
                   (long) cycle->core->worker_processes);
+}
+
+
+/*
+ * A master whose workers are all gone (and that will not start another
+ * now) must not keep its listeners: the kernel would complete client
+ * connections into the backlog, and the clients would wait for a
+ * greeting instead of trying the next MX.
+ */
+static void
+pst_no_worker_left(pst_cycle_t *cycle)
+{
+    int  i;
+
+    if (listeners_closed || pst_quit || pst_terminate) {
+        return;
+    }
+
+    for (i = 0; i < PST_MAX_PROCS; i++) {
+        if (children[i].pid > 0 && children[i].type == PST_PROC_WORKER
+            && children[i].cycle == cycle && !children[i].exiting)
+        {
+            return;
+        }
+    }
+
+    pst_close_listening_sockets(cycle);
+    listeners_closed = 1;
+
+    pst_log_error(PST_LOG_ALERT, 0, "no worker process left: listeners"
+                  " closed %s", respawn_paused
+                  ? "until the respawn pause ends"
+                  : "until a reload (fix the cause first)");
+}
+
+
+static int
+pst_reopen_listeners(pst_cycle_t *cycle)
+{
+    if (!listeners_closed) {
+        return PST_OK;
+    }
+
+    if (pst_open_listening_sockets(cycle, NULL) != PST_OK) {
+        /* the log says why; the next reload tries again */
+        pst_close_listening_sockets(cycle);
+        pst_log_error(PST_LOG_ALERT, 0, "cannot listen again: no workers"
+                      " started, reload when the cause is fixed");
+        return PST_ERROR;
+    }
+
+    listeners_closed = 0;
+    pst_log_error(PST_LOG_NOTICE, 0, "listening again");
+    return PST_OK;
 }
 
 
@@ -710,13 +769,16 @@ pst_master_run(pst_cycle_t *cycle)
         if (pst_reap) {
             pst_reap = 0;
             pst_reap_children(pst_cycle);
+            pst_no_worker_left(pst_cycle);
         }
 
         if (pst_alarm && !pst_terminate) {
             pst_alarm = 0;
             if (respawn_paused && !pst_quit) {
                 respawn_paused = 0;
-                pst_fill_workers(pst_cycle);
+                if (pst_reopen_listeners(pst_cycle) == PST_OK) {
+                    pst_fill_workers(pst_cycle);
+                }
             }
         }
 
@@ -772,7 +834,7 @@ pst_master_run(pst_cycle_t *cycle)
 /* ------------------------------------------------------------------ */
 /* Workers                                                             */
 
-static void
+void
 pst_drop_privileges(pst_cycle_t *cycle)
 {
     pst_core_conf_t  *ccf = cycle->core;

@@ -37,6 +37,8 @@ int pst_single_run(pst_cycle_t *cycle);
 /* -s reload|quit|stop|reopen: signal the running master. */
 int pst_signal_master(pst_cycle_t *cycle, const char *name);
 int pst_daemonize(void);
+/* Become the workers' account (when root); exits 2 if it cannot. */
+void pst_drop_privileges(pst_cycle_t *cycle);
 int pst_write_pid(pst_cycle_t *cycle);
 void pst_delete_pid(pst_cycle_t *cycle);
 

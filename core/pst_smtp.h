@@ -56,6 +56,9 @@ typedef struct {
     pst_int_t                    max_junk_commands;
     pst_msec_t                   command_timeout;
     pst_msec_t                   data_timeout;
+    pst_msec_t                   command_deadline;
+    size_t                       min_data_rate;   /* bytes/s, 0: off */
+    pst_int_t                    max_rcpt_overflows;
     pst_msec_t                   hook_timeout;
     pst_msec_t                   dns_timeout;
     pst_uint_t                   bare_newline;
@@ -232,6 +235,7 @@ typedef struct {
     pst_smtp_params_t            params;
     pst_array_t                  rcpts;        /* pst_smtp_rcpt_t */
     pst_uint_t                   rcpt_accepted; /* duplicates included */
+    pst_uint_t                   rcpt_overflows; /* 452s past the limit */
     pst_str_t                    auth_param;
     time_t                       start;
 
@@ -250,6 +254,7 @@ typedef struct {
     unsigned                     data_started:1;
     unsigned                     hold:1;       /* a HOLD verdict */
     unsigned                     discard:1;    /* a DISCARD verdict */
+    unsigned                     data_clock:1; /* s->data_by is ours */
 } pst_smtp_tx_t;
 
 struct pst_call_s {
@@ -334,6 +339,11 @@ struct pst_session_s {
     pst_uint_t                   messages;
     unsigned                     skipping;     /* overlong line */
 
+    /* slow clients (pst_smtp_deadline.c) */
+    pst_msec_t                   command_by;   /* this line due by then */
+    pst_msec_t                   data_by;      /* data credit lasts to */
+    unsigned                     timer_why:2;  /* PST_SMTP_WAIT_* */
+
     pst_tls_facts_t             *tls_facts;    /* NULL: plaintext */
     pst_smtp_auth_t             *auth;         /* SASL state, or NULL */
     pst_dns_query_t             *dns;          /* reverse lookup */
@@ -376,6 +386,16 @@ void pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
     size_t n);
 /* Reverse lookup, connect hooks, greeting (after implicit TLS). */
 void pst_smtp_session_start(pst_session_t *s);
+
+/* pst_smtp_deadline.c: time limits against slow clients */
+#define PST_SMTP_WAIT_IDLE       0
+#define PST_SMTP_WAIT_DEADLINE   1
+#define PST_SMTP_WAIT_RATE       2
+
+void pst_smtp_clock_start(pst_session_t *s, pst_smtp_state_e st);
+void pst_smtp_clock_credit(pst_session_t *s, size_t n);
+pst_msec_t pst_smtp_clock_wait(pst_session_t *s);
+const char *pst_smtp_clock_reason(pst_session_t *s);
 
 /* pst_smtp_data.c */
 void pst_smtp_data_start(pst_session_t *s);

@@ -447,172 +447,127 @@ pst_msg_add_header(pst_session_t *s, const char *name, const char *fmt, ...)
 
 
 /* ------------------------------------------------------------------ */
-/* Envelope (docs/SPOOL.md)                                            */
+/* Envelope (pst_envelope.h, docs/SPOOL.md)                            */
 
-static int
-pst_env_put(pst_buf_t *b, const char *key, const u_char *v, size_t n,
-    int encode)
+static int pst_tx_envelope_rcpts(pst_smtp_tx_t *tx, pst_envelope_t *env);
+
+
+static void
+pst_tx_cstr(pst_str_t *out, const char *s)
 {
-    u_char  tmp[2048];
-    size_t  k;
-
-    if (pst_buf_append(b, key, strlen(key), 1 << 24) != PST_OK
-        || pst_buf_append(b, " ", 1, 1 << 24) != PST_OK)
-    {
-        return PST_ERROR;
-    }
-
-    if (!encode) {
-        if (pst_buf_append(b, v, n, 1 << 24) != PST_OK) {
-            return PST_ERROR;
-        }
-    } else {
-        while (n > 0) {
-            /* encode in slices: 3 output bytes per input byte at most */
-            k = pst_min(n, sizeof(tmp) / 3);
-            if (pst_buf_append(b, tmp, pst_xtext_encode(tmp, v, k), 1 << 24)
-                != PST_OK)
-            {
-                return PST_ERROR;
-            }
-            v += k;
-            n -= k;
-        }
-    }
-
-    return pst_buf_append(b, "\n", 1, 1 << 24);
+    out->data = (u_char *) s;
+    out->len = s ? strlen(s) : 0;
 }
 
 
-#define PUT(key, str)                                                        \
-    if (pst_env_put(b, key, (str)->data, (str)->len, 1) != PST_OK) {         \
-        goto failed; }
-#define PUTC(key, cstr)                                                      \
-    if (pst_env_put(b, key, (u_char *) (cstr), strlen(cstr), 0) != PST_OK) { \
-        goto failed; }
+/* The session's facts and the transaction as an envelope: strings point
+ * into the session and the transaction (valid while they are). */
+static int
+pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
+{
+    static const char  *bodies[] = { NULL, "7BIT", "8BITMIME", "BINARYMIME" };
+    pst_smtp_tx_t      *tx = s->tx;
+    pst_pool_t         *pool = tx->pool;
+    size_t              n;
+
+    if (pst_envelope_init(pool, env) != PST_OK) {
+        return PST_ERROR;
+    }
+
+    env->id = tx->id;
+    /* the ID holds the moment the transaction began, to the microsecond */
+    pst_spool_id_time(tx->id.data, &env->arrival_sec, &env->arrival_usec);
+    env->client_addr = s->client_addr;
+    env->client_name = s->client_name;
+    env->helo = s->helo;
+    pst_tx_cstr(&env->protocol, pst_smtp_protocol(s));
+    env->auth = s->auth_id;
+    if (s->tls_facts) {
+        n = strlen(s->tls_facts->version) + strlen(s->tls_facts->cipher) + 2;
+        env->tls.data = pst_palloc(pool, n);
+        if (env->tls.data == NULL) {
+            return PST_ERROR;
+        }
+        env->tls.len = (size_t) snprintf((char *) env->tls.data, n, "%s %s",
+                                         s->tls_facts->version,
+                                         s->tls_facts->cipher);
+    }
+    env->server = s->conf->hostname;
+    /* MAIL AUTH= as we trust it (RFC 4954 5): "<>" unless the session
+     * authenticated; a relay passes it on */
+    env->auth_param = tx->auth_param;
+    env->sender = tx->sender;
+    pst_tx_cstr(&env->body, bodies[tx->params.body]);
+    env->smtputf8 = tx->params.smtputf8;
+    if (tx->params.ret) {
+        pst_tx_cstr(&env->ret, tx->params.ret == PST_RET_FULL ? "FULL"
+                                                              : "HDRS");
+    }
+    env->envid = tx->params.envid;
+    env->size = (int64_t) tx->data.size;
+    /* a HOLD verdict: the queue keeps it until an operator says */
+    env->hold = tx->hold;
+    if (tx->add_headers != NULL) {
+        env->prepend = tx->add_headers;
+    }
+
+    return pst_tx_envelope_rcpts(tx, env);
+}
+
+
+static int
+pst_tx_envelope_rcpts(pst_smtp_tx_t *tx, pst_envelope_t *env)
+{
+    pst_smtp_rcpt_t  *r = tx->rcpts.elts;
+    pst_env_rcpt_t   *er;
+    pst_uint_t        i;
+    size_t            n;
+
+    for (i = 0; i < tx->rcpts.nelts; i++) {
+        er = pst_array_push(env->rcpts);
+        if (er == NULL) {
+            return PST_ERROR;
+        }
+        memset(er, 0, sizeof(pst_env_rcpt_t));
+        er->addr = r[i].addr;
+        er->notify = r[i].notify;
+        if (r[i].orcpt.data != NULL) {
+            n = r[i].orcpt_type.len + r[i].orcpt.len + 2;
+            er->orcpt.data = pst_palloc(tx->pool, n);
+            if (er->orcpt.data == NULL) {
+                return PST_ERROR;
+            }
+            er->orcpt.len = (size_t) snprintf((char *) er->orcpt.data, n,
+                                              "%.*s;%.*s",
+                                              (int) r[i].orcpt_type.len,
+                                              r[i].orcpt_type.data,
+                                              (int) r[i].orcpt.len,
+                                              r[i].orcpt.data);
+        }
+    }
+
+    return PST_OK;
+}
 
 
 int
 pst_tx_envelope(pst_session_t *s, pst_str_t *out)
 {
-    static const char  *bodies[] = { NULL, "7BIT", "8BITMIME", "BINARYMIME" };
-    pst_smtp_tx_t      *tx = s->tx;
-    pst_smtp_rcpt_t    *r;
-    pst_str_t          *h;
-    pst_buf_t          *b;
-    pst_uint_t          i;
-    char                num[64], line[1200];
-    u_char              enc[1600];
-    int                 n;
+    pst_envelope_t  env;
+    pst_buf_t      *b;
 
-    if (tx == NULL) {
-        return PST_ERROR;
-    }
-
-    b = pst_buf_alloc(1024);
-    if (b == NULL) {
-        return PST_ERROR;
-    }
-
-    if (pst_buf_append(b, PST_ENVELOPE_MAGIC "\n",
-                       sizeof(PST_ENVELOPE_MAGIC), 1 << 24) != PST_OK)
+    if (s->tx == NULL || pst_tx_build_envelope(s, &env) != PST_OK
+        || pst_envelope_write(&env, &b) != PST_OK)
     {
-        goto failed;
-    }
-
-    PUT("id", &tx->id);
-    snprintf(num, sizeof(num), "%lld.%06ld", (long long) tx->start, 0L);
-    PUTC("arrival", num);
-    PUT("client-addr", &s->client_addr);
-    if (s->client_name.len) {
-        PUT("client-name", &s->client_name);
-    }
-    PUT("helo", &s->helo);
-    PUTC("protocol", pst_smtp_protocol(s));
-    if (s->auth_id.len) {
-        PUT("auth", &s->auth_id);
-    }
-    if (s->tls_facts) {
-        snprintf(line, sizeof(line), "%s %s", s->tls_facts->version,
-                 s->tls_facts->cipher);
-        if (pst_env_put(b, "tls", (u_char *) line, strlen(line), 1)
-            != PST_OK)
-        {
-            goto failed;
-        }
-    }
-    PUT("server", &s->conf->hostname);
-    PUT("sender", &tx->sender);
-    if (tx->params.body) {
-        PUTC("body", bodies[tx->params.body]);
-    }
-    if (tx->params.smtputf8) {
-        PUTC("smtputf8", "1");
-    }
-    if (tx->params.ret) {
-        PUTC("ret", tx->params.ret == PST_RET_FULL ? "FULL" : "HDRS");
-    }
-    if (tx->params.envid.data) {
-        PUT("envid", &tx->params.envid);
-    }
-    if (tx->auth_param.data) {
-        /* MAIL AUTH= as we trust it (RFC 4954 5): "<>" unless the
-         * session authenticated; a relay passes it on */
-        PUT("auth-param", &tx->auth_param);
-    }
-    snprintf(num, sizeof(num), "%lld", (long long) tx->data.size);
-    PUTC("size", num);
-    if (tx->hold) {
-        /* a HOLD verdict: the queue keeps it until an operator says */
-        PUTC("hold", "1");
-    }
-
-    r = tx->rcpts.elts;
-    for (i = 0; i < tx->rcpts.nelts; i++) {
-        n = (int) pst_xtext_encode(enc, r[i].addr.data,
-                                   pst_min(r[i].addr.len, 512));
-        n = snprintf(line, sizeof(line), "%.*s notify=%u", n, enc,
-                     r[i].notify);
-        if (r[i].orcpt.data != NULL) {
-            char    orcpt[600];
-            size_t  k;
-
-            k = (size_t) snprintf(orcpt, sizeof(orcpt), "%.*s;%.*s",
-                                  (int) r[i].orcpt_type.len,
-                                  r[i].orcpt_type.data,
-                                  (int) pst_min(r[i].orcpt.len, 500),
-                                  r[i].orcpt.data);
-            k = pst_xtext_encode(enc, (u_char *) orcpt,
-                                 pst_min(k, sizeof(enc) / 3));
-            n += snprintf(line + n, sizeof(line) - (size_t) n,
-                          " orcpt=%.*s", (int) pst_min(k, 1000), enc);
-        }
-        snprintf(line + n, sizeof(line) - (size_t) n, " state=pending");
-        PUTC("rcpt", line);
-    }
-
-    if (tx->add_headers != NULL) {
-        h = tx->add_headers->elts;
-        for (i = 0; i < tx->add_headers->nelts; i++) {
-            PUT("prepend", &h[i]);
-        }
-    }
-
-    if (pst_buf_append(b, "end\n", 4, 1 << 24) != PST_OK) {
-        goto failed;
+        return PST_ERROR;
     }
 
     out->len = pst_buf_size(b);
-    out->data = pst_palloc(tx->pool, out->len);
-    if (out->data == NULL) {
-        goto failed;
+    out->data = pst_palloc(s->tx->pool, out->len);
+    if (out->data != NULL) {
+        memcpy(out->data, b->pos, out->len);
     }
-    memcpy(out->data, b->pos, out->len);
     pst_buf_destroy(b);
-    return PST_OK;
 
-failed:
-
-    pst_buf_destroy(b);
-    return PST_ERROR;
+    return out->data != NULL ? PST_OK : PST_ERROR;
 }

@@ -84,6 +84,15 @@ static const pst_command_t  pst_smtp_commands[] = {
     { "smtp_data_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, SRV(data_timeout), NULL },
 
+    { "smtp_command_deadline", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, SRV(command_deadline), NULL },
+
+    { "smtp_min_data_rate", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_size_slot, SRV(min_data_rate), NULL },
+
+    { "max_recipient_overflows", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, SRV(max_rcpt_overflows), NULL },
+
     { "smtp_hook_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, SRV(hook_timeout), NULL },
 
@@ -151,6 +160,9 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->max_connections_per_ip = PST_CONF_UNSET;
     c->command_timeout = PST_CONF_UNSET_MSEC;
     c->data_timeout = PST_CONF_UNSET_MSEC;
+    c->command_deadline = PST_CONF_UNSET_MSEC;
+    c->min_data_rate = PST_CONF_UNSET_SIZE;
+    c->max_rcpt_overflows = PST_CONF_UNSET;
     c->hook_timeout = PST_CONF_UNSET_MSEC;
     c->dns_timeout = PST_CONF_UNSET_MSEC;
     c->bare_newline = PST_CONF_UNSET_UINT;
@@ -208,6 +220,13 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
                               5 * 60 * 1000);
     pst_conf_merge_msec_value(conf->data_timeout, prev->data_timeout,
                               3 * 60 * 1000);
+    /* the whole command, not the gap between bytes; 0: as long as
+     * smtp_command_timeout (RFC 5321 4.5.3.2.7's five minutes) */
+    pst_conf_merge_msec_value(conf->command_deadline,
+                              prev->command_deadline, 0);
+    pst_conf_merge_size_value(conf->min_data_rate, prev->min_data_rate, 500);
+    pst_conf_merge_value(conf->max_rcpt_overflows, prev->max_rcpt_overflows,
+                         10000);
     pst_conf_merge_msec_value(conf->hook_timeout, prev->hook_timeout,
                               30 * 1000);
     pst_conf_merge_msec_value(conf->dns_timeout, prev->dns_timeout,

@@ -494,7 +494,7 @@ pst_smtp_parse_params(pst_pool_t *pool, u_char *p, u_char *end, int mail,
     pst_smtp_params_t *prm, pst_smtp_error_t *err)
 {
     u_char   *key, *val, *q;
-    size_t    klen, vlen;
+    size_t    klen, vlen, i;
     unsigned  seen = 0;
     int64_t   n;
 
@@ -552,7 +552,14 @@ pst_smtp_parse_params(pst_pool_t *pool, u_char *p, u_char *end, int mail,
             }
             n = pst_atoi(val, vlen, INT64_MAX);
             if (n < 0) {
-                goto bad;
+                /* RFC 1870 allows 20 digits: a number past int64 is a
+                 * size all the same, and too big for anyone */
+                for (i = 0; i < vlen; i++) {
+                    if (val[i] < '0' || val[i] > '9') {
+                        goto bad;
+                    }
+                }
+                n = INT64_MAX;
             }
             prm->size = n;
 

@@ -348,6 +348,7 @@ pst_smtp_enter_state(pst_session_t *s, pst_smtp_state_e st)
         (void) pst_buf_resize(s->in, PST_SMTP_IN_SIZE);
     }
 
+    pst_smtp_clock_start(s, st);
     s->state = st;
 }
 
@@ -487,6 +488,7 @@ pst_smtp_flush(pst_session_t *s)
 
         if (n == PST_AGAIN) {
             /* wait for the write event; bound the wait */
+            s->timer_why = PST_SMTP_WAIT_IDLE;
             pst_event_add_timer(&c->read, s->conf->command_timeout);
             return PST_AGAIN;
         }
@@ -620,8 +622,8 @@ pst_smtp_read(pst_session_t *s)
 static void
 pst_smtp_timeout(pst_session_t *s)
 {
-    pst_log_session(s, PST_LOG_INFO, "timeout in state %s",
-                    state_names[s->state]);
+    pst_log_session(s, PST_LOG_INFO, "timeout in state %s%s",
+                    state_names[s->state], pst_smtp_clock_reason(s));
 
     if (s->state == PST_SMTP_S_COMMIT) {
         return;    /* our own disk: the commit always completes */
@@ -698,6 +700,7 @@ void
 pst_smtp_continue(pst_session_t *s)
 {
     pst_connection_t  *c = s->c;
+    size_t             n;
     int                rc;
 
     if (s->in_process) {
@@ -733,6 +736,12 @@ pst_smtp_continue(pst_session_t *s)
         }
 
         if (rc == PST_BUSY) {
+            if (s->state == PST_SMTP_S_PHASE) {
+                /* the command came whole in time; whatever was left of
+                 * its deadline does not bound the hooks */
+                s->timer_why = PST_SMTP_WAIT_IDLE;
+                pst_smtp_set_timer(s, s->conf->command_timeout);
+            }
             (void) pst_smtp_flush(s);
             if (c->read.ready) {
                 /* edge-triggered: the peer may already have closed; let
@@ -759,14 +768,18 @@ pst_smtp_continue(pst_session_t *s)
         }
 
         if (!c->read.ready) {
-            pst_smtp_set_timer(s, (s->state == PST_SMTP_S_DATA
-                                   || s->state == PST_SMTP_S_BDAT)
-                                  ? s->conf->data_timeout
-                                  : s->conf->command_timeout);
+            pst_smtp_set_timer(s, pst_smtp_clock_wait(s));
             break;
         }
 
+        n = pst_buf_size(s->in);
         rc = pst_smtp_read(s);
+
+        if (rc == PST_OK && (s->state == PST_SMTP_S_DATA
+                             || s->state == PST_SMTP_S_BDAT))
+        {
+            pst_smtp_clock_credit(s, pst_buf_size(s->in) - n);
+        }
 
         if (rc == PST_AGAIN) {
             if (c->read.ready) {
@@ -821,6 +834,11 @@ pst_smtp_process_commands(pst_session_t *s)
         lr = pst_smtp_read_line(s->in, s->conf->command_line_limit,
                                 s->conf->bare_newline == PST_BARE_NL_REJECT,
                                 &s->skipping, &line);
+
+        if (lr != PST_SMTP_LINE_AGAIN) {
+            /* a line is done: the next one has its own deadline */
+            pst_smtp_clock_start(s, PST_SMTP_S_COMMAND);
+        }
 
         switch (lr) {
         case PST_SMTP_LINE_AGAIN:
@@ -1366,8 +1384,14 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
     if (conf->max_recipients > 0
         && s->tx->rcpt_accepted >= (pst_uint_t) conf->max_recipients)
     {
-        /* RFC 5321 4.5.3.1.10 */
+        /* RFC 5321 4.5.3.1.10: the client goes on with the recipients
+         * accepted so far, so these are not errors (up to a cap) */
         pst_smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+        if (++s->tx->rcpt_overflows
+            <= (pst_uint_t) conf->max_rcpt_overflows)
+        {
+            s->errors--;
+        }
         return;
     }
 
@@ -1497,9 +1521,9 @@ pst_smtp_cmd_bdat(pst_session_t *s)
     }
 
     if (size < 0 || !s->conf->chunking) {
-        /* the chunk length is unknown: the stream cannot be resynced */
-        pst_smtp_reply(s, s->conf->chunking ? 501 : 502,
-                       s->conf->chunking ? "5.5.4" : "5.5.1",
+        /* the chunk length is unknown: the stream cannot be resynced;
+         * a server that closes says 421 (RFC 5321 3.8) */
+        pst_smtp_reply(s, 421, s->conf->chunking ? "4.5.4" : "4.5.1",
                        "Error: %s, closing", s->conf->chunking
                        ? "invalid BDAT syntax" : "CHUNKING not offered");
         pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);

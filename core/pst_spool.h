@@ -1,63 +1,99 @@
 /*
- * pst_spool.h -- the spool: layout, queue IDs, envelope format,
- * start-up recovery.  The format is documented in docs/SPOOL.md.
+ * pst_spool.h -- the spool as a core service: layout, queue IDs, queue
+ * files, per-recipient delivery state, start-up clean-up and the queue
+ * tool.  The format is documented in docs/SPOOL.md.
  *
- *   SPOOL/tmp/PID/ID      message being received by worker PID
- *   SPOOL/queue/ID        committed: header, message, envelope
- *   SPOOL/corrupt/        what recovery could not read, for a human
+ *   SPOOL/tmp/PID/ID          message being received by worker PID
+ *   SPOOL/queue/XY/ID         committed: header, message, envelope
+ *                             (XY: the ID's last two characters);
+ *                             immutable once there
+ *   SPOOL/queue/XY/ID.state   its delivery state, replaced atomically
+ *   SPOOL/corrupt/            what could not be read, for a human
  *
  * A message is committed by: append the envelope, write the header,
- * fdatasync(file), rename into queue/, fsync(queue directory).  Only
- * then is 250 sent.  A file appears in queue/ complete or not at all.
+ * fdatasync(file), rename into queue/XY/, fsync(queue/XY).  Only then
+ * is 250 sent.  A file appears in queue/ complete or not at all.
  */
 
 #ifndef PST_SPOOL_H
 #define PST_SPOOL_H
 
-#define PST_ENVELOPE_MAGIC       "POSTERN-ENVELOPE 1"
 #define PST_QUEUE_ID_LEN         18
+/* "XY/ID" under queue/, and "XY/ID.state" */
+#define PST_SPOOL_NAME_LEN       (3 + PST_QUEUE_ID_LEN)
+#define PST_SPOOL_STATE_SUFFIX   ".state"
 
 typedef struct {
-    pst_str_t                    addr;
-    unsigned                     notify;
-    pst_str_t                    orcpt;      /* "type;address" decoded */
-    pst_str_t                    state;      /* pending, sent, failed */
-} pst_env_rcpt_t;
-
-typedef struct {
-    pst_str_t                    id;
-    pst_str_t                    sender;
-    pst_str_t                    client_addr;
-    pst_str_t                    client_name;
-    pst_str_t                    helo;
-    pst_str_t                    protocol;
-    pst_str_t                    auth;
-    pst_str_t                    tls;
-    pst_str_t                    envid;
-    pst_str_t                    ret;
-    pst_str_t                    body;
-    int                          smtputf8;
-    int64_t                      size;
-    double                       arrival;
-    pst_array_t                 *rcpts;      /* pst_env_rcpt_t */
-    pst_array_t                 *prepend;    /* pst_str_t header lines */
-} pst_envelope_t;
+    pst_envelope_t      env;        /* the envelope with the state applied */
+    int                 fd;         /* queue file, read only */
+    off_t               msg_offset; /* the message in fd */
+    off_t               msg_len;
+} pst_spool_msg_t;
 
 /* Make a new queue ID (upper-case base32, time ordered, unique across
  * the processes of one host).  buf holds PST_QUEUE_ID_LEN + 1 bytes. */
 void pst_spool_new_id(u_char *buf);
 /* Validate an ID read from the file system or a command line. */
 int pst_spool_valid_id(const u_char *p, size_t n);
-/* Parse an envelope's text; PST_OK or PST_ERROR with *why. */
-int pst_envelope_parse(pst_pool_t *pool, u_char *p, size_t n,
-    pst_envelope_t *env, const char **why);
-/* Read queue/ID: the envelope parsed, the message's offset and length
- * in the file.  PST_OK, PST_DECLINED (no such file) or PST_ERROR with
- * *why (not a complete format 2 file). */
+/* The time an ID was made (its first 11 characters). */
+void pst_spool_id_time(const u_char *id, time_t *sec, long *usec);
+
+/* Read the queue file open on fd: the envelope parsed (without the
+ * delivery state), the message's offset and length in the file.
+ * PST_OK or PST_ERROR with *why. */
+int pst_spool_read_fd(pst_pool_t *pool, int fd, pst_envelope_t *env,
+    off_t *msg_offset, off_t *msg_len, const char **why);
+/* The same from a path: PST_DECLINED when there is no such file. */
 int pst_spool_read(pst_pool_t *pool, const char *path, pst_envelope_t *env,
     off_t *msg_offset, off_t *msg_len, const char **why);
-/* Master: create the directories (owned by the worker account); with
- * recover, clean up what a crash left and log what the queue holds. */
+
+/* Tools and tests without a configuration: the spool directory to use
+ * instead of spool_dir (NUL-terminated, kept by the caller). */
+void pst_spool_use_dir(const char *dir);
+
+/* Path of queue file ID into buf.  PST_OK or PST_ERROR (bad ID / small
+ * buf). */
+int pst_spool_path(char *buf, size_t size, const char *id);
+/* Open a committed message: envelope + current delivery state.
+ * PST_OK, PST_DECLINED (gone), PST_ERROR (*why: corrupt: move it aside
+ * with pst_spool_corrupt()), PST_AGAIN (*why: a system error such as
+ * EMFILE or EACCES: try later, never a reason for corrupt/). */
+int pst_spool_msg_open(pst_pool_t *pool, const char *id, pst_spool_msg_t *m,
+    const char **why);
+void pst_spool_msg_close(pst_spool_msg_t *m);
+/* Make the delivery state of every recipient of env (and env->hold)
+ * durable, atomically: after a crash either the old or the new state is
+ * read, never a mix, never a message in corrupt/.  Blocking (fsync):
+ * thread safe, meant to be called off the event loop or batched. */
+int pst_spool_state_write(const pst_envelope_t *env);
+/* Remove a message (queue file, then its state).  PST_OK when it is
+ * gone, PST_ERROR (errno) when it could not be removed. */
+int pst_spool_remove(const char *id);
+/* Move a message that cannot be read to corrupt/ (with its state),
+ * logging why. */
+int pst_spool_corrupt(const char *id, const char *why);
+/* Every queue ID, cheaply (directory entries only, no parse).  The
+ * callback returns PST_OK to go on, anything else stops the walk (and
+ * is returned).  Flat queue/ID files of spool format 2 are moved into
+ * queue/XY/ on the way; leftovers of a crash (a state without its
+ * message, a temporary state file of a dead process) are removed. */
+int pst_spool_walk(int (*cb)(const char *id, void *data), void *data);
+/* The same walk one part at a time, for a caller that must not block
+ * for long (the queue process from its event loop): part 0 is queue/
+ * itself (format 2 files, moved into place), parts 1 to 1024 the
+ * directories queue/XY/.  Walked in increasing order the parts report
+ * every ID once.  PST_DONE for a part past the last. */
+#define PST_SPOOL_WALK_PARTS     (1 + 32 * 32)
+int pst_spool_walk_part(unsigned part, int (*cb)(const char *id, void *data),
+    void *data);
+/* Create and commit a new message (bounces, the injector): message
+ * bytes (CRLF lines) with env; durable when PST_OK returns; the new ID
+ * is written into id_out (PST_QUEUE_ID_LEN + 1 bytes) and env->id
+ * points to it.  Blocking. */
+int pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
+    u_char *id_out);
+
+/* Master: create the directories (owned by the worker account). */
 int pst_spool_prepare(pst_cycle_t *cycle);
 /* Worker: create SPOOL/tmp/PID for this process (after dropping
  * privileges).  Master: remove the one of a process that exited. */
@@ -66,8 +102,10 @@ void pst_spool_process_gone(pst_cycle_t *cycle, pid_t pid);
 /* Remove what no live writer owns from tmp/ (startup: also every file
  * directly in tmp/).  Files removed, or -1 when tmp/ is unreadable. */
 long pst_spool_clean_tmp(const char *spool, int startup);
+/* Master, at start-up: remove what never got acknowledged in tmp/.
+ * The queue itself is not read here (the queue process scans it). */
 int pst_spool_recover(pst_cycle_t *cycle);
-/* postern queue count|list|show ID|check */
+/* postern queue count|list|show ID|cat ID */
 int pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv);
 
 #endif /* PST_SPOOL_H */

@@ -2,7 +2,7 @@
  * store_spool.c -- the default store: messages go to the spool
  * directory, durably, before the client hears "250".
  *
- * One file per message (docs/SPOOL.md, format 2): a fixed-size header,
+ * One file per message (docs/SPOOL.md, format 3): a fixed-size header,
  * the message, the envelope.  While DATA streams in, the worker writes
  * the message to SPOOL/tmp/PID/ID behind a placeholder header (short
  * writes into the page cache; the core owns that directory and the
@@ -11,8 +11,9 @@
  * sync threads, which
  *   1. start write-back of every file in the batch (sync_file_range),
  *   2. fdatasync() each file,
- *   3. rename each into SPOOL/queue/ID,
- *   4. fsync() the queue directory once for the whole batch,
+ *   3. rename each into SPOOL/queue/XY/ID (the layout is the core's:
+ *      pst_spool_queue_rename()),
+ *   4. fsync() each queue/XY directory once for the whole batch,
  * and report through an eventfd that sits in the worker's event loop.
  * Only then does the session answer "250 2.0.0 Ok: queued as ID".  A
  * batch is whatever arrived while the previous one was syncing, so the
@@ -24,7 +25,7 @@
  * allocation) and the event loop's worst stall.  With spool_file_pool N
  * a pool thread keeps up to N empty files open in the worker's tmp/PID/
  * (named pool-PID-N) and the loop takes one per message; the sync
- * threads rename it to queue/ID.  When the pool is empty (or off, the
+ * threads rename it to queue/XY/ID.  When the pool is empty (or off, the
  * default) the loop
  * creates tmp/PID/ID itself.  Off by default for now: with the pool,
  * tmp/PID/ is never empty while the worker runs.
@@ -65,6 +66,7 @@ struct store_job_s {
     off_t                        msg_len;          /* message bytes */
     uint64_t                     queued_ns;
     char                         id[32];
+    char                         qname[32];         /* XY/ID in queue/ */
     char                         tmp_name[32];      /* in tmp/PID/ */
 };
 
@@ -131,6 +133,9 @@ static int store_spool_commit(void *handle, uint64_t token);
 static void store_spool_abort(void *handle);
 static ssize_t store_spool_read(void *handle, off_t offset, u_char *buf,
     size_t len);
+static int store_spool_same_dir(const store_job_t *j, const store_job_t *k);
+static int store_spool_seen_dir(store_job_t *batch, const store_job_t *j);
+static int store_spool_fsync_dir(const store_job_t *j);
 
 
 static const pst_command_t  store_spool_commands[] = {
@@ -216,8 +221,8 @@ store_spool_init_conf(pst_conf_t *cf, void *conf)
 static int
 store_spool_sync_batch(store_job_t *batch)
 {
-    store_job_t  *j;
-    int           dir_rc = 0, any = 0;
+    store_job_t  *j, *k;
+    int           dir_rc, dirs = 0;
 
     /* start write-back of the whole batch first, so that the fsyncs
      * below find their data on its way and share journal commits */
@@ -235,28 +240,77 @@ store_spool_sync_batch(store_job_t *batch)
         if (j->rc != 0) {
             continue;
         }
-        /* complete and on disk: its appearance in queue/ is the commit */
-        if (renameat(st.tmp_fd, j->tmp_name, st.queue_fd, j->id) == -1) {
-            j->rc = errno;
+        /* complete and on disk: its appearance in queue/XY/ is the
+         * commit (the core owns the layout) */
+        j->rc = pst_spool_queue_rename(st.tmp_fd, j->tmp_name, st.queue_fd,
+                                       j->id);
+        if (j->rc != 0) {
             continue;
         }
         j->renamed = 1;
-        any = 1;
     }
 
-    if (any && fsync(st.queue_fd) == -1) {
-        dir_rc = errno;
-    }
-
+    /* each queue/XY/ directory once for the whole batch */
     for (j = batch; j != NULL; j = j->next) {
-        if (j->renamed && dir_rc != 0) {
-            /* on disk in an unknown state: never acknowledged, and the
-             * client will retry; recovery keeps it if it survived */
-            j->rc = dir_rc;
+        if (j->renamed && !store_spool_seen_dir(batch, j)) {
+            dir_rc = store_spool_fsync_dir(j);
+            for (k = j; dir_rc != 0 && k != NULL; k = k->next) {
+                if (k->renamed && store_spool_same_dir(j, k)) {
+                    /* on disk in an unknown state: never acknowledged,
+                     * and the client will retry; the queue keeps it if
+                     * it survived */
+                    k->rc = dir_rc;
+                }
+            }
+            dirs++;
         }
     }
 
-    return any;
+    return dirs;
+}
+
+
+/* j's queue/XY/ is the same as k's */
+static int
+store_spool_same_dir(const store_job_t *j, const store_job_t *k)
+{
+    return memcmp(j->qname, k->qname, 2) == 0;
+}
+
+
+/* an earlier renamed job of the batch has j's directory */
+static int
+store_spool_seen_dir(store_job_t *batch, const store_job_t *j)
+{
+    store_job_t  *k;
+
+    for (k = batch; k != j; k = k->next) {
+        if (k->renamed && store_spool_same_dir(j, k)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static int
+store_spool_fsync_dir(const store_job_t *j)
+{
+    char  xy[3];
+    int   fd, rc = 0;
+
+    xy[0] = j->qname[0];
+    xy[1] = j->qname[1];
+    xy[2] = '\0';
+
+    fd = openat(st.queue_fd, xy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1 || fsync(fd) == -1) {
+        rc = errno ? errno : EIO;
+    }
+    if (fd != -1) {
+        close(fd);
+    }
+    return rc;
 }
 
 
@@ -672,6 +726,10 @@ store_spool_open(pst_session_t *s, void *conf)
 
     j->session = s;
     memcpy(j->id, id->data, id->len);
+    if (pst_spool_queue_name(j->qname, sizeof(j->qname), j->id) != PST_OK) {
+        free(j);
+        return NULL;
+    }
 
     j->fd = store_spool_tmp_file(j->tmp_name, sizeof(j->tmp_name), j->id);
     if (j->fd == -1) {
@@ -754,7 +812,9 @@ store_spool_commit(void *handle, uint64_t token)
     j->session = NULL;      /* the session may not outlive the commit */
 
     if (!st.fsync) {
-        if (renameat(st.tmp_fd, j->tmp_name, st.queue_fd, j->id) == -1) {
+        if (pst_spool_queue_rename(st.tmp_fd, j->tmp_name, st.queue_fd,
+                                   j->id) != 0)
+        {
             goto failed;
         }
         store_spool_job_free(j);

@@ -1,19 +1,22 @@
 /*
- * fuzz_spool.c -- libFuzzer harness for the spool reader (pst_spool.c):
- * pst_spool_parse_header(), pst_envelope_parse() and pst_spool_read() on
- * a corrupt queue file.  Recovery runs the reader on whatever a crash,
- * a full disk or an operator left in queue/: it must refuse, never
- * crash.
+ * fuzz_spool.c -- libFuzzer harness for the spool reader (pst_spool.c)
+ * and the envelope's reader (pst_envelope.c): pst_spool_parse_header(),
+ * pst_envelope_parse(), pst_envelope_parse_state() and pst_spool_read()
+ * on a corrupt queue file or state file.  The queue process runs the
+ * reader on whatever a crash, a full disk or an operator left in queue/:
+ * it must refuse, never crash.  What it accepts must survive the writer:
+ * write(parse(x)) parses again and writes the same bytes (every field
+ * written is read back).
  *
  * The first input byte chooses the mode:
  *   even: the rest is written to a file as it is (a raw queue file);
  *   odd:  the next two bytes are the message length m; the file gets a
- *         correct format 2 header for m message bytes and the rest as
+ *         correct format 3 header for m message bytes and the rest as
  *         envelope, so the fuzzer reaches the envelope parser through
  *         the file reader quickly.
  * The envelope part is also parsed directly from an exact-size copy,
  * without the NUL pst_spool_read() adds, so that a read past its end
- * shows.
+ * shows, and as a state file applied to a fixed two-recipient envelope.
  */
 
 #include "pst_core.h"
@@ -78,6 +81,69 @@ fz_write(const u_char *p, size_t n)
         fz_fail("cannot write the queue file");
     }
     close(fd);
+}
+
+
+/* write(env) parses back and writes the same bytes */
+static void
+fz_round_trip(pst_pool_t *pool, const pst_envelope_t *env, int state)
+{
+    pst_envelope_t   back;
+    pst_buf_t       *a, *b;
+    const char      *why = NULL;
+    int              rc;
+
+    rc = state ? pst_envelope_write_state(env, &a)
+               : pst_envelope_write(env, &a);
+    if (rc != PST_OK) {
+        fz_fail("the writer refused what the parser accepted");
+    }
+
+    if (state) {
+        back = *env;
+        rc = pst_envelope_parse_state(pool, a->pos, pst_buf_size(a), &back,
+                                      &why);
+    } else {
+        rc = pst_envelope_parse(pool, a->pos, pst_buf_size(a), &back, &why);
+    }
+    if (rc != PST_OK) {
+        fprintf(stderr, "fuzz_spool: %s\n", why);
+        fz_fail("written envelope does not parse");
+    }
+
+    rc = state ? pst_envelope_write_state(&back, &b)
+               : pst_envelope_write(&back, &b);
+    if (rc != PST_OK || pst_buf_size(a) != pst_buf_size(b)
+        || memcmp(a->pos, b->pos, pst_buf_size(a)) != 0)
+    {
+        fz_fail("written, read and written again: not the same");
+    }
+
+    pst_buf_destroy(a);
+    pst_buf_destroy(b);
+}
+
+
+/* the bytes as a state file, applied to a fixed envelope */
+static void
+fz_state(pst_pool_t *pool, u_char *p, size_t n)
+{
+    static char      base[] = "POSTERN-ENVELOPE 2\nid 1LG6N7GTJFR01F6BA0\n"
+                              "rcpt a@x state=pending\n"
+                              "rcpt b@x state=pending\nend\n";
+    pst_envelope_t   env;
+    const char      *why = NULL;
+
+    if (pst_envelope_parse(pool, (u_char *) base, sizeof(base) - 1, &env,
+                           &why) != PST_OK)
+    {
+        fz_fail("base envelope");
+    }
+    if (pst_envelope_parse_state(pool, p, n, &env, &why) == PST_OK) {
+        fz_round_trip(pool, &env, 1);
+    } else if (why == NULL) {
+        fz_fail("state refused without saying why");
+    }
 }
 
 
@@ -184,9 +250,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     why = NULL;
     if (pst_envelope_parse(pool, copy, size, &env, &why) == PST_OK) {
         fz_check_env(&env);
+        fz_round_trip(pool, &env, 0);
     } else if (why == NULL) {
         fz_fail("envelope refused without saying why");
     }
+    fz_state(pool, copy, size);
     free(copy);
 
     pst_destroy_pool(pool);

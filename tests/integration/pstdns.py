@@ -11,6 +11,7 @@ process, and answers only from its own records:
     dns.zone("other.test", signed=False)
     dns.add("www.example.test", "A", "127.0.0.5")
     dns.add("bad.example.test", "A", "127.0.0.6", corrupt=True)
+    dns.add("example.test", "MX", "10 www.example.test")   # also AAAA
     dns.start()
     dns.trust_anchor("example.test")   # "example.test. 3600 IN DNSKEY ..."
     ...
@@ -44,7 +45,8 @@ from pstest import free_port_udp
 
 ALG_ECDSAP256SHA256 = 13
 TTL = 300
-TYPES = {"A": 1, "NS": 2, "SOA": 6, "DS": 43, "RRSIG": 46, "DNSKEY": 48}
+TYPES = {"A": 1, "NS": 2, "SOA": 6, "MX": 15, "AAAA": 28, "DS": 43,
+         "RRSIG": 46, "DNSKEY": 48}
 
 
 def name_wire(name):
@@ -75,6 +77,11 @@ def rdata_of(rtype, value):
         return socket.inet_aton(value)
     if rtype == "NS":
         return name_wire(value)
+    if rtype == "AAAA":
+        return socket.inet_pton(socket.AF_INET6, value)
+    if rtype == "MX":                   # "10 mx.example.test"
+        pref, host = value.split()
+        return struct.pack("!H", int(pref)) + name_wire(host)
     raise ValueError("unsupported type " + rtype)
 
 

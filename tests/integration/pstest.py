@@ -57,15 +57,20 @@ VALGRIND = os.environ.get("PST_VALGRIND") == "1"
 
 
 QUEUE_ID = re.compile(r"^[0-9A-V]{18}$")
-SPOOL_HEADER = re.compile(rb"^POSTERN-SPOOL 2 (\d{20}) (\d{20})\n")
+SPOOL_HEADER = re.compile(rb"^POSTERN-SPOOL [23] (\d{20}) (\d{20})\n")
+
+
+def queue_path(spool, qid):
+    """Where queue/XY/ID lives (docs/SPOOL.md, format 3)."""
+    return os.path.join(spool, "queue", qid[-2:], qid)
 
 
 def read_queue_file(path):
-    """A format 2 queue file: 58-byte header, message, envelope."""
+    """A format 3 (or 2) queue file: 58-byte header, message, envelope."""
     with open(path, "rb") as f:
         data = f.read()
     m = SPOOL_HEADER.match(data)
-    assert m, "no format 2 header in %s: %r" % (path, data[:60])
+    assert m, "no format 3 header in %s: %r" % (path, data[:60])
     mlen, elen = int(m.group(1)), int(m.group(2))
     assert len(data) == 58 + mlen + elen, \
         "%s: size %d, header says %d" % (path, len(data), 58 + mlen + elen)
@@ -531,18 +536,16 @@ class Server:
             return ""
 
     def queue_ids(self):
-        q = os.path.join(self.spool, "queue")
-        if not os.path.isdir(q):
-            return []
-        return sorted(f for f in os.listdir(q) if QUEUE_ID.match(f))
+        """The IDs of the messages in queue/XY/ (format 3)."""
+        return sorted(f for f in self.queue_files() if QUEUE_ID.match(f))
 
     def queue_count(self):
         return len(self.queue_ids())
 
     def queue_file(self, qid):
-        """(message bytes, envelope text) of queue/ID, checked against
-        the format 2 header (docs/SPOOL.md)."""
-        return read_queue_file(os.path.join(self.spool, "queue", qid))
+        """(message bytes, envelope text) of queue/XY/ID, checked against
+        the header (docs/SPOOL.md)."""
+        return read_queue_file(queue_path(self.spool, qid))
 
     def message(self, qid):
         return self.queue_file(qid)[0]
@@ -570,8 +573,13 @@ class Server:
         return found
 
     def queue_files(self):
+        """Every file name in queue/ and its XY/ directories (names only:
+        IDs, ID.state, anything else found there)."""
+        found = []
         q = os.path.join(self.spool, "queue")
-        return sorted(os.listdir(q)) if os.path.isdir(q) else []
+        for root, dirs, files in os.walk(q):
+            found += files
+        return sorted(found)
 
     def wait_tmp_empty(self, timeout=10.0):
         """spool/tmp empties once the server has seen a session end;
@@ -599,12 +607,26 @@ class Server:
                                     self.log()[-3000:]))
 
     def check_queue_consistent(self):
-        """Only queue files in queue/, each complete: header, message,
-        an envelope that names the same ID."""
-        for f in self.queue_files():
-            assert QUEUE_ID.match(f), "not a queue file: " + f
+        """Only queue files (and their states) in queue/XY/, each
+        complete: header, message, an envelope that names the same ID."""
+        q = os.path.join(self.spool, "queue")
+        for root, dirs, files in os.walk(q):
+            if root == q:
+                assert not files, "flat files in queue/: %r" % files
+                continue
+            for f in files:
+                # ID, its state, a state being written (a running queue
+                # process renames it over ID.state)
+                assert QUEUE_ID.match(f[:18]) and (
+                    f[18:] in ("", ".state")
+                    or f[18:].startswith(".state-new-")), \
+                    "not a queue file: " + f
+                assert os.path.basename(root) == f[16:18], \
+                    "%s in the wrong directory %s" % (f, root)
+        for f in self.queue_ids():
             msg, env = self.queue_file(f)
-            assert env.startswith("POSTERN-ENVELOPE 1\n"), env[:40]
+            assert env.startswith(("POSTERN-ENVELOPE 2\n",
+                                   "POSTERN-ENVELOPE 1\n")), env[:40]
             assert env.endswith("\nend\n"), env[-40:]
             assert "\nid %s\n" % f in env, env[:80]
 

@@ -229,7 +229,7 @@ smtp {
     def test_bad_option(self):
         r = subprocess.run([POSTERN, "-Q"], capture_output=True, text=True,
                            timeout=10)
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 64)      # EX_USAGE
         self.assertIn('invalid option "-Q"', r.stderr)
         self.assertIn("usage:", r.stderr)
         r = subprocess.run([POSTERN, "-h"], capture_output=True, text=True,
@@ -358,10 +358,79 @@ class QueueToolTest(PstTestCase):
                 self.assertEqual(r.returncode, 1)
                 self.assertIn(msg, r.stderr)
         r = srv.run_tool("queue", "frobnicate")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("usage: postern queue", r.stderr)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("usage: postern", r.stderr)
         r = srv.run_tool("queue", "show")
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 64)
+
+
+def run(*args, **kw):
+    return subprocess.run([POSTERN] + list(args), capture_output=True,
+                          text=True, timeout=30, **kw)
+
+
+class UsageTest(PstTestCase):
+    """Every subcommand is in "postern -h", has --help, and refuses an
+    option it does not know with its usage and exit status 64."""
+
+    def subcommands(self):
+        r = run("-h")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        subs = set()
+        for line in r.stdout.splitlines():
+            m = re.match(r"^\s*(?:usage:)?\s*postern (?:\[[^]]*\] )*"
+                         r"([a-z]+) ", line)
+            if m:
+                subs.add(m.group(1))
+        return r.stdout, subs
+
+    def test_h_lists_every_subcommand_and_queue_verb(self):
+        text, subs = self.subcommands()
+        self.assertEqual(subs, {"queue", "passwd"})
+        # each queue verb that "queue --help" knows is in -h too
+        r = run("queue", "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        verbs = re.search(r"queue ([a-z |A-Z]+)", r.stdout).group(1)
+        verbs = [v.split()[0] for v in verbs.split("|")]
+        self.assertIn("cat", verbs)
+        for v in verbs:
+            self.assertRegex(text, r"queue [^\n]*\b%s\b" % v)
+
+    def test_help_and_unknown_options(self):
+        _, subs = self.subcommands()
+        for sub in sorted(subs) + ["queue list", "queue show"]:
+            argv = sub.split()
+            for h in ("--help", "-h"):
+                r = run(*(argv + [h]), input="")
+                self.assertEqual(r.returncode, 0, (sub, h, r.stderr))
+                self.assertIn("usage: postern", r.stdout, sub)
+            r = run(*(argv + ["--no-such-option"]), input="")
+            self.assertEqual(r.returncode, 64, (sub, r.stderr))
+            self.assertIn("usage: postern", r.stderr, sub)
+            self.assertIn("--no-such-option", r.stderr, sub)
+        r = run("no-such-command")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("usage: postern", r.stderr)
+
+    def test_passwd_help_is_not_a_user(self):
+        """"passwd --help" used to make a line for the user "--help"
+        (and add it to the users file with -f)."""
+        users = os.path.join(ROOT, "objs", "run", "usage_users")
+        if os.path.exists(users):
+            os.unlink(users)
+        for argv in (["--help"], ["-f", users, "--help"],
+                     ["-f", users, "-x", "eve"], ["-f", users, "--", "-eve"],
+                     ["-m"], ["-f", users, "eve", "extra"]):
+            r = run("passwd", *argv, input="secret\n")
+            self.assertEqual(r.returncode, 0 if "--help" in argv else 64,
+                             (argv, r.stderr))
+            self.assertNotIn(":$", r.stdout, argv)
+            self.assertFalse(os.path.exists(users), argv)
+        r = run("passwd", "-f", users, "--", "eve", input="secret\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(users) as f:
+            self.assertRegex(f.read(), r"^eve:\$y\$")
+        os.unlink(users)
 
 
 if __name__ == "__main__":

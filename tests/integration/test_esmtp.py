@@ -136,6 +136,13 @@ class SizeTest(PstTestCase):
                              552, "5.3.4")
             self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE=99999999999"),
                              552, "5.3.4")
+            # RFC 1870 allows 20 digits, past what 64 bits hold: still
+            # a size, and too big (it was a 501 syntax error)
+            for big in ("9223372036854775808", "9" * 20):
+                self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE="
+                                       + big), 552, "5.3.4")
+            self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE="
+                                   + "9" * 21), 501, "5.5.4")
             # refused MAIL left no transaction behind
             self.assertReply(c.cmd("RCPT TO:<user@example.test>"), 503)
             self.assertReply(c.cmd("MAIL FROM:<a@client.test> SIZE=10240"),
@@ -418,13 +425,17 @@ class ChunkingTest(PstTestCase):
         srv.wait_tmp_empty()
 
     def test_bdat_bad_syntax_closes(self):
+        """The chunk length is unknown, so the stream cannot be followed:
+        the server closes, and says so with 421 (RFC 5321 3.8)."""
         srv = self.server(BASIC)
-        for arg in ("BDAT", "BDAT abc", "BDAT -1", "BDAT 10 FIRST"):
+        for arg in ("BDAT", "BDAT abc", "BDAT -1", "BDAT 10 FIRST",
+                    "BDAT " + "9" * 30):
             with srv.raw() as c:
                 c.cmd("EHLO client.test")
                 c.cmd("MAIL FROM:<a@client.test>")
                 c.cmd("RCPT TO:<user@example.test>")
-                self.assertReply(c.cmd(arg), 501, "5.5.4")
+                self.assertReply(c.cmd(arg), 421, "4.5.4")
+                self.assertIn("closing", c.last_raw.decode())
                 self.assertTrue(c.closed(), arg)
         self.assertEqual(srv.queue_count(), 0)
         srv.wait_tmp_empty()

@@ -129,6 +129,56 @@ class CountLimitTest(PstTestCase):
                  if l.startswith("rcpt ")]
         self.assertEqual(rcpts, ["u%d@example.test" % i for i in range(100)])
 
+    def pipelined_rcpts(self, c, n):
+        """n RCPTs in one write from a thread, the replies read here as
+        they come (a pipelining client must not wait to send it all)."""
+        batch = b"".join(b"RCPT TO:<u%d@example.test>\r\n" % i
+                         for i in range(n))
+        t = threading.Thread(target=c.send, args=(batch,), daemon=True)
+        t.start()
+        r = c.replies(n)
+        t.join(30)
+        return r
+
+    def test_recipient_flood_keeps_the_transaction(self):
+        """10,000 pipelined RCPTs with max_recipients 1000: 9,000 452s
+        that do not count as errors (max_errors 20 would have closed
+        the session with 421 after twenty of them), then DATA delivers
+        to the 1,000 accepted (RFC 5321 4.5.3.1.10)."""
+        srv = self.server(CONF % "")
+        with srv.raw(timeout=60) as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            r = self.pipelined_rcpts(c, 10000)
+            self.assertEqual([x[0] for x in r[:1000]], [250] * 1000)
+            self.assertEqual({x[0] for x in r[1000:]}, {452})
+            self.assertReply(r[-1], 452, "4.5.3")
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(b"Subject: flood\r\n\r\nx\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+            # and the session goes on
+            self.assertEqual(c.cmd("NOOP")[0], 250)
+        env = srv.envelope(srv.queue_ids()[0])
+        rcpts = [l.split()[1] for l in env.splitlines()
+                 if l.startswith("rcpt ")]
+        self.assertEqual(rcpts, ["u%d@example.test" % i for i in range(1000)])
+
+    def test_recipient_overflow_cap(self):
+        """Past max_recipient_overflows the 452s count as errors again:
+        with 100 allowed and max_errors 5, the 106th excess recipient
+        brings 421."""
+        srv = self.server(CONF % "max_recipients 100;"
+                          " max_recipient_overflows 100; max_errors 5;")
+        with srv.raw(timeout=30) as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            r = self.pipelined_rcpts(c, 205)
+            self.assertEqual([x[0] for x in r[:100]], [250] * 100)
+            self.assertEqual([x[0] for x in r[100:205]], [452] * 105)
+            self.assertReply(c.reply(), 421, "4.7.0")
+            self.assertTrue(c.closed())
+        srv.wait_log(r"too many errors")
+
     def test_max_messages_per_session(self):
         srv = self.server(CONF % "max_messages_per_session 2;")
         with srv.raw() as c:
@@ -264,9 +314,10 @@ class TimeoutTest(PstTestCase):
         srv.wait_log(r"timeout in state")
 
     def test_slow_but_steady_client(self):
-        """The data timeout is per read, not for the whole message."""
+        """Without a minimum data rate the data timeout is per read,
+        not for the whole message (test_slow_clients has the rate)."""
         srv = self.server(CONF % "smtp_command_timeout 3s;"
-                          " smtp_data_timeout 3s;")
+                          " smtp_data_timeout 3s; smtp_min_data_rate 0;")
         with srv.raw() as c:
             c.cmd("EHLO client.test")
             start_tx(c)

@@ -78,7 +78,8 @@ class ProtocolTest(PstTestCase):
             self.assertReply(c.cmd("MAIL FROM:<a@client.test> RET=FULL"),
                              555, "5.5.4")
             # BDAT without CHUNKING: the length cannot be trusted, close
-            self.assertReply(c.cmd("BDAT 10 LAST"), 502, "5.5.1")
+            # with 421 (RFC 5321 3.8)
+            self.assertReply(c.cmd("BDAT 10 LAST"), 421, "4.5.1")
             self.assertTrue(c.closed())
 
     def test_helo(self):

@@ -70,7 +70,7 @@ DOTDROP = "abuse-dotdrop@client.test"   # may be stored: left after the dot
 NOREAD = "abuse-noread@client.test"     # may be stored: never read the 250
 QUEUED = re.compile(rb"^250 2\.0\.0 Ok: queued as ([0-9A-V]{18})")
 QUEUE_ID = re.compile(r"^[0-9A-V]{18}$")
-SPOOL_HEADER = re.compile(rb"^POSTERN-SPOOL 2 (\d{20}) (\d{20})\n")
+SPOOL_HEADER = re.compile(rb"^POSTERN-SPOOL [23] (\d{20}) (\d{20})\n")
 
 CONF_TEXT = """\
 load_module {modules}/store_spool.so;
@@ -719,18 +719,23 @@ def read_queue_file(path):
 
 def check_spool(fail, summary):
     qdir = os.path.join(SPOOL, "queue")
-    names = sorted(os.listdir(qdir))
+    # format 3: queue/XY/ID (docs/SPOOL.md)
+    paths = {}
+    for root, dirs, files in os.walk(qdir):
+        for name in files:
+            paths[name] = os.path.join(root, name)
+    names = sorted(paths)
     stored = {}                 # sender -> count
     seen_tok = {}
     for name in names:
         if not QUEUE_ID.match(name):
             fail("not a queue file: queue/" + name)
             continue
-        msg, env = read_queue_file(os.path.join(qdir, name))
+        msg, env = read_queue_file(paths[name])
         if msg is None:
             fail("queue/%s is incomplete or damaged" % name)
             continue
-        if (not env.startswith("POSTERN-ENVELOPE 1\n")
+        if (not env.startswith("POSTERN-ENVELOPE 2\n")
                 or not env.endswith("\nend\n")
                 or "\nid %s\n" % name not in env):
             fail("queue/%s: bad envelope %r" % (name, env[:80]))

@@ -31,14 +31,19 @@ main(void)
     srunner_add_suite(sr, suite_palloc());
     srunner_add_suite(sr, suite_smtp_parse());
     srunner_add_suite(sr, suite_smtp_data());
+    srunner_add_suite(sr, suite_smtp_deadline());
     srunner_add_suite(sr, suite_conf_file());
     srunner_add_suite(sr, suite_module());
     srunner_add_suite(sr, suite_spool());
+    srunner_add_suite(sr, suite_envelope());
+    srunner_add_suite(sr, suite_spool_msg());
     srunner_add_suite(sr, suite_addr());
     srunner_add_suite(sr, suite_session());
     srunner_add_suite(sr, suite_smtp_proto());
     srunner_add_suite(sr, suite_smtp_client());
     srunner_add_suite(sr, suite_milter());
+    srunner_add_suite(sr, suite_relay_mx());
+    srunner_add_suite(sr, suite_dsn());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

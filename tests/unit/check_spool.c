@@ -20,7 +20,7 @@ START_TEST(test_header_round_trip)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memset(hdr, 'x', sizeof(hdr));
         pst_spool_header(hdr, cases[i].msg, cases[i].env);
-        ck_assert(memcmp(hdr, "POSTERN-SPOOL 2 ", 16) == 0);
+        ck_assert(memcmp(hdr, "POSTERN-SPOOL 3 ", 16) == 0);
         ck_assert_int_eq(hdr[PST_SPOOL_HEADER_LEN - 1], '\n');
         ck_assert_int_eq(pst_spool_parse_header(hdr, sizeof(hdr), &m, &e),
                          PST_OK);
@@ -121,8 +121,8 @@ END_TEST
 
 
 static const struct { const char *text; const char *why; } bad_envs[] = {
-    { "POSTERN-ENVELOPE 2\nid 1LG6N7GTJFR01F6BA0\nend\n",
-      "not a version 1 envelope" },
+    { "POSTERN-ENVELOPE 3\nid 1LG6N7GTJFR01F6BA0\nend\n",
+      "not a version 1 or 2 envelope" },
     { "POSTERN-ENVELOPE 1\nid 1LG6N7GTJFR01F6BA0\n"
       "rcpt u@example.test state=pending\n", "no \"end\" line (truncated)" },
     { "POSTERN-ENVELOPE 1\nid 1LG6N7GTJFR01F6BA0\n"

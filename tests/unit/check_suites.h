@@ -10,13 +10,18 @@ Suite *suite_buf(void);
 Suite *suite_palloc(void);
 Suite *suite_smtp_parse(void);
 Suite *suite_smtp_data(void);
+Suite *suite_smtp_deadline(void);
 Suite *suite_conf_file(void);
 Suite *suite_module(void);
 Suite *suite_spool(void);
+Suite *suite_envelope(void);
+Suite *suite_spool_msg(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
 Suite *suite_smtp_proto(void);
 Suite *suite_smtp_client(void);
 Suite *suite_milter(void);
+Suite *suite_relay_mx(void);
+Suite *suite_dsn(void);
 
 #endif

@@ -1,0 +1,186 @@
+/*
+ * pst_spool_tool.c -- postern queue count|list|show ID|cat ID: what the
+ * queue holds, read directly from the spool (pst_spool_walk(),
+ * pst_spool_msg_open()); no server needed.
+ */
+
+#include "pst_core.h"
+
+
+typedef struct {
+    pst_cycle_t                 *cycle;
+    long                         count;
+    int                          list;
+    int                          rc;
+} pst_spool_tool_t;
+
+
+static void pst_spool_show_rcpt(const pst_env_rcpt_t *r);
+static int pst_spool_cat(pst_spool_msg_t *m);
+static int pst_spool_show(const char *id, int mode);
+static int pst_spool_tool_id(const char *id, void *data);
+
+
+static void
+pst_spool_show_rcpt(const pst_env_rcpt_t *r)
+{
+    printf("    <%s> %s", r->addr.data, pst_rcpt_state_name(r->state));
+    if (r->attempts) {
+        printf(" attempts %u", r->attempts);
+    }
+    if (r->state == PST_RCPT_DEFERRED && r->next_try) {
+        printf(" next %lld", (long long) r->next_try);
+    }
+    if (r->remote.len) {
+        printf(" remote %s", r->remote.data);
+    }
+    if (r->reply.len) {
+        printf(" reply \"%s\"", r->reply.data);
+    }
+    printf("\n");
+}
+
+
+/* the message as a delivery reads it: added headers first */
+static int
+pst_spool_cat(pst_spool_msg_t *m)
+{
+    pst_str_t   *h;
+    pst_uint_t   i;
+    char         buf[65536];
+    off_t        left;
+    ssize_t      n = 0;
+
+    h = m->env.prepend->elts;
+    for (i = 0; i < m->env.prepend->nelts; i++) {
+        printf("%.*s\r\n", (int) h[i].len, h[i].data);
+    }
+    fflush(stdout);
+
+    for (left = m->msg_len; left > 0; left -= n) {
+        n = pread(m->fd, buf, (size_t) pst_min(left, (off_t) sizeof(buf)),
+                  m->msg_offset + (m->msg_len - left));
+        if (n <= 0 || write(STDOUT_FILENO, buf, (size_t) n) != n) {
+            break;
+        }
+    }
+
+    return left == 0 ? 0 : 1;
+}
+
+
+/* mode 0: list entry, 1: show, 2: cat */
+static int
+pst_spool_show(const char *id, int mode)
+{
+    pst_spool_msg_t  m;
+    pst_env_rcpt_t  *r;
+    pst_envelope_t  *env = &m.env;
+    pst_pool_t      *pool;
+    const char      *why;
+    char             path[PATH_MAX];
+    pst_uint_t       i;
+    int              rc;
+
+    if (!pst_spool_valid_id((u_char *) id, strlen(id))) {
+        fprintf(stderr, "postern: \"%s\" is not a queue ID\n", id);
+        return 1;
+    }
+
+    pool = pst_create_pool(16384);
+    if (pool == NULL) {
+        return 1;
+    }
+
+    rc = pst_spool_msg_open(pool, id, &m, &why);
+    if (rc != PST_OK) {
+        (void) pst_spool_path(path, sizeof(path), id);
+        fprintf(stderr, "postern: cannot read %s: %s\n", path, why);
+        pst_destroy_pool(pool);
+        return 1;
+    }
+
+    if (mode == 2) {
+        rc = pst_spool_cat(&m);
+        pst_spool_msg_close(&m);
+        pst_destroy_pool(pool);
+        return rc;
+    }
+
+    printf("%s  %8lld  %lld  <%s>%s\n", env->id.data, (long long) m.msg_len,
+           (long long) env->arrival_sec, env->sender.data,
+           env->hold ? "  held" : "");
+    r = env->rcpts->elts;
+    for (i = 0; i < env->rcpts->nelts; i++) {
+        pst_spool_show_rcpt(&r[i]);
+    }
+    if (mode == 1) {
+        printf("    client %s [%s] helo %s protocol %s%s%s\n",
+               env->client_name.len ? (char *) env->client_name.data
+                                    : "unknown",
+               env->client_addr.data, env->helo.data, env->protocol.data,
+               env->auth.len ? " auth " : "",
+               env->auth.len ? (char *) env->auth.data : "");
+        printf("    arrival %lld.%06ld size %lld\n",
+               (long long) env->arrival_sec, env->arrival_usec,
+               (long long) env->size);
+    }
+
+    pst_spool_msg_close(&m);
+    pst_destroy_pool(pool);
+    return 0;
+}
+
+
+static int
+pst_spool_tool_id(const char *id, void *data)
+{
+    pst_spool_tool_t  *t = data;
+
+    t->count++;
+    if (t->list) {
+        t->rc |= pst_spool_show(id, 0);
+    }
+    return PST_OK;
+}
+
+
+int
+pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
+{
+    pst_spool_tool_t  t;
+    const char       *cmd;
+
+    cmd = argc > 0 ? argv[0] : "list";
+
+    if (strcmp(cmd, "show") == 0 || strcmp(cmd, "cat") == 0) {
+        if (argc != 2) {
+            fprintf(stderr, "usage: postern queue %s ID\n", cmd);
+            return 64;
+        }
+        return pst_spool_show(argv[1], cmd[0] == 's' ? 1 : 2);
+    }
+
+    if ((strcmp(cmd, "count") != 0 && strcmp(cmd, "list") != 0)
+        || argc > 1)
+    {
+        fprintf(stderr, "usage: postern queue count|list|show ID|cat ID\n");
+        return 64;
+    }
+
+    memset(&t, 0, sizeof(t));
+    t.cycle = cycle;
+    t.list = strcmp(cmd, "list") == 0;
+
+    if (pst_spool_walk(pst_spool_tool_id, &t) != PST_OK) {
+        fprintf(stderr, "postern: cannot read the queue of \"%s\": %s\n",
+                cycle->core->spool_dir.data, strerror(errno));
+        return 1;
+    }
+
+    if (!t.list) {
+        printf("%ld\n", t.count);
+    }
+
+    return t.rc;
+}
