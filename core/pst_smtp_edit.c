@@ -62,6 +62,8 @@ static int pst_edit_write_all(int fd, const u_char *p, size_t n);
 static int pst_edit_copy(int out, int in_fd, pst_session_t *s, off_t off,
     off_t *total);
 static int pst_edit_restore(pst_session_t *s, int fd, off_t total);
+static int pst_edit_write(pst_session_t *s, int fd, pst_array_t *fields,
+    off_t body_off, off_t *total);
 
 
 /* Edits are for the end of data: MESSAGE and QUEUE hooks. */
@@ -615,6 +617,34 @@ pst_edit_restore(pst_session_t *s, int fd, off_t total)
 }
 
 
+/* The new message into fd: the fields, then the new body or the old. */
+static int
+pst_edit_write(pst_session_t *s, int fd, pst_array_t *fields,
+    off_t body_off, off_t *total)
+{
+    pst_smtp_edits_t  *e = s->tx->edits;
+    pst_field_t       *f = fields->elts;
+    pst_uint_t         i;
+
+    *total = 0;
+    for (i = 0; i < fields->nelts; i++) {
+        if (pst_edit_write_all(fd, f[i].start, f[i].len) != PST_OK) {
+            return PST_ERROR;
+        }
+        *total += (off_t) f[i].len;
+    }
+
+    if (e->body_fd == -1) {
+        return pst_edit_copy(fd, -1, s, body_off, total);
+    }
+    if (pst_edit_write_all(fd, (u_char *) "\r\n", 2) != PST_OK) {
+        return PST_ERROR;
+    }
+    *total += 2;
+    return pst_edit_copy(fd, e->body_fd, s, 0, total);
+}
+
+
 /*
  * Apply the recorded header and body edits to the stored message.
  * PST_OK (nothing to do, or done); PST_ERROR: the message could not be
@@ -626,7 +656,6 @@ pst_smtp_edit_apply(pst_session_t *s)
     pst_smtp_edits_t  *e = s->tx->edits;
     pst_edit_hdr_t    *h;
     pst_array_t       *fields;
-    pst_field_t       *f;
     pst_buf_t         *b;
     pst_uint_t         i;
     off_t              body_off, total;
@@ -658,27 +687,9 @@ pst_smtp_edit_apply(pst_session_t *s)
     }
 
     fd = pst_edit_tmpfile();
-    if (fd == -1) {
-        goto done;
-    }
-
-    total = 0;
-    f = fields->elts;
-    for (i = 0; i < fields->nelts; i++) {
-        if (pst_edit_write_all(fd, f[i].start, f[i].len) != PST_OK) {
-            goto done;
-        }
-        total += (off_t) f[i].len;
-    }
-
-    if (e->body_fd != -1) {
-        if (pst_edit_write_all(fd, (u_char *) "\r\n", 2) != PST_OK
-            || pst_edit_copy(fd, e->body_fd, s, 0, &total) != PST_OK)
-        {
-            goto done;
-        }
-        total += 2;
-    } else if (pst_edit_copy(fd, -1, s, body_off, &total) != PST_OK) {
+    if (fd == -1
+        || pst_edit_write(s, fd, fields, body_off, &total) != PST_OK)
+    {
         goto done;
     }
 

@@ -35,6 +35,8 @@ static void *milter_create_conf(pst_conf_t *cf);
 static char *milter_merge_conf(pst_conf_t *cf, void *prev, void *conf);
 static char *milter_set(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
+static int milter_set_param(const pst_str_t *arg, milter_conf_t *m);
+static int milter_parse_unix(const char *path, milter_conf_t *m);
 static int milter_parse_addr(const pst_str_t *a, milter_conf_t *m);
 static void milter_cleanup(void *data);
 static int milter_macro(milter_conn_t *m, const char *name, pst_str_t *v);
@@ -115,11 +117,25 @@ milter_merge_conf(pst_conf_t *cf, void *prev, void *conf)
 
 
 static int
+milter_parse_unix(const char *path, milter_conf_t *m)
+{
+    struct sockaddr_un  *sun = (struct sockaddr_un *) &m->sa;
+
+    if (strlen(path) == 0 || strlen(path) >= sizeof(sun->sun_path)) {
+        return PST_ERROR;
+    }
+    sun->sun_family = AF_UNIX;
+    strcpy(sun->sun_path, path);
+    m->salen = sizeof(struct sockaddr_un);
+    return PST_OK;
+}
+
+
+static int
 milter_parse_addr(const pst_str_t *a, milter_conf_t *m)
 {
     struct sockaddr_in   *sin = (struct sockaddr_in *) &m->sa;
     struct sockaddr_in6  *sin6 = (struct sockaddr_in6 *) &m->sa;
-    struct sockaddr_un   *sun = (struct sockaddr_un *) &m->sa;
     char                  buf[512], *host, *port, *at;
     long                  n;
 
@@ -133,14 +149,8 @@ milter_parse_addr(const pst_str_t *a, milter_conf_t *m)
     if (strncmp(buf, "unix:", 5) == 0 || strncmp(buf, "local:", 6) == 0
         || buf[0] == '/')
     {
-        host = buf[0] == '/' ? buf : strchr(buf, ':') + 1;
-        if (strlen(host) == 0 || strlen(host) >= sizeof(sun->sun_path)) {
-            return PST_ERROR;
-        }
-        sun->sun_family = AF_UNIX;
-        strcpy(sun->sun_path, host);
-        m->salen = sizeof(struct sockaddr_un);
-        return PST_OK;
+        return milter_parse_unix(buf[0] == '/' ? buf : strchr(buf, ':') + 1,
+                                 m);
     }
 
     host = buf;
@@ -188,14 +198,56 @@ milter_parse_addr(const pst_str_t *a, milter_conf_t *m)
 }
 
 
+/* default_action=..., timeout=..., connect_timeout=... */
+static int
+milter_set_param(const pst_str_t *arg, milter_conf_t *m)
+{
+    static const char  *acts[] = { "tempfail", "accept", "reject" };
+    pst_str_t           v = *arg;
+    pst_msec_t         *slot;
+    int64_t             t;
+    int                 i;
+
+    if (v.len > 15 && strncmp((char *) v.data, "default_action=", 15) == 0) {
+        for (i = 0; i < 3; i++) {
+            if (strcmp((char *) v.data + 15, acts[i]) == 0) {
+                m->fail = (milter_fail_e) i;
+                return PST_OK;
+            }
+        }
+        return PST_ERROR;
+    }
+
+    if (v.len > 8 && strncmp((char *) v.data, "timeout=", 8) == 0) {
+        slot = &m->timeout;
+        v.data += 8;
+        v.len -= 8;
+    } else if (v.len > 16
+               && strncmp((char *) v.data, "connect_timeout=", 16) == 0)
+    {
+        slot = &m->connect_timeout;
+        v.data += 16;
+        v.len -= 16;
+    } else {
+        return PST_ERROR;
+    }
+
+    t = pst_parse_msec(&v);
+    if (t <= 0) {
+        return PST_ERROR;
+    }
+    *slot = (pst_msec_t) t;
+    return PST_OK;
+}
+
+
 static char *
 milter_set(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 {
     milter_srv_conf_t  *c = conf;
     milter_conf_t      *m;
-    pst_str_t          *args, v;
+    pst_str_t          *args;
     pst_uint_t          n, i;
-    int64_t             t;
 
     (void) cmd;
     args = pst_conf_args(cf, &n);
@@ -227,51 +279,13 @@ milter_set(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     }
 
     for (i = 2; i < n; i++) {
-        v = args[i];
-        if (v.len > 15 && strncmp((char *) v.data, "default_action=", 15)
-            == 0)
-        {
-            if (strcmp((char *) v.data + 15, "tempfail") == 0) {
-                m->fail = MILTER_FAIL_TEMPFAIL;
-            } else if (strcmp((char *) v.data + 15, "accept") == 0) {
-                m->fail = MILTER_FAIL_ACCEPT;
-            } else if (strcmp((char *) v.data + 15, "reject") == 0) {
-                m->fail = MILTER_FAIL_REJECT;
-            } else {
-                goto invalid;
-            }
-            continue;
+        if (milter_set_param(&args[i], m) != PST_OK) {
+            pst_conf_error(cf, "invalid milter parameter \"%s\"",
+                           args[i].data);
+            return PST_CONF_ERROR;
         }
-        if (v.len > 8 && strncmp((char *) v.data, "timeout=", 8) == 0) {
-            v.data += 8;
-            v.len -= 8;
-            t = pst_parse_msec(&v);
-            if (t <= 0) {
-                goto invalid;
-            }
-            m->timeout = (pst_msec_t) t;
-            continue;
-        }
-        if (v.len > 16 && strncmp((char *) v.data, "connect_timeout=", 16)
-            == 0)
-        {
-            v.data += 16;
-            v.len -= 16;
-            t = pst_parse_msec(&v);
-            if (t <= 0) {
-                goto invalid;
-            }
-            m->connect_timeout = (pst_msec_t) t;
-            continue;
-        }
-        goto invalid;
     }
     return PST_CONF_OK;
-
-invalid:
-
-    pst_conf_error(cf, "invalid milter parameter \"%s\"", args[i].data);
-    return PST_CONF_ERROR;
 }
 
 

@@ -16,33 +16,32 @@
 
 static int milter_msg_header(milter_conn_t *m, const milter_field_t *f);
 static int milter_msg_body(milter_conn_t *m);
+static int milter_msg_next_frame(milter_conn_t *m, int *wait);
+static u_char *milter_msg_read_headers(milter_sess_t *ms, size_t *len);
 static void milter_addr(const char *p, size_t n, pst_str_t *out);
 static int milter_msg_edit(milter_conn_t *m, int cmd, const char **a,
     size_t *l, int na, uint32_t index);
+static int milter_msg_envelope(milter_conn_t *m, int cmd, const char **a,
+    size_t *l, int na);
 
 
-/* Read the stored header section once per message into fields. */
-int
-milter_msg_fields(milter_sess_t *ms)
+/* The stored header section (without the empty line), in the
+ * transaction's memory; ms->body_off set.  NULL on failure. */
+static u_char *
+milter_msg_read_headers(milter_sess_t *ms, size_t *len)
 {
-    pst_pool_t      *pool = pst_tx_pool(ms->s);
-    milter_field_t  *f;
-    u_char          *buf, *p, *eol, *end, *colon, *n;
-    size_t           size, len, cap;
-    ssize_t          r;
+    u_char   *buf, *p, *eol, *end, *n, *copy;
+    size_t    size = 0, cap = 16384;
+    ssize_t   r;
 
-    ms->nfields = 0;
-    size = 0;
-    cap = 16384;
     buf = malloc(cap);
-    if (buf == NULL || pool == NULL) {
-        free(buf);
-        return PST_ERROR;
+    if (buf == NULL) {
+        return NULL;
     }
 
     /* until CRLF CRLF, the end of the message, or the limit */
     end = NULL;
-    for ( ;; ) {
+    while (end == NULL) {
         if (size == cap) {
             if (cap >= MILTER_HDR_MAX || (n = realloc(buf, cap * 2)) == NULL) {
                 break;
@@ -51,11 +50,11 @@ milter_msg_fields(milter_sess_t *ms)
             cap *= 2;
         }
         r = pst_msg_read(ms->s, (off_t) size, buf + size, cap - size);
-        if (r <= 0) {
-            if (r < 0) {
-                free(buf);
-                return PST_ERROR;
-            }
+        if (r < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (r == 0) {
             break;
         }
         size += (size_t) r;
@@ -69,9 +68,6 @@ milter_msg_fields(milter_sess_t *ms)
                 break;
             }
         }
-        if (end != NULL) {
-            break;
-        }
     }
 
     if (end == NULL) {
@@ -81,15 +77,35 @@ milter_msg_fields(milter_sess_t *ms)
         ms->body_off = (off_t) (end - buf) + (end[0] == '\r' ? 2 : 1);
     }
 
-    len = (size_t) (end - buf);
-    p = pst_palloc(pool, len + 1);
-    ms->fields = pst_palloc(pool, (len / 2 + 1) * sizeof(milter_field_t));
-    if (p == NULL || ms->fields == NULL) {
-        free(buf);
+    *len = (size_t) (end - buf);
+    copy = pst_palloc(pst_tx_pool(ms->s), *len + 1);
+    if (copy != NULL) {
+        memcpy(copy, buf, *len);
+    }
+    free(buf);
+    return copy;
+}
+
+
+/* Read the stored header section once per message into fields. */
+int
+milter_msg_fields(milter_sess_t *ms)
+{
+    milter_field_t  *f;
+    u_char          *p, *eol, *end, *colon;
+    size_t           len;
+
+    ms->nfields = 0;
+    if (pst_tx_pool(ms->s) == NULL
+        || (p = milter_msg_read_headers(ms, &len)) == NULL)
+    {
         return PST_ERROR;
     }
-    memcpy(p, buf, len);
-    free(buf);
+    ms->fields = pst_palloc(pst_tx_pool(ms->s),
+                            (len / 2 + 1) * sizeof(milter_field_t));
+    if (ms->fields == NULL) {
+        return PST_ERROR;
+    }
     end = p + len;
 
     f = NULL;
@@ -184,11 +200,13 @@ milter_msg_body(milter_conn_t *m)
 }
 
 
-int
-milter_msg_step(milter_conn_t *m)
+/* Queue the next frame of the end of data: 1 queued (*wait: a reply
+ * is due), 0 nothing more (the end of message was sent), -1 failed. */
+static int
+milter_msg_next_frame(milter_conn_t *m, int *wait)
 {
     milter_sess_t  *ms = m->ms;
-    int             rc, wait;
+    int             rc;
 
     for ( ;; ) {
         switch (m->mstep) {
@@ -198,59 +216,60 @@ milter_msg_step(milter_conn_t *m)
                 m->mstep = MILTER_M_EOH;
                 continue;
             }
-            if (milter_msg_header(m, &ms->fields[m->field++]) != PST_OK) {
-                milter_fail(m, "cannot send a header field");
-                return -1;
-            }
-            wait = !(m->protocol & SMFIP_NR_HDR);
-            break;
+            *wait = !(m->protocol & SMFIP_NR_HDR);
+            return milter_msg_header(m, &ms->fields[m->field++]) == PST_OK
+                   ? 1 : -1;
 
         case MILTER_M_EOH:
             m->mstep = MILTER_M_BODY;
             if (m->protocol & SMFIP_NOEOH) {
                 continue;
             }
-            if (milter_put_macros(m, SMFIM_EOH, SMFIC_EOH) != PST_OK
-                || milter_frame(&m->out, SMFIC_EOH, NULL, 0) != 0)
-            {
-                milter_fail(m, "cannot send the end of headers");
-                return -1;
-            }
-            wait = !(m->protocol & SMFIP_NR_EOH);
-            break;
+            *wait = !(m->protocol & SMFIP_NR_EOH);
+            return milter_put_macros(m, SMFIM_EOH, SMFIC_EOH) == PST_OK
+                   && milter_frame(&m->out, SMFIC_EOH, NULL, 0) == 0
+                   ? 1 : -1;
 
         case MILTER_M_BODY:
             rc = (m->protocol & SMFIP_NOBODY) ? 0 : milter_msg_body(m);
-            if (rc < 0) {
-                milter_fail(m, "cannot send the body");
-                return -1;
-            }
             if (rc == 0) {
                 m->mstep = MILTER_M_EOM;
                 continue;
             }
-            wait = !(m->protocol & SMFIP_NR_BODY);
-            if (!wait) {
-                /* the next chunk is read once this one has left */
-                m->draining = 1;
-            }
-            break;
+            *wait = !(m->protocol & SMFIP_NR_BODY);
+            /* unanswered chunks: the next is read once this one has left */
+            m->draining = !*wait;
+            return rc;
 
         case MILTER_M_EOM:
-            if (milter_put_macros(m, SMFIM_EOM, SMFIC_BODYEOB) != PST_OK
-                || milter_frame(&m->out, SMFIC_BODYEOB, NULL, 0) != 0)
-            {
-                milter_fail(m, "cannot send the end of message");
-                return -1;
-            }
             m->mstep = MILTER_M_DONE;
-            wait = 1;
-            break;
+            *wait = 1;
+            return milter_put_macros(m, SMFIM_EOM, SMFIC_BODYEOB) == PST_OK
+                   && milter_frame(&m->out, SMFIC_BODYEOB, NULL, 0) == 0
+                   ? 1 : -1;
 
         default:
             return 0;
         }
+    }
+}
 
+
+int
+milter_msg_step(milter_conn_t *m)
+{
+    int  rc, wait;
+
+    for ( ;; ) {
+        wait = 0;
+        rc = milter_msg_next_frame(m, &wait);
+        if (rc == 0) {
+            return 0;
+        }
+        if (rc < 0) {
+            milter_fail(m, "cannot send the message");
+            return -1;
+        }
         if (milter_send(m, wait) != PST_OK) {
             milter_fail(m, "write failed");
             return -1;
@@ -330,14 +349,29 @@ milter_msg_modify(milter_conn_t *m, int cmd, const u_char *data, size_t len)
 }
 
 
+/* The envelope: sender, recipients, and the quarantine mark. */
 static int
-milter_msg_edit(milter_conn_t *m, int cmd, const char **a, size_t *l,
-    int na, uint32_t index)
+milter_msg_envelope(milter_conn_t *m, int cmd, const char **a, size_t *l,
+    int na)
 {
-    pst_session_t  *s = m->ms->s;
-    pst_str_t       x, y, *py;
-    u_char         *v;
-    int             lead;
+    static const uint32_t  need[] = { SMFIF_QUARANTINE, SMFIF_ADDRCPT,
+                                      SMFIF_ADDRCPT_PAR, SMFIF_DELRCPT,
+                                      SMFIF_CHGFROM };
+    static const char      cmds[] = { SMFIR_QUARANTINE, SMFIR_ADDRCPT,
+                                      SMFIR_ADDRCPT_PAR, SMFIR_DELRCPT,
+                                      SMFIR_CHGFROM };
+    pst_session_t         *s = m->ms->s;
+    pst_str_t              x, y, *py;
+    size_t                 i;
+
+    /* the action the request needs must have been negotiated */
+    i = 0;
+    while (i < sizeof(cmds) && cmds[i] != cmd) {
+        i++;
+    }
+    if (i == sizeof(cmds) || !(m->actions & need[i])) {
+        return PST_ERROR;
+    }
 
     milter_addr(a[0], l[0], &x);
     y.data = (u_char *) (na > 1 ? a[1] : "");
@@ -346,35 +380,36 @@ milter_msg_edit(milter_conn_t *m, int cmd, const char **a, size_t *l,
 
     switch (cmd) {
     case SMFIR_QUARANTINE:
-        if (!(m->actions & SMFIF_QUARANTINE)) {
-            return PST_ERROR;
-        }
         milter_log(m, PST_LOG_NOTICE, "quarantine: %.*s", (int) l[0], a[0]);
         m->ms->hold = 1;
         return PST_OK;
     case SMFIR_ADDRCPT:
     case SMFIR_ADDRCPT_PAR:
-        if (!(m->actions & (cmd == SMFIR_ADDRCPT ? SMFIF_ADDRCPT
-                                                 : SMFIF_ADDRCPT_PAR)))
-        {
-            return PST_ERROR;
-        }
         return pst_tx_add_rcpt(s, &x, py);
     case SMFIR_DELRCPT:
-        if (!(m->actions & SMFIF_DELRCPT)) {
-            return PST_ERROR;
-        }
         return pst_tx_del_rcpt(s, &x) == PST_ERROR ? PST_ERROR : PST_OK;
-    case SMFIR_CHGFROM:
-        if (!(m->actions & SMFIF_CHGFROM)) {
-            return PST_ERROR;
-        }
-        return pst_tx_set_sender(s, &x, py);
     default:
-        break;
+        return pst_tx_set_sender(s, &x, py);
+    }
+}
+
+
+/* Header fields: add, insert at index, change the index-th of a name. */
+static int
+milter_msg_edit(milter_conn_t *m, int cmd, const char **a, size_t *l,
+    int na, uint32_t index)
+{
+    pst_session_t  *s = m->ms->s;
+    pst_str_t       x, y;
+    u_char         *v;
+    int             lead;
+
+    if (cmd != SMFIR_ADDHEADER && cmd != SMFIR_INSHEADER
+        && cmd != SMFIR_CHGHEADER)
+    {
+        return milter_msg_envelope(m, cmd, a, l, na);
     }
 
-    /* header fields: name, value */
     if (!(m->actions & (cmd == SMFIR_CHGHEADER ? SMFIF_CHGHDRS
                                                : SMFIF_ADDHDRS))
         || na != 2)
