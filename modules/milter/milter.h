@@ -76,6 +76,7 @@ typedef struct {
     u_char                      *in;
     size_t                       in_len;
     pst_timer_t                 *timer;
+    unsigned                     gen;           /* + 1 at each close */
     milter_mstep_e               mstep;
     pst_uint_t                   field;         /* next header field */
     off_t                        off;           /* next body byte */

@@ -190,7 +190,7 @@ milter_io(int fd, unsigned events, void *data)
         }
     }
 
-    if (events & PST_FD_READ) {
+    if ((events & PST_FD_READ) && m->fd != -1) {
         milter_read(m);
     }
 }
@@ -202,7 +202,8 @@ milter_read(milter_conn_t *m)
     const u_char  *data;
     size_t         len, used;
     ssize_t        n, k;
-    int            cmd, fd;
+    unsigned       gen;
+    int            cmd;
 
     if (m->in == NULL) {
         m->in = malloc(MILTER_RBUF);
@@ -222,9 +223,10 @@ milter_read(milter_conn_t *m)
     }
     m->in_len += (size_t) n;
 
+    /* a reply may close m (and even open it again): stop at once */
     used = 0;
-    fd = m->fd;
-    while (m->fd == fd) {
+    gen = m->gen;
+    while (m->gen == gen) {
         k = milter_frame_parse(m->in + used, m->in_len - used, &cmd, &data,
                                &len);
         if (k == 0) {
@@ -245,7 +247,7 @@ milter_read(milter_conn_t *m)
             continue;
         }
         milter_reply(m, cmd, data, len);
-        if (m->fd == fd && !m->waiting && m->out.len == 0
+        if (m->gen == gen && !m->waiting && m->out.len == 0
             && m->timer != NULL)
         {
             /* answered: no timer runs while the session is elsewhere */
@@ -254,7 +256,7 @@ milter_read(milter_conn_t *m)
         }
     }
 
-    if (m->fd == fd && used) {
+    if (m->gen == gen && used) {
         memmove(m->in, m->in + used, m->in_len - used);
         m->in_len -= used;
     }
@@ -311,6 +313,7 @@ milter_negotiated(milter_conn_t *m, const u_char *data, size_t len)
 void
 milter_close(milter_conn_t *m)
 {
+    m->gen++;
     if (m->timer != NULL) {
         pst_timer_cancel(m->timer);
         m->timer = NULL;
