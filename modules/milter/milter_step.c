@@ -19,6 +19,7 @@ static int milter_stage_connect(milter_conn_t *m);
 static int milter_stage_cmd(milter_conn_t *m, int stage, int cmd,
     uint32_t no, uint32_t nr, const pst_str_t *arg, int brackets);
 static void milter_cancel(void *data);
+static const char *milter_phase_name(pst_phase_e p);
 static void milter_verdict(milter_conn_t *m, int cmd, const u_char *data,
     size_t len);
 
@@ -109,6 +110,21 @@ milter_answer(milter_sess_t *ms, pst_verdict_e v, int code,
 }
 
 
+static const char *
+milter_phase_name(pst_phase_e p)
+{
+    switch (p) {
+    case PST_PHASE_CONNECT: return "connect";
+    case PST_PHASE_HELO: return "helo";
+    case PST_PHASE_MAIL: return "mail";
+    case PST_PHASE_RCPT: return "rcpt";
+    case PST_PHASE_DATA: return "data";
+    case PST_PHASE_MESSAGE: return "end of data";
+    default: return "disconnect";
+    }
+}
+
+
 void
 milter_fail(milter_conn_t *m, const char *why)
 {
@@ -128,10 +144,10 @@ milter_fail(milter_conn_t *m, const char *why)
         return;
     }
 
-    milter_log(m, PST_LOG_WARN, "%s%s%s (in phase %d): default_action %s",
+    milter_log(m, PST_LOG_WARN, "%s%s%s (at %s): default_action %s",
                why, err && m->state == MILTER_S_CONNECTING ? ": " : "",
                err && m->state == MILTER_S_CONNECTING ? strerror(err) : "",
-               (int) ms->phase, acts[m->conf->fail]);
+               milter_phase_name(ms->phase), acts[m->conf->fail]);
     milter_close(m);
     m->state = MILTER_S_FAILED;
 
@@ -168,6 +184,12 @@ milter_next(milter_sess_t *ms)
 
         if (m->skip_conn || (m->skip_msg && ms->phase != PST_PHASE_MAIL)) {
             ms->cur++;
+            continue;
+        }
+        if (m->state == MILTER_S_FAILED
+            && m->conf->fail == MILTER_FAIL_ACCEPT)
+        {
+            ms->cur++;             /* broken earlier: skipped, quietly */
             continue;
         }
         if (m->state == MILTER_S_FAILED) {

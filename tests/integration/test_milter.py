@@ -4,12 +4,13 @@ body chunks, the replies, the modifications at end of message as stored,
 and broken milters (hang, close mid-body, garbage, unreachable) with
 each default_action."""
 
+import os
 import socket
 import struct
 import time
 import unittest
 
-from pstest import PstTestCase, free_port, wait_for
+from pstest import PstTestCase, free_port, passwd_line, plain, wait_for
 from pstmilter import Milter, frame
 
 MODULES = ("store_spool", "filter_milter", "policy_relay")
@@ -133,6 +134,44 @@ class MilterTest(PstTestCase):
         srv2 = self.srv(m2.address)
         self.assertEqual(self.send(srv2)[0], 250)
         self.assertIn(b"Subject\0spaced  value \0", m2.data_of("header"))
+
+    def test_auth_macros(self):
+        m = self.milter()
+        srv = self.server(conf([m.address]).replace(
+            "hostname mx.example.test;",
+            "hostname mx.example.test; auth_allow_plaintext on;"
+            " auth_failure_delay 0; auth_users_file {dir}/users;"),
+            modules=("store_spool", "auth_file", "filter_milter",
+                     "policy_relay"), start=False)
+        with open(os.path.join(srv.dir, "users"), "w") as f:
+            f.write(passwd_line("alice", "wonderland", "-m", "sha512crypt")
+                    + "\n")
+        os.chmod(os.path.join(srv.dir, "users"), 0o640)
+        srv.start()
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("AUTH PLAIN "
+                                   + plain("alice", "wonderland"))[0], 235)
+            self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
+        self.assertEqual(m.macro_values["M"][b"{auth_authen}"], b"alice")
+
+    def test_abort_after_rset_and_at_quit(self):
+        m = self.milter()
+        srv = self.srv(m.address)
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@client.test>")
+            c.cmd("RCPT TO:<user@example.test>")
+            self.assertEqual(c.cmd("RSET")[0], 250)
+            c.cmd("MAIL FROM:<b@client.test>")
+            c.cmd("QUIT")
+        # the start-up probe ended with a QUIT of its own
+        wait_for(lambda: m.stages().count("quit") == 2, 10, what="QUIT")
+        st = m.stages()
+        st = st[len(st) - 1 - st[::-1].index("connect"):]
+        self.assertEqual(st, ["connect", "helo", "mail", "rcpt", "abort",
+                              "mail", "abort", "quit"])
+        self.assertEqual(m.data_of("mail")[-1], b"<b@client.test>\0")
 
     def test_body_chunks_at_most_64k(self):
         m = self.milter()
