@@ -12,7 +12,8 @@ libsubunit-dev libunbound-dev libevent-dev libcrypt-dev libidn2-dev"
 PKGS="$PKGS python3 procps iproute2 openssl postfix swaks msmtp dnsmasq-base
 python3-aiosmtpd python3-dnslib dovecot-core"
 # real milters for filter_milter's tests (test_milter_peers.py)
-PKGS="$PKGS rspamd opendkim opendkim-tools python3-dkim"
+PKGS="$PKGS rspamd opendkim opendkim-tools python3-dkim clamav-daemon
+clamav-milter"
 # the DNSSEC tests sign a zone at run time (tests/integration/pstdns.py)
 PKGS="$PKGS python3-cryptography"
 # swaks --tls and --auth need Perl's TLS and SASL modules

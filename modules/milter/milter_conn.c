@@ -115,7 +115,9 @@ milter_send(milter_conn_t *m, int waiting)
         return PST_ERROR;
     }
     if (m->waiting || m->out.len) {
-        milter_arm(m, m->conf->timeout);
+        /* a kept connection that does not answer at once is replaced */
+        milter_arm(m, m->reused ? m->conf->connect_timeout
+                                : m->conf->timeout);
     }
     return milter_watch(m);
 }

@@ -200,6 +200,7 @@ milter_next(milter_sess_t *ms)
             return;
         }
         if (m->state == MILTER_S_CLOSED && milter_pool_get(m) == PST_OK) {
+            milter_log(m, PST_LOG_INFO, "a kept connection taken");
             continue;
         }
         if (m->state == MILTER_S_CLOSED) {
@@ -421,7 +422,6 @@ milter_verdict(milter_conn_t *m, int cmd, const u_char *data, size_t len)
             m->skip_msg = 1;
         }
         if (ms->phase == PST_PHASE_MESSAGE) {
-            m->eom_done = m->mstep == MILTER_M_DONE;
             m->in_tx = 0;
             m->mstep = MILTER_M_DONE;
         }
@@ -466,9 +466,10 @@ milter_verdict(milter_conn_t *m, int cmd, const u_char *data, size_t len)
         return;
     }
 
-    /* a message verdict ends the transaction for this milter */
+    /* a message verdict ends the transaction for this milter (and puts
+     * libmilter back to its HELO state, where QUIT_NC is ignored: only a
+     * "continue" to the end of message lets a connection be kept) */
     if (ms->phase == PST_PHASE_MESSAGE) {
-        m->eom_done = m->mstep == MILTER_M_DONE;
         m->in_tx = 0;
         m->mstep = MILTER_M_DONE;
     }

@@ -233,6 +233,7 @@ class MilterTest(PstTestCase):
                  what="three QUIT_NC")
         self.assertEqual(m.connections, 2)
         self.assertEqual(m.stages().count("connect"), 4)
+        srv.wait_log("a kept connection taken", count=2)
         # a filter that dropped the kept socket: a fresh one, no failure
         for c in list(m.conns):
             c.close()
