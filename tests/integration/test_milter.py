@@ -154,6 +154,7 @@ class MilterTest(PstTestCase):
                                    + plain("alice", "wonderland"))[0], 235)
             self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
         self.assertEqual(m.macro_values["M"][b"{auth_authen}"], b"alice")
+        self.assertEqual(m.macro_values["M"].get(b"{auth_type}"), b"PLAIN")
 
     def test_abort_after_rset_and_at_quit(self):
         m = self.milter()
