@@ -32,6 +32,8 @@ milter_connect(milter_conn_t *m)
     const milter_conf_t  *c = m->conf;
     int                   fd;
 
+    /* (a failure is logged by milter_fail() with errno) */
+    m->state = MILTER_S_CONNECTING;
     fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                 0);
     if (fd == -1) {
@@ -46,7 +48,6 @@ milter_connect(milter_conn_t *m)
     }
 
     m->fd = fd;
-    m->state = MILTER_S_CONNECTING;
     m->waiting = 1;
     if (pst_fd_watch_events(fd, PST_FD_WRITE, milter_io, m) != PST_OK) {
         close(fd);

@@ -16,7 +16,8 @@ closes mid-body, garbage).
     (garbage) to send as they are.
 The default answer is continue.  `protocol` is the flags the filter asks
 for in OPTNEG (no-reply steps, skips); `macros` maps a stage number to a
-macro list requested with the options.
+macro list requested with the options; `version` is the protocol
+version it answers; `unix` a socket path to listen on instead of TCP.
 """
 
 import socket
@@ -40,7 +41,7 @@ def frame(letter, data=b""):
 class Milter:
 
     def __init__(self, actions=None, protocol=0, version=6,
-                 action_flags=0x1ff, macros=None):
+                 action_flags=0x1ff, macros=None, unix=None):
         self.actions = actions or {}
         self.protocol = protocol
         self.version = version
@@ -50,12 +51,18 @@ class Milter:
         self.macro_values = {}    # stage letter -> {name: value}
         self.connections = 0
         self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        if unix:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(unix)
+            self.port = None
+            self.address = "unix:" + unix
+        else:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+            self.address = "inet:127.0.0.1:%d" % self.port
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.address = "inet:127.0.0.1:%d" % self.port
         self.stopping = False
         self.conns = []
         self.thread = threading.Thread(target=self._accept, daemon=True)

@@ -62,6 +62,15 @@ class MilterTest(PstTestCase):
         wait_for(accepts, 15, what="the server to listen")
         return srv
 
+    def workdir(self):
+        d = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "objs", "run",
+            "milter_" + self.id().split(".")[-1])
+        os.makedirs(d, exist_ok=True)
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f))
+        return d
+
     def milter(self, **kw):
         m = Milter(**kw)
         self.addCleanup(m.stop)
@@ -200,6 +209,23 @@ class MilterTest(PstTestCase):
         self.assertEqual(self.send(srv2, msg)[0], 250)
         self.assertEqual(len(m2.data_of("body")), 1)
         self.assertIn("eom", m2.stages())
+
+    def test_unix_socket_and_old_version(self):
+        # a version 2 filter over a unix socket: no DATA command (it came
+        # with version 4), the macro list it asks for, everything else
+        path = os.path.join(self.workdir(), "milter.sock")
+        m = self.milter(unix=path, version=2,
+                        macros={2: "{mail_addr}"},
+                        actions={"eom": [("h", b"X-Old\0two\0")]})
+        os.chmod(path, 0o666)       # the workers run as another user
+        srv = self.srv(m.address)
+        self.assertEqual(self.send(srv)[0], 250)
+        self.assertNotIn("data", m.stages())
+        self.assertIn("eom", m.stages())
+        self.assertEqual(m.macro_values["M"], {b"{mail_addr}":
+                                               b"sender@client.test"})
+        self.assertIn(b"\r\nX-Old: two\r\n",
+                      srv.message(srv.queue_ids()[0]))
 
     def test_two_milters_in_order(self):
         a = self.milter()
