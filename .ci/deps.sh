@@ -14,6 +14,8 @@ python3-aiosmtpd python3-dnslib dovecot-core"
 # real milters for filter_milter's tests (test_milter_peers.py)
 PKGS="$PKGS rspamd opendkim opendkim-tools python3-dkim clamav-daemon
 clamav-milter"
+# a real PROXY protocol sender in front of the server (test_proxy.py)
+PKGS="$PKGS haproxy"
 # the DNSSEC tests sign a zone at run time (tests/integration/pstdns.py)
 PKGS="$PKGS python3-cryptography"
 # swaks --tls and --auth need Perl's TLS and SASL modules

@@ -835,9 +835,10 @@ pst_cycle_dump(pst_cycle_t *cycle, FILE *out)
     ls = cycle->listening.elts;
     for (i = 0; i < cycle->listening.nelts; i++) {
         s = ls[i].server;
-        fprintf(out, "# listener %s%s%s (server at %s:%lu)\n",
+        fprintf(out, "# listener %s%s%s%s (server at %s:%lu)\n",
                 ls[i].addr_text, ls[i].tls ? " tls" : "",
-                ls[i].submission ? " submission" : "", s->file,
+                ls[i].submission ? " submission" : "",
+                ls[i].proxy_protocol ? " proxy_protocol" : "", s->file,
                 (unsigned long) s->line);
         fprintf(out, "#   store: %s\n",
                 s->store ? s->store->desc.name : "(none: DATA is refused)");

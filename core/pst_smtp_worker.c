@@ -82,7 +82,9 @@ pst_smtp_worker_loop(pst_cycle_t *cycle, int stop)
         pst_event_add_timer(&shutdown_timer, cycle->core->shutdown_timeout);
     }
 
-    if (exiting && pst_smtp_session_count() == 0) {
+    if (exiting && pst_smtp_session_count() == 0
+        && pst_smtp_proxy_pending() == 0)
+    {
         return PST_DONE;
     }
 

@@ -26,5 +26,6 @@ Suite *suite_milter(void);
 Suite *suite_send(void);
 Suite *suite_relay_mx(void);
 Suite *suite_dsn(void);
+Suite *suite_proxy_protocol(void);
 
 #endif
