@@ -757,6 +757,45 @@ int pst_conf_check_text(pst_conf_t *cf, const char *name,
 char *pst_conf_set_text_slot(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 
+/*
+ * Message edits (ABI 1.2), for MESSAGE and QUEUE hooks -- also while
+ * their call is pending (the session from pst_hook_session()).  The
+ * envelope edits change the transaction at once; header and body edits
+ * are applied by the core after the QUEUE phase and before the commit,
+ * by rewriting the stored message once: the envelope and the stored
+ * message both reflect every edit, and a failure to rewrite answers 451
+ * and stores nothing.  Each call returns PST_OK or PST_ERROR (outside
+ * those phases, a malformed address, parameter or field name).
+ *
+ * Addresses are without angle brackets; params are ESMTP parameters as
+ * on a MAIL or RCPT line ("NOTIFY=NEVER", empty or NULL for none),
+ * checked as the client's are.  The new sender's parameters, when
+ * given, replace BODY, RET and ENVID.  pst_tx_del_rcpt() removes every
+ * recipient with that address (no case) and returns PST_DECLINED when
+ * there was none.
+ *
+ * Header fields are counted in the stored message, our Received: first:
+ * pst_msg_insert_header() puts a field at position pos (0: the first;
+ * PST_MSG_HEADER_END or any larger number: after the last);
+ * pst_msg_change_header() replaces the index-th (from 1) field of that
+ * name, or removes it when value is NULL (a missing field is added when
+ * changed, ignored when removed).  value is exactly what follows the
+ * colon (give the space: " text"); line breaks in it become CRLF and a
+ * TAB so that it stays one folded field.  pst_msg_replace_body()
+ * appends to a new body (CRLF lines) that replaces the old one; the
+ * first call starts it.
+ */
+#define PST_MSG_HEADER_END       ((pst_uint_t) -1)
+int pst_tx_set_sender(pst_session_t *s, const pst_str_t *addr,
+    const pst_str_t *params);
+int pst_tx_add_rcpt(pst_session_t *s, const pst_str_t *addr,
+    const pst_str_t *params);
+int pst_tx_del_rcpt(pst_session_t *s, const pst_str_t *addr);
+int pst_msg_insert_header(pst_session_t *s, pst_uint_t pos,
+    const pst_str_t *name, const pst_str_t *value);
+int pst_msg_change_header(pst_session_t *s, const pst_str_t *name,
+    pst_uint_t index, const pst_str_t *value);
+int pst_msg_replace_body(pst_session_t *s, const u_char *data, size_t len);
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: routing (next hops of a destination domain)                */
 

@@ -127,7 +127,7 @@ pst_log_commit(pst_session_t *s, int rc)
         return;
     }
 
-    stored = tx->data.size + (off_t) tx->trace_len;
+    stored = tx->data.size + tx->received_len;
     pst_metric_inc(PST_M_MSG_ACCEPTED);
     pst_metric_add(PST_M_MSG_BYTES, (uint64_t) stored);
     pst_metric_observe(PST_H_STORE_COMMIT,

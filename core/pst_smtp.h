@@ -232,6 +232,8 @@ typedef struct {
     pst_str_t                    orcpt;
 } pst_smtp_rcpt_t;
 
+typedef struct pst_smtp_edits_s  pst_smtp_edits_t;
+
 typedef struct {
     pst_pool_t                  *pool;
     pst_str_t                    id;
@@ -249,9 +251,10 @@ typedef struct {
     off_t                        bdat_left;
     pst_buf_t                   *wbuf;
     pst_array_t                 *add_headers;  /* pst_str_t lines */
-    size_t                       trace_len;    /* our Received: */
     uint64_t                     commit_usec;  /* commit started */
     pst_array_t                 *headers;      /* parsed, lazily */
+    pst_smtp_edits_t            *edits;        /* pst_smtp_edit.c */
+    off_t                        received_len; /* our Received: */
 
     unsigned                     bdat:1;       /* BDAT transaction */
     unsigned                     bdat_last:1;
@@ -445,6 +448,8 @@ void pst_log_reject(pst_session_t *s, const pst_smtp_answer_t *a);
 void pst_smtp_metric_hook(pst_session_t *s, pst_module_entry_t *me);
 /* Store commit completion token (queue phase). */
 void pst_smtp_commit_done(pst_session_t *s, int rc);
+/* Header and body edits of the end of data, before the commit. */
+int pst_smtp_edit_apply(pst_session_t *s);
 
 /* pst_smtp_tls.c */
 void pst_smtp_cmd_starttls(pst_session_t *s);

@@ -405,6 +405,16 @@ pst_smtp_queue_done(pst_session_t *s, pst_verdict_e v)
         return;
     }
 
+    /* the edits of MESSAGE and QUEUE hooks (pst_smtp_edit.c) */
+    if (pst_smtp_edit_apply(s) != PST_OK) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: could not store the"
+                       " message, try again later");
+        pst_smtp_tx_free(s);
+        pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
+        pst_smtp_continue(s);
+        return;
+    }
+
     pst_smtp_commit(s);
 }
 
@@ -600,7 +610,7 @@ pst_smtp_received(pst_session_t *s)
     }
 
     tx->wbuf->last += k;
-    tx->trace_len = (size_t) k;
+    tx->received_len = k;
 
     return PST_OK;
 }

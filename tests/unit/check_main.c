@@ -43,6 +43,7 @@ main(void)
     srunner_add_suite(sr, suite_control());
     srunner_add_suite(sr, suite_smtp_proto());
     srunner_add_suite(sr, suite_smtp_client());
+    srunner_add_suite(sr, suite_milter());
     srunner_add_suite(sr, suite_send());
     srunner_add_suite(sr, suite_relay_mx());
     srunner_add_suite(sr, suite_dsn());

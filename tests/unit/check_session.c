@@ -1174,6 +1174,51 @@ START_TEST(test_verdict_committed_not_on_failure)
 END_TEST
 
 
+/* ABI 1.2 message edits from a MESSAGE hook: the envelope and the
+ * stored message (here test_mem's, a store without files) show them. */
+START_TEST(test_message_edits)
+{
+    static const char  tail[] = "\r\nSubject: changed\r\nTo: u@example"
+                                ".test\r\nX-Last: a\r\n\tb\r\n\r\n"
+                                "new body\r\n";
+    const char  *env, *msg;
+    size_t       len;
+    int          fd;
+    void        (*on)(int);
+    int         (*results)(void);
+
+    tv_init("");
+    *(void **) &on = tv_sym("test_verdict_edit");
+    *(void **) &results = tv_sym("test_verdict_edit_results");
+    on(1);
+    fd = ts_session();
+    ts_to_data(fd);
+    ts_send(fd, "Subject: old\r\nX-Drop: 1\r\nTo: u@example.test"
+            "\r\n\r\nold body\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 250);
+    ck_assert_int_eq(results(), 0xfff);
+
+    env = tv_envelope();
+    ck_assert_msg(strstr(env, "\nsender new@client.test\n") != NULL, "%s",
+                  env);
+    ck_assert_msg(strstr(env, "\nrcpt x@example.test notify=1") != NULL,
+                  "%s", env);
+    ck_assert_msg(strstr(env, "u@example.test") == NULL, "%s", env);
+
+    msg = ts_stored(&len);
+    ck_assert_msg(len > 20 && strncmp(msg, "X-First: top\r\nReceived: ", 24)
+                  == 0, "%.*s", (int) len, msg);
+    ck_assert_msg(len > sizeof(tail)
+                  && memcmp(msg + len - (sizeof(tail) - 1), tail,
+                            sizeof(tail) - 1) == 0
+                  && memmem(msg, len, "X-Drop", 6) == NULL,
+                  "%.*s", (int) len, msg);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+}
+END_TEST
+
+
 /* HOLD and DISCARD outside a transaction are ignored. */
 START_TEST(test_verdict_hold_outside_tx)
 {
@@ -1348,6 +1393,7 @@ suite_session(void)
     tcase_add_test(tc, test_verdict_discard_message);
     tcase_add_test(tc, test_verdict_discard_queue);
     tcase_add_test(tc, test_verdict_hold_committed);
+    tcase_add_test(tc, test_message_edits);
     tcase_add_test(tc, test_verdict_committed_not_on_failure);
     tcase_add_test(tc, test_verdict_hold_outside_tx);
     tcase_add_test(tc, test_verdict_cancel_on_close);

@@ -22,6 +22,7 @@ Suite *suite_channel(void);
 Suite *suite_control(void);
 Suite *suite_smtp_proto(void);
 Suite *suite_smtp_client(void);
+Suite *suite_milter(void);
 Suite *suite_send(void);
 Suite *suite_relay_mx(void);
 Suite *suite_dsn(void);

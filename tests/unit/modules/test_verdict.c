@@ -36,6 +36,8 @@ PST_EXPORT int test_verdict_calls(int phase);
 PST_EXPORT int test_verdict_cancelled(void);
 PST_EXPORT const char *test_verdict_committed(int *hold);
 PST_EXPORT const char *test_verdict_envelope(void);
+PST_EXPORT void test_verdict_edit(int on);
+PST_EXPORT int test_verdict_edit_results(void);
 
 
 static test_verdict_answer_t  answers[PST_PHASE_MAX];
@@ -44,6 +46,7 @@ static int                    cancelled;
 static char                   committed_id[64];
 static int                    committed_hold;
 static char                   envelope[4096];
+static int                    edit, edit_results;
 
 
 PST_EXPORT void
@@ -119,6 +122,56 @@ test_verdict_later(void *data)
 }
 
 
+/* The message edits of ABI 1.2, from a MESSAGE hook; bit i of
+ * edit_results set when edit i returned what it should. */
+PST_EXPORT void
+test_verdict_edit(int on)
+{
+    edit = on;
+    edit_results = 0;
+}
+
+
+PST_EXPORT int
+test_verdict_edit_results(void)
+{
+    return edit_results;
+}
+
+
+#define TV_S(lit)   { sizeof(lit) - 1, (u_char *) lit }
+
+static void
+test_verdict_edits(pst_session_t *s)
+{
+    static const u_char  body[] = "new body\r\n";
+    pst_str_t  sender = TV_S("new@client.test"), rcpt = TV_S("x@example.test"),
+               params = TV_S("NOTIFY=NEVER"), old = TV_S("u@example.test"),
+               bad = TV_S("a b@example.test"), first = TV_S("X-First"),
+               top = TV_S(" top"), subj = TV_S("Subject"),
+               news = TV_S(" changed"), drop = TV_S("X-Drop"),
+               last = TV_S("X-Last"), lastv = TV_S(" a\nb"),
+               badname = TV_S("Bad Name");
+    int        r[11], i;
+
+    r[0] = pst_tx_set_sender(s, &sender, NULL) == PST_OK;
+    r[1] = pst_tx_add_rcpt(s, &rcpt, &params) == PST_OK;
+    r[2] = pst_tx_del_rcpt(s, &old) == PST_OK;
+    r[3] = pst_tx_del_rcpt(s, &old) == PST_DECLINED;
+    r[4] = pst_tx_add_rcpt(s, &bad, NULL) == PST_ERROR;
+    r[5] = pst_msg_insert_header(s, 0, &first, &top) == PST_OK;
+    r[6] = pst_msg_change_header(s, &subj, 1, &news) == PST_OK;
+    r[7] = pst_msg_change_header(s, &drop, 1, NULL) == PST_OK;
+    r[8] = pst_msg_insert_header(s, PST_MSG_HEADER_END, &last, &lastv)
+           == PST_OK;
+    r[9] = pst_msg_insert_header(s, 0, &badname, &top) == PST_ERROR;
+    r[10] = pst_msg_replace_body(s, body, sizeof(body) - 1) == PST_OK;
+    for (i = 0; i < 11; i++) {
+        edit_results |= r[i] << i;
+    }
+}
+
+
 static void
 test_verdict_committed_seen(pst_call_t *call)
 {
@@ -149,6 +202,18 @@ test_verdict_hook(pst_call_t *call, void *conf)
 
     if (p == PST_PHASE_COMMITTED) {
         test_verdict_committed_seen(call);
+    }
+    if (edit && (p == PST_PHASE_MESSAGE || p == PST_PHASE_RCPT)) {
+        if (p == PST_PHASE_RCPT) {
+            /* outside the end of data every edit is refused */
+            if (pst_msg_replace_body(pst_call_session(call),
+                                     (u_char *) "x", 1) == PST_ERROR)
+            {
+                edit_results |= 1 << 11;
+            }
+        } else {
+            test_verdict_edits(pst_call_session(call));
+        }
     }
 
     if (!a->set) {
