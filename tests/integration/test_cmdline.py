@@ -334,11 +334,12 @@ class QueueToolTest(PstTestCase):
         r = srv.run_tool("queue", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         size1 = len(srv.message(q1))
-        self.assertRegex(r.stdout, r"(?m)^%s +%d +\d+ +<one@client\.test>\n"
+        self.assertRegex(r.stdout, r"(?m)^%s +%d +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +"
+                                   r"<one@client\.test>\n"
                                    r"    <a@example\.test> pending\n"
                                    r"    <b@example\.test> pending$"
                          % (q1, size1))
-        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +\d+ +<>\n"
+        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +[-\d]+ [:\d]+ +<>\n"
                                    r"    <c@example\.test> pending$" % q2)
 
         r = srv.run_tool("queue", "show", q2)
