@@ -11,6 +11,8 @@ libsubunit-dev libunbound-dev libevent-dev libcrypt-dev libidn2-dev"
 # tests: real clients and peers, and the tools the tests use
 PKGS="$PKGS python3 procps iproute2 openssl postfix swaks msmtp dnsmasq-base
 python3-aiosmtpd python3-dnslib dovecot-core"
+# a real PROXY protocol sender in front of the server (test_proxy.py)
+PKGS="$PKGS haproxy"
 # the DNSSEC tests sign a zone at run time (tests/integration/pstdns.py)
 PKGS="$PKGS python3-cryptography"
 # swaks --tls and --auth need Perl's TLS and SASL modules

@@ -17,6 +17,8 @@ static int pst_conf_handler(pst_conf_t *cf, int last);
 static int pst_conf_include(pst_conf_t *cf);
 static int pst_conf_module_switch(pst_conf_t *cf);
 static const char *pst_conf_ctx_name(unsigned ctx);
+static int pst_conf_wanted(pst_conf_t *cf, const pst_str_t *name);
+static int pst_conf_skip(pst_conf_t *cf, int last);
 
 static const pst_uint_t  argument_number[] = {
     PST_CONF_NOARGS, PST_CONF_TAKE1, PST_CONF_TAKE2, PST_CONF_TAKE3,
@@ -463,6 +465,10 @@ pst_conf_handler(pst_conf_t *cf, int last)
         return pst_conf_include(cf);
     }
 
+    if (cf->only != NULL && !pst_conf_wanted(cf, name)) {
+        return pst_conf_skip(cf, last);
+    }
+
     found = 0;
     me = cf->cycle->modules.elts;
 
@@ -562,6 +568,46 @@ invalid:
     pst_conf_error(cf, "invalid number of arguments in \"%s\" directive",
                    cmd->name);
     return PST_ERROR;
+}
+
+
+/* With cf->only: a top-level directive of the list. */
+static int
+pst_conf_wanted(pst_conf_t *cf, const pst_str_t *name)
+{
+    const char  **p;
+
+    if (cf->ctx != PST_CONF_MAIN) {
+        return 0;
+    }
+    for (p = cf->only; *p != NULL; p++) {
+        if (strlen(*p) == name->len && memcmp(*p, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* A directive not read: a block is tokenised (includes in it too) but
+ * nothing in it is acted on. */
+static int
+pst_conf_skip(pst_conf_t *cf, int last)
+{
+    unsigned  ctx;
+    int       rc;
+
+    if (last != PST_CONF_BLOCK_START) {
+        return PST_OK;
+    }
+
+    ctx = cf->ctx;
+    cf->ctx = 0;
+    rc = pst_conf_parse(cf, NULL);
+    cf->ctx = ctx;
+
+    return rc;
 }
 
 

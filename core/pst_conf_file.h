@@ -45,6 +45,9 @@ struct pst_conf_s {
     pst_uint_t                   dir_line;
     pst_uint_t                   depth;
     FILE                        *dump;       /* -T: copy of every file */
+    const char                 **only;       /* NULL-terminated: read just
+                                                these top-level directives,
+                                                skip the rest unread */
     unsigned                     quiet:1;
 };
 

@@ -48,6 +48,7 @@ struct pst_listening_s {
     unsigned                     submission:1;
     unsigned                     inherited:1;    /* kept over a reload */
     unsigned                     ipv6only:1;
+    unsigned                     proxy_protocol:1;  /* PROXY header first */
 };
 
 struct pst_connection_s {

@@ -75,7 +75,7 @@ typedef struct pst_buf_s         pst_buf_t;
 #include "pst_string.h"
 #include "pst_log.h"
 #include "pst_buf.h"
-#include "pst_queue.h"
+#include "pst_list.h"
 #include "pst_event.h"
 #include "pst_conf_file.h"
 #include "pst_module.h"

@@ -6,6 +6,8 @@
 #include "pst_core.h"
 #include "pst_smtp.h"
 
+#include <sys/un.h>
+
 
 pst_cycle_t  *pst_cycle;
 
@@ -28,6 +30,10 @@ static char *pst_core_trust_anchor(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static char *pst_core_resolver(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
+static int pst_core_default_control(pst_conf_t *cf, pst_core_conf_t *ccf);
+static pst_cycle_t *pst_cycle_build(const char *prefix,
+    const char *conf_file, pst_cycle_t *old, FILE *dump, int light);
+static pst_cycle_t *pst_cycle_light_done(pst_cycle_t *cycle, pst_conf_t *cf);
 
 
 static const pst_command_t  pst_core_commands[] = {
@@ -67,6 +73,10 @@ static const pst_command_t  pst_core_commands[] = {
     { "spool_dir", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_path_slot, PST_MAIN_CONF,
       offsetof(pst_core_conf_t, spool_dir), NULL },
+
+    { "control_socket", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_path_slot, PST_MAIN_CONF,
+      offsetof(pst_core_conf_t, control_socket), NULL },
 
     { "resolver", PST_CONF_MAIN | PST_CONF_1MORE,
       pst_core_resolver, PST_MAIN_CONF, 0, NULL },
@@ -127,6 +137,7 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     pst_core_conf_t  *ccf = conf;
     struct passwd    *pw;
     struct group     *gr;
+    u_char           *p;
     long              n;
 
     pst_conf_merge_value(ccf->daemon, PST_CONF_UNSET, 1);
@@ -164,6 +175,21 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
         }
     }
 
+    if (ccf->control_socket.data == NULL
+        && pst_core_default_control(cf, ccf) != PST_OK)
+    {
+        return PST_CONF_ERROR;
+    }
+    /* a long directory is fine (pst_control.c binds from inside it),
+     * the file name itself must fit a unix socket address */
+    p = (u_char *) strrchr((char *) ccf->control_socket.data, '/');
+    if (strlen(p ? (char *) p + 1 : (char *) ccf->control_socket.data)
+        >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+    {
+        return "has a control_socket file name longer than a unix socket"
+               " allows (107 bytes)";
+    }
+
     /* the account of the children, only meaningful when run as root */
     if (geteuid() == 0) {
         if (ccf->user.data == NULL) {
@@ -187,6 +213,26 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     }
 
     return PST_CONF_OK;
+}
+
+
+/* SPOOL/control: the spool belongs to the run user already. */
+static int
+pst_core_default_control(pst_conf_t *cf, pst_core_conf_t *ccf)
+{
+    size_t   n;
+    u_char  *p;
+
+    n = ccf->spool_dir.len + sizeof("/control");
+    p = pst_palloc(pst_conf_pool(cf), n);
+    if (p == NULL) {
+        return PST_ERROR;
+    }
+    snprintf((char *) p, n, "%s/control", ccf->spool_dir.data);
+    ccf->control_socket.data = p;
+    ccf->control_socket.len = n - 1;
+
+    return PST_OK;
 }
 
 
@@ -509,9 +555,54 @@ pst_cycle_set_paths(pst_cycle_t *cycle, const char *prefix,
 }
 
 
+/* What pst_init_cycle_light() reads; everything else is skipped. */
+static const char  *pst_core_light[] = {
+    "spool_dir", "control_socket", "pid", "user", NULL
+};
+
+
+pst_cycle_t *
+pst_init_cycle_light(const char *prefix, const char *conf_file)
+{
+    return pst_cycle_build(prefix, conf_file, NULL, NULL, 1);
+}
+
+
 pst_cycle_t *
 pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
     FILE *dump)
+{
+    return pst_cycle_build(prefix, conf_file, old, dump, 0);
+}
+
+
+/* The core's defaults (spool, control socket), nothing else. */
+static pst_cycle_t *
+pst_cycle_light_done(pst_cycle_t *cycle, pst_conf_t *cf)
+{
+    pst_module_entry_t  *me;
+    char                *rv;
+
+    me = cycle->modules.elts;
+    cf->dir_file = (char *) cycle->conf_file.data;
+    cf->dir_line = 1;
+
+    rv = me[0].desc.init_main_conf(cf, cycle->main_conf[0]);
+    if (rv == PST_CONF_OK) {
+        return cycle;
+    }
+    if (rv != PST_CONF_ERROR) {
+        pst_conf_error(cf, "%s", rv);
+    }
+
+    pst_destroy_pool(cycle->pool);
+    return NULL;
+}
+
+
+static pst_cycle_t *
+pst_cycle_build(const char *prefix, const char *conf_file, pst_cycle_t *old,
+    FILE *dump, int light)
 {
     pst_module_entry_t  *me;
     pst_server_t       **srv;
@@ -534,6 +625,7 @@ pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
     cycle->pool = pool;
     cycle->old = old;
     cycle->test = (dump != NULL);
+    cycle->light = light;
 
     if (pst_cycle_set_paths(cycle, prefix, conf_file) != PST_OK) {
         goto failed;
@@ -572,11 +664,14 @@ pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
         goto failed;
     }
     conf.dir_file = (char *) cycle->conf_file.data;
+    conf.only = light ? pst_core_light : NULL;
 
-    pst_shm_mark_unused();
+    if (!light) {
+        pst_shm_mark_unused();
+    }
 
     if (pst_modules_init(&conf) != PST_OK
-        || pst_shm_init_limits(&conf) != PST_OK)
+        || (!light && pst_shm_init_limits(&conf) != PST_OK))
     {
         goto failed;
     }
@@ -587,6 +682,10 @@ pst_init_cycle(const char *prefix, const char *conf_file, pst_cycle_t *old,
 
     if (pst_conf_parse(&conf, (char *) cycle->conf_file.data) != PST_OK) {
         goto failed;
+    }
+
+    if (light) {
+        return pst_cycle_light_done(cycle, &conf);
     }
 
     if (!cycle->smtp_seen || cycle->servers.nelts == 0) {
@@ -736,9 +835,10 @@ pst_cycle_dump(pst_cycle_t *cycle, FILE *out)
     ls = cycle->listening.elts;
     for (i = 0; i < cycle->listening.nelts; i++) {
         s = ls[i].server;
-        fprintf(out, "# listener %s%s%s (server at %s:%lu)\n",
+        fprintf(out, "# listener %s%s%s%s (server at %s:%lu)\n",
                 ls[i].addr_text, ls[i].tls ? " tls" : "",
-                ls[i].submission ? " submission" : "", s->file,
+                ls[i].submission ? " submission" : "",
+                ls[i].proxy_protocol ? " proxy_protocol" : "", s->file,
                 (unsigned long) s->line);
         fprintf(out, "#   store: %s\n",
                 s->store ? s->store->desc.name : "(none: DATA is refused)");

@@ -24,6 +24,7 @@ typedef struct {
     pst_str_t                    error_log;
     pst_int_t                    log_level;
     pst_str_t                    spool_dir;
+    pst_str_t                    control_socket;     /* unix socket path */
     pst_array_t                 *resolvers;          /* pst_str_t */
     pst_str_t                    trust_anchor;       /* DNSSEC anchors */
     pst_msec_t                   shutdown_timeout;
@@ -49,6 +50,7 @@ struct pst_cycle_s {
     pst_cycle_t                 *old;
     unsigned                     smtp_seen:1;
     unsigned                     test:1;       /* -t / -T */
+    unsigned                     light:1;      /* pst_init_cycle_light() */
 };
 
 /* The cycle this process runs on. */
@@ -58,6 +60,11 @@ extern pst_cycle_t         *pst_cycle;
  * went to the log / stderr and NULL is returned. */
 pst_cycle_t *pst_init_cycle(const char *prefix, const char *conf_file,
     pst_cycle_t *old, FILE *dump);
+/* Only the top-level directives a tool needs to find the running
+ * server (spool_dir, control_socket, pid, user): no module is loaded,
+ * no block read, no key or users file opened.  For `postern queue`
+ * and `postern status`. */
+pst_cycle_t *pst_init_cycle_light(const char *prefix, const char *conf_file);
 void pst_destroy_cycle(pst_cycle_t *cycle);
 /* Master: run every module's init_module() for a cycle that is about to
  * serve (not for -t).  PST_ERROR refuses the cycle. */

@@ -7,6 +7,9 @@
  *   postern -s reload|quit|stop|reopen     signal the running master
  *   postern -V                             version, build, modules
  *   postern queue count|list|show ID|cat ID   look at the spool
+ *                                          (through the control
+ *                                          socket when running)
+ *   postern status [--json]                processes, pids, uptime
  *   postern passwd [options] USER          a line for a users file
  *
  * Every subcommand takes -h/--help; an unknown option, command or
@@ -16,11 +19,25 @@
 #include "pst_core.h"
 #include "pst_smtp.h"
 #include "pst_passwd.h"
+#include "pst_control.h"
+#include "pst_roles.h"
+
+
+static const pst_role_t *const  pst_roles[] = {
+    &pst_smtp_worker_role,
+    &pst_queue_role,
+    NULL
+};
+
+static int pst_queue_command(int argc, char **argv);
+static int pst_status_command(int argc, char **argv);
 
 #define PST_EX_USAGE  64        /* sysexits.h */
 
 #define PST_QUEUE_USAGE                                                      \
     "postern [-c file] [-p prefix] queue count|list|show ID|cat ID"
+#define PST_STATUS_USAGE                                                     \
+    "postern [-c file] [-p prefix] status [--json]"
 
 
 static void
@@ -29,6 +46,7 @@ pst_usage(FILE *f)
     fprintf(f,
         "usage: postern [-hVtTf] [-c file] [-p prefix] [-s signal]\n"
         "       " PST_QUEUE_USAGE "\n"
+        "       " PST_STATUS_USAGE "\n"
         "       postern passwd [-m method] [-r rounds] [-s] [-i iterations]\n"
         "                      [-f file] user\n"
         "\n"
@@ -44,6 +62,7 @@ pst_usage(FILE *f)
         "\n"
         "  queue      look at the spool: count the messages, list them,\n"
         "             show one's envelope, cat one's message\n"
+        "  status     the running processes (postern status --help)\n"
         "  passwd     make a users file line (postern passwd --help)\n",
         PST_CONF_PATH, PST_PREFIX);
 }
@@ -153,6 +172,77 @@ pst_open_log(pst_cycle_t *cycle)
 }
 
 
+/* postern queue VERB ...: through the control socket when the server
+ * runs, else on the spool directly.  Reads only what finds them. */
+static int
+pst_queue_command(int argc, char **argv)
+{
+    static char   verb[] = "list";
+    char         *list[] = { verb, NULL };
+    pst_cycle_t  *cycle;
+    int           rc;
+
+    cycle = pst_init_cycle_light(pst_prefix_arg, pst_conf_arg);
+    if (cycle == NULL) {
+        return 1;
+    }
+    pst_cycle = cycle;
+
+    rc = pst_control_request((char *) cycle->core->control_socket.data,
+                             argc > 0 ? argc : 1, argc > 0 ? argv : list);
+    if (rc == -1) {
+        rc = pst_spool_tool(cycle, argc, argv);
+    }
+
+    pst_destroy_cycle(cycle);
+    return rc;
+}
+
+
+static int
+pst_status_command(int argc, char **argv)
+{
+    static char   verb[] = "status", json[] = "json";
+    pst_cycle_t  *cycle;
+    char         *req[3];
+    int           rc;
+
+    if (argc == 1
+        && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0))
+    {
+        printf("usage: " PST_STATUS_USAGE "\n\n"
+               "  the master, the worker and queue processes: pids, start"
+               " times,\n  uptime, reloads and respawns (--json: as JSON)\n");
+        return 0;
+    }
+    if (argc > 1 || (argc == 1 && strcmp(argv[0], "--json") != 0)) {
+        fprintf(stderr, "postern status: unknown %s \"%s\"\n"
+                "usage: " PST_STATUS_USAGE "\n",
+                argv[argc - 1][0] == '-' ? "option" : "argument",
+                argv[argc - 1]);
+        return PST_EX_USAGE;
+    }
+
+    cycle = pst_init_cycle_light(pst_prefix_arg, pst_conf_arg);
+    if (cycle == NULL) {
+        return 1;
+    }
+
+    req[0] = verb;
+    req[1] = json;
+    rc = pst_control_request((char *) cycle->core->control_socket.data,
+                             1 + argc, req);
+    if (rc == -1) {
+        fprintf(stderr, "postern: not running (nothing answers on \"%s\")"
+                "\n", cycle->core->control_socket.data);
+        rc = 3;
+    }
+
+    pst_destroy_cycle(cycle);
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -224,21 +314,19 @@ main(int argc, char **argv)
     }
 
     if (i < argc) {
-        if (strcmp(argv[i], "queue") != 0) {
-            fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
-            pst_usage(stderr);
-            return PST_EX_USAGE;
+        if (strcmp(argv[i], "queue") == 0) {
+            rc = pst_queue_options(argc - i, argv + i);
+            if (rc >= 0) {
+                return rc;
+            }
+            return pst_queue_command(argc - i - 1, argv + i + 1);
         }
-        rc = pst_queue_options(argc - i, argv + i);
-        if (rc >= 0) {
-            return rc;
+        if (strcmp(argv[i], "status") == 0) {
+            return pst_status_command(argc - i - 1, argv + i + 1);
         }
-        cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
-        if (cycle == NULL) {
-            return 1;
-        }
-        pst_cycle = cycle;
-        return pst_spool_tool(cycle, argc - i - 1, argv + i + 1);
+        fprintf(stderr, "postern: unknown command \"%s\"\n", argv[i]);
+        pst_usage(stderr);
+        return PST_EX_USAGE;
     }
 
     if (test) {
@@ -274,6 +362,7 @@ main(int argc, char **argv)
     }
 
     pst_init_setproctitle(argc, argv);
+    pst_process_set_roles(pst_roles);
 
     cycle = pst_init_cycle(pst_prefix_arg, pst_conf_arg, NULL, NULL);
     if (cycle == NULL) {
@@ -286,6 +375,7 @@ main(int argc, char **argv)
         || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
+        || (!single && pst_control_listen(cycle) != PST_OK)
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
         return 1;

@@ -1,26 +1,42 @@
 /*
- * pst_process.c -- master loop, worker processes, signals, pid file
- * (see pst_process.h).
+ * pst_process.c -- master loop, child processes by role, signals, pid
+ * file, process titles (see pst_process.h).  Nothing here knows SMTP.
  */
 
 #include "pst_core.h"
-#include "pst_smtp.h"
+#include "pst_channel.h"
+#include "pst_control.h"
 
+#include <sched.h>
 #include <sys/prctl.h>
 
-#define PST_RESPAWN_WINDOW   10        /* seconds */
+#define PST_RESPAWN_WINDOW   10        /* seconds; also the first pause */
+#define PST_BACKOFF_MAX      300       /* longest pause, seconds */
+#define PST_BACKOFF_RESET    300       /* calm this long: pauses restart */
 #define PST_RESPAWN_MAX      8         /* crashes per window */
 #define PST_KILL_AFTER       10        /* seconds after TERM */
 
 typedef struct {
     pid_t                        pid;
     int                          slot;
-    pst_proc_e                   type;
+    int                          role;       /* index in roles[] */
+    pst_proc_e                   type;       /* its role's type */
     pst_cycle_t                 *cycle;      /* generation it runs */
     time_t                       started;
+    unsigned                     generation;
     unsigned                     exiting:1;  /* asked to stop */
     unsigned                     old:1;      /* from a previous cycle */
 } pst_child_t;
+
+typedef struct {
+    time_t                       crash_times[PST_RESPAWN_MAX];
+    pst_uint_t                   crash_next;
+    int                          paused;     /* respawns wait for alarm */
+    time_t                       resume_at;  /* when the pause ends */
+    time_t                       resumed;    /* when the last one ended */
+    unsigned                     pause;      /* its length, seconds */
+    int                          inbox[2];   /* read end, write end */
+} pst_role_state_t;
 
 volatile sig_atomic_t  pst_quit;
 volatile sig_atomic_t  pst_terminate;
@@ -34,28 +50,42 @@ const char            *pst_prefix_arg;
 const char            *pst_conf_arg;
 
 static pst_child_t     children[PST_MAX_PROCS];
-static time_t          crash_times[PST_RESPAWN_MAX];
-static pst_uint_t      crash_next;
-static int             respawn_paused;
+static const pst_role_t *const *roles;
+static int             nroles;
+static pst_role_state_t  role_state[PST_MAX_ROLES];
+static int             my_role = -1;      /* in a child */
+static unsigned        generation;
+static pst_proc_status_t  *shared;        /* shared with the children */
+static volatile uint32_t  *shared_seq;    /* odd while it changes */
+static pst_proc_status_t   counts;        /* master: reloads, respawns */
 static int             listeners_closed;  /* no worker was left */
-static pid_t           master_pid;        /* what a worker's parent is */
+static pid_t           master_pid;        /* what a child's parent is */
 
 static char           *title_start;
 static size_t          title_size;
 
 
 static void pst_signal_handler(int signo);
-static pid_t pst_spawn_worker(pst_cycle_t *cycle);
-static void pst_worker_process(pst_cycle_t *cycle, int slot)
+static int pst_status_init(void);
+static void pst_status_sync(void);
+static int pst_inboxes_init(void);
+static pid_t pst_spawn(pst_cycle_t *cycle, int role);
+static void pst_child_process(pst_cycle_t *cycle, int slot, int role)
     __attribute__((noreturn));
 static void pst_reap_children(pst_cycle_t *cycle);
+static void pst_respawn_pause(int r);
+static void pst_respawn_arm(time_t now);
 static void pst_signal_children(int signo, int only_old);
 static pst_uint_t pst_live_children(void);
-static void pst_start_workers(pst_cycle_t *cycle);
+static void pst_fill_roles(pst_cycle_t *cycle);
 static void pst_master_reconfigure(void);
 static void pst_wait_old_stop_accepting(void);
+static void pst_child_exit(pst_cycle_t *cycle, int code)
+    __attribute__((noreturn));
+static void pst_child_loop(pst_cycle_t *cycle) __attribute__((noreturn));
 static void pst_no_worker_left(pst_cycle_t *cycle);
 static int pst_reopen_listeners(pst_cycle_t *cycle);
+static int pst_role_type_paused(pst_proc_e type);
 
 
 /* ------------------------------------------------------------------ */
@@ -326,6 +356,171 @@ pst_setproctitle(const char *title)
 
 
 /* ------------------------------------------------------------------ */
+/* Roles, inboxes, the status table                                    */
+
+void
+pst_process_set_roles(const pst_role_t *const *table)
+{
+    int  i;
+
+    roles = table;
+    for (nroles = 0; roles[nroles] != NULL && nroles < PST_MAX_ROLES;
+         nroles++)
+    {
+        /* void */
+    }
+
+    for (i = 0; i < PST_MAX_ROLES; i++) {
+        role_state[i].inbox[0] = -1;
+        role_state[i].inbox[1] = -1;
+    }
+}
+
+
+const pst_role_t *
+pst_process_role(int index)
+{
+    return (index >= 0 && index < nroles) ? roles[index] : NULL;
+}
+
+
+/* Made once by the master and kept: a child that respawns inherits the
+ * same ends, and what was sent meanwhile is still there. */
+static int
+pst_inboxes_init(void)
+{
+    int  i, size;
+
+    for (i = 0; i < nroles; i++) {
+        if (!roles[i]->inbox || role_state[i].inbox[0] != -1) {
+            continue;
+        }
+        if (pst_channel_pair(role_state[i].inbox, SOCK_SEQPACKET)
+            != PST_OK)
+        {
+            return PST_ERROR;
+        }
+        /* room for a burst while the reader restarts */
+        size = 1024 * 1024;
+        (void) setsockopt(role_state[i].inbox[1], SOL_SOCKET,
+                          geteuid() == 0 ? SO_SNDBUFFORCE : SO_SNDBUF,
+                          &size, sizeof(size));
+    }
+
+    return PST_OK;
+}
+
+
+int
+pst_process_send(pst_proc_e to, unsigned type, const void *data, size_t len,
+    int fd)
+{
+    int  i;
+
+    for (i = 0; i < nroles; i++) {
+        if (roles[i]->type == to && role_state[i].inbox[1] != -1) {
+            return pst_channel_send(role_state[i].inbox[1], type, data, len,
+                                    fd);
+        }
+    }
+
+    return PST_DECLINED;
+}
+
+
+int
+pst_process_inbox(void)
+{
+    return my_role == -1 ? -1 : role_state[my_role].inbox[0];
+}
+
+
+static int
+pst_status_init(void)
+{
+    void  *p;
+
+    p = mmap(NULL, sizeof(pst_proc_status_t) + 64, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        pst_log_error(PST_LOG_EMERG, errno, "mmap(status) failed");
+        return PST_ERROR;
+    }
+
+    shared_seq = p;
+    shared = (pst_proc_status_t *) ((u_char *) p + 64);
+    counts.master = getpid();
+    counts.started = time(NULL);
+    pst_status_sync();
+
+    return PST_OK;
+}
+
+
+/* Master: copy the child table to shared memory (a sequence lock: the
+ * readers retry while the count is odd or has moved). */
+static void
+pst_status_sync(void)
+{
+    pst_proc_info_t  *pi;
+    int               i;
+
+    if (shared == NULL) {
+        return;
+    }
+
+    __atomic_add_fetch(shared_seq, 1, __ATOMIC_SEQ_CST);
+
+    shared->master = counts.master;
+    shared->started = counts.started;
+    shared->last_reload = counts.last_reload;
+    shared->reloads = counts.reloads;
+    shared->reload_failures = counts.reload_failures;
+    shared->respawns = counts.respawns;
+    shared->generation = generation;
+
+    for (i = 0; i < PST_MAX_PROCS; i++) {
+        pi = &shared->procs[i];
+        pi->pid = children[i].pid;
+        pi->role = children[i].role;
+        pi->started = children[i].started;
+        pi->generation = children[i].generation;
+        pi->exiting = children[i].exiting;
+    }
+
+    __atomic_add_fetch(shared_seq, 1, __ATOMIC_SEQ_CST);
+}
+
+
+int
+pst_process_status(pst_proc_status_t *st)
+{
+    uint32_t  before, after;
+    int       tries;
+
+    if (shared == NULL) {
+        return PST_ERROR;
+    }
+
+    for (tries = 0; tries < 1000; tries++) {
+        before = __atomic_load_n(shared_seq, __ATOMIC_SEQ_CST);
+        if (before & 1) {
+            sched_yield();
+            continue;
+        }
+        memcpy(st, shared, sizeof(pst_proc_status_t));
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        after = __atomic_load_n(shared_seq, __ATOMIC_SEQ_CST);
+        if (before == after) {
+            return PST_OK;
+        }
+    }
+
+    return PST_ERROR;
+}
+
+
+/* ------------------------------------------------------------------ */
 /* Master                                                              */
 
 static int
@@ -343,7 +538,7 @@ pst_alloc_slot(void)
 
 
 static pid_t
-pst_spawn_worker(pst_cycle_t *cycle)
+pst_spawn(pst_cycle_t *cycle, int role)
 {
     pid_t  pid;
     int    slot;
@@ -365,7 +560,7 @@ pst_spawn_worker(pst_cycle_t *cycle)
         return -1;
 
     case 0:
-        pst_worker_process(cycle, slot);
+        pst_child_process(cycle, slot, role);
 
     default:
         break;
@@ -373,27 +568,19 @@ pst_spawn_worker(pst_cycle_t *cycle)
 
     children[slot].pid = pid;
     children[slot].slot = slot;
-    children[slot].type = PST_PROC_WORKER;
+    children[slot].role = role;
+    children[slot].type = roles[role]->type;
     children[slot].cycle = cycle;
     children[slot].started = time(NULL);
+    children[slot].generation = generation;
     children[slot].exiting = 0;
     children[slot].old = 0;
+    pst_status_sync();
 
-    pst_log_error(PST_LOG_INFO, 0, "started worker process %d (slot %d)",
-                  (int) pid, slot);
+    pst_log_error(PST_LOG_INFO, 0, "started %s process %d (slot %d)",
+                  roles[role]->name, (int) pid, slot);
 
     return pid;
-}
-
-
-static void
-pst_start_workers(pst_cycle_t *cycle)
-{
-    pst_int_t  i;
-
-    for (i = 0; i < cycle->core->worker_processes; i++) {
-        (void) pst_spawn_worker(cycle);
-    }
 }
 
 
@@ -417,6 +604,8 @@ pst_signal_children(int signo, int only_old)
                           (int) children[i].pid, signo);
         }
     }
+
+    pst_status_sync();
 }
 
 
@@ -436,29 +625,78 @@ pst_live_children(void)
 
 
 static int
-pst_respawn_allowed(void)
+pst_respawn_allowed(int role)
 {
-    time_t      now = time(NULL);
-    pst_uint_t  i, recent = 0;
+    pst_role_state_t  *rs = &role_state[role];
+    time_t             now = time(NULL);
+    pst_uint_t         i, recent = 0;
 
     for (i = 0; i < PST_RESPAWN_MAX; i++) {
-        if (crash_times[i] && now - crash_times[i] < PST_RESPAWN_WINDOW) {
+        if (rs->crash_times[i]
+            && now - rs->crash_times[i] < PST_RESPAWN_WINDOW)
+        {
             recent++;
         }
     }
 
-    crash_times[crash_next++ % PST_RESPAWN_MAX] = now;
+    rs->crash_times[rs->crash_next++ % PST_RESPAWN_MAX] = now;
 
     return recent < PST_RESPAWN_MAX - 1;
+}
+
+
+/* A role that keeps dying waits: 10 s, then twice as long each time it
+ * crashes again soon after a pause (at most 5 min), back to 10 s after
+ * 5 calm minutes. */
+static void
+pst_respawn_pause(int r)
+{
+    pst_role_state_t  *rs = &role_state[r];
+    time_t             now = time(NULL);
+
+    if (rs->pause == 0 || now - rs->resumed >= PST_BACKOFF_RESET) {
+        rs->pause = PST_RESPAWN_WINDOW;
+    } else {
+        rs->pause = pst_min(rs->pause * 2, PST_BACKOFF_MAX);
+    }
+
+    rs->paused = 1;
+    rs->resume_at = now + rs->pause;
+
+    pst_log_error(PST_LOG_ALERT, 0, "%s processes keep dying: pausing"
+                  " respawns for %u s", roles[r]->name, rs->pause);
+    pst_respawn_arm(now);
+}
+
+
+/* The alarm for the first pause to end. */
+static void
+pst_respawn_arm(time_t now)
+{
+    time_t  next = 0;
+    int     r;
+
+    for (r = 0; r < nroles; r++) {
+        if (role_state[r].paused
+            && (next == 0 || role_state[r].resume_at < next))
+        {
+            next = role_state[r].resume_at;
+        }
+    }
+
+    if (next != 0) {
+        alarm(next > now ? (unsigned) (next - now) : 1);
+    }
 }
 
 
 static void
 pst_reap_children(pst_cycle_t *cycle)
 {
-    pst_child_t  *ch;
-    pid_t         pid;
-    int           status, i;
+    pst_child_t       *ch;
+    const pst_role_t  *role;
+    pid_t              pid;
+    int                status, i, r;
 
     for ( ;; ) {
         pid = waitpid(-1, &status, WNOHANG);
@@ -477,18 +715,21 @@ pst_reap_children(pst_cycle_t *cycle)
             continue;
         }
 
+        r = ch->role;
+        role = roles[r];
+
         if (WIFSIGNALED(status)) {
             pst_log_error(ch->exiting ? PST_LOG_NOTICE : PST_LOG_ALERT, 0,
-                          "worker process %d exited on signal %d%s",
+                          "%s process %d exited on signal %d%s", role->name,
                           (int) pid, WTERMSIG(status),
                           WCOREDUMP(status) ? " (core dumped)" : "");
         } else if (WEXITSTATUS(status) != 0 || !ch->exiting) {
             pst_log_error(ch->exiting ? PST_LOG_NOTICE : PST_LOG_ALERT, 0,
-                          "worker process %d exited with code %d", (int) pid,
-                          WEXITSTATUS(status));
+                          "%s process %d exited with code %d", role->name,
+                          (int) pid, WEXITSTATUS(status));
         } else {
-            pst_log_error(PST_LOG_INFO, 0, "worker process %d exited",
-                          (int) pid);
+            pst_log_error(PST_LOG_INFO, 0, "%s process %d exited",
+                          role->name, (int) pid);
         }
 
         /* connections it counted are gone with it, and so is whatever it
@@ -500,55 +741,81 @@ pst_reap_children(pst_cycle_t *cycle)
             && ch->cycle == cycle;
         ch->pid = 0;
         ch->cycle = NULL;
+        pst_status_sync();
 
         if (!i) {
+            /* an old exclusive process made way for its successor */
+            if (role->exclusive && !pst_quit && !pst_terminate) {
+                pst_fill_roles(cycle);
+            }
             continue;
         }
 
         if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
-            /* the worker could not start (environment): do not loop */
-            pst_log_error(PST_LOG_ALERT, 0, "worker failed to initialise;"
-                          " not respawning, fix the cause and reload");
+            /* the child could not start (environment): do not loop */
+            pst_log_error(PST_LOG_ALERT, 0, "%s process failed to"
+                          " initialise; not respawning, fix the cause and"
+                          " reload", role->name);
             continue;
         }
 
-        if (!pst_respawn_allowed()) {
-            pst_log_error(PST_LOG_ALERT, 0, "workers keep dying: pausing"
-                          " respawns for %d s", PST_RESPAWN_WINDOW);
-            respawn_paused = 1;
-            alarm(PST_RESPAWN_WINDOW);
+        if (!pst_respawn_allowed(r)) {
+            pst_respawn_pause(r);
             continue;
         }
 
-        (void) pst_spawn_worker(cycle);
+        if (pst_spawn(cycle, r) > 0) {
+            counts.respawns++;
+            pst_status_sync();
+        }
     }
 }
 
 
+/* Start what is missing: per role, up to its count of children on the
+ * current cycle; an exclusive role only when none of it is alive. */
 static void
-pst_fill_workers(pst_cycle_t *cycle)
+pst_fill_roles(pst_cycle_t *cycle)
 {
-    pst_int_t  n = 0;
-    int        i;
+    pst_int_t  n, alive, want;
+    int        i, r;
 
-    for (i = 0; i < PST_MAX_PROCS; i++) {
-        if (children[i].pid > 0 && children[i].cycle == cycle
-            && !children[i].exiting)
+    for (r = 0; r < nroles; r++) {
+        /* no worker without listeners (pst_no_worker_left()) */
+        if (role_state[r].paused
+            || (listeners_closed && roles[r]->type == PST_PROC_WORKER))
         {
-            n++;
+            continue;
         }
-    }
 
-    for ( /* void */ ; n < cycle->core->worker_processes; n++) {
-        if (pst_spawn_worker(cycle) == -1) {
-            break;
+        n = 0;
+        alive = 0;
+        for (i = 0; i < PST_MAX_PROCS; i++) {
+            if (children[i].pid <= 0 || children[i].role != r) {
+                continue;
+            }
+            alive++;
+            if (children[i].cycle == cycle && !children[i].exiting) {
+                n++;
+            }
+        }
+
+        want = roles[r]->count(cycle);
+        if (roles[r]->exclusive && alive > 0) {
+            continue;
+        }
+
+        for ( /* void */ ; n < want; n++) {
+            if (pst_spawn(cycle, r) == -1) {
+                break;
+            }
         }
     }
 }
 
 
-/* A log file the master (root) has just created: the workers reopen it
- * on USR1 as their own user, so it must be theirs (as at start-up). */
+/* A log file the master (root) has just created: the children reopen
+ * it on USR1 as their own user, so it must be theirs (as at start-up). */
 static void
 pst_log_give_to_workers(pst_cycle_t *cycle)
 {
@@ -608,11 +875,14 @@ pst_master_reconfigure(void)
     if (cycle == NULL) {
         pst_log_error(PST_LOG_ERR, 0, "reload failed: the new configuration"
                       " has errors; the running configuration stays");
+        counts.reload_failures++;
+        pst_status_sync();
         return;
     }
 
     if (pst_open_listening_sockets(cycle, old) != PST_OK
         || pst_spool_prepare(cycle) != PST_OK
+        || pst_control_listen(cycle) != PST_OK
         || pst_check_worker_access(cycle, 1) != PST_OK
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
@@ -629,12 +899,17 @@ pst_master_reconfigure(void)
             ols->inherited = 0;
         }
         pst_close_listening_sockets(cycle);
+        pst_control_switch(0);
         pst_shm_mark_all_used();
         pst_destroy_cycle(cycle);
         pst_log_error(PST_LOG_ERR, 0, "reload failed; the running"
                       " configuration stays");
+        counts.reload_failures++;
+        pst_status_sync();
         return;
     }
+
+    pst_control_switch(1);
 
     if (cycle->core->error_log.data != NULL
         && !pst_str_eq(&cycle->core->error_log, "stderr"))
@@ -653,13 +928,21 @@ pst_master_reconfigure(void)
         }
     }
 
+    /* the operator may have fixed what made a role crash */
+    for (i = 0; i < nroles; i++) {
+        role_state[i].paused = 0;
+    }
+
     pst_cycle = cycle;
     listeners_closed = 0;
-    pst_start_workers(cycle);
+    generation++;
+    counts.reloads++;
+    counts.last_reload = time(NULL);
+    pst_fill_roles(cycle);
     pst_signal_children(SIGQUIT, 1);
     pst_wait_old_stop_accepting();
 
-    /* the old cycle's memory goes now: its workers, still finishing,
+    /* the old cycle's memory goes now: its children, still finishing,
      * must not lead the reaper into it (their spool/tmp/PID is then
      * looked for under the current spool_dir) */
     for (i = 0; i < PST_MAX_PROCS; i++) {
@@ -704,7 +987,7 @@ pst_no_worker_left(pst_cycle_t *cycle)
     listeners_closed = 1;
 
     pst_log_error(PST_LOG_ALERT, 0, "no worker process left: listeners"
-                  " closed %s", respawn_paused
+                  " closed %s", pst_role_type_paused(PST_PROC_WORKER)
                   ? "until the respawn pause ends"
                   : "until a reload (fix the cause first)");
 }
@@ -751,6 +1034,42 @@ pst_alarm_fired(int *killed, time_t term_at)
 }
 
 
+/* Pauses that are over: start what is missing again. */
+static void
+pst_respawn_resume(pst_cycle_t *cycle)
+{
+    time_t  now = time(NULL);
+    int     r;
+
+    for (r = 0; r < nroles; r++) {
+        if (role_state[r].paused && role_state[r].resume_at <= now) {
+            role_state[r].paused = 0;
+            role_state[r].resumed = now;
+        }
+    }
+    pst_respawn_arm(now);
+
+    if (!pst_role_type_paused(PST_PROC_WORKER)) {
+        (void) pst_reopen_listeners(cycle);
+    }
+    pst_fill_roles(cycle);
+}
+
+
+static int
+pst_role_type_paused(pst_proc_e type)
+{
+    int  r;
+
+    for (r = 0; r < nroles; r++) {
+        if (roles[r]->type == type && role_state[r].paused) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
 int
 pst_master_run(pst_cycle_t *cycle)
 {
@@ -764,7 +1083,11 @@ pst_master_run(pst_cycle_t *cycle)
     pst_setproctitle("master process");
     sigemptyset(&empty);
 
-    pst_start_workers(cycle);
+    if (pst_status_init() != PST_OK || pst_inboxes_init() != PST_OK) {
+        return 1;
+    }
+
+    pst_fill_roles(cycle);
 
     for ( ;; ) {
         /* sleep unless something new happened: the quit/terminate
@@ -784,11 +1107,8 @@ pst_master_run(pst_cycle_t *cycle)
 
         if (pst_alarm && !pst_terminate) {
             pst_alarm = 0;
-            if (respawn_paused && !pst_quit) {
-                respawn_paused = 0;
-                if (pst_reopen_listeners(pst_cycle) == PST_OK) {
-                    pst_fill_workers(pst_cycle);
-                }
+            if (!pst_quit) {
+                pst_respawn_resume(pst_cycle);
             }
         }
 
@@ -797,6 +1117,7 @@ pst_master_run(pst_cycle_t *cycle)
                 sent_term = 1;
                 term_at = time(NULL);
                 pst_signal_children(SIGTERM, 0);
+                pst_control_close(1);
                 alarm(1);
             } else if (pst_alarm_fired(&killed, term_at)) {
                 pst_signal_children(SIGKILL, 0);
@@ -808,10 +1129,12 @@ pst_master_run(pst_cycle_t *cycle)
              * new clients are refused instead of waiting in the backlog
              * for a greeting that never comes */
             pst_close_listening_sockets(pst_cycle);
+            pst_control_close(1);
         }
 
         if ((pst_quit || pst_terminate) && pst_live_children() == 0) {
             pst_log_error(PST_LOG_NOTICE, 0, "exiting");
+            pst_control_close(1);
             pst_delete_pid(pst_cycle);
             return 0;
         }
@@ -842,7 +1165,7 @@ pst_master_run(pst_cycle_t *cycle)
 
 
 /* ------------------------------------------------------------------ */
-/* Workers                                                             */
+/* Children                                                            */
 
 void
 pst_drop_privileges(pst_cycle_t *cycle)
@@ -867,13 +1190,28 @@ pst_drop_privileges(pst_cycle_t *cycle)
         exit(2);
     }
 
-    /* setuid clears it; core dumps of a crashed worker help debugging */
+    /* setuid clears it; core dumps of a crashed child help debugging */
     (void) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
 
+/* The inboxes of other roles are not ours to read. */
+static void
+pst_child_inboxes(int role)
+{
+    int  i;
+
+    for (i = 0; i < nroles; i++) {
+        if (i != role && role_state[i].inbox[0] != -1) {
+            close(role_state[i].inbox[0]);
+            role_state[i].inbox[0] = -1;
+        }
+    }
+}
+
+
 static int
-pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
+pst_child_init(pst_cycle_t *cycle, pst_proc_e type)
 {
     pst_module_entry_t  *me;
     struct rlimit        rl;
@@ -903,8 +1241,7 @@ pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
            != PST_OK
         || pst_connections_init((pst_uint_t)
                                 cycle->core->worker_connections + 64)
-           != PST_OK
-        || pst_smtp_sessions_init() != PST_OK)
+           != PST_OK)
     {
         return PST_ERROR;
     }
@@ -921,15 +1258,19 @@ pst_worker_init(pst_cycle_t *cycle, pst_proc_e type)
         }
     }
 
-    return PST_OK;
+    return roles[my_role]->init(cycle);
 }
 
 
 static void
-pst_worker_exit(pst_cycle_t *cycle, int code)
+pst_child_exit(pst_cycle_t *cycle, int code)
 {
     pst_module_entry_t  *me;
     pst_uint_t           i;
+
+    if (roles[my_role]->exit != NULL) {
+        roles[my_role]->exit(cycle);
+    }
 
     me = cycle->modules.elts;
     for (i = cycle->modules.nelts; i-- > 0; ) {
@@ -944,47 +1285,32 @@ pst_worker_exit(pst_cycle_t *cycle, int code)
 
 
 static void
-pst_shutdown_timer_handler(pst_event_t *ev)
+pst_child_loop(pst_cycle_t *cycle)
 {
-    (void) ev;
-    pst_log_error(PST_LOG_NOTICE, 0, "shutdown timeout: closing %lu"
-                  " session(s)", (unsigned long) pst_smtp_session_count());
-    pst_smtp_shutdown_all(1);
-}
-
-
-static void
-pst_worker_loop(pst_cycle_t *cycle)
-{
-    pst_event_t  shutdown_timer;
-    int          exiting = 0;
-
-    memset(&shutdown_timer, 0, sizeof(shutdown_timer));
-    shutdown_timer.handler = pst_shutdown_timer_handler;
+    const pst_role_t  *role = roles[my_role];
+    char               title[64];
+    int                stop = PST_ROLE_RUN, rc;
 
     for ( ;; ) {
         if (pst_process_events_and_timers() != PST_OK) {
-            pst_worker_exit(cycle, 1);
+            pst_child_exit(cycle, 1);
         }
 
         if (pst_terminate) {
-            pst_close_listening_in_worker(cycle);
-            pst_smtp_shutdown_all(1);
-            pst_worker_exit(cycle, 0);
+            stop = PST_ROLE_TERM;
+        } else if (pst_quit && stop == PST_ROLE_RUN) {
+            stop = PST_ROLE_QUIT;
+            snprintf(title, sizeof(title), "%s process is shutting down",
+                     role->name);
+            pst_setproctitle(title);
         }
 
-        if (pst_quit && !exiting) {
-            exiting = 1;
-            pst_setproctitle("worker process is shutting down");
-            pst_close_listening_in_worker(cycle);
-            pst_shm_set_accepting(pst_proc_slot_index, 0);
-            pst_smtp_shutdown_all(0);
-            pst_event_add_timer(&shutdown_timer,
-                                cycle->core->shutdown_timeout);
+        rc = role->loop(cycle, stop);
+        if (rc == PST_ERROR) {
+            pst_child_exit(cycle, 2);       /* as a failed init */
         }
-
-        if (exiting && pst_smtp_session_count() == 0) {
-            pst_worker_exit(cycle, 0);
+        if (rc == PST_DONE || stop == PST_ROLE_TERM) {
+            pst_child_exit(cycle, 0);
         }
 
         if (pst_reopen) {
@@ -996,19 +1322,24 @@ pst_worker_loop(pst_cycle_t *cycle)
 
 
 static void
-pst_worker_process(pst_cycle_t *cycle, int slot)
+pst_child_process(pst_cycle_t *cycle, int slot, int role)
 {
-    pst_process_type = PST_PROC_WORKER;
+    char  title[64];
+
+    my_role = role;
+    pst_process_type = roles[role]->type;
     pst_proc_slot_index = slot;
-    pst_log_main.role = "worker";
+    pst_log_main.role = roles[role]->name;
     pst_reap = 0;
     pst_reconfigure = 0;
-    pst_setproctitle("worker process");
+    snprintf(title, sizeof(title), "%s process", roles[role]->name);
+    pst_setproctitle(title);
+    pst_child_inboxes(role);
 
-    /* a worker outliving its master stops gracefully */
+    /* a child outliving its master stops gracefully */
     (void) prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
 
-    if (pst_worker_init(cycle, PST_PROC_WORKER) != PST_OK) {
+    if (pst_child_init(cycle, roles[role]->type) != PST_OK) {
         exit(2);
     }
 
@@ -1020,13 +1351,7 @@ pst_worker_process(pst_cycle_t *cycle, int slot)
         pst_quit = 1;
     }
 
-    if (pst_enable_accept(cycle) != PST_OK) {
-        exit(2);
-    }
-    pst_shm_set_accepting(slot, 1);
-
-    pst_worker_loop(cycle);
-    exit(0);
+    pst_child_loop(cycle);
 }
 
 
@@ -1035,13 +1360,12 @@ pst_single_run(pst_cycle_t *cycle)
 {
     pst_process_type = PST_PROC_SINGLE;
     pst_log_main.role = "single";
+    my_role = 0;
 
-    if (pst_worker_init(cycle, PST_PROC_SINGLE) != PST_OK
-        || pst_enable_accept(cycle) != PST_OK)
-    {
+    if (pst_child_init(cycle, PST_PROC_SINGLE) != PST_OK) {
         return 2;
     }
 
-    pst_worker_loop(cycle);
+    pst_child_loop(cycle);
     return 0;
 }

@@ -1,42 +1,34 @@
 /*
- * pst_queue.h -- intrusive doubly linked lists (not the mail queue).
+ * pst_queue.h -- the delivery engine of the queue process.
  *
- * A pst_list_t is embedded in the object; a sentinel heads the list.
- * pst_list_data() gets the object back from its link.
+ * The queue process (core/pst_queue_process.c) calls these from its
+ * event loop, after privileges are dropped and the event loop, the
+ * resolver and the modules' init_process(PST_PROC_QUEUE) are up.  The
+ * engine never runs in the master or in an SMTP worker.
+ *
+ * This interface is fixed by CONTRACTS.md section 3; core/pst_queue.c
+ * implements it (a stub that only logs until the relay engine lands).
  */
 
 #ifndef PST_QUEUE_H
 #define PST_QUEUE_H
 
-typedef struct pst_list_s  pst_list_t;
+/* Start: scan the spool without blocking the loop for long (bounded
+ * batches).  PST_OK, or PST_ERROR: the queue process exits. */
+int pst_queue_init(pst_cycle_t *cycle);
+/* A worker committed this message (PST_MSG_COMMITTED). */
+void pst_queue_committed(const u_char *id, size_t len);
+/* Graceful stop: stop starting deliveries; *done set when idle. */
+void pst_queue_shutdown(int *done);
+void pst_queue_exit(void);
+/* A control request (argv[0] is the verb: list, show, count, flush,
+ * delete, hold, release, ...).  Write the answer into out; return the
+ * status: 0 OK, 1 failed (out holds the reason), 64 usage (out holds
+ * the usage text). */
+int pst_queue_control(int argc, char **argv, pst_buf_t *out);
 
-struct pst_list_s {
-    pst_list_t                  *prev;
-    pst_list_t                  *next;
-};
-
-#define pst_list_init(h)         do { (h)->prev = (h); (h)->next = (h); }   \
-                                 while (0)
-#define pst_list_empty(h)        ((h)->next == (h))
-#define pst_list_head(h)         ((h)->next)
-#define pst_list_sentinel(h)     (h)
-#define pst_list_next(x)         ((x)->next)
-
-#define pst_list_insert_tail(h, x)                                           \
-    do { (x)->prev = (h)->prev; (x)->prev->next = (x); (x)->next = (h);      \
-         (h)->prev = (x); } while (0)
-
-#define pst_list_insert_head(h, x)                                           \
-    do { (x)->next = (h)->next; (x)->next->prev = (x); (x)->prev = (h);      \
-         (h)->next = (x); } while (0)
-
-#define pst_list_remove(x)                                                   \
-    do { (x)->next->prev = (x)->prev; (x)->prev->next = (x)->next;           \
-         (x)->prev = NULL; (x)->next = NULL; } while (0)
-
-#define pst_list_linked(x)       ((x)->next != NULL)
-
-#define pst_list_data(x, type, link)                                         \
-    ((type *) ((u_char *) (x) - offsetof(type, link)))
+#define PST_QUEUE_CONTROL_OK      0
+#define PST_QUEUE_CONTROL_FAILED  1
+#define PST_QUEUE_CONTROL_USAGE   64
 
 #endif /* PST_QUEUE_H */

@@ -13,6 +13,8 @@
  *   pst_smtp_tls.c      the smtp_tls module: STARTTLS, implicit TLS, SNI
  *   pst_smtp_auth.c     the smtp_auth module: AUTH (RFC 4954), the SASL
  *                       exchange, brute-force limits
+ *   pst_smtp_proxy.c    PROXY protocol on the accept path, XCLIENT
+ *                       (the header parser: pst_proxy_protocol.c)
  *   pst_smtp_api.c      the session/transaction accessors of the public
  *                       API
  *   pst_smtp_proto.c    shared with the client: line reader, reply and
@@ -72,6 +74,10 @@ typedef struct {
     pst_int_t                    max_connections;
     pst_int_t                    max_connections_per_ip;
     pst_str_t                    store;          /* module name */
+    /* pst_smtp_proxy.c */
+    pst_array_t                 *proxy_trusted;  /* pst_cidr_t, or NULL */
+    pst_msec_t                   proxy_timeout;
+    pst_array_t                 *xclient_trusted;
 } pst_smtp_srv_conf_t;
 
 typedef struct {
@@ -203,7 +209,8 @@ typedef enum {
     PST_SMTP_CMD_VRFY,
     PST_SMTP_CMD_EXPN,
     PST_SMTP_CMD_STARTTLS,
-    PST_SMTP_CMD_AUTH
+    PST_SMTP_CMD_AUTH,
+    PST_SMTP_CMD_XCLIENT
 } pst_smtp_cmd_e;
 
 typedef enum {
@@ -364,6 +371,7 @@ struct pst_session_s {
     unsigned                     bad_pipelining:1;
     unsigned                     eof:1;          /* client closed */
     unsigned                     tls_implicit:1; /* RFC 8314 listener */
+    unsigned                     xclient:1;      /* XCLIENT accepted */
 };
 
 /* pst_smtp_session.c */
@@ -385,6 +393,8 @@ void pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
 void pst_smtp_session_start(pst_session_t *s);
 /* A time limit ran out: log, 421, enter CLOSING (the caller finalizes). */
 void pst_smtp_time_up(pst_session_t *s);
+/* Connect hooks and greeting only (XCLIENT with a NAME). */
+void pst_smtp_connect_start(pst_session_t *s);
 
 /* pst_smtp_deadline.c: time limits against slow clients */
 #define PST_SMTP_WAIT_IDLE       0
@@ -437,6 +447,13 @@ int pst_smtp_tls_offered(pst_session_t *s);
 size_t pst_smtp_tls_ehlo(pst_session_t *s, char *buf, size_t size);
 int pst_smtp_tls_required(pst_session_t *s);
 int pst_smtp_tls_check(pst_session_t *s);
+
+/* pst_smtp_proxy.c: PROXY protocol listeners, XCLIENT */
+void pst_smtp_proxy_accept(pst_connection_t *c);
+/* Connections of this worker still waiting for their PROXY header. */
+pst_uint_t pst_smtp_proxy_pending(void);
+void pst_smtp_cmd_xclient(pst_session_t *s);
+size_t pst_smtp_xclient_ehlo(pst_session_t *s, char *buf, size_t size);
 
 /* pst_smtp_auth.c */
 void pst_smtp_cmd_auth(pst_session_t *s);

@@ -13,6 +13,7 @@
  */
 
 #include "pst_smtp.h"
+#include "pst_roles.h"
 
 #define PST_SMTP_WBUF_SIZE   65536
 
@@ -509,6 +510,11 @@ pst_smtp_commit_done(pst_session_t *s, int rc)
 {
     if (s->state != PST_SMTP_S_COMMIT) {
         return;
+    }
+
+    if (rc == PST_OK) {
+        /* durable: the queue process may take it from here */
+        pst_queue_notify_committed(s->tx->id.data, s->tx->id.len);
     }
 
     if (s->closing) {

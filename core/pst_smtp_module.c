@@ -123,6 +123,15 @@ static const pst_command_t  pst_smtp_commands[] = {
     { "smtp_reverse_lookup", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(reverse_lookup), NULL },
 
+    { "proxy_trusted", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
+      pst_conf_set_cidr_array_slot, SRV(proxy_trusted), NULL },
+
+    { "proxy_protocol_timeout", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, SRV(proxy_timeout), NULL },
+
+    { "xclient_trusted", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
+      pst_conf_set_cidr_array_slot, SRV(xclient_trusted), NULL },
+
     pst_null_command
 };
 
@@ -165,6 +174,9 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->max_rcpt_overflows = PST_CONF_UNSET;
     c->hook_timeout = PST_CONF_UNSET_MSEC;
     c->dns_timeout = PST_CONF_UNSET_MSEC;
+    c->proxy_trusted = PST_CONF_UNSET_PTR;
+    c->proxy_timeout = PST_CONF_UNSET_MSEC;
+    c->xclient_trusted = PST_CONF_UNSET_PTR;
     c->bare_newline = PST_CONF_UNSET_UINT;
     c->debug = PST_CONF_UNSET;
     c->pipelining = PST_CONF_UNSET;
@@ -243,6 +255,12 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
     /* unset stays unset: on exactly when a resolver is configured */
     pst_conf_merge_value(conf->reverse_lookup, prev->reverse_lookup,
                          PST_CONF_UNSET);
+    /* nobody may speak for another client unless named */
+    pst_conf_merge_ptr_value(conf->proxy_trusted, prev->proxy_trusted, NULL);
+    pst_conf_merge_msec_value(conf->proxy_timeout, prev->proxy_timeout,
+                              10 * 1000);
+    pst_conf_merge_ptr_value(conf->xclient_trusted, prev->xclient_trusted,
+                             NULL);
 
     if (conf->command_line_limit < PST_SMTP_MIN_LINE
         || conf->command_line_limit > 32768)
@@ -437,7 +455,7 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     pst_uint_t        n, i;
     socklen_t         len;
     int64_t           backlog = 511;
-    unsigned          tls = 0, submission = 0, dflt = 0;
+    unsigned          tls = 0, submission = 0, dflt = 0, proxy = 0;
 
     (void) cmd;
     (void) conf;
@@ -463,6 +481,8 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
             submission = 1;
         } else if (pst_str_eq(&args[i], "default_server")) {
             dflt = 1;
+        } else if (pst_str_eq(&args[i], "proxy_protocol")) {
+            proxy = 1;
         } else if (args[i].len > 8
                    && memcmp(args[i].data, "backlog=", 8) == 0)
         {
@@ -473,8 +493,8 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
             }
         } else {
             pst_conf_error(cf, "unknown listen parameter \"%s\" (use tls,"
-                           " submission, default_server, backlog=N)",
-                           args[i].data);
+                           " submission, proxy_protocol, default_server,"
+                           " backlog=N)", args[i].data);
             return PST_CONF_ERROR;
         }
     }
@@ -489,7 +509,9 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     }
 
     if (ls != NULL) {
-        if (ls->tls != tls || ls->submission != submission) {
+        if (ls->tls != tls || ls->submission != submission
+            || ls->proxy_protocol != proxy)
+        {
             pst_conf_error(cf, "listen %s: options differ from the same"
                            " address at %s:%lu", ls->addr_text,
                            ls->conf_file, (unsigned long) ls->conf_line);
@@ -516,8 +538,10 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
         ls->backlog = (int) backlog;
         ls->tls = tls;
         ls->submission = submission;
+        ls->proxy_protocol = proxy;
         ls->server = cf->server;
-        ls->handler = pst_smtp_init_connection;
+        ls->handler = proxy ? pst_smtp_proxy_accept
+                            : pst_smtp_init_connection;
         ls->conf_file = cf->dir_file;
         ls->conf_line = cf->dir_line;
         ls->addr_text_len = pst_sock_ntop(&sa.sa, ls->addr_text,

@@ -41,7 +41,6 @@ static void pst_smtp_write_handler(pst_event_t *ev);
 static int pst_smtp_read(pst_session_t *s);
 static int pst_smtp_process_commands(pst_session_t *s);
 static void pst_smtp_dispatch(pst_session_t *s, pst_str_t *line);
-static void pst_smtp_connect_start(pst_session_t *s);
 static void pst_smtp_connect_done(pst_session_t *s, pst_verdict_e v);
 static void pst_smtp_rdns_start(pst_session_t *s);
 static void pst_smtp_destroy(pst_session_t *s);
@@ -81,6 +80,8 @@ static const pst_smtp_command_t  pst_smtp_commands[] = {
     { "STARTTLS", 8, PST_SMTP_CMD_STARTTLS, pst_smtp_cmd_starttls,
       PST_CMD_LAST },
     { "AUTH", 4, PST_SMTP_CMD_AUTH, pst_smtp_cmd_auth, PST_CMD_LAST },
+    { "XCLIENT", 7, PST_SMTP_CMD_XCLIENT, pst_smtp_cmd_xclient,
+      PST_CMD_JUNK | PST_CMD_LAST },
     { NULL, 0, PST_SMTP_CMD_UNKNOWN, NULL, 0 }
 };
 
@@ -293,7 +294,7 @@ pst_smtp_rdns_start(pst_session_t *s)
 }
 
 
-static void
+void
 pst_smtp_connect_start(pst_session_t *s)
 {
     pst_smtp_run_phase(s, PST_PHASE_CONNECT, pst_smtp_connect_done);
@@ -1082,6 +1083,7 @@ pst_smtp_helo_done(pst_session_t *s, pst_verdict_e v)
     n += snprintf(buf + n, sizeof(buf) - n, "250-ENHANCEDSTATUSCODES\r\n");
     n += (int) pst_smtp_tls_ehlo(s, buf + n, sizeof(buf) - n);
     n += (int) pst_smtp_auth_ehlo(s, buf + n, sizeof(buf) - n);
+    n += (int) pst_smtp_xclient_ehlo(s, buf + n, sizeof(buf) - n);
     if (conf->smtputf8) {
         n += snprintf(buf + n, sizeof(buf) - n, "250-SMTPUTF8\r\n");
     }

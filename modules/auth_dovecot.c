@@ -760,11 +760,17 @@ ad_first_step(pst_call_t *call, ad_conf_t *conf, pst_session_t *s)
         if (raw == NULL) {
             return PST_HOOK_TEMPFAIL;
         }
-        memcpy(raw, zid->data, zid->len);
+        /* an empty authzid or password may have no data pointer:
+         * memcpy() must not see NULL even for 0 bytes */
+        if (zid->len > 0) {
+            memcpy(raw, zid->data, zid->len);
+        }
         raw[zid->len] = '\0';
         memcpy(raw + zid->len + 1, user->data, user->len);
         raw[zid->len + 1 + user->len] = '\0';
-        memcpy(raw + zid->len + 2 + user->len, pass->data, pass->len);
+        if (pass->len > 0) {
+            memcpy(raw + zid->len + 2 + user->len, pass->data, pass->len);
+        }
         dmech = "PLAIN";
     } else {
         resp = pst_auth_response(s);

@@ -8,7 +8,8 @@
  * Input: two option bytes, then the client's bytes.  The first byte
  * chooses the server block (defaults; strict bare newlines and small
  * limits; AUTH in the clear without pipelining; AUTH required, with
- * a failure delay and case-insensitive names) and the largest write;
+ * a failure delay and case-insensitive names; XCLIENT is trusted in the
+ * first and the last) and the largest write;
  * the second seeds
  * the write sizes.  The harness waits for the greeting, then writes the
  * bytes in pieces, turning the worker's event loop after each, and
@@ -82,7 +83,7 @@ static const char  *fz_users[][3] = {
     "    smtp_reverse_lookup off;\n"                                        \
     "    max_errors 50;\n"                                                  \
     "    max_junk_commands 50;\n"                                           \
-    "    server { listen 127.0.0.1:2525; }\n"                               \
+    "    server { listen 127.0.0.1:2525; xclient_trusted 127.0.0.1; }\n"    \
     "    server {\n"                                                        \
     "        listen 127.0.0.1:2526;\n"                                      \
     "        smtp_bare_newline reject;\n"                                   \
@@ -110,6 +111,7 @@ static const char  *fz_users[][3] = {
     "        auth_failure_delay 1ms;\n"                                     \
     "        auth_users_file %s/users;\n"                                   \
     "        auth_users_case_insensitive on;\n"                             \
+    "        xclient_trusted 127.0.0.0/8;\n"                                \
     "        auth_mechanisms SCRAM-SHA-256 LOGIN PLAIN XOAUTH2;\n"          \
     "        auth_max_failures 2;\n"                                        \
     "        auth_client_failures 0;\n"                                     \

@@ -34,6 +34,7 @@ and connection_pids() tell which process serves what (ps, ss -p).
 
 import base64
 import glob
+import json
 import os
 import re
 import shutil
@@ -409,16 +410,47 @@ class Server:
     def master_pid(self):
         return self.proc.pid
 
+    def role_pids(self, role):
+        """PIDs of the running children of a role, from postern status
+        (None when it does not answer)."""
+        r = self.run_tool("status", "--json")
+        if r.returncode != 0:
+            return None
+        return [p["pid"] for p in json.loads(r.stdout)["processes"]
+                if p["role"] == role and p["state"] == "running"]
+
     def workers(self):
         """PIDs of the master's current children."""
         out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
                               str(self.master_pid())],
                              capture_output=True, text=True).stdout
         if VALGRIND:
-            # valgrind keeps its own argv: no process titles to go by
+            # valgrind keeps its own argv: no process titles to go by,
+            # but the control socket knows each child's role
+            pids = self.role_pids("worker")
+            if pids is not None:
+                return pids
             return [int(l.split()[0]) for l in out.splitlines()]
         return [int(l.split()[0]) for l in out.splitlines()
                 if "worker process" in l and "shutting down" not in l]
+
+    def queue_process(self):
+        """PID of the master's running queue process, or None."""
+        if VALGRIND:
+            pids = self.role_pids("queue")
+            return pids[0] if pids else None
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid",
+                              str(self.master_pid())],
+                             capture_output=True, text=True).stdout
+        for l in out.splitlines():
+            if "queue process" in l and "shutting down" not in l:
+                return int(l.split()[0])
+        return None
+
+    @property
+    def control(self):
+        """The default control socket (SPOOL/control)."""
+        return os.path.join(self.spool, "control")
 
     def connection_pids(self):
         """{worker pid: established connections on the first port}

@@ -403,7 +403,7 @@ class UsageTest(PstTestCase):
 
     def test_h_lists_every_subcommand_and_queue_verb(self):
         text, subs = self.subcommands()
-        self.assertEqual(subs, {"queue", "passwd"})
+        self.assertEqual(subs, {"queue", "status", "passwd"})
         # each queue verb that "queue --help" knows is in -h too
         r = run("queue", "--help")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -199,9 +199,11 @@ class StoreFailureTest(PstTestCase):
         self.queue = os.path.join(self.srv.spool, "queue")
 
     def worker_tmp_dirs(self):
-        """Each worker receives into its own spool/tmp/PID."""
+        """Each worker receives into its own spool/tmp/PID (the queue
+        process has one too, for what it creates)."""
+        workers = {str(p) for p in self.srv.workers()}
         return [os.path.join(self.tmp, d) for d in os.listdir(self.tmp)
-                if os.path.isdir(os.path.join(self.tmp, d))]
+                if os.path.isdir(os.path.join(self.tmp, d)) and d in workers]
 
     def set_tmp_mode(self, mode):
         for d in self.worker_tmp_dirs():

@@ -302,10 +302,10 @@ static const conf_error_t  conf_errors[] = {
       BAD_LISTEN("127.0.0.1:+25") },
     { "listen unknown parameter", SRV("listen 2526 ssl;"),
       "main.conf:1: unknown listen parameter \"ssl\" (use tls, submission,"
-      " default_server, backlog=N)" },
+      " proxy_protocol, default_server, backlog=N)" },
     { "listen empty backlog", SRV("listen 2526 backlog=;"),
       "main.conf:1: unknown listen parameter \"backlog=\" (use tls,"
-      " submission, default_server, backlog=N)" },
+      " submission, proxy_protocol, default_server, backlog=N)" },
     { "listen backlog 0", SRV("listen 2526 backlog=0;"),
       "main.conf:1: invalid \"backlog=0\"" },
     { "listen backlog too big", SRV("listen 2526 backlog=65536;"),
@@ -317,6 +317,17 @@ static const conf_error_t  conf_errors[] = {
       "    server { listen 2525 tls; }\n}\n",
       "main.conf:3: listen 0.0.0.0:2525: options differ from the same"
       " address at main.conf:2" },
+    { "listen proxy_protocol differs",
+      "smtp {\n    server { listen 2525 proxy_protocol; }\n"
+      "    server { listen 2525; }\n}\n",
+      "main.conf:3: listen 0.0.0.0:2525: options differ from the same"
+      " address at main.conf:2" },
+    { "proxy_trusted bad range", SRV("proxy_trusted 10.0.0.0/33;"),
+      "main.conf:1: invalid address range \"10.0.0.0/33\" in"
+      " \"proxy_trusted\" (use ADDRESS or ADDRESS/BITS)" },
+    { "xclient_trusted not an address", SRV("xclient_trusted nginx;"),
+      "main.conf:1: invalid address range \"nginx\" in"
+      " \"xclient_trusted\" (use ADDRESS or ADDRESS/BITS)" },
 
     /* limits checked when the server blocks are merged */
     { "command line limit below 512",

@@ -39,10 +39,14 @@ main(void)
     srunner_add_suite(sr, suite_spool_msg());
     srunner_add_suite(sr, suite_addr());
     srunner_add_suite(sr, suite_session());
+    srunner_add_suite(sr, suite_channel());
+    srunner_add_suite(sr, suite_control());
     srunner_add_suite(sr, suite_smtp_proto());
     srunner_add_suite(sr, suite_smtp_client());
+    srunner_add_suite(sr, suite_send());
     srunner_add_suite(sr, suite_relay_mx());
     srunner_add_suite(sr, suite_dsn());
+    srunner_add_suite(sr, suite_proxy_protocol());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

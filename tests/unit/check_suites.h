@@ -18,9 +18,13 @@ Suite *suite_envelope(void);
 Suite *suite_spool_msg(void);
 Suite *suite_addr(void);
 Suite *suite_session(void);
+Suite *suite_channel(void);
+Suite *suite_control(void);
 Suite *suite_smtp_proto(void);
 Suite *suite_smtp_client(void);
+Suite *suite_send(void);
 Suite *suite_relay_mx(void);
 Suite *suite_dsn(void);
+Suite *suite_proxy_protocol(void);
 
 #endif

@@ -1,0 +1,793 @@
+/*
+ * check_send.c -- postern-send's composer and command line (core/send/):
+ * options and their errors, address lists, header encoding and folding
+ * parsed back, body encodings decoded back, a whole composed message
+ * taken apart again, ready messages with -t, server specs.
+ */
+
+#include "check_util.h"
+#include "check_suites.h"
+
+#include "pst_send.h"
+
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+typedef struct {
+    char       *buf;
+    size_t      len;
+    FILE       *f;
+} mem_t;
+
+static void
+mem_open(mem_t *m)
+{
+    m->buf = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->buf, &m->len);
+    ck_assert_ptr_nonnull(m->f);
+}
+
+static char *
+mem_close(mem_t *m)
+{
+    ck_assert_int_eq(fclose(m->f), 0);
+    return m->buf;
+}
+
+static int
+parse(pst_send_opts_t *o, const char *const *args, char *err, size_t size)
+{
+    char  *argv[64];
+    int    argc = 0;
+
+    argv[argc++] = "postern-send";
+    while (*args != NULL) {
+        argv[argc++] = (char *) *args++;
+    }
+    argv[argc] = NULL;
+    return pst_send_opts_parse(o, argc, argv, err, size);
+}
+
+/* Every line of s (CRLF) is at most max octets. */
+static void
+assert_lines(const char *s, size_t max)
+{
+    const char  *nl;
+
+    for ( ; *s; s = nl + 2) {
+        nl = strstr(s, "\r\n");
+        ck_assert_msg(nl != NULL, "a line without CRLF: \"%s\"", s);
+        ck_assert_msg((size_t) (nl - s) <= max, "line of %zu > %zu: %.*s",
+                      (size_t) (nl - s), max, (int) (nl - s), s);
+        ck_assert_msg(memchr(s, '\n', (size_t) (nl - s)) == NULL,
+                      "bare LF");
+    }
+}
+
+/* Unfold in place: CRLF SP -> SP, the last CRLF -> LF. */
+static void
+unfold(char *s)
+{
+    char  *d = s;
+
+    for ( ; *s; s++) {
+        if (s[0] == '\r' && s[1] == '\n' && s[2] == ' ') {
+            s++;
+            continue;
+        }
+        if (s[0] == '\r' && s[1] == '\n') {
+            continue;
+        }
+        *d++ = *s;
+    }
+    *d = '\0';
+}
+
+/* Unfold a field and decode its RFC 2047 B words (UTF-8): the text a
+ * reader sees.  Words must be whole UTF-8. */
+static void
+decode_field(const char *field, char *out, size_t size)
+{
+    const char  *p, *q, *end;
+    u_char       dec[256];
+    ssize_t      n;
+    size_t       o = 0;
+    int          last_ew = 0;
+
+    p = strchr(field, ':') + 1;
+    while (*p == ' ') {
+        p++;
+    }
+    end = field + strlen(field);
+    while (p < end && o < size - 1) {
+        if (strncmp(p, "\r\n", 2) == 0) {
+            p += 2;
+            continue;
+        }
+        if (strncmp(p, "=?UTF-8?B?", 10) == 0) {
+            q = strstr(p + 10, "?=");
+            ck_assert_ptr_nonnull(q);
+            ck_assert_int_le(q + 2 - p, 75);
+            n = pst_base64_decode(dec, (u_char *) p + 10,
+                                  (size_t) (q - p - 10));
+            ck_assert_int_ge(n, 1);
+            /* no word starts inside a UTF-8 sequence */
+            ck_assert_int_ne(dec[0] & 0xC0, 0x80);
+            if (o > 0 && out[o - 1] == ' ' && last_ew) {
+                o--;        /* white space between words is dropped */
+            }
+            memcpy(out + o, dec, (size_t) n);
+            o += (size_t) n;
+            p = q + 2;
+            last_ew = 1;
+            continue;
+        }
+        if (*p != ' ') {
+            last_ew = 0;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
+}
+
+
+/* ------------------------------------------------------------------ */
+/* options                                                             */
+
+START_TEST(test_opts_good)
+{
+    pst_send_opts_t  o;
+    char             err[256];
+    const char      *args[] = {
+        "--from", "A <a@example.test>", "--to", "b@example.test",
+        "--to", "\"Doe, John\" <j@example.test>, c@example.test",
+        "--cc", "d@example.test", "--bcc", "e@example.test",
+        "--subject", "s", "--header", "X-A: 1", "--attach", "f;type=a/b",
+        "--server", "[::1]:2525", "--tls", "implicit", "--timeout", "2m",
+        "--connect-timeout", "500ms", "--user", "u", "--auth", "xoauth2",
+        "--notify",
+        "success,FAILURE", "--ret", "hdrs", "--envid", "x", "-v", "-v",
+        "--json", "--stop-on-rcpt-error", "extra@example.test", "-", NULL
+    };
+
+    ck_assert_int_eq(parse(&o, args, err, sizeof(err)), PST_OK);
+    ck_assert_str_eq(o.from, "A <a@example.test>");
+    ck_assert_uint_eq(o.to.n, 4);
+    ck_assert_str_eq(o.to.v[1], "\"Doe, John\" <j@example.test>");
+    ck_assert_str_eq(o.to.v[3], "extra@example.test");
+    ck_assert_uint_eq(o.cc.n, 1);
+    ck_assert_uint_eq(o.bcc.n, 1);
+    ck_assert_uint_eq(o.headers.n, 1);
+    ck_assert_str_eq(o.body_file, "-");
+    ck_assert_int_eq(o.tls, PST_SEND_TLS_IMPLICIT);
+    ck_assert_uint_eq(o.timeout, 120000);
+    ck_assert_uint_eq(o.connect_timeout, 500);
+    ck_assert_str_eq(o.auth, "xoauth2");
+    ck_assert_int_eq(o.verbose, 2);
+    ck_assert_int_eq(o.json, 1);
+    ck_assert_int_eq(o.stop_on_rcpt_error, 1);
+    pst_send_opts_free(&o);
+}
+END_TEST
+
+
+static const struct {
+    const char  *args[12];
+    const char  *why;
+} opts_bad[] = {
+    { { "--to", "b@x", NULL }, "no sender" },
+    { { "--from", "a@x", NULL }, "no recipient" },
+    { { "--from", "a@x", "--to", "b@x", "--tls", "maybe", NULL }, "--tls" },
+    { { "--from", "a@x", "--to", "b@x", "--importance", "max", NULL },
+      "--importance" },
+    { { "--from", "a@x", "--to", "b@x", "--priority", "now", NULL },
+      "--priority" },
+    { { "--from", "a@x", "--to", "b@x", "--sensitivity", "x", NULL },
+      "--sensitivity" },
+    { { "--from", "a@x", "--to", "b@x", "--auth", "CRAM-MD5", NULL },
+      "--auth" },
+    { { "--from", "a@x", "--to", "b@x", "--auth", "PLAIN", NULL },
+      "--user" },
+    { { "--from", "a@x", "--to", "b@x", "--cert", "c", NULL }, "--key" },
+    { { "--from", "a@x", "--to", "b@x", "--timeout", "x", NULL },
+      "--timeout" },
+    { { "--from", "a@x", "--to", "b@x", "--notify", "SOMETIMES", NULL },
+      "--notify" },
+    { { "--from", "a@x", "--to", "b@x", "--ret", "ALL", NULL }, "--ret" },
+    { { "--from", "a@x", "--to", "b@x", "--header", "X", NULL },
+      "--header" },
+    { { "--from", "a@x", "--to", "b@x", "--nope", NULL }, "unknown" },
+    { { "--from", "a@x", "--to", "b@x", "--subject", NULL }, "needs" },
+    { { "--from", "a@x", "--to", "b@x", "--raw", "m", "--body", "x",
+        NULL }, "--raw" },
+    { { "--from", "a@x", "--to", "b@x", "-t", NULL }, "-t" },
+    { { "--from", "a@x", "--verify", "a\r\nDATA", NULL }, "--verify" },
+    { { "--from", "a@x", "--to", "b@x", "--tls", "none", "--tls-required",
+        NULL }, "contradict" },
+    { { "--from", "a@x", "--to", "b@x", "--body", "x", "--body-file",
+        "y", NULL }, "exclude" },
+};
+
+
+START_TEST(test_opts_bad)
+{
+    pst_send_opts_t  o;
+    char             err[256];
+
+    err[0] = '\0';
+    ck_assert_int_eq(parse(&o, opts_bad[_i].args, err, sizeof(err)),
+                     PST_ERROR);
+    ck_assert_msg(strstr(err, opts_bad[_i].why) != NULL,
+                  "case %d: \"%s\" lacks \"%s\"", _i, err, opts_bad[_i].why);
+    pst_send_opts_free(&o);
+}
+END_TEST
+
+
+START_TEST(test_parse_time)
+{
+    ck_assert_int_eq(pst_send_parse_time("30"), 30000);
+    ck_assert_int_eq(pst_send_parse_time("30s"), 30000);
+    ck_assert_int_eq(pst_send_parse_time("1.5s"), 1500);
+    ck_assert_int_eq(pst_send_parse_time("250ms"), 250);
+    ck_assert_int_eq(pst_send_parse_time("2m"), 120000);
+    ck_assert_int_eq(pst_send_parse_time(""), -1);
+    ck_assert_int_eq(pst_send_parse_time("-1"), -1);
+    ck_assert_int_eq(pst_send_parse_time("5h"), -1);
+    ck_assert_int_eq(pst_send_parse_time("99999999999"), -1);
+}
+END_TEST
+
+
+START_TEST(test_list_split_and_addr)
+{
+    pst_send_list_t  l = { NULL, 0, 0 };
+    char            *a;
+
+    ck_assert_int_eq(pst_send_list_split(&l, " a@x ,\"B, b\" <b@x>,, "
+                                         "C <c,d@x> , "), PST_OK);
+    ck_assert_uint_eq(l.n, 3);
+    ck_assert_str_eq(l.v[0], "a@x");
+    ck_assert_str_eq(l.v[1], "\"B, b\" <b@x>");
+    ck_assert_str_eq(l.v[2], "C <c,d@x>");
+    pst_send_list_free(&l);
+
+    a = pst_send_addr_spec("Name <u@example.test>");
+    ck_assert_str_eq(a, "u@example.test");
+    free(a);
+    a = pst_send_addr_spec("  u@example.test ");
+    ck_assert_str_eq(a, "u@example.test");
+    free(a);
+    a = pst_send_addr_spec("<>");
+    ck_assert_str_eq(a, "");
+    free(a);
+    ck_assert_ptr_null(pst_send_addr_spec("two words@x"));
+    ck_assert_ptr_null(pst_send_addr_spec("a\r\n@x"));
+    ck_assert_ptr_null(pst_send_addr_spec("N <a@x"));
+    ck_assert_ptr_null(pst_send_addr_spec("N <a@x> tail"));
+    ck_assert_ptr_null(pst_send_addr_spec(""));
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* header fields                                                       */
+
+static const char  *hdr_values[] = {
+    "plain ascii",
+    "a CR LF\r\nBcc: injected@x stays in the field",
+    "Grüße aus Köln, ünïcödé everywhere — and a long tail of words to "
+    "fold: lorem ipsum dolor sit amet consectetur adipiscing elit sed do",
+    "日本語のテキストはマルチバイトで、単語の途中で切ってはいけません。"
+    "もう少し長くして、複数のエンコードされた単語が必要になるようにする。",
+    "a very long ascii line with many words that must be folded at white "
+    "space somewhere before the seventy-eighth column and again later on",
+    "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryvery"
+    "longwordwithoutanyspace",
+    "<https://example.test/unsubscribe?token=0123456789abcdef0123456789abcd"
+    "ef0123456789abcdef>",
+};
+
+
+START_TEST(test_hdr_text_roundtrip)
+{
+    mem_t   m;
+    char    *s, dec[2048], want[2048];
+    size_t   i, k = 0;
+    int      long_word;
+
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_text(m.f, "Subject", hdr_values[_i]),
+                     PST_OK);
+    s = mem_close(&m);
+
+    /* 78 columns, but a longer word keeps a line of its own, whole:
+     * never encoded (it may be a URL in a structured field) */
+    long_word = pst_send_is_ascii((u_char *) hdr_values[_i],
+                                  strlen(hdr_values[_i]))
+                && (strcspn(hdr_values[_i], " ") > 70
+                    || strstr(hdr_values[_i], "averyvery") != NULL);
+    assert_lines(s, long_word ? 998 : 78);
+    ck_assert_msg(pst_send_is_ascii((u_char *) s, strlen(s)), "%s", s);
+    ck_assert(strncmp(s, "Subject: ", 9) == 0);     /* never folded at once */
+    if (long_word) {
+        ck_assert_msg(strstr(s, "=?") == NULL, "%s", s);
+    }
+    decode_field(s, dec, sizeof(dec));
+    /* white space runs collapse to one space in folding */
+    for (i = 0; hdr_values[_i][i]; i++) {
+        want[k++] = hdr_values[_i][i];
+    }
+    want[k] = '\0';
+    ck_assert_str_eq(dec, want);
+    free(s);
+}
+END_TEST
+
+
+START_TEST(test_hdr_addrs)
+{
+    pst_send_list_t  l = { NULL, 0, 0 };
+    mem_t            m;
+    char            *s;
+
+    pst_send_list_split(&l, "Jörg Müller <jm@example.test>, "
+                        "\"Doe, John\" <j@example.test>, plain@example.test,"
+                        " Dr. Who <who@example.test>");
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_addrs(m.f, "To", &l), PST_OK);
+    s = mem_close(&m);
+    assert_lines(s, 78);
+    unfold(s);
+    ck_assert_msg(strstr(s, "=?UTF-8?B?SsO2cmcgTcO8bGxlcg==?= "
+                          "<jm@example.test>,") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\"Doe, John\" <j@example.test>,") != NULL,
+                  "%s", s);
+    ck_assert_msg(strstr(s, " plain@example.test,") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\"Dr. Who\" <who@example.test>\n") != NULL,
+                  "%s", s);
+    free(s);
+    pst_send_list_free(&l);
+
+    /* a CR LF in a display name never starts a field */
+    pst_send_list_split(&l, "Evil\r\nBcc: victim@x <a@x>");
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_addrs(m.f, "From", &l), PST_OK);
+    s = mem_close(&m);
+    assert_lines(s, 78);
+    ck_assert_msg(strstr(s, "\nBcc") == NULL, "%s", s);
+    ck_assert_msg(strstr(s, "=?UTF-8?B?") != NULL, "%s", s);
+    free(s);
+    pst_send_list_free(&l);
+
+    pst_send_list_split(&l, "bad address@x");
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_addrs(m.f, "To", &l), PST_ERROR);
+    free(mem_close(&m));
+    pst_send_list_free(&l);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* bodies                                                              */
+
+START_TEST(test_text_cte)
+{
+    char  longline[1200];
+
+    memset(longline, 'a', sizeof(longline) - 1);
+    longline[sizeof(longline) - 1] = '\0';
+
+    ck_assert_int_eq(pst_send_text_cte((u_char *) "ascii\r\nok\n", 10, 1),
+                     PST_SEND_CTE_7BIT);
+    ck_assert_int_eq(pst_send_text_cte((u_char *) "h\xc3\xa9", 3, 1),
+                     PST_SEND_CTE_8BIT);
+    ck_assert_int_eq(pst_send_text_cte((u_char *) "h\xc3\xa9", 3, 0),
+                     PST_SEND_CTE_QP);
+    ck_assert_int_eq(pst_send_text_cte((u_char *) longline,
+                                       strlen(longline), 1),
+                     PST_SEND_CTE_QP);
+    ck_assert_int_eq(pst_send_text_cte((u_char *) "a\rb", 3, 1),
+                     PST_SEND_CTE_QP);
+    ck_assert_int_eq(pst_send_text_cte((u_char *) "a\0b", 3, 1),
+                     PST_SEND_CTE_QP);
+}
+END_TEST
+
+
+/* Decode quoted-printable s (CRLF lines) into out. */
+static size_t
+qp_decode(const char *s, char *out)
+{
+    size_t  o = 0;
+    u_int   c;
+
+    while (*s) {
+        if (s[0] == '=' && s[1] == '\r' && s[2] == '\n') {
+            s += 3;
+        } else if (s[0] == '=') {
+            ck_assert_int_eq(sscanf(s + 1, "%2X", &c), 1);
+            out[o++] = (char) c;
+            s += 3;
+        } else if (s[0] == '\r' && s[1] == '\n') {
+            out[o++] = '\n';
+            s += 2;
+        } else {
+            ck_assert_msg(*s != ' ' || (s[1] != '\r'), "trailing space");
+            out[o++] = *s++;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+
+START_TEST(test_qp_roundtrip)
+{
+    char    text[4000], *s, dec[16000];
+    mem_t   m;
+    size_t  n;
+
+    memset(text, 'x', 2000);
+    strcpy(text + 2000, "\n=equals= trailing space \nGrüße\ttab\t\nend");
+    n = strlen(text);
+
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_text_write(m.f, (u_char *) text, n,
+                                         PST_SEND_CTE_QP), PST_OK);
+    s = mem_close(&m);
+    assert_lines(s, 76);
+    ck_assert(pst_send_is_ascii((u_char *) s, strlen(s)));
+    qp_decode(s, dec);
+    strcat(text, "\n");     /* the last line gets its line end */
+    ck_assert_str_eq(dec, text);
+    free(s);
+}
+END_TEST
+
+
+START_TEST(test_base64_file)
+{
+    char     path[PATH_MAX], *s, *p, *nl;
+    u_char   data[200000], dec[200000];
+    size_t   got = 0, i;
+    ssize_t  n;
+    mem_t    m;
+    int      fd;
+    char    *dir = tu_tmpdir();
+
+    for (i = 0; i < sizeof(data); i++) {
+        data[i] = (u_char) (i * 7 + i / 251);
+    }
+    snprintf(path, sizeof(path), "%s/att.bin", dir);
+    free(dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, data, sizeof(data)), (ssize_t) sizeof(data));
+    lseek(fd, 0, SEEK_SET);
+
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_base64_file(m.f, fd), PST_OK);
+    s = mem_close(&m);
+    close(fd);
+    assert_lines(s, 76);
+
+    for (p = s; *p; p = nl + 2) {
+        nl = strstr(p, "\r\n");
+        n = pst_base64_decode(dec + got, (u_char *) p, (size_t) (nl - p));
+        ck_assert_int_ge(n, 0);
+        got += (size_t) n;
+    }
+    ck_assert_uint_eq(got, sizeof(data));
+    ck_assert(memcmp(dec, data, sizeof(data)) == 0);
+    free(s);
+}
+END_TEST
+
+
+START_TEST(test_guess_type)
+{
+    ck_assert_str_eq(pst_send_guess_type("a/b/report.PDF"),
+                     "application/pdf");
+    ck_assert_str_eq(pst_send_guess_type("x.jpeg"), "image/jpeg");
+    ck_assert_str_eq(pst_send_guess_type("x.tar.gz"), "application/gzip");
+    ck_assert_str_eq(pst_send_guess_type("noext"),
+                     "application/octet-stream");
+    ck_assert_str_eq(pst_send_guess_type("dir.d/file"),
+                     "application/octet-stream");
+    ck_assert_str_eq(pst_send_guess_type("x."), "application/octet-stream");
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* a whole message                                                     */
+
+START_TEST(test_compose_parsed_back)
+{
+    pst_send_opts_t  o;
+    pst_send_env_t   env;
+    char             err[256], path[PATH_MAX], html[PATH_MAX], bnd[64];
+    char            *s, *p, *hdr_end;
+    const char      *args[] = {
+        "--from", "Ann <ann@example.test>", "--to", "b@example.test",
+        "--bcc", "hidden@example.test", "--subject", "hi",
+        "--body", "caf\xc3\xa9\n", "--importance", "LOW", "--attach", path,
+        "--html-file", html, "--date", "Mon, 1 Dec 2026 10:00:00 +0000",
+        "--message-id", "<fixed@example.test>", NULL
+    };
+    mem_t            m;
+    FILE            *f;
+    char            *dir = tu_tmpdir();
+
+    snprintf(path, sizeof(path), "%s/r\xc3\xa9sum\xc3\xa9.pdf", dir);
+    snprintf(html, sizeof(html), "%s/b.html", dir);
+    free(dir);
+    f = fopen(path, "w");
+    fputs("%PDF-1.4 fake", f);
+    fclose(f);
+    f = fopen(html, "w");
+    fputs("<p>caf\xc3\xa9</p>", f);
+    fclose(f);
+
+    ck_assert_int_eq(parse(&o, args, err, sizeof(err)), PST_OK);
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_compose(&o, 0, m.f, &env, err, sizeof(err)),
+                     PST_OK);
+    s = mem_close(&m);
+
+    assert_lines(s, 998);
+    ck_assert(pst_send_is_ascii((u_char *) s, strlen(s)));  /* 7-bit */
+    ck_assert_str_eq(env.sender, "ann@example.test");
+    ck_assert_uint_eq(env.rcpts.n, 2);
+    ck_assert_str_eq(env.rcpts.v[1], "hidden@example.test");
+    ck_assert_int_eq(env.eightbit, 0);
+
+    hdr_end = strstr(s, "\r\n\r\n");
+    ck_assert_ptr_nonnull(hdr_end);
+    *hdr_end = '\0';
+    ck_assert_ptr_null(strstr(s, "hidden"));
+    ck_assert_ptr_null(strcasestr(s, "\r\nBcc:"));
+    ck_assert_ptr_nonnull(strstr(s, "Date: Mon, 1 Dec 2026 10:00:00 +0000"
+                                    "\r\n"));
+    ck_assert_ptr_nonnull(strstr(s, "From: Ann <ann@example.test>\r\n"));
+    ck_assert_ptr_nonnull(strstr(s, "Message-ID: <fixed@example.test>"));
+    ck_assert_ptr_nonnull(strstr(s, "Importance: LOW\r\n"));
+    ck_assert_ptr_nonnull(strstr(s, "MIME-Version: 1.0\r\n"));
+    p = strstr(s, "multipart/mixed;\r\n boundary=\"");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(sscanf(p + 30, "%63[^\"]", bnd), 1);
+    *hdr_end = '\r';
+
+    /* the parts, in order, and the closing delimiter last */
+    p = strstr(s, "multipart/alternative");
+    ck_assert_ptr_nonnull(p);
+    p = strstr(p, "text/plain; charset=utf-8\r\n"
+                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                  "caf=C3=A9\r\n");
+    ck_assert_ptr_nonnull(p);
+    p = strstr(p, "text/html; charset=utf-8");
+    ck_assert_ptr_nonnull(p);
+    p = strstr(p, "Content-Type: application/pdf;\r\n"
+                  " name*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"
+                  "Content-Disposition: attachment;\r\n"
+                  " filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"
+                  "Content-Transfer-Encoding: base64\r\n\r\n"
+                  "JVBERi0xLjQgZmFrZQ==\r\n");
+    ck_assert_msg(p != NULL, "%s", s);
+    p = strstr(p, bnd);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(strncmp(p + strlen(bnd), "--\r\n", 4) == 0);
+    ck_assert_str_eq(p + strlen(bnd) + 4, "");
+
+    free(s);
+    pst_send_env_free(&env);
+    pst_send_opts_free(&o);
+}
+END_TEST
+
+
+START_TEST(test_compose_8bit_and_missing_file)
+{
+    pst_send_opts_t  o;
+    pst_send_env_t   env;
+    char             err[256], *s;
+    const char      *a1[] = { "--from", "a@x", "--to", "b@x", "--body",
+                              "caf\xc3\xa9", NULL };
+    const char      *a2[] = { "--from", "a@x", "--to", "b@x", "--attach",
+                              "/nonexistent/x.pdf", NULL };
+    mem_t            m;
+
+    ck_assert_int_eq(parse(&o, a1, err, sizeof(err)), PST_OK);
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_compose(&o, 1, m.f, &env, err, sizeof(err)),
+                     PST_OK);
+    s = mem_close(&m);
+    ck_assert_int_eq(env.eightbit, 1);
+    ck_assert_ptr_nonnull(strstr(s, "Content-Transfer-Encoding: 8bit\r\n"
+                                    "\r\ncaf\xc3\xa9\r\n"));
+    free(s);
+    pst_send_env_free(&env);
+    pst_send_opts_free(&o);
+
+    ck_assert_int_eq(parse(&o, a2, err, sizeof(err)), PST_OK);
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_compose(&o, 1, m.f, &env, err, sizeof(err)),
+                     PST_SEND_NOINPUT);
+    s = mem_close(&m);
+    ck_assert_str_eq(s, "");        /* nothing written before the check */
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/x.pdf"));
+    free(s);
+    pst_send_env_free(&env);
+    pst_send_opts_free(&o);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* ready messages                                                      */
+
+static int
+raw_run(const char *in, unsigned flags, pst_send_env_t *env, char **out,
+    char *err)
+{
+    mem_t  m;
+    int    fds[2], rc;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], in, strlen(in)), (ssize_t) strlen(in));
+    close(fds[1]);
+    mem_open(&m);
+    rc = pst_send_raw(fds[0], m.f, env, flags, "Full Name", err, 256);
+    *out = mem_close(&m);
+    close(fds[0]);
+    return rc;
+}
+
+
+START_TEST(test_raw_extract)
+{
+    pst_send_env_t  env;
+    char           *out, err[256];
+
+    memset(&env, 0, sizeof(env));
+    ck_assert_int_eq(raw_run("From: A <a@x>\nTo: b@x,\n\tC <c@x>\n"
+                             "Bcc: d@x\n  , e@x\nCc: undisclosed:;\n"
+                             "Subject: s\n\nbody\n", PST_SEND_RAW_EXTRACT,
+                             &env, &out, err), PST_OK);
+    ck_assert_str_eq(out, "From: A <a@x>\r\nTo: b@x,\r\n\tC <c@x>\r\n"
+                          "Cc: undisclosed:;\r\nSubject: s\r\n\r\n"
+                          "body\r\n");
+    ck_assert_str_eq(env.sender, "a@x");
+    ck_assert_uint_eq(env.rcpts.n, 4);
+    ck_assert_str_eq(env.rcpts.v[0], "b@x");
+    ck_assert_str_eq(env.rcpts.v[1], "c@x");
+    ck_assert_str_eq(env.rcpts.v[2], "d@x");
+    ck_assert_str_eq(env.rcpts.v[3], "e@x");
+    free(out);
+    pst_send_env_free(&env);
+}
+END_TEST
+
+
+START_TEST(test_raw_add_and_dot)
+{
+    pst_send_env_t  env;
+    char           *out, err[256];
+
+    memset(&env, 0, sizeof(env));
+    env.sender = strdup("root@host.test");
+    ck_assert_int_eq(raw_run("Subject: cron\n\nline\n.\nafter\n",
+                             PST_SEND_RAW_ADD | PST_SEND_RAW_DOT, &env,
+                             &out, err), PST_OK);
+    ck_assert_ptr_nonnull(strstr(out, "Subject: cron\r\nDate: "));
+    ck_assert_ptr_nonnull(strstr(out, "\r\nFrom: Full Name "
+                                      "<root@host.test>\r\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\r\nMessage-ID: <"));
+    ck_assert_ptr_nonnull(strstr(out, "\r\n\r\nline\r\n"));
+    ck_assert_ptr_null(strstr(out, "after"));
+    free(out);
+
+    /* without DOT the "." line is text; a body without a header */
+    ck_assert_int_eq(raw_run("just text\n.\nafter", PST_SEND_RAW_ADD, &env,
+                             &out, err), PST_OK);
+    ck_assert_ptr_nonnull(strstr(out, "\r\n\r\njust text\r\n.\r\nafter"
+                                      "\r\n"));
+    free(out);
+    pst_send_env_free(&env);
+}
+END_TEST
+
+
+START_TEST(test_raw_long_line)
+{
+    pst_send_env_t  env;
+    char           *in, *out, err[256];
+
+    memset(&env, 0, sizeof(env));
+    in = malloc(2000);
+    strcpy(in, "Subject: x\n\n");
+    memset(in + 12, 'y', 999);
+    strcpy(in + 12 + 999, "\r\n");
+    ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_SEND_DATAERR);
+    ck_assert_ptr_nonnull(strstr(err, "998"));
+    free(out);
+    in[12 + 998] = '\n';        /* exactly 998: fine */
+    in[12 + 999] = '\0';
+    ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_OK);
+    free(out);
+    free(in);
+    pst_send_env_free(&env);
+}
+END_TEST
+
+
+START_TEST(test_split_server)
+{
+    char  h[256], p[16];
+
+    ck_assert_int_eq(pst_send_split_server("mx.example.test", h, sizeof(h),
+                                           p, sizeof(p), "25"), PST_OK);
+    ck_assert_str_eq(h, "mx.example.test");
+    ck_assert_str_eq(p, "25");
+    ck_assert_int_eq(pst_send_split_server("192.0.2.1:587", h, sizeof(h),
+                                           p, sizeof(p), "25"), PST_OK);
+    ck_assert_str_eq(h, "192.0.2.1");
+    ck_assert_str_eq(p, "587");
+    ck_assert_int_eq(pst_send_split_server("[2001:db8::1]:2525", h,
+                                           sizeof(h), p, sizeof(p), "25"),
+                     PST_OK);
+    ck_assert_str_eq(h, "2001:db8::1");
+    ck_assert_str_eq(p, "2525");
+    ck_assert_int_eq(pst_send_split_server("::1", h, sizeof(h), p,
+                                           sizeof(p), "465"), PST_OK);
+    ck_assert_str_eq(h, "::1");
+    ck_assert_str_eq(p, "465");
+    ck_assert_int_eq(pst_send_split_server("[::1", h, sizeof(h), p,
+                                           sizeof(p), "25"), PST_ERROR);
+    ck_assert_int_eq(pst_send_split_server("host:port", h, sizeof(h), p,
+                                           sizeof(p), "25"), PST_ERROR);
+    ck_assert_int_eq(pst_send_split_server(":25", h, sizeof(h), p,
+                                           sizeof(p), "25"), PST_ERROR);
+}
+END_TEST
+
+
+Suite *
+suite_send(void)
+{
+    Suite  *s = suite_create("send");
+    TCase  *tc;
+
+    tc = tcase_create("options");
+    tcase_add_test(tc, test_opts_good);
+    tcase_add_loop_test(tc, test_opts_bad, 0,
+                        (int) (sizeof(opts_bad) / sizeof(opts_bad[0])));
+    tcase_add_test(tc, test_parse_time);
+    tcase_add_test(tc, test_list_split_and_addr);
+    tcase_add_test(tc, test_split_server);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("compose");
+    tcase_add_loop_test(tc, test_hdr_text_roundtrip, 0,
+                        (int) (sizeof(hdr_values) / sizeof(hdr_values[0])));
+    tcase_add_test(tc, test_hdr_addrs);
+    tcase_add_test(tc, test_text_cte);
+    tcase_add_test(tc, test_qp_roundtrip);
+    tcase_add_test(tc, test_base64_file);
+    tcase_add_test(tc, test_guess_type);
+    tcase_add_test(tc, test_compose_parsed_back);
+    tcase_add_test(tc, test_compose_8bit_and_missing_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("raw");
+    tcase_add_test(tc, test_raw_extract);
+    tcase_add_test(tc, test_raw_add_and_dot);
+    tcase_add_test(tc, test_raw_long_line);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
