@@ -796,6 +796,21 @@ int pst_msg_insert_header(pst_session_t *s, pst_uint_t pos,
 int pst_msg_change_header(pst_session_t *s, const pst_str_t *name,
     pst_uint_t index, const pst_str_t *value);
 int pst_msg_replace_body(pst_session_t *s, const u_char *data, size_t len);
+
+/*
+ * A path the workers (the `user` account) must be able to use besides
+ * the spool, e.g. a file a module loads and saves from the workers.
+ * postern -t, the start and a reload check it as the spool is checked
+ * (pst_access.c: in a child with the workers' credentials), with
+ * access(2) and mode (R_OK, W_OK, X_OK); "what" names it in the error.
+ * A path that does not exist yet is checked by its directory, which
+ * must then let the workers create it (W_OK | X_OK); a directory that
+ * does not exist either is left to the module.  Call it from a
+ * directive's handler.  PST_OK or PST_ERROR (no memory).
+ */
+int pst_conf_worker_path(pst_conf_t *cf, const pst_str_t *path, int mode,
+    const char *what);
+
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: routing (next hops of a destination domain)                */
 

@@ -8,6 +8,9 @@
  * privileges exactly as a worker does (pst_drop_privileges), with
  * access(2), which sees modes, ACLs and every directory on the way.
  *
+ * Modules add the paths their workers need (pst_conf_worker_path(): a
+ * greylist file the workers save), checked the same way.
+ *
  * The error log's directory is checked too, with a warning only: the
  * workers reopen the log by its name on USR1, and cannot if they
  * cannot reach it (they keep writing to the old file).
@@ -27,6 +30,7 @@
 static int pst_access_check(pst_cycle_t *cycle, const char *path,
     int mode, const char *what);
 static void pst_access_log_dir(pst_cycle_t *cycle);
+static int pst_access_paths(pst_cycle_t *cycle);
 static int pst_access_child(pst_cycle_t *cycle, int prepared, int root);
 
 
@@ -82,6 +86,85 @@ pst_access_log_dir(pst_cycle_t *cycle)
 }
 
 
+int
+pst_conf_worker_path(pst_conf_t *cf, const pst_str_t *path, int mode,
+    const char *what)
+{
+    pst_cycle_t        *cycle = cf->cycle;
+    pst_worker_path_t  *wp;
+
+    if (cycle->worker_paths == NULL) {
+        cycle->worker_paths = pst_array_create(cycle->pool, 4,
+                                               sizeof(pst_worker_path_t));
+        if (cycle->worker_paths == NULL) {
+            return PST_ERROR;
+        }
+    }
+
+    wp = pst_array_push(cycle->worker_paths);
+    if (wp == NULL) {
+        return PST_ERROR;
+    }
+
+    wp->path = (char *) pst_pstrdup(cycle->pool, path);
+    if (wp->path == NULL) {
+        return PST_ERROR;
+    }
+    wp->mode = mode;
+    wp->what = what;
+
+    return PST_OK;
+}
+
+
+/* The modules' paths: a missing one by its directory, which the
+ * workers must be able to create it in. */
+static int
+pst_access_paths(pst_cycle_t *cycle)
+{
+    pst_worker_path_t  *wp;
+    pst_uint_t          i;
+    char                dir[PATH_MAX], *slash;
+
+    if (cycle->worker_paths == NULL) {
+        return PST_OK;
+    }
+
+    wp = cycle->worker_paths->elts;
+
+    for (i = 0; i < cycle->worker_paths->nelts; i++) {
+        if (access(wp[i].path, F_OK) == 0 || errno != ENOENT) {
+            if (pst_access_check(cycle, wp[i].path, wp[i].mode, wp[i].what)
+                != PST_OK)
+            {
+                return PST_ERROR;
+            }
+            continue;
+        }
+
+        if (strlen(wp[i].path) >= sizeof(dir)) {
+            continue;
+        }
+        strcpy(dir, wp[i].path);
+        slash = strrchr(dir, '/');
+        if (slash == NULL) {
+            continue;
+        }
+        slash[slash == dir] = '\0';
+        if (access(dir, F_OK) == -1 && errno == ENOENT) {
+            continue;
+        }
+        if (pst_access_check(cycle, dir, W_OK | X_OK, wp[i].what)
+            != PST_OK)
+        {
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
+}
+
+
 /* root: the master is root (the child no longer is) */
 static int
 pst_access_child(pst_cycle_t *cycle, int prepared, int root)
@@ -92,6 +175,10 @@ pst_access_child(pst_cycle_t *cycle, int prepared, int root)
     const char        **sub;
 
     pst_access_log_dir(cycle);
+
+    if (pst_access_paths(cycle) != PST_OK) {
+        return PST_ERROR;
+    }
 
     if (ccf->spool_dir.len + 16 >= sizeof(path)) {
         return PST_ERROR;

@@ -47,6 +47,7 @@ struct pst_cycle_s {
     pst_array_t                  listening;    /* pst_listening_t */
 
     pst_core_conf_t             *core;
+    pst_array_t                 *worker_paths; /* pst_access.c */
     pst_cycle_t                 *old;
     unsigned                     smtp_seen:1;
     unsigned                     test:1;       /* -t / -T */

@@ -278,18 +278,31 @@ main(int argc, char **argv)
         } else if (strcmp(p, "-F") == 0) {
             foreground = 1;
             single = 1;
-        } else if (strcmp(p, "-c") == 0 && i + 1 < argc) {
+        } else if ((strcmp(p, "-c") == 0 || strcmp(p, "-p") == 0
+                    || strcmp(p, "-s") == 0) && i + 1 == argc)
+        {
+            fprintf(stderr, "postern: option \"%s\" needs a value\n", p);
+            pst_usage(stderr);
+            return PST_EX_USAGE;
+        } else if (strcmp(p, "-c") == 0) {
             /* copies: the process title reuses argv's memory */
             pst_conf_arg = strdup(argv[++i]);
-        } else if (strcmp(p, "-p") == 0 && i + 1 < argc) {
+        } else if (strcmp(p, "-p") == 0) {
             pst_prefix_arg = strdup(argv[++i]);
-        } else if (strcmp(p, "-s") == 0 && i + 1 < argc) {
+        } else if (strcmp(p, "-s") == 0) {
             signal_name = argv[++i];
         } else {
             fprintf(stderr, "postern: invalid option \"%s\"\n", p);
             pst_usage(stderr);
             return PST_EX_USAGE;
         }
+    }
+
+    if (signal_name != NULL && pst_signal_by_name(signal_name) == 0) {
+        fprintf(stderr, "postern: invalid signal \"%s\" (use reload, quit,"
+                " stop or reopen)\n", signal_name);
+        pst_usage(stderr);
+        return PST_EX_USAGE;
     }
 
     if (version) {

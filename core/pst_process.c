@@ -235,24 +235,34 @@ pst_delete_pid(pst_cycle_t *cycle)
 
 
 int
-pst_signal_master(pst_cycle_t *cycle, const char *name)
+pst_signal_by_name(const char *name)
 {
     static const struct { const char *name; int signo; } map[] = {
         { "reload", SIGHUP }, { "quit", SIGQUIT }, { "stop", SIGTERM },
         { "reopen", SIGUSR1 }
     };
-    char     buf[32];
-    ssize_t  n;
-    size_t   i;
-    pid_t    pid;
-    int      fd;
+    size_t  i;
 
     for (i = 0; i < pst_nelems(map); i++) {
         if (strcmp(map[i].name, name) == 0) {
-            break;
+            return map[i].signo;
         }
     }
-    if (i == pst_nelems(map)) {
+
+    return 0;
+}
+
+
+int
+pst_signal_master(pst_cycle_t *cycle, const char *name)
+{
+    char     buf[32];
+    ssize_t  n;
+    pid_t    pid;
+    int      fd, signo;
+
+    signo = pst_signal_by_name(name);
+    if (signo == 0) {
         fprintf(stderr, "postern: invalid signal \"%s\" (use reload, quit,"
                 " stop or reopen)\n", name);
         return 1;
@@ -275,7 +285,7 @@ pst_signal_master(pst_cycle_t *cycle, const char *name)
     buf[n] = '\0';
     pid = (pid_t) atoi(buf);
 
-    if (pid <= 1 || kill(pid, map[i].signo) == -1) {
+    if (pid <= 1 || kill(pid, signo) == -1) {
         fprintf(stderr, "postern: cannot signal process %d: %s\n",
                 (int) pid, strerror(errno));
         return 1;

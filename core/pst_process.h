@@ -107,6 +107,8 @@ int pst_master_run(pst_cycle_t *cycle);
 int pst_single_run(pst_cycle_t *cycle);
 /* -s reload|quit|stop|reopen: signal the running master. */
 int pst_signal_master(pst_cycle_t *cycle, const char *name);
+/* reload, quit, stop, reopen: the signal number; 0 for another name. */
+int pst_signal_by_name(const char *name);
 int pst_daemonize(void);
 /* Become the workers' account (when root); exits 2 if it cannot. */
 void pst_drop_privileges(pst_cycle_t *cycle);

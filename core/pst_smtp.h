@@ -352,6 +352,7 @@ struct pst_session_s {
     /* slow clients (pst_smtp_deadline.c) */
     pst_msec_t                   command_by;   /* this line due by then */
     pst_msec_t                   data_by;      /* data credit lasts to */
+    uint64_t                     data_carry;   /* credit below 1 ms */
     unsigned                     timer_why:2;  /* PST_SMTP_WAIT_* */
 
     pst_tls_facts_t             *tls_facts;    /* NULL: plaintext */
@@ -397,6 +398,8 @@ void pst_smtp_protocol_log(pst_session_t *s, int client, const u_char *p,
     size_t n);
 /* Reverse lookup, connect hooks, greeting (after implicit TLS). */
 void pst_smtp_session_start(pst_session_t *s);
+/* A time limit ran out: log, 421, enter CLOSING (the caller finalizes). */
+void pst_smtp_time_up(pst_session_t *s);
 /* Connect hooks and greeting only (XCLIENT with a NAME). */
 void pst_smtp_connect_start(pst_session_t *s);
 
@@ -407,6 +410,7 @@ void pst_smtp_connect_start(pst_session_t *s);
 
 void pst_smtp_clock_start(pst_session_t *s, pst_smtp_state_e st);
 void pst_smtp_clock_credit(pst_session_t *s, size_t n);
+int pst_smtp_clock_spent(pst_session_t *s);
 pst_msec_t pst_smtp_clock_wait(pst_session_t *s);
 const char *pst_smtp_clock_reason(pst_session_t *s);
 

@@ -220,12 +220,19 @@ void
 pst_smtp_data_read(pst_session_t *s)
 {
     pst_smtp_tx_t  *tx = s->tx;
-    u_char         *end;
+    u_char         *end, *start = s->in->pos;
     size_t          n;
     int             rc;
 
+    if (pst_buf_size(s->in) > 0 && pst_smtp_clock_spent(s)) {
+        /* slower than smtp_min_data_rate (pst_smtp_deadline.c) */
+        pst_smtp_time_up(s);
+        return;
+    }
+
     if (s->state == PST_SMTP_S_DATA) {
         rc = pst_smtp_data_feed(s, &s->in->pos, s->in->last);
+        pst_smtp_clock_credit(s, (size_t) (s->in->pos - start));
         if (rc == PST_DONE) {
             pst_smtp_wbuf_flush(s);
             pst_smtp_data_end(s);
@@ -243,6 +250,7 @@ pst_smtp_data_read(pst_session_t *s)
         s->in->pos = end;               /* discarding */
     }
     tx->bdat_left -= (off_t) n;
+    pst_smtp_clock_credit(s, n);
 
     if (tx->bdat_left > 0) {
         return;

@@ -13,6 +13,12 @@
  *     ahead.  A client above the minimum rate never runs out; one that
  *     trickles does, however often it sends.  Rate 0 turns the credit
  *     off: smtp_data_timeout is then the limit per read, as before.
+ *     The bytes earn credit when they are consumed as message data,
+ *     whichever read brought them in (a BDAT chunk often comes with
+ *     its command), and the credit is checked there too
+ *     (pst_smtp_clock_spent): a client that sends small whole chunks
+ *     never makes the server wait in BDAT state, so the read timer
+ *     alone would never see it fall behind.
  *
  * Postfix's smtpd_per_request_deadline and smtpd_min_data_rate are the
  * model.  Nothing here reads the wall clock: the event loop's cached
@@ -42,6 +48,7 @@ pst_smtp_clock_start(pst_session_t *s, pst_smtp_state_e st)
         if (s->tx != NULL && !s->tx->data_clock) {
             s->tx->data_clock = 1;
             s->data_by = now + s->conf->data_timeout;
+            s->data_carry = 0;
         }
         return;
 
@@ -51,21 +58,42 @@ pst_smtp_clock_start(pst_session_t *s, pst_smtp_state_e st)
 }
 
 
-/* n bytes of message data came in. */
+/* n bytes of message data came in.  What a read earns below 1 ms is
+ * carried to the next one: at a rate that does not divide 1000, small
+ * reads would otherwise lose up to 1 ms each. */
 void
 pst_smtp_clock_credit(pst_session_t *s, size_t n)
 {
     pst_msec_t  now = pst_current_time_msec, cap, earned;
+    uint64_t    rate = s->conf->min_data_rate, ms1000;
 
     cap = now + s->conf->data_timeout;
 
-    if (s->conf->min_data_rate == 0) {
+    if (rate == 0) {
         s->data_by = cap;
         return;
     }
 
-    earned = (pst_msec_t) ((uint64_t) n * 1000 / s->conf->min_data_rate);
+    ms1000 = (uint64_t) n * 1000 + s->data_carry;
+    earned = (pst_msec_t) (ms1000 / rate);
+    s->data_carry = ms1000 % rate;
     s->data_by = pst_min(cap, s->data_by + earned);
+}
+
+
+/* Has the data credit run out?  Asked when message data is consumed,
+ * before it is credited. */
+int
+pst_smtp_clock_spent(pst_session_t *s)
+{
+    if (s->tx == NULL || !s->tx->data_clock || s->conf->min_data_rate == 0
+        || s->data_by > pst_current_time_msec)
+    {
+        return 0;
+    }
+
+    s->timer_why = PST_SMTP_WAIT_RATE;
+    return 1;
 }
 
 

@@ -630,8 +630,10 @@ pst_smtp_read(pst_session_t *s)
 static void
 pst_smtp_timeout(pst_session_t *s)
 {
-    pst_log_session(s, PST_LOG_INFO, "timeout in state %s%s",
-                    state_names[s->state], pst_smtp_clock_reason(s));
+    if (s->state == PST_SMTP_S_COMMIT || s->state == PST_SMTP_S_CLOSING) {
+        pst_log_session(s, PST_LOG_INFO, "timeout in state %s%s",
+                        state_names[s->state], pst_smtp_clock_reason(s));
+    }
 
     if (s->state == PST_SMTP_S_COMMIT) {
         return;    /* our own disk: the commit always completes */
@@ -644,10 +646,19 @@ pst_smtp_timeout(pst_session_t *s)
         return;
     }
 
+    pst_smtp_time_up(s);
+    (void) pst_smtp_finalize(s);
+}
+
+
+void
+pst_smtp_time_up(pst_session_t *s)
+{
+    pst_log_session(s, PST_LOG_INFO, "timeout in state %s%s",
+                    state_names[s->state], pst_smtp_clock_reason(s));
     pst_smtp_reply(s, 421, "4.4.2", "%.*s Error: timeout exceeded",
                    (int) s->conf->hostname.len, s->conf->hostname.data);
     pst_smtp_enter_state(s, PST_SMTP_S_CLOSING);
-    (void) pst_smtp_finalize(s);
 }
 
 
@@ -708,7 +719,6 @@ void
 pst_smtp_continue(pst_session_t *s)
 {
     pst_connection_t  *c = s->c;
-    size_t             n;
     int                rc;
 
     if (s->in_process) {
@@ -780,14 +790,7 @@ pst_smtp_continue(pst_session_t *s)
             break;
         }
 
-        n = pst_buf_size(s->in);
         rc = pst_smtp_read(s);
-
-        if (rc == PST_OK && (s->state == PST_SMTP_S_DATA
-                             || s->state == PST_SMTP_S_BDAT))
-        {
-            pst_smtp_clock_credit(s, pst_buf_size(s->in) - n);
-        }
 
         if (rc == PST_AGAIN) {
             if (c->read.ready) {

@@ -125,6 +125,8 @@ static int grey_init_process(pst_cycle_t *cycle, pst_proc_e type,
     void *conf);
 static void grey_exit_process(pst_cycle_t *cycle, void *conf);
 static pst_verdict_e grey_rcpt(pst_call_t *call, void *conf);
+static char *grey_set_file(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
 
 
 static const pst_command_t  grey_commands[] = {
@@ -153,7 +155,7 @@ static const pst_command_t  grey_commands[] = {
       pst_conf_set_size_slot, PST_MAIN_CONF,
       offsetof(grey_main_conf_t, zone_size), NULL },
     { "greylist_file", PST_CONF_MAIN | PST_CONF_TAKE1,
-      pst_conf_set_path_slot, PST_MAIN_CONF,
+      grey_set_file, PST_MAIN_CONF,
       offsetof(grey_main_conf_t, file), NULL },
     { "greylist_save_interval", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, PST_MAIN_CONF,
@@ -184,6 +186,42 @@ PST_EXPORT const pst_module_t  postern_module = {
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
+
+/* The workers load the file and save it (a temporary file renamed in
+ * its directory): postern -t checks that they can (the default, in the
+ * spool, is checked with the spool). */
+static char *
+grey_set_file(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    grey_main_conf_t  *mc = conf;
+    pst_str_t          dir;
+    char              *rv;
+
+    rv = pst_conf_set_path_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    dir = mc->file;
+    while (dir.len > 0 && dir.data[dir.len - 1] != '/') {
+        dir.len--;
+    }
+    if (dir.len > 1) {
+        dir.len--;                      /* "/a/b/file" -> "/a/b" */
+    }
+
+    if (pst_conf_worker_path(cf, &mc->file, R_OK, "greylist_file")
+           != PST_OK
+        || (dir.len > 0
+            && pst_conf_worker_path(cf, &dir, W_OK | X_OK,
+                                    "greylist_file's directory") != PST_OK))
+    {
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
 
 static void *
 grey_create_main_conf(pst_conf_t *cf)

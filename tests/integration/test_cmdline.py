@@ -241,6 +241,23 @@ smtp {
         self.assertEqual(r.returncode, 0)
         self.assertIn("usage:", r.stdout)
 
+    def test_bad_option_values(self):
+        """An unknown signal name, or an option without its value, is a
+        usage error (64) found before any configuration is read: before,
+        "-s bogus" read the configuration and exited 1 (or failed on a
+        missing file first), and "-c" alone was an "invalid option"."""
+        for args, msg in ((["-s", "bogus"], 'invalid signal "bogus"'),
+                          (["-c", "/nonexistent", "-s", "relaod"],
+                           'invalid signal "relaod"'),
+                          (["-c"], 'option "-c" needs a value'),
+                          (["-p"], 'option "-p" needs a value'),
+                          (["-t", "-s"], 'option "-s" needs a value')):
+            r = subprocess.run([POSTERN] + args, capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual(r.returncode, 64, (args, r.stderr))
+            self.assertIn(msg, r.stderr)
+            self.assertIn("usage:", r.stderr)
+
 
 class SignalTest(PstTestCase):
 
@@ -295,7 +312,7 @@ class SignalTest(PstTestCase):
     def test_s_errors(self):
         srv = self.server(BASIC)
         r = srv.run_tool("-s", "bogus")
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 64)      # a usage error (EX_USAGE)
         self.assertIn('invalid signal "bogus"', r.stderr)
         # a stale pid file after kill -9
         srv.kill_all()

@@ -167,6 +167,39 @@ class GreylistTest(PstTestCase):
         self.assertIn("greylist_delay must be at least 1s and shorter than"
                       " greylist_retry_window", srv.stderr())
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root (workers as nobody)")
+class GreylistFileAccessTest(PstTestCase):
+    """The workers (as nobody) load and save greylist_file: postern -t
+    checks that they can, as it does for the spool.  Before, -t passed
+    and every worker logged "cannot save" once a save interval, the
+    table lost at each restart."""
+
+    def srv_with_file(self, path):
+        srv = self.server(conf(), start=False, modules=MODULES,
+                          extra_top="greylist_file %s;" % path)
+        return srv
+
+    def test_t_refuses_a_file_the_workers_cannot_use(self):
+        srv = self.srv_with_file("{dir}/locked/grey.db")
+        locked = os.path.join(srv.dir, "locked")
+        os.makedirs(locked, exist_ok=True)
+        os.chmod(locked, 0o700)          # root only
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('worker account "nobody" cannot use', r.stderr)
+        self.assertIn(locked, r.stderr)
+
+    def test_t_accepts_a_directory_the_workers_own(self):
+        srv = self.srv_with_file("{dir}/grey/grey.db")
+        grey = os.path.join(srv.dir, "grey")
+        os.makedirs(grey, exist_ok=True)
+        os.chown(grey, 65534, 65534)
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.start()
+        srv.stop()
+        self.assertTrue(os.path.exists(os.path.join(grey, "grey.db")))
+
 
 if __name__ == "__main__":
     unittest.main()

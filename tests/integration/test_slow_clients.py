@@ -138,6 +138,44 @@ class MinDataRateTest(PstTestCase):
         srv.wait_log(r"timeout in state BDAT \(smtp_min_data_rate\)")
         self.assertEqual(srv.queue_count(), 0)
 
+    def test_trickled_bdat_chunks_are_cut_off(self):
+        """One-byte chunks, each sent whole with its BDAT command, every
+        0.2 s (5 bytes/s): every wait is for a command, which comes
+        whole and in time, so before the rate was also checked when a
+        chunk begins, the session lived as long as the client liked."""
+        srv = self.server(self.CONF)
+        with srv.raw(timeout=15) as c:
+            start_tx(c)
+            for i in range(60):
+                c.send(b"BDAT 1\r\nq")
+                r = c.reply()
+                if r[0] != 250:
+                    break
+                time.sleep(0.2)
+            self.assertLess(i, 59, "still served after 60 trickled chunks")
+            self.assertReply(r, 421, "4.4.2")
+            self.assertTrue(c.closed())
+        srv.wait_log(r"timeout in state BDAT \(smtp_min_data_rate\)")
+        srv.wait_tmp_empty()
+        self.assertEqual(srv.queue_count(), 0)
+
+    def test_small_bdat_chunks_earn_credit(self):
+        """An honest client whose chunks come whole with their commands
+        (RFC 3030 pipelining): 3 MB in 1 KiB chunks, at about 300 KB/s,
+        six times the 2 s data credit in all.  Those bytes are message
+        data too and earn credit, whichever read brought them in."""
+        srv = self.server(self.CONF.replace("2s;", "2s; smtp_min_data_rate"
+                                            " 64k;"))
+        with srv.raw(timeout=30) as c:
+            start_tx(c)
+            chunk = b"BDAT 1024\r\n" + b"b" * 1022 + b"\r\n"
+            for _ in range(48):
+                c.send(chunk * 64)                    # 64 KiB of data
+                self.assertEqual({r[0] for r in c.replies(64)}, {250})
+                time.sleep(0.2)
+            self.assertEqual(c.cmd("BDAT 0 LAST")[0], 250)
+        self.assertEqual(srv.queue_count(), 1)
+
     def test_slow_but_honest_client_is_served(self):
         """4 MB at about 512 KiB/s: eight times the 2 s data timeout
         in all, at 256 times the minimum rate; never cut off."""

@@ -118,6 +118,45 @@ START_TEST(test_data_rate)
 END_TEST
 
 
+START_TEST(test_data_rate_small_reads)
+{
+    int  i;
+
+    /* 3000 bytes/s: a byte earns 1/3 ms.  3000 one-byte reads must earn
+     * the whole second, not 3000 times nothing */
+    conf.min_data_rate = 3000;
+    conf.data_timeout = 5000;
+    pst_smtp_clock_start(&s, PST_SMTP_S_DATA);
+    s.state = PST_SMTP_S_DATA;
+    pst_current_time_msec += 3000;
+    for (i = 0; i < 3000; i++) {
+        pst_smtp_clock_credit(&s, 1);
+    }
+    ck_assert_uint_eq(pst_smtp_clock_wait(&s), 3000);
+}
+END_TEST
+
+
+START_TEST(test_data_rate_spent)
+{
+    /* asked when data is consumed: the credit of the transaction, not
+     * the wait of the moment (a whole chunk can come with its command) */
+    pst_smtp_clock_start(&s, PST_SMTP_S_BDAT);
+    s.state = PST_SMTP_S_BDAT;
+    ck_assert_int_eq(pst_smtp_clock_spent(&s), 0);
+    pst_current_time_msec += 1999;
+    ck_assert_int_eq(pst_smtp_clock_spent(&s), 0);
+    pst_current_time_msec += 1;
+    ck_assert_int_eq(pst_smtp_clock_spent(&s), 1);
+    ck_assert_str_eq(pst_smtp_clock_reason(&s), " (smtp_min_data_rate)");
+
+    /* rate 0: no credit to run out of */
+    conf.min_data_rate = 0;
+    ck_assert_int_eq(pst_smtp_clock_spent(&s), 0);
+}
+END_TEST
+
+
 START_TEST(test_data_rate_off)
 {
     int  i;
@@ -147,6 +186,8 @@ suite_smtp_deadline(void)
     tcase_add_test(tc, test_command_deadline_default);
     tcase_add_test(tc, test_data_rate);
     tcase_add_test(tc, test_data_rate_off);
+    tcase_add_test(tc, test_data_rate_small_reads);
+    tcase_add_test(tc, test_data_rate_spent);
     suite_add_tcase(su, tc);
 
     return su;
