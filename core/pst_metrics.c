@@ -264,6 +264,13 @@ pst_metric_add(pst_metric_e id, uint64_t n)
 
 
 void
+pst_metrics_group_commit(unsigned n)
+{
+    pst_metric_observe(PST_H_GROUP_COMMIT, n);
+}
+
+
+void
 pst_metric_set(pst_metric_e id, uint64_t v)
 {
     if (mz != NULL && (unsigned) id < PST_M_NSERIES) {

@@ -100,6 +100,8 @@ class MetricsTest(PstTestCase):
                          value(smp, "postern_connections_total"))
         self.assertEqual(value(smp, "postern_store_commit_duration_seconds"
                                     "_count"), 1)
+        # store_spool's fsync batch: one message
+        self.assertEqual(value(smp, "postern_group_commit_messages_sum"), 1)
         self.assertGreater(value(smp, "postern_hook_duration_seconds_count",
                                  module="policy_relay"), 0)
         # the session is over: nothing open
