@@ -208,12 +208,19 @@ pst_metrics_listen_set(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 }
 
 
+/* The cycle's address (a reload asks before its cycle is the current
+ * one), or NULL. */
 const pst_str_t *
-pst_metrics_listen_addr(void)
+pst_metrics_listen_addr(pst_cycle_t *cycle)
 {
+    pst_module_entry_t  *me;
     pst_metrics_conf_t  *mcf;
 
-    mcf = pst_module_main_conf(&pst_metrics_module);
+    me = pst_module_entry(cycle, &pst_metrics_module);
+    if (me == NULL) {
+        return NULL;
+    }
+    mcf = cycle->main_conf[me->index];
     return (mcf != NULL && mcf->listen.data != NULL) ? &mcf->listen : NULL;
 }
 

@@ -106,7 +106,7 @@ int pst_metrics_render(pst_buf_t *out, int openmetrics);
 /* The HTTP responder (pst_metrics_http.c).  Master: bind metrics_listen
  * (kept over reloads while the address does not change); the queue
  * process serves it from its loop and stops on a graceful stop. */
-const pst_str_t *pst_metrics_listen_addr(void);
+const pst_str_t *pst_metrics_listen_addr(pst_cycle_t *cycle);
 int pst_metrics_listen(pst_cycle_t *cycle);
 void pst_metrics_close(void);
 int pst_metrics_serve(pst_cycle_t *cycle);

@@ -49,9 +49,7 @@ pst_metrics_listen(pst_cycle_t *cycle)
     socklen_t         len;
     int               fd, on;
 
-    (void) cycle;
-
-    spec = pst_metrics_listen_addr();
+    spec = pst_metrics_listen_addr(cycle);
     if (spec != NULL && lfd != -1 && strcmp(laddr, (char *) spec->data) == 0)
     {
         return PST_OK;

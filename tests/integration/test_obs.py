@@ -135,6 +135,32 @@ class MetricsTest(PstTestCase):
         self.assertEqual(value(smp, "postern_messages_accepted_total"), 1)
         self.assertEqual(value(smp, "postern_process_restarts_total"), 1)
 
+    def test_reload_keeps_counts_and_moves_the_port(self):
+        srv = self.server(CONF)
+        wait_for(srv.queue_process, 10, what="the queue process")
+        self.assertEqual(self.send_one_and_a_refusal(srv)[0], 250)
+        srv.write_conf(CONF.replace("{port2}", "{port3}"))
+        srv.reload()
+        new = srv.subst("{port3}")
+
+        def scrape_new():
+            with urllib.request.urlopen("http://%s/metrics" % new,
+                                        timeout=10) as r:
+                return r.read().decode()
+        text = wait_for(lambda: self._try(scrape_new), 15,
+                        what="the endpoint on the new port")
+        smp = samples(text)
+        self.assertEqual(value(smp, "postern_messages_accepted_total"), 1)
+        with self.assertRaises(OSError):
+            scrape(srv)                 # the old port is closed
+
+    @staticmethod
+    def _try(fn):
+        try:
+            return fn()
+        except OSError:
+            return None
+
     def test_http_limits(self):
         srv = self.server(CONF)
         wait_for(srv.queue_process, 10, what="the queue process")
