@@ -18,6 +18,8 @@ clamav-milter"
 PKGS="$PKGS haproxy"
 # the DNSSEC tests sign a zone at run time (tests/integration/pstdns.py)
 PKGS="$PKGS python3-cryptography"
+# the metrics tests parse the endpoint with a real Prometheus parser
+PKGS="$PKGS python3-prometheus-client"
 # swaks --tls and --auth need Perl's TLS and SASL modules
 PKGS="$PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 

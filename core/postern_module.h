@@ -411,6 +411,11 @@ size_t pst_shm_size(pst_shm_t *z);
 int pst_shm_is_new(pst_shm_t *z);
 void pst_shm_lock(pst_shm_t *z);
 void pst_shm_unlock(pst_shm_t *z);
+
+/* Metrics (an addition within ABI 1.2): a store tells how many messages
+ * one fsync batch made durable (postern_group_commit_messages).  Safe
+ * from any thread: an atomic add into the shared counters. */
+void pst_metrics_group_commit(unsigned n);
 /* Index (0 .. 63) of this process among the server's live processes;
  * lets a module keep per-process columns in a zone. */
 int pst_proc_slot(void);

@@ -65,6 +65,7 @@ pst_access_log_dir(pst_cycle_t *cycle)
     char        path[PATH_MAX], *slash;
 
     if (log->data == NULL || pst_str_eq(log, "stderr")
+        || strncmp((char *) log->data, "syslog:", 7) == 0
         || log->len >= sizeof(path))
     {
         return;

@@ -537,6 +537,7 @@ pst_conf_handler(pst_conf_t *cf, int last)
             rv = cmd->set(cf, cmd, conf);
 
             if (rv == PST_CONF_OK) {
+                pst_conf_written_add(cf, cmd, conf);     /* -T only */
                 return PST_OK;
             }
             if (rv != PST_CONF_ERROR) {
@@ -995,6 +996,7 @@ pst_conf_dump_value(FILE *out, const pst_command_t *cmd, void *conf,
     pst_str_t              *s;
     pst_uint_t              i, v;
     u_char                 *p;
+    char                    num[32];
 
     p = (u_char *) conf + cmd->offset;
 
@@ -1009,11 +1011,12 @@ pst_conf_dump_value(FILE *out, const pst_command_t *cmd, void *conf,
                 (long) *(pst_int_t *) p);
 
     } else if (cmd->set == pst_conf_set_size_slot) {
-        fprintf(out, "%s%s %zu;\n", indent, cmd->name, *(size_t *) p);
+        fprintf(out, "%s%s %s;\n", indent, cmd->name,
+                pst_conf_written_size(*(size_t *) p, num, sizeof(num)));
 
     } else if (cmd->set == pst_conf_set_msec_slot) {
-        fprintf(out, "%s%s %llums;\n", indent, cmd->name,
-                (unsigned long long) *(pst_msec_t *) p);
+        fprintf(out, "%s%s %s;\n", indent, cmd->name,
+                pst_conf_written_msec(*(pst_msec_t *) p, num, sizeof(num)));
 
     } else if (cmd->set == pst_conf_set_str_slot
                || cmd->set == pst_conf_set_text_slot
@@ -1071,6 +1074,9 @@ pst_conf_dump_commands(FILE *out, const pst_command_t *cmds,
             continue;
         }
         if (ctx != PST_CONF_MAIN && cmd->conf == PST_MAIN_CONF) {
+            continue;
+        }
+        if (pst_conf_written_dump(out, cmd, conf, ctx, indent)) {
             continue;
         }
         pst_conf_dump_value(out, cmd, conf, indent);

@@ -51,6 +51,16 @@ struct pst_conf_s {
     unsigned                     quiet:1;
 };
 
+/* pst_conf_written.c: -T prints directives as written (see there). */
+void pst_conf_written_add(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+u_char *pst_conf_written_quote(u_char *p, const pst_str_t *a);
+int pst_conf_written_dump(FILE *out, const pst_command_t *cmd, void *conf,
+    unsigned ctx, const char *indent);
+/* A default in the largest unit that is exact: 3m, 30s, 250ms; 256k. */
+const char *pst_conf_written_msec(pst_msec_t v, char *buf, size_t size);
+const char *pst_conf_written_size(size_t v, char *buf, size_t size);
+
 /* Parse the file `name` (or, with NULL, the rest of the current block). */
 int pst_conf_parse(pst_conf_t *cf, const char *name);
 /* Report with explicit position (used for post-parse checks). */

@@ -87,5 +87,6 @@ typedef struct pst_buf_s         pst_buf_t;
 #include "pst_envelope.h"
 #include "pst_spool.h"
 #include "pst_access.h"
+#include "pst_metrics.h"
 
 #endif /* PST_CORE_H */

@@ -70,6 +70,10 @@ static const pst_command_t  pst_core_commands[] = {
     { "error_log", PST_CONF_MAIN | PST_CONF_TAKE12,
       pst_core_error_log, PST_MAIN_CONF, 0, NULL },
 
+    { "log_format", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, PST_MAIN_CONF,
+      offsetof(pst_core_conf_t, log_format), pst_log_formats },
+
     { "spool_dir", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_path_slot, PST_MAIN_CONF,
       offsetof(pst_core_conf_t, spool_dir), NULL },
@@ -121,6 +125,7 @@ pst_core_create_conf(pst_conf_t *cf)
     ccf->worker_connections = PST_CONF_UNSET;
     ccf->worker_rlimit_nofile = PST_CONF_UNSET;
     ccf->log_level = PST_CONF_UNSET;
+    ccf->log_format = PST_CONF_UNSET_UINT;
     ccf->shutdown_timeout = PST_CONF_UNSET_MSEC;
     ccf->uid = (uid_t) -1;
     ccf->gid = (gid_t) -1;
@@ -144,6 +149,8 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     pst_conf_merge_value(ccf->worker_connections, PST_CONF_UNSET, 4096);
     pst_conf_merge_value(ccf->worker_rlimit_nofile, PST_CONF_UNSET, 0);
     pst_conf_merge_value(ccf->log_level, PST_CONF_UNSET, PST_LOG_NOTICE);
+    pst_conf_merge_uint_value(ccf->log_format, PST_CONF_UNSET_UINT,
+                              PST_LOG_TEXT);
     pst_conf_merge_msec_value(ccf->shutdown_timeout, PST_CONF_UNSET_MSEC,
                               10 * 60 * 1000);
 
@@ -323,6 +330,17 @@ pst_core_error_log(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     args = pst_conf_args(cf, &n);
 
     if (pst_str_eq(&args[1], "stderr")) {
+        ccf->error_log = args[1];
+    } else if (args[1].len > 7 && memcmp(args[1].data, "syslog:", 7) == 0) {
+        if (pst_log_syslog_parse((char *) args[1].data, NULL, NULL, 0)
+            != PST_OK)
+        {
+            pst_conf_error(cf, "invalid \"%s\" (use syslog:facility=NAME,"
+                           "tag=TAG; facility kern, user, mail, daemon,"
+                           " auth, syslog or local0 to local7)",
+                           args[1].data);
+            return PST_CONF_ERROR;
+        }
         ccf->error_log = args[1];
     } else {
         ccf->error_log = args[1];

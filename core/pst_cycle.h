@@ -23,6 +23,7 @@ typedef struct {
     pst_str_t                    pid;
     pst_str_t                    error_log;
     pst_int_t                    log_level;
+    pst_uint_t                   log_format;         /* PST_LOG_TEXT, JSON */
     pst_str_t                    spool_dir;
     pst_str_t                    control_socket;     /* unix socket path */
     pst_array_t                 *resolvers;          /* pst_str_t */

@@ -306,9 +306,11 @@ pst_dns_resolve(const char *name, int type, pst_msec_t timeout,
     q->type = type;
     snprintf(q->name, sizeof(q->name), "%s", name);
 
+    pst_metric_inc(PST_M_DNS_QUERIES);
     rc = ub_resolve_async(ub, q->name, type, 1 /* IN */, q,
                           pst_dns_callback, &q->async_id);
     if (rc != 0) {
+        pst_metric_inc(PST_M_DNS_FAILURES);
         pst_log_error(PST_LOG_ERR, 0, "DNS lookup of \"%s\" failed: %s",
                       name, ub_strerror(rc));
         free(q);
@@ -343,6 +345,9 @@ pst_dns_finish(pst_dns_query_t *q, pst_dns_answer_t *a)
 {
     pst_event_del_timer(&q->timer);
     pst_list_remove(&q->link);
+    if (a->status == PST_DNS_SERVFAIL || a->status == PST_DNS_TIMEOUT) {
+        pst_metric_inc(PST_M_DNS_FAILURES);
+    }
     a->qname = q->name;
     a->qtype = q->type;
     q->handler(q->data, a);

@@ -5,7 +5,14 @@
 #include "pst_core.h"
 
 
-pst_log_t  pst_log_main = { STDERR_FILENO, PST_LOG_NOTICE, NULL, "main" };
+pst_log_t  pst_log_main = { STDERR_FILENO, PST_LOG_NOTICE, NULL, "main",
+                            PST_LOG_TEXT, 0 };
+
+const pst_conf_enum_t  pst_log_formats[] = {
+    { "text", PST_LOG_TEXT },
+    { "json", PST_LOG_JSON },
+    { NULL, 0 }
+};
 
 static const char  *levels[] = {
     "", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"
@@ -46,6 +53,18 @@ pst_log_open(pst_log_t *log, const char *path, int level)
 
     log->level = level;
     log->path = path;
+
+    if (path != NULL && strncmp(path, "syslog:", 7) == 0) {
+        if (pst_log_syslog_open(path) != PST_OK) {
+            errno = EINVAL;
+            return PST_ERROR;
+        }
+        log->syslog = 1;
+        log->path = NULL;           /* nothing to reopen */
+        path = NULL;
+    } else {
+        log->syslog = 0;
+    }
 
     if (path == NULL) {
         if (log->fd != STDERR_FILENO && log->fd >= 0) {
@@ -99,10 +118,15 @@ pst_log_verror(int level, int err, const char *fmt, va_list ap)
     char             line[PST_LOG_LINE_MAX];
     struct timespec  ts;
     struct tm        tm;
-    size_t           n;
+    size_t           n, body;
     int              k;
 
     if (level > pst_log_main.level) {
+        return;
+    }
+
+    if (pst_log_main.format == PST_LOG_JSON) {
+        pst_log_vjson(level, err, fmt, ap);
         return;
     }
 
@@ -115,6 +139,7 @@ pst_log_verror(int level, int err, const char *fmt, va_list ap)
                  tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, (int) getpid(),
                  pst_log_main.role, levels[level]);
     n = (k < 0) ? 0 : pst_min((size_t) k, sizeof(line) - 1);
+    body = n;
 
     k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     if (k > 0) {
@@ -140,6 +165,18 @@ pst_log_verror(int level, int err, const char *fmt, va_list ap)
         n = sizeof(line) - 2;
     }
     line[n++] = '\n';
+
+    pst_log_write(level, line, n, body);
+}
+
+
+void
+pst_log_write(int level, const char *line, size_t n, size_t body)
+{
+    if (pst_log_main.syslog) {
+        pst_log_syslog_write(level, line + body, n - body);
+        return;
+    }
 
     (void) !write(pst_log_main.fd, line, n);
 }

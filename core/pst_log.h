@@ -18,7 +18,39 @@ struct pst_log_s {
     int                          level;
     const char                  *path;     /* NULL: stderr */
     const char                  *role;     /* "master", "worker", ... */
+    int                          format;   /* PST_LOG_TEXT, PST_LOG_JSON */
+    unsigned                     syslog:1; /* to syslog(3), not fd */
 };
+
+#define PST_LOG_TEXT       0
+#define PST_LOG_JSON       1
+
+extern const pst_conf_enum_t  pst_log_formats[];
+
+/* One field of a structured record (pst_log_event()). */
+typedef struct {
+    const char                  *key;
+    const u_char                *data;     /* NULL: skipped */
+    size_t                       len;
+    unsigned                     number:1; /* a JSON number, unquoted */
+} pst_log_field_t;
+
+/* A record with named fields: in the text format the line "text" (the
+ * caller's Postfix-shaped sentence), in JSON the base keys, "event"
+ * and the fields (docs/CONFIG.md lists them). */
+void pst_log_event(int level, const char *event, const pst_log_field_t *f,
+    size_t n, const char *text);
+/* pst_log_json.c: a plain message as one JSON line. */
+void pst_log_vjson(int level, int err, const char *fmt, va_list ap);
+/* pst_log_syslog.c: "syslog:facility=F,tag=T"; facility and tag may be
+ * NULL (a syntax check). */
+int pst_log_syslog_parse(const char *spec, int *facility, char *tag,
+    size_t tag_size);
+int pst_log_syslog_open(const char *spec);
+void pst_log_syslog_write(int level, const char *msg, size_t len);
+/* Where every line goes: the fd, or syslog.  body: the line without
+ * the time/pid prefix (syslog adds its own). */
+void pst_log_write(int level, const char *line, size_t n, size_t body);
 
 extern pst_log_t   pst_log_main;
 

@@ -148,6 +148,8 @@ pst_open_log(pst_cycle_t *cycle)
 {
     pst_core_conf_t  *ccf = cycle->core;
 
+    pst_log_main.format = (int) ccf->log_format;
+
     if (ccf->error_log.data == NULL
         || pst_str_eq(&ccf->error_log, "stderr"))
     {
@@ -376,6 +378,7 @@ main(int argc, char **argv)
         || pst_spool_recover(cycle) != PST_OK
         || pst_open_listening_sockets(cycle, NULL) != PST_OK
         || (!single && pst_control_listen(cycle) != PST_OK)
+        || (!single && pst_metrics_listen(cycle) != PST_OK)
         || pst_cycle_init_modules(cycle) != PST_OK)
     {
         return 1;

@@ -766,6 +766,7 @@ pst_reap_children(pst_cycle_t *cycle)
 
         if (pst_spawn(cycle, r) > 0) {
             counts.respawns++;
+            pst_metric_inc(PST_M_WORKER_RESTARTS);
             pst_status_sync();
         }
     }
@@ -910,6 +911,8 @@ pst_master_reconfigure(void)
     }
 
     pst_control_switch(1);
+    pst_log_main.format = (int) cycle->core->log_format;
+    (void) pst_metrics_listen(cycle);   /* a new address, or none */
 
     if (cycle->core->error_log.data != NULL
         && !pst_str_eq(&cycle->core->error_log, "stderr"))

@@ -101,7 +101,9 @@ pst_queue_role_init(pst_cycle_t *cycle)
 
     /* status is answered at once; queue requests once the engine runs */
     pst_control_engine(0);
-    if (pst_control_serve(cycle) != PST_OK) {
+    if (pst_control_serve(cycle) != PST_OK
+        || pst_metrics_serve(cycle) != PST_OK)
+    {
         return PST_ERROR;
     }
 
@@ -213,6 +215,7 @@ pst_queue_role_loop(pst_cycle_t *cycle, int stop)
          * control socket is still answered while the engine drains */
         stopping = 1;
         pst_channel_unwatch(inbox);
+        pst_metrics_stop();
         stop_timer.handler = pst_queue_stop_timer_handler;
         pst_event_add_timer(&stop_timer, cycle->core->shutdown_timeout);
         pst_queue_shutdown(&engine_done);

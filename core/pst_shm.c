@@ -307,6 +307,27 @@ pst_conn_count_acquire(const struct sockaddr *sa, pst_int_t max_total,
 }
 
 
+pst_uint_t
+pst_conn_count_current(void)
+{
+    pst_conn_zone_t  *cz;
+    pst_uint_t        total;
+    int               k;
+
+    if (conn_zone == NULL) {
+        return 0;
+    }
+
+    cz = pst_shm_addr(conn_zone);
+    total = 0;
+    for (k = 0; k < PST_MAX_PROCS; k++) {
+        total += __atomic_load_n(&cz->total[k], __ATOMIC_RELAXED);
+    }
+
+    return total;
+}
+
+
 void
 pst_conn_count_release(const struct sockaddr *sa)
 {

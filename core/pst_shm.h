@@ -26,6 +26,8 @@ int pst_shm_init_limits(pst_conf_t *cf);
 int pst_conn_count_acquire(const struct sockaddr *sa, pst_int_t max_total,
     pst_int_t max_per_addr);
 void pst_conn_count_release(const struct sockaddr *sa);
+/* Connections open now, across all processes (metrics). */
+pst_uint_t pst_conn_count_current(void);
 /* The 16-byte key of a client address in the shared tables: IPv4 as
  * is (v4-mapped form), IPv6 by its /64 (one site, one key). */
 void pst_addr_key(const struct sockaddr *sa, u_char key[16]);

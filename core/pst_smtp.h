@@ -251,6 +251,7 @@ typedef struct {
     off_t                        bdat_left;
     pst_buf_t                   *wbuf;
     pst_array_t                 *add_headers;  /* pst_str_t lines */
+    uint64_t                     commit_usec;  /* commit started */
     pst_array_t                 *headers;      /* parsed, lazily */
     pst_smtp_edits_t            *edits;        /* pst_smtp_edit.c */
     off_t                        received_len; /* our Received: */
@@ -335,6 +336,8 @@ struct pst_session_s {
     uint16_t                     serial;
     pst_verdict_e                resume_verdict;
     pst_module_entry_t          *pending_module;
+    pst_module_entry_t          *verdict_module;  /* the last verdict's */
+    uint64_t                     hook_usec;     /* the hook was called */
 
     void                       **module_ctx;
     pst_session_t               *hash_next;
@@ -441,6 +444,12 @@ int pst_smtp_verdict_reply(pst_session_t *s, pst_verdict_e v);
 void pst_smtp_answer_reply(pst_session_t *s, const pst_smtp_answer_t *a);
 /* The message is durable: run the COMMITTED hooks. */
 void pst_smtp_committed(pst_session_t *s);
+
+/* pst_log_smtp.c: the per-message line, the rejection line and the
+ * metrics counted at the same points. */
+void pst_log_commit(pst_session_t *s, int rc);
+void pst_log_reject(pst_session_t *s, const pst_smtp_answer_t *a);
+void pst_smtp_metric_hook(pst_session_t *s, pst_module_entry_t *me);
 /* Store commit completion token (queue phase). */
 void pst_smtp_commit_done(pst_session_t *s, int rc);
 /* Header and body edits of the end of data, before the commit. */

@@ -841,6 +841,7 @@ pst_smtp_auth_success(pst_session_t *s)
 
     (void) pst_sanitize(clean, sizeof(clean), s->auth_id.data,
                         s->auth_id.len);
+    pst_metric_inc(PST_M_AUTH_SUCCESS);
     pst_log_session(s, PST_LOG_NOTICE, "authenticated as \"%s\""
                     " mechanism=%s%s", clean, a->mech.data,
                     s->tls_facts ? "" : " (without TLS)");
@@ -919,6 +920,7 @@ pst_smtp_auth_failed(pst_session_t *s, const char *why)
     pst_smtp_auth_t       *a = s->auth;
     u_char                 user[PST_AUTH_NAME_MAX + 1];
 
+    pst_metric_inc(PST_M_AUTH_FAILURE);
     user[0] = '\0';
     if (a->authcid.len) {
         (void) pst_sanitize(user, sizeof(user), a->authcid.data,

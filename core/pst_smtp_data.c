@@ -446,6 +446,7 @@ pst_smtp_commit(pst_session_t *s)
 
     pst_smtp_enter_state(s, PST_SMTP_S_COMMIT);
     pst_event_del_timer(&s->c->read);
+    s->tx->commit_usec = pst_metric_usec();
 
     rc = ops->commit(h, token);
 
@@ -475,52 +476,14 @@ pst_store_done(uint64_t token, int rc)
 }
 
 
-static void
-pst_smtp_log_queued(pst_session_t *s)
-{
-    pst_smtp_tx_t    *tx = s->tx;
-    pst_smtp_rcpt_t  *r;
-    u_char            to[1024], *p, *end;
-    pst_uint_t        i;
-    int               n;
-
-    p = to;
-    end = to + sizeof(to) - 16;
-    r = tx->rcpts.elts;
-
-    for (i = 0; i < tx->rcpts.nelts && p < end; i++) {
-        n = snprintf((char *) p, (size_t) (end - p), "%s<%.*s>",
-                     i ? "," : "", (int) r[i].addr.len, r[i].addr.data);
-        if (n < 0 || p + n >= end) {
-            p += snprintf((char *) p, 16, ",...");
-            break;
-        }
-        p += n;
-    }
-    *p = '\0';
-    pst_sanitize(to, sizeof(to), to, (size_t) (p - to));
-
-    pst_log_session(s, PST_LOG_NOTICE, "id=%s queued from=<%.*s> to=%s"
-                    " nrcpt=%lu size=%lld helo=%.*s proto=%s%s%s%s%s%s%.*s",
-                    tx->id.data, (int) tx->sender.len, tx->sender.data, to,
-                    (unsigned long) tx->rcpts.nelts,
-                    (long long) tx->data.size, (int) s->helo.len,
-                    s->helo.data, pst_smtp_protocol(s),
-                    s->tls_facts ? " tls=" : "",
-                    s->tls_facts ? pst_session_tls_version(s) : "",
-                    s->tls_facts ? "/" : "",
-                    s->tls_facts ? pst_session_tls_cipher(s) : "",
-                    s->auth_id.len ? " auth=" : "",
-                    (int) s->auth_id.len, s->auth_id.data);
-}
-
-
 void
 pst_smtp_commit_done(pst_session_t *s, int rc)
 {
     if (s->state != PST_SMTP_S_COMMIT) {
         return;
     }
+
+    pst_log_commit(s, rc);
 
     if (rc == PST_OK) {
         /* durable: the queue process may take it from here */
@@ -542,7 +505,6 @@ pst_smtp_commit_done(pst_session_t *s, int rc)
     }
 
     if (rc == PST_OK) {
-        pst_smtp_log_queued(s);
         pst_smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id.data);
         pst_smtp_committed(s);
     } else {

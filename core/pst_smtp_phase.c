@@ -306,6 +306,7 @@ pst_smtp_run_phase_at(pst_session_t *s, pst_phase_e phase,
     s->hook_index = index;
     s->pending = 0;
     s->resumed = 0;
+    s->verdict_module = NULL;
 
     if (s->hook_timer.handler == NULL) {
         s->hook_timer.data = s;
@@ -351,8 +352,12 @@ pst_phase_next(pst_session_t *s)
         pst_phase_call_init(s);
         s->pending_module = he->module;
         s->in_handler = 1;
+        s->hook_usec = pst_metric_usec();
         v = he->handler(&s->call, conf);
         s->in_handler = 0;
+        if (v != PST_HOOK_PENDING) {
+            pst_smtp_metric_hook(s, he->module);
+        }
 
         if (pst_phase_notify(s->phase)) {
             /* nothing waits for the end of a session or for a commit:
@@ -414,6 +419,9 @@ pst_phase_finish(pst_session_t *s, pst_verdict_e v)
 {
     pst_phase_done_pt  done;
 
+    if (s->pending_module != NULL) {
+        s->verdict_module = s->pending_module;     /* resumed */
+    }
     s->pending = 0;
     s->pending_module = NULL;
     done = s->phase_done;
@@ -458,6 +466,7 @@ pst_phase_timeout(pst_event_t *ev)
                     " %s in time", me ? me->desc.name : "?",
                     pst_phase_name(s->phase));
 
+    pst_smtp_metric_hook(s, me);
     /* any later resume with this token is stale */
     pst_phase_cancel_call(s);
 
@@ -531,6 +540,7 @@ pst_phase_resume_handler(pst_event_t *ev)
     }
 
     pst_event_del_timer(&s->hook_timer);
+    pst_smtp_metric_hook(s, s->pending_module);
     s->pending = 0;
     s->resumed = 0;
     s->serial++;                       /* the token is spent */
@@ -920,6 +930,9 @@ pst_smtp_verdict_reply(pst_session_t *s, pst_verdict_e v)
     pst_smtp_answer_t  a;
 
     pst_smtp_verdict_map(s->phase, v, &s->call, &a);
+    if (a.failure) {
+        pst_log_reject(s, &a);
+    }
     pst_smtp_answer_reply(s, &a);
 
     return a.failure ? a.code : 0;

@@ -120,6 +120,8 @@ pst_smtp_init_connection(pst_connection_t *c)
     rc = pst_conn_count_acquire(&c->sockaddr.sa, conf->max_connections,
                                 conf->max_connections_per_ip);
     if (rc != PST_OK) {
+        pst_metric_inc(rc == PST_BUSY ? PST_M_CONN_REFUSED_LIMIT
+                                      : PST_M_CONN_REFUSED_ADDR_LIMIT);
         n = pst_sock_ntop(&c->sockaddr.sa, addr, sizeof(addr), 0);
         pst_log_error(PST_LOG_NOTICE, 0, "refused connection from %.*s: %s",
                       (int) n, addr, rc == PST_BUSY
@@ -131,8 +133,13 @@ pst_smtp_init_connection(pst_connection_t *c)
         return;
     }
 
+    pst_metric_inc(PST_M_CONN_TOTAL);
+    pst_metric_label_inc(PST_ML_SESSIONS, (char *) c->listening->addr_text,
+                         c->listening->addr_text_len);
+
     pool = pst_create_pool(1536);
     if (pool == NULL) {
+        pst_metric_inc(PST_M_CONN_REFUSED_RESOURCES);
         pst_conn_count_release(&c->sockaddr.sa);
         pst_close_connection(c);
         return;

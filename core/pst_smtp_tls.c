@@ -650,6 +650,9 @@ pst_smtp_tls_done(pst_connection_t *c, int rc)
     pst_session_t  *s = c->data;
     pst_server_t   *srv;
 
+    pst_metric_inc(rc == PST_OK ? PST_M_TLS_HANDSHAKES
+                                : PST_M_TLS_FAILURES);
+
     if (rc != PST_OK) {
         pst_log_session(s, PST_LOG_INFO, "TLS handshake failed: %s",
                         pst_ssl_error(c));

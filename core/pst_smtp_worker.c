@@ -39,6 +39,7 @@ pst_smtp_worker_init(pst_cycle_t *cycle)
 {
     /* the queue process serves the control socket, not us */
     pst_control_close(0);
+    pst_metrics_close();
 
     if (pst_smtp_sessions_init() != PST_OK
         || pst_enable_accept(cycle) != PST_OK)

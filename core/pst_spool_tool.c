@@ -1,7 +1,9 @@
 /*
  * pst_spool_tool.c -- postern queue count|list|show ID|cat ID: what the
  * queue holds, read directly from the spool (pst_spool_walk(),
- * pst_spool_msg_open()); no server needed.
+ * pst_spool_msg_open()); no server needed.  `list` is sorted by arrival
+ * (queue IDs sort by arrival time, docs/SPOOL.md) and shows local
+ * times ("2026-12-03 09:35:39").
  */
 
 #include "pst_core.h"
@@ -12,6 +14,8 @@ typedef struct {
     long                         count;
     int                          list;
     int                          rc;
+    char                       (*ids)[PST_QUEUE_ID_LEN + 1];
+    size_t                       nids, size;
 } pst_spool_tool_t;
 
 
@@ -19,17 +23,22 @@ static void pst_spool_show_rcpt(const pst_env_rcpt_t *r);
 static int pst_spool_cat(pst_spool_msg_t *m);
 static int pst_spool_show(const char *id, int mode);
 static int pst_spool_tool_id(const char *id, void *data);
+static int pst_spool_tool_cmp(const void *a, const void *b);
+static const char *pst_spool_time(time_t t, char *buf, size_t size);
 
 
 static void
 pst_spool_show_rcpt(const pst_env_rcpt_t *r)
 {
+    char  when[32];
+
     printf("    <%s> %s", r->addr.data, pst_rcpt_state_name(r->state));
     if (r->attempts) {
         printf(" attempts %u", r->attempts);
     }
     if (r->state == PST_RCPT_DEFERRED && r->next_try) {
-        printf(" next %lld", (long long) r->next_try);
+        printf(" next %s", pst_spool_time((time_t) r->next_try, when,
+                                          sizeof(when)));
     }
     if (r->remote.len) {
         printf(" remote %s", r->remote.data);
@@ -78,7 +87,7 @@ pst_spool_show(const char *id, int mode)
     pst_envelope_t  *env = &m.env;
     pst_pool_t      *pool;
     const char      *why;
-    char             path[PATH_MAX];
+    char             path[PATH_MAX], when[32];
     pst_uint_t       i;
     int              rc;
 
@@ -107,9 +116,9 @@ pst_spool_show(const char *id, int mode)
         return rc;
     }
 
-    printf("%s  %8lld  %lld  <%s>%s\n", env->id.data, (long long) m.msg_len,
-           (long long) env->arrival_sec, env->sender.data,
-           env->hold ? "  held" : "");
+    printf("%s  %8lld  %s  <%s>%s\n", env->id.data, (long long) m.msg_len,
+           pst_spool_time((time_t) env->arrival_sec, when, sizeof(when)),
+           env->sender.data, env->hold ? "  held" : "");
     r = env->rcpts->elts;
     for (i = 0; i < env->rcpts->nelts; i++) {
         pst_spool_show_rcpt(&r[i]);
@@ -132,16 +141,48 @@ pst_spool_show(const char *id, int mode)
 }
 
 
+static const char *
+pst_spool_time(time_t t, char *buf, size_t size)
+{
+    struct tm  tm;
+
+    if (localtime_r(&t, &tm) == NULL
+        || strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    {
+        snprintf(buf, size, "%lld", (long long) t);
+    }
+    return buf;
+}
+
+
 static int
 pst_spool_tool_id(const char *id, void *data)
 {
     pst_spool_tool_t  *t = data;
+    void              *p;
 
     t->count++;
-    if (t->list) {
-        t->rc |= pst_spool_show(id, 0);
+    if (!t->list) {
+        return PST_OK;
     }
+
+    if (t->nids == t->size) {
+        t->size = t->size ? t->size * 2 : 256;
+        p = realloc(t->ids, t->size * sizeof(*t->ids));
+        if (p == NULL) {
+            return PST_ERROR;
+        }
+        t->ids = p;
+    }
+    snprintf(t->ids[t->nids++], sizeof(*t->ids), "%s", id);
     return PST_OK;
+}
+
+
+static int
+pst_spool_tool_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
 }
 
 
@@ -150,6 +191,7 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
 {
     pst_spool_tool_t  t;
     const char       *cmd;
+    size_t            i;
 
     cmd = argc > 0 ? argv[0] : "list";
 
@@ -180,7 +222,14 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
 
     if (!t.list) {
         printf("%ld\n", t.count);
+        return 0;
     }
+
+    qsort(t.ids, t.nids, sizeof(*t.ids), pst_spool_tool_cmp);
+    for (i = 0; i < t.nids; i++) {
+        t.rc |= pst_spool_show(t.ids[i], 0);
+    }
+    free(t.ids);
 
     return t.rc;
 }

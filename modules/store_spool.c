@@ -382,6 +382,7 @@ store_spool_thread(void *arg)
             st.max_batch = n;
         }
         pthread_mutex_unlock(&st.lock);
+        pst_metrics_group_commit((unsigned) n);
 
         (void) !write(st.efd, &one, sizeof(one));
 

@@ -92,7 +92,7 @@ class AuthReplies(AuthCase):
         self.assertIn(b"with ESMTPSA id", srv.message(ids[0]))
         self.assertIn("\nauth alice\n", srv.envelope(ids[0]))
         wait_for(lambda: "proto=ESMTPSA" in srv.log()
-                 and " auth=alice" in srv.log(), 5, what="queued log")
+                 and " sasl_username=alice" in srv.log(), 5, what="queued log")
         self.assertIn('authenticated as "alice" mechanism=PLAIN', srv.log())
         self.assertIn('authenticated as "alice" mechanism=LOGIN', srv.log())
 

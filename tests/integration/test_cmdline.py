@@ -188,10 +188,14 @@ smtp {
         # the file itself, then the effective values, defaults included
         self.assertIn("# configuration file %s:" % srv.conffile, out)
         self.assertIn("# effective configuration (defaults included)", out)
-        for line in ("message_size_limit 1048576;",
-                     "smtp_command_line_limit 2048;",
-                     "smtp_text_line_limit 65536;", "max_recipients 1000;",
-                     "smtp_command_timeout 300000ms;",
+        # as written (1m, inherited from smtp { }), defaults in the
+        # largest exact unit, list directives included
+        for line in ("message_size_limit 1m;    # from smtp { }",
+                     "smtp_command_line_limit 2k;",
+                     "smtp_text_line_limit 64k;", "max_recipients 1000;",
+                     "smtp_command_timeout 5m;",
+                     "local_domains example.test;",
+                     "hostname mx.example.test;    # from smtp { }",
                      "smtp_bare_newline normalize;", "spool_fsync on;",
                      "daemon off;"):
             self.assertIn(line, out)
@@ -347,11 +351,12 @@ class QueueToolTest(PstTestCase):
         r = srv.run_tool("queue", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         size1 = len(srv.message(q1))
-        self.assertRegex(r.stdout, r"(?m)^%s +%d +\d+ +<one@client\.test>\n"
+        self.assertRegex(r.stdout, r"(?m)^%s +%d +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +"
+                                   r"<one@client\.test>\n"
                                    r"    <a@example\.test> pending\n"
                                    r"    <b@example\.test> pending$"
                          % (q1, size1))
-        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +\d+ +<>\n"
+        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +[-\d]+ [:\d]+ +<>\n"
                                    r"    <c@example\.test> pending$" % q2)
 
         r = srv.run_tool("queue", "show", q2)

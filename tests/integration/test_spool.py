@@ -162,13 +162,17 @@ class QueueToolStateTest(PstTestCase):
 
         r = srv.run_tool("queue", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"(?m)^%s +%d +1795382512 +"
+        self.assertRegex(r.stdout, r"(?m)^%s +%d +%s +"
                                    r"<old@client\.test>\n"
                                    r"    <a@example\.test> pending\n"
                                    r"    <b@example\.test> pending$"
-                         % (OLD_ID, len(OLD_MSG)))
+                         % (OLD_ID, len(OLD_MSG),
+                            # readable, local time, sorted by arrival
+                            time.strftime("%Y-%m-%d %H:%M:%S",
+                                          time.localtime(1795382512))))
+        self.assertLess(r.stdout.index(OLD_ID), r.stdout.index(qid))
         self.assertRegex(r.stdout, r"(?m)^%s .*  held\n    <[^>]+> deferred "
-                                   r"attempts 3 next 3 reply \"451 4\.3\.0 "
+                                   r"attempts 3 next [-\d]+ [:\d]+ reply \"451 4\.3\.0 "
                                    r"attemptx+\"$" % qid)
 
         r = srv.run_tool("queue", "show", OLD_ID)

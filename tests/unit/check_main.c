@@ -48,6 +48,7 @@ main(void)
     srunner_add_suite(sr, suite_relay_mx());
     srunner_add_suite(sr, suite_dsn());
     srunner_add_suite(sr, suite_proxy_protocol());
+    srunner_add_suite(sr, suite_metrics());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

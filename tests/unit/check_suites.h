@@ -27,5 +27,6 @@ Suite *suite_send(void);
 Suite *suite_relay_mx(void);
 Suite *suite_dsn(void);
 Suite *suite_proxy_protocol(void);
+Suite *suite_metrics(void);
 
 #endif
