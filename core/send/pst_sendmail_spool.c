@@ -111,7 +111,7 @@ pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
     struct stat     st;
     pst_pool_t     *pool;
     u_char          qid[PST_QUEUE_ID_LEN + 1];
-    char            dir[1024], path[1200];
+    char            dir[1024], path[1200], *slash;
     void           *p;
     int             rc = PST_ERROR;
 
@@ -140,6 +140,12 @@ pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
             && pst_spool_path(path, sizeof(path), (char *) qid) == PST_OK)
         {
             (void) !chown(path, st.st_uid, st.st_gid);
+            /* and queue/XY, which the injection may have made as root */
+            slash = strrchr(path, '/');
+            if (slash != NULL) {
+                *slash = '\0';
+                (void) !chown(path, st.st_uid, st.st_gid);
+            }
         }
         /* the tmp/PID the injection made for this process */
         snprintf(path, sizeof(path), "%s/tmp/%d", dir, (int) getpid());
