@@ -90,6 +90,8 @@ typedef struct pst_timer_s       pst_timer_t;
 typedef struct pst_dns_query_s   pst_dns_query_t;
 typedef struct pst_store_s       pst_store_t;
 typedef struct pst_router_s      pst_router_t;
+typedef struct pst_qevent_s      pst_qevent_t;
+typedef struct pst_envelope_s    pst_envelope_t;   /* core/pst_envelope.h */
 
 
 /* ------------------------------------------------------------------ */
@@ -583,6 +585,10 @@ struct pst_module_s {
 
     /* ABI 1.2 */
     const pst_router_t          *router;       /* NULL unless a router */
+    /* Queue-side events (see "ABI 1.2: queue-side events" below): in
+     * the queue process, synchronously, in module load order; must not
+     * block; ev is valid during the call only.  NULL: none. */
+    void (*queue_event)(pst_qevent_t *ev, void *main_conf);
 };
 
 /* Fill magic, ABI and size in a designated initializer:
@@ -863,6 +869,55 @@ struct pst_router_s {
                      pst_route_done_pt done, void *data);
     /* Forget a resolve() whose done has not run: it never will. */
     void  (*cancel)(void *handle);
+};
+
+/* ------------------------------------------------------------------ */
+/* ABI 1.2: queue-side events                                          */
+
+/*
+ * What happens to queued mail, told to every module that has a
+ * queue_event function (pst_module_t), in the queue process.  A hook may
+ * change a deferred recipient's next try (DEFERRED) or send a
+ * recipient's mail to another destination (ROUTE).
+ */
+typedef enum {
+    PST_QEV_ENQUEUED = 0,   /* the engine took a message (committed, or
+                               found at start) */
+    PST_QEV_ROUTE,          /* before a recipient's destination is chosen:
+                               may set reroute */
+    PST_QEV_RESOLVED,       /* the destination's hops are known (or the
+                               route failed: code and reply say why) */
+    PST_QEV_CONNECTED,      /* a connection to a hop is up */
+    PST_QEV_DISCONNECTED,
+    PST_QEV_BEFORE_SEND,    /* a transaction is about to start */
+    PST_QEV_DELIVERED,      /* per recipient */
+    PST_QEV_DEFERRED,       /* per recipient: may change next_try */
+    PST_QEV_FAILED,         /* per recipient */
+    PST_QEV_BOUNCE,         /* a DSN about the message was injected
+                               (reply: its queue ID) */
+    PST_QEV_EXPIRED         /* per recipient: max_queue_lifetime reached */
+} pst_qevent_e;
+
+#define PST_QEV_NO_RCPT  ((pst_uint_t) -1)
+
+struct pst_qevent_s {
+    pst_qevent_e                 event;
+    const pst_envelope_t        *env;       /* NULL for RESOLVED,
+                                               CONNECTED, DISCONNECTED */
+    pst_uint_t                   rcpt;      /* index in env->rcpts, or
+                                               PST_QEV_NO_RCPT */
+    const pst_str_t             *dest;      /* destination (next-hop
+                                               domain), or NULL */
+    const char                  *remote;    /* "host[addr]:port", or NULL */
+    int                          code;      /* reply code, or 0 */
+    const char                  *reply;     /* one line, or NULL */
+    time_t                       next_try;  /* DEFERRED: in/out; the
+                                               engine clamps it to [now,
+                                               expiry] */
+    pst_str_t                    reroute;   /* ROUTE: out; empty keeps the
+                                               destination, else the one to
+                                               use (domain or "[addr]"),
+                                               copied by the engine */
 };
 
 /*

@@ -44,7 +44,7 @@ typedef struct {
     unsigned            dsn_sent;    /* bits: which DSNs went out */
 } pst_env_rcpt_t;
 
-typedef struct {
+struct pst_envelope_s {
     pst_str_t           id;
     pst_str_t           sender;          /* empty: null sender */
     pst_str_t           client_addr, client_name, helo, protocol, auth;
@@ -58,7 +58,7 @@ typedef struct {
     int                 hold;            /* held by the operator */
     pst_array_t        *rcpts;           /* pst_env_rcpt_t */
     pst_array_t        *prepend;         /* pst_str_t header lines */
-} pst_envelope_t;
+};
 
 /* An empty envelope (no recipients yet) with its arrays in pool. */
 int pst_envelope_init(pst_pool_t *pool, pst_envelope_t *env);

@@ -1,0 +1,12 @@
+/*
+ * pst_queue_event.h -- telling the modules what happens to queued mail
+ * (ABI 1.2 queue-side events, postern_module.h).  Queue process only.
+ */
+
+#ifndef PST_QUEUE_EVENT_H
+#define PST_QUEUE_EVENT_H
+
+/* Run every loaded module's queue_event for ev, in load order. */
+void pst_queue_event(pst_qevent_t *ev);
+
+#endif /* PST_QUEUE_EVENT_H */
