@@ -920,6 +920,21 @@ struct pst_qevent_s {
                                                copied by the engine */
 };
 
+/* What a module may read of the message (the envelope type is core
+ * internal): the queue ID, the sender ("" for the null sender) and the
+ * event's recipient address (no angle brackets; NULL when the event has
+ * no recipient).  NULL for an event without a message (RESOLVED,
+ * CONNECTED, DISCONNECTED).  The strings live as long as ev. */
+const pst_str_t *pst_qevent_id(const pst_qevent_t *ev);
+const pst_str_t *pst_qevent_sender(const pst_qevent_t *ev);
+const pst_str_t *pst_qevent_rcpt(const pst_qevent_t *ev);
+/* The recipient's attempts as the engine has counted them (this one
+ * included for DELIVERED, DEFERRED and FAILED); 0 without a recipient. */
+unsigned pst_qevent_attempts(const pst_qevent_t *ev);
+/* "enqueued", "route", ... "expired": the event's name, "unknown" for a
+ * value this core does not know. */
+const char *pst_qevent_name(pst_qevent_e event);
+
 /*
  * Loop detection (RFC 5321 5.1: a client must not deliver to itself).
  * pst_route_own_addr(): 1 when a connection to sa (address and port)

@@ -49,6 +49,7 @@ main(void)
     srunner_add_suite(sr, suite_dsn());
     srunner_add_suite(sr, suite_proxy_protocol());
     srunner_add_suite(sr, suite_metrics());
+    srunner_add_suite(sr, suite_queue_event());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -28,5 +28,6 @@ Suite *suite_relay_mx(void);
 Suite *suite_dsn(void);
 Suite *suite_proxy_protocol(void);
 Suite *suite_metrics(void);
+Suite *suite_queue_event(void);
 
 #endif

@@ -1,0 +1,243 @@
+/*
+ * check_queue_event.c -- the queue-side events (ABI 1.2): the dispatcher
+ * (load order, NULL hooks skipped, next_try and reroute written by a hook
+ * seen by the caller), the accessors, and modules/queue_events.c called
+ * directly (JSON line, retry schedule, reroute).
+ */
+
+#include "pst_core.h"
+#include "pst_queue_event.h"
+#include "check_suites.h"
+#include "check_util.h"
+
+#define postern_module  queue_events_test_module
+#include "../../modules/queue_events.c"
+
+#include <check.h>
+
+
+static char  order[16];
+
+static void
+hook_a(pst_qevent_t *ev, void *main_conf)
+{
+    strcat(order, main_conf);
+    ev->next_try = 1000;
+}
+
+static void
+hook_b(pst_qevent_t *ev, void *main_conf)
+{
+    strcat(order, main_conf);
+    ck_assert_int_eq(ev->next_try, 1000);      /* sees a's change */
+    ev->next_try += 5;
+    ev->reroute.data = (u_char *) "[127.0.0.9]";
+    ev->reroute.len = 11;
+}
+
+
+START_TEST(test_dispatch_order)
+{
+    pst_cycle_t          cycle, *saved;
+    pst_module_entry_t   me[3];
+    void                *confs[3] = { "a", "x", "b" };
+    pst_qevent_t         ev;
+
+    memset(&cycle, 0, sizeof(cycle));
+    memset(me, 0, sizeof(me));
+    me[0].desc.queue_event = hook_a;
+    me[0].index = 0;
+    me[1].index = 1;                           /* no hook: skipped */
+    me[2].desc.queue_event = hook_b;
+    me[2].index = 2;
+    cycle.modules.elts = me;
+    cycle.modules.nelts = 3;
+    cycle.main_conf = confs;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.event = PST_QEV_DEFERRED;
+    order[0] = '\0';
+    saved = pst_cycle;
+    pst_cycle = &cycle;
+    pst_queue_event(&ev);
+    pst_cycle = NULL;
+    pst_queue_event(&ev);                      /* no cycle: nothing */
+    pst_cycle = saved;
+
+    ck_assert_str_eq(order, "ab");
+    ck_assert_int_eq(ev.next_try, 1005);
+    ck_assert_int_eq(ev.reroute.len, 11);
+}
+END_TEST
+
+
+static pst_pool_t      *pool;
+static pst_envelope_t   env;
+
+static void
+make_env(void)
+{
+    pst_env_rcpt_t  *r;
+
+    pool = pst_create_pool(4096);
+    ck_assert_ptr_nonnull(pool);
+    ck_assert_int_eq(pst_envelope_init(pool, &env), PST_OK);
+    env.id.data = (u_char *) "0123ABCD";
+    env.id.len = 8;
+    pst_envelope_add_rcpt(pool, &env, (u_char *) "a@x.test", 8);
+    r = pst_envelope_add_rcpt(pool, &env, (u_char *) "b\"q@y.test", 10);
+    ck_assert_ptr_nonnull(r);
+    r->attempts = 3;
+}
+
+
+START_TEST(test_accessors)
+{
+    pst_qevent_t  ev;
+
+    make_env();
+    memset(&ev, 0, sizeof(ev));
+    ck_assert_ptr_null(pst_qevent_id(&ev));
+    ck_assert_ptr_null(pst_qevent_rcpt(&ev));
+    ev.env = &env;
+    ev.rcpt = PST_QEV_NO_RCPT;
+    ck_assert_ptr_null(pst_qevent_rcpt(&ev));
+    ck_assert_uint_eq(pst_qevent_attempts(&ev), 0);
+    ev.rcpt = 2;                               /* out of range */
+    ck_assert_ptr_null(pst_qevent_rcpt(&ev));
+    ev.rcpt = 1;
+    ck_assert_int_eq(pst_qevent_rcpt(&ev)->len, 10);
+    ck_assert_uint_eq(pst_qevent_attempts(&ev), 3);
+    ck_assert_int_eq(pst_qevent_id(&ev)->len, 8);
+    ck_assert_str_eq(pst_qevent_name(PST_QEV_EXPIRED), "expired");
+    ck_assert_str_eq(pst_qevent_name(PST_QEV_BEFORE_SEND), "before_send");
+    ck_assert_str_eq(pst_qevent_name((pst_qevent_e) 99), "unknown");
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
+START_TEST(test_module_json)
+{
+    pst_qevent_t  ev;
+    pst_str_t     dest = pst_string("y.test");
+    char          line[QEV_LINE_MAX];
+    size_t        len;
+
+    make_env();
+    memset(&ev, 0, sizeof(ev));
+    ev.event = PST_QEV_FAILED;
+    ev.env = &env;
+    ev.rcpt = 1;
+    ev.dest = &dest;
+    ev.remote = "mx.y.test[127.0.0.2]:25";
+    ev.code = 550;
+    ev.reply = "550 5.1.1 no\001";
+    len = qev_format(&ev, 42, line, sizeof(line));
+    ck_assert_str_eq(line, "{\"time\":42,\"event\":\"failed\","
+        "\"id\":\"0123ABCD\",\"rcpt\":\"b\\\"q@y.test\",\"dest\":\"y.test\","
+        "\"remote\":\"mx.y.test[127.0.0.2]:25\",\"code\":550,"
+        "\"reply\":\"550 5.1.1 no\\u0001\"}\n");
+    ck_assert_uint_eq(len, strlen(line));
+
+    memset(&ev, 0, sizeof(ev));                /* no message */
+    ev.event = PST_QEV_CONNECTED;
+    qev_format(&ev, 1, line, sizeof(line));
+    ck_assert_str_eq(line, "{\"time\":1,\"event\":\"connected\",\"id\":null,"
+        "\"rcpt\":null,\"dest\":null,\"remote\":null,\"code\":0,"
+        "\"reply\":null}\n");
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
+START_TEST(test_module_json_bounded)
+{
+    pst_qevent_t  ev;
+    char          big[8000], line[QEV_LINE_MAX];
+    size_t        len;
+
+    memset(big, '"', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memset(&ev, 0, sizeof(ev));
+    ev.event = PST_QEV_DEFERRED;
+    ev.remote = big;
+    ev.reply = big;
+    len = qev_format(&ev, 1, line, sizeof(line));
+    ck_assert_uint_lt(len, sizeof(line));
+    ck_assert_int_eq(line[len - 1], '\n');
+    ck_assert_int_eq(line[len - 2], '}');
+}
+END_TEST
+
+
+START_TEST(test_module_retry_reroute)
+{
+    qev_conf_t      c;
+    qev_retry_t     r[2];
+    qev_reroute_t   rr[1];
+    pst_array_t     ra, rra;
+    pst_qevent_t    ev;
+    pst_str_t       dest = pst_string("mx.Y.test"), other = pst_string("z.t");
+
+    memset(&c, 0, sizeof(c));
+    memset(r, 0, sizeof(r));
+    c.fd = -1;
+    r[0].pattern = (pst_str_t) pst_string("*.y.test");
+    r[0].times[0] = 60;
+    r[0].times[1] = 600;
+    r[0].ntimes = 2;
+    ra.elts = r;
+    ra.nelts = 1;
+    c.retry = &ra;
+    rr[0].domain = (pst_str_t) pst_string("z.t");
+    rr[0].dest = (pst_str_t) pst_string("[127.0.0.5]");
+    rra.elts = rr;
+    rra.nelts = 1;
+    c.reroute = &rra;
+
+    make_env();
+    memset(&ev, 0, sizeof(ev));
+    ev.event = PST_QEV_DEFERRED;
+    ev.env = &env;
+    ev.rcpt = 1;                               /* attempts 3: last time */
+    ev.dest = &dest;
+    ev.next_try = 7;
+    qev_event(&ev, &c);
+    ck_assert_int_ge(ev.next_try, time(NULL) + 590);
+    ((pst_env_rcpt_t *) env.rcpts->elts)[1].attempts = 1;
+    qev_event(&ev, &c);
+    ck_assert_int_le(ev.next_try, time(NULL) + 60);
+    ev.dest = &other;                          /* no match: unchanged */
+    ev.next_try = 7;
+    qev_event(&ev, &c);
+    ck_assert_int_eq(ev.next_try, 7);
+
+    ev.event = PST_QEV_ROUTE;
+    qev_event(&ev, &c);
+    ck_assert_int_eq(ev.reroute.len, 11);
+    ev.reroute.len = 0;
+    ev.dest = &dest;
+    qev_event(&ev, &c);
+    ck_assert_int_eq(ev.reroute.len, 0);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
+Suite *
+suite_queue_event(void)
+{
+    Suite  *s;
+    TCase  *tc;
+
+    s = suite_create("queue_event");
+    tc = tcase_create("core");
+    tcase_add_test(tc, test_dispatch_order);
+    tcase_add_test(tc, test_accessors);
+    tcase_add_test(tc, test_module_json);
+    tcase_add_test(tc, test_module_json_bounded);
+    tcase_add_test(tc, test_module_retry_reroute);
+    suite_add_tcase(s, tc);
+    return s;
+}
