@@ -20,6 +20,8 @@ PKGS="$PKGS haproxy"
 PKGS="$PKGS python3-cryptography"
 # the metrics tests parse the endpoint with a real Prometheus parser
 PKGS="$PKGS python3-prometheus-client"
+# make abi-check: abidw/abidiff (libabigail)
+PKGS="$PKGS abigail-tools"
 # swaks --tls and --auth need Perl's TLS and SASL modules
 PKGS="$PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 

@@ -428,6 +428,51 @@ START_TEST(test_module_good)
 END_TEST
 
 
+/* Modules built against the released 1.0 and 1.1 headers (tests/
+ * fixtures/abi-*) load, are zero-extended (the fields added later read
+ * as NULL) and their directives work. */
+START_TEST(test_module_old_abi)
+{
+    static const char *const  mods[] = { "test_abi10.so", "test_abi11.so",
+                                         NULL };
+    static const char        *names[] = { "test_abi10", "test_abi11" };
+    static const int          dflt[] = { 10, 11 };
+    pst_module_entry_t       *me;
+    pst_server_t            **srv;
+    pst_cycle_t              *cycle;
+    good_conf_t              *gc;
+    char                     *dir, *out;
+    int                       i;
+
+    dir = tu_tmpdir();
+    out = load(dir, mods,
+               "load_module test_abi10.so;\n"
+               "load_module test_abi11.so;\n"
+               "smtp {\n"
+               "    server { listen 2525; test_abi10_value 3; }\n"
+               "}\n", &cycle);
+    ck_assert_msg(cycle != NULL, "did not load: %s", out);
+    free(out);
+
+    srv = cycle->servers.elts;
+    for (i = 0; i < 2; i++) {
+        me = pst_module_find(cycle, (u_char *) names[i], 10);
+        ck_assert_ptr_nonnull(me);
+        ck_assert_uint_eq(me->desc.abi_minor, (unsigned) i);
+        ck_assert_uint_lt(me->orig->size, sizeof(pst_module_t));
+        ck_assert_ptr_null(me->desc.router);
+        ck_assert_ptr_null(me->desc.queue_event);
+        gc = srv[0]->srv_conf[me->index];
+        ck_assert_int_eq(gc->value, i == 0 ? 3 : dflt[i]);
+    }
+
+    pst_destroy_cycle(cycle);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+
 START_TEST(test_module_switch_inherit)
 {
     static const char *const  mods[] = { "test_good.so", NULL };
@@ -487,6 +532,7 @@ suite_module(void)
 
     tc = tcase_create("loaded");
     tcase_add_test(tc, test_module_good);
+    tcase_add_test(tc, test_module_old_abi);
     tcase_add_test(tc, test_module_switch_inherit);
     suite_add_tcase(s, tc);
 
