@@ -27,8 +27,22 @@ pst_queue_event(pst_qevent_t *ev)
 
     me = pst_cycle->modules.elts;
     for (i = 0; i < pst_cycle->modules.nelts; i++) {
-        if (me[i].desc.queue_event != NULL) {
-            me[i].desc.queue_event(ev, pst_cycle->main_conf[me[i].index]);
+        if (me[i].desc.queue_event == NULL) {
+            continue;
+        }
+
+        me[i].desc.queue_event(ev, pst_cycle->main_conf[me[i].index]);
+
+        /* a destination is a domain or "[addr]": at most 255 + 2 bytes */
+        if (ev->reroute.len != 0
+            && (ev->reroute.data == NULL || ev->reroute.len > 257
+                || ev->event != PST_QEV_ROUTE))
+        {
+            pst_log(PST_LOG_WARN, 0, "module \"%s\": queue event %s: "
+                    "invalid reroute ignored", me[i].desc.name,
+                    pst_qevent_name(ev->event));
+            ev->reroute.len = 0;
+            ev->reroute.data = NULL;
         }
     }
 }

@@ -45,6 +45,9 @@ START_TEST(test_dispatch_order)
 
     memset(&cycle, 0, sizeof(cycle));
     memset(me, 0, sizeof(me));
+    me[0].desc.name = "a";
+    me[1].desc.name = "x";
+    me[2].desc.name = "b";
     me[0].desc.queue_event = hook_a;
     me[0].index = 0;
     me[1].index = 1;                           /* no hook: skipped */
@@ -66,7 +69,16 @@ START_TEST(test_dispatch_order)
 
     ck_assert_str_eq(order, "ab");
     ck_assert_int_eq(ev.next_try, 1005);
+    ck_assert_int_eq(ev.reroute.len, 0);        /* not a ROUTE event */
+
+    ev.event = PST_QEV_ROUTE;
+    order[0] = '\0';
+    pst_cycle = &cycle;
+    pst_queue_event(&ev);
+    pst_cycle = saved;
+    ck_assert_str_eq(order, "ab");
     ck_assert_int_eq(ev.reroute.len, 11);
+    ck_assert_mem_eq(ev.reroute.data, "[127.0.0.9]", 11);
 }
 END_TEST
 
