@@ -1,0 +1,58 @@
+/*
+ * pst_deliver.h -- one delivery attempt: a transaction's recipients of
+ * one message, for one destination, over the core SMTP client.
+ *
+ * Queue process only, on its event loop; nothing here blocks.  The
+ * engine (core/pst_queue.c) decides what to try and when; this layer
+ * resolves the destination's hops (through the router), connects,
+ * speaks SMTP and reports one outcome per recipient.
+ */
+
+#ifndef PST_DELIVER_H
+#define PST_DELIVER_H
+
+#include "pst_spool.h"
+
+
+typedef struct {
+    pst_uint_t        index;      /* in: recipient index in job->msg->env.rcpts */
+    pst_rcpt_state_e  state;      /* out: DELIVERED, DEFERRED or FAILED */
+    int               code;       /* out: reply code (0: no reply: local reason) */
+    char              ecode[16];  /* out: "4.4.1" or "" */
+    char              reply[512]; /* out: one line, the remote reply or our reason,
+                                     e.g. "451 4.4.1 connect to mx.x[1.2.3.4]:25: refused" */
+    unsigned          relayed:1;  /* out: DELIVERED, NOTIFY=SUCCESS asked, next hop lacks DSN */
+} pst_dlv_rcpt_t;
+
+typedef struct {
+    pst_spool_msg_t  *msg;        /* in: open message (env + fd), valid until done */
+    pst_dlv_rcpt_t   *rcpts;      /* in/out: one transaction's recipients, same destination */
+    pst_uint_t        nrcpts;
+    char              remote[300];/* out: "mx.host[addr]:port" of the hop that answered, or "" */
+    unsigned          dest_failed:1; /* out: no hop could be reached / all hops failed at
+                                        connect or greeting: the destination looks dead */
+    time_t            started;    /* out */
+} pst_dlv_job_t;
+
+typedef void (*pst_dlv_done_pt)(pst_dlv_job_t *job, void *data);
+typedef struct pst_dlv_s  pst_dlv_t;
+
+/* Queue process, after the event loop is up. */
+int pst_deliver_init(pst_cycle_t *cycle);
+/* Close cached connections. */
+void pst_deliver_exit(void);
+/* Deliver job to dest (the next-hop domain, ASCII lower case, or
+ * "[addr]").  Calls done exactly once, never from inside
+ * pst_deliver_start(); NULL on immediate failure (no memory), and then
+ * done is not called.  Uses a cached idle connection to dest when there
+ * is one (bounded by relay_connection_reuse messages and
+ * relay_connection_idle time). */
+pst_dlv_t *pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
+    pst_dlv_done_pt done, void *data);
+/* Stop an attempt (shutdown, delete): done is NOT called afterwards;
+ * the recipients stay as they were. */
+void pst_deliver_cancel(pst_dlv_t *d);
+/* Open (busy and idle) outbound connections, for status and metrics. */
+pst_uint_t pst_deliver_connections(void);
+
+#endif /* PST_DELIVER_H */
