@@ -821,6 +821,10 @@ int pst_msg_replace_body(pst_session_t *s, const u_char *data, size_t len);
  */
 int pst_conf_worker_path(pst_conf_t *cf, const pst_str_t *path, int mode,
     const char *what);
+/* Or'ed into pst_conf_worker_path()'s mode: the path belongs to another
+ * daemon (e.g. its unix socket): when it does not exist yet, only its
+ * directory must let the workers in (X_OK), not create it. */
+#define PST_PATH_PEER  0x1000
 
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: routing (next hops of a destination domain)                */

@@ -124,6 +124,7 @@ pst_access_paths(pst_cycle_t *cycle)
 {
     pst_worker_path_t  *wp;
     pst_uint_t          i;
+    int                 mode;
     char                dir[PATH_MAX], *slash;
 
     if (cycle->worker_paths == NULL) {
@@ -133,8 +134,10 @@ pst_access_paths(pst_cycle_t *cycle)
     wp = cycle->worker_paths->elts;
 
     for (i = 0; i < cycle->worker_paths->nelts; i++) {
+        mode = wp[i].mode & ~PST_PATH_PEER;
+
         if (access(wp[i].path, F_OK) == 0 || errno != ENOENT) {
-            if (pst_access_check(cycle, wp[i].path, wp[i].mode, wp[i].what)
+            if (pst_access_check(cycle, wp[i].path, mode, wp[i].what)
                 != PST_OK)
             {
                 return PST_ERROR;
@@ -154,8 +157,8 @@ pst_access_paths(pst_cycle_t *cycle)
         if (access(dir, F_OK) == -1 && errno == ENOENT) {
             continue;
         }
-        if (pst_access_check(cycle, dir, W_OK | X_OK, wp[i].what)
-            != PST_OK)
+        mode = (wp[i].mode & PST_PATH_PEER) ? X_OK : W_OK | X_OK;
+        if (pst_access_check(cycle, dir, mode, wp[i].what) != PST_OK)
         {
             return PST_ERROR;
         }

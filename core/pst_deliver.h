@@ -15,23 +15,34 @@
 
 
 typedef struct {
-    pst_uint_t        index;      /* in: recipient index in job->msg->env.rcpts */
-    pst_rcpt_state_e  state;      /* out: DELIVERED, DEFERRED or FAILED */
-    int               code;       /* out: reply code (0: no reply: local reason) */
-    char              ecode[16];  /* out: "4.4.1" or "" */
-    char              reply[512]; /* out: one line, the remote reply or our reason,
-                                     e.g. "451 4.4.1 connect to mx.x[1.2.3.4]:25: refused" */
-    unsigned          relayed:1;  /* out: DELIVERED, NOTIFY=SUCCESS asked, next hop lacks DSN */
+    /* in: recipient index in job->msg->env.rcpts */
+    pst_uint_t        index;
+    /* out: DELIVERED, DEFERRED or FAILED */
+    pst_rcpt_state_e  state;
+    /* out: reply code (0: no reply: a local reason) */
+    int               code;
+    /* out: "4.4.1" or "" */
+    char              ecode[16];
+    /* out: one line, the remote reply or our reason, e.g.
+     * "451 4.4.1 connect to mx.x[1.2.3.4]:25: refused" */
+    char              reply[512];
+    /* out: DELIVERED, NOTIFY=SUCCESS asked, the next hop lacks DSN */
+    unsigned          relayed:1;
 } pst_dlv_rcpt_t;
 
 typedef struct {
-    pst_spool_msg_t  *msg;        /* in: open message (env + fd), valid until done */
-    pst_dlv_rcpt_t   *rcpts;      /* in/out: one transaction's recipients, same destination */
+    /* in: open message (env + fd), valid until done */
+    pst_spool_msg_t  *msg;
+    /* in/out: one transaction's recipients, one destination */
+    pst_dlv_rcpt_t   *rcpts;
     pst_uint_t        nrcpts;
-    char              remote[300];/* out: "mx.host[addr]:port" of the hop that answered, or "" */
-    unsigned          dest_failed:1; /* out: no hop could be reached / all hops failed at
-                                        connect or greeting: the destination looks dead */
-    time_t            started;    /* out */
+    /* out: "mx.host[addr]:port" of the hop that answered, or "" */
+    char              remote[300];
+    /* out: no hop could be reached, or all failed at connect or
+     * greeting: the destination looks dead */
+    unsigned          dest_failed:1;
+    /* out */
+    time_t            started;
 } pst_dlv_job_t;
 
 typedef void (*pst_dlv_done_pt)(pst_dlv_job_t *job, void *data);

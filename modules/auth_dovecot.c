@@ -163,6 +163,13 @@ ad_set_socket(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
         un->sun_family = AF_UNIX;
         memcpy(un->sun_path, path.data, path.len + 1);
         c->salen = sizeof(struct sockaddr_un);
+        /* the workers connect to it: postern -t checks they can */
+        if (pst_conf_worker_path(cf, &path, W_OK | PST_PATH_PEER,
+                                 "auth_dovecot_socket")
+            != PST_OK)
+        {
+            return PST_CONF_ERROR;
+        }
         return PST_CONF_OK;
     }
 

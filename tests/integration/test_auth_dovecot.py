@@ -8,6 +8,7 @@ auth_dovecot chained.  Dovecot needs root: skipped otherwise."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -217,6 +218,58 @@ smtp {
         with self.session(srv) as c:
             self.assertReply(c.cmd("AUTH PLAIN " + plain("nobody", "x")),
                              535)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (workers as nobody)")
+class DovecotSocketAccessTest(TlsTestCase):
+    """The workers (as nobody) connect to auth_dovecot_socket: postern -t
+    checks that they can.  Before, -t passed and every AUTH got 454."""
+
+    def srv(self, path):
+        return self.server("""
+smtp {
+    hostname mx.example.test;
+    tls_certificate     %s;
+    tls_certificate_key %s;
+    auth_dovecot_socket unix:%s;
+    server { listen {port}; local_domains example.test; }
+}
+""" % (self.crt, self.key, path), start=False,
+            modules=DEFAULT_MODULES + ("auth_dovecot",))
+
+    def bound_socket(self, dir, mode):
+        path = os.path.join(dir, "auth-client")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        self.addCleanup(s.close)
+        os.chmod(path, mode)
+        return path
+
+    def test_t_refuses_a_socket_the_workers_cannot_reach(self):
+        locked = tempfile.mkdtemp(prefix="pst-dovecot-")
+        self.addCleanup(shutil.rmtree, locked, True)
+        os.chmod(locked, 0o700)                  # root only
+        srv = self.srv(self.bound_socket(locked, 0o666))
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('cannot use auth_dovecot_socket', r.stderr)
+
+    def test_t_refuses_a_socket_only_root_may_write(self):
+        open_dir = tempfile.mkdtemp(prefix="pst-dovecot-")
+        self.addCleanup(shutil.rmtree, open_dir, True)
+        os.chmod(open_dir, 0o755)
+        srv = self.srv(self.bound_socket(open_dir, 0o600))
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('cannot use auth_dovecot_socket', r.stderr)
+
+    def test_t_accepts_a_socket_dovecot_has_not_made_yet(self):
+        open_dir = tempfile.mkdtemp(prefix="pst-dovecot-")
+        self.addCleanup(shutil.rmtree, open_dir, True)
+        os.chmod(open_dir, 0o755)                # root's, not writable
+        srv = self.srv(os.path.join(open_dir, "auth-client"))
+        r = srv.run_tool("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == "__main__":
