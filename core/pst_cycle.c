@@ -14,6 +14,7 @@ pst_cycle_t  *pst_cycle;
 
 static void *pst_core_create_conf(pst_conf_t *cf);
 static char *pst_core_init_conf(pst_conf_t *cf, void *conf);
+static int pst_core_installed(pst_conf_t *cf);
 static char *pst_core_load_module(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static char *pst_core_worker_processes(pst_conf_t *cf,
@@ -136,6 +137,18 @@ pst_core_create_conf(pst_conf_t *cf)
 }
 
 
+/*
+ * Without -p the prefix is the configuration's directory (PST_PREFIX),
+ * and the spool and the pid file default to the installed places
+ * (./configure --localstatedir, --runstatedir) rather than under it.
+ */
+static int
+pst_core_installed(pst_conf_t *cf)
+{
+    return pst_str_eq(&cf->cycle->prefix, PST_PREFIX);
+}
+
+
 static char *
 pst_core_init_conf(pst_conf_t *cf, void *conf)
 {
@@ -169,14 +182,22 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     }
 
     if (ccf->pid.data == NULL) {
-        pst_str_set(&ccf->pid, "postern.pid");
+        if (pst_core_installed(cf)) {
+            pst_str_set(&ccf->pid, PST_RUN_DIR "/postern.pid");
+        } else {
+            pst_str_set(&ccf->pid, "postern.pid");
+        }
         if (pst_conf_full_name(cf, &ccf->pid) != PST_OK) {
             return PST_CONF_ERROR;
         }
     }
 
     if (ccf->spool_dir.data == NULL) {
-        pst_str_set(&ccf->spool_dir, "spool");
+        if (pst_core_installed(cf)) {
+            pst_str_set(&ccf->spool_dir, PST_SPOOL_DIR);
+        } else {
+            pst_str_set(&ccf->spool_dir, "spool");
+        }
         if (pst_conf_full_name(cf, &ccf->spool_dir) != PST_OK) {
             return PST_CONF_ERROR;
         }
@@ -520,6 +541,12 @@ pst_cycle_set_paths(pst_cycle_t *cycle, const char *prefix,
     u_char     *s;
     size_t      n;
 
+    /* the installed layout without -p, the build tree's with it */
+    if (conf_file == NULL) {
+        conf_file = (prefix == NULL || prefix[0] == '\0')
+                    ? PST_CONF_PATH : PST_CONF_PREFIXED;
+    }
+
     if (prefix == NULL || prefix[0] == '\0') {
         prefix = PST_PREFIX;
     }
@@ -549,10 +576,6 @@ pst_cycle_set_paths(pst_cycle_t *cycle, const char *prefix,
     s[n] = '\0';
     cycle->prefix.data = s;
     cycle->prefix.len = n;
-
-    if (conf_file == NULL) {
-        conf_file = PST_CONF_PATH;
-    }
 
     f.data = (u_char *) conf_file;
     f.len = strlen(conf_file);

@@ -50,7 +50,8 @@ pst_usage(FILE *f)
         "       postern passwd [-m method] [-r rounds] [-s] [-i iterations]\n"
         "                      [-f file] user\n"
         "\n"
-        "  -c file    configuration file (default %s, relative to prefix)\n"
+        "  -c file    configuration file (default %s;\n"
+        "             with -p: PREFIX/" PST_CONF_PREFIXED ")\n"
         "  -p prefix  prefix for relative paths (default %s)\n"
         "  -t         test the configuration and exit\n"
         "  -T         test, then print the effective configuration and the\n"
@@ -117,6 +118,9 @@ pst_show_version(void)
            POSTERN_ABI_MAJOR, POSTERN_ABI_MINOR);
     printf("built with %s\n", PST_CC_VERSION);
     printf("configure arguments:%s\n", PST_CONFIGURE_ARGS);
+    printf("paths: configuration " PST_CONF_PATH ", modules "
+           PST_MODULE_DIR ",\n       spool " PST_SPOOL_DIR ", run files "
+           PST_RUN_DIR "\n");
     printf("built-in modules: core smtp smtp_tls smtp_auth\n");
 
     /* modules the configuration loads, when it reads */

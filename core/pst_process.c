@@ -6,6 +6,7 @@
 #include "pst_core.h"
 #include "pst_channel.h"
 #include "pst_control.h"
+#include "pst_notify.h"
 
 #include <sched.h>
 #include <sys/prctl.h>
@@ -1091,6 +1092,7 @@ pst_master_run(pst_cycle_t *cycle)
     }
 
     pst_fill_roles(cycle);
+    (void) pst_notify("READY=1");
 
     for ( ;; ) {
         /* sleep unless something new happened: the quit/terminate
@@ -1117,6 +1119,9 @@ pst_master_run(pst_cycle_t *cycle)
 
         if (pst_terminate) {
             if (!sent_term) {
+                if (!sent_quit) {
+                    (void) pst_notify("STOPPING=1");
+                }
                 sent_term = 1;
                 term_at = time(NULL);
                 pst_signal_children(SIGTERM, 0);
@@ -1127,6 +1132,7 @@ pst_master_run(pst_cycle_t *cycle)
             }
         } else if (pst_quit && !sent_quit) {
             sent_quit = 1;
+            (void) pst_notify("STOPPING=1");
             pst_signal_children(SIGQUIT, 0);
             /* the workers stop accepting; with our copies closed too,
              * new clients are refused instead of waiting in the backlog
@@ -1150,7 +1156,9 @@ pst_master_run(pst_cycle_t *cycle)
 
         if (pst_reconfigure) {
             pst_reconfigure = 0;
+            pst_notify_reloading();
             pst_master_reconfigure();
+            (void) pst_notify("READY=1");
         }
 
         if (pst_reopen) {

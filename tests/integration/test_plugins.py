@@ -18,7 +18,7 @@ def build_plugins(dest):
     out = os.path.join(dest, "plugins")
     shutil.rmtree(dest, ignore_errors=True)
     subprocess.run(["make", "-s", "install", "DESTDIR=" + inst,
-                    "PREFIX=/opt/postern"], cwd=ROOT, check=True,
+                    "prefix=/opt/postern", "NO_CERT=1"], cwd=ROOT, check=True,
                    capture_output=True, timeout=300)
     env = dict(os.environ,
                PKG_CONFIG_PATH=inst + "/opt/postern/lib/pkgconfig",
@@ -41,11 +41,11 @@ class PluginTest(PstTestCase):
 
     def test_installed_layout(self):
         base = self.inst + "/opt/postern"
-        for f in ("sbin/postern", "modules/store_spool.so",
+        for f in ("sbin/postern", "lib/postern/modules/store_spool.so",
                   "include/postern/module.h", "lib/pkgconfig/postern.pc",
-                  "conf/postern.conf"):
+                  "etc/postern/postern.conf"):
             self.assertTrue(os.path.exists(os.path.join(base, f)), f)
-        with open(base + "/conf/postern.conf") as f:
+        with open(base + "/etc/postern/postern.conf") as f:
             conf = f.read()
         self.assertNotIn("objs/", conf)
 

@@ -1,0 +1,289 @@
+"""`make install` into a scratch root (DESTDIR), laid out as the Debian
+package does it (prefix /usr, /etc, /var, /run), and the installed tree
+used as installed: every installed configuration passes `postern -t`
+with the installed binary, the installed server starts, takes mail,
+reloads and stops while telling a test-owned NOTIFY_SOCKET what systemd
+would hear (sd_notify without systemd), a plugin builds against the
+installed header with pkg-config and loads, and the systemd unit passes
+`systemd-analyze verify` when that tool exists.
+
+The installed configurations name absolute paths (/etc/postern,
+/usr/lib/postern/modules, ...): the test rewrites them into DESTDIR, and
+`user postern` to an account that exists when the package's account
+does not (the package creates it, make install does not)."""
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import unittest
+
+from pstest import OBJS, ROOT, free_port, have, stop_process, wait_for
+
+DIRS = ("prefix=/usr", "sysconfdir=/etc", "localstatedir=/var",
+        "runstatedir=/run")
+# installed path -> where it is under DESTDIR (longest first)
+REWRITE = ("/usr/lib/postern", "/etc/postern", "/var/spool/postern",
+           "/var/log/postern", "/run/postern")
+
+
+def make_install(dest, *extra):
+    shutil.rmtree(dest, ignore_errors=True)
+    r = subprocess.run(["make", "-s", "install", "DESTDIR=" + dest]
+                       + list(DIRS) + list(extra), cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("make install failed:\n" + r.stdout + r.stderr)
+    return r
+
+
+def run_account():
+    try:
+        pwd.getpwnam("postern")
+        return "postern"
+    except KeyError:
+        return "nobody"
+
+
+class InstallTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dest = os.path.join(OBJS, "run", "install", "root")
+        make_install(cls.dest)
+        cls.sbin = cls.dest + "/usr/sbin/postern"
+        cls.conf = cls.dest + "/etc/postern"
+
+    def path(self, p):
+        return os.path.join(self.dest, p.lstrip("/"))
+
+    def localize(self, name, text=None):
+        """The installed configuration name, its paths moved into
+        DESTDIR, written into a copy of the configuration directory
+        (includes are relative to the file); the installed one stays."""
+        if text is None:
+            with open(os.path.join(self.conf, name)) as fh:
+                text = fh.read()
+        local = self.dest + "/etc/postern-local"
+        if not os.path.isdir(local):
+            shutil.copytree(self.conf, local)
+        f = os.path.join(local, name)
+        for d in REWRITE:
+            text = re.sub(r"(?<![\w/])" + re.escape(d), self.dest + d, text)
+        text = text.replace("\nuser postern;", "\nuser %s;" % run_account())
+        with open(f, "w") as fh:
+            fh.write(text)
+        return f
+
+    def installed_configs(self):
+        return sorted(n for n in os.listdir(self.conf)
+                      if n.endswith(".conf") or n.endswith(".conf.example"))
+
+    def test_fhs_layout(self):
+        mods = sorted(f for f in os.listdir(os.path.join(OBJS, "modules"))
+                      if f.endswith(".so"))
+        self.assertIn("store_spool.so", mods)
+        want = ["usr/sbin/postern", "usr/sbin/postern-sendmail",
+                "usr/bin/postern-send",
+                "etc/postern/postern.conf", "etc/postern/policy/access.rules",
+                "etc/postern/policy/example.test.users",
+                "etc/postern/gateway.conf.example",
+                "etc/postern/submission.conf.example",
+                "etc/postern/tls/cert.pem", "etc/postern/tls/key.pem",
+                "usr/include/postern/module.h", "usr/lib/pkgconfig/postern.pc",
+                "usr/share/man/man8/postern.8",
+                "usr/share/man/man5/postern.conf.5",
+                "usr/share/man/man1/postern-send.1",
+                "usr/share/man/man8/postern-sendmail.8",
+                "usr/lib/systemd/system/postern.service",
+                "usr/lib/tmpfiles.d/postern.conf", "etc/logrotate.d/postern",
+                "var/spool/postern", "run/postern"]
+        want += ["usr/lib/postern/modules/" + m for m in mods]
+        for f in want:
+            self.assertTrue(os.path.exists(self.path(f)), f)
+        # the key is the master's alone; a plugin file must not be
+        # writable by others (the loader refuses it)
+        self.assertEqual(os.stat(self.path("etc/postern/tls/key.pem"))
+                         .st_mode & 0o077, 0)
+        self.assertEqual(os.stat(self.path("usr/lib/postern/modules/"
+                                           "store_spool.so")).st_mode
+                         & 0o022, 0)
+
+    def test_nothing_points_into_the_build_tree(self):
+        texts = ["usr/lib/pkgconfig/postern.pc", "etc/logrotate.d/postern",
+                 "usr/lib/systemd/system/postern.service",
+                 "usr/lib/tmpfiles.d/postern.conf"]
+        texts += ["etc/postern/" + n for n in self.installed_configs()]
+        for f in texts:
+            with open(self.path(f)) as fh:
+                text = fh.read()
+            self.assertNotRegex(text, r"@[a-z_]+@", f)
+            self.assertNotRegex(text, r"(?m)^[^#]*\bobjs/", f)
+            self.assertNotIn(ROOT, text, f)
+
+    def test_every_installed_config_passes_t(self):
+        names = self.installed_configs()
+        self.assertGreaterEqual(len(names), 3, names)
+        for name in names:
+            with self.subTest(conf=name):
+                f = self.localize(name)
+                r = subprocess.run([self.sbin, "-t", "-c", f],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, name + ": " + r.stderr)
+                self.assertIn("test is successful", r.stderr)
+
+    def test_installed_binary_defaults_to_installed_paths(self):
+        r = subprocess.run([self.sbin, "-V"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertIn("configuration ", r.stdout)
+        h = subprocess.run([self.sbin, "-h"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertIn("PREFIX/conf/postern.conf", h.stdout + h.stderr)
+
+    def test_pkg_config_plugin_builds_and_loads(self):
+        env = dict(os.environ,
+                   PKG_CONFIG_PATH=self.path("usr/lib/pkgconfig"),
+                   PKG_CONFIG_SYSROOT_DIR=self.dest)
+        cflags = subprocess.run(["pkg-config", "--cflags", "postern"],
+                                env=env, capture_output=True, text=True,
+                                check=True, timeout=30).stdout.split()
+        self.assertEqual(cflags, ["-I" + self.path("usr/include")])
+        moddir = subprocess.run(["pkg-config", "--variable=moduledir",
+                                 "postern"], env=env, capture_output=True,
+                                text=True, check=True, timeout=30)
+        # pkgconf puts the sysroot in front of variables too
+        self.assertIn(moddir.stdout.strip(), ("/usr/lib/postern/modules",
+                      self.path("usr/lib/postern/modules")))
+
+        # an outside plugin: a copy of plugins/hello.c, nothing else from
+        # the source tree
+        work = os.path.join(OBJS, "run", "install", "plugin")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        shutil.copy(os.path.join(ROOT, "plugins", "hello.c"), work)
+        so = os.path.join(work, "hello.so")
+        subprocess.run(["cc", "-O2", "-Wall", "-fPIC", "-shared",
+                        "-fvisibility=hidden"] + cflags
+                       + ["-o", so, os.path.join(work, "hello.c")],
+                       check=True, capture_output=True, timeout=120)
+        with open(os.path.join(self.conf, "postern.conf")) as fh:
+            text = fh.read()
+        text = text.replace("load_module ", "load_module %s;\nload_module "
+                            % so, 1)
+        text = text.replace("local_domains localhost;",
+                            "local_domains localhost;\n"
+                            "        hello_header X-Hello installed;")
+        f = self.localize("plugin.conf", text)
+        r = subprocess.run([self.sbin, "-T", "-c", f], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("hello(0)", r.stdout)
+
+    def test_installed_server_notifies_systemd(self):
+        """postern -f as systemd starts it, with NOTIFY_SOCKET on a
+        datagram socket of ours: READY=1 once it serves, RELOADING=1 then
+        READY=1 around a HUP, STOPPING=1 at QUIT."""
+        port = free_port()
+        with open(os.path.join(self.conf, "postern.conf")) as fh:
+            text = fh.read()
+        text = text.replace("listen 25;", "listen 127.0.0.1:%d;" % port)
+        text = text.replace("local_domains localhost;",
+                            "local_domains localhost example.test;")
+        text = text.replace("worker_processes auto;", "worker_processes 1;")
+        f = self.localize("notify.conf", text)
+
+        sock_path = os.path.join(OBJS, "run", "install", "notify.sock")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(sock_path)
+        ns.settimeout(20)
+        self.addCleanup(ns.close)
+
+        env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+        log = open(os.path.join(OBJS, "run", "install", "notify.log"), "w")
+        self.addCleanup(log.close)
+        p = subprocess.Popen([self.sbin, "-f", "-c", f], env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(stop_process, p)
+
+        def next_state():
+            return ns.recv(4096).decode()
+
+        self.assertEqual(next_state(), "READY=1")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.sendmail("a@client.test", ["user@example.test"],
+                       b"Subject: installed\r\n\r\nhi\r\n")
+        queue = self.path("var/spool/postern/queue")
+        wait_for(lambda: any(files for _, _, files in os.walk(queue)), 10,
+                 what="message in the installed spool")
+
+        p.send_signal(signal.SIGHUP)
+        msg = next_state()
+        self.assertRegex(msg, r"^RELOADING=1\nMONOTONIC_USEC=\d+$")
+        self.assertEqual(next_state(), "READY=1")
+
+        p.send_signal(signal.SIGQUIT)
+        self.assertEqual(next_state(), "STOPPING=1")
+        self.assertEqual(p.wait(timeout=30), 0)
+
+    @unittest.skipUnless(have("systemd-analyze"), "no systemd-analyze")
+    def test_systemd_unit_verifies(self):
+        """The unit as installed, its ExecStart pointing into DESTDIR
+        (verify checks that the binary exists)."""
+        unit = self.path("usr/lib/systemd/system/postern.service")
+        work = os.path.join(OBJS, "run", "install", "unit")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        with open(unit) as fh:
+            text = fh.read()
+        self.assertIn("Type=notify", text)
+        self.assertIn("KillSignal=SIGQUIT", text)
+        self.assertIn("ExecReload=/bin/kill -HUP $MAINPID", text)
+        text = text.replace("/usr/sbin/postern", self.sbin)
+        copy = os.path.join(work, "postern.service")
+        with open(copy, "w") as fh:
+            fh.write(text)
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", copy],
+                           capture_output=True, text=True, timeout=60)
+        out = "\n".join(line for line in (r.stdout + r.stderr).splitlines()
+                        if "postern.service" in line)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(out, "", out)
+
+
+class ReinstallTest(unittest.TestCase):
+    """Installing again never overwrites the administrator's files; a
+    package build (NO_CERT=1) carries no private key."""
+
+    def test_reinstall_keeps_edited_config_and_key(self):
+        dest = os.path.join(OBJS, "run", "install", "again")
+        make_install(dest)
+        conf = dest + "/etc/postern/postern.conf"
+        with open(conf, "a") as fh:
+            fh.write("# edited by the administrator\n")
+        with open(dest + "/etc/postern/tls/key.pem", "rb") as fh:
+            key = fh.read()
+        r = subprocess.run(["make", "-s", "install", "DESTDIR=" + dest]
+                           + list(DIRS), cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(conf) as fh:
+            self.assertIn("edited by the administrator", fh.read())
+        self.assertTrue(os.path.exists(conf + ".new"))
+        with open(dest + "/etc/postern/tls/key.pem", "rb") as fh:
+            self.assertEqual(fh.read(), key)
+
+    def test_no_cert_for_packages(self):
+        dest = os.path.join(OBJS, "run", "install", "nocert")
+        make_install(dest, "NO_CERT=1")
+        self.assertFalse(os.path.exists(dest + "/etc/postern/tls/key.pem"))
+        self.assertTrue(os.path.exists(dest + "/etc/postern/postern.conf"))
+
+
+if __name__ == "__main__":
+    unittest.main()
