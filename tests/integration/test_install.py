@@ -183,10 +183,10 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("hello(0)", r.stdout)
 
-    def test_installed_server_notifies_systemd(self):
-        """postern -f as systemd starts it, with NOTIFY_SOCKET on a
-        datagram socket of ours: READY=1 once it serves, RELOADING=1 then
-        READY=1 around a HUP, STOPPING=1 at QUIT."""
+    def start_notified(self, name, notify_addr):
+        """The installed server on a free port, as systemd starts it
+        (postern -f), NOTIFY_SOCKET naming a datagram socket of ours.
+        Returns the process, the port and the socket."""
         port = free_port()
         with open(os.path.join(self.conf, "postern.conf")) as fh:
             text = fh.read()
@@ -194,22 +194,31 @@ class InstallTest(unittest.TestCase):
         text = text.replace("local_domains localhost;",
                             "local_domains localhost example.test;")
         text = text.replace("worker_processes auto;", "worker_processes 1;")
-        f = self.localize("notify.conf", text)
+        f = self.localize(name + ".conf", text)
 
-        sock_path = os.path.join(OBJS, "run", "install", "notify.sock")
-        if os.path.exists(sock_path):
-            os.unlink(sock_path)
         ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        ns.bind(sock_path)
+        if notify_addr.startswith("@"):
+            ns.bind("\0" + notify_addr[1:])
+        else:
+            if os.path.exists(notify_addr):
+                os.unlink(notify_addr)
+            ns.bind(notify_addr)
         ns.settimeout(20)
         self.addCleanup(ns.close)
 
-        env = dict(os.environ, NOTIFY_SOCKET=sock_path)
-        log = open(os.path.join(OBJS, "run", "install", "notify.log"), "w")
+        env = dict(os.environ, NOTIFY_SOCKET=notify_addr)
+        log = open(os.path.join(OBJS, "run", "install", name + ".log"), "w")
         self.addCleanup(log.close)
         p = subprocess.Popen([self.sbin, "-f", "-c", f], env=env,
                              stdout=log, stderr=subprocess.STDOUT)
         self.addCleanup(stop_process, p)
+        return p, port, ns
+
+    def test_installed_server_notifies_systemd(self):
+        """READY=1 once it serves, RELOADING=1 then READY=1 around a
+        HUP, STOPPING=1 at QUIT: what Type=notify waits for."""
+        p, port, ns = self.start_notified(
+            "notify", os.path.join(OBJS, "run", "install", "notify.sock"))
 
         def next_state():
             return ns.recv(4096).decode()
@@ -230,6 +239,16 @@ class InstallTest(unittest.TestCase):
         p.send_signal(signal.SIGQUIT)
         self.assertEqual(next_state(), "STOPPING=1")
         self.assertEqual(p.wait(timeout=30), 0)
+
+    def test_notify_abstract_socket_and_fast_stop(self):
+        """An abstract NOTIFY_SOCKET (@name, as systemd may pass) and
+        STOPPING=1 on TERM too."""
+        p, port, ns = self.start_notified(
+            "notify_abstract", "@postern-test-notify-%d" % os.getpid())
+        self.assertEqual(ns.recv(4096), b"READY=1")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(ns.recv(4096), b"STOPPING=1")
+        p.wait(timeout=30)
 
     @unittest.skipUnless(have("systemd-analyze"), "no systemd-analyze")
     def test_systemd_unit_verifies(self):
