@@ -97,6 +97,7 @@ class InstallTest(unittest.TestCase):
                 "usr/include/postern/module.h", "usr/lib/pkgconfig/postern.pc",
                 "usr/share/man/man8/postern.8",
                 "usr/share/man/man5/postern.conf.5",
+                "usr/share/man/man7/postern-modules.7",
                 "usr/share/man/man1/postern-send.1",
                 "usr/share/man/man8/postern-sendmail.8",
                 "usr/lib/systemd/system/postern.service",

@@ -1,7 +1,8 @@
-"""The manual pages: postern.conf(5) is what docs/man/mkconf5.py makes
-from docs/CONFIG.md and docs/POLICY.md and names every directive of the
-C sources' command tables; postern(8) and postern.conf(5) format
-without a warning from man/groff."""
+"""The manual pages: postern.conf(5) and postern-modules(7) are what
+docs/man/mkman.py makes from docs/CONFIG.md, docs/POLICY.md and
+docs/PLUGINS.md, postern.conf(5) names every directive of the C
+sources' command tables, and postern(8), postern.conf(5) and
+postern-modules(7) format without a warning from man/groff."""
 
 import importlib.util
 import os
@@ -14,9 +15,9 @@ from pstest import ROOT, have
 MAN = os.path.join(ROOT, "docs", "man")
 
 
-def mkconf5():
+def mkman():
     spec = importlib.util.spec_from_file_location(
-        "mkconf5", os.path.join(MAN, "mkconf5.py"))
+        "mkman", os.path.join(MAN, "mkman.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -24,14 +25,14 @@ def mkconf5():
 
 class ManTest(unittest.TestCase):
 
-    def test_conf5_is_current_and_complete(self):
-        r = subprocess.run(["python3", os.path.join(MAN, "mkconf5.py"),
+    def test_generated_pages_are_current_and_complete(self):
+        r = subprocess.run(["python3", os.path.join(MAN, "mkman.py"),
                             "--check"], capture_output=True, text=True,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_check_sees_an_undocumented_directive(self):
-        mod = mkconf5()
+        mod = mkman()
         known = mod.directives()
         self.assertIn("spool_dir", known)
         self.assertIn("greylist_delay", known)        # a module's
@@ -41,7 +42,7 @@ class ManTest(unittest.TestCase):
 
     @unittest.skipUnless(have("man"), "man is not installed")
     def test_pages_format_without_warnings(self):
-        for page in ("postern.8", "postern.conf.5"):
+        for page in ("postern.8", "postern.conf.5", "postern-modules.7"):
             with self.subTest(page=page):
                 r = subprocess.run(["man", "-l", "--warnings", "-Tutf8",
                                     os.path.join(MAN, page)],
