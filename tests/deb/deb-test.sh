@@ -45,6 +45,7 @@ cp "$deb" "$root/tmp/postern.deb"
 cp "$top/tests/deb/in-root.sh" "$root/tmp/in-root.sh"
 
 # lo only: port 25 is free, nothing leaves the namespace
+rc=0
 unshare --mount --net --pid --fork sh -c '
     set -e
     ip link set lo up
@@ -52,7 +53,6 @@ unshare --mount --net --pid --fork sh -c '
     mount --rbind /dev "$1/dev"
     mount -t tmpfs tmpfs "$1/run"
     exec chroot "$1" /bin/bash /tmp/in-root.sh
-' deb-test "$root"
-rc=$?
+' deb-test "$root" || rc=$?
 rm -rf "$root"
 exit $rc
