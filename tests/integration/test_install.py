@@ -61,6 +61,12 @@ class InstallTest(unittest.TestCase):
     def path(self, p):
         return os.path.join(self.dest, p.lstrip("/"))
 
+    def rewrite(self, text):
+        """Installed paths in text moved into DESTDIR."""
+        for d in REWRITE:
+            text = re.sub(r"(?<![\w/])" + re.escape(d), self.dest + d, text)
+        return text
+
     def localize(self, name, text=None):
         """The installed configuration name, its paths moved into
         DESTDIR, written into a copy of the configuration directory
@@ -72,8 +78,7 @@ class InstallTest(unittest.TestCase):
         if not os.path.isdir(local):
             shutil.copytree(self.conf, local)
         f = os.path.join(local, name)
-        for d in REWRITE:
-            text = re.sub(r"(?<![\w/])" + re.escape(d), self.dest + d, text)
+        text = self.rewrite(text)
         text = text.replace("\nuser postern;", "\nuser %s;" % run_account())
         with open(f, "w") as fh:
             fh.write(text)
@@ -184,7 +189,63 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("hello(0)", r.stdout)
 
-    def start_notified(self, name, notify_addr):
+    @unittest.skipUnless(have("logrotate"), "logrotate is not installed")
+    def test_logrotate_file_rotates_and_server_reopens(self):
+        """The installed logrotate file, its paths in DESTDIR, forced on
+        a server that logs to a file: the log is rotated and the
+        postrotate "postern -s reopen" makes the server write a new one."""
+        logdir = self.path("var/log/postern")
+        for f in os.listdir(logdir):
+            os.unlink(os.path.join(logdir, f))
+        p, port, ns = self.start_notified(
+            "logrotate", os.path.join(OBJS, "run", "install", "lr.sock"),
+            "error_log stderr notice;",
+            "error_log /var/log/postern/postern.log notice;")
+        self.assertEqual(ns.recv(4096), b"READY=1")
+        log = os.path.join(logdir, "postern.log")
+        wait_for(lambda: os.path.getsize(log) > 0, 10, what="log written")
+
+        with open(self.path("etc/logrotate.d/postern")) as fh:
+            text = self.rewrite(fh.read())
+        conf = self.dest + "/etc/postern-local/logrotate.rules"
+        text = text.replace("/usr/sbin/postern -s reopen", "%s -c %s -s reopen"
+                            % (self.sbin, self.localized("logrotate.conf")))
+        with open(conf, "w") as fh:
+            fh.write(text)
+        r = subprocess.run(["logrotate", "-f", "--state",
+                            os.path.join(logdir, "..", "lr.state"), conf],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.exists(log + ".1"))
+        wait_for(lambda: os.path.exists(log), 10,
+                 what="a new log file made by the reopen")
+        with open(log + ".1") as fh:
+            self.assertIn("reopening logs", fh.read())
+        # a worker's line (queued) lands in the new file: it reopened too
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.sendmail("a@client.test", ["user@example.test"],
+                       b"Subject: rotated\r\n\r\nhi\r\n")
+        wait_for(lambda: " queued " in open(log).read(), 10,
+                 what="the worker's queued line in the new log")
+        p.send_signal(signal.SIGQUIT)
+        self.assertEqual(p.wait(timeout=30), 0)
+
+    @unittest.skipUnless(have("systemd-tmpfiles"), "no systemd-tmpfiles")
+    def test_tmpfiles_makes_the_run_directory(self):
+        root = os.path.join(OBJS, "run", "install", "tmpfiles-root")
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(root)
+        r = subprocess.run(["systemd-tmpfiles", "--root=" + root, "--create",
+                            self.path("usr/lib/tmpfiles.d/postern.conf")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        self.assertTrue(os.path.isdir(os.path.join(root, "run", "postern")))
+
+    def localized(self, name):
+        return os.path.join(self.dest, "etc", "postern-local", name)
+
+    def start_notified(self, name, notify_addr, *replace):
         """The installed server on a free port, as systemd starts it
         (postern -f), NOTIFY_SOCKET naming a datagram socket of ours.
         Returns the process, the port and the socket."""
@@ -195,6 +256,9 @@ class InstallTest(unittest.TestCase):
         text = text.replace("local_domains localhost;",
                             "local_domains localhost example.test;")
         text = text.replace("worker_processes auto;", "worker_processes 1;")
+        for a, b in zip(replace[0::2], replace[1::2]):
+            self.assertIn(a, text)
+            text = text.replace(a, b)
         f = self.localize(name + ".conf", text)
 
         ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
