@@ -22,6 +22,8 @@ PKGS="$PKGS python3-cryptography"
 PKGS="$PKGS python3-prometheus-client"
 # make abi-check: abidw/abidiff (libabigail)
 PKGS="$PKGS abigail-tools"
+# make deb / make deb-test (.ci/run): the package and a fresh Debian root
+PKGS="$PKGS debhelper debootstrap"
 # swaks --tls and --auth need Perl's TLS and SASL modules
 PKGS="$PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 

@@ -12,7 +12,8 @@
 # test installs the package with dpkg, checks what postinst made (the
 # postern account, a certificate, postern -t), starts the server by the
 # unit's ExecStartPre/ExecStart lines (no systemd in a chroot), sends a
-# message to port 25, reloads, stops gracefully (QUIT, the unit's
+# message to port 25, scrapes the metrics, reads the JSON log, asks
+# postern status, reloads, stops gracefully (QUIT, the unit's
 # KillSignal), purges the package and checks that nothing is left.
 #
 set -eu

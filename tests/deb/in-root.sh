@@ -72,6 +72,11 @@ ok "postern -t on every installed configuration"
 man -w postern.conf > /dev/null 2>&1 || [ -f /usr/share/man/man5/postern.conf.5.gz ] \
     || fail "no postern.conf(5)"
 
+# what an administrator turns on next: Prometheus and JSON logs
+sed -i 's|^spool_dir .*|&\nmetrics_listen 127.0.0.1:9464;\nlog_format json;|' \
+    /etc/postern/postern.conf
+postern -t > /tmp/t.log 2>&1 || { cat /tmp/t.log; fail "postern -t with metrics"; }
+
 unit=/lib/systemd/system/postern.service
 pre=$(sed -n 's/^ExecStartPre=//p' "$unit" | head -1)
 start=$(sed -n 's/^ExecStart=//p' "$unit")
@@ -95,6 +100,22 @@ r=$(smtp_send)
 echo "$r" | grep -q '^250 2.0.0 Ok: queued as' || { echo "$r"; fail "message refused"; }
 wait_for 50 sh -c 'postern queue count | grep -qx 1' || fail "queue count"
 ok "message accepted on port 25 and in the queue: $(postern queue list | tail -1)"
+
+scrape() {
+    exec 4<>/dev/tcp/127.0.0.1/9464 || return 1
+    printf 'GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&4
+    timeout 10 cat <&4
+    exec 4<&-
+}
+m=$(scrape)
+echo "$m" | grep -q '^postern_messages_accepted_total 1' \
+    || { echo "$m" | head -20; fail "metrics: no accepted message"; }
+ok "metrics: $(echo "$m" | grep '^postern_messages_accepted_total')"
+grep '"event":"queued"' /tmp/postern.log | grep -q '"to":"<postmaster@localhost>"' \
+    || fail "no JSON queued record in the log"
+ok "JSON log: $(grep -c '"event":"queued"' /tmp/postern.log) queued record"
+postern status > /tmp/status.log 2>&1 || { cat /tmp/status.log; fail "postern status"; }
+ok "postern status: $(head -1 /tmp/status.log)"
 
 kill -HUP "$pid"
 wait_for 100 grep -q reconfigured /tmp/postern.log || fail "reload"
