@@ -274,6 +274,7 @@ pst_queue_run_opened(pst_qio_job_t *job)
         pst_log_error(PST_LOG_ERR, 0, "queue: %s: cannot open it (%s):"
                       " tried again later", msg->id, why);
         pst_queue_unstart(msg, pst_current_time_sec + 60);
+        msg->io_want &= (uint8_t) ~PST_QM_OPEN;
         msg->retry_io = (msg->io_want & PST_QM_FINISH) != 0;
         pst_queue_io_done(msg);
         pst_queue_reschedule(msg);
