@@ -19,8 +19,6 @@ from aiosmtpd.controller import Controller
 CONF = """
 load_module {modules}/relay_mx.so;
 relay_mx_port %d;
-relay_min_backoff 1s;
-relay_max_backoff 2s;
 relay_dead_destination 1s;
 %s
 smtp {
@@ -62,6 +60,8 @@ class RelayCase(PstTestCase):
 
     def relay(self, port, extra="", start=True, name=None):
         dns = self.dnsmasq(RECORDS, name=name)
+        if "relay_min_backoff" not in extra:
+            extra += "\nrelay_min_backoff 1s;\nrelay_max_backoff 2s;"
         return self.server(CONF % (port, extra), resolver=dns.address,
                            start=start, name=name)
 
@@ -110,7 +110,7 @@ class RelayHoldTest(RelayCase):
         r = self.queue(srv, "release")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("1", r.stdout)
-        return srv, handler, ids
+
 
 
 class RelayDeliveryTest(RelayCase):
@@ -150,3 +150,120 @@ class RelayDeliveryTest(RelayCase):
                          r.stderr)
         self.received(handler, 1)
         wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+
+
+def closed_port():
+    """A loopback port nothing listens on (connections are refused)."""
+    return free_port()
+
+
+def envelope_fields(env):
+    """{"sender": ..., "rcpts": [...]} from an envelope's text."""
+    out = {"sender": None, "rcpts": []}
+    for line in env.splitlines():
+        if line.startswith("sender "):
+            out["sender"] = line[7:]
+        elif line == "sender":
+            out["sender"] = ""
+        elif line.startswith("rcpt "):
+            out["rcpts"].append(line[5:].split(" ")[0])
+    return out
+
+
+class RelayRetryTest(RelayCase):
+    """Deferrals, retries, expiry and bounces: the destination refuses
+    connections (with or without the delivery layer every attempt
+    defers)."""
+
+    def test_retry_state_survives_restart(self):
+        srv = self.relay(closed_port())
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        srv.wait_log(r"to=<a@ok.test>.*status=deferred", timeout=20)
+        qid = srv.queue_ids()[0]
+        wait_for(lambda: "attempts=1" in state_files(srv.spool).get(qid, ""),
+                 15, what="state with one attempt")
+        srv.stop()
+        srv.start()
+        # the count goes on from the state, not from zero
+        wait_for(lambda: re.search(r"attempts[ =][2-9]",
+                                   state_files(srv.spool).get(qid, "")),
+                 20, what="a second attempt recorded")
+        self.assertEqual(srv.queue_ids(), [qid])
+
+    def test_expiry_bounces_once(self):
+        srv = self.relay(closed_port(),
+                         "max_queue_lifetime 3s;\nbounce_queue_lifetime 3s;")
+        self.assertEqual(srv.send(sender="sender@client.test",
+                                  rcpts=("a@ok.test",),
+                                  body=b"Subject: will expire\r\n\r\nx\r\n"),
+                         {})
+        orig = srv.queue_ids()[0]
+        srv.wait_log(r"%s: to=<a@ok.test>.*status=expired" % orig, timeout=30)
+        srv.wait_log(r"%s: sender non-delivery notification: ([0-9A-V]{18})"
+                     % orig, timeout=15)
+        bounce = re.search(r"%s: sender non-delivery notification: "
+                           r"([0-9A-V]{18})" % orig, srv.log()).group(1)
+        srv.wait_log(r"%s: removed" % orig, timeout=15)
+        self.assertNotIn(orig, srv.queue_ids())
+
+        # the bounce: from <> to the sender, an RFC 3464 report
+        msg, env = srv.queue_file(bounce)
+        f = envelope_fields(env)
+        self.assertEqual(f["rcpts"], ["sender@client.test"], env)
+        text = msg.decode()
+        self.assertIn("multipart/report", text)
+        self.assertIn("report-type=delivery-status", text)
+        self.assertIn("Content-Type: message/delivery-status", text)
+        self.assertIn("Final-Recipient: rfc822; a@ok.test", text)
+        self.assertIn("Action: failed", text)
+        self.assertRegex(text, r"Status: [45]\.\d+\.\d+")
+        self.assertIn("Subject: will expire", text)
+
+        # the bounce expires too, and is dropped without a bounce of its own
+        srv.wait_log(r"%s: to=<sender@client.test>.*status=expired" % bounce,
+                     30)
+        srv.wait_log(r"%s: removed" % bounce, timeout=15)
+        time.sleep(1)
+        self.assertEqual(srv.queue_ids(), [])
+        self.assertNotRegex(srv.log(), r"%s: sender non-delivery" % bounce)
+
+    def test_delay_warning(self):
+        srv = self.relay(closed_port(), "delay_warning_time 1s;")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        orig = srv.queue_ids()[0]
+        srv.wait_log(r"%s: sender delay notification: ([0-9A-V]{18})" % orig,
+                     30)
+        dsn = re.search(r"%s: sender delay notification: ([0-9A-V]{18})"
+                        % orig, srv.log()).group(1)
+        text = srv.message(dsn).decode()
+        self.assertIn("Action: delayed", text)
+        self.assertIn("Final-Recipient: rfc822; a@ok.test", text)
+        # once only
+        time.sleep(3)
+        self.assertEqual(len(re.findall(r"%s: sender delay notification"
+                                        % orig, srv.log())), 1)
+        self.assertIn(orig, srv.queue_ids())
+
+    def test_flush_and_delete_all(self):
+        srv = self.relay(closed_port(), "relay_min_backoff 1h;\n"
+                         "relay_max_backoff 1h;")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        qid = srv.queue_ids()[0]
+        srv.wait_log(r"%s: to=<a@ok.test>.*status=deferred" % qid, timeout=20)
+        r = self.queue(srv, "flush")
+        self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "1"),
+                         r.stderr)
+        srv.wait_log(r"%s: to=<a@ok.test>.*status=deferred" % qid, timeout=20,
+                     count=2)
+        r = self.queue(srv, "flush", "ok.test")
+        self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "1"),
+                         r.stderr)
+        srv.wait_log(r"%s: to=<a@ok.test>.*status=deferred" % qid, timeout=20,
+                     count=3)
+        r = self.queue(srv, "flush", "nowhere.test")
+        self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "0"))
+        r = self.queue(srv, "delete", "ALL")
+        self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "1"))
+        wait_for(lambda: srv.queue_ids() == [], 10, what="empty queue")
+        r = self.queue(srv, "delete")
+        self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
