@@ -384,6 +384,7 @@ pst_queue_load_done(pst_qio_job_t *job)
         pst_queue_commit_next();
     }
 
+    pst_queue_gauges();
     pst_queue_arm();
     pst_queue_kick();
     pst_queue_check_done();
@@ -587,6 +588,7 @@ pst_queue_forget(pst_qmsg_t *msg)
         free(msg->open);
     }
     free(msg);
+    pst_queue_gauges();
     pst_queue_check_done();
 }
 
@@ -1037,6 +1039,15 @@ pst_queue_retry_handler(pst_event_t *ev)
 
 
 /* ------------------------------------------------------------------ */
+
+/* postern_queue_deferred: messages waiting (not held); _hold: held */
+void
+pst_queue_gauges(void)
+{
+    pst_metric_set(PST_M_QUEUE_HOLD, pst_q.held);
+    pst_metric_set(PST_M_QUEUE_DEFERRED, pst_q.nmsgs - pst_q.held);
+}
+
 
 void
 pst_queue_check_done(void)

@@ -215,6 +215,7 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     pst_log_error(PST_LOG_NOTICE, 0, "queue: %s %s: %lu message(s)",
                   argv[0], arg != NULL ? arg : "ALL",
                   (unsigned long) a.count);
+    pst_queue_gauges();
     pst_queue_kick();
 
     n = snprintf(text, sizeof(text), "%lu\n", (unsigned long) a.count);

@@ -124,6 +124,7 @@ void pst_queue_arm(void);
 /* Something changed that may let attempts start. */
 void pst_queue_kick(void);
 void pst_queue_check_done(void);
+void pst_queue_gauges(void);
 /* Iterate: cb on every message (control verbs). */
 void pst_queue_each(void (*cb)(pst_qmsg_t *msg, void *data), void *data);
 time_t pst_queue_expiry(const pst_qmsg_t *msg);

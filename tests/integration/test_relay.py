@@ -267,3 +267,36 @@ class RelayRetryTest(RelayCase):
         wait_for(lambda: srv.queue_ids() == [], 10, what="empty queue")
         r = self.queue(srv, "delete")
         self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
+
+
+class RelayConfTest(PstTestCase):
+
+    def check(self, text):
+        srv = self.server("relay_mx_port 1;\n" + text + """
+smtp { server { listen {port}; } }
+""", start=False, modules=("store_spool", "policy_relay", "relay_mx"))
+        return subprocess.run([POSTERN, "-t", "-p", ROOT + "/", "-c",
+                               srv.conffile], capture_output=True, text=True,
+                              timeout=30)
+
+    def test_directives_checked(self):
+        r = self.check("relay_concurrency 50;\nrelay_hold on;\n"
+                       "relay_destination_concurrency 4;\n"
+                       "relay_destination_rcpt_limit 10;\n"
+                       "relay_min_backoff 30s;\nrelay_max_backoff 10m;\n"
+                       "relay_dead_destination 0;\nmax_queue_lifetime 2d;\n"
+                       "bounce_queue_lifetime 1d;\ndelay_warning_time 4h;\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for bad, why in (("relay_concurrency 0;", "between 1 and"),
+                         ("relay_destination_rcpt_limit x;", "invalid number"),
+                         ("relay_min_backoff 500ms;", "whole number"),
+                         ("max_queue_lifetime soon;", "invalid time"),
+                         ("relay_hold maybe;", "on\" or \"off"),
+                         ("relay_concurrency 5;\nrelay_concurrency 6;",
+                          "duplicate")):
+            r = self.check(bad)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertRegex(r.stderr, r"postern\.conf:\d+: .*" + re.escape(why),
+                             bad)
+        r = self.check("relay_min_backoff 2h;\nrelay_max_backoff 1h;")
+        self.assertIn("longer than relay_max_backoff", r.stderr)
