@@ -19,7 +19,8 @@
 #include "pst_queue_event.h"
 
 #define PST_QUEUE_HASH          (1 << 16)
-#define PST_QUEUE_COMMIT_BATCH  512      /* IDs loaded per I/O job */
+#define PST_QUEUE_COMMIT_BATCH  128      /* IDs loaded per I/O job */
+#define PST_QUEUE_COMMIT_JOBS   PST_QIO_THREADS   /* such jobs at once */
 #define PST_QUEUE_DUE_BATCH     2000     /* messages made ready per run */
 #define PST_QUEUE_IO_RETRY      10       /* s, after a failed spool I/O */
 
@@ -54,8 +55,8 @@ static uint32_t         heap_n, heap_cap;
 static pst_event_t      due_ev;
 static pst_event_t      retry_ev;
 static char           (*pending)[PST_QUEUE_ID_LEN + 1];
-static pst_uint_t       npending, pending_cap;
-static int              commit_busy;
+static pst_uint_t       npending, pending_head, pending_cap;
+static pst_uint_t       commit_busy;
 static int              scan_part;
 static pst_qmsg_t      *retry_list[64];
 static pst_uint_t       nretry;
@@ -217,7 +218,11 @@ pst_queue_committed(const u_char *id, size_t len)
         return;
     }
 
-    if (npending == pending_cap) {
+    if (pending_head > 0 && pending_head + npending == pending_cap) {
+        memmove(pending, pending + pending_head, npending * sizeof(*pending));
+        pending_head = 0;
+    }
+    if (pending_head + npending == pending_cap) {
         p = realloc(pending, (pending_cap * 2 + 64) * sizeof(*pending));
         if (p == NULL) {
             pst_log_error(PST_LOG_ALERT, 0, "queue: %.*s: no memory; the"
@@ -227,8 +232,8 @@ pst_queue_committed(const u_char *id, size_t len)
         pending = p;
         pending_cap = pending_cap * 2 + 64;
     }
-    memcpy(pending[npending], id, len);
-    pending[npending][len] = '\0';
+    memcpy(pending[pending_head + npending], id, len);
+    pending[pending_head + npending][len] = '\0';
     npending++;
 
     pst_queue_commit_next();
@@ -241,7 +246,9 @@ pst_queue_commit_next(void)
     pst_qload_t  *l;
     pst_uint_t    n;
 
-    if (commit_busy || npending == 0 || pst_q.stopping) {
+    if (commit_busy >= PST_QUEUE_COMMIT_JOBS || npending == 0
+        || pst_q.stopping)
+    {
         return;
     }
 
@@ -256,13 +263,16 @@ pst_queue_commit_next(void)
         pst_event_add_timer(&retry_ev, 1000);
         return;
     }
-    memcpy(l->ids, pending, n * sizeof(*l->ids));
-    memmove(pending, pending + n, (npending - n) * sizeof(*pending));
+    memcpy(l->ids, pending + pending_head, n * sizeof(*l->ids));
+    pending_head += n;
     npending -= n;
+    if (npending == 0) {
+        pending_head = 0;
+    }
     l->nids = n;
     l->cap = n;
 
-    commit_busy = 1;
+    commit_busy++;
     pst_qio_post(&l->io);
 }
 
@@ -379,7 +389,7 @@ pst_queue_load_done(pst_qio_job_t *job)
         pst_queue_load_free(l);
         pst_queue_scan_next();
     } else {
-        commit_busy = 0;
+        commit_busy--;
         pst_queue_load_free(l);
         pst_queue_commit_next();
     }
@@ -414,8 +424,19 @@ pst_queue_route(pst_spool_msg_t *m, pst_qmsg_t *msg, pst_uint_t i)
     pst_env_rcpt_t  *r = m->env.rcpts->elts;
     pst_qevent_t     ev;
     pst_str_t        dom;
+    u_char           norm[PST_DOMAIN_MAX + 1];
+    int              k;
 
     pst_queue_rcpt_domain(&r[i].addr, &dom);
+
+    /* the router wants A-labels: IDNA domains in their ASCII form */
+    if (dom.len > 0 && dom.data[0] != '['
+        && (k = pst_domain_normalize(dom.data, dom.len, norm, sizeof(norm)))
+           > 0)
+    {
+        dom.data = norm;
+        dom.len = (size_t) k;
+    }
 
     memset(&ev, 0, sizeof(ev));
     ev.event = PST_QEV_ROUTE;

@@ -14,6 +14,15 @@ from pstest import PstTestCase, POSTERN, ROOT, wait_for, free_port
 from test_send import Sink
 
 from aiosmtpd.controller import Controller
+import asyncio
+
+
+class SlowSink(Sink):
+    """A sink that takes 0.2 s per message."""
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.2)
+        return await super().handle_DATA(server, session, envelope)
 
 
 CONF = """
@@ -150,6 +159,108 @@ class RelayDeliveryTest(RelayCase):
                          r.stderr)
         self.received(handler, 1)
         wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+
+
+    def test_5xx_bounces_to_sender_mx(self):
+        handler, port = self.sink()
+        srv = self.relay(port)
+        self.assertEqual(srv.send(sender="sender@client.test",
+                                  rcpts=("a@ok.test", "refuse1@ok.test"),
+                                  body=b"Subject: mixed\r\n\r\nbody\r\n"),
+                         {})
+        msgs = self.received(handler, 2)
+        wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+        first = [m for m in msgs if m[0] != ""][0]
+        self.assertEqual(first[1], ["a@ok.test"])
+        dsn = [m for m in msgs if m[0] == ""]
+        self.assertEqual(len(dsn), 1, msgs)
+        frm, rcpts, _, _, data = dsn[0]
+        self.assertEqual(rcpts, ["sender@client.test"])
+        text = data.decode()
+        self.assertRegex(text, r"Content-Type: multipart/report;\s+"
+                         r"report-type=delivery-status")
+        self.assertIn("Content-Type: message/delivery-status", text)
+        self.assertIn("Reporting-MTA: dns; mx.postern.test", text)
+        self.assertIn("Final-Recipient: rfc822; refuse1@ok.test", text)
+        self.assertIn("Action: failed", text)
+        self.assertIn("Status: 5.1.1", text)
+        self.assertRegex(text, r"Remote-MTA: dns; [^\r]*")
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1 No such user here",
+                      text)
+        self.assertNotIn("Final-Recipient: rfc822; a@ok.test", text)
+        self.assertIn("Subject: mixed", text)
+        log = srv.log()
+        self.assertRegex(log, r"to=<refuse1@ok.test>, .* dsn=5\.1\.1, "
+                         r"status=bounced \(550 5\.1\.1")
+        self.assertRegex(log, r"sender non-delivery notification")
+
+    def test_4xx_retried_then_delivered_once(self):
+        handler, port = self.sink()
+        srv = self.relay(port)
+        self.assertEqual(srv.send(rcpts=("a@ok.test", "later1@ok.test")), {})
+        srv.wait_log(r"to=<later1@ok.test>.*status=deferred \(451",
+                     timeout=20)
+        handler.later_ok = True
+        srv.wait_log(r"to=<later1@ok.test>.*status=sent", timeout=20)
+        wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+        got = sorted(r for m in handler.messages for r in m[1])
+        self.assertEqual(got, ["a@ok.test", "later1@ok.test"])
+
+    def test_null_sender_not_bounced(self):
+        handler, port = self.sink()
+        srv = self.relay(port)
+        self.assertEqual(srv.send(sender="", rcpts=("refuse1@ok.test",)), {})
+        srv.wait_log(r"to=<refuse1@ok.test>.*status=bounced \(no bounce "
+                     r"for a bounce\)", timeout=20)
+        wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+        time.sleep(0.5)
+        self.assertEqual(handler.messages, [])
+        self.assertNotIn("notification", srv.log())
+
+    def test_restart_keeps_delivered(self):
+        handler, port = self.sink()
+        srv = self.relay(port, "relay_min_backoff 1h;\nrelay_max_backoff 1h;")
+        self.assertEqual(srv.send(rcpts=("a@ok.test", "later1@ok.test")), {})
+        srv.wait_log(r"to=<later1@ok.test>.*status=deferred", timeout=20)
+        self.received(handler, 1)
+        qid = srv.queue_ids()[0]
+        wait_for(lambda: "delivered" in state_files(srv.spool).get(qid, "")
+                 or "state=delivered" in state_files(srv.spool).get(qid, ""),
+                 10, what="state written")
+        srv.stop()
+        handler.later_ok = True
+        srv.start()
+        r = self.queue(srv, "flush", qid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.wait_log(r"to=<later1@ok.test>.*status=sent", timeout=20)
+        wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+        got = sorted(r for m in handler.messages for r in m[1])
+        self.assertEqual(got, ["a@ok.test", "later1@ok.test"])
+
+    def test_kill9_queue_process(self):
+        """kill -9 of the queue process during a run: nothing lost, and
+        a message is delivered twice only when it was in flight."""
+        handler, port = self.sink(SlowSink())
+        srv = self.relay(port, "relay_concurrency 2;\nrelay_hold on;")
+        n = 20
+        for i in range(n):
+            body = ("Subject: m%d\r\nX-Num: %d\r\n\r\nx\r\n" % (i, i))
+            self.assertEqual(srv.send(rcpts=("a%d@ok.test" % i,),
+                                      body=body.encode()), {})
+        wait_for(lambda: len([s for s in state_files(srv.spool).values()
+                              if "hold 1" in s]) == n, 20, what="held")
+        r = self.queue(srv, "release")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: len(handler.messages) >= 5, 30, what="5 delivered")
+        os.kill(srv.queue_process(), signal.SIGKILL)
+        wait_for(lambda: srv.queue_ids() == [], 60, what="empty queue")
+        nums = [int(re.search(rb"X-Num: (\d+)", m[4]).group(1))
+                for m in handler.messages]
+        self.assertEqual(sorted(set(nums)), list(range(n)))
+        dups = len(nums) - n
+        # at most the attempts in flight (relay_concurrency) are repeated
+        self.assertLessEqual(dups, 2, nums)
+        print("kill -9: %d duplicate(s) of %d messages" % (dups, n))
 
 
 def closed_port():
