@@ -21,6 +21,7 @@
 #define PST_QUEUE_HASH          (1 << 16)
 #define PST_QUEUE_COMMIT_BATCH  128      /* IDs loaded per I/O job */
 #define PST_QUEUE_COMMIT_JOBS   PST_QIO_THREADS   /* such jobs at once */
+#define PST_QUEUE_SCAN_JOBS     2        /* spool parts read at once */
 #define PST_QUEUE_DUE_BATCH     2000     /* messages made ready per run */
 #define PST_QUEUE_IO_RETRY      10       /* s, after a failed spool I/O */
 
@@ -57,7 +58,8 @@ static pst_event_t      retry_ev;
 static char           (*pending)[PST_QUEUE_ID_LEN + 1];
 static pst_uint_t       npending, pending_head, pending_cap;
 static pst_uint_t       commit_busy;
-static int              scan_part;
+static int              scan_part;        /* the next to read */
+static pst_uint_t       scan_busy;
 static pst_qmsg_t      *retry_list[64];
 static pst_uint_t       nretry;
 
@@ -182,27 +184,34 @@ pst_queue_load_free(pst_qload_t *l)
 }
 
 
+/* Scan parts in flight at once: part 0 (format 2 files moved into
+ * queue/XY/) alone first, then up to PST_QUEUE_SCAN_JOBS. */
 static void
 pst_queue_scan_next(void)
 {
     pst_qload_t  *l;
 
-    if (pst_q.stopping || scan_part >= PST_SPOOL_WALK_PARTS) {
-        if (pst_q.loading && scan_part >= PST_SPOOL_WALK_PARTS) {
-            pst_q.loading = 0;
-            pst_log_error(PST_LOG_INFO, 0, "queue: spool scanned: %lu"
-                          " message(s), %lu held", (unsigned long) pst_q.nmsgs,
-                          (unsigned long) pst_q.held);
+    while (!pst_q.stopping && scan_part < PST_SPOOL_WALK_PARTS
+           && scan_busy < (scan_part <= 1 ? 1 : PST_QUEUE_SCAN_JOBS))
+    {
+        l = pst_queue_load_new(scan_part);
+        if (l == NULL) {
+            pst_event_add_timer(&retry_ev, 1000);
+            return;
         }
-        return;
+        scan_part++;
+        scan_busy++;
+        pst_qio_post(&l->io);
     }
 
-    l = pst_queue_load_new(scan_part);
-    if (l == NULL) {
-        pst_event_add_timer(&retry_ev, 1000);
-        return;
+    if (pst_q.loading && scan_part >= PST_SPOOL_WALK_PARTS
+        && scan_busy == 0)
+    {
+        pst_q.loading = 0;
+        pst_log_error(PST_LOG_INFO, 0, "queue: spool scanned: %lu"
+                      " message(s), %lu held", (unsigned long) pst_q.nmsgs,
+                      (unsigned long) pst_q.held);
     }
-    pst_qio_post(&l->io);
 }
 
 
@@ -385,7 +394,7 @@ pst_queue_load_done(pst_qio_job_t *job)
     }
 
     if (l->part >= 0) {
-        scan_part = l->part + 1;
+        scan_busy--;
         pst_queue_load_free(l);
         pst_queue_scan_next();
     } else {
