@@ -470,7 +470,7 @@ pst_queue_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t now)
     pst_qrcpt_t     *q = &msg->rcpts[o->index];
 
     r = &r[o->index];
-    q->flags &= ~PST_QR_BUSY;
+    q->flags &= ~(PST_QR_BUSY | PST_QR_FLUSH);
     r->attempts++;
     q->attempts = (uint16_t) pst_min(r->attempts, 65535);
     r->last_try = now;
