@@ -433,7 +433,8 @@ pst_queue_deferred(pst_qjob_t *job, pst_dlv_rcpt_t *o, pst_env_rcpt_t *r,
         q->state = PST_RCPT_FAILED;
         pst_queue_event_rcpt(PST_QEV_EXPIRED, msg, o->index, job, o, NULL);
         pst_queue_log(msg, r, job->dj.remote, o->ecode,
-                      "expired, returned to sender", now);
+                      msg->null_sender ? "expired"
+                      : "expired, returned to sender", now);
         pst_metric_inc(PST_M_DELIVERY_BOUNCED);
         return;
     }
@@ -501,9 +502,11 @@ pst_queue_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t now)
         q->state = PST_RCPT_FAILED;
         r->next_try = 0;
         pst_queue_event_rcpt(PST_QEV_FAILED, msg, o->index, job, o, NULL);
-        pst_queue_log(msg, r, job->dj.remote, o->ecode,
-                      msg->null_sender ? "bounced (no bounce for a bounce)"
-                                       : "bounced", now);
+        pst_queue_log(msg, r, job->dj.remote, o->ecode, "bounced", now);
+        if (msg->null_sender) {
+            pst_log_error(PST_LOG_INFO, 0, "%s: from the null sender: no"
+                          " notification (no bounce for a bounce)", msg->id);
+        }
         pst_metric_inc(PST_M_DELIVERY_BOUNCED);
         return;
 
