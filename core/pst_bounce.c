@@ -3,8 +3,10 @@
  * and sending them (RFC 3461 NOTIFY, RFC 3464 reports by pst_dsn.c):
  *
  *   failed or expired recipient   NOTIFY=FAILURE or no NOTIFY
- *   delivered                     NOTIFY=SUCCESS ("relayed" when the
- *                                 next hop had no DSN extension)
+ *   delivered                     NOTIFY=SUCCESS and the next hop
+ *                                 had no DSN extension: "relayed" (a
+ *                                 next hop with DSN got the NOTIFY and
+ *                                 reports itself, RFC 3461 6.2.1)
  *   deferred past delay_warning_time   NOTIFY=DELAY or no NOTIFY
  *
  * never NOTIFY=NEVER, never to the null sender (a bounce that fails is
@@ -54,8 +56,12 @@ pst_bounce_action(const pst_env_rcpt_t *r, unsigned relayed, time_t arrival,
         }
         return -1;
     case PST_RCPT_DELIVERED:
-        if ((n & PST_NOTIFY_SUCCESS) && !(r->dsn_sent & PST_NOTIFY_SUCCESS)) {
-            return relayed ? PST_DSN_RELAYED : PST_DSN_DELIVERED;
+        /* a next hop with DSN got NOTIFY=SUCCESS: the report is its
+         * (RFC 3461 6.2.1); one without: "relayed" from us */
+        if ((n & PST_NOTIFY_SUCCESS) && relayed
+            && !(r->dsn_sent & PST_NOTIFY_SUCCESS))
+        {
+            return PST_DSN_RELAYED;
         }
         return -1;
     default:

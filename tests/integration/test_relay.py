@@ -194,6 +194,29 @@ class RelayDeliveryTest(RelayCase):
                          r"status=bounced \(550 5\.1\.1")
         self.assertRegex(log, r"sender non-delivery notification")
 
+    def test_notify_success_relayed(self):
+        """aiosmtpd has no DSN extension: NOTIFY=SUCCESS gets "relayed"
+        from us; NOTIFY=NEVER never gets a report."""
+        handler, port = self.sink()
+        srv = self.relay(port)
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            c.sendmail("sender@client.test", ["a@ok.test"],
+                       b"Subject: s\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=SUCCESS"])
+            c.sendmail("sender@client.test", ["refuse1@ok.test"],
+                       b"Subject: n\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=NEVER"])
+        msgs = self.received(handler, 2)
+        wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
+        time.sleep(0.5)
+        dsn = [m for m in handler.messages if m[0] == ""]
+        self.assertEqual(len(dsn), 1, msgs)
+        text = dsn[0][4].decode()
+        self.assertIn("Action: relayed", text)
+        self.assertIn("Final-Recipient: rfc822; a@ok.test", text)
+        self.assertNotIn("refuse1", text)
+
     def test_4xx_retried_then_delivered_once(self):
         handler, port = self.sink()
         srv = self.relay(port)
