@@ -18,11 +18,28 @@ import asyncio
 
 
 class SlowSink(Sink):
-    """A sink that takes 0.2 s per message."""
+    """A sink that takes 0.2 s per message and counts the transactions
+    it has at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = 0
+        self.most = 0
+
+    async def handle_MAIL(self, server, session, envelope, address,
+                          mail_options):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         await asyncio.sleep(0.2)
-        return await super().handle_DATA(server, session, envelope)
+        try:
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.now -= 1
 
 
 CONF = """
@@ -261,6 +278,19 @@ class RelayDeliveryTest(RelayCase):
         wait_for(lambda: srv.queue_ids() == [], 15, what="empty queue")
         got = sorted(r for m in handler.messages for r in m[1])
         self.assertEqual(got, ["a@ok.test", "later1@ok.test"])
+
+    def test_destination_concurrency_bounded(self):
+        handler, port = self.sink(SlowSink())
+        srv = self.relay(port, "relay_destination_concurrency 2;\n"
+                         "relay_hold on;")
+        for i in range(8):
+            self.assertEqual(srv.send(rcpts=("a%d@ok.test" % i,)), {})
+        wait_for(lambda: len([s for s in state_files(srv.spool).values()
+                              if "hold 1" in s]) == 8, 20, what="held")
+        self.queue(srv, "release")
+        self.received(handler, 8)
+        self.assertLessEqual(handler.most, 2)
+        self.assertGreaterEqual(handler.most, 1)
 
     def test_kill9_queue_process(self):
         """kill -9 of the queue process during a run: nothing lost, and
