@@ -89,6 +89,31 @@ pst_sched_find(pst_sched_t *s, const u_char *name, size_t len)
 }
 
 
+/* Twice as many buckets once there are twice as many destinations. */
+static void
+pst_sched_grow(pst_sched_t *s)
+{
+    pst_qdest_t  **h, *d, *next;
+    pst_uint_t     i, size = s->hsize * 2, k;
+
+    h = calloc(size, sizeof(pst_qdest_t *));
+    if (h == NULL) {
+        return;                 /* longer chains, still correct */
+    }
+    for (i = 0; i < s->hsize; i++) {
+        for (d = s->hash[i]; d != NULL; d = next) {
+            next = d->hnext;
+            k = pst_sched_hash(d->name.data, d->name.len) % size;
+            d->hnext = h[k];
+            h[k] = d;
+        }
+    }
+    free(s->hash);
+    s->hash = h;
+    s->hsize = size;
+}
+
+
 pst_qdest_t *
 pst_sched_dest(pst_sched_t *s, const u_char *name, size_t len)
 {
@@ -110,6 +135,9 @@ pst_sched_dest(pst_sched_t *s, const u_char *name, size_t len)
     d->tail = &d->head;
     d->window = s->init_window;
 
+    if (s->ndests >= s->hsize * 2) {
+        pst_sched_grow(s);
+    }
     h = pst_sched_hash(name, len) % s->hsize;
     d->hnext = s->hash[h];
     s->hash[h] = d;

@@ -40,6 +40,24 @@ START_TEST(test_window_feedback)
     ck_assert_ptr_eq(pst_sched_dest(&s, (u_char *) "example.net", 11), d);
     ck_assert_int_eq(d->window, PST_SCHED_INIT_WINDOW);
 
+    /* many destinations: the table grows, every one is found again */
+    {
+        char         nm[32];
+        pst_qdest_t *x;
+
+        for (i = 0; i < 5000; i++) {
+            snprintf(nm, sizeof(nm), "d%lu.test", (unsigned long) i);
+            ck_assert_ptr_nonnull(pst_sched_dest(&s, (u_char *) nm,
+                                                 strlen(nm)));
+        }
+        ck_assert_uint_gt(s.hsize, 1024);
+        x = pst_sched_find(&s, (u_char *) "D4999.test", 10);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_str_eq((char *) x->name.data, "d4999.test");
+        ck_assert_ptr_eq(pst_sched_find(&s, (u_char *) "example.net", 11),
+                         d);
+    }
+
     /* grows by one after as many successes as it is wide */
     for (i = 0; i < PST_SCHED_INIT_WINDOW - 1; i++) {
         pst_sched_feedback(&s, d, 1, 0, 100, 60);
