@@ -4,10 +4,15 @@ spread over D domains, next try an hour away) for the queue engine's
 start-up figures: time from start to "spool scanned" and the queue
 process's memory per message (docs/PERFORMANCE.md).
 
-    bench/queue_spool.py SPOOL_DIR [N] [DOMAINS]
+    bench/queue_spool.py SPOOL_DIR [N] [DOMAINS] [DUE]
+
+DUE 1: the next try is now (every message due at start).  Run as root,
+the files go to the account the server's children run as (POSTERN_USER,
+default nobody).
 """
 
 import os
+import pwd
 import sys
 import time
 
@@ -26,6 +31,7 @@ def main():
     spool = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
     ndom = int(sys.argv[3]) if len(sys.argv) > 3 else 50
+    due = len(sys.argv) > 4 and sys.argv[4] == "1"
     now = int(time.time())
     msg = (b"Received: from bench.test\r\n\tby postern.test\r\n"
            b"Subject: queue bench\r\n\r\n" + b"x" * 1000 + b"\r\n")
@@ -44,10 +50,21 @@ def main():
             f.write(hdr + msg + env)
         st = ("POSTERN-STATE 1\nid %s\nrcpt user%d@d%d.test state=deferred"
               " attempts=1 next-try=%d last-try=%d reply=451+204.0.0+20bench"
-              "\nend\n" % (qid, i, i % ndom, now + 3600, now)).encode()
+              "\nend\n" % (qid, i, i % ndom, now - 1 if due else now + 3600,
+                             now)).encode()
         with open(os.path.join(d, qid + ".state"), "wb") as f:
             f.write(st)
 
 
+def chown_tree(spool):
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(os.environ.get("POSTERN_USER", "nobody"))
+    for root, dirs, files in os.walk(spool):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+
+
 if __name__ == "__main__":
     main()
+    chown_tree(sys.argv[1])

@@ -60,8 +60,10 @@ static pst_uint_t       npending, pending_head, pending_cap;
 static pst_uint_t       commit_busy;
 static int              scan_part;        /* the next to read */
 static pst_uint_t       scan_busy;
-static pst_qmsg_t      *retry_list[64];
-static pst_uint_t       nretry;
+static pst_qmsg_t     **retry_list;      /* I/O to try again */
+static char           (*later)[PST_QUEUE_ID_LEN + 1];   /* to read again */
+static pst_uint_t       nlater, later_cap;
+static pst_uint_t       nretry, retry_cap;
 
 
 static void pst_queue_scan_next(void);
@@ -365,6 +367,28 @@ pst_queue_load_run(pst_qio_job_t *job)
 }
 
 
+/* A message that could not be read (EMFILE, EACCES...): read again
+ * by the retry timer. */
+static void
+pst_queue_read_later(const char *id)
+{
+    void  *p;
+
+    if (nlater == later_cap) {
+        p = realloc(later, (later_cap * 2 + 16) * sizeof(*later));
+        if (p == NULL) {
+            return;             /* the next start's scan finds it */
+        }
+        later = p;
+        later_cap = later_cap * 2 + 16;
+    }
+    memcpy(later[nlater++], id, PST_QUEUE_ID_LEN + 1);
+    if (!retry_ev.timer_set) {
+        pst_event_add_timer(&retry_ev, PST_QUEUE_IO_RETRY * 1000);
+    }
+}
+
+
 static void
 pst_queue_load_done(pst_qio_job_t *job)
 {
@@ -387,8 +411,9 @@ pst_queue_load_done(pst_qio_job_t *job)
             break;
         default:
             pst_log_error(PST_LOG_ERR, 0, "queue: %s: cannot read it (%s):"
-                          " tried again later", l->ids[i], l->why[i]);
-            pst_queue_committed((u_char *) l->ids[i], PST_QUEUE_ID_LEN);
+                          " tried again in %ds", l->ids[i], l->why[i],
+                          PST_QUEUE_IO_RETRY);
+            pst_queue_read_later(l->ids[i]);
             break;
         }
     }
@@ -591,7 +616,7 @@ pst_queue_forget(pst_qmsg_t *msg)
             pst_sched_unlink(&pst_q.sched, msg->rcpts[i].dest, msg);
         }
     }
-    for (i = 0; i < nretry; i++) {
+    for (i = 0; msg->in_retry && i < nretry; i++) {
         if (retry_list[i] == msg) {
             retry_list[i] = retry_list[--nretry];
             break;
@@ -952,16 +977,20 @@ pst_queue_open_start(pst_qmsg_t *msg)
 static void
 pst_queue_io_retry(pst_qmsg_t *msg)
 {
-    pst_uint_t  i;
+    void  *p;
 
     msg->retry_io = 0;
-    for (i = 0; i < nretry; i++) {
-        if (retry_list[i] == msg) {
-            return;
+    if (!msg->in_retry) {
+        if (nretry == retry_cap) {
+            p = realloc(retry_list, (retry_cap * 2 + 64) * sizeof(void *));
+            if (p == NULL) {
+                return;         /* the next event of msg tries again */
+            }
+            retry_list = p;
+            retry_cap = retry_cap * 2 + 64;
         }
-    }
-    if (nretry < pst_nelems(retry_list)) {
         retry_list[nretry++] = msg;
+        msg->in_retry = 1;
     }
     if (!retry_ev.timer_set) {
         pst_event_add_timer(&retry_ev, PST_QUEUE_IO_RETRY * 1000);
@@ -1051,16 +1080,27 @@ pst_queue_io_done(pst_qmsg_t *msg)
 static void
 pst_queue_retry_handler(pst_event_t *ev)
 {
-    pst_qmsg_t  *list[pst_nelems(retry_list)];
-    pst_uint_t   i, n;
+    pst_qmsg_t  **list;
+    pst_uint_t    i, n;
 
     (void) ev;
 
+    list = retry_list;
     n = nretry;
-    memcpy(list, retry_list, n * sizeof(pst_qmsg_t *));
-    nretry = 0;
+    retry_list = NULL;
+    nretry = retry_cap = 0;
+    for (i = 0; i < n; i++) {
+        list[i]->in_retry = 0;
+    }
     for (i = 0; i < n; i++) {
         pst_queue_io_next(list[i]);
+    }
+    free(list);
+
+    n = nlater;
+    nlater = 0;
+    for (i = 0; i < n; i++) {
+        pst_queue_committed((u_char *) later[i], PST_QUEUE_ID_LEN);
     }
 
     pst_queue_scan_next();

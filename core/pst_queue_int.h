@@ -57,6 +57,7 @@ struct pst_qmsg_s {
     unsigned            deleted:1;
     unsigned            gone:1;      /* removed from the spool */
     unsigned            retry_io:1;  /* an I/O failed: try again later */
+    unsigned            in_retry:1;  /* in the retry list */
     pst_qopen_t        *open;        /* while attempts or I/O need it */
     pst_qjob_t         *waiting;     /* attempts waiting for the open */
     u_char              id[PST_QUEUE_ID_LEN + 1];

@@ -250,8 +250,8 @@ pst_queue_run_opened(pst_qio_job_t *job)
     const char   *why = o->why;
     int           rc = o->rc;
 
-    msg->io_busy = 0;
-
+    /* io_busy stays set until pst_queue_io_done(): what runs from here
+     * (an attempt that ends at once) must not start the next I/O */
     if (o->rc == PST_OK) {
         o->ready = 1;
         o->m.env.hold = msg->hold;
@@ -273,8 +273,8 @@ pst_queue_run_opened(pst_qio_job_t *job)
     if (rc == PST_AGAIN) {
         pst_log_error(PST_LOG_ERR, 0, "queue: %s: cannot open it (%s):"
                       " tried again later", msg->id, why);
-        pst_queue_unstart(msg, pst_current_time_sec + 60);
         msg->io_want &= (uint8_t) ~PST_QM_OPEN;
+        pst_queue_unstart(msg, pst_current_time_sec + 60);
         msg->retry_io = (msg->io_want & PST_QM_FINISH) != 0;
         pst_queue_io_done(msg);
         pst_queue_reschedule(msg);
@@ -286,7 +286,9 @@ pst_queue_run_opened(pst_qio_job_t *job)
     } else {
         pst_log_error(PST_LOG_INFO, 0, "%s: gone from the spool", msg->id);
     }
+    msg->io_want = 0;
     pst_queue_unstart(msg, 0);
+    msg->io_busy = 0;
     msg->gone = 1;
     pst_queue_forget(msg);
 }
@@ -623,7 +625,6 @@ pst_queue_finish_done(pst_qio_job_t *job)
     pst_qmsg_t   *msg = job->data;
     pst_qopen_t  *o = msg->open;
 
-    msg->io_busy = 0;
     free(o->snap_rcpts);
     o->snap_rcpts = NULL;
 
@@ -642,6 +643,7 @@ pst_queue_finish_done(pst_qio_job_t *job)
 
     if (o->removed) {
         pst_log_error(PST_LOG_INFO, 0, "%s: removed", msg->id);
+        msg->io_busy = 0;
         msg->gone = 1;
         pst_queue_forget(msg);
         return;
