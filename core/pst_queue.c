@@ -908,9 +908,8 @@ pst_queue_simple_done(pst_qio_job_t *job)
     pst_qsimple_t  *s = job->data;
     pst_qmsg_t     *msg = s->msg;
 
-    msg->io_busy = 0;
-
     if (job->run == pst_queue_remove_run) {
+        msg->io_busy = 0;
         if (s->rc != PST_OK) {
             pst_log_error(PST_LOG_ERR, s->err, "queue: %s: cannot remove it",
                           msg->id);
@@ -923,11 +922,16 @@ pst_queue_simple_done(pst_qio_job_t *job)
     }
 
     if (s->rc == PST_DECLINED) {
+        /* gone: attempts that waited for this I/O never start */
         free(s);
+        msg->io_want = 0;
+        pst_queue_unstart(msg, 0);
+        msg->io_busy = 0;
         msg->gone = 1;
         pst_queue_forget(msg);
         return;
     }
+    msg->io_busy = 0;
     if (s->rc != PST_OK) {
         pst_log_error(PST_LOG_ERR, s->err, "queue: %s: cannot write its"
                       " hold state: tried again later", msg->id);

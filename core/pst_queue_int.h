@@ -134,6 +134,8 @@ void pst_queue_io_done(pst_qmsg_t *msg);
 
 /* pst_queue_run.c */
 void pst_queue_cancel_jobs(pst_qmsg_t *msg);
+/* End the attempts waiting for msg's open (retry: their next try). */
+void pst_queue_unstart(pst_qmsg_t *msg, time_t retry);
 /* the open operation (io.data: the message) */
 void pst_queue_run_open(pst_qio_job_t *job);
 void pst_queue_run_opened(pst_qio_job_t *job);

@@ -222,7 +222,7 @@ pst_queue_run_open(pst_qio_job_t *job)
 
 
 /* Attempts that never started: their recipients as they were. */
-static void
+void
 pst_queue_unstart(pst_qmsg_t *msg, time_t retry)
 {
     pst_qjob_t  *job;
