@@ -356,6 +356,21 @@ class RelayRetryTest(RelayCase):
                  20, what="a second attempt recorded")
         self.assertEqual(srv.queue_ids(), [qid])
 
+    def test_reload_hands_over(self):
+        srv = self.relay(closed_port())
+        self.assertEqual(srv.send(rcpts=("a@ok.test", "b@other.test")), {})
+        qid = srv.queue_ids()[0]
+        srv.wait_log(r"%s: to=<b@other.test>.*status=deferred" % qid,
+                     timeout=20)
+        srv.reload()
+        srv.wait_log(r"queue: engine started", timeout=20, count=2)
+        srv.wait_log(r"queue: spool scanned: 1 message", timeout=20)
+        # the new engine goes on with the count of the old one
+        wait_for(lambda: re.search(r"attempts=[3-9]",
+                                   state_files(srv.spool).get(qid, "")),
+                 20, what="attempts go on after the reload")
+        self.assertEqual(srv.queue_ids(), [qid])
+
     def test_expiry_bounces_once(self):
         srv = self.relay(closed_port(),
                          "max_queue_lifetime 3s;\nbounce_queue_lifetime 3s;")
