@@ -968,6 +968,10 @@ pst_queue_open_start(pst_qmsg_t *msg)
         return PST_ERROR;
     }
     o->m.fd = -1;
+    if ((msg->io_want & PST_QM_HOLD) && !msg->hold) {
+        msg->io_want &= (uint8_t) ~PST_QM_HOLD;
+        o->write_hold = 1;
+    }
     msg->open = o;
     msg->io_busy = 1;
     o->io.run = pst_queue_run_open;
@@ -1027,7 +1031,12 @@ pst_queue_io_next(pst_qmsg_t *msg)
         return;
     }
 
-    if ((msg->io_want & (PST_QM_FINISH | PST_QM_OPEN)) && o == NULL) {
+    /* a release is written by the open its attempt needs anyway: one
+     * I/O, and the attempt is not queued behind the other releases */
+    if (o == NULL
+        && ((msg->io_want & (PST_QM_FINISH | PST_QM_OPEN))
+            || ((msg->io_want & PST_QM_HOLD) && !msg->hold)))
+    {
         if (pst_queue_open_start(msg) != PST_OK) {
             pst_queue_io_retry(msg);
         }

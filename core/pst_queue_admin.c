@@ -89,13 +89,12 @@ pst_qadmin_one(pst_qmsg_t *msg, void *data)
         if (!msg->hold) {
             return;
         }
-        /* due now: the attempt's own state write (or the removal)
-         * records the release, without a write of its own ahead of it
-         * in the I/O queue (release ALL of 200,000 held messages) */
+        /* durable, written by the open the attempt needs anyway */
         msg->hold = 0;
         pst_q.held--;
         (void) pst_qadmin_flush_msg(msg, NULL);
         pst_queue_reschedule(msg);
+        pst_queue_io(msg, PST_QM_HOLD);
         a->count++;
         return;
 

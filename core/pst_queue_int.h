@@ -69,6 +69,8 @@ struct pst_qopen_s {
     pst_pool_t         *pool;
     pst_spool_msg_t     m;
     unsigned            ready:1;     /* m is read */
+    unsigned            write_hold:1;  /* open: write hold 0 (release) */
+    unsigned            hold_failed:1;
     pst_qio_job_t       io;
     /* the finish in flight */
     pst_envelope_t      snap;        /* the state written */
