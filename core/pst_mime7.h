@@ -11,7 +11,7 @@
 int pst_mime7_needed(const u_char *msg, size_t len);
 
 /* Rewrite an 8-bit MIME message as 7-bit: every leaf part whose body has
- * 8-bit octets is re-encoded (quoted-printable for text/*, base64
+ * 8-bit octets is re-encoded (quoted-printable for text types, base64
  * otherwise) with its Content-Transfer-Encoding replaced; multipart
  * boundaries kept; a non-MIME 8-bit body becomes text/plain;
  * charset=unknown-8bit in quoted-printable, with MIME-Version added.

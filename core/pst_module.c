@@ -60,6 +60,11 @@ pst_modules_init(pst_conf_t *cf)
         || pst_module_add(cf, cf->cycle, &pst_smtp_auth_module, NULL, NULL)
            != PST_OK
         || pst_module_add(cf, cf->cycle, &pst_metrics_module, NULL, NULL)
+           != PST_OK
+        || pst_module_add(cf, cf->cycle, &pst_queue_conf_module, NULL, NULL)
+           != PST_OK
+        || pst_module_add(cf, cf->cycle, &pst_deliver_conf_module, NULL,
+                          NULL)
            != PST_OK)
     {
         return PST_ERROR;

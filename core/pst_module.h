@@ -44,6 +44,8 @@ extern const pst_module_t  pst_smtp_core_module;
 extern const pst_module_t  pst_smtp_tls_module;     /* index 2 */
 extern const pst_module_t  pst_smtp_auth_module;    /* index 3 */
 extern const pst_module_t  pst_metrics_module;      /* index 4 */
+extern const pst_module_t  pst_queue_conf_module;   /* index 5 */
+extern const pst_module_t  pst_deliver_conf_module; /* index 6 */
 
 /* Register the built-in modules in a new cycle. */
 int pst_modules_init(pst_conf_t *cf);

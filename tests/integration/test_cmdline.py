@@ -325,7 +325,8 @@ class SignalTest(PstTestCase):
 class QueueToolTest(PstTestCase):
 
     def test_queue_count_list_show(self):
-        srv = self.server(BASIC)
+        # held, so that the relay engine leaves the recipients pending
+        srv = self.server(BASIC, extra_top="relay_hold on;")
         r = srv.run_tool("queue", "count")
         self.assertEqual((r.returncode, r.stdout), (0, "0\n"))
         with srv.raw() as c:
@@ -352,11 +353,12 @@ class QueueToolTest(PstTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         size1 = len(srv.message(q1))
         self.assertRegex(r.stdout, r"(?m)^%s +%d +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +"
-                                   r"<one@client\.test>\n"
+                                   r"<one@client\.test>(  held)?\n"
                                    r"    <a@example\.test> pending\n"
                                    r"    <b@example\.test> pending$"
                          % (q1, size1))
-        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +[-\d]+ [:\d]+ +<>\n"
+        self.assertRegex(r.stdout, r"(?m)^%s +\d+ +[-\d]+ [:\d]+ +<>"
+                                   r"(  held)?\n"
                                    r"    <c@example\.test> pending$" % q2)
 
         r = srv.run_tool("queue", "show", q2)

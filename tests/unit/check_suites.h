@@ -29,5 +29,6 @@ Suite *suite_dsn(void);
 Suite *suite_proxy_protocol(void);
 Suite *suite_metrics(void);
 Suite *suite_queue_event(void);
+Suite *suite_sched(void);
 
 #endif
