@@ -1,0 +1,215 @@
+"""The delivery layer (core/pst_deliver*.c) through the relay engine:
+next hops tried in order (a refused connection, a 421 greeting), idle
+connections reused (relay_connection_reuse), what a next hop cannot
+take (SMTPUTF8, 8-bit text without 8BITMIME), the Received: limit
+(max_received_headers) and relay_tls encrypt against a server without
+STARTTLS.  Destinations are aiosmtpd and raw sockets on loopback, found
+through the tests' DNS server."""
+
+import socket
+import threading
+import time
+
+from pstest import wait_for
+from test_relay import RelayCase, CONF, state_files
+from test_send import Sink
+
+from aiosmtpd.controller import Controller
+
+
+class CountingSink(Sink):
+    """Counts EHLOs: one per connection."""
+
+    def __init__(self, eightbit=True):
+        super().__init__(eightbit)
+        self.ehlos = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        self.ehlos += 1
+        return await super().handle_EHLO(server, session, envelope,
+                                         hostname, responses)
+
+
+class Greeter:
+    """Accepts on addr:port, says `greeting` and closes: a busy MX."""
+
+    def __init__(self, addr, port, greeting=b"421 4.3.2 busy\r\n"):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.greeting = greeting
+        self.count = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        deadline = time.time() + 120
+        while not self.stopping and time.time() < deadline:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            self.count += 1
+            try:
+                c.sendall(self.greeting)
+            finally:
+                c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def two_mx(first, second="127.0.0.1"):
+    return ["--local=/test/",
+            "--mx-host=ok.test,mx1.ok.test,10",
+            "--mx-host=ok.test,mx2.ok.test,20",
+            "--mx-host=client.test,mx2.ok.test,10",
+            "--host-record=mx1.ok.test,%s" % first,
+            "--host-record=mx2.ok.test,%s" % second]
+
+
+class DeliverTest(RelayCase):
+
+    def sink(self, handler=None, **kw):
+        handler = handler or CountingSink()
+        port = kw.pop("port", None)
+        if port is None:
+            return super().sink(handler)
+        ctl = Controller(handler, hostname="127.0.0.1", port=port,
+                         decode_data=False, **kw)
+        ctl.start()
+        self.addCleanup(ctl.stop)
+        return handler, port
+
+    def relay_with(self, records, port, extra=""):
+        dns = self.dnsmasq(records)
+        extra += "\nrelay_min_backoff 1s;\nrelay_max_backoff 2s;"
+        return self.server(CONF % (port, extra), resolver=dns.address)
+
+    def held(self, srv, n):
+        wait_for(lambda: len([s for s in state_files(srv.spool).values()
+                              if "hold 1" in s]) == n, 20, what="held")
+
+    def dsns(self, handler):
+        return [m for m in handler.messages if m[0] in ("", "<>")]
+
+    def test_refused_first_hop_falls_through(self):
+        handler, port = self.sink()
+        # nothing listens on 127.0.0.2:port: refused, then mx2
+        srv = self.relay_with(two_mx("127.0.0.2"), port)
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        self.received(handler, 1)
+        wait_for(lambda: "relay=mx2.ok.test[127.0.0.1]" in srv.log(), 10,
+                 what="delivered through mx2")
+
+    def test_busy_greeting_falls_through(self):
+        handler, port = self.sink()
+        busy = Greeter("127.0.0.3", port)
+        self.addCleanup(busy.stop)
+        srv = self.relay_with(two_mx("127.0.0.3"), port)
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        self.received(handler, 1)
+        self.assertGreaterEqual(busy.count, 1)
+        self.assertIn("421 4.3.2 busy", srv.log())
+
+    def test_all_hops_busy_defers(self):
+        handler, port = self.sink()
+        busy = Greeter("127.0.0.3", port)
+        self.addCleanup(busy.stop)
+        busy2 = Greeter("127.0.0.4", port)
+        self.addCleanup(busy2.stop)
+        srv = self.relay_with(two_mx("127.0.0.3", "127.0.0.4"), port)
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        wait_for(lambda: "status=deferred" in srv.log(), 15,
+                 what="deferred")
+        self.assertEqual(handler.messages, [])
+        self.assertEqual(len(srv.queue_ids()), 1)
+
+    def test_connection_reused(self):
+        handler, port = self.sink()
+        srv = self.relay(port, "relay_hold on;\nrelay_concurrency 1;\n"
+                         "relay_connection_idle 10s;")
+        for i in range(5):
+            self.assertEqual(srv.send(rcpts=("a%d@ok.test" % i,)), {})
+        self.held(srv, 5)
+        self.assertEqual(self.queue(srv, "release").returncode, 0)
+        self.received(handler, 5)
+        self.assertEqual(handler.ehlos, 1)
+
+    def test_reuse_limit_one_connection_per_message(self):
+        handler, port = self.sink()
+        srv = self.relay(port, "relay_hold on;\nrelay_concurrency 1;\n"
+                         "relay_connection_reuse 1;")
+        for i in range(3):
+            self.assertEqual(srv.send(rcpts=("a%d@ok.test" % i,)), {})
+        self.held(srv, 3)
+        self.assertEqual(self.queue(srv, "release").returncode, 0)
+        self.received(handler, 3)
+        self.assertEqual(handler.ehlos, 3)
+
+    def test_smtputf8_to_a_server_without_it_bounces(self):
+        handler, port = self.sink(port=None)
+        ctl_port = port
+        srv = self.relay(ctl_port, "")
+        # aiosmtpd offers SMTPUTF8 only when enabled: a second sink
+        # without it is the MX here (the first one takes the bounce)
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            if not c.has_extn("smtputf8"):
+                self.skipTest("the receive side has no SMTPUTF8")
+            c.sendmail("sender@client.test", ["a@ok.test"],
+                       "Subject: é\r\n\r\nx\r\n".encode(),
+                       mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        wait_for(lambda: len(self.dsns(handler)) == 1
+                 or len(handler.messages) >= 1, 15, what="an outcome")
+        time.sleep(0.5)
+        if not self.dsns(handler):
+            # the sink took it: it offered SMTPUTF8 after all
+            self.assertIn("SMTPUTF8", " ".join(handler.messages[0][2]))
+            return
+        self.assertIn("5.6.7", self.dsns(handler)[0][4].decode())
+
+    def test_too_many_received_headers_fail_5_4_6(self):
+        handler, port = self.sink()
+        srv = self.relay(port, "max_received_headers 3;")
+        hops = b"".join(b"Received: from h%d by h%d; Thu, 1 Jan 2026"
+                        b" 00:00:00 +0000\r\n" % (i, i) for i in range(3))
+        self.assertEqual(srv.send(rcpts=("a@ok.test",),
+                                  body=hops + b"Subject: loop\r\n\r\nx\r\n"),
+                         {})
+        wait_for(lambda: len(self.dsns(handler)) == 1, 15, what="a DSN")
+        text = self.dsns(handler)[0][4].decode()
+        self.assertIn("Status: 5.4.6", text)
+        self.assertEqual([m for m in handler.messages
+                          if m[0] not in ("", "<>")], [])
+
+    def test_tls_encrypt_without_starttls_defers(self):
+        handler, port = self.sink()
+        srv = self.relay(port, "relay_tls encrypt;")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        wait_for(lambda: "status=deferred" in srv.log(), 15,
+                 what="deferred")
+        self.assertEqual(handler.messages, [])
+        self.assertIn("STARTTLS", srv.log())
+
+    def test_directives_checked(self):
+        handler, port = self.sink()
+        for bad, why in (("relay_tls sometimes;", "relay_tls"),
+                         ("relay_timeout ehlo 5s;", "relay_timeout stage"),
+                         ("relay_timeout mail 0s;", "relay_timeout"),
+                         ("relay_connection_reuse 0;",
+                          "relay_connection_reuse"),
+                         ("relay_source_address nowhere;",
+                          "relay_source_address"),
+                         ("relay_helo_name 'a b';", "relay_helo_name")):
+            srv = self.relay(port, bad, start=False)
+            r = srv.run_tool("-t")
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn(why, r.stderr, bad)
+            self.assertIn("postern.conf:", r.stderr, bad)
