@@ -6,11 +6,18 @@ take (SMTPUTF8, 8-bit text without 8BITMIME), the Received: limit
 STARTTLS.  Destinations are aiosmtpd and raw sockets on loopback, found
 through the tests' DNS server."""
 
+import email
+import glob
+import os
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 import time
 
-from pstest import wait_for
+from pstest import ROOT, free_port, wait_for
+from psttls import Certs
 from test_relay import RelayCase, CONF, state_files
 from test_send import Sink
 
@@ -77,7 +84,7 @@ def two_mx(first, second="127.0.0.1"):
             "--host-record=mx2.ok.test,%s" % second]
 
 
-class DeliverTest(RelayCase):
+class DeliverCase(RelayCase):
 
     def sink(self, handler=None, **kw):
         handler = handler or CountingSink()
@@ -101,6 +108,9 @@ class DeliverTest(RelayCase):
 
     def dsns(self, handler):
         return [m for m in handler.messages if m[0] in ("", "<>")]
+
+
+class DeliverTest(DeliverCase):
 
     def test_refused_first_hop_falls_through(self):
         handler, port = self.sink()
@@ -220,3 +230,138 @@ class DeliverTest(RelayCase):
             self.assertNotEqual(r.returncode, 0, bad)
             self.assertIn(why, r.stderr, bad)
             self.assertIn("postern.conf:", r.stderr, bad)
+
+
+class TlsSink(CountingSink):
+    """Records whether each message came over TLS."""
+
+    def __init__(self):
+        super().__init__()
+        self.tls = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.tls.append(session.ssl is not None)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class DeliverPeersTest(DeliverCase):
+    """Next hops with STARTTLS, a SIZE limit, DSN (another Postern) and
+    without 8BITMIME."""
+
+    def tls_sink(self, cn="mx.ok.test"):
+        certs = Certs(os.path.join(self.run_dir(), "pki"))
+        ca = certs.ca()
+        crt, key = certs.issue("mx", cn, ca=ca)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(crt, key)
+        handler = TlsSink()
+        port = free_port()
+        ctl = Controller(handler, hostname="127.0.0.1", port=port,
+                         decode_data=False, tls_context=ctx)
+        ctl.start()
+        self.addCleanup(ctl.stop)
+        return handler, port, ca
+
+    def run_dir(self):
+        d = os.path.join(tempfile.gettempdir(), "pst-deliver-" +
+                         self.id().split(".")[-1])
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def test_starttls_when_offered(self):
+        handler, port, _ = self.tls_sink()
+        srv = self.relay(port, "")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        self.received(handler, 1)
+        self.assertEqual(handler.tls, [True])
+
+    def test_tls_verify(self):
+        # the next hop's certificate is for mx.ok.test, signed by ca:
+        # without that CA verify fails (deferred); with it, delivered
+        handler, port, ca = self.tls_sink()
+        srv = self.relay(port, "relay_tls verify;")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        wait_for(lambda: "status=deferred" in srv.log(), 15,
+                 what="deferred")
+        self.assertEqual(handler.messages, [])
+        srv.stop()
+        handler2, port2, ca2 = self.tls_sink()
+        srv2 = self.relay(port2, "relay_tls verify;\nrelay_tls_ca_file %s;"
+                          % ca2.cert, name="verify_ok")
+        self.assertEqual(srv2.send(rcpts=("a@ok.test",)), {})
+        self.received(handler2, 1)
+        self.assertEqual(handler2.tls, [True])
+
+    def test_size_too_small_bounces_5_3_4(self):
+        handler = CountingSink()
+        port = free_port()
+        ctl = Controller(handler, hostname="127.0.0.1", port=port,
+                         decode_data=False, data_size_limit=4000)
+        ctl.start()
+        self.addCleanup(ctl.stop)
+        srv = self.relay(port, "")
+        with srv.smtp() as c:
+            # RET=HDRS: the report itself fits under the limit
+            c.ehlo("client.test")
+            c.sendmail("sender@client.test", ["a@ok.test"],
+                       b"Subject: big\r\n\r\n" + b"x" * 5000 + b"\r\n",
+                       mail_options=["RET=HDRS"])
+        wait_for(lambda: len(self.dsns(handler)) == 1, 15, what="a DSN")
+        self.assertIn("Status: 5.3.4", self.dsns(handler)[0][4].decode())
+        self.assertEqual([m for m in handler.messages
+                          if m[0] not in ("", "<>")], [])
+
+    def test_eight_bit_to_a_server_without_8bitmime(self):
+        handler = CountingSink(eightbit=False)
+        handler, port = self.sink(handler)
+        srv = self.relay(port, "")
+        body = "Subject: t\r\n\r\ncaf\u00e9\r\n".encode()
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            c.sendmail("sender@client.test", ["a@ok.test"], body,
+                       mail_options=["BODY=8BITMIME"])
+        wait_for(lambda: len(handler.messages) >= 1, 15, what="a message")
+        time.sleep(0.3)
+        got = handler.messages[0]
+        if os.path.exists(os.path.join(ROOT, "core", "pst_mime7.c")):
+            # converted: 7-bit, quoted-printable, the same text decoded
+            self.assertNotIn(got[0], ("", "<>"))
+            self.assertTrue(all(b < 128 for b in got[4]), got[4])
+            msg = email.message_from_bytes(got[4])
+            self.assertEqual(msg.get_payload(decode=True), b"caf\xc3\xa9\r\n")
+        else:
+            self.assertIn(got[0], ("", "<>"))
+            self.assertIn("Status: 5.6.3", got[4].decode())
+
+    def test_dsn_passed_to_a_next_hop_with_dsn(self):
+        # the next hop is another Postern (it has DSN): NOTIFY, ORCPT,
+        # RET and ENVID reach its spool as they were given
+        hop = self.server("""
+smtp {
+    server {
+        listen {port};
+        hostname mx.ok.test;
+        local_domains ok.test;
+    }
+}
+""", name="hop")
+        srv = self.relay(hop.port, "")
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            c.sendmail("sender@client.test", ["a@ok.test"],
+                       b"Subject: d\r\n\r\nx\r\n",
+                       mail_options=["RET=HDRS", "ENVID=env+2B1"],
+                       rcpt_options=["NOTIFY=SUCCESS,DELAY",
+                                     "ORCPT=rfc822;orig@ok.test"])
+        wait_for(lambda: len(hop.queue_ids()) == 1, 15, what="at the hop")
+        qid = hop.queue_ids()[0]
+        path = glob.glob(os.path.join(hop.spool, "queue", "*", qid))[0]
+        with open(path, "rb") as f:
+            env = f.read().split(b"POSTERN-ENVELOPE", 1)[1].decode()
+        self.assertIn("\nret HDRS\n", env)
+        self.assertIn("\nenvid env+2B1\n", env)
+        # NOTIFY=SUCCESS,DELAY: the bits 0x02 | 0x08
+        self.assertIn("rcpt a@ok.test notify=10 orcpt=rfc822;orig@ok.test",
+                      env)
