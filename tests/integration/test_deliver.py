@@ -192,6 +192,24 @@ class DeliverTest(DeliverCase):
         self.assertIn("5.6.7", self.dsns(back)[0][4].decode())
         self.assertEqual(handler.messages, [])
 
+    def test_smtputf8_not_needed_is_not_sent(self):
+        # RFC 6531 3.2: ASCII addresses and header, UTF-8 only in the
+        # body: the next hop without SMTPUTF8 gets it without SMTPUTF8
+        handler, port = self.sink(CountingSink(utf8=False))
+        srv = self.relay(port, "")
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            if not c.has_extn("smtputf8"):
+                self.skipTest("the receive side has no SMTPUTF8")
+            c.sendmail("sender@client.test", ["a@ok.test"],
+                       "Subject: plain\r\n\r\ncaf\u00e9\r\n".encode(),
+                       mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        self.received(handler, 1)
+        got = handler.messages[0]
+        self.assertEqual(got[0], "sender@client.test")
+        self.assertNotIn("SMTPUTF8", " ".join(got[2]))
+        self.assertIn("caf\u00e9".encode(), got[4])
+
     def test_too_many_received_headers_fail_5_4_6(self):
         handler, port = self.sink()
         srv = self.relay(port, "max_received_headers 3;")
