@@ -371,7 +371,9 @@ pst_deliver_send(pst_dlv_t *d)
     pst_spool_msg_t  *m = d->job->msg;
     unsigned          caps = pst_smtp_client_caps(d->cl);
 
-    if (m->env.smtputf8 && !(caps & PST_SMTP_CAP_SMTPUTF8)) {
+    if (m->env.smtputf8 && !(caps & PST_SMTP_CAP_SMTPUTF8)
+        && !(d->no_utf8 = !pst_deliver_needs_utf8(d)))
+    {
         pst_deliver_all(d, PST_RCPT_FAILED, 553, "5.6.7", "%s does not"
                         " support SMTPUTF8 (RFC 6531 3.2)", d->remote);
         goto keep;

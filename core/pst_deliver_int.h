@@ -46,6 +46,7 @@ struct pst_dlv_s {
     off_t                    conv_len;
     unsigned                 reused:1;
     unsigned                 alive:1;     /* a hop got past EHLO */
+    unsigned                 no_utf8:1;   /* SMTPUTF8 not needed: not sent */
     pst_smtp_client_tx_t     tx;
     pst_pool_t              *pool;        /* the transaction's strings */
     char                     remote[300];
@@ -71,11 +72,14 @@ void pst_deliver_cache_flush(void);
 /* The message side (core/pst_deliver_msg.c).  received_count(): the
  * Received: header lines (prepended ones included) in the first 64 KiB;
  * 8bit(): 1 when BODY=8BITMIME was given and the text has an octet
- * over 127; convert(): the 7-bit downgrade into d->fd, or every
+ * over 127; needs_utf8(): 1 when an address of the transaction or a
+ * header line has UTF-8 (RFC 6531 3.2: else SMTPUTF8 is not needed);
+ * convert(): the 7-bit downgrade into d->fd, or every
  * recipient failed 5.6.3 and PST_DECLINED; build_tx(): d->tx from the
  * envelope and job.  The client TLS context (NULL: no TLS). */
 int pst_deliver_received_count(pst_spool_msg_t *m);
 int pst_deliver_8bit(pst_spool_msg_t *m);
+int pst_deliver_needs_utf8(pst_dlv_t *d);
 int pst_deliver_convert(pst_dlv_t *d);
 int pst_deliver_build_tx(pst_dlv_t *d);
 void pst_deliver_all(pst_dlv_t *d, pst_rcpt_state_e state, int code,

@@ -93,6 +93,65 @@ pst_deliver_8bit(pst_spool_msg_t *m)
 }
 
 
+static int
+pst_deliver_has_8bit(const u_char *p, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] & 0x80) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+int
+pst_deliver_needs_utf8(pst_dlv_t *d)
+{
+    static u_char     buf[PST_DLV_SCAN];
+    pst_spool_msg_t  *m = d->job->msg;
+    pst_env_rcpt_t   *er = m->env.rcpts->elts;
+    pst_str_t        *h;
+    pst_uint_t        i;
+    ssize_t           n;
+    u_char           *end;
+
+    if (pst_deliver_has_8bit(m->env.sender.data, m->env.sender.len)) {
+        return 1;
+    }
+    for (i = 0; i < d->job->nrcpts; i++) {
+        if (pst_deliver_has_8bit(er[d->job->rcpts[i].index].addr.data,
+                                 er[d->job->rcpts[i].index].addr.len))
+        {
+            return 1;
+        }
+    }
+    h = m->env.prepend != NULL ? m->env.prepend->elts : NULL;
+    for (i = 0; h != NULL && i < m->env.prepend->nelts; i++) {
+        if (pst_deliver_has_8bit(h[i].data, h[i].len)) {
+            return 1;
+        }
+    }
+
+    /* the header section: it must end in the first 64 KiB */
+    n = pread(m->fd, buf, (size_t) pst_min(m->msg_len, PST_DLV_SCAN),
+              m->msg_offset);
+    if (n <= 0) {
+        return 1;
+    }
+    if (n >= 2 && buf[0] == '\r' && buf[1] == '\n') {
+        return 0;
+    }
+    end = memmem(buf, (size_t) n, "\r\n\r\n", 4);
+    if (end == NULL) {
+        return n < m->msg_len ? 1 : pst_deliver_has_8bit(buf, (size_t) n);
+    }
+    return pst_deliver_has_8bit(buf, (size_t) (end - buf));
+}
+
+
 /* The converted message into an anonymous file, d->fd. */
 static int
 pst_deliver_convert_to_fd(pst_dlv_t *d, const u_char *msg, size_t len,
@@ -196,7 +255,7 @@ pst_deliver_mail_params(pst_dlv_t *d, pst_str_t *out)
     if (env->body.len > 0 && d->fd == -1) {
         p = pst_deliver_param(p, " BODY=", &env->body, 0);
     }
-    if (env->smtputf8) {
+    if (env->smtputf8 && !d->no_utf8) {
         p = (u_char *) stpcpy((char *) p, " SMTPUTF8");
     }
     if (env->ret.len > 0) {
