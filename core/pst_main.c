@@ -35,7 +35,10 @@ static int pst_status_command(int argc, char **argv);
 #define PST_EX_USAGE  64        /* sysexits.h */
 
 #define PST_QUEUE_USAGE                                                      \
-    "postern [-c file] [-p prefix] queue count|list|show ID|cat ID"
+    "postern [-c file] [-p prefix] queue count [all|held|deferred]\n"       \
+    "         | list [--json] | show ID [--json] | cat ID\n"                \
+    "         | flush [ID|DOMAIN] | hold ID|ALL | release [ID|ALL]\n"       \
+    "         | delete ID|ALL"
 #define PST_STATUS_USAGE                                                     \
     "postern [-c file] [-p prefix] status [--json]"
 
@@ -75,10 +78,20 @@ pst_queue_usage(FILE *f)
     fprintf(f,
         "usage: " PST_QUEUE_USAGE "\n"
         "\n"
-        "  count      the number of messages in the queue\n"
+        "  count      the number of messages (held: by the operator or\n"
+        "             relay_hold; deferred: waiting for a retry)\n"
         "  list       every message: ID, size, arrival, sender, recipients\n"
+        "             with state, attempts, next try, last reply\n"
         "  show ID    one message's envelope and delivery state\n"
-        "  cat ID     one message as a delivery reads it\n");
+        "  cat ID     one message as a delivery reads it\n"
+        "  flush      deferred mail (of one message or domain) due now\n"
+        "  hold       keep messages from delivery until released\n"
+        "  release    held messages (all by default) due now\n"
+        "  delete     remove messages, with no report to the sender\n"
+        "\n"
+        "The read verbs read the spool; the others go to the running\n"
+        "server, or change the spool when it is stopped.  --json: one\n"
+        "JSON object per message.\n");
 }
 
 
@@ -94,7 +107,7 @@ pst_queue_options(int argc, char **argv)
             pst_queue_usage(stdout);
             return 0;
         }
-        if (argv[i][0] == '-') {
+        if (argv[i][0] == '-' && strcmp(argv[i], "--json") != 0) {
             fprintf(stderr, "postern queue: unknown option \"%s\"\n",
                     argv[i]);
             pst_queue_usage(stderr);
@@ -178,13 +191,12 @@ pst_open_log(pst_cycle_t *cycle)
 }
 
 
-/* postern queue VERB ...: through the control socket when the server
- * runs, else on the spool directly.  Reads only what finds them. */
+/* postern queue VERB ...: the read verbs on the spool directly; the
+ * others through the control socket when the server runs, else on the
+ * spool directly (pst_queue_offline.c). */
 static int
 pst_queue_command(int argc, char **argv)
 {
-    static char   verb[] = "list";
-    char         *list[] = { verb, NULL };
     pst_cycle_t  *cycle;
     int           rc;
 
@@ -194,8 +206,16 @@ pst_queue_command(int argc, char **argv)
     }
     pst_cycle = cycle;
 
-    rc = pst_control_request((char *) cycle->core->control_socket.data,
-                             argc > 0 ? argc : 1, argc > 0 ? argv : list);
+    /* the read verbs never ask the daemon (a busy engine must not slow
+     * them, nor they it) */
+    rc = -1;
+    if (argc > 0 && strcmp(argv[0], "count") != 0
+        && strcmp(argv[0], "list") != 0 && strcmp(argv[0], "show") != 0
+        && strcmp(argv[0], "cat") != 0)
+    {
+        rc = pst_control_request((char *) cycle->core->control_socket.data,
+                                 argc, argv);
+    }
     if (rc == -1) {
         rc = pst_spool_tool(cycle, argc, argv);
     }

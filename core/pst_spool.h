@@ -105,7 +105,13 @@ long pst_spool_clean_tmp(const char *spool, int startup);
 /* Master, at start-up: remove what never got acknowledged in tmp/.
  * The queue itself is not read here (the queue process scans it). */
 int pst_spool_recover(pst_cycle_t *cycle);
-/* postern queue count|list|show ID|cat ID */
+/* postern queue count|list|show ID|cat ID, and the mutating verbs
+ * when the server does not run (pst_queue_offline.c) */
 int pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv);
+int pst_queue_offline(pst_cycle_t *cycle, int argc, char **argv);
+/* pst_spool_json.c: "held", "deferred" or "pending"; the JSON object of
+ * a message on stdout */
+const char *pst_spool_msg_state(const pst_envelope_t *env);
+void pst_spool_json_msg(const pst_spool_msg_t *m);
 
 #endif /* PST_SPOOL_H */

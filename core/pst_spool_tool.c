@@ -13,6 +13,8 @@ typedef struct {
     pst_cycle_t                 *cycle;
     long                         count;
     int                          list;
+    int                          json;
+    const char                  *state;     /* count: held, deferred */
     int                          rc;
     char                       (*ids)[PST_QUEUE_ID_LEN + 1];
     size_t                       nids, size;
@@ -25,6 +27,8 @@ static int pst_spool_show(const char *id, int mode);
 static int pst_spool_tool_id(const char *id, void *data);
 static int pst_spool_tool_cmp(const void *a, const void *b);
 static const char *pst_spool_time(time_t t, char *buf, size_t size);
+static int pst_spool_state_is(const char *id, const char *state);
+static int pst_spool_tool_args(pst_spool_tool_t *t, int argc, char **argv);
 
 
 static void
@@ -78,7 +82,7 @@ pst_spool_cat(pst_spool_msg_t *m)
 }
 
 
-/* mode 0: list entry, 1: show, 2: cat */
+/* mode 0: list entry, 1: show, 2: cat, 3: JSON */
 static int
 pst_spool_show(const char *id, int mode)
 {
@@ -109,8 +113,13 @@ pst_spool_show(const char *id, int mode)
         return 1;
     }
 
-    if (mode == 2) {
-        rc = pst_spool_cat(&m);
+    if (mode >= 2) {
+        rc = 0;
+        if (mode == 2) {
+            rc = pst_spool_cat(&m);
+        } else {
+            pst_spool_json_msg(&m);
+        }
         pst_spool_msg_close(&m);
         pst_destroy_pool(pool);
         return rc;
@@ -161,6 +170,9 @@ pst_spool_tool_id(const char *id, void *data)
     pst_spool_tool_t  *t = data;
     void              *p;
 
+    if (t->state != NULL && !pst_spool_state_is(id, t->state)) {
+        return PST_OK;
+    }
     t->count++;
     if (!t->list) {
         return PST_OK;
@@ -186,6 +198,90 @@ pst_spool_tool_cmp(const void *a, const void *b)
 }
 
 
+/* The state file alone (small): held ("hold 1") or deferred (a
+ * recipient in state deferred, not held); no state file: pending. */
+static int
+pst_spool_state_is(const char *id, const char *state)
+{
+    char     path[PATH_MAX], buf[65536];
+    ssize_t  n;
+    int      fd, held;
+
+    if (pst_spool_path(path, sizeof(path), id) != PST_OK
+        || strlen(path) + sizeof(PST_SPOOL_STATE_SUFFIX) > sizeof(path))
+    {
+        return 0;
+    }
+    strcat(path, PST_SPOOL_STATE_SUFFIX);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return 0;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    held = strstr(buf, "\nhold 1\n") != NULL;
+    if (state[0] == 'h') {
+        return held;
+    }
+    return !held && strstr(buf, " state=deferred ") != NULL;
+}
+
+
+/* count [all|held|deferred], list [--json]: into t.  PST_OK, or the
+ * exit status of a usage error. */
+static int
+pst_spool_tool_args(pst_spool_tool_t *t, int argc, char **argv)
+{
+    const char  *cmd = argc > 0 ? argv[0] : "list";
+    int          i;
+
+    t->list = strcmp(cmd, "list") == 0;
+    if (!t->list && strcmp(cmd, "count") != 0) {
+        return 64;
+    }
+    for (i = 1; i < argc; i++) {
+        if (t->list && strcmp(argv[i], "--json") == 0) {
+            t->json = 1;
+        } else if (!t->list && t->state == NULL
+                   && (strcmp(argv[i], "held") == 0
+                       || strcmp(argv[i], "deferred") == 0))
+        {
+            t->state = argv[i];
+        } else if (!t->list && strcmp(argv[i], "all") == 0) {
+            continue;
+        } else {
+            return 64;
+        }
+    }
+    return PST_OK;
+}
+
+
+static int
+pst_spool_tool_show(int argc, char **argv)
+{
+    int  json = argc == 3 && strcmp(argv[2], "--json") == 0;
+
+    if (argc != 2 && !(json && argv[0][0] == 's')) {
+        fprintf(stderr, "usage: postern queue %s ID%s\n", argv[0],
+                argv[0][0] == 's' ? " [--json]" : "");
+        return 64;
+    }
+    if (json) {
+        if (pst_spool_show(argv[1], 3) != 0) {
+            return 1;
+        }
+        printf("\n");
+        return 0;
+    }
+    return pst_spool_show(argv[1], argv[0][0] == 's' ? 1 : 2);
+}
+
+
 int
 pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
 {
@@ -196,23 +292,23 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     cmd = argc > 0 ? argv[0] : "list";
 
     if (strcmp(cmd, "show") == 0 || strcmp(cmd, "cat") == 0) {
-        if (argc != 2) {
-            fprintf(stderr, "usage: postern queue %s ID\n", cmd);
-            return 64;
-        }
-        return pst_spool_show(argv[1], cmd[0] == 's' ? 1 : 2);
+        return pst_spool_tool_show(argc, argv);
     }
-
-    if ((strcmp(cmd, "count") != 0 && strcmp(cmd, "list") != 0)
-        || argc > 1)
+    if (strcmp(cmd, "hold") == 0 || strcmp(cmd, "release") == 0
+        || strcmp(cmd, "delete") == 0 || strcmp(cmd, "flush") == 0)
     {
-        fprintf(stderr, "usage: postern queue count|list|show ID|cat ID\n");
-        return 64;
+        return pst_queue_offline(cycle, argc, argv);
     }
 
     memset(&t, 0, sizeof(t));
     t.cycle = cycle;
-    t.list = strcmp(cmd, "list") == 0;
+    if (pst_spool_tool_args(&t, argc, argv) != PST_OK) {
+        fprintf(stderr, "usage: postern queue count [all|held|deferred]"
+                "|list [--json]|show ID [--json]|cat ID"
+                "|flush [ID|DOMAIN]|hold ID|ALL|release [ID|ALL]"
+                "|delete ID|ALL\n");
+        return 64;
+    }
 
     if (pst_spool_walk(pst_spool_tool_id, &t) != PST_OK) {
         fprintf(stderr, "postern: cannot read the queue of \"%s\": %s\n",
@@ -226,8 +322,17 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     }
 
     qsort(t.ids, t.nids, sizeof(*t.ids), pst_spool_tool_cmp);
+    if (t.json) {
+        printf("[");
+    }
     for (i = 0; i < t.nids; i++) {
-        t.rc |= pst_spool_show(t.ids[i], 0);
+        if (t.json && i > 0) {
+            printf(",");
+        }
+        t.rc |= pst_spool_show(t.ids[i], t.json ? 3 : 0);
+    }
+    if (t.json) {
+        printf("]\n");
     }
     free(t.ids);
 

@@ -414,11 +414,14 @@ class UsageTest(PstTestCase):
         # each queue verb that "queue --help" knows is in -h too
         r = run("queue", "--help")
         self.assertEqual(r.returncode, 0, r.stderr)
-        verbs = re.search(r"queue ([a-z |A-Z]+)", r.stdout).group(1)
-        verbs = [v.split()[0] for v in verbs.split("|")]
-        self.assertIn("cat", verbs)
+        usage = r.stdout.split("\n\n")[0]
+        verbs = re.findall(r"(?:queue|\|) ([a-z]+)", usage)
+        for v in ("count", "list", "show", "cat", "flush", "hold",
+                  "release", "delete"):
+            self.assertIn(v, verbs)
+        usage_h = text[text.index("queue count"):]
         for v in verbs:
-            self.assertRegex(text, r"queue [^\n]*\b%s\b" % v)
+            self.assertRegex(usage_h, r"\b%s\b" % v)
 
     def test_help_and_unknown_options(self):
         _, subs = self.subcommands()

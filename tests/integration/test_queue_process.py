@@ -156,7 +156,7 @@ class QueueProcessTest(PstTestCase):
             # status is answered; queue requests say why they cannot be
             r = srv.run_tool("status")
             self.assertEqual(r.returncode, 0, r.stderr)
-            r = srv.run_tool("queue", "count")
+            r = srv.run_tool("queue", "flush")
             self.assertEqual(r.returncode, 1)
             self.assertIn("waits for another one", r.stderr)
             # mail is still received meanwhile
@@ -193,9 +193,10 @@ class ControlSocketTest(PstTestCase):
         self.assertEqual(srv.send(), {})
         r = srv.run_tool("queue", "count")
         self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "2\n", ""))
-        # answered by the queue process, through the socket
-        srv.wait_log(r"postern\[%d\] queue: info: control: count request"
-                     % srv.queue_process())
+        # read from the spool, never through the socket: a busy engine
+        # does not slow it (the relay bench polls it)
+        time.sleep(0.3)
+        self.assertNotIn("control: count request", srv.log())
         r = srv.run_tool("queue", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(re.findall(r"(?m)^[0-9A-V]{18} ", r.stdout)), 2)
