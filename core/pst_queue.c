@@ -71,6 +71,7 @@ static void pst_queue_commit_next(void);
 static void pst_queue_load_run(pst_qio_job_t *job);
 static void pst_queue_load_done(pst_qio_job_t *job);
 static void pst_queue_take(pst_spool_msg_t *m);
+static void pst_queue_flush_loaded(pst_qload_t *l, pst_uint_t i);
 static void pst_queue_due_handler(pst_event_t *ev);
 static void pst_queue_retry_handler(pst_event_t *ev);
 static void pst_queue_heap_set(pst_qmsg_t *msg, time_t due);
@@ -210,6 +211,7 @@ pst_queue_scan_next(void)
         && scan_busy == 0)
     {
         pst_q.loading = 0;
+        pst_q.flush_on_load = 0;
         pst_log_error(PST_LOG_INFO, 0, "queue: spool scanned: %lu"
                       " message(s), %lu held", (unsigned long) pst_q.nmsgs,
                       (unsigned long) pst_q.held);
@@ -400,6 +402,7 @@ pst_queue_load_done(pst_qio_job_t *job)
         case PST_OK:
             if (pst_queue_find((u_char *) l->ids[i]) == NULL) {
                 pst_queue_take(&l->msgs[i]);
+                pst_queue_flush_loaded(l, i);
             }
             break;
         case PST_DECLINED:          /* gone meanwhile */
@@ -432,6 +435,22 @@ pst_queue_load_done(pst_qio_job_t *job)
     pst_queue_arm();
     pst_queue_kick();
     pst_queue_check_done();
+}
+
+
+/* A message the scan read after a flush ALL: flushed too. */
+static void
+pst_queue_flush_loaded(pst_qload_t *l, pst_uint_t i)
+{
+    pst_qmsg_t  *msg;
+
+    if (l->part < 0 || !pst_q.flush_on_load) {
+        return;
+    }
+    msg = pst_queue_find((u_char *) l->ids[i]);
+    if (msg != NULL && !msg->deleted && !msg->gone) {
+        (void) pst_qadmin_flush_msg(msg, NULL);
+    }
 }
 
 

@@ -37,7 +37,7 @@ static int pst_queue_capture(int argc, char **argv, pst_buf_t *out);
 
 
 /* Deferred recipients (of dest, or all) due now. */
-static int
+int
 pst_qadmin_flush_msg(pst_qmsg_t *msg, pst_qdest_t *dest)
 {
     pst_uint_t  i;
@@ -185,6 +185,10 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     if (arg == NULL || strcasecmp(arg, "ALL") == 0) {
         if (a.verb == PST_QA_FLUSH) {
             pst_qadmin_revive(NULL);
+            /* what the start's scan has not read yet is flushed as it
+             * comes (a flush right after a start, as the relay bench
+             * does) */
+            pst_q.flush_on_load = pst_q.loading;
         }
         pst_queue_each(pst_qadmin_one, &a);
 

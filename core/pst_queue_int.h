@@ -111,11 +111,15 @@ typedef struct {
     int                     *done;       /* pst_queue_shutdown() */
     unsigned                 stopping:1;
     unsigned                 loading:1;
+    unsigned                 flush_on_load:1; /* a flush ALL met the scan */
 } pst_queue_t;
 
 extern pst_queue_t  pst_q;
 
 pst_qmsg_t *pst_queue_find(const u_char *id);
+/* pst_queue_admin.c: msg's deferred (and pending) recipients, of dest
+ * or all, due now; 1 when there was one. */
+int pst_qadmin_flush_msg(pst_qmsg_t *msg, pst_qdest_t *dest);
 /* Recompute msg's next due time and (re)place it in the heap. */
 void pst_queue_reschedule(pst_qmsg_t *msg);
 /* The message is done with (gone from the spool, or deleted). */
