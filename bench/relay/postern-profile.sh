@@ -96,7 +96,13 @@ mta_flush() { pt queue flush; }
 # postern queue count STATE when this build has it; else the spool's
 # files, as the Postfix profile counts its queue files
 mta_queue_count() {
-    local n
+    local n h
+    # deferred here = waiting for a retry: all but the held ones (mail
+    # behind a dead destination waits untried, with no state written)
+    if [ "${1:-all}" = deferred ] && n=$(pt queue count all 2>/dev/null) \
+        && h=$(pt queue count held 2>/dev/null); then
+        echo $(( n - h )); return
+    fi
     if n=$(pt queue count "${1:-all}" 2>/dev/null); then
         echo "${n%% *}"; return
     fi
