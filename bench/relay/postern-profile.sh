@@ -37,7 +37,7 @@ mta_check() {
 }
 
 mta_describe() {
-    "$POSTERN_BIN" -V 2>&1 | head -1
+    "$POSTERN_BIN" -V 2>/dev/null | sed -n 1p
     pt -T 2>/dev/null | grep -E 'relay|resolver|worker' | sed 's/^/    /'
 }
 
