@@ -24,6 +24,7 @@
 #define PST_QUEUE_SCAN_JOBS     2        /* spool parts read at once */
 #define PST_QUEUE_DUE_BATCH     2000     /* messages made ready per run */
 #define PST_QUEUE_IO_RETRY      10       /* s, after a failed spool I/O */
+#define PST_QUEUE_REL_LANE      2        /* release writes in flight */
 
 
 typedef struct {
@@ -64,6 +65,8 @@ static pst_qmsg_t     **retry_list;      /* I/O to try again */
 static char           (*later)[PST_QUEUE_ID_LEN + 1];   /* to read again */
 static pst_uint_t       nlater, later_cap;
 static pst_uint_t       nretry, retry_cap;
+static char           (*rel)[PST_QUEUE_ID_LEN + 1];   /* release lane */
+static pst_uint_t       rel_head, rel_n, rel_cap, rel_busy;
 
 
 static void pst_queue_scan_next(void);
@@ -77,6 +80,7 @@ static void pst_queue_retry_handler(pst_event_t *ev);
 static void pst_queue_heap_set(pst_qmsg_t *msg, time_t due);
 static void pst_queue_heap_del(pst_qmsg_t *msg);
 static void pst_queue_io_next(pst_qmsg_t *msg);
+static void pst_queue_rel_pump(void);
 
 
 /* IDs are time-ordered base32: their last characters vary most */
@@ -927,6 +931,12 @@ pst_queue_simple_done(pst_qio_job_t *job)
     pst_qsimple_t  *s = job->data;
     pst_qmsg_t     *msg = s->msg;
 
+    if (msg->rel_io) {
+        msg->rel_io = 0;
+        rel_busy--;
+        pst_queue_rel_pump();
+    }
+
     if (job->run == pst_queue_remove_run) {
         msg->io_busy = 0;
         if (s->rc != PST_OK) {
@@ -1025,6 +1035,82 @@ pst_queue_io_retry(pst_qmsg_t *msg)
 }
 
 
+/*
+ * The release lane.  A release's hold-0 state write waits here, at most
+ * PST_QUEUE_REL_LANE of them in flight, so that releasing the whole
+ * queue does not put thousands of writes (each with its fsync) ahead
+ * of the opens that the first attempts need.  An attempt's open takes
+ * a waiting release with it (write_hold), and the lane skips it.  The
+ * lane holds IDs, not pointers: a message forgotten meanwhile is not
+ * found again.  When the engine stops, every waiting write is posted.
+ */
+static void
+pst_queue_rel_next(pst_qmsg_t *msg)
+{
+    void  *p;
+
+    if (msg->rel_go) {
+        msg->rel_go = 0;
+        msg->io_want &= (uint8_t) ~PST_QM_HOLD;
+        if (pst_queue_simple(msg, 0, pst_queue_hold_run) != PST_OK) {
+            msg->io_want |= PST_QM_HOLD;
+            pst_queue_io_retry(msg);
+            return;
+        }
+        msg->rel_io = 1;
+        rel_busy++;
+        return;
+    }
+    if (msg->in_rel) {
+        return;
+    }
+    if (rel_head > 0 && rel_n == rel_cap) {
+        memmove(rel, rel + rel_head, (rel_n - rel_head) * sizeof(*rel));
+        rel_n -= rel_head;
+        rel_head = 0;
+    }
+    if (rel_n == rel_cap) {
+        p = realloc(rel, (rel_cap * 2 + 64) * sizeof(*rel));
+        if (p == NULL) {
+            pst_queue_io_retry(msg);    /* its next event tries again */
+            return;
+        }
+        rel = p;
+        rel_cap = rel_cap * 2 + 64;
+    }
+    memcpy(rel[rel_n++], msg->id, PST_QUEUE_ID_LEN + 1);
+    msg->in_rel = 1;
+    pst_queue_rel_pump();
+}
+
+
+static void
+pst_queue_rel_pump(void)
+{
+    pst_qmsg_t  *msg;
+
+    while (rel_head < rel_n
+           && (rel_busy < PST_QUEUE_REL_LANE || pst_q.stopping))
+    {
+        msg = pst_queue_find((u_char *) rel[rel_head++]);
+        if (rel_head == rel_n) {
+            rel_head = rel_n = 0;
+        }
+        if (msg == NULL || !msg->in_rel) {
+            continue;
+        }
+        msg->in_rel = 0;
+        if (msg->io_busy || msg->open != NULL || msg->hold
+            || !(msg->io_want & PST_QM_HOLD))
+        {
+            continue;   /* an open took it, or its next I/O comes back */
+        }
+        msg->rel_go = 1;
+        pst_queue_io_next(msg);
+    }
+}
+
+
 static void
 pst_queue_io_next(pst_qmsg_t *msg)
 {
@@ -1050,15 +1136,16 @@ pst_queue_io_next(pst_qmsg_t *msg)
         return;
     }
 
-    /* a release is written by the open its attempt needs anyway: one
-     * I/O, and the attempt is not queued behind the other releases */
-    if (o == NULL
-        && ((msg->io_want & (PST_QM_FINISH | PST_QM_OPEN))
-            || ((msg->io_want & PST_QM_HOLD) && !msg->hold)))
-    {
+    /* an open writes a pending release with it (write_hold): one I/O */
+    if (o == NULL && (msg->io_want & (PST_QM_FINISH | PST_QM_OPEN))) {
         if (pst_queue_open_start(msg) != PST_OK) {
             pst_queue_io_retry(msg);
         }
+        return;
+    }
+
+    if (o == NULL && (msg->io_want & PST_QM_HOLD) && !msg->hold) {
+        pst_queue_rel_next(msg);
         return;
     }
 
@@ -1154,7 +1241,9 @@ pst_queue_gauges(void)
 void
 pst_queue_check_done(void)
 {
-    if (pst_q.done != NULL && pst_q.jobs == 0 && pst_qio_busy() == 0) {
+    if (pst_q.done != NULL && pst_q.jobs == 0 && pst_qio_busy() == 0
+        && rel_n == 0)
+    {
         *pst_q.done = 1;
     }
 }
@@ -1171,6 +1260,7 @@ pst_queue_shutdown(int *done)
     pst_log_error(PST_LOG_INFO, 0, "queue: stopping: %lu attempt(s) and %lu"
                   " spool operation(s) to finish", (unsigned long) pst_q.jobs,
                   (unsigned long) pst_qio_busy());
+    pst_queue_rel_pump();               /* every waiting release */
     pst_queue_check_done();
 }
 

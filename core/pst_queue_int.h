@@ -58,6 +58,9 @@ struct pst_qmsg_s {
     unsigned            gone:1;      /* removed from the spool */
     unsigned            retry_io:1;  /* an I/O failed: try again later */
     unsigned            in_retry:1;  /* in the retry list */
+    unsigned            in_rel:1;    /* in the release lane */
+    unsigned            rel_go:1;    /* the lane's turn: write it now */
+    unsigned            rel_io:1;    /* its write is the lane's */
     pst_qopen_t        *open;        /* while attempts or I/O need it */
     pst_qjob_t         *waiting;     /* attempts waiting for the open */
     u_char              id[PST_QUEUE_ID_LEN + 1];

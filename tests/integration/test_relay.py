@@ -292,6 +292,28 @@ class RelayDeliveryTest(RelayCase):
         self.assertLessEqual(handler.most, 2)
         self.assertGreaterEqual(handler.most, 1)
 
+    def test_release_durable_at_stop(self):
+        """A release of the whole queue writes each message's hold 0 in
+        a bounded lane behind the attempts' opens; a graceful stop right
+        after the release still writes every one (none comes back
+        held)."""
+        handler, port = self.sink(SlowSink())
+        srv = self.relay(port, "relay_concurrency 1;\nrelay_hold on;")
+        n = 40
+        for i in range(n):
+            self.assertEqual(srv.send(rcpts=("r%d@ok.test" % i,)), {})
+        wait_for(lambda: len([s for s in state_files(srv.spool).values()
+                              if "hold 1" in s]) == n, 20, what="held")
+        r = self.queue(srv, "release")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(str(n), r.stdout)
+        srv.stop(sig=signal.SIGQUIT)        # graceful
+        left = state_files(srv.spool)
+        held = [i for i, s in left.items() if "hold 1" in s]
+        self.assertEqual(held, [], "released, yet held after the stop")
+        self.assertLess(len(handler.messages), n)   # the stop came early
+        self.assertEqual(len(left) + len(handler.messages) >= n, True)
+
     def test_kill9_queue_process(self):
         """kill -9 of the queue process during a run: nothing lost, and
         a message is delivered twice only when it was in flight."""
