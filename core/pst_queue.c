@@ -545,6 +545,7 @@ pst_queue_take(pst_spool_msg_t *m)
         msg->rcpts[i].next_try = r[i].next_try;
         msg->rcpts[i].notify = (uint8_t) r[i].notify;
         msg->rcpts[i].dsn_sent = (uint8_t) r[i].dsn_sent;
+        pst_queue_note_final(msg, &r[i], 1);
         if (r[i].state == PST_RCPT_PENDING || r[i].state == PST_RCPT_DEFERRED)
         {
             if (pst_queue_route(m, msg, i) != PST_OK) {
@@ -622,6 +623,23 @@ pst_queue_expiry(const pst_qmsg_t *msg)
     life = msg->null_sender ? pst_q.conf->bounce_lifetime
                             : pst_q.conf->max_lifetime;
     return msg->arrival + (time_t) (life / 1000);
+}
+
+
+/* The state on disk records an outcome (a final recipient, a DSN sent):
+ * removing the message must then be ordered (pst_spool_remove()). */
+void
+pst_queue_note_final(pst_qmsg_t *msg, const pst_env_rcpt_t *r, pst_uint_t n)
+{
+    pst_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (r[i].state == PST_RCPT_DELIVERED || r[i].state == PST_RCPT_FAILED
+            || r[i].dsn_sent != 0)
+        {
+            msg->disk_final = 1;
+        }
+    }
 }
 
 
@@ -898,7 +916,8 @@ pst_queue_hold_run(pst_qio_job_t *job)
     if (s->rc == PST_OK) {
         pst_spool_msg_close(&m);
         m.env.hold = s->hold;
-        s->rc = pst_spool_state_write(&m.env);
+        s->rc = s->hold ? pst_spool_state_write(&m.env)
+                        : pst_spool_release_write(&m.env);
         s->err = errno;
     }
     pst_destroy_pool(pool);

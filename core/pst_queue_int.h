@@ -61,6 +61,7 @@ struct pst_qmsg_s {
     unsigned            in_rel:1;    /* in the release lane */
     unsigned            rel_go:1;    /* the lane's turn: write it now */
     unsigned            rel_io:1;    /* its write is the lane's */
+    unsigned            disk_final:1;  /* its state on disk has outcomes */
     pst_qopen_t        *open;        /* while attempts or I/O need it */
     pst_qjob_t         *waiting;     /* attempts waiting for the open */
     u_char              id[PST_QUEUE_ID_LEN + 1];
@@ -74,6 +75,7 @@ struct pst_qopen_s {
     unsigned            ready:1;     /* m is read */
     unsigned            write_hold:1;  /* open: write hold 0 (release) */
     unsigned            hold_failed:1;
+    unsigned            remove_ordered:1;  /* pst_spool_remove() */
     pst_qio_job_t       io;
     /* the finish in flight */
     pst_envelope_t      snap;        /* the state written */
@@ -127,6 +129,8 @@ int pst_qadmin_flush_msg(pst_qmsg_t *msg, pst_qdest_t *dest);
 void pst_queue_reschedule(pst_qmsg_t *msg);
 /* The message is done with (gone from the spool, or deleted). */
 void pst_queue_forget(pst_qmsg_t *msg);
+void pst_queue_note_final(pst_qmsg_t *msg, const pst_env_rcpt_t *r,
+    pst_uint_t n);
 /* Ask for I/O on msg (PST_QM_*); runs when the previous one is done. */
 void pst_queue_io(pst_qmsg_t *msg, unsigned what);
 /* The due timer set for the earliest message. */

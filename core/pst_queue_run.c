@@ -222,7 +222,7 @@ pst_queue_run_open(pst_qio_job_t *job)
     /* released: hold 0 made durable before the attempt */
     if (o->rc == PST_OK && o->write_hold) {
         o->m.env.hold = 0;
-        o->hold_failed = pst_spool_state_write(&o->m.env) != PST_OK;
+        o->hold_failed = pst_spool_release_write(&o->m.env) != PST_OK;
     }
 }
 
@@ -595,6 +595,10 @@ pst_queue_finish_start(pst_qmsg_t *msg)
     }
 
     memcpy(o->snap_rcpts, o->m.env.rcpts->elts, n * sizeof(pst_env_rcpt_t));
+    o->remove_ordered = msg->disk_final;
+    if (!o->remove) {
+        pst_queue_note_final(msg, o->snap_rcpts, n);   /* before it is */
+    }
     o->snap = o->m.env;
     o->snap.hold = msg->hold;
     o->snap_arr = *o->m.env.rcpts;
@@ -626,7 +630,8 @@ pst_queue_finish_run(pst_qio_job_t *job)
     }
 
     if (o->remove && !owed) {
-        o->rc = pst_spool_remove((char *) msg->id);
+        o->rc = o->remove_ordered ? pst_spool_remove((char *) msg->id)
+                                  : pst_spool_remove_fast((char *) msg->id);
         o->removed = o->rc == PST_OK;
     } else {
         o->rc = pst_spool_state_write(&o->snap);
@@ -641,6 +646,9 @@ pst_queue_finish_done(pst_qio_job_t *job)
     pst_qmsg_t   *msg = job->data;
     pst_qopen_t  *o = msg->open;
 
+    if (!o->removed) {          /* the DSNs it sent may be recorded */
+        pst_queue_note_final(msg, o->snap_rcpts, o->snap_arr.nelts);
+    }
     free(o->snap_rcpts);
     o->snap_rcpts = NULL;
 

@@ -66,9 +66,22 @@ void pst_spool_msg_close(pst_spool_msg_t *m);
  * read, never a mix, never a message in corrupt/.  Blocking (fsync):
  * thread safe, meant to be called off the event loop or batched. */
 int pst_spool_state_write(const pst_envelope_t *env);
-/* Remove a message (queue file, then its state).  PST_OK when it is
- * gone, PST_ERROR (errno) when it could not be removed. */
+/* The same for a release (env->hold 0 and nothing else changed): the
+ * new file's data is durable, its rename is not (one flush instead of
+ * two).  After a power loss the old state may be read again: the
+ * message is held again, never corrupt, no outcome lost.  A process
+ * crash loses nothing. */
+int pst_spool_release_write(const pst_envelope_t *env);
+/* Remove a message (queue file, then its state), ordered: the message's
+ * removal is durable before its state goes, so that a power loss never
+ * brings it back without the outcomes its state records.  PST_OK when
+ * it is gone, PST_ERROR (errno) when it could not be removed. */
 int pst_spool_remove(const char *id);
+/* The same without a flush, for a message whose state on disk records
+ * no outcome (no final recipient, no DSN sent): after a power loss it
+ * may come back as it was before its last attempt, which is the crash
+ * window of at-least-once delivery and nothing worse. */
+int pst_spool_remove_fast(const char *id);
 /* Move a message that cannot be read to corrupt/ (with its state),
  * logging why. */
 int pst_spool_corrupt(const char *id, const char *why);

@@ -326,8 +326,26 @@ pst_spool_msg_close(pst_spool_msg_t *m)
 /* ------------------------------------------------------------------ */
 /* Delivery state                                                      */
 
+static int pst_spool_state_put(const pst_envelope_t *env, int sync_dir);
+static int pst_spool_unlink(const char *id, int ordered);
+
+
 int
 pst_spool_state_write(const pst_envelope_t *env)
+{
+    return pst_spool_state_put(env, 1);
+}
+
+
+int
+pst_spool_release_write(const pst_envelope_t *env)
+{
+    return pst_spool_state_put(env, 0);
+}
+
+
+static int
+pst_spool_state_put(const pst_envelope_t *env, int sync_dir)
 {
     pst_buf_t  *b;
     char        id[PST_QUEUE_ID_LEN + 1], tmp[64], name[32];
@@ -371,7 +389,7 @@ pst_spool_state_write(const pst_envelope_t *env)
         }
         /* the new state in place, and the rename durable */
         if (rc != PST_OK || renameat(sfd, tmp, sfd, name) == -1
-            || pst_spool_fsync_dir(sfd) != PST_OK)
+            || (sync_dir && pst_spool_fsync_dir(sfd) != PST_OK))
         {
             err = errno;
             (void) unlinkat(sfd, tmp, 0);
@@ -399,6 +417,20 @@ pst_spool_state_write(const pst_envelope_t *env)
 int
 pst_spool_remove(const char *id)
 {
+    return pst_spool_unlink(id, 1);
+}
+
+
+int
+pst_spool_remove_fast(const char *id)
+{
+    return pst_spool_unlink(id, 0);
+}
+
+
+static int
+pst_spool_unlink(const char *id, int ordered)
+{
     char  name[PST_QUEUE_ID_LEN + sizeof(PST_SPOOL_STATE_SUFFIX)];
     int   qfd, sfd, gone = 0, err = 0;
 
@@ -417,12 +449,12 @@ pst_spool_remove(const char *id)
      * state without a message (the walk removes it), never a message
      * without its state (it would be delivered again) */
     if (sfd != -1 && unlinkat(sfd, id, 0) == 0) {
-        gone = pst_spool_fsync_dir(sfd) == PST_OK;
+        gone = !ordered || pst_spool_fsync_dir(sfd) == PST_OK;
     } else if (sfd != -1 && errno != ENOENT) {
         gone = 0;
     } else if (unlinkat(qfd, id, 0) == 0 || errno == ENOENT) {
         /* format 2, not moved into queue/XY/ yet; or gone already */
-        gone = pst_spool_fsync_dir(qfd) == PST_OK;
+        gone = !ordered || pst_spool_fsync_dir(qfd) == PST_OK;
     }
     err = errno;
 

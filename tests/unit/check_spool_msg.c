@@ -315,6 +315,53 @@ START_TEST(test_remove)
 END_TEST
 
 
+/* The flush-saving variants do the same on the files: a release reads
+ * back as hold 0 with the recipients' states kept; a fast removal
+ * leaves neither file. */
+START_TEST(test_release_and_fast_remove)
+{
+    pst_spool_msg_t  m;
+    pst_envelope_t   env;
+    pst_env_rcpt_t  *r;
+    pst_pool_t      *pool;
+    const char      *why = NULL;
+    u_char           id[PST_QUEUE_ID_LEN + 1];
+    char             name[64];
+
+    pool = pst_create_pool(4096);
+    inject(pool, id);
+    ck_assert_int_eq(pst_spool_msg_open(pool, (char *) id, &m, &why),
+                     PST_OK);
+    env = m.env;
+    pst_spool_msg_close(&m);
+    r = env.rcpts->elts;
+    r[0].state = PST_RCPT_DEFERRED;
+    r[0].attempts = 3;
+    env.hold = 1;
+    ck_assert_int_eq(pst_spool_state_write(&env), PST_OK);
+    env.hold = 0;
+    ck_assert_int_eq(pst_spool_release_write(&env), PST_OK);
+
+    ck_assert_int_eq(pst_spool_msg_open(pool, (char *) id, &m, &why),
+                     PST_OK);
+    pst_spool_msg_close(&m);
+    ck_assert_int_eq(m.env.hold, 0);
+    r = m.env.rcpts->elts;
+    ck_assert_int_eq(r[0].state, PST_RCPT_DEFERRED);
+    ck_assert_int_eq(r[0].attempts, 3);
+
+    ck_assert_int_eq(pst_spool_remove_fast((char *) id), PST_OK);
+    ck_assert(!exists(qname(name, sizeof(name), (char *) id, ""), NULL));
+    ck_assert(!exists(qname(name, sizeof(name), (char *) id, ".state"),
+                      NULL));
+    ck_assert_int_eq(pst_spool_msg_open(pool, (char *) id, &m, &why),
+                     PST_DECLINED);
+    ck_assert_int_eq(pst_spool_remove_fast((char *) id), PST_OK);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
 typedef struct {
     char   ids[8][PST_QUEUE_ID_LEN + 1];
     int    n;
@@ -539,6 +586,7 @@ suite_spool_msg(void)
     tcase_add_test(tc, test_inject_open);
     tcase_add_test(tc, test_state_write);
     tcase_add_test(tc, test_remove);
+    tcase_add_test(tc, test_release_and_fast_remove);
     tcase_add_test(tc, test_upgrade_in_place);
     tcase_add_test(tc, test_walk_tidies);
     tcase_add_test(tc, test_open_corrupt);
