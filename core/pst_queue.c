@@ -1016,10 +1016,6 @@ pst_queue_open_start(pst_qmsg_t *msg)
         return PST_ERROR;
     }
     o->m.fd = -1;
-    if ((msg->io_want & PST_QM_HOLD) && !msg->hold) {
-        msg->io_want &= (uint8_t) ~PST_QM_HOLD;
-        o->write_hold = 1;
-    }
     msg->open = o;
     msg->io_busy = 1;
     o->io.run = pst_queue_run_open;
@@ -1057,11 +1053,15 @@ pst_queue_io_retry(pst_qmsg_t *msg)
 /*
  * The release lane.  A release's hold-0 state write waits here, at most
  * PST_QUEUE_REL_LANE of them in flight, so that releasing the whole
- * queue does not put thousands of writes (each with its fsync) ahead
- * of the opens that the first attempts need.  An attempt's open takes
- * a waiting release with it (write_hold), and the lane skips it.  The
- * lane holds IDs, not pointers: a message forgotten meanwhile is not
- * found again.  When the engine stops, every waiting write is posted.
+ * queue does not put thousands of writes (each with a flush) ahead of
+ * the opens that the first attempts need, nor one in each attempt's
+ * path.  A message that is open meanwhile has its release written by
+ * its attempt's finish (the state written carries hold 0, a removal
+ * makes it moot), or comes back here when it is closed.  So a crash
+ * during the attempt of a released message may bring it back held:
+ * never lost, never delivered twice by this.  The lane holds IDs, not
+ * pointers: a message forgotten meanwhile is not found again.  When
+ * the engine stops, every waiting write is posted.
  */
 static void
 pst_queue_rel_next(pst_qmsg_t *msg)
@@ -1155,7 +1155,6 @@ pst_queue_io_next(pst_qmsg_t *msg)
         return;
     }
 
-    /* an open writes a pending release with it (write_hold): one I/O */
     if (o == NULL && (msg->io_want & (PST_QM_FINISH | PST_QM_OPEN))) {
         if (pst_queue_open_start(msg) != PST_OK) {
             pst_queue_io_retry(msg);
@@ -1168,7 +1167,8 @@ pst_queue_io_next(pst_qmsg_t *msg)
         return;
     }
 
-    if ((msg->io_want & PST_QM_HOLD) && o != NULL) {
+    /* open: a hold is written now, a release by the finish */
+    if ((msg->io_want & PST_QM_HOLD) && o != NULL && msg->hold) {
         msg->io_want = (uint8_t) ((msg->io_want & ~PST_QM_HOLD)
                                   | PST_QM_FINISH);
     }
@@ -1182,7 +1182,7 @@ pst_queue_io_next(pst_qmsg_t *msg)
         return;
     }
 
-    if (msg->io_want & PST_QM_HOLD) {
+    if ((msg->io_want & PST_QM_HOLD) && msg->hold) {
         msg->io_want &= (uint8_t) ~PST_QM_HOLD;
         if (pst_queue_simple(msg, msg->hold, pst_queue_hold_run) != PST_OK) {
             msg->io_want |= PST_QM_HOLD;
@@ -1199,6 +1199,9 @@ pst_queue_io_next(pst_qmsg_t *msg)
         pst_destroy_pool(o->pool);
         free(o);
         msg->open = NULL;
+        if ((msg->io_want & PST_QM_HOLD) && !msg->hold) {
+            pst_queue_rel_next(msg);    /* a release the finish did not */
+        }
         pst_queue_reschedule(msg);
         pst_queue_arm();
     }

@@ -73,8 +73,6 @@ struct pst_qopen_s {
     pst_pool_t         *pool;
     pst_spool_msg_t     m;
     unsigned            ready:1;     /* m is read */
-    unsigned            write_hold:1;  /* open: write hold 0 (release) */
-    unsigned            hold_failed:1;
     unsigned            remove_ordered:1;  /* pst_spool_remove() */
     pst_qio_job_t       io;
     /* the finish in flight */

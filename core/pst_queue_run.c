@@ -218,12 +218,6 @@ pst_queue_run_open(pst_qio_job_t *job)
     pst_qopen_t  *o = msg->open;
 
     o->rc = pst_spool_msg_open(o->pool, (char *) msg->id, &o->m, &o->why);
-
-    /* released: hold 0 made durable before the attempt */
-    if (o->rc == PST_OK && o->write_hold) {
-        o->m.env.hold = 0;
-        o->hold_failed = pst_spool_release_write(&o->m.env) != PST_OK;
-    }
 }
 
 
@@ -254,20 +248,13 @@ pst_queue_run_opened(pst_qio_job_t *job)
     pst_qopen_t  *o = msg->open;
     pst_qjob_t   *list, *next;
     const char   *why = o->why;
-    int           rc = o->rc, write_hold = o->write_hold;
+    int           rc = o->rc;
 
     /* io_busy stays set until pst_queue_io_done(): what runs from here
      * (an attempt that ends at once) must not start the next I/O */
     if (o->rc == PST_OK) {
         o->ready = 1;
         o->m.env.hold = msg->hold;
-        if (o->hold_failed) {
-            pst_log_error(PST_LOG_ERR, 0, "queue: %s: cannot write its"
-                          " release: tried again later", msg->id);
-            msg->io_want |= PST_QM_HOLD;
-        }
-        o->write_hold = 0;
-        o->hold_failed = 0;
         list = msg->waiting;
         msg->waiting = NULL;
         for ( ; list != NULL; list = next) {
@@ -283,9 +270,6 @@ pst_queue_run_opened(pst_qio_job_t *job)
     msg->open = NULL;
     free(o);
 
-    if (write_hold) {
-        msg->io_want |= PST_QM_HOLD;    /* the release, once readable */
-    }
     if (rc == PST_AGAIN) {
         pst_log_error(PST_LOG_ERR, 0, "queue: %s: cannot open it (%s):"
                       " tried again later", msg->id, why);
@@ -596,6 +580,7 @@ pst_queue_finish_start(pst_qmsg_t *msg)
 
     memcpy(o->snap_rcpts, o->m.env.rcpts->elts, n * sizeof(pst_env_rcpt_t));
     o->remove_ordered = msg->disk_final;
+    msg->io_want &= (uint8_t) ~PST_QM_HOLD;     /* snap.hold is msg->hold */
     if (!o->remove) {
         pst_queue_note_final(msg, o->snap_rcpts, n);   /* before it is */
     }

@@ -363,6 +363,25 @@ class RelayRetryTest(RelayCase):
     connections (with or without the delivery layer every attempt
     defers)."""
 
+    def test_release_written_by_the_attempt(self):
+        """A released message whose attempt defers has its release
+        written with the attempt's outcome: after a fast stop and a
+        start it is not held again."""
+        srv = self.relay(closed_port(), "relay_hold on;")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
+        wait_for(lambda: any("hold 1" in s for s in
+                             state_files(srv.spool).values()), 15,
+                 what="held")
+        qid = srv.queue_ids()[0]
+        self.assertIn("1", self.queue(srv, "release").stdout)
+        wait_for(lambda: "attempts=1" in state_files(srv.spool).get(qid, ""),
+                 15, what="state with one attempt")
+        self.assertNotIn("hold 1", state_files(srv.spool)[qid])
+        srv.stop()
+        srv.start()
+        self.assertEqual(self.count(srv, "held"), 0)
+        self.assertNotIn("hold 1", state_files(srv.spool)[qid])
+
     def test_retry_state_survives_restart(self):
         srv = self.relay(closed_port())
         self.assertEqual(srv.send(rcpts=("a@ok.test",)), {})
