@@ -456,6 +456,24 @@ void pst_smtp_commit_done(pst_session_t *s, int rc);
 int pst_smtp_edit_apply(pst_session_t *s);
 
 /* pst_smtp_tls.c */
+/* pst_smtp_cmd.c: the command handlers of the table */
+void pst_smtp_cmd_helo(pst_session_t *s);
+void pst_smtp_cmd_mail(pst_session_t *s);
+void pst_smtp_cmd_rcpt(pst_session_t *s);
+void pst_smtp_cmd_data(pst_session_t *s);
+void pst_smtp_cmd_bdat(pst_session_t *s);
+void pst_smtp_cmd_rset(pst_session_t *s);
+void pst_smtp_cmd_noop(pst_session_t *s);
+void pst_smtp_cmd_quit(pst_session_t *s);
+void pst_smtp_cmd_help(pst_session_t *s);
+void pst_smtp_cmd_vrfy(pst_session_t *s);
+void pst_smtp_cmd_expn(pst_session_t *s);
+/* pst_smtp_session.c: run a command's phase with the session parked;
+ * continue the command loop after a phase done-callback */
+void pst_smtp_run(pst_session_t *s, pst_phase_e phase,
+    pst_phase_done_pt done);
+void pst_smtp_after_phase(pst_session_t *s);
+
 void pst_smtp_cmd_starttls(pst_session_t *s);
 void pst_smtp_tls_implicit(pst_session_t *s);
 int pst_smtp_tls_offered(pst_session_t *s);
