@@ -523,6 +523,11 @@ pst_control_queue(int argc, char **argv, pst_buf_t *out)
     size_t              n;
     int                 rc, h;
 
+    if (engine_ready == PST_CONTROL_NO_ENGINE) {
+        return pst_control_printf(out, "ERR no router module is loaded"
+                                  " (load_module relay_mx): nothing is"
+                                  " delivered, the queue has no engine\n");
+    }
     if (!engine_ready) {
         return pst_control_printf(out, "ERR the queue process waits for"
                                   " another one to finish with the spool;"

@@ -37,7 +37,9 @@ void pst_control_close(int remove);
 /* Queue process: serve the socket inherited from the master; stop
  * accepting (graceful stop); connections still open. */
 int pst_control_serve(pst_cycle_t *cycle);
-/* Whether queue requests can go to the engine yet (else: ERR). */
+/* Whether queue requests can go to the engine yet (0: not yet, ERR
+ * "waits"; 1: yes; PST_CONTROL_NO_ENGINE: never, ERR "no router"). */
+#define PST_CONTROL_NO_ENGINE  (-1)
 void pst_control_engine(int ready);
 void pst_control_stop(void);
 pst_uint_t pst_control_busy(void);

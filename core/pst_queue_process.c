@@ -16,6 +16,7 @@
 #include "pst_control.h"
 #include "pst_queue.h"
 #include "pst_roles.h"
+#include "pst_route.h"
 
 #include <sys/file.h>
 
@@ -54,6 +55,7 @@ static int             started;        /* the engine runs */
 static int             failed;         /* it could not start */
 static int             stopping;
 static int             engine_done;
+static int             idle;          /* no router: no engine */
 
 
 static pst_int_t
@@ -119,6 +121,19 @@ pst_queue_role_init(pst_cycle_t *cycle)
 static int
 pst_queue_start(pst_cycle_t *cycle)
 {
+    void  *mc;
+
+    /* a receive-only Postern (the spool is where mail ends): no engine,
+     * so no attempt and no state written for every message received */
+    if (pst_route_router(cycle, &mc) == NULL) {
+        pst_log_error(PST_LOG_NOTICE, 0, "queue: no router module is"
+                      " loaded (load_module relay_mx): nothing is"
+                      " delivered, messages stay in the spool");
+        idle = 1;
+        pst_control_engine(PST_CONTROL_NO_ENGINE);
+        return pst_channel_watch(inbox);
+    }
+
     if (flock(lock_fd, LOCK_EX | LOCK_NB) == -1) {
         if (errno != EWOULDBLOCK && errno != EINTR) {
             pst_log_error(PST_LOG_EMERG, errno, "queue: flock(%s) failed",
@@ -174,7 +189,9 @@ pst_queue_inbox_handler(pst_channel_t *ch, const pst_msg_t *msg, void *data)
         }
         pst_log_debug("queue: notified: %.*s committed", (int) msg->len,
                       msg->data);
-        pst_queue_committed(msg->data, msg->len);
+        if (!idle) {
+            pst_queue_committed(msg->data, msg->len);
+        }
         return;
 
     default:

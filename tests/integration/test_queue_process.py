@@ -29,6 +29,13 @@ smtp {
 }
 """
 
+# the engine runs only with a router; held, so that nothing is routed
+# (no DNS query) and nothing is delivered
+ENGINE = """
+load_module {modules}/relay_mx.so;
+relay_hold on;
+"""
+
 QUEUED = re.compile(r"queued as ([0-9A-V]{18})")
 
 
@@ -43,7 +50,8 @@ def proc_title(pid):
 def debug_top(srv):
     """The preamble, but with the log at debug level."""
     return ("".join("load_module %s/%s.so;\n" % (MODULES, m)
-                    for m in ("store_spool", "policy_relay"))
+                    for m in ("store_spool", "policy_relay", "relay_mx"))
+            + "relay_hold on;\n"
             + "daemon off;\nworker_processes 2;\nerror_log %s debug;\n"
               "pid %s;\nspool_dir %s;\n"
             % (srv.logfile, srv.pidfile, srv.spool))
@@ -143,7 +151,7 @@ class QueueProcessTest(PstTestCase):
     def test_one_engine_per_spool(self):
         """A queue process whose master was killed may still be
         delivering: a new one waits for SPOOL/queue.lock."""
-        srv = self.server(CONF, start=False)
+        srv = self.server(ENGINE + CONF, start=False)
         os.makedirs(srv.spool, exist_ok=True)
         lock = open(os.path.join(srv.spool, "queue.lock"), "w")
         try:
@@ -166,6 +174,27 @@ class QueueProcessTest(PstTestCase):
         srv.wait_log(r"queue process ready")
         r = srv.run_tool("queue", "count")
         self.assertEqual((r.returncode, r.stdout), (0, "1\n"))
+
+
+    def test_no_router_no_engine(self):
+        """Without a router module nothing can be delivered: the queue
+        process runs no engine, so a message received costs no attempt
+        and no state write, and queue requests say why they fail."""
+        srv = self.server(CONF)
+        srv.wait_log(r"queue: notice: queue: no router module is loaded")
+        self.assertEqual(srv.send(), {})
+        qid = srv.queue_ids()[0]
+        time.sleep(0.5)
+        self.assertNotIn("status=", srv.log())
+        states = [f for _, _, fs in os.walk(os.path.join(srv.spool, "queue"))
+                  for f in fs if f.endswith(".state")]
+        self.assertEqual(states, [])
+        r = srv.run_tool("queue", "flush")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no router module is loaded", r.stderr)
+        r = srv.run_tool("queue", "count")
+        self.assertEqual((r.returncode, r.stdout), (0, "1\n"))
+        self.assertIn(qid, srv.run_tool("queue", "list").stdout)
 
 
 class ControlSocketTest(PstTestCase):
