@@ -26,7 +26,7 @@ pst_sendmail_conf_path(const char *conf)
         conf = getenv("POSTERN_CONF");
     }
     if (conf == NULL || *conf == '\0') {
-        conf = PST_PREFIX "conf/postern.conf";
+        conf = PST_CONF_PATH;
     }
     return conf;
 }

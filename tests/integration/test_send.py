@@ -11,6 +11,7 @@ import email.policy
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -790,6 +791,24 @@ smtp { server { listen {port}; listen [::1]:%d;
             self.assertEqual(att_part.get_payload(decode=True), data)
         self.assertEqual(srv.queue_count(), 2)
 
+    def test_sendmail_default_configuration(self):
+        """Without -C or $POSTERN_CONF the injector reads the server's
+        own default configuration (postern -V), not a path under the
+        build tree's layout."""
+        v = subprocess.run([os.path.join(OBJS, "postern"), "-V"],
+                           capture_output=True, text=True, timeout=30)
+        path = re.search(r"paths: configuration (\S+),",
+                         v.stdout + v.stderr).group(1)
+        env = {k: x for k, x in os.environ.items()
+               if k not in ("POSTERN_CONF", "POSTERN_SERVER")}
+        p = subprocess.run([SENDMAIL, "-f", "a@example.test",
+                            "b@example.test"], input=b"Subject: x\n\nx\n",
+                           capture_output=True, timeout=30, env=env)
+        if os.path.exists(path):
+            self.skipTest("%s exists on this machine" % path)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn(("%s: No such file" % path).encode(), p.stderr)
+
     def test_sendmail_bp_and_dsn_flags(self):
         srv = self.server("""
 smtp { server { listen {port}; local_domains example.test; } }
@@ -809,6 +828,11 @@ smtp { server { listen {port}; local_domains example.test; } }
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(qid.encode(), p.stdout)
         self.assertIn(b"u@example.test", p.stdout)
+        # mailq's format, for the scripts written for it
+        self.assertTrue(p.stdout.startswith(b"----Queue ID----- --Size-- "),
+                        p.stdout)
+        self.assertTrue(p.stdout.endswith(b" Kbytes in 1 Request.\n"),
+                        p.stdout)
 
 
 class Queue(SendCase):
