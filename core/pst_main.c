@@ -36,7 +36,7 @@ static int pst_status_command(int argc, char **argv);
 
 #define PST_QUEUE_USAGE                                                      \
     "postern [-c file] [-p prefix] queue count [all|held|deferred]\n"       \
-    "         | list [--json] | show ID [--json] | cat ID\n"                \
+    "         | list [--json|--mailq] | show ID [--json] | cat ID\n"        \
     "         | flush [ID|DOMAIN] | hold ID|ALL | release [ID|ALL]\n"       \
     "         | delete ID|ALL"
 #define PST_STATUS_USAGE                                                     \
@@ -91,7 +91,8 @@ pst_queue_usage(FILE *f)
         "\n"
         "The read verbs read the spool; the others go to the running\n"
         "server, or change the spool when it is stopped.  --json: one\n"
-        "JSON object per message.\n");
+        "JSON object per message; --mailq: the format of Postfix's and\n"
+        "Sendmail's mailq.\n");
 }
 
 
@@ -107,7 +108,9 @@ pst_queue_options(int argc, char **argv)
             pst_queue_usage(stdout);
             return 0;
         }
-        if (argv[i][0] == '-' && strcmp(argv[i], "--json") != 0) {
+        if (argv[i][0] == '-' && strcmp(argv[i], "--json") != 0
+            && strcmp(argv[i], "--mailq") != 0)
+        {
             fprintf(stderr, "postern queue: unknown option \"%s\"\n",
                     argv[i]);
             pst_queue_usage(stderr);

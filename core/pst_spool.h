@@ -126,5 +126,9 @@ int pst_queue_offline(pst_cycle_t *cycle, int argc, char **argv);
  * a message on stdout */
 const char *pst_spool_msg_state(const pst_envelope_t *env);
 void pst_spool_json_msg(const pst_spool_msg_t *m);
+/* pst_spool_mailq.c: `list --mailq`, the format of Postfix's mailq */
+void pst_spool_mailq_head(void);
+void pst_spool_mailq_msg(const pst_spool_msg_t *m);
+void pst_spool_mailq_tail(pst_uint_t n, unsigned long long bytes);
 
 #endif /* PST_SPOOL_H */

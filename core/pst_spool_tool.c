@@ -14,6 +14,7 @@ typedef struct {
     long                         count;
     int                          list;
     int                          json;
+    int                          mailq;
     const char                  *state;     /* count: held, deferred */
     int                          rc;
     char                       (*ids)[PST_QUEUE_ID_LEN + 1];
@@ -29,6 +30,7 @@ static int pst_spool_tool_cmp(const void *a, const void *b);
 static const char *pst_spool_time(time_t t, char *buf, size_t size);
 static int pst_spool_state_is(const char *id, const char *state);
 static int pst_spool_tool_args(pst_spool_tool_t *t, int argc, char **argv);
+static int pst_spool_tool_mailq(pst_spool_tool_t *t);
 
 
 static void
@@ -82,7 +84,10 @@ pst_spool_cat(pst_spool_msg_t *m)
 }
 
 
-/* mode 0: list entry, 1: show, 2: cat, 3: JSON */
+/* mode 0: list entry, 1: show, 2: cat, 3: JSON, 4: mailq (adds the
+ * message's size to *bytes) */
+static unsigned long long  mailq_bytes;
+
 static int
 pst_spool_show(const char *id, int mode)
 {
@@ -117,6 +122,9 @@ pst_spool_show(const char *id, int mode)
         rc = 0;
         if (mode == 2) {
             rc = pst_spool_cat(&m);
+        } else if (mode == 4) {
+            pst_spool_mailq_msg(&m);
+            mailq_bytes += (unsigned long long) m.msg_len;
         } else {
             pst_spool_json_msg(&m);
         }
@@ -231,7 +239,7 @@ pst_spool_state_is(const char *id, const char *state)
 }
 
 
-/* count [all|held|deferred], list [--json]: into t.  PST_OK, or the
+/* count [all|held|deferred], list [--json|--mailq]: into t.  PST_OK, or the
  * exit status of a usage error. */
 static int
 pst_spool_tool_args(pst_spool_tool_t *t, int argc, char **argv)
@@ -244,8 +252,10 @@ pst_spool_tool_args(pst_spool_tool_t *t, int argc, char **argv)
         return 64;
     }
     for (i = 1; i < argc; i++) {
-        if (t->list && strcmp(argv[i], "--json") == 0) {
+        if (t->list && !t->mailq && strcmp(argv[i], "--json") == 0) {
             t->json = 1;
+        } else if (t->list && !t->json && strcmp(argv[i], "--mailq") == 0) {
+            t->mailq = 1;
         } else if (!t->list && t->state == NULL
                    && (strcmp(argv[i], "held") == 0
                        || strcmp(argv[i], "deferred") == 0))
@@ -282,6 +292,30 @@ pst_spool_tool_show(int argc, char **argv)
 }
 
 
+/* list --mailq: a message gone meanwhile (delivered) is left out */
+static int
+pst_spool_tool_mailq(pst_spool_tool_t *t)
+{
+    pst_uint_t  n = 0;
+    size_t      i;
+    int         err;
+
+    for (i = 0; i < t->nids; i++) {
+        if (i == 0) {
+            pst_spool_mailq_head();
+        } else if (n > 0) {
+            printf("\n");
+        }
+        fflush(stdout);
+        err = pst_spool_show(t->ids[i], 4);
+        n += err == 0;
+    }
+    pst_spool_mailq_tail(n, mailq_bytes);
+    free(t->ids);
+    return 0;
+}
+
+
 int
 pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
 {
@@ -304,7 +338,7 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     t.cycle = cycle;
     if (pst_spool_tool_args(&t, argc, argv) != PST_OK) {
         fprintf(stderr, "usage: postern queue count [all|held|deferred]"
-                "|list [--json]|show ID [--json]|cat ID"
+                "|list [--json|--mailq]|show ID [--json]|cat ID"
                 "|flush [ID|DOMAIN]|hold ID|ALL|release [ID|ALL]"
                 "|delete ID|ALL\n");
         return 64;
@@ -322,6 +356,9 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     }
 
     qsort(t.ids, t.nids, sizeof(*t.ids), pst_spool_tool_cmp);
+    if (t.mailq) {
+        return pst_spool_tool_mailq(&t);
+    }
     if (t.json) {
         printf("[");
     }

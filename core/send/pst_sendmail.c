@@ -187,7 +187,8 @@ pst_sendmail_bs(const char *server)
 }
 
 
-/* -bp: the queue as "postern queue list" shows it. */
+/* -bp (and mailq): the queue as "postern queue list --mailq" shows it,
+ * in the format of Sendmail's and Postfix's mailq. */
 static int
 pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0)
 {
@@ -211,6 +212,7 @@ pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0)
     }
     args[i++] = "queue";
     args[i++] = "list";
+    args[i++] = "--mailq";
     args[i] = NULL;
     execv(self, args);
     fprintf(stderr, "postern-sendmail: %s: %s\n", self, strerror(errno));

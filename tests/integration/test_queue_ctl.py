@@ -6,9 +6,10 @@ stopped, and what they write the engine reads at its next start."""
 import glob
 import json
 import os
+import re
 
 from pstest import wait_for
-from test_relay import RelayCase, state_files
+from test_relay import RelayCase, closed_port, state_files
 
 
 class QueueCtlTest(RelayCase):
@@ -45,6 +46,41 @@ class QueueCtlTest(RelayCase):
         self.assertEqual(one["recipients"][0]["state"], "pending")
         self.q(srv, "count", "bogus", rc=64)
         self.q(srv, "list", "--xml", rc=64)
+
+    def test_list_mailq(self):
+        """list --mailq: Postfix's mailq format -- held marked '!', the
+        null sender as MAILER-DAEMON, a deferred recipient under its
+        last reply, the totals line; and the empty queue."""
+        srv = self.relay(closed_port())
+        self.assertEqual(self.q(srv, "list", "--mailq"),
+                         "Mail queue is empty\n")
+        self.assertEqual(srv.send(rcpts=("d@ok.test",)), {})
+        self.assertEqual(srv.send(sender="", rcpts=("n@ok.test",)), {})
+        wait_for(lambda: sum("state=deferred" in s for s in
+                             state_files(srv.spool).values()) == 2, 20,
+                 what="two deferred")
+        ids = sorted(srv.queue_ids())
+        self.q(srv, "hold", ids[1])
+        wait_for(lambda: "hold 1" in state_files(srv.spool)[ids[1]], 10,
+                 what="held")
+        out = self.q(srv, "list", "--mailq")
+        lines = out.split("\n")
+        self.assertEqual(lines[0], "----Queue ID----- --Size-- "
+                         "---Arrival Time---- --Sender/Recipient------")
+        msg = re.compile(r"^([0-9A-V]{18})(!?) +(\d+) "
+                         r"(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+)$")
+        m1, m2 = msg.match(lines[1]), msg.match(lines[5])
+        self.assertTrue(m1 and m2, out)
+        self.assertEqual((m1.group(1), m1.group(2), m1.group(5)),
+                         (ids[0], "", "sender@client.test"))
+        self.assertEqual((m2.group(1), m2.group(2), m2.group(5)),
+                         (ids[1], "!", "MAILER-DAEMON"))
+        self.assertRegex(lines[2], r"^ +\(451 4\.4\.1 .*\)$")
+        self.assertEqual(len(lines[2]), 78)     # right-aligned, Postfix's
+        self.assertEqual(lines[3], " " * 47 + "d@ok.test")
+        self.assertEqual(lines[4], "")
+        self.assertEqual(lines[7], " " * 47 + "n@ok.test")
+        self.assertRegex(out, r"\n\n-- \d+ Kbytes in 2 Requests\.\n$")
 
     def test_offline_hold_release_delete(self):
         handler, srv = self.held_server(3)
