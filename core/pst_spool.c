@@ -269,11 +269,20 @@ pst_spool_new_id(u_char *buf)
         id_counter = (uint32_t) getpid() * 2654435761u;
     }
 
+    /*
+     * The last two characters name the message's directory, queue/XY/
+     * (pst_spool_queue_name()).  They are a time bucket, the second / 4
+     * modulo 1,024: the messages of one group commit share a directory,
+     * hence one directory fsync, while a day's messages still spread
+     * over 1,024 directories.  The counter before them (15 bits, per
+     * microsecond and process slot) keeps the IDs unique.
+     */
     gettimeofday(&tv, NULL);
     p = pst_b32(buf, (uint64_t) tv.tv_sec, 7);
     p = pst_b32(p, (uint64_t) tv.tv_usec, 4);
     p = pst_b32(p, (uint64_t) pst_proc_slot_index, 2);
-    p = pst_b32(p, (uint64_t) (id_counter++ & 0x1ffffff), 5);
+    p = pst_b32(p, (uint64_t) (id_counter++ & 0x7fff), 3);
+    p = pst_b32(p, (uint64_t) ((tv.tv_sec >> 2) & 0x3ff), 2);
     *p = '\0';
 }
 

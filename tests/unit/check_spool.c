@@ -71,6 +71,29 @@ START_TEST(test_queue_ids)
     /* time ordered: the second is never smaller */
     ck_assert(strcmp((char *) a, (char *) b) < 0);
 
+    /* one directory (the last two characters) for the IDs of a 4-second
+     * window, so that a group commit fsyncs one directory; unique */
+    {
+        u_char  ids[1000][PST_QUEUE_ID_LEN + 1];
+        time_t  s0, s1;
+        long    us;
+        int     i, k;
+
+        for (i = 0; i < 1000; i++) {
+            pst_spool_new_id(ids[i]);
+        }
+        for (i = 1; i < 1000; i++) {
+            pst_spool_id_time(ids[i - 1], &s0, &us);
+            pst_spool_id_time(ids[i], &s1, &us);
+            if (s0 / 4 == s1 / 4) {
+                ck_assert(memcmp(ids[i - 1] + 16, ids[i] + 16, 2) == 0);
+            }
+            for (k = 0; k < i; k++) {
+                ck_assert(strcmp((char *) ids[k], (char *) ids[i]) != 0);
+            }
+        }
+    }
+
     ck_assert(!pst_spool_valid_id((u_char *) "1LG6N7GTJFR01F6BA", 17));
     ck_assert(!pst_spool_valid_id((u_char *) "1LG6N7GTJFR01F6BAW", 18));
     ck_assert(!pst_spool_valid_id((u_char *) "1lg6n7gtjfr01f6ba0", 18));
