@@ -43,6 +43,8 @@ static void pst_deliver_finish(pst_dlv_t *d);
 static void pst_deliver_free(pst_dlv_t *d);
 static void pst_deliver_event(pst_dlv_t *d, pst_qevent_e event);
 static void pst_deliver_drop(pst_dlv_t *d);
+static void pst_deliver_keep(pst_dlv_t *d);
+static void pst_deliver_send_tx(pst_dlv_t *d);
 
 
 
@@ -86,6 +88,7 @@ pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
     d->done = done;
     d->data = data;
     d->fd = -1;
+    d->conv_src = -1;
     d->post.data = d;
     d->post.handler = pst_deliver_posted;
     job->remote[0] = '\0';
@@ -133,6 +136,10 @@ pst_deliver_cancel(pst_dlv_t *d)
         pst_dlv_busy--;
     }
     pst_delete_posted_event(&d->post);
+    if (d->converting) {
+        d->cancelled = 1;       /* pst_deliver_converted() frees it */
+        return;
+    }
     pst_deliver_free(d);
 }
 
@@ -380,11 +387,53 @@ pst_deliver_send(pst_dlv_t *d)
     }
 
     if (!(caps & PST_SMTP_CAP_8BITMIME) && pst_deliver_8bit(m)) {
-        if (pst_deliver_convert(d) != PST_OK) {
-            goto keep;
+        if (pst_deliver_convert(d) == PST_AGAIN) {
+            return;                     /* pst_deliver_converted() */
         }
+        goto keep;
     }
 
+    pst_deliver_send_tx(d);
+    return;
+
+keep:
+
+    pst_deliver_keep(d);
+}
+
+
+/* The 7-bit conversion is done (on the loop again). */
+void
+pst_deliver_converted(pst_dlv_t *d)
+{
+    d->converting = 0;
+    if (d->cancelled) {
+        pst_deliver_free(d);
+        return;
+    }
+    if (d->conv_rc != PST_OK) {
+        pst_deliver_convert_failed(d, d->conv_rc, d->conv_why);
+        pst_deliver_keep(d);
+        return;
+    }
+    pst_deliver_send_tx(d);
+}
+
+
+/* The connection stays good for the next message: to the cache. */
+static void
+pst_deliver_keep(pst_dlv_t *d)
+{
+    pst_dlv_busy--;
+    pst_deliver_cache_put(&d->dest, d->cl, d->uses, d->remote);
+    d->cl = NULL;
+    pst_deliver_finish(d);
+}
+
+
+static void
+pst_deliver_send_tx(pst_dlv_t *d)
+{
     pst_deliver_event(d, PST_QEV_BEFORE_SEND);
 
     if (pst_deliver_build_tx(d) != PST_OK
@@ -396,14 +445,6 @@ pst_deliver_send(pst_dlv_t *d)
         pst_deliver_drop(d);
         pst_deliver_finish(d);
     }
-    return;
-
-keep:
-
-    pst_dlv_busy--;
-    pst_deliver_cache_put(&d->dest, d->cl, d->uses, d->remote);
-    d->cl = NULL;
-    pst_deliver_finish(d);
 }
 
 

@@ -7,6 +7,7 @@
 #define PST_DELIVER_INT_H
 
 #include "pst_smtp_client.h"
+#include "pst_qio.h"
 
 enum {
     PST_DLV_T_CONNECT = 0, PST_DLV_T_GREETING, PST_DLV_T_HELO,
@@ -44,6 +45,15 @@ struct pst_dlv_s {
     pst_uint_t               uses;        /* messages sent on cl */
     int                      fd;          /* converted message, or -1 */
     off_t                    conv_len;
+    /* the 7-bit conversion, on an I/O thread (it touches only these) */
+    pst_qio_job_t            conv;
+    int                      conv_src;    /* a dup of the queue file */
+    off_t                    conv_off;    /* the message in it */
+    size_t                   conv_size;
+    int                      conv_rc;
+    const char              *conv_why;
+    unsigned                 converting:1;
+    unsigned                 cancelled:1; /* while converting: free at done */
     unsigned                 reused:1;
     unsigned                 alive:1;     /* a hop got past EHLO */
     unsigned                 no_utf8:1;   /* SMTPUTF8 not needed: not sent */
@@ -80,7 +90,11 @@ void pst_deliver_cache_flush(void);
 int pst_deliver_received_count(pst_spool_msg_t *m);
 int pst_deliver_8bit(pst_spool_msg_t *m);
 int pst_deliver_needs_utf8(pst_dlv_t *d);
+/* convert(): PST_AGAIN, then pst_deliver_converted() runs on the loop;
+ * PST_DECLINED when the recipients were failed or deferred already. */
 int pst_deliver_convert(pst_dlv_t *d);
+void pst_deliver_converted(pst_dlv_t *d);
+void pst_deliver_convert_failed(pst_dlv_t *d, int rc, const char *why);
 int pst_deliver_build_tx(pst_dlv_t *d);
 void pst_deliver_all(pst_dlv_t *d, pst_rcpt_state_e state, int code,
     const char *ecode, const char *fmt, ...) PST_PRINTF(5, 6);

@@ -187,31 +187,69 @@ pst_deliver_convert_to_fd(pst_dlv_t *d, const u_char *msg, size_t len,
 }
 
 
+/* On an I/O thread: only d's conversion fields and its own fds. */
+static void
+pst_deliver_convert_run(pst_qio_job_t *job)
+{
+    pst_dlv_t  *d = job->data;
+    u_char     *map;
+    size_t      maplen = (size_t) d->conv_off + d->conv_size;
+
+    map = mmap(NULL, maplen, PROT_READ, MAP_PRIVATE, d->conv_src, 0);
+    if (map == MAP_FAILED) {
+        d->conv_why = "cannot map the queue file";
+        d->conv_rc = PST_ERROR;
+    } else {
+        d->conv_rc = pst_deliver_convert_to_fd(d, map + d->conv_off,
+                                               d->conv_size, &d->conv_why);
+        munmap(map, maplen);
+    }
+    close(d->conv_src);
+    d->conv_src = -1;
+}
+
+
+static void
+pst_deliver_convert_done(pst_qio_job_t *job)
+{
+    pst_deliver_converted(job->data);
+}
+
+
+/*
+ * The conversion is CPU work over the whole message: it runs on the
+ * queue process's I/O threads, never on its event loop.
+ */
 int
 pst_deliver_convert(pst_dlv_t *d)
 {
     pst_spool_msg_t  *m = d->job->msg;
-    const char       *why = "the 7-bit conversion is not built in";
-    u_char           *map;
-    size_t            maplen;
-    int               rc = PST_DECLINED;
 
-    if (pst_mime7_convert != NULL) {
-        maplen = (size_t) (m->msg_offset + m->msg_len);
-        map = mmap(NULL, maplen, PROT_READ, MAP_PRIVATE, m->fd, 0);
-        if (map == MAP_FAILED) {
-            why = "cannot map the queue file";
-            rc = PST_ERROR;
-        } else {
-            rc = pst_deliver_convert_to_fd(d, map + m->msg_offset,
-                                           (size_t) m->msg_len, &why);
-            munmap(map, maplen);
-        }
+    if (pst_mime7_convert == NULL) {
+        pst_deliver_convert_failed(d, PST_DECLINED,
+                                   "the 7-bit conversion is not built in");
+        return PST_DECLINED;
     }
-    if (rc == PST_OK) {
-        return PST_OK;
+    d->conv_src = dup(m->fd);
+    if (d->conv_src == -1) {
+        pst_deliver_convert_failed(d, PST_ERROR, "cannot read the message");
+        return PST_DECLINED;
     }
+    d->conv_off = m->msg_offset;
+    d->conv_size = (size_t) m->msg_len;
+    d->conv_why = NULL;
+    d->converting = 1;
+    d->conv.run = pst_deliver_convert_run;
+    d->conv.done = pst_deliver_convert_done;
+    d->conv.data = d;
+    pst_qio_post(&d->conv);
+    return PST_AGAIN;
+}
 
+
+void
+pst_deliver_convert_failed(pst_dlv_t *d, int rc, const char *why)
+{
     if (rc == PST_ERROR) {
         pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.0", "%s lacks"
                         " 8BITMIME and the 7-bit conversion failed: %s",
@@ -221,7 +259,6 @@ pst_deliver_convert(pst_dlv_t *d)
                         " 8BITMIME and the message cannot be converted to"
                         " 7 bits: %s", d->remote, why);
     }
-    return PST_DECLINED;
 }
 
 

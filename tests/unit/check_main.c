@@ -47,6 +47,7 @@ main(void)
     srunner_add_suite(sr, suite_send());
     srunner_add_suite(sr, suite_relay_mx());
     srunner_add_suite(sr, suite_dsn());
+    srunner_add_suite(sr, suite_mime7());
     srunner_add_suite(sr, suite_proxy_protocol());
     srunner_add_suite(sr, suite_metrics());
     srunner_add_suite(sr, suite_queue_event());

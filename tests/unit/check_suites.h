@@ -26,6 +26,7 @@ Suite *suite_milter(void);
 Suite *suite_send(void);
 Suite *suite_relay_mx(void);
 Suite *suite_dsn(void);
+Suite *suite_mime7(void);
 Suite *suite_proxy_protocol(void);
 Suite *suite_metrics(void);
 Suite *suite_queue_event(void);
