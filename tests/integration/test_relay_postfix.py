@@ -1,0 +1,211 @@
+"""A real Postfix as the relay's destination: a private Postfix instance
+started by the test on a loopback port (its own configuration, queue
+and mail directories), which delivers what Postern relays into a
+Maildir through its virtual(8) agent.  The test reads the delivered file
+and checks the envelope (Return-Path, Delivered-To), both Received
+lines, the header and the 8-bit body byte for byte, and that Postfix
+logged the DSN parameters Postern passed on.  Postfix needs root to
+start (its master drops to mail_owner): skipped otherwise, and when
+Postfix is not installed."""
+
+import glob
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+
+from pstest import RUN, free_port, wait_for
+from test_relay import RelayCase
+
+POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+MAIN_CF = """
+compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-test
+maillog_file_prefixes = {d}
+maillog_file = {d}/maillog
+myhostname = pf.postfix.test
+mydomain = postfix.test
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_banner = $myhostname ESMTP
+biff = no
+append_dot_mydomain = no
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+smtputf8_enable = yes
+# nothing leaves this instance: no DNS, no outbound SMTP (its DSNs fail)
+default_transport = error:outbound mail is off in this test
+relay_transport = error:outbound mail is off in this test
+smtp_dns_support_level = disabled
+virtual_mailbox_domains = pf.test
+virtual_mailbox_base = {d}/mail
+virtual_mailbox_maps = static:inbox/
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = 1
+"""
+
+MASTER_CF = """
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+CONF = """
+load_module {modules}/relay_mx.so;
+relay_mx_port %d;
+relay_tls none;
+smtp {
+    server {
+        listen {port};
+        hostname mx.postern.test;
+        relay_domains pf.test;
+    }
+}
+"""
+
+RECORDS = ["--local=/test/",
+           "--mx-host=pf.test,mx.pf.test,10",
+           "--host-record=mx.pf.test,127.0.0.1"]
+
+
+class Postfix:
+    """A private Postfix instance on 127.0.0.1:port."""
+
+    def __init__(self, d, port):
+        self.d, self.port = d, port
+        shutil.rmtree(d, ignore_errors=True)
+        for sub in ("conf", "queue", "data", "mail"):
+            os.makedirs(os.path.join(d, sub))
+        pw = pwd.getpwnam("postfix")
+        for sub in ("data", "mail"):
+            os.chown(os.path.join(d, sub), pw.pw_uid, pw.pw_gid)
+        with open(os.path.join(d, "conf", "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(d=d, uid=pw.pw_uid, gid=pw.pw_gid))
+        with open(os.path.join(d, "conf", "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(port=port))
+
+    def run(self, *args):
+        return subprocess.run([POSTFIX, "-c", os.path.join(self.d, "conf")]
+                              + list(args), capture_output=True, text=True,
+                              timeout=60)
+
+    def start(self):
+        for step in ("check", "start"):
+            r = self.run(step)
+            if r.returncode != 0:
+                raise AssertionError("postfix %s: %s%s" % (step, r.stdout,
+                                                           r.stderr))
+        wait_for(self.greets, 20, what="Postfix's greeting")
+
+    def greets(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                return s.recv(100).startswith(b"220 ")
+        except OSError:
+            return False
+
+    def stop(self):
+        self.run("stop")
+
+    def delivered(self):
+        return sorted(glob.glob(os.path.join(self.d, "mail", "inbox", "new",
+                                             "*")))
+
+    def log(self):
+        try:
+            with open(os.path.join(self.d, "maillog"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+@unittest.skipIf(POSTFIX is None, "Postfix is not installed (apt-get install"
+                 " postfix)")
+@unittest.skipIf(os.geteuid() != 0, "a Postfix instance needs root to start")
+class RelayToPostfixTest(RelayCase):
+
+    def setUp(self):
+        super().setUp()
+        try:
+            pwd.getpwnam("postfix")
+            grp.getgrnam("postdrop")
+        except KeyError:
+            self.skipTest("no postfix user or postdrop group")
+        self.pf = Postfix(os.path.join(RUN, self.id().split(".")[-1] + "-pf"),
+                          free_port())
+        self.addCleanup(self.pf.stop)
+        self.pf.start()
+
+    def test_delivered_by_postfix(self):
+        dns = self.dnsmasq(RECORDS)
+        srv = self.server(CONF % self.pf.port, resolver=dns.address)
+        body = ("Subject: to postfix\r\nMessage-ID: <pf-1@client.test>\r\n"
+                "\r\nd\u00e9j\u00e0 vu\r\n.leading dot\r\nend\r\n").encode()
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            c.sendmail("sender@client.test", ["user@pf.test"], body,
+                       mail_options=["BODY=8BITMIME", "RET=HDRS",
+                                     "ENVID=env-pf-1"],
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                     "ORCPT=rfc822;user@pf.test"])
+        files = wait_for(self.pf.delivered, 20, what="a file in the Maildir")
+        self.assertEqual(len(files), 1)
+        with open(files[0], "rb") as f:
+            got = f.read()
+
+        head, _, rest = got.partition(b"\n\n")
+        lines = head.split(b"\n")
+        # virtual(8) adds the envelope; LF line endings in the Maildir
+        self.assertEqual(lines[:3], [b"Return-Path: <sender@client.test>",
+                                     b"X-Original-To: user@pf.test",
+                                     b"Delivered-To: user@pf.test"])
+        self.assertTrue(lines[3].startswith(b"Received: from mx.postern.test"),
+                        lines[3])
+        received = [l for l in lines if l.startswith(b"Received:")]
+        self.assertEqual(len(received), 2, head)
+        self.assertIn(b"by mx.postern.test", head)
+        self.assertIn(b"Subject: to postfix", head)
+        self.assertEqual(rest, "d\u00e9j\u00e0 vu\n.leading dot\nend\n"
+                         .encode())
+        # NOTIFY=SUCCESS reached Postfix: it made the success notification
+        # it was asked for (and could not send it: outbound mail is off)
+        wait_for(lambda: "status=sent" in self.pf.log()
+                 and "sender delivery status notification" in self.pf.log(),
+                 10, what="Postfix's delivery and its success DSN")
+        srv.wait_log(r"to=<user@pf.test>, relay=mx\.pf\.test\[127\.0\.0\.1\]"
+                     r":%d,.*status=sent" % self.pf.port, timeout=10)
+        wait_for(lambda: srv.queue_ids() == [], 10, what="an empty queue")
