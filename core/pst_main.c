@@ -91,8 +91,8 @@ pst_queue_usage(FILE *f)
         "\n"
         "The read verbs read the spool; the others go to the running\n"
         "server, or change the spool when it is stopped.  --json: one\n"
-        "JSON object per message; --mailq: the format of Postfix's and\n"
-        "Sendmail's mailq.\n");
+        "JSON object per message (list, show) or per answer (the\n"
+        "others); --mailq: the format of Postfix's and Sendmail's mailq.\n");
 }
 
 

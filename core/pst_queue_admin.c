@@ -162,9 +162,10 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     pst_qmsg_t    *msg;
     const char    *arg;
     char           text[160];
-    int            n;
+    int            n, json;
 
     a.verb = argc > 0 ? pst_qadmin_verb(argv[0]) : -1;
+    json = a.verb >= 0 && pst_spool_json_arg(&argc, argv);
     if (a.verb < 0) {
         if (pst_queue_ctl_offline != NULL) {
             return pst_queue_ctl_offline(argc, argv, out);
@@ -223,8 +224,11 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     pst_queue_gauges();
     pst_queue_kick();
 
-    n = snprintf(text, sizeof(text), "%lu\n", (unsigned long) a.count);
-    (void) pst_buf_append(out, text, (size_t) n, PST_CONTROL_ANSWER_MAX);
+    n = pst_spool_json_count(text, sizeof(text), argv[0],
+                             arg != NULL ? arg : "ALL",
+                             (unsigned long) a.count, json);
+    (void) pst_buf_append(out, text, (size_t) pst_min((size_t) n,
+                          sizeof(text) - 1), PST_CONTROL_ANSWER_MAX);
     return PST_QUEUE_CONTROL_OK;
 }
 

@@ -79,8 +79,12 @@ static int
 pst_queue_offline_verb(pst_cycle_t *cycle, int argc, char **argv)
 {
     pst_qoff_t   q;
-    const char  *arg = argc > 1 ? argv[1] : NULL;
+    const char  *arg;
+    char         text[160];
+    int          json;
 
+    json = pst_spool_json_arg(&argc, argv);
+    arg = argc > 1 ? argv[1] : NULL;
     memset(&q, 0, sizeof(q));
     q.verb = argv[0][0];
 
@@ -98,7 +102,9 @@ pst_queue_offline_verb(pst_cycle_t *cycle, int argc, char **argv)
                         " queue\n", arg);
                 return 1;
             }
-            printf("%ld\n", q.count);
+            (void) pst_spool_json_count(text, sizeof(text), argv[0], arg,
+                                        (unsigned long) q.count, json);
+            fputs(text, stdout);
             return q.rc;
         }
         if (q.verb != 'f' || strchr(arg, '@') != NULL) {
@@ -114,7 +120,10 @@ pst_queue_offline_verb(pst_cycle_t *cycle, int argc, char **argv)
                 cycle->core->spool_dir.data, strerror(errno));
         return 1;
     }
-    printf("%ld\n", q.count);
+    (void) pst_spool_json_count(text, sizeof(text), argv[0],
+                                arg != NULL ? arg : "ALL",
+                                (unsigned long) q.count, json);
+    fputs(text, stdout);
     return q.rc;
 }
 

@@ -126,6 +126,11 @@ int pst_queue_offline(pst_cycle_t *cycle, int argc, char **argv);
  * a message on stdout */
 const char *pst_spool_msg_state(const pst_envelope_t *env);
 void pst_spool_json_msg(const pst_spool_msg_t *m);
+/* The answer of flush/hold/release/delete: "N\n", or one JSON object;
+ * snprintf's return value.  json_arg(): take "--json" out of argv. */
+int pst_spool_json_count(char *buf, size_t size, const char *verb,
+    const char *target, unsigned long count, int json);
+int pst_spool_json_arg(int *argc, char **argv);
 /* pst_spool_mailq.c: `list --mailq`, the format of Postfix's mailq */
 void pst_spool_mailq_head(void);
 void pst_spool_mailq_msg(const pst_spool_msg_t *m);

@@ -85,3 +85,50 @@ pst_spool_json_msg(const pst_spool_msg_t *m)
     }
     printf("]}");
 }
+
+
+/*
+ * The answer of a changing verb (flush, hold, release, delete), live or
+ * offline: the number of messages it changed, or with --json
+ * {"verb":"flush","target":"ALL","count":3}.  The target's characters
+ * outside printable ASCII, quotes and backslashes are left out.
+ */
+int
+pst_spool_json_count(char *buf, size_t size, const char *verb,
+    const char *target, unsigned long count, int json)
+{
+    char    t[80];
+    size_t  i, k = 0;
+
+    if (!json) {
+        return snprintf(buf, size, "%lu\n", count);
+    }
+    for (i = 0; target[i] != '\0' && k < sizeof(t) - 1; i++) {
+        if (target[i] > 0x20 && target[i] < 0x7f && target[i] != '"'
+            && target[i] != '\\')
+        {
+            t[k++] = target[i];
+        }
+    }
+    t[k] = '\0';
+    return snprintf(buf, size, "{\"verb\":\"%s\",\"target\":\"%s\","
+                    "\"count\":%lu}\n", verb, t, count);
+}
+
+
+/* Take "--json" out of argv (argv[0] is the verb): 1 if it was there. */
+int
+pst_spool_json_arg(int *argc, char **argv)
+{
+    int  i, found = 0, k = 1;
+
+    for (i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            found = 1;
+        } else {
+            argv[k++] = argv[i];
+        }
+    }
+    *argc = k;
+    return found;
+}

@@ -46,6 +46,16 @@ class QueueCtlTest(RelayCase):
         self.assertEqual(one["recipients"][0]["state"], "pending")
         self.q(srv, "count", "bogus", rc=64)
         self.q(srv, "list", "--xml", rc=64)
+        # the changing verbs, live, with --json
+        self.assertEqual(json.loads(self.q(srv, "release", msgs[0]["id"],
+                                           "--json")),
+                         {"verb": "release", "target": msgs[0]["id"],
+                          "count": 1})
+        flushed = json.loads(self.q(srv, "flush", "--json"))
+        self.assertEqual(sorted(flushed), ["count", "target", "verb"])
+        self.assertEqual((flushed["verb"], flushed["target"]),
+                         ("flush", "ALL"))
+        self.assertIsInstance(flushed["count"], int)
 
     def test_list_mailq(self):
         """list --mailq: Postfix's mailq format -- held marked '!', the
@@ -93,7 +103,8 @@ class QueueCtlTest(RelayCase):
         self.assertEqual(self.q(srv, "delete", ids[1]).strip(), "1")
         self.assertEqual(self.q(srv, "count").strip(), "2")
         self.q(srv, "delete", ids[1], rc=1)              # gone already
-        self.assertEqual(self.q(srv, "release").strip(), "2")
+        self.assertEqual(json.loads(self.q(srv, "release", "--json")),
+                         {"verb": "release", "target": "ALL", "count": 2})
         self.assertEqual(self.q(srv, "count", "held").strip(), "0")
         # the state files keep the queue files' owner (the queue
         # process is not root)
