@@ -197,7 +197,9 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
         msg = pst_queue_find((u_char *) arg);
         if (msg == NULL) {
             n = snprintf(text, sizeof(text), "%s: no such message in the"
-                         " queue\n", arg);
+                         " queue%s\n", arg, pst_q.loading
+                         ? " (the engine is still reading the spool after"
+                           " its start: try again)" : "");
             (void) pst_buf_append(out, text, (size_t) n,
                                   PST_CONTROL_ANSWER_MAX);
             return PST_QUEUE_CONTROL_FAILED;

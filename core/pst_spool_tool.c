@@ -355,7 +355,9 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
         return 0;
     }
 
-    qsort(t.ids, t.nids, sizeof(*t.ids), pst_spool_tool_cmp);
+    if (t.nids > 0) {                   /* qsort(NULL, 0, ...) is UB */
+        qsort(t.ids, t.nids, sizeof(*t.ids), pst_spool_tool_cmp);
+    }
     if (t.mailq) {
         return pst_spool_tool_mailq(&t);
     }

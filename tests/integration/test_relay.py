@@ -272,6 +272,7 @@ class RelayDeliveryTest(RelayCase):
         srv.stop()
         handler.later_ok = True
         srv.start()
+        srv.wait_log(r"queue: spool scanned", timeout=20, count=2)  # qid known
         r = self.queue(srv, "flush", qid)
         self.assertEqual(r.returncode, 0, r.stderr)
         srv.wait_log(r"to=<later1@ok.test>.*status=sent", timeout=20)
