@@ -272,7 +272,9 @@ class RelayDeliveryTest(RelayCase):
         srv.stop()
         handler.later_ok = True
         srv.start()
-        srv.wait_log(r"queue: spool scanned", timeout=20, count=2)  # qid known
+        qp = wait_for(srv.queue_process, 10, what="the queue process")
+        srv.wait_log(r"postern\[%d\] queue: info: queue: spool scanned" % qp,
+                     timeout=20)                # the engine knows qid
         r = self.queue(srv, "flush", qid)
         self.assertEqual(r.returncode, 0, r.stderr)
         srv.wait_log(r"to=<later1@ok.test>.*status=sent", timeout=20)
