@@ -279,6 +279,8 @@ typedef enum {
     PST_PHASE_DISCONNECT,    /* session ends (verdict ignored) */
     PST_PHASE_COMMITTED,     /* ABI 1.2: the message is durable (verdict
                                 ignored; pst_tx_id() is its queue ID) */
+    PST_PHASE_UNKNOWN,       /* ABI 1.2: a command the server does not
+                                know (pst_session_unknown()) */
     PST_PHASE_MAX
 } pst_phase_e;
 
@@ -715,6 +717,21 @@ int pst_auth_set_user(pst_session_t *s, const u_char *name, size_t len);
  * The marks of the transaction, for stores and later hooks: */
 int pst_tx_hold(pst_session_t *s);
 int pst_tx_discard(pst_session_t *s);
+
+/*
+ * PST_PHASE_UNKNOWN runs for a command line whose verb the server does
+ * not know (a milter's SMFIC_UNKNOWN), when some module hooks it.  The
+ * client gets "500 5.5.2 Error: command not recognized" after CONTINUE
+ * or ACCEPT; REJECT and TEMPFAIL answer with the module's reply (5xx,
+ * 4xx) instead.  Either counts as an error of the session.  The line as
+ * the client sent it, without CRLF, during that phase (else NULL): */
+const pst_str_t *pst_session_unknown(pst_session_t *s);
+
+/* The ESMTP parameters of the MAIL or RCPT command being run, as the
+ * client sent them ("SIZE=1024 BODY=8BITMIME", space-separated, already
+ * checked), during PST_PHASE_MAIL and PST_PHASE_RCPT; NULL when it gave
+ * none or in any other phase. */
+const pst_str_t *pst_call_params(pst_call_t *call);
 
 /*
  * PST_PHASE_COMMITTED runs once the store has made the message durable

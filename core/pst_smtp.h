@@ -319,12 +319,14 @@ struct pst_session_s {
     pst_str_t                    helo;
     pst_str_t                    auth_id;
     pst_str_t                    arg;           /* current command args */
+    pst_str_t                    unknown;       /* PST_PHASE_UNKNOWN's line */
     pst_smtp_cmd_e               cmd;
 
     pst_smtp_state_e             state;
     pst_smtp_tx_t               *tx;
     pst_smtp_path_t              path;          /* MAIL/RCPT being run */
     pst_smtp_params_t            params;
+    pst_str_t                    cmd_params;    /* as sent (MAIL, RCPT) */
 
     /* hooks */
     pst_call_t                   call;
@@ -468,6 +470,7 @@ void pst_smtp_cmd_quit(pst_session_t *s);
 void pst_smtp_cmd_help(pst_session_t *s);
 void pst_smtp_cmd_vrfy(pst_session_t *s);
 void pst_smtp_cmd_expn(pst_session_t *s);
+void pst_smtp_cmd_unknown(pst_session_t *s, pst_str_t *line);
 /* pst_smtp_session.c: run a command's phase with the session parked;
  * continue the command loop after a phase done-callback */
 void pst_smtp_run(pst_session_t *s, pst_phase_e phase,

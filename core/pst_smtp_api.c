@@ -68,6 +68,13 @@ pst_session_helo(pst_session_t *s)
 }
 
 
+const pst_str_t *
+pst_session_unknown(pst_session_t *s)
+{
+    return s->unknown.len ? &s->unknown : NULL;
+}
+
+
 int
 pst_session_esmtp(pst_session_t *s)
 {
@@ -234,6 +241,20 @@ pst_call_rcpt(pst_call_t *call)
         return NULL;
     }
     return &s->path.addr;
+}
+
+
+const pst_str_t *
+pst_call_params(pst_call_t *call)
+{
+    pst_session_t  *s = call->session;
+
+    if ((call->phase != PST_PHASE_MAIL && call->phase != PST_PHASE_RCPT)
+        || s->cmd_params.len == 0)
+    {
+        return NULL;
+    }
+    return &s->cmd_params;
 }
 
 

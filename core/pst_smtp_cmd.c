@@ -218,6 +218,31 @@ pst_smtp_prefix(pst_session_t *s, const char *prefix, size_t n)
 }
 
 
+/* The MAIL or RCPT parameters as sent, for the phase's hooks
+ * (pst_call_params()): a copy in the transaction's pool, since the
+ * input buffer moves on. */
+static int
+pst_smtp_keep_params(pst_session_t *s, const u_char *p, const u_char *end)
+{
+    while (p < end && *p == ' ') {
+        p++;
+    }
+    s->cmd_params.len = (size_t) (end - p);
+    s->cmd_params.data = NULL;
+    if (s->cmd_params.len == 0) {
+        return PST_OK;
+    }
+    s->cmd_params.data = pst_palloc(s->tx->pool, s->cmd_params.len + 1);
+    if (s->cmd_params.data == NULL) {
+        s->cmd_params.len = 0;
+        return PST_ERROR;
+    }
+    memcpy(s->cmd_params.data, p, s->cmd_params.len);
+    s->cmd_params.data[s->cmd_params.len] = '\0';
+    return PST_OK;
+}
+
+
 void
 pst_smtp_cmd_mail(pst_session_t *s)
 {
@@ -315,6 +340,11 @@ pst_smtp_cmd_mail(pst_session_t *s)
     s->path = path;
     pst_smtp_auth_mail_param(s);
 
+    if (pst_smtp_keep_params(s, p, end) != PST_OK) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        pst_smtp_tx_free(s);
+        return;
+    }
     pst_smtp_run(s, PST_PHASE_MAIL, pst_smtp_mail_done);
 }
 
@@ -464,6 +494,10 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
         return;
     }
 
+    if (pst_smtp_keep_params(s, p, end) != PST_OK) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return;
+    }
     pst_smtp_run(s, PST_PHASE_RCPT, pst_smtp_rcpt_done);
 }
 
@@ -666,3 +700,38 @@ pst_smtp_cmd_expn(pst_session_t *s)
 }
 
 
+/* A command we do not know: 500 -- unless modules hook it (a milter's
+ * SMFIC_UNKNOWN), whose REJECT or TEMPFAIL then answers instead. */
+static void
+pst_smtp_unknown_done(pst_session_t *s, pst_verdict_e v)
+{
+    s->unknown.len = 0;
+    s->unknown.data = NULL;
+    if (pst_smtp_verdict_reply(s, v) == 0) {
+        pst_smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
+    }
+    pst_smtp_after_phase(s);
+}
+
+
+void
+pst_smtp_cmd_unknown(pst_session_t *s, pst_str_t *line)
+{
+    if (s->server->chains[PST_PHASE_UNKNOWN].nelts == 0 || s->rejected) {
+        pst_smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
+        return;
+    }
+
+    /* the line lives in the input buffer, which moves on: a copy (bounded
+     * by the line length; every unknown command counts as an error) */
+    s->unknown.data = pst_palloc(s->pool, line->len + 1);
+    if (s->unknown.data == NULL) {
+        pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return;
+    }
+    memcpy(s->unknown.data, line->data, line->len);
+    s->unknown.data[line->len] = '\0';
+    s->unknown.len = line->len;
+    s->cmd = PST_SMTP_CMD_UNKNOWN;
+    pst_smtp_run(s, PST_PHASE_UNKNOWN, pst_smtp_unknown_done);
+}

@@ -45,7 +45,7 @@ static int pst_ecode_valid(const char *e, int cls);
 
 static const char  *phase_names[] = {
     "connect", "helo", "auth", "mail", "rcpt", "data", "message", "queue",
-    "deliver", "disconnect", "committed"
+    "deliver", "disconnect", "committed", "unknown"
 };
 
 
@@ -96,6 +96,10 @@ static const pst_phase_reply_t  phase_replies[] = {
     /* DISCONNECT, COMMITTED: nothing is sent, the verdict is ignored */
     { { 0, 0, 0 }, { NULL, NULL, NULL }, { NULL, NULL, NULL }, 0, 0, 0 },
     { { 0, 0, 0 }, { NULL, NULL, NULL }, { NULL, NULL, NULL }, 0, 0, 0 },
+    /* UNKNOWN: success is the caller's 500 */
+    { { 0, 500, 451 }, { NULL, "5.5.2", "4.7.1" },
+      { NULL, "Error: command not recognized", "Try again later" },
+      0, 0, 0 },
 };
 
 /* one entry per phase, or the build fails */

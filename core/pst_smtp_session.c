@@ -901,7 +901,7 @@ pst_smtp_dispatch(pst_session_t *s, pst_str_t *line)
     }
 
     if (cmd->verb == NULL) {
-        pst_smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
+        pst_smtp_cmd_unknown(s, line);
         return;
     }
 

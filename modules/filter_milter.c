@@ -49,6 +49,7 @@ static const pst_hook_t  milter_hooks[] = {
     { PST_PHASE_RCPT, milter_hook, 60 },
     { PST_PHASE_DATA, milter_hook, 60 },
     { PST_PHASE_MESSAGE, milter_hook, 60 },
+    { PST_PHASE_UNKNOWN, milter_hook, 60 },
     { PST_PHASE_DISCONNECT, milter_disconnect, 60 },
     pst_null_hook
 };

@@ -103,6 +103,7 @@ struct milter_sess_s {
     pst_phase_e                  phase;
     uint64_t                     token;         /* pending call, or 0 */
     pst_str_t                    rcpt;          /* RCPT phase */
+    pst_str_t                    params;        /* MAIL, RCPT: ESMTP args */
     milter_field_t              *fields;        /* end of data */
     pst_uint_t                   nfields;
     off_t                        body_off;

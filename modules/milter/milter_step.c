@@ -50,6 +50,10 @@ milter_hook(pst_call_t *call, void *conf)
     if (ms->phase == PST_PHASE_RCPT && (r = pst_call_rcpt(call)) != NULL) {
         ms->rcpt = *r;
     }
+    ms->params.len = 0;
+    if ((r = pst_call_params(call)) != NULL) {      /* MAIL, RCPT */
+        ms->params = *r;
+    }
 
     if (ms->phase == PST_PHASE_MAIL) {
         for (i = 0; i < ms->n; i++) {
@@ -120,6 +124,7 @@ milter_phase_name(pst_phase_e p)
     case PST_PHASE_RCPT: return "rcpt";
     case PST_PHASE_DATA: return "data";
     case PST_PHASE_MESSAGE: return "end of data";
+    case PST_PHASE_UNKNOWN: return "unknown command";
     default: return "disconnect";
     }
 }
@@ -259,6 +264,10 @@ milter_stage(milter_conn_t *m)
     case PST_PHASE_DATA:
         return milter_stage_cmd(m, SMFIM_DATA, SMFIC_DATA, SMFIP_NODATA,
                                 SMFIP_NR_DATA, NULL, 0);
+    case PST_PHASE_UNKNOWN:
+        /* the line as sent, NUL-terminated; no macro stage of its own */
+        return milter_stage_cmd(m, -1, SMFIC_UNKNOWN, SMFIP_NOUNKNOWN,
+                                SMFIP_NR_UNKN, pst_session_unknown(ms->s), 0);
     case PST_PHASE_MESSAGE:
         i = (uint32_t) milter_msg_step(m);
         if (i == 0) {
@@ -325,6 +334,28 @@ milter_stage_connect(milter_conn_t *m)
 }
 
 
+/* The ESMTP arguments of M and R: each one NUL-terminated. */
+static int
+milter_put_args(milter_buf_t *b, const pst_str_t *params)
+{
+    const u_char  *p = params->data, *end = p + params->len, *q;
+
+    while (p < end) {
+        q = memchr(p, ' ', (size_t) (end - p));
+        if (q == NULL) {
+            q = end;
+        }
+        if (q > p && (milter_put(b, p, (size_t) (q - p)) != 0
+                      || milter_put(b, "", 1) != 0))
+        {
+            return -1;
+        }
+        p = q + 1;
+    }
+    return 0;
+}
+
+
 static int
 milter_stage_cmd(milter_conn_t *m, int stage, int cmd, uint32_t no,
     uint32_t nr, const pst_str_t *arg, int brackets)
@@ -333,12 +364,14 @@ milter_stage_cmd(milter_conn_t *m, int stage, int cmd, uint32_t no,
         return 0;
     }
 
-    if (milter_put_macros(m, stage, cmd) != PST_OK
+    if ((stage >= 0 && milter_put_macros(m, stage, cmd) != PST_OK)
         || milter_frame_begin(&m->out, cmd) != 0
         || (brackets && milter_put(&m->out, "<", 1) != 0)
         || (arg != NULL && milter_put(&m->out, arg->data, arg->len) != 0)
         || (brackets && milter_put(&m->out, ">", 1) != 0)
         || ((arg != NULL || brackets) && milter_put(&m->out, "", 1) != 0)
+        || ((cmd == SMFIC_MAIL || cmd == SMFIC_RCPT)
+            && milter_put_args(&m->out, &m->ms->params) != 0)
         || milter_frame_end(&m->out) != 0)
     {
         milter_fail(m, "cannot send a command");

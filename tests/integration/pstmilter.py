@@ -8,7 +8,8 @@ closes mid-body, garbage).
     m.stop()
 
 `actions` maps a stage ("connect", "helo", "mail", "rcpt", "data",
-"header", "eoh", "body", "eom") to what the milter does there:
+"header", "eoh", "body", "eom", "unknowncmd") to what the milter does
+there:
   - a list of (letter, data) frames sent before the final answer of
     "eom" (modifications), or
   - a callable(milter, data) returning the reply: ("c", b"") for
@@ -26,10 +27,10 @@ import threading
 
 CMD_STAGE = {b"C": "connect", b"H": "helo", b"M": "mail", b"R": "rcpt",
              b"T": "data", b"L": "header", b"N": "eoh", b"B": "body",
-             b"E": "eom"}
+             b"E": "eom", b"U": "unknowncmd"}
 NR_FLAGS = {"connect": 0x1000, "helo": 0x2000, "mail": 0x4000,
             "rcpt": 0x8000, "data": 0x10000, "header": 0x80,
-            "eoh": 0x40000, "body": 0x80000}
+            "eoh": 0x40000, "body": 0x80000, "unknowncmd": 0x20000}
 
 
 def frame(letter, data=b""):

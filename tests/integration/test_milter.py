@@ -292,6 +292,53 @@ class MilterTest(PstTestCase):
         self.assertEqual(srv.queue_count(), 0)
         srv.wait_tmp_empty()
 
+    def test_esmtp_arguments(self):
+        """M and R carry the ESMTP arguments, each NUL-terminated, as
+        the client gave them."""
+        m = self.milter()
+        srv = self.srv(m.address)
+        with srv.raw() as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:<sender@client.test> SIZE=100"
+                                   "  BODY=8BITMIME ENVID=e+2B1")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<user@example.test> NOTIFY=NEVER"
+                                   )[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<user2@example.test>")[0], 250)
+            c.cmd("RSET")
+        self.assertEqual(m.data_of("mail")[-1], b"<sender@client.test>\0"
+                         b"SIZE=100\0BODY=8BITMIME\0ENVID=e+2B1\0")
+        self.assertEqual(m.data_of("rcpt")[-2:],
+                         [b"<user@example.test>\0NOTIFY=NEVER\0",
+                          b"<user2@example.test>\0"])
+
+    def test_unknown_command(self):
+        """SMFIC_UNKNOWN: the line as sent; continue keeps the 500, a
+        reply code replaces it; a filter that asked for no unknown
+        commands (SMFIP_NOUNKNOWN) gets none."""
+        def answer(m, d):
+            if d.startswith(b"XBLOCK"):
+                return ("y", b"554 5.7.1 not here\0")
+            return ("c", b"")
+        m = self.milter(actions={"unknowncmd": answer})
+        srv = self.srv(m.address)
+        with srv.raw() as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            r = c.cmd("XFOO bar  baz")
+            self.assertEqual((r[0], r[1]), (500, ["5.5.2 Error: command not"
+                                                  " recognized"]), r)
+            r = c.cmd("XBLOCK now")
+            self.assertEqual((r[0], r[1]), (554, ["5.7.1 not here"]), r)
+            self.assertEqual(c.cmd("NOOP")[0], 250)
+        self.assertEqual(m.data_of("unknowncmd"),
+                         [b"XFOO bar  baz\0", b"XBLOCK now\0"])
+        # a filter without unknown commands: none sent, 500 as always
+        quiet = self.milter(protocol=0x100)
+        srv = self.srv(quiet.address)
+        with srv.raw() as c:
+            self.assertEqual(c.cmd("XBLOCK now")[0], 500)
+            c.cmd("QUIT")
+        self.assertEqual(quiet.data_of("unknowncmd"), [])
+
     def test_custom_reply_checked(self):
         m = self.milter(actions={"eom": lambda m, d: (
             "y", b"554 5.7.1 Spam\r\n250 injected\0")})
