@@ -505,6 +505,12 @@ pst_hook_resume(uint64_t token, pst_verdict_e verdict, int code,
     s = pst_hook_pending_session(token);
 
     if (s == NULL) {
+        /* an ordinary hang-up: the client left while the hook waited */
+        if (pst_smtp_session_find(token >> 16) == NULL) {
+            pst_log_debug("hook completion after session %llu ended:"
+                          " ignored", (unsigned long long) (token >> 16));
+            return PST_DECLINED;
+        }
         pst_log_error(PST_LOG_WARN, 0, "stale or repeated hook completion"
                       " (session %llu serial %u) ignored",
                       (unsigned long long) (token >> 16),

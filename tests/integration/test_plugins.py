@@ -101,11 +101,14 @@ class PluginTest(PstTestCase):
         c.cmd("MAIL FROM:<a@x.test>")
         c.send("RCPT TO:<user@example.test>\r\n")
         c.close()
-        # the late resume must be ignored, and the worker must live on
-        wait_for(lambda: "stale or repeated hook completion" in srv.log(),
-                 5, what="stale resume logged")
+        # the late resume (500 ms) is ignored, quietly: a client that
+        # hangs up is ordinary, no warning; and the worker lives on
+        time.sleep(1.0)
         srv.send()
         self.assertEqual(srv.queue_count(), 1)
+        self.assertNotIn("stale or repeated hook completion", srv.log())
+        self.assertNotIn("warn", "\n".join(l for l in srv.log().splitlines()
+                                           if "hook" in l))
 
 
 if __name__ == "__main__":
