@@ -335,8 +335,21 @@ int pst_hook_resume(uint64_t token, pst_verdict_e verdict, int code,
  * read facts for a pending call. */
 pst_session_t *pst_hook_session(uint64_t token);
 
-/* The recipient a RCPT hook is about (same as the last recipient). */
+/* The recipient a RCPT hook is about (same as the last recipient), as
+ * "local@domain": angle brackets and a source route removed, the domain
+ * lowercased (ASCII), a quoted local part as the client wrote it
+ * ("no reply"@example.test keeps its quotes and backslashes, so a
+ * prefix check on this string can be fooled by quoting: use the parts
+ * below).  <Postmaster> without a domain is "Postmaster".  Valid for the
+ * rest of the transaction; NULL outside PST_PHASE_RCPT. */
 const pst_str_t *pst_call_rcpt(pst_call_t *call);
+/* ABI 1.2: the same recipient in parts.  local: unquoted (RFC 5321
+ * 4.1.2: the quotes removed, backslash escapes undone), so "no\reply"
+ * and noreply compare equal; domain: lowercased, empty for a bare
+ * <Postmaster>.  Valid for the rest of the transaction; NULL outside
+ * PST_PHASE_RCPT (or, for local, when out of memory). */
+const pst_str_t *pst_call_rcpt_local(pst_call_t *call);
+const pst_str_t *pst_call_rcpt_domain(pst_call_t *call);
 
 
 /* ------------------------------------------------------------------ */

@@ -327,6 +327,7 @@ struct pst_session_s {
     pst_smtp_path_t              path;          /* MAIL/RCPT being run */
     pst_smtp_params_t            params;
     pst_str_t                    cmd_params;    /* as sent (MAIL, RCPT) */
+    pst_str_t                    rcpt_local;    /* RCPT: local part unquoted */
 
     /* hooks */
     pst_call_t                   call;
@@ -471,6 +472,8 @@ void pst_smtp_cmd_help(pst_session_t *s);
 void pst_smtp_cmd_vrfy(pst_session_t *s);
 void pst_smtp_cmd_expn(pst_session_t *s);
 void pst_smtp_cmd_unknown(pst_session_t *s, pst_str_t *line);
+int pst_smtp_unquote_local(pst_pool_t *pool, const pst_str_t *local,
+    pst_str_t *out);
 /* pst_smtp_session.c: run a command's phase with the session parked;
  * continue the command loop after a phase done-callback */
 void pst_smtp_run(pst_session_t *s, pst_phase_e phase,

@@ -245,6 +245,28 @@ pst_call_rcpt(pst_call_t *call)
 
 
 const pst_str_t *
+pst_call_rcpt_domain(pst_call_t *call)
+{
+    if (call->phase != PST_PHASE_RCPT) {
+        return NULL;
+    }
+    return &call->session->path.domain;
+}
+
+
+/* The local part without its quoting (pst_smtp_unquote_local(), run
+ * when the RCPT command is parsed). */
+const pst_str_t *
+pst_call_rcpt_local(pst_call_t *call)
+{
+    if (call->phase != PST_PHASE_RCPT) {
+        return NULL;
+    }
+    return &call->session->rcpt_local;
+}
+
+
+const pst_str_t *
 pst_call_params(pst_call_t *call)
 {
     pst_session_t  *s = call->session;

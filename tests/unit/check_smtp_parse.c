@@ -612,6 +612,36 @@ static const length_case_t  length_cases[] = {
 };
 
 
+/* what pst_call_rcpt_local() gives a plugin: quoting undone, so that a
+ * quoted "noreply" cannot slip past a check for noreply */
+START_TEST(test_unquote_local)
+{
+    static const struct { const char *in, *out; } t[] = {
+        { "noreply", "noreply" },
+        { "\"noreply\"", "noreply" },
+        { "\"no\\reply\"", "noreply" },
+        { "\"a b\"", "a b" },
+        { "\"a\\\"b\"", "a\"b" },
+        { "\"a\\\\b\"", "a\\b" },
+        { "\"\"", "" },
+    };
+    pst_pool_t  *pool = pst_create_pool(1024);
+    pst_str_t    in, out;
+    size_t       i;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        in.data = (u_char *) t[i].in;
+        in.len = strlen(t[i].in);
+        ck_assert_int_eq(pst_smtp_unquote_local(pool, &in, &out), PST_OK);
+        ck_assert_msg(out.len == strlen(t[i].out)
+                      && memcmp(out.data, t[i].out, out.len) == 0,
+                      "%s -> %.*s", t[i].in, (int) out.len, out.data);
+    }
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
 START_TEST(test_parse_path_lengths)
 {
     const length_case_t  *c = &length_cases[_i];
@@ -955,6 +985,7 @@ suite_smtp_parse(void)
     tcase_add_loop_test(tc, test_parse_path_lengths, 0,
                         pst_nelems(length_cases));
     tcase_add_test(tc, test_parse_path_truncations);
+    tcase_add_test(tc, test_unquote_local);
     tcase_add_test(tc, test_check_domain);
     suite_add_tcase(s, tc);
 
