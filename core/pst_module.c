@@ -224,10 +224,120 @@ pst_module_add(pst_conf_t *cf, pst_cycle_t *cycle, const pst_module_t *m,
 }
 
 
+/*
+ * A module file rebuilt at the same path while a running configuration
+ * still has the old one loaded: dlopen() of the same name returns the
+ * old, open handle, and a reload would keep running the old code.  The
+ * loader remembers which file (device, inode, size, time) each open
+ * handle came from.  A new file (another inode: what a build or an
+ * install writes) is loaded through /proc/self/fd/N, a name dlopen() has
+ * not seen, so its new code runs; a file changed in place (same inode)
+ * is refused, since the old code's pages are that file and the process
+ * that runs them can no longer be trusted: restart.
+ */
+typedef struct {
+    void                        *handle;
+    dev_t                        dev;
+    ino_t                        ino;
+    off_t                        size;
+    struct timespec              mtime;
+} pst_module_file_t;
+
+static pst_module_file_t   *module_files;
+static pst_uint_t           n_module_files;
+
+
 static void
 pst_module_unload(void *handle)
 {
+    pst_uint_t  i;
+
+    for (i = 0; i < n_module_files; i++) {
+        if (module_files[i].handle == handle) {
+            module_files[i] = module_files[--n_module_files];
+            break;
+        }
+    }
     dlclose(handle);
+}
+
+
+/* An open handle of the file at path (by its name), or NULL. */
+static pst_module_file_t *
+pst_module_file_open(const char *path)
+{
+    pst_uint_t  i;
+    void       *h;
+
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (h == NULL) {
+        return NULL;
+    }
+    dlclose(h);                 /* RTLD_NOLOAD took a reference */
+    for (i = 0; i < n_module_files; i++) {
+        if (module_files[i].handle == h) {
+            return &module_files[i];
+        }
+    }
+    return NULL;
+}
+
+
+static void
+pst_module_file_note(void *handle, const struct stat *st)
+{
+    void  *p;
+
+    p = realloc(module_files, (n_module_files + 1) * sizeof(*module_files));
+    if (p == NULL) {
+        return;                 /* only a rebuilt file goes unnoticed */
+    }
+    module_files = p;
+    module_files[n_module_files].handle = handle;
+    module_files[n_module_files].dev = st->st_dev;
+    module_files[n_module_files].ino = st->st_ino;
+    module_files[n_module_files].size = st->st_size;
+    module_files[n_module_files].mtime = st->st_mtim;
+    n_module_files++;
+}
+
+
+/* dlopen() the file at path as it is now (see above).  NULL: *why. */
+static void *
+pst_module_open(const char *path, const struct stat *st, const char **why)
+{
+    pst_module_file_t  *old;
+    char                name[64];
+    void               *h;
+    int                 fd;
+
+    old = pst_module_file_open(path);
+    if (old == NULL || (old->dev == st->st_dev && old->ino == st->st_ino
+                        && old->size == st->st_size
+                        && old->mtime.tv_sec == st->st_mtim.tv_sec
+                        && old->mtime.tv_nsec == st->st_mtim.tv_nsec))
+    {
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);    /* new, or the same */
+        *why = h ? NULL : dlerror();
+        return h;
+    }
+    if (old->dev == st->st_dev && old->ino == st->st_ino) {
+        *why = "it was changed in place while loaded (write a new file and"
+               " rename it over the old one, as make install does); restart"
+               " postern to load it";
+        return NULL;
+    }
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
+    h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    *why = h ? NULL : dlerror();
+    close(fd);
+    return h;
 }
 
 
@@ -267,10 +377,9 @@ pst_load_module(pst_conf_t *cf, const pst_str_t *arg)
         return PST_CONF_ERROR;
     }
 
-    handle = dlopen((char *) path.data, RTLD_NOW | RTLD_LOCAL);
+    handle = pst_module_open((char *) path.data, &st, &why);
     if (handle == NULL) {
-        pst_conf_error(cf, "cannot load module \"%s\": %s", path.data,
-                       dlerror());
+        pst_conf_error(cf, "cannot load module \"%s\": %s", path.data, why);
         return PST_CONF_ERROR;
     }
 
@@ -280,6 +389,7 @@ pst_load_module(pst_conf_t *cf, const pst_str_t *arg)
         dlclose(handle);
         return PST_CONF_ERROR;
     }
+    pst_module_file_note(handle, &st);
 
     m = dlsym(handle, POSTERN_MODULE_SYMBOL);
     if (m == NULL) {

@@ -4,6 +4,7 @@ load them, and check what they do -- including that an asynchronous hook
 (tarpit: PENDING + timer) does not stall the worker's other sessions."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -90,6 +91,74 @@ class PluginTest(PstTestCase):
         self.assertGreaterEqual(waited, 2.9)
         self.assertLess(fast, 2.5, "the worker stalled behind the tarpit")
         self.assertEqual(srv.queue_count(), 1)
+
+    REBUILT = r"""
+#include <postern/module.h>
+static pst_verdict_e
+build_message(pst_call_t *call, void *data)
+{
+    (void) data;
+    pst_msg_add_header(pst_call_session(call), "X-Build", "%s", BUILD);
+    return PST_HOOK_CONTINUE;
+}
+static const pst_hook_t  build_hooks[] = {
+    { PST_PHASE_MESSAGE, build_message, 0 },
+    pst_null_hook
+};
+PST_EXPORT const pst_module_t  postern_module = {
+    PST_MODULE_HEADER,
+    .name = "rebuilt", .version = "1.0", .description = "test",
+    .hooks = build_hooks,
+};
+"""
+
+    def build(self, so, build):
+        """Compile the module with BUILD = build into a new file, then
+        rename it over so (what make and make install do)."""
+        src = os.path.join(self.out, "rebuilt.c")
+        with open(src, "w") as f:
+            f.write(self.REBUILT)
+        r = subprocess.run(["cc", "-shared", "-fPIC", "-I",
+                            os.path.join(OBJS, "include"),
+                            "-DBUILD=\"%s\"" % build, "-o", so + ".new", src],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.rename(so + ".new", so)
+
+    def x_build(self, srv):
+        ids = srv.queue_ids()
+        return sorted(re.findall(r"prepend X-Build:\+20(\w+)",
+                                 "".join(srv.envelope(q) for q in ids)))
+
+    def test_reload_loads_a_rebuilt_plugin(self):
+        """A plugin rebuilt at the same path runs its new code after a
+        reload (dlopen would return the old handle); one changed in
+        place is refused, and the running code stays."""
+        so = os.path.join(self.out, "rebuilt.so")
+        self.build(so, "one")
+        srv = self.server("""
+            smtp { server { listen {port}; local_domains example.test; } }
+        """, extra_top="load_module %s;\n" % so)
+        srv.send()
+        self.assertEqual(self.x_build(srv), ["one"])
+
+        self.build(so, "two")
+        srv.reload()
+        srv.wait_log(r"reconfigured")
+        workers = set(srv.workers())
+        wait_for(lambda: srv.send() == {} and "two" in self.x_build(srv),
+                 15, what="the rebuilt plugin's header")
+
+        # changed in place (same inode): refused, the running code stays
+        with open(so, "r+b") as f:
+            f.seek(0, 2)
+            f.write(b"\0")
+        srv.reload()
+        srv.wait_log(r"changed in place while loaded")
+        srv.wait_log(r"reload failed")
+        self.assertEqual(srv.send(), {})
+        self.assertEqual(self.x_build(srv)[-1:], ["two"])
+        del workers
 
     def test_tarpit_client_gone_before_resume(self):
         srv = self.server("""
