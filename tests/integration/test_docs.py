@@ -1,7 +1,8 @@
 """The documentation that plugin authors rely on agrees with the code:
 the table of the built-in modules' hook priorities in docs/PLUGINS.md
 lists, for each module, exactly the priorities its hook table declares
-(modules/*.c, macros resolved)."""
+(modules/*.c, macros resolved); and every function the public header
+declares is named in docs/PLUGINS.md."""
 
 import glob
 import os
@@ -43,7 +44,24 @@ def documented():
     return out
 
 
+DECL = re.compile(r"^(?!typedef|#|\s|\*|/)[^;{}()]*?\b(pst_[a-z0-9_]+)\s*\(",
+                  re.M)
+
+
 class DocsTest(unittest.TestCase):
+
+    def test_every_public_function_documented(self):
+        with open(os.path.join(ROOT, "core", "postern_module.h")) as f:
+            names = set(DECL.findall(f.read()))
+        with open(os.path.join(ROOT, "docs", "PLUGINS.md")) as f:
+            doc = f.read()
+        self.assertGreater(len(names), 100)
+        # "pst_conf_set_str_slot`, `_num_slot" style: a suffix after a
+        # name of the same family counts
+        missing = [n for n in sorted(names)
+                   if not re.search(r"\b%s\b" % n, doc)
+                   and not re.search(r"`_%s`" % n.split("_", 3)[-1], doc)]
+        self.assertEqual(missing, [])
 
     def test_hook_priorities_table(self):
         code, doc = declared(), documented()
