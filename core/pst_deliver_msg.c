@@ -394,8 +394,12 @@ pst_deliver_build_tx(pst_dlv_t *d)
     tx->fd = d->fd != -1 ? d->fd : m->fd;
     tx->offset = d->fd != -1 ? 0 : m->msg_offset;
     tx->length = d->fd != -1 ? d->conv_len : m->msg_len;
+    /* hook-added fields below the trace block (RFC 5321 4.4) */
+    tx->prepend_at = np ? pst_spool_trace_len(tx->fd, tx->offset,
+                                              tx->length) : 0;
     return PST_OK;
 }
+
 
 
 pst_ssl_ctx_t *

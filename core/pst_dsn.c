@@ -80,7 +80,7 @@ static void pst_dsn_recipient(pst_dsn_out_t *o, pst_dsn_ctx_t *d,
 static void pst_dsn_remote(pst_dsn_out_t *o, const pst_str_t *remote);
 static int pst_dsn_original(pst_dsn_out_t *o, pst_dsn_ctx_t *d);
 static int pst_dsn_copy_file(pst_dsn_out_t *o, pst_dsn_copy_t *c,
-    const pst_spool_msg_t *m);
+    const pst_spool_msg_t *m, off_t from, off_t to);
 static void pst_dsn_copy(pst_dsn_out_t *o, pst_dsn_copy_t *c,
     const u_char *p, size_t n);
 static void pst_dsn_copy_eol(pst_dsn_out_t *o, pst_dsn_copy_t *c);
@@ -599,10 +599,9 @@ pst_dsn_copy(pst_dsn_out_t *o, pst_dsn_copy_t *c, const u_char *p,
 
 static int
 pst_dsn_copy_file(pst_dsn_out_t *o, pst_dsn_copy_t *c,
-    const pst_spool_msg_t *m)
+    const pst_spool_msg_t *m, off_t done, off_t to)
 {
     u_char   *buf;
-    off_t     done = 0;
     ssize_t   k;
     size_t    want;
 
@@ -611,8 +610,8 @@ pst_dsn_copy_file(pst_dsn_out_t *o, pst_dsn_copy_t *c,
         return PST_ERROR;
     }
 
-    while (done < m->msg_len && !c->done && o->rc == PST_OK) {
-        want = (size_t) pst_min((off_t) PST_DSN_CHUNK, m->msg_len - done);
+    while (done < to && !c->done && o->rc == PST_OK) {
+        want = (size_t) pst_min((off_t) PST_DSN_CHUNK, to - done);
         k = pread(m->fd, buf, want, m->msg_offset + done);
         if (k == -1 && errno == EINTR) {
             continue;
@@ -630,7 +629,7 @@ pst_dsn_copy_file(pst_dsn_out_t *o, pst_dsn_copy_t *c,
 
     free(buf);
 
-    if (!c->done && (c->cr || c->col > 0)) {
+    if (to == m->msg_len && !c->done && (c->cr || c->col > 0)) {
         c->cr = 0;
         c->headers = 0;
         pst_dsn_copy_eol(o, c);
@@ -647,6 +646,7 @@ pst_dsn_original(pst_dsn_out_t *o, pst_dsn_ctx_t *d)
     pst_dsn_copy_t    c;
     pst_uint_t        i;
     size_t            cte;
+    off_t             at;
     int               before = o->eightbit;
     const char       *type;
 
@@ -667,8 +667,14 @@ pst_dsn_original(pst_dsn_out_t *o, pst_dsn_ctx_t *d)
     c.headers = !d->full;
     c.max = d->full ? (size_t) -1 : PST_DSN_HEADERS_MAX;
 
-    /* header lines the relay puts in front of the stored message */
+    /* the message as it was sent on: its trace block, the header lines
+     * hooks added, the rest (pst_spool_trace_len()) */
     pre = d->m->env.prepend ? d->m->env.prepend->elts : NULL;
+    at = pre != NULL && d->m->env.prepend->nelts > 0
+         ? pst_spool_trace_len(d->m->fd, d->m->msg_offset, d->m->msg_len) : 0;
+    if (pst_dsn_copy_file(o, &c, d->m, 0, at) != PST_OK) {
+        return PST_ERROR;
+    }
     for (i = 0; pre != NULL && i < d->m->env.prepend->nelts; i++) {
         pst_dsn_copy(o, &c, pre[i].data, pre[i].len);
         if (c.cr || c.col > 0) {
@@ -678,7 +684,7 @@ pst_dsn_original(pst_dsn_out_t *o, pst_dsn_ctx_t *d)
     }
 
     c.done = 0;
-    if (pst_dsn_copy_file(o, &c, d->m) != PST_OK) {
+    if (pst_dsn_copy_file(o, &c, d->m, at, d->m->msg_len) != PST_OK) {
         return PST_ERROR;
     }
 

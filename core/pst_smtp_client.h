@@ -111,8 +111,10 @@ typedef struct {
                                        the client adds SIZE= when offered */
     pst_smtp_client_rcpt_t *rcpts;
     pst_uint_t          nrcpts;
-    const pst_str_t    *prepend;    /* header lines (CRLF) sent first */
+    const pst_str_t    *prepend;    /* header lines (CRLF), sent after */
     pst_uint_t          nprepend;
+    off_t               prepend_at; /* the message's first prepend_at
+                                       bytes (its trace block; 0: none) */
     int                 fd;         /* message: CRLF text, not stuffed */
     off_t               offset, length;
     pst_smtp_reply_t    mail_reply, data_reply;

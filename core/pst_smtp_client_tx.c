@@ -630,14 +630,50 @@ pst_smtpc_tx_body_start(pst_smtp_client_t *cl)
 }
 
 
-/* Next piece of the message into fbuf: prepended lines, then the fd. */
+/* Message bytes from the fd into fbuf + *n, up to body offset limit. */
+static int
+pst_smtpc_tx_pread(pst_smtp_client_t *cl, size_t *n, off_t limit)
+{
+    pst_smtp_client_tx_t  *tx = cl->tx;
+    size_t                 k;
+    ssize_t                r;
+
+    while (*n < PST_SMTPC_CHUNK && cl->body_done < limit) {
+        k = (size_t) pst_min((off_t) (PST_SMTPC_CHUNK - *n),
+                             limit - cl->body_done);
+        r = pread(tx->fd, cl->fbuf + *n, k, tx->offset + cl->body_done);
+        if (r == -1 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            pst_smtpc_fail(cl, r == 0 ? "the message file is shorter than "
+                                        "its length"
+                                      : "reading the message failed");
+            return PST_ERROR;
+        }
+        *n += (size_t) r;
+        cl->body_done += r;
+    }
+    return PST_OK;
+}
+
+
+/* Next piece of the message into fbuf: its first prepend_at bytes (the
+ * trace block: Received lines stay on top, RFC 5321 4.4), the
+ * prepended lines, then the rest of the message. */
 static int
 pst_smtpc_tx_read(pst_smtp_client_t *cl)
 {
     pst_smtp_client_tx_t  *tx = cl->tx;
     const pst_str_t       *s;
     size_t                 n = 0, k;
-    ssize_t                r;
+
+    if (cl->prepend_i < tx->nprepend
+        && pst_smtpc_tx_pread(cl, &n, pst_min(tx->prepend_at, tx->length))
+           != PST_OK)
+    {
+        return PST_ERROR;
+    }
 
     while (n < PST_SMTPC_CHUNK && cl->prepend_i < tx->nprepend) {
         s = &tx->prepend[cl->prepend_i];
@@ -651,21 +687,10 @@ pst_smtpc_tx_read(pst_smtp_client_t *cl)
         }
     }
 
-    while (n < PST_SMTPC_CHUNK && cl->body_done < tx->length) {
-        k = (size_t) pst_min((off_t) (PST_SMTPC_CHUNK - n),
-                             tx->length - cl->body_done);
-        r = pread(tx->fd, cl->fbuf + n, k, tx->offset + cl->body_done);
-        if (r == -1 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            pst_smtpc_fail(cl, r == 0 ? "the message file is shorter than "
-                                        "its length"
-                                      : "reading the message failed");
-            return PST_ERROR;
-        }
-        n += (size_t) r;
-        cl->body_done += r;
+    if (cl->prepend_i == tx->nprepend
+        && pst_smtpc_tx_pread(cl, &n, tx->length) != PST_OK)
+    {
+        return PST_ERROR;
     }
 
     cl->fpos = cl->fbuf;

@@ -82,6 +82,10 @@ int pst_spool_remove(const char *id);
  * may come back as it was before its last attempt, which is the crash
  * window of at-least-once delivery and nothing worse. */
 int pst_spool_remove_fast(const char *id);
+/* Bytes of the trace block (Received:, Return-Path:) at the top of the
+ * message fd[offset..offset+len): where prepended header lines go when
+ * the message is written out.  Blocking (one pread of 64 KiB at most). */
+off_t pst_spool_trace_len(int fd, off_t offset, off_t len);
 /* Move a message that cannot be read to corrupt/ (with its state),
  * logging why. */
 int pst_spool_corrupt(const char *id, const char *why);

@@ -845,3 +845,46 @@ pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
     errno = err;
     return rc;
 }
+
+
+/*
+ * The length of the trace block at the top of a stored message: its
+ * Received: and Return-Path: fields with their continuation lines, ours
+ * first.  Header fields that hooks added (the envelope's prepend lines)
+ * go below it whenever the message is written out, so that trace fields
+ * stay on top (RFC 5321 4.4).  Looked for in the first 64 KiB; a field
+ * cut by that window ends the block before it.
+ */
+off_t
+pst_spool_trace_len(int fd, off_t offset, off_t len)
+{
+    u_char    buf[65536], *p, *end, *nl;
+    ssize_t   n;
+    int       trace = 0;
+
+    n = pread(fd, buf, (size_t) pst_min(len, (off_t) sizeof(buf)), offset);
+    if (n <= 0) {
+        return 0;
+    }
+    for (p = buf, end = buf + n; p < end; p = nl + 1) {
+        if (*p == ' ' || *p == '\t') {
+            if (!trace) {
+                break;
+            }
+        } else if (((size_t) (end - p) >= 9
+                    && pst_strncasecmp(p, (u_char *) "Received:", 9) == 0)
+                   || ((size_t) (end - p) >= 12
+                       && pst_strncasecmp(p, (u_char *) "Return-Path:", 12)
+                          == 0))
+        {
+            trace = 1;
+        } else {
+            break;                      /* the first other field */
+        }
+        nl = memchr(p, '\n', (size_t) (end - p));
+        if (nl == NULL) {
+            break;
+        }
+    }
+    return (off_t) (p - buf);
+}

@@ -24,6 +24,7 @@ typedef struct {
 
 static void pst_spool_show_rcpt(const pst_env_rcpt_t *r);
 static int pst_spool_cat(pst_spool_msg_t *m);
+static int pst_spool_cat_range(pst_spool_msg_t *m, off_t from, off_t to);
 static int pst_spool_show(const char *id, int mode);
 static int pst_spool_tool_id(const char *id, void *data);
 static int pst_spool_tool_cmp(const void *a, const void *b);
@@ -56,31 +57,44 @@ pst_spool_show_rcpt(const pst_env_rcpt_t *r)
 }
 
 
-/* the message as a delivery reads it: added headers first */
+/* the message as a delivery sends it: the trace block, the added
+ * header lines, the rest */
 static int
 pst_spool_cat(pst_spool_msg_t *m)
 {
     pst_str_t   *h;
     pst_uint_t   i;
-    char         buf[65536];
-    off_t        left;
-    ssize_t      n = 0;
+    off_t        at;
+    int          rc;
 
+    at = m->env.prepend->nelts ? pst_spool_trace_len(m->fd, m->msg_offset,
+                                                     m->msg_len) : 0;
+    rc = pst_spool_cat_range(m, 0, at);
     h = m->env.prepend->elts;
     for (i = 0; i < m->env.prepend->nelts; i++) {
         printf("%.*s\r\n", (int) h[i].len, h[i].data);
     }
     fflush(stdout);
+    return rc | pst_spool_cat_range(m, at, m->msg_len);
+}
 
-    for (left = m->msg_len; left > 0; left -= n) {
+
+static int
+pst_spool_cat_range(pst_spool_msg_t *m, off_t from, off_t to)
+{
+    char     buf[65536];
+    off_t    left;
+    ssize_t  n = 0;
+
+    fflush(stdout);
+    for (left = to - from; left > 0; left -= n) {
         n = pread(m->fd, buf, (size_t) pst_min(left, (off_t) sizeof(buf)),
-                  m->msg_offset + (m->msg_len - left));
+                  m->msg_offset + (to - left));
         if (n <= 0 || write(STDOUT_FILENO, buf, (size_t) n) != n) {
             break;
         }
     }
-
-    return left == 0 ? 0 : 1;
+    return left <= 0 ? 0 : 1;
 }
 
 

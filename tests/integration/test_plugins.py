@@ -59,6 +59,16 @@ class PluginTest(PstTestCase):
         qid = srv.queue_ids()[0]
         self.assertIn("prepend X-Hello:+20from+20mx.example.test\n",
                       srv.envelope(qid))
+        # written out below the trace block, not above our Received:
+        # (RFC 5321 4.4), as a delivery sends it
+        cat = srv.run_tool("queue", "cat", qid).stdout.replace("\r\n", "\n")
+        head = cat.split("\n\n")[0].split("\n")
+        self.assertTrue(head[0].startswith("Received: "), head)
+        at = head.index("X-Hello: from mx.example.test")
+        self.assertTrue(all(not l.startswith("Received:")
+                            for l in head[at:]), head)
+        self.assertTrue(all(l.startswith(("Received:", " ", "\t"))
+                            for l in head[:at]), head)
         chain = srv.run_tool("-T").stdout
         self.assertIn("message   : hello(0)", chain)
 

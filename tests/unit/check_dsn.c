@@ -799,9 +799,11 @@ START_TEST(test_prepend)
     h = pst_array_push(fx.m.env.prepend);
     pst_str_set(h, "X-No-Crlf: two");
     build(&fx, PST_DSN_FAILED, which, 1, NULL, &d);
+    /* below the trace block, as the message was sent on (RFC 5321 4.4) */
     ck_assert_int_eq(strncmp(d.part[2].content,
+                             "Received: from client.test by mx.test\r\n"
                              "X-Prepended: one\r\nX-No-Crlf: two\r\n"
-                             "Received: ", 44), 0);
+                             "From: ", 79), 0);
     dsn_free(&d);
     fixture_free(&fx);
 }

@@ -613,6 +613,50 @@ START_TEST(test_client_size)
 END_TEST
 
 
+/* Prepended header lines go below the message's trace block
+ * (prepend_at), not above our Received: (RFC 5321 4.4). */
+START_TEST(test_client_prepend_below_trace)
+{
+    static const char        msg[] = "Received: from a\r\n\tby b\r\n"
+                                     "Subject: s\r\n\r\nbody\r\n";
+    static const char        want[] = "Received: from a\r\n\tby b\r\n"
+                                      "X-A: 1\r\nSubject: s\r\n\r\n"
+                                      "body\r\n.\r\n";
+    pst_smtp_client_conf_t   conf;
+    pst_smtp_client_tx_t     tx;
+    pst_smtp_client_rcpt_t   rcpts[1];
+    pst_smtp_client_t       *cl;
+    struct sockaddr_in       sin;
+    pst_str_t                pre;
+    int                      lfd, fd;
+
+    tc_init();
+    lfd = tc_listen(&sin);
+    tc_conf(&conf);
+    cl = tc_session(&conf, lfd, &sin, &fd, "250-mx.test\r\n250 PIPELINING\r\n");
+
+    tc_tx(&tx, rcpts, 1, msg);
+    pst_str_set(&pre, "X-A: 1\r\n");
+    tx.prepend = &pre;
+    tx.nprepend = 1;
+    tx.prepend_at = 25;                 /* the Received field, folded */
+    ck_assert_int_eq(pst_spool_trace_len(tx.fd, tx.offset, tx.length), 25);
+    tc_send_tx(cl, &tx);
+    tc_expect(fd, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+              "DATA\r\n");
+    tc_send(fd, "250 ok\r\n250 ok\r\n354 go\r\n");
+    ck_assert(tc_wait(fd, "\r\n.\r\n"));
+    ck_assert_uint_eq(tc_rlen, strlen(want));
+    ck_assert(memcmp(tc_rbuf, want, strlen(want)) == 0);
+    tc_send(fd, "250 ok\r\n");
+    tc_until(&tc_done_rc);
+    pst_smtp_client_abort(cl);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+
 /* A big message across several 64 KiB reads: a '.' right at a read
  * boundary is stuffed, prepended lines come first, the offset is
  * honoured; then the same message with BDAT in chunks. */
@@ -1141,6 +1185,7 @@ suite_smtp_client(void)
     tcase_add_loop_test(tc, test_client_bad_server, 0, 3);
     tcase_add_test(tc, test_client_size);
     tcase_add_loop_test(tc, test_client_big_message, 0, 2);
+    tcase_add_test(tc, test_client_prepend_below_trace);
     tcase_add_test(tc, test_client_lmtp);
     tcase_add_test(tc, test_client_broken);
     tcase_add_loop_test(tc, test_client_auth, 0, 3);
