@@ -102,6 +102,41 @@ class PluginTest(PstTestCase):
         self.assertLess(fast, 2.5, "the worker stalled behind the tarpit")
         self.assertEqual(srv.queue_count(), 1)
 
+    def test_subject_filter(self):
+        """subject_filter: a PCRE2 pattern from the configuration, the
+        Subject read at end of data, a 550 with the configured text."""
+        srv = self.server("""
+            smtp { server { listen {port}; local_domains example.test;
+                            subject_reject "(?i)\\bviagra\\b"
+                                           "Message refused: spam subject"; } }
+        """, extra_top="load_module %s/subject_filter.so;\n" % self.out)
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            for subject, want in (("Cheap VIAGRA now", 550),
+                                  ("viagraX is a word", 250),
+                                  ("hello", 250)):
+                self.assertEqual(c.cmd("MAIL FROM:<a@client.test>")[0], 250)
+                self.assertEqual(c.cmd("RCPT TO:<user@example.test>")[0],
+                                 250)
+                self.assertEqual(c.cmd("DATA")[0], 354)
+                c.send("Subject: %s\r\n\r\nbody\r\n.\r\n" % subject)
+                r = c.reply()
+                self.assertEqual(r[0], want, (subject, r))
+                if want == 550:
+                    self.assertEqual(r[1], ["5.7.1 Message refused: spam"
+                                            " subject"])
+        self.assertEqual(srv.queue_count(), 2)
+        # a pattern that does not compile is a configuration error
+        bad = self.server("""
+            smtp { server { listen {port}; subject_reject "(unclosed"; } }
+        """, extra_top="load_module %s/subject_filter.so;\n" % self.out,
+                          start=False, name="subject_bad")
+        r = subprocess.run([os.path.join(OBJS, "postern"), "-t", "-p",
+                            ROOT + "/", "-c", bad.conffile],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("does not compile", r.stderr)
+
     REBUILT = r"""
 #include <postern/module.h>
 static pst_verdict_e
