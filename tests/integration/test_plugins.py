@@ -6,6 +6,7 @@ load them, and check what they do -- including that an asynchronous hook
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import unittest
@@ -136,6 +137,41 @@ class PluginTest(PstTestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("does not compile", r.stderr)
+
+    def test_dnsbl_async(self):
+        """dnsbl_async: a lookup in the tests' DNS while the session is
+        pending; a listed client gets 554 instead of the greeting, the
+        others the greeting."""
+        dns = self.dnsmasq(["--local=/test/",
+                            "--host-record=1.0.0.127.bl.test,127.0.0.2"])
+        listed = self.server("""
+            smtp { server { listen {port}; local_domains example.test;
+                            dnsbl_async_zone bl.test; } }
+        """, extra_top="load_module %s/dnsbl_async.so;\n" % self.out,
+                             resolver=dns.address, name="dnsbl_listed",
+                             start=False)
+        listed.start(wait=False)         # it never greets 127.0.0.1
+
+        def accepts():
+            try:
+                socket.create_connection(("127.0.0.1", listed.port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(accepts, 15, what="the listed server to listen")
+        with listed.raw(greet=False) as c:
+            r = c.reply()
+            self.assertEqual((r[0], r[1]),
+                             (554, ["5.7.1 Client address listed in"
+                                    " bl.test"]), r)
+        clean = self.server("""
+            smtp { server { listen {port}; local_domains example.test;
+                            dnsbl_async_zone other.test; } }
+        """, extra_top="load_module %s/dnsbl_async.so;\n" % self.out,
+                            resolver=dns.address, name="dnsbl_clean")
+        self.assertEqual(clean.send(), {})
+        self.assertEqual(clean.queue_count(), 1)
+        self.assertNotIn("stale or repeated", listed.log() + clean.log())
 
     REBUILT = r"""
 #include <postern/module.h>
