@@ -32,6 +32,7 @@ typedef struct {
     pst_pool_t          *pool;
     int                  part;           /* scan part, -1: committed IDs */
     int                  hold;           /* relay_hold */
+    uint32_t             gen;            /* pst_q.all_gen at its start */
     pst_uint_t           nids;
     char               (*ids)[PST_QUEUE_ID_LEN + 1];
     pst_uint_t           cap;
@@ -75,6 +76,7 @@ static void pst_queue_load_run(pst_qio_job_t *job);
 static void pst_queue_load_done(pst_qio_job_t *job);
 static void pst_queue_take(pst_spool_msg_t *m);
 static void pst_queue_flush_loaded(pst_qload_t *l, pst_uint_t i);
+static void pst_queue_all_loaded(pst_qload_t *l, pst_uint_t i);
 static void pst_queue_due_handler(pst_event_t *ev);
 static void pst_queue_retry_handler(pst_event_t *ev);
 static void pst_queue_heap_set(pst_qmsg_t *msg, time_t due);
@@ -172,6 +174,7 @@ pst_queue_load_new(int part)
     }
     l->part = part;
     l->hold = pst_q.conf->hold;
+    l->gen = pst_q.all_gen;
     l->io.run = pst_queue_load_run;
     l->io.done = pst_queue_load_done;
     l->io.data = l;
@@ -407,6 +410,7 @@ pst_queue_load_done(pst_qio_job_t *job)
             if (pst_queue_find((u_char *) l->ids[i]) == NULL) {
                 pst_queue_take(&l->msgs[i]);
                 pst_queue_flush_loaded(l, i);
+                pst_queue_all_loaded(l, i);
             }
             break;
         case PST_DECLINED:          /* gone meanwhile */
@@ -454,6 +458,24 @@ pst_queue_flush_loaded(pst_qload_t *l, pst_uint_t i)
     msg = pst_queue_find((u_char *) l->ids[i]);
     if (msg != NULL && !msg->deleted && !msg->gone) {
         (void) pst_qadmin_flush_msg(msg, NULL);
+    }
+}
+
+
+/* A message a load was reading when a hold ALL or release ALL came (a
+ * release right after the messages were received, before the engine
+ * took them): it gets that verb too, as if it had been in memory. */
+static void
+pst_queue_all_loaded(pst_qload_t *l, pst_uint_t i)
+{
+    pst_qmsg_t  *msg;
+
+    if (l->gen == pst_q.all_gen) {
+        return;
+    }
+    msg = pst_queue_find((u_char *) l->ids[i]);
+    if (msg != NULL && !msg->deleted && !msg->gone) {
+        pst_qadmin_late(msg);
     }
 }
 

@@ -109,6 +109,25 @@ pst_qadmin_one(pst_qmsg_t *msg, void *data)
 }
 
 
+void
+pst_qadmin_late(pst_qmsg_t *msg)
+{
+    pst_qadmin_t  a;
+
+    a.verb = pst_q.all_verb == PST_QUEUE_ALL_HOLD ? PST_QA_HOLD
+                                                  : PST_QA_RELEASE;
+    a.dest = NULL;
+    a.count = 0;
+    pst_qadmin_one(msg, &a);
+    if (a.count > 0) {
+        pst_log_error(PST_LOG_INFO, 0, "queue: %s: %s ALL applied as it"
+                      " was loaded", msg->id,
+                      a.verb == PST_QA_HOLD ? "hold" : "release");
+        pst_queue_kick();
+    }
+}
+
+
 /* Dead destinations come back (flush). */
 static void
 pst_qadmin_revive(pst_qdest_t *only)
@@ -184,6 +203,11 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     arg = argc == 2 ? argv[1] : NULL;
 
     if (arg == NULL || strcasecmp(arg, "ALL") == 0) {
+        if (a.verb == PST_QA_HOLD || a.verb == PST_QA_RELEASE) {
+            pst_q.all_gen++;
+            pst_q.all_verb = a.verb == PST_QA_HOLD ? PST_QUEUE_ALL_HOLD
+                                                   : PST_QUEUE_ALL_RELEASE;
+        }
         if (a.verb == PST_QA_FLUSH) {
             pst_qadmin_revive(NULL);
             /* what the start's scan has not read yet is flushed as it

@@ -115,6 +115,10 @@ typedef struct {
     unsigned                 stopping:1;
     unsigned                 loading:1;
     unsigned                 flush_on_load:1; /* a flush ALL met the scan */
+    /* the last hold ALL / release ALL (PST_QUEUE_ALL_*), numbered: a
+     * message a load was already reading when it came gets it too */
+    uint32_t                 all_gen;
+    int                      all_verb;
 } pst_queue_t;
 
 extern pst_queue_t  pst_q;
@@ -123,6 +127,10 @@ pst_qmsg_t *pst_queue_find(const u_char *id);
 /* pst_queue_admin.c: msg's deferred (and pending) recipients, of dest
  * or all, due now; 1 when there was one. */
 int pst_qadmin_flush_msg(pst_qmsg_t *msg, pst_qdest_t *dest);
+#define PST_QUEUE_ALL_HOLD     1
+#define PST_QUEUE_ALL_RELEASE  2
+/* Apply the last hold ALL / release ALL to a message just loaded. */
+void pst_qadmin_late(pst_qmsg_t *msg);
 /* Recompute msg's next due time and (re)place it in the heap. */
 void pst_queue_reschedule(pst_qmsg_t *msg);
 /* The message is done with (gone from the spool, or deleted). */
