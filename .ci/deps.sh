@@ -38,7 +38,8 @@ if [ -z "$missing" ]; then
     exit 0
 fi
 
-# postfix only for smtp-source/smtp-sink: no configuration, no service
+# postfix for smtp-source/smtp-sink and the private instances the tests
+# and benchmarks start with their own main.cf: no system configuration
 echo "postfix postfix/main_mailer_type select No configuration" \
     | debconf-set-selections
 

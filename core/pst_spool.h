@@ -136,8 +136,7 @@ int pst_spool_json_count(char *buf, size_t size, const char *verb,
     const char *target, unsigned long count, int json);
 int pst_spool_json_arg(int *argc, char **argv);
 /* pst_spool_mailq.c: `list --mailq`, the format of Postfix's mailq */
-void pst_spool_mailq_head(void);
-void pst_spool_mailq_msg(const pst_spool_msg_t *m);
+void pst_spool_mailq_msg(const pst_spool_msg_t *m, pst_uint_t shown);
 void pst_spool_mailq_tail(pst_uint_t n, unsigned long long bytes);
 
 #endif /* PST_SPOOL_H */

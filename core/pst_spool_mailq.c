@@ -30,14 +30,6 @@ static void pst_spool_mailq_why(const pst_str_t *why);
 
 
 void
-pst_spool_mailq_head(void)
-{
-    printf(PST_MAILQ_HEAD, "----Queue ID-----", "--Size--",
-           "---Arrival Time----", "--Sender/Recipient------");
-}
-
-
-void
 pst_spool_mailq_tail(pst_uint_t n, unsigned long long bytes)
 {
     if (n == 0) {
@@ -49,8 +41,11 @@ pst_spool_mailq_tail(pst_uint_t n, unsigned long long bytes)
 }
 
 
+/* shown: the messages printed before this one (0: print the heading,
+ * else the blank line between messages); as Postfix's, a message gone
+ * since the listing (delivered) leaves no trace in the output */
 void
-pst_spool_mailq_msg(const pst_spool_msg_t *m)
+pst_spool_mailq_msg(const pst_spool_msg_t *m, pst_uint_t shown)
 {
     const pst_envelope_t  *env = &m->env;
     const pst_env_rcpt_t  *r = env->rcpts->elts;
@@ -65,6 +60,12 @@ pst_spool_mailq_msg(const pst_spool_msg_t *m)
     }
     snprintf(id, sizeof(id), "%s%s", (char *) env->id.data,
              env->hold ? "!" : "");
+    if (shown == 0) {
+        printf(PST_MAILQ_HEAD, "----Queue ID-----", "--Size--",
+               "---Arrival Time----", "--Sender/Recipient------");
+    } else {
+        printf("\n");
+    }
     printf(PST_MAILQ_MSG, id, (long long) m->msg_len, when,
            env->sender.len ? (char *) env->sender.data : "MAILER-DAEMON");
 

@@ -98,8 +98,9 @@ pst_spool_cat_range(pst_spool_msg_t *m, off_t from, off_t to)
 }
 
 
-/* mode 0: list entry, 1: show, 2: cat, 3: JSON, 4: mailq (adds the
- * message's size to *bytes) */
+/* mode 0: list entry, 1: show, 2: cat, 3: JSON, 4: mailq (counts the
+ * message in mailq_shown, its size in mailq_bytes) */
+static pst_uint_t          mailq_shown;
 static unsigned long long  mailq_bytes;
 
 static int
@@ -137,7 +138,7 @@ pst_spool_show(const char *id, int mode)
         if (mode == 2) {
             rc = pst_spool_cat(&m);
         } else if (mode == 4) {
-            pst_spool_mailq_msg(&m);
+            pst_spool_mailq_msg(&m, mailq_shown++);
             mailq_bytes += (unsigned long long) m.msg_len;
         } else {
             pst_spool_json_msg(&m);
@@ -310,21 +311,13 @@ pst_spool_tool_show(int argc, char **argv)
 static int
 pst_spool_tool_mailq(pst_spool_tool_t *t)
 {
-    pst_uint_t  n = 0;
-    size_t      i;
-    int         err;
+    size_t  i;
 
     for (i = 0; i < t->nids; i++) {
-        if (i == 0) {
-            pst_spool_mailq_head();
-        } else if (n > 0) {
-            printf("\n");
-        }
+        (void) pst_spool_show(t->ids[i], 4);
         fflush(stdout);
-        err = pst_spool_show(t->ids[i], 4);
-        n += err == 0;
     }
-    pst_spool_mailq_tail(n, mailq_bytes);
+    pst_spool_mailq_tail(mailq_shown, mailq_bytes);
     free(t->ids);
     return 0;
 }

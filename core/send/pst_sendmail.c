@@ -8,11 +8,12 @@
  *
  * -bm (default): the message on stdin goes over SMTP to the first
  * "listen" address of the Postern configuration (-C, $POSTERN_CONF, or
- * PREFIX/conf/postern.conf; $POSTERN_SERVER overrides), in clear on
- * loopback, with From/Date/Message-ID added when missing.  -bs speaks
- * SMTP on stdin/stdout (relayed to that listener).  -bp runs "postern
- * queue list".  Other sendmail options (-o..., -B, -d...) are accepted
- * and ignored.  Exit codes: sysexits.h, as postern-send.
+ * the server's default, PST_CONF_PATH; $POSTERN_SERVER overrides), in
+ * clear on loopback, with From/Date/Message-ID added when missing.  -bs
+ * speaks SMTP on stdin/stdout (relayed to that listener).  -bp (and the
+ * name mailq) runs "postern queue list --mailq".  Other sendmail
+ * options (-o..., -B, -d...) are accepted and ignored.  Exit codes:
+ * sysexits.h, as postern-send.
  */
 
 #include "pst_send.h"
@@ -188,7 +189,9 @@ pst_sendmail_bs(const char *server)
 
 
 /* -bp (and mailq): the queue as "postern queue list --mailq" shows it,
- * in the format of Sendmail's and Postfix's mailq. */
+ * in the format of Sendmail's and Postfix's mailq; the configuration is
+ * the injector's own (-C, $POSTERN_CONF or the default), so that mailq
+ * lists the spool the injector feeds. */
 static int
 pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0)
 {
@@ -206,10 +209,8 @@ pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0)
     snprintf(slash ? slash + 1 : self, 16, "postern");
 
     args[i++] = self;
-    if (sm->conf != NULL) {
-        args[i++] = "-c";
-        args[i++] = (char *) sm->conf;
-    }
+    args[i++] = "-c";
+    args[i++] = (char *) pst_sendmail_conf_path(sm->conf);
     args[i++] = "queue";
     args[i++] = "list";
     args[i++] = "--mailq";

@@ -8,7 +8,7 @@
  * has no password and speaks in clear on loopback.
  *
  * $POSTERN_SERVER and $POSTERN_MAILDROP override both; the file is -C,
- * $POSTERN_CONF, or PREFIX/conf/postern.conf.
+ * $POSTERN_CONF, or the server's default configuration (PST_CONF_PATH).
  */
 
 #include "pst_send.h"

@@ -19,9 +19,35 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PER_FILE_TIMEOUT = 600
 
+# a file's process: unittest's own command line, whose result also
+# writes one line per skipped test with its reason, so that a run says
+# which tests did not run and why (a peer not installed, not root ...)
+CHILD = """
+import unittest
+class Result(unittest.TextTestResult):
+    def printErrors(self):
+        super().printErrors()
+        for test, why in self.skipped:
+            self.stream.writeln("SKIPPED %s: %s" % (test.id(), why))
+class Runner(unittest.TextTestRunner):
+    resultclass = Result
+unittest.main(module=None, testRunner=Runner)
+"""
+
+
+def skipped(out):
+    """The reasons of the skipped tests in a file's output, each with
+    how many tests it skipped, in order of appearance."""
+    reasons = {}
+    for line in out.splitlines():
+        if line.startswith("SKIPPED "):
+            why = line.split(": ", 1)[-1]
+            reasons[why] = reasons.get(why, 0) + 1
+    return reasons
+
 
 def run_file(path, pattern, verbose):
-    cmd = [sys.executable, "-m", "unittest", "-v" if verbose else "-q"]
+    cmd = [sys.executable, "-c", CHILD, "-v" if verbose else "-q"]
     if pattern:
         cmd += ["-k", pattern]
     cmd.append(os.path.splitext(os.path.basename(path))[0])
@@ -58,6 +84,8 @@ def main():
             if rc == 0 or (rc == 5 and a.pattern):
                 print("PASS %-32s %6.1fs  %s" % (name, secs, summary),
                       flush=True)
+                for why, n in skipped(out).items():
+                    print("     skipped %d: %s" % (n, why), flush=True)
                 if a.verbose:
                     print(out)
             else:

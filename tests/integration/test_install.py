@@ -150,6 +150,25 @@ class InstallTest(unittest.TestCase):
                            timeout=30)
         self.assertIn("PREFIX/conf/postern.conf", h.stdout + h.stderr)
 
+    def test_installed_injector_reads_the_servers_configuration(self):
+        """postern-sendmail as installed, without -C or $POSTERN_CONF,
+        looks for the configuration the installed server reads by
+        default (postern -V), not one under the build tree's layout."""
+        v = subprocess.run([self.sbin, "-V"], capture_output=True,
+                           text=True, timeout=30)
+        path = re.search(r"paths: configuration (\S+),",
+                         v.stdout + v.stderr).group(1)
+        if os.path.exists(path):
+            self.skipTest("%s exists on this machine" % path)
+        env = {k: x for k, x in os.environ.items()
+               if k not in ("POSTERN_CONF", "POSTERN_SERVER")}
+        r = subprocess.run([self.path("usr/sbin/postern-sendmail"),
+                            "b@example.test"], input="Subject: x\n\nx\n",
+                           env=env, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn(path + ": No such file", r.stderr)
+
     def test_pkg_config_plugin_builds_and_loads(self):
         env = dict(os.environ,
                    PKG_CONFIG_PATH=self.path("usr/lib/pkgconfig"),

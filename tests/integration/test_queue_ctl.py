@@ -92,6 +92,24 @@ class QueueCtlTest(RelayCase):
         self.assertEqual(lines[7], " " * 47 + "n@ok.test")
         self.assertRegex(out, r"\n\n-- \d+ Kbytes in 2 Requests\.\n$")
 
+    def test_list_mailq_unreadable_message_left_out(self):
+        """A message listed but unreadable when its turn comes (as one
+        delivered meanwhile) leaves no trace: no second blank line before
+        the totals, and no heading above 'Mail queue is empty'."""
+        _, srv = self.held_server(1)
+        srv.stop()
+        qid = srv.queue_ids()[0]
+        bad = os.path.join(srv.spool, "queue", "VV", "V" * 18)
+        os.makedirs(os.path.dirname(bad), exist_ok=True)
+        with open(bad, "w") as f:
+            f.write("not a queue file\n")
+        out = self.q(srv, "list", "--mailq")
+        self.assertRegex(out, r"^----Queue ID-----.*\n%s! .*\n +a0@ok\.test\n"
+                         r"\n-- 0 Kbytes in 1 Request\.\n$" % qid)
+        os.unlink(glob.glob(os.path.join(srv.spool, "queue", "*", qid))[0])
+        self.assertEqual(self.q(srv, "list", "--mailq"),
+                         "Mail queue is empty\n")
+
     def test_offline_hold_release_delete(self):
         handler, srv = self.held_server(3)
         ids = sorted(srv.queue_ids())

@@ -1,17 +1,22 @@
 """A real Postfix as the relay's destination: a private Postfix instance
 started by the test on a loopback port (its own configuration, queue
 and mail directories), which delivers what Postern relays into a
-Maildir through its virtual(8) agent.  The test reads the delivered file
-and checks the envelope (Return-Path, Delivered-To), both Received
-lines, the header and the 8-bit body byte for byte, and that Postfix
-logged the DSN parameters Postern passed on.  Postfix needs root to
-start (its master drops to mail_owner): skipped otherwise, and when
-Postfix is not installed."""
+Maildir through its virtual(8) agent.  It listens twice: with CHUNKING
+(Postern sends BDAT) and, on 127.0.0.2, without it (DATA, dot-stuffed).
+The test reads the delivered files and checks the envelope
+(Return-Path, X-Original-To, Delivered-To), both Received lines, the
+header and the 8-bit body byte for byte, and that Postfix acted on the
+DSN parameters Postern passed on.  Postfix needs root to start (its
+master drops to mail_owner; in a user namespace made by `unshare -r`
+only the caller's uid is mapped, and postfix(1) fails to chown the
+queue to mail_owner): skipped otherwise, and when Postfix is not
+installed, the reason printed by run.py."""
 
 import glob
 import grp
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -52,7 +57,7 @@ smtputf8_enable = yes
 default_transport = error:outbound mail is off in this test
 relay_transport = error:outbound mail is off in this test
 smtp_dns_support_level = disabled
-virtual_mailbox_domains = pf.test
+virtual_mailbox_domains = pf.test pf-data.test
 virtual_mailbox_base = {d}/mail
 virtual_mailbox_maps = static:inbox/
 virtual_uid_maps = static:{uid}
@@ -62,6 +67,8 @@ virtual_minimum_uid = 1
 
 MASTER_CF = """
 127.0.0.1:{port} inet n - n - - smtpd
+127.0.0.2:{port} inet n - n - - smtpd
+  -o smtpd_discard_ehlo_keywords=chunking
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -88,18 +95,23 @@ CONF = """
 load_module {modules}/relay_mx.so;
 relay_mx_port %d;
 relay_tls none;
+relay_connection_idle 0;
 smtp {
     server {
         listen {port};
         hostname mx.postern.test;
-        relay_domains pf.test;
+        relay_domains pf.test pf-data.test;
     }
 }
 """
 
+# pf-data.test: the same Postfix on 127.0.0.2 without CHUNKING, so
+# Postern sends DATA (dot-stuffed) there and BDAT to pf.test
 RECORDS = ["--local=/test/",
            "--mx-host=pf.test,mx.pf.test,10",
-           "--host-record=mx.pf.test,127.0.0.1"]
+           "--host-record=mx.pf.test,127.0.0.1",
+           "--mx-host=pf-data.test,mx.pf-data.test,10",
+           "--host-record=mx.pf-data.test,127.0.0.2"]
 
 
 class Postfix:
@@ -133,8 +145,11 @@ class Postfix:
 
     def greets(self):
         try:
-            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
-                return s.recv(100).startswith(b"220 ")
+            for host in ("127.0.0.1", "127.0.0.2"):
+                with socket.create_connection((host, self.port), 1) as s:
+                    if not s.recv(100).startswith(b"220 "):
+                        return False
+            return True
         except OSError:
             return False
 
@@ -155,7 +170,8 @@ class Postfix:
 
 @unittest.skipIf(POSTFIX is None, "Postfix is not installed (apt-get install"
                  " postfix)")
-@unittest.skipIf(os.geteuid() != 0, "a Postfix instance needs root to start")
+@unittest.skipIf(os.geteuid() != 0, "not root: a Postfix instance starts as"
+                 " root (and unshare -r cannot map its mail_owner's uid)")
 class RelayToPostfixTest(RelayCase):
 
     def setUp(self):
@@ -171,41 +187,61 @@ class RelayToPostfixTest(RelayCase):
         self.pf.start()
 
     def test_delivered_by_postfix(self):
+        """pf.test's listener offers CHUNKING (Postern sends BDAT),
+        pf-data.test's does not (DATA, the '.' line dot-stuffed): both
+        copies arrive byte for byte."""
         dns = self.dnsmasq(RECORDS)
         srv = self.server(CONF % self.pf.port, resolver=dns.address)
         body = ("Subject: to postfix\r\nMessage-ID: <pf-1@client.test>\r\n"
-                "\r\nd\u00e9j\u00e0 vu\r\n.leading dot\r\nend\r\n").encode()
+                "\r\nd\u00e9j\u00e0 vu\r\n.leading dot\r\n.\r\nend\r\n"
+                ).encode()
         with srv.smtp() as c:
             c.ehlo("client.test")
-            c.sendmail("sender@client.test", ["user@pf.test"], body,
-                       mail_options=["BODY=8BITMIME", "RET=HDRS",
-                                     "ENVID=env-pf-1"],
-                       rcpt_options=["NOTIFY=SUCCESS,FAILURE",
-                                     "ORCPT=rfc822;user@pf.test"])
-        files = wait_for(self.pf.delivered, 20, what="a file in the Maildir")
-        self.assertEqual(len(files), 1)
-        with open(files[0], "rb") as f:
-            got = f.read()
+            for rcpt in ("user@pf.test", "user@pf-data.test"):
+                c.sendmail("sender@client.test", [rcpt], body,
+                           mail_options=["BODY=8BITMIME", "RET=HDRS",
+                                         "ENVID=env-pf-1"],
+                           rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                         "ORCPT=rfc822;" + rcpt])
+        files = wait_for(lambda: len(self.pf.delivered()) == 2
+                         and self.pf.delivered(), 20,
+                         what="two files in the Maildir")
+        got = {}
+        for name in files:
+            with open(name, "rb") as f:
+                head, _, rest = f.read().partition(b"\n\n")
+            lines = head.split(b"\n")
+            got[lines[1]] = lines, head, rest
+        self.assertEqual(sorted(got), [b"X-Original-To: user@pf-data.test",
+                                       b"X-Original-To: user@pf.test"])
 
-        head, _, rest = got.partition(b"\n\n")
-        lines = head.split(b"\n")
-        # virtual(8) adds the envelope; LF line endings in the Maildir
-        self.assertEqual(lines[:3], [b"Return-Path: <sender@client.test>",
-                                     b"X-Original-To: user@pf.test",
-                                     b"Delivered-To: user@pf.test"])
-        self.assertTrue(lines[3].startswith(b"Received: from mx.postern.test"),
-                        lines[3])
-        received = [l for l in lines if l.startswith(b"Received:")]
-        self.assertEqual(len(received), 2, head)
-        self.assertIn(b"by mx.postern.test", head)
-        self.assertIn(b"Subject: to postfix", head)
-        self.assertEqual(rest, "d\u00e9j\u00e0 vu\n.leading dot\nend\n"
-                         .encode())
+        for rcpt in (b"user@pf.test", b"user@pf-data.test"):
+            lines, head, rest = got[b"X-Original-To: " + rcpt]
+            # virtual(8) adds the envelope; LF line endings in the Maildir
+            self.assertEqual(lines[:3], [b"Return-Path: <sender@client.test>",
+                                         b"X-Original-To: " + rcpt,
+                                         b"Delivered-To: " + rcpt])
+            self.assertTrue(lines[3].startswith(b"Received: from "
+                                                b"mx.postern.test"), lines[3])
+            received = [l for l in lines if l.startswith(b"Received:")]
+            self.assertEqual(len(received), 2, head)
+            self.assertIn(b"by mx.postern.test", head)
+            self.assertIn(b"Subject: to postfix", head)
+            self.assertEqual(rest, "d\u00e9j\u00e0 vu\n.leading dot\n.\nend\n"
+                             .encode(), rcpt)
         # NOTIFY=SUCCESS reached Postfix: it made the success notification
         # it was asked for (and could not send it: outbound mail is off)
-        wait_for(lambda: "status=sent" in self.pf.log()
-                 and "sender delivery status notification" in self.pf.log(),
-                 10, what="Postfix's delivery and its success DSN")
-        srv.wait_log(r"to=<user@pf.test>, relay=mx\.pf\.test\[127\.0\.0\.1\]"
-                     r":%d,.*status=sent" % self.pf.port, timeout=10)
+        wait_for(lambda: self.pf.log().count("status=sent") == 2
+                 and self.pf.log().count("sender delivery status "
+                                         "notification") == 2,
+                 10, what="Postfix's deliveries and its success DSNs")
+        # one transaction each way: smtpd's per-session command counts,
+        # logged when Postern closes (relay_connection_idle 0)
+        wait_for(lambda: sorted(re.findall(r" (bdat|data)=1 ",
+                                           self.pf.log()))
+                 == ["bdat", "data"], 10, what="one BDAT and one DATA session")
+        for dom, addr in (("pf", "1"), ("pf-data", "2")):
+            srv.wait_log(r"to=<user@%s\.test>, relay=mx\.%s\.test"
+                         r"\[127\.0\.0\.%s\]:%d,.*status=sent"
+                         % (dom, dom, addr, self.pf.port), timeout=10)
         wait_for(lambda: srv.queue_ids() == [], 10, what="an empty queue")

@@ -833,6 +833,16 @@ smtp { server { listen {port}; local_domains example.test; } }
                         p.stdout)
         self.assertTrue(p.stdout.endswith(b" Kbytes in 1 Request.\n"),
                         p.stdout)
+        # installed as mailq, the configuration from $POSTERN_CONF only:
+        # the same listing, of the spool the injector feeds
+        mailq = os.path.join(self.dir, "mailq")
+        os.symlink(SENDMAIL, mailq)
+        env = {k: x for k, x in os.environ.items()
+               if k not in ("POSTERN_CONF", "POSTERN_SERVER")}
+        q = subprocess.run([mailq], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL,
+                           env=dict(env, POSTERN_CONF=srv.conffile))
+        self.assertEqual((q.returncode, q.stdout), (0, p.stdout), q.stderr)
 
 
 class Queue(SendCase):
