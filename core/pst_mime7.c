@@ -60,7 +60,9 @@ pst_mime7_needed(const u_char *msg, size_t len)
 }
 
 
-/* 8-bit octets, NUL, or a line longer than RFC 5321 allows */
+/* 8-bit octets, NUL, or a line longer than RFC 5321 allows: its
+ * octets before the CRLF, or before the end (a part's last line, whose
+ * CRLF belongs to the delimiter that follows) */
 static int
 pst_m7_dirty(const u_char *p, size_t len)
 {
@@ -70,8 +72,11 @@ pst_m7_dirty(const u_char *p, size_t len)
         if (p[i] >= 0x80 || p[i] == '\0') {
             return 1;
         }
-        line = (p[i] == '\n') ? 0 : line + 1;
-        if (line > PST_M7_LINE + 1) {           /* the CR counted */
+        if (p[i] == '\n') {
+            line = 0;
+        } else if (!(p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
+                   && ++line > PST_M7_LINE)
+        {
             return 1;
         }
     }
