@@ -10,7 +10,8 @@
  * and epilogue, which readers ignore, are dropped when they are 8-bit);
  * a message/rfc822 part is walked as a message, and its own
  * Content-Transfer-Encoding becomes 7bit.  A message without
- * MIME-Version is one text/plain; charset=unknown-8bit part.  Header
+ * MIME-Version (the top one, or one in a message/rfc822, RFC 2045 4)
+ * is one text/plain; charset=unknown-8bit part.  Header
  * fields are copied byte for byte, except the encoding fields a
  * conversion replaces; 8-bit octets in a header cannot be downgraded
  * here (RFC 2047 would need the charset), so the caller fails 5.6.3.
@@ -43,7 +44,7 @@ typedef struct {
 
 
 static int pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len,
-    int top, int digest, int depth);
+    int message, int digest, int depth);
 
 
 int
@@ -446,9 +447,12 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
 }
 
 
+/* p[0..len) is an entity: message when it is a whole message (the top
+ * one or one inside a message/rfc822), digest when it is a part of a
+ * multipart/digest (no Content-Type: message/rfc822, RFC 2046 5.1.5). */
 static int
-pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int top, int digest,
-    int depth)
+pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int message,
+    int digest, int depth)
 {
     pst_m7_part_t  pt;
     int            rc;
@@ -464,7 +468,7 @@ pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int top, int digest,
         return pst_m7_put(c, p, len);
     }
 
-    if (top && !pt.mime) {
+    if (message && !pt.mime) {
         rc = pst_m7_head(c, &pt, pst_m7_non_mime, "MIME-Version: 1.0\r\n"
                  "Content-Type: text/plain; charset=unknown-8bit\r\n"
                  "Content-Transfer-Encoding: quoted-printable\r\n");
@@ -482,7 +486,7 @@ pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int top, int digest,
                          pt.cte.len ? "Content-Transfer-Encoding: 7bit\r\n"
                                     : "");
         return rc != PST_OK ? rc
-                            : pst_m7_walk(c, pt.body, pt.body_len, 0, 0,
+                            : pst_m7_walk(c, pt.body, pt.body_len, 1, 0,
                                           depth + 1);
     }
 

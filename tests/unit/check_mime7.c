@@ -384,6 +384,35 @@ START_TEST(test_base64_lines)
 END_TEST
 
 
+/* multipart/digest: a part without Content-Type is a message/rfc822;
+ * the message in it has no MIME-Version: a non-MIME message (RFC 2045
+ * 4), labelled like the top one */
+START_TEST(test_digest)
+{
+    static const char  msg[] =
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+        "--d\r\n\r\n"
+        "Subject: one\r\n\r\n"
+        "caf\xe9\r\n"
+        "--d--\r\n";
+
+    ck_assert_int_eq(CONV(msg), PST_OK);
+    m7_assert_clean();
+    ck_assert_str_eq(m7_text(),
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+        "--d\r\n\r\n"
+        "Subject: one\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=unknown-8bit\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "caf=E9\r\n"
+        "--d--\r\n");
+}
+END_TEST
+
+
 /* n multiparts one in another, an 8-bit text at the bottom */
 static const char *
 m7_nested(int n)
@@ -444,6 +473,7 @@ suite_mime7(void)
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_long_last_line_in_a_part);
     tcase_add_test(tc, test_base64_lines);
+    tcase_add_test(tc, test_digest);
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_clean_untouched);
     suite_add_tcase(s, tc);
