@@ -381,6 +381,26 @@ pst_m7_outside(pst_m7_t *c, const u_char *p, size_t n)
 }
 
 
+/* The close delimiter d[0..dlen) (without its padding), then the
+ * epilogue up to end. */
+static int
+pst_m7_epilogue(pst_m7_t *c, const u_char *d, size_t dlen,
+    const u_char *end)
+{
+    const u_char  *eol;
+    int            rc;
+
+    eol = memchr(d, '\n', (size_t) (end - d));
+    if ((rc = pst_m7_put(c, d, dlen)) != PST_OK
+        || (eol != NULL && (rc = pst_m7_put(c, "\r\n", 2)) != PST_OK))
+    {
+        return rc;
+    }
+    eol = (eol != NULL) ? eol + 1 : end;
+    return pst_m7_outside(c, eol, (size_t) (end - eol));
+}
+
+
 static int
 pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
 {
@@ -388,6 +408,11 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
     size_t         dlen;
     int            close = 0, rc, digest, crlf;
 
+    /* RFC 2045 6.4: a multipart is never base64; "--b--" fits a line */
+    if (pt->boundary.len == 0 || pt->boundary.len > PST_M7_LINE - 4) {
+        c->why = "a multipart whose boundary is missing or too long";
+        return PST_DECLINED;
+    }
     digest = pst_m7_is(&pt->subtype, "digest");
     d = pst_m7_delim(p, p, end, &pt->boundary, &dlen, &close);
     if (d == NULL) {
@@ -422,7 +447,7 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
             dlen = 0;
         }
         /* the CRLF before a delimiter belongs to the delimiter */
-        crlf = next < end && next - p >= 2;
+        crlf = next < end && next - p >= 2 && next[-2] == '\r';
         rc = pst_m7_walk(c, p, (size_t) (next - p) - (crlf ? 2 : 0), 0,
                          digest, depth + 1);
         if (rc != PST_OK
@@ -432,18 +457,7 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
         }
         d = next;
     }
-    if (d == end) {
-        return PST_OK;
-    }
-    /* the close delimiter (without its padding), then the epilogue */
-    eol = memchr(d, '\n', (size_t) (end - d));
-    if ((rc = pst_m7_put(c, d, dlen)) != PST_OK
-        || (eol != NULL && (rc = pst_m7_put(c, "\r\n", 2)) != PST_OK))
-    {
-        return rc;
-    }
-    eol = (eol != NULL) ? eol + 1 : end;
-    return pst_m7_outside(c, eol, (size_t) (end - eol));
+    return (d == end) ? PST_OK : pst_m7_epilogue(c, d, dlen, end);
 }
 
 
@@ -475,7 +489,7 @@ pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int message,
         return rc != PST_OK ? rc : pst_m7_qp(c, pt.body, pt.body_len);
     }
 
-    if (pst_m7_is(&pt.type, "multipart") && pt.boundary.len > 0) {
+    if (pst_m7_is(&pt.type, "multipart")) {
         return pst_m7_multipart(c, &pt, depth);
     }
 
@@ -488,6 +502,15 @@ pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int message,
         return rc != PST_OK ? rc
                             : pst_m7_walk(c, pt.body, pt.body_len, 1, 0,
                                           depth + 1);
+    }
+
+    /* RFC 2046 5.2.2, 5.2.3: 7bit only, neither encoded nor walked */
+    if (pst_m7_is(&pt.type, "message")
+        && (pst_m7_is(&pt.subtype, "partial")
+            || pst_m7_is(&pt.subtype, "external-body")))
+    {
+        c->why = "8-bit octets in a message/partial or external-body";
+        return PST_DECLINED;
     }
 
     return pst_m7_leaf(c, &pt, !pt.has_type || pst_m7_is(&pt.type, "text"));

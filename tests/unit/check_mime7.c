@@ -308,6 +308,25 @@ START_TEST(test_refused)
                           "mixed; boundary=zz\r\n\r\nno delimiter \xe9\r\n"),
                      PST_DECLINED);
 
+    /* RFC 2045 6.4, RFC 2046 5.2.2: no base64 for these */
+    ck_assert_int_eq(CONV("MIME-Version: 1.0\r\nContent-Type: multipart/"
+                          "mixed\r\n\r\n--zz\r\n\r\n\xe9\r\n--zz--\r\n"),
+                     PST_DECLINED);
+    ck_assert_ptr_nonnull(strstr(why, "boundary"));
+    ck_assert_int_eq(CONV("MIME-Version: 1.0\r\nContent-Type: message/"
+                          "partial; id=x; number=1\r\n\r\n\xe9\r\n"),
+                     PST_DECLINED);
+
+    /* "--" boundary "--" would be over 998 octets */
+    p = deep + sprintf(deep, "MIME-Version: 1.0\r\nContent-Type: multipart/"
+                       "mixed;\r\n boundary=\r\n \"");
+    memset(p, 'b', 995);
+    p += 995 + sprintf(p + 995, "\"\r\n\r\n--");
+    memset(p, 'b', 995);
+    strcpy(p + 995, "\r\n\r\n\xe9\r\n");
+    ck_assert_int_eq(CONV(deep), PST_DECLINED);
+    ck_assert_ptr_nonnull(strstr(why, "boundary"));
+
     p = deep + sprintf(deep, "MIME-Version: 1.0\r\n");
     for (i = 0; i < 25; i++) {
         p += sprintf(p, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
