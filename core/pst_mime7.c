@@ -10,7 +10,8 @@
  * and epilogue, which readers ignore, are dropped when they are 8-bit);
  * a message/rfc822 part is walked as a message, and its own
  * Content-Transfer-Encoding becomes 7bit.  A message without
- * MIME-Version is one text/plain; charset=unknown-8bit part.  Header
+ * MIME-Version (the top one, or one in a message/rfc822, RFC 2045 4)
+ * is one text/plain; charset=unknown-8bit part.  Header
  * fields are copied byte for byte, except the encoding fields a
  * conversion replaces; 8-bit octets in a header cannot be downgraded
  * here (RFC 2047 would need the charset), so the caller fails 5.6.3.
@@ -43,7 +44,7 @@ typedef struct {
 
 
 static int pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len,
-    int top, int digest, int depth);
+    int message, int digest, int depth);
 
 
 int
@@ -60,7 +61,9 @@ pst_mime7_needed(const u_char *msg, size_t len)
 }
 
 
-/* 8-bit octets, NUL, or a line longer than RFC 5321 allows */
+/* 8-bit octets, NUL, or a line longer than RFC 5321 allows: its
+ * octets before the CRLF, or before the end (a part's last line, whose
+ * CRLF belongs to the delimiter that follows) */
 static int
 pst_m7_dirty(const u_char *p, size_t len)
 {
@@ -70,8 +73,11 @@ pst_m7_dirty(const u_char *p, size_t len)
         if (p[i] >= 0x80 || p[i] == '\0') {
             return 1;
         }
-        line = (p[i] == '\n') ? 0 : line + 1;
-        if (line > PST_M7_LINE + 1) {           /* the CR counted */
+        if (p[i] == '\n') {
+            line = 0;
+        } else if (!(p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
+                   && ++line > PST_M7_LINE)
+        {
             return 1;
         }
     }
@@ -375,6 +381,26 @@ pst_m7_outside(pst_m7_t *c, const u_char *p, size_t n)
 }
 
 
+/* The close delimiter d[0..dlen) (without its padding), then the
+ * epilogue up to end. */
+static int
+pst_m7_epilogue(pst_m7_t *c, const u_char *d, size_t dlen,
+    const u_char *end)
+{
+    const u_char  *eol;
+    int            rc;
+
+    eol = memchr(d, '\n', (size_t) (end - d));
+    if ((rc = pst_m7_put(c, d, dlen)) != PST_OK
+        || (eol != NULL && (rc = pst_m7_put(c, "\r\n", 2)) != PST_OK))
+    {
+        return rc;
+    }
+    eol = (eol != NULL) ? eol + 1 : end;
+    return pst_m7_outside(c, eol, (size_t) (end - eol));
+}
+
+
 static int
 pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
 {
@@ -382,6 +408,11 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
     size_t         dlen;
     int            close = 0, rc, digest, crlf;
 
+    /* RFC 2045 6.4: a multipart is never base64; "--b--" fits a line */
+    if (pt->boundary.len == 0 || pt->boundary.len > PST_M7_LINE - 4) {
+        c->why = "a multipart whose boundary is missing or too long";
+        return PST_DECLINED;
+    }
     digest = pst_m7_is(&pt->subtype, "digest");
     d = pst_m7_delim(p, p, end, &pt->boundary, &dlen, &close);
     if (d == NULL) {
@@ -416,7 +447,7 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
             dlen = 0;
         }
         /* the CRLF before a delimiter belongs to the delimiter */
-        crlf = next < end && next - p >= 2;
+        crlf = next < end && next - p >= 2 && next[-2] == '\r';
         rc = pst_m7_walk(c, p, (size_t) (next - p) - (crlf ? 2 : 0), 0,
                          digest, depth + 1);
         if (rc != PST_OK
@@ -426,24 +457,16 @@ pst_m7_multipart(pst_m7_t *c, const pst_m7_part_t *pt, int depth)
         }
         d = next;
     }
-    if (d == end) {
-        return PST_OK;
-    }
-    /* the close delimiter (without its padding), then the epilogue */
-    eol = memchr(d, '\n', (size_t) (end - d));
-    if ((rc = pst_m7_put(c, d, dlen)) != PST_OK
-        || (eol != NULL && (rc = pst_m7_put(c, "\r\n", 2)) != PST_OK))
-    {
-        return rc;
-    }
-    eol = (eol != NULL) ? eol + 1 : end;
-    return pst_m7_outside(c, eol, (size_t) (end - eol));
+    return (d == end) ? PST_OK : pst_m7_epilogue(c, d, dlen, end);
 }
 
 
+/* p[0..len) is an entity: message when it is a whole message (the top
+ * one or one inside a message/rfc822), digest when it is a part of a
+ * multipart/digest (no Content-Type: message/rfc822, RFC 2046 5.1.5). */
 static int
-pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int top, int digest,
-    int depth)
+pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int message,
+    int digest, int depth)
 {
     pst_m7_part_t  pt;
     int            rc;
@@ -459,14 +482,14 @@ pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int top, int digest,
         return pst_m7_put(c, p, len);
     }
 
-    if (top && !pt.mime) {
+    if (message && !pt.mime) {
         rc = pst_m7_head(c, &pt, pst_m7_non_mime, "MIME-Version: 1.0\r\n"
                  "Content-Type: text/plain; charset=unknown-8bit\r\n"
                  "Content-Transfer-Encoding: quoted-printable\r\n");
         return rc != PST_OK ? rc : pst_m7_qp(c, pt.body, pt.body_len);
     }
 
-    if (pst_m7_is(&pt.type, "multipart") && pt.boundary.len > 0) {
+    if (pst_m7_is(&pt.type, "multipart")) {
         return pst_m7_multipart(c, &pt, depth);
     }
 
@@ -477,8 +500,17 @@ pst_m7_walk(pst_m7_t *c, const u_char *p, size_t len, int top, int digest,
                          pt.cte.len ? "Content-Transfer-Encoding: 7bit\r\n"
                                     : "");
         return rc != PST_OK ? rc
-                            : pst_m7_walk(c, pt.body, pt.body_len, 0, 0,
+                            : pst_m7_walk(c, pt.body, pt.body_len, 1, 0,
                                           depth + 1);
+    }
+
+    /* RFC 2046 5.2.2, 5.2.3: 7bit only, neither encoded nor walked */
+    if (pst_m7_is(&pt.type, "message")
+        && (pst_m7_is(&pt.subtype, "partial")
+            || pst_m7_is(&pt.subtype, "external-body")))
+    {
+        c->why = "8-bit octets in a message/partial or external-body";
+        return PST_DECLINED;
     }
 
     return pst_m7_leaf(c, &pt, !pt.has_type || pst_m7_is(&pt.type, "text"));

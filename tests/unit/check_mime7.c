@@ -53,12 +53,41 @@ m7_assert_clean(void)
         ck_assert_msg(*p < 0x80 && *p != '\0', "8-bit octet in the output");
         if (*p == '\n') {
             ck_assert_msg(p > out->pos && p[-1] == '\r', "a bare LF");
-            ck_assert_uint_le(line, 999);
             line = 0;
+        } else if (*p == '\r') {
+            ck_assert_msg(p + 1 < end && p[1] == '\n', "a bare CR");
         } else {
             line++;
+            ck_assert_uint_le(line, 998);
         }
     }
+}
+
+
+/* base64 decoder for the test: lines of the alphabet, CRLFs skipped */
+static size_t
+m7_unbase64(const char *p, u_char *dst)
+{
+    static const char  a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "abcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned int       acc = 0, bits = 0;
+    size_t             k = 0;
+    const char        *c;
+
+    for ( ; *p != '\0' && *p != '='; p++) {
+        if (*p == '\r' || *p == '\n') {
+            continue;
+        }
+        c = strchr(a, *p);
+        ck_assert_ptr_nonnull(c);
+        acc = (acc << 6) | (unsigned int) (c - a);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            dst[k++] = (u_char) (acc >> bits);
+        }
+    }
+    return k;
 }
 
 
@@ -279,6 +308,25 @@ START_TEST(test_refused)
                           "mixed; boundary=zz\r\n\r\nno delimiter \xe9\r\n"),
                      PST_DECLINED);
 
+    /* RFC 2045 6.4, RFC 2046 5.2.2: no base64 for these */
+    ck_assert_int_eq(CONV("MIME-Version: 1.0\r\nContent-Type: multipart/"
+                          "mixed\r\n\r\n--zz\r\n\r\n\xe9\r\n--zz--\r\n"),
+                     PST_DECLINED);
+    ck_assert_ptr_nonnull(strstr(why, "boundary"));
+    ck_assert_int_eq(CONV("MIME-Version: 1.0\r\nContent-Type: message/"
+                          "partial; id=x; number=1\r\n\r\n\xe9\r\n"),
+                     PST_DECLINED);
+
+    /* "--" boundary "--" would be over 998 octets */
+    p = deep + sprintf(deep, "MIME-Version: 1.0\r\nContent-Type: multipart/"
+                       "mixed;\r\n boundary=\r\n \"");
+    memset(p, 'b', 995);
+    p += 995 + sprintf(p + 995, "\"\r\n\r\n--");
+    memset(p, 'b', 995);
+    strcpy(p + 995, "\r\n\r\n\xe9\r\n");
+    ck_assert_int_eq(CONV(deep), PST_DECLINED);
+    ck_assert_ptr_nonnull(strstr(why, "boundary"));
+
     p = deep + sprintf(deep, "MIME-Version: 1.0\r\n");
     for (i = 0; i < 25; i++) {
         p += sprintf(p, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
@@ -292,6 +340,126 @@ START_TEST(test_refused)
                                        "\xe9\xe9\r\n", 20, 30, &out, &why),
                      PST_DECLINED);
     ck_assert_ptr_nonnull(strstr(why, "large"));
+}
+END_TEST
+
+
+/* A 7-bit part whose last line (its CRLF belongs to the delimiter)
+ * is over 998 octets: re-encoded, not copied. */
+START_TEST(test_long_last_line_in_a_part)
+{
+    char         msg[4096], *p;
+    const char  *t;
+
+    p = msg + sprintf(msg, "MIME-Version: 1.0\r\nContent-Type: multipart/"
+                      "mixed; boundary=b\r\n\r\n--b\r\n"
+                      "Content-Type: text/plain\r\n\r\n");
+    memset(p, 'a', 999);
+    strcpy(p + 999, "\r\n--b--\r\n");
+
+    ck_assert_int_eq(CONV(msg), PST_OK);
+    m7_assert_clean();
+    t = m7_text();
+    ck_assert_ptr_nonnull(strstr(t, "Content-Transfer-Encoding: "
+                                    "quoted-printable\r\n"));
+    ck_assert_ptr_nonnull(strstr(t, "a=\r\na"));
+    ck_assert_str_eq(t + strlen(t) - 10, "a\r\n--b--\r\n");
+}
+END_TEST
+
+
+/* The base64 of a binary attachment over several lines decodes back. */
+START_TEST(test_base64_lines)
+{
+    char         msg[4096], *p;
+    const char  *b, *nl;
+    u_char       dec[4096];
+    size_t       n;
+    int          i;
+
+    p = msg + sprintf(msg, "MIME-Version: 1.0\r\nContent-Type: multipart/"
+                      "mixed; boundary=b\r\n\r\n--b\r\n"
+                      "Content-Type: image/gif\r\n\r\n");
+    for (i = 0; i < 1000; i++) {
+        *p++ = (char) (0x80 + i % 128);
+    }
+    strcpy(p, "\r\n--b--\r\n");
+
+    ck_assert_int_eq(CONV(msg), PST_OK);
+    m7_assert_clean();
+    b = m7_body(strstr(m7_text(), "image/gif"));
+    for (p = (char *) b; *p != '-' && (nl = strstr(p, "\r\n")) != NULL;
+         p = (char *) nl + 2)
+    {
+        ck_assert_uint_le((size_t) (nl - p), 76);
+    }
+    ck_assert_str_eq(p, "--b--\r\n");
+    n = m7_unbase64(b, dec);
+    ck_assert_uint_eq(n, 1000);
+    for (i = 0; i < 1000; i++) {
+        ck_assert_uint_eq(dec[i], 0x80 + i % 128);
+    }
+}
+END_TEST
+
+
+/* multipart/digest: a part without Content-Type is a message/rfc822;
+ * the message in it has no MIME-Version: a non-MIME message (RFC 2045
+ * 4), labelled like the top one */
+START_TEST(test_digest)
+{
+    static const char  msg[] =
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+        "--d\r\n\r\n"
+        "Subject: one\r\n\r\n"
+        "caf\xe9\r\n"
+        "--d--\r\n";
+
+    ck_assert_int_eq(CONV(msg), PST_OK);
+    m7_assert_clean();
+    ck_assert_str_eq(m7_text(),
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+        "--d\r\n\r\n"
+        "Subject: one\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=unknown-8bit\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "caf=E9\r\n"
+        "--d--\r\n");
+}
+END_TEST
+
+
+/* n multiparts one in another, an 8-bit text at the bottom */
+static const char *
+m7_nested(int n)
+{
+    static char  deep[8192];
+    char        *p;
+    int          i;
+
+    p = deep + sprintf(deep, "MIME-Version: 1.0\r\n");
+    for (i = 0; i < n; i++) {
+        p += sprintf(p, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
+                     "--b%d\r\n", i, i);
+    }
+    sprintf(p, "\r\n\xe9\r\n");
+    return deep;
+}
+
+
+START_TEST(test_depth_limit)
+{
+    ck_assert_int_eq(CONV(m7_nested(20)), PST_OK);
+    m7_assert_clean();
+    ck_assert_ptr_nonnull(strstr(m7_text(), "--b19\r\n"
+                          "Content-Transfer-Encoding: quoted-printable\r\n"
+                          "\r\n=E9\r\n"));
+    m7_teardown();
+    ck_assert_int_eq(CONV(m7_nested(21)), PST_DECLINED);
+    ck_assert_ptr_nonnull(strstr(why, "deep"));
 }
 END_TEST
 
@@ -322,6 +490,10 @@ suite_mime7(void)
     tcase_add_test(tc, test_multipart);
     tcase_add_test(tc, test_nested_and_rfc822);
     tcase_add_test(tc, test_refused);
+    tcase_add_test(tc, test_long_last_line_in_a_part);
+    tcase_add_test(tc, test_base64_lines);
+    tcase_add_test(tc, test_digest);
+    tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_clean_untouched);
     suite_add_tcase(s, tc);
 
