@@ -335,7 +335,8 @@ class DeliverPeersTest(DeliverCase):
         """RFC 6152 3: converted to 7 bits, never sent raw -- a plain
         8-bit message becomes quoted-printable, a multipart's 8-bit
         parts are encoded (the attachment decodes to the same bytes),
-        and 8-bit in a header bounces 5.6.3."""
+        and 8-bit in a header bounces 5.6.3.  No BODY=8BITMIME on the
+        wire, and the log says sent for the two converted ones."""
         handler = CountingSink(eightbit=False)
         handler, port = self.sink(handler)
         srv = self.relay(port, "")
@@ -362,9 +363,22 @@ class DeliverPeersTest(DeliverCase):
         time.sleep(0.3)
         for m in handler.messages:
             self.assertTrue(all(b < 128 for b in m[4]), m[4][:200])
+            self.assertNotIn("BODY=8BITMIME", [o.upper() for o in m[2]])
         by = {m[1][0]: m for m in handler.messages if m[0] not in ("", "<>")}
         self.assertEqual(sorted(by), ["a@ok.test", "b@ok.test"])
-        msg = email.message_from_bytes(by["a@ok.test"][4])
+        # the log says both were delivered, and why c@ bounced
+        for rcpt in ("a@ok.test", "b@ok.test"):
+            srv.wait_log(r"to=<%s>, relay=[^,]*\[127\.0\.0\.1\]:%d,.*"
+                         r"status=sent \(250" % (rcpt, port))
+        srv.wait_log(r"to=<c@ok.test>,.*status=bounced \(554 5\.6\.3 .*"
+                     r"lacks 8BITMIME .* a header")
+        # header fields as they were, the new ones for the non-MIME body
+        data = by["a@ok.test"][4]
+        self.assertIn(b"\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: text/plain; charset=unknown-8bit\r\n"
+                      b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                      b"caf=C3=A9\r\n", data)
+        msg = email.message_from_bytes(data)
         self.assertEqual(msg.get_payload(decode=True), b"caf\xc3\xa9\r\n")
         parts = list(email.message_from_bytes(by["b@ok.test"][4]).walk())
         self.assertEqual([p.get_content_type() for p in parts],
