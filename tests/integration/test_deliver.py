@@ -392,6 +392,32 @@ class DeliverPeersTest(DeliverCase):
         self.assertIn("Status: 5.6.3", dsn[0][4].decode())
         self.assertIn("c@ok.test", dsn[0][4].decode())
 
+    def test_undeclared_eight_bit_converted_too(self):
+        """8-bit text a client sent without BODY=8BITMIME is converted
+        for a hop without 8BITMIME like declared 8-bit text; a 7-bit
+        message goes out as it is."""
+        handler = CountingSink(eightbit=False)
+        handler, port = self.sink(handler)
+        srv = self.relay(port, "")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<sender@client.test>")
+            c.cmd("RCPT TO:<u@ok.test>")
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(b"Subject: u\r\n\r\nna\xc3\xafve\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+        with srv.smtp() as c:
+            c.sendmail("sender@client.test", ["s@ok.test"],
+                       b"Subject: s\r\n\r\nplain\r\n")
+        wait_for(lambda: len(handler.messages) >= 2, 15, what="2 messages")
+        by = {m[1][0]: m[4] for m in handler.messages}
+        self.assertTrue(all(b < 128 for b in by["u@ok.test"]),
+                        by["u@ok.test"])
+        self.assertIn(b"na=C3=AFve", by["u@ok.test"])
+        self.assertNotIn(b"MIME-Version", by["s@ok.test"])
+        self.assertTrue(by["s@ok.test"].endswith(b"\r\n\r\nplain\r\n"),
+                        by["s@ok.test"])
+
     def test_dsn_passed_to_a_next_hop_with_dsn(self):
         # the next hop is another Postern (it has DSN): NOTIFY, ORCPT,
         # RET and ENVID reach its spool as they were given
