@@ -208,6 +208,43 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("hello(0)", r.stdout)
 
+    def test_plugins_build_from_the_staged_root(self):
+        """plugins/README's way for a make install DESTDIR=... tree:
+        make -C plugins with PKG_CONFIG_SYSROOT_DIR (postern.pc names the
+        final paths) and PKG_CONFIG_PATH into the root.  Every example
+        builds against the staged header; where pkg-config finds no
+        postern.pc the Makefile stops and says what to set, instead of a
+        compiler error about a missing header."""
+        for doc in ("plugins/README", "plugins/Makefile"):
+            with open(os.path.join(ROOT, doc)) as fh:
+                text = fh.read()
+            self.assertIn("PKG_CONFIG_SYSROOT_DIR=/tmp/root", text, doc)
+            self.assertIn("DESTDIR=/tmp/root", text, doc)
+        out = os.path.join(OBJS, "run", "install", "plugins")
+        shutil.rmtree(out, ignore_errors=True)
+        env = dict(os.environ,
+                   PKG_CONFIG_PATH=self.path("usr/lib/pkgconfig"),
+                   PKG_CONFIG_SYSROOT_DIR=self.dest)
+        env.pop("POSTERN_CFLAGS", None)
+        r = subprocess.run(["make", "-C", os.path.join(ROOT, "plugins"),
+                            "OUT=" + out], env=env, capture_output=True,
+                           text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("-I" + self.path("usr/include") + " ", r.stdout)
+        for p in ("hello", "tarpit", "subject_filter", "dnsbl_async"):
+            self.assertTrue(os.path.exists(os.path.join(out, p + ".so")), p)
+
+        empty = os.path.join(OBJS, "run", "install", "no-pc")
+        os.makedirs(empty, exist_ok=True)
+        env = dict(env, PKG_CONFIG_PATH="", PKG_CONFIG_LIBDIR=empty)
+        r = subprocess.run(["make", "-C", os.path.join(ROOT, "plugins"),
+                            "OUT=" + out + "-none"], env=env,
+                           capture_output=True, text=True, timeout=300)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("does not find postern.pc", r.stderr)
+        self.assertIn("PKG_CONFIG_SYSROOT_DIR", r.stderr)
+        self.assertFalse(os.path.exists(out + "-none"))
+
     @unittest.skipUnless(have("logrotate"), "logrotate is not installed")
     def test_logrotate_file_rotates_and_server_reopens(self):
         """The installed logrotate file, its paths in DESTDIR, forced on
