@@ -338,18 +338,12 @@ pst_session_t *pst_hook_session(uint64_t token);
 /* The recipient a RCPT hook is about (same as the last recipient), as
  * "local@domain": angle brackets and a source route removed, the domain
  * lowercased (ASCII), a quoted local part as the client wrote it
- * ("no reply"@example.test keeps its quotes and backslashes, so a
- * prefix check on this string can be fooled by quoting: use the parts
- * below).  <Postmaster> without a domain is "Postmaster".  Valid for the
- * rest of the transaction; NULL outside PST_PHASE_RCPT. */
+ * ("no\reply"@example.test keeps its quotes and backslashes, so a
+ * prefix check on this string can be fooled by quoting: use
+ * pst_call_rcpt_local(), ABI 1.2).  <Postmaster> without a domain is
+ * "Postmaster".  Valid for the rest of the transaction; NULL outside
+ * PST_PHASE_RCPT. */
 const pst_str_t *pst_call_rcpt(pst_call_t *call);
-/* ABI 1.2: the same recipient in parts.  local: unquoted (RFC 5321
- * 4.1.2: the quotes removed, backslash escapes undone), so "no\reply"
- * and noreply compare equal; domain: lowercased, empty for a bare
- * <Postmaster>.  Valid for the rest of the transaction; NULL outside
- * PST_PHASE_RCPT (or, for local, when out of memory). */
-const pst_str_t *pst_call_rcpt_local(pst_call_t *call);
-const pst_str_t *pst_call_rcpt_domain(pst_call_t *call);
 
 
 /* ------------------------------------------------------------------ */
@@ -387,7 +381,10 @@ void pst_session_set_ctx(pst_session_t *s, const pst_module_t *m, void *v);
 
 /* Transaction (MAIL .. end of data).  NULL / 0 outside a transaction. */
 const pst_str_t *pst_tx_id(pst_session_t *s);          /* queue id */
-/* Reverse path without <>; empty string for the null sender. */
+/* Reverse path without <>; empty string for the null sender.  The
+ * same form as pst_call_rcpt() (a quoted local part kept as sent);
+ * pst_tx_sender_local() and pst_tx_sender_domain() (ABI 1.2) give its
+ * parts. */
 const pst_str_t *pst_tx_sender(pst_session_t *s);
 pst_uint_t pst_tx_rcpt_count(pst_session_t *s);
 const pst_str_t *pst_tx_rcpt(pst_session_t *s, pst_uint_t i);
@@ -745,6 +742,29 @@ const pst_str_t *pst_session_unknown(pst_session_t *s);
  * checked), during PST_PHASE_MAIL and PST_PHASE_RCPT; NULL when it gave
  * none or in any other phase. */
 const pst_str_t *pst_call_params(pst_call_t *call);
+
+/*
+ * Addresses in parts, for checks on the local part or the domain (an
+ * addition within ABI 1.2).  local: without its quoting (RFC 5321
+ * 4.1.2: the quotes removed, each backslash escape undone), so that
+ * "noreply"@x, "no\reply"@x and noreply@x all give noreply; its case
+ * as sent.  domain: lowercased (ASCII; an address literal with its
+ * brackets, "[192.0.2.1]").  A bare <Postmaster> gives "Postmaster" and
+ * an empty domain, the null sender two empty strings.  NUL-terminated,
+ * in transaction memory (made on the first call, then the same), valid
+ * for the rest of the transaction; NULL outside their phase or when out
+ * of memory.
+ * Event loop thread only; they never block.
+ *   pst_call_rcpt_local/_domain   the recipient of a RCPT hook
+ *                                 (PST_PHASE_RCPT), as pst_call_rcpt()
+ *   pst_tx_sender_local/_domain   the sender, while there is a
+ *                                 transaction (MAIL hooks onwards;
+ *                                 after pst_tx_set_sender(), the new one)
+ */
+const pst_str_t *pst_call_rcpt_local(pst_call_t *call);
+const pst_str_t *pst_call_rcpt_domain(pst_call_t *call);
+const pst_str_t *pst_tx_sender_local(pst_session_t *s);
+const pst_str_t *pst_tx_sender_domain(pst_session_t *s);
 
 /*
  * PST_PHASE_COMMITTED runs once the store has made the message durable

@@ -155,6 +155,8 @@ int pst_smtp_parse_path(pst_pool_t *pool, u_char **pos, u_char *end,
 int pst_smtp_parse_params(pst_pool_t *pool, u_char *pos, u_char *end,
     int mail, pst_smtp_params_t *prm, pst_smtp_error_t *err);
 int pst_smtp_check_domain(const u_char *p, size_t n, int utf8_ok);
+int pst_smtp_addr_split(pst_pool_t *pool, const pst_str_t *addr,
+    pst_str_t *local, pst_str_t *domain);
 
 /* ------------------------------------------------------------------ */
 /* Command lines                                                       */
@@ -234,6 +236,14 @@ typedef struct {
 
 typedef struct pst_smtp_edits_s  pst_smtp_edits_t;
 
+/* An address in parts, made for the accessors on their first call for
+ * the address at "of" (pst_smtp_api.c), in the transaction's pool. */
+typedef struct {
+    const u_char                *of;
+    pst_str_t                    local;        /* unquoted */
+    pst_str_t                    domain;
+} pst_smtp_addr_parts_t;
+
 typedef struct {
     pst_pool_t                  *pool;
     pst_str_t                    id;
@@ -255,6 +265,8 @@ typedef struct {
     pst_array_t                 *headers;      /* parsed, lazily */
     pst_smtp_edits_t            *edits;        /* pst_smtp_edit.c */
     off_t                        received_len; /* our Received: */
+    pst_smtp_addr_parts_t        sender_parts;
+    pst_smtp_addr_parts_t        rcpt_parts;   /* of the RCPT being run */
 
     unsigned                     bdat:1;       /* BDAT transaction */
     unsigned                     bdat_last:1;
@@ -327,7 +339,6 @@ struct pst_session_s {
     pst_smtp_path_t              path;          /* MAIL/RCPT being run */
     pst_smtp_params_t            params;
     pst_str_t                    cmd_params;    /* as sent (MAIL, RCPT) */
-    pst_str_t                    rcpt_local;    /* RCPT: local part unquoted */
 
     /* hooks */
     pst_call_t                   call;
@@ -472,8 +483,6 @@ void pst_smtp_cmd_help(pst_session_t *s);
 void pst_smtp_cmd_vrfy(pst_session_t *s);
 void pst_smtp_cmd_expn(pst_session_t *s);
 void pst_smtp_cmd_unknown(pst_session_t *s, pst_str_t *line);
-int pst_smtp_unquote_local(pst_pool_t *pool, const pst_str_t *local,
-    pst_str_t *out);
 /* pst_smtp_session.c: run a command's phase with the session parked;
  * continue the command loop after a phase done-callback */
 void pst_smtp_run(pst_session_t *s, pst_phase_e phase,

@@ -212,6 +212,45 @@ pst_tx_sender(pst_session_t *s)
 }
 
 
+/* The local part (unquoted) or the domain of an address, split on the
+ * first call for that address (pst_smtp_addr_split()); NULL when out of
+ * memory. */
+static const pst_str_t *
+pst_smtp_addr_part(pst_session_t *s, const pst_str_t *addr,
+    pst_smtp_addr_parts_t *p, int domain)
+{
+    if (p->of != addr->data) {
+        if (pst_smtp_addr_split(s->tx->pool, addr, &p->local, &p->domain)
+            != PST_OK)
+        {
+            return NULL;
+        }
+        p->of = addr->data;
+    }
+    return domain ? &p->domain : &p->local;
+}
+
+
+const pst_str_t *
+pst_tx_sender_local(pst_session_t *s)
+{
+    if (s->tx == NULL) {
+        return NULL;
+    }
+    return pst_smtp_addr_part(s, &s->tx->sender, &s->tx->sender_parts, 0);
+}
+
+
+const pst_str_t *
+pst_tx_sender_domain(pst_session_t *s)
+{
+    if (s->tx == NULL) {
+        return NULL;
+    }
+    return pst_smtp_addr_part(s, &s->tx->sender, &s->tx->sender_parts, 1);
+}
+
+
 pst_uint_t
 pst_tx_rcpt_count(pst_session_t *s)
 {
@@ -245,24 +284,26 @@ pst_call_rcpt(pst_call_t *call)
 
 
 const pst_str_t *
-pst_call_rcpt_domain(pst_call_t *call)
+pst_call_rcpt_local(pst_call_t *call)
 {
-    if (call->phase != PST_PHASE_RCPT) {
+    pst_session_t  *s = call->session;
+
+    if (call->phase != PST_PHASE_RCPT || s->tx == NULL) {
         return NULL;
     }
-    return &call->session->path.domain;
+    return pst_smtp_addr_part(s, &s->path.addr, &s->tx->rcpt_parts, 0);
 }
 
 
-/* The local part without its quoting (pst_smtp_unquote_local(), run
- * when the RCPT command is parsed). */
 const pst_str_t *
-pst_call_rcpt_local(pst_call_t *call)
+pst_call_rcpt_domain(pst_call_t *call)
 {
-    if (call->phase != PST_PHASE_RCPT) {
+    pst_session_t  *s = call->session;
+
+    if (call->phase != PST_PHASE_RCPT || s->tx == NULL) {
         return NULL;
     }
-    return &call->session->rcpt_local;
+    return pst_smtp_addr_part(s, &s->path.addr, &s->tx->rcpt_parts, 1);
 }
 
 

@@ -218,36 +218,6 @@ pst_smtp_prefix(pst_session_t *s, const char *prefix, size_t n)
 }
 
 
-/* A local part without its quoting (RFC 5321 4.1.2): "a\"b" gives a"b;
- * a dot-string is itself.  For pst_call_rcpt_local(). */
-int
-pst_smtp_unquote_local(pst_pool_t *pool, const pst_str_t *local,
-    pst_str_t *out)
-{
-    u_char  *d;
-    size_t   i;
-
-    if (local->len < 2 || local->data[0] != '"') {
-        *out = *local;
-        return PST_OK;
-    }
-    d = pst_palloc(pool, local->len);
-    if (d == NULL) {
-        return PST_ERROR;
-    }
-    out->data = d;
-    for (i = 1; i + 1 < local->len; i++) {      /* between the quotes */
-        if (local->data[i] == '\\' && i + 2 < local->len) {
-            i++;
-        }
-        *d++ = local->data[i];
-    }
-    *d = '\0';
-    out->len = (size_t) (d - out->data);
-    return PST_OK;
-}
-
-
 /* The MAIL or RCPT parameters as sent, for the phase's hooks
  * (pst_call_params()): a copy in the transaction's pool, since the
  * input buffer moves on. */
@@ -524,10 +494,7 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
         return;
     }
 
-    if (pst_smtp_keep_params(s, p, end) != PST_OK
-        || pst_smtp_unquote_local(s->tx->pool, &s->path.local,
-                                  &s->rcpt_local) != PST_OK)
-    {
+    if (pst_smtp_keep_params(s, p, end) != PST_OK) {
         pst_smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return;
     }

@@ -402,6 +402,59 @@ syntax:
 }
 
 
+/*
+ * An address as pst_smtp_parse_path() left it ("local@domain", "" or
+ * "Postmaster") in parts: the local part without its quoting (RFC 5321
+ * 4.1.2: the quotes removed, each quoted-pair "\x" taken as "x"), a
+ * NUL-terminated copy in pool; the domain, the rest after the last '@'
+ * (a quoted local part may hold '@', a domain never does), "" without
+ * one.  PST_OK, or PST_ERROR when out of memory.
+ */
+int
+pst_smtp_addr_split(pst_pool_t *pool, const pst_str_t *addr,
+    pst_str_t *local, pst_str_t *domain)
+{
+    const u_char  *p, *end, *at;
+    u_char        *d;
+
+    at = NULL;
+    for (p = addr->data, end = p + addr->len; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+    if (at == NULL) {
+        at = end;
+        pst_str_set(domain, "");
+    } else {
+        domain->data = (u_char *) at + 1;
+        domain->len = (size_t) (end - at - 1);
+    }
+
+    d = pst_palloc(pool, (size_t) (at - addr->data) + 1);
+    if (d == NULL) {
+        return PST_ERROR;
+    }
+    local->data = d;
+    p = addr->data;
+    if (at - p >= 2 && *p == '"' && at[-1] == '"') {
+        for (p++, at--; p < at; p++) {         /* between the quotes */
+            if (*p == '\\' && p + 1 < at) {
+                p++;
+            }
+            *d++ = *p;
+        }
+    } else {
+        for ( /* void */ ; p < at; p++) {
+            *d++ = *p;
+        }
+    }
+    *d = '\0';
+    local->len = (size_t) (d - local->data);
+    return PST_OK;
+}
+
+
 static int
 pst_smtp_xtext_value(pst_pool_t *pool, const u_char *v, size_t n,
     size_t max, pst_str_t *out)

@@ -612,30 +612,42 @@ static const length_case_t  length_cases[] = {
 };
 
 
-/* what pst_call_rcpt_local() gives a plugin: quoting undone, so that a
- * quoted "noreply" cannot slip past a check for noreply */
-START_TEST(test_unquote_local)
+/* what pst_call_rcpt_local()/_domain() and pst_tx_sender_local()/
+ * _domain() give a plugin: the quoting undone (RFC 5321 4.1.2), so that
+ * a quoted "noreply" cannot slip past a check for noreply; the domain
+ * after the last '@'; every part NUL-terminated */
+START_TEST(test_addr_split)
 {
-    static const struct { const char *in, *out; } t[] = {
-        { "noreply", "noreply" },
-        { "\"noreply\"", "noreply" },
-        { "\"no\\reply\"", "noreply" },
-        { "\"a b\"", "a b" },
-        { "\"a\\\"b\"", "a\"b" },
-        { "\"a\\\\b\"", "a\\b" },
-        { "\"\"", "" },
+    static const struct { const char *in, *local, *domain; } t[] = {
+        { "noreply@example.test", "noreply", "example.test" },
+        { "\"noreply\"@example.test", "noreply", "example.test" },
+        { "\"no\\reply\"@example.test", "noreply", "example.test" },
+        { "\"no reply\"@x.test", "no reply", "x.test" },
+        { "\"a\\\"b\"@x.test", "a\"b", "x.test" },
+        { "\"a\\\\b\"@x.test", "a\\b", "x.test" },
+        { "\"a@b\"@x.test", "a@b", "x.test" },
+        { "\"\"@x.test", "", "x.test" },
+        { "No.Reply@[192.0.2.1]", "No.Reply", "[192.0.2.1]" },
+        { "Postmaster", "Postmaster", "" },
+        { "", "", "" },
     };
     pst_pool_t  *pool = pst_create_pool(1024);
-    pst_str_t    in, out;
+    pst_str_t    in, local, domain;
     size_t       i;
 
     for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         in.data = (u_char *) t[i].in;
         in.len = strlen(t[i].in);
-        ck_assert_int_eq(pst_smtp_unquote_local(pool, &in, &out), PST_OK);
-        ck_assert_msg(out.len == strlen(t[i].out)
-                      && memcmp(out.data, t[i].out, out.len) == 0,
-                      "%s -> %.*s", t[i].in, (int) out.len, out.data);
+        ck_assert_int_eq(pst_smtp_addr_split(pool, &in, &local, &domain),
+                         PST_OK);
+        ck_assert_msg(local.len == strlen(t[i].local)
+                      && strcmp((char *) local.data, t[i].local) == 0,
+                      "%s: local %.*s", t[i].in, (int) local.len,
+                      local.data);
+        ck_assert_msg(domain.len == strlen(t[i].domain)
+                      && strcmp((char *) domain.data, t[i].domain) == 0,
+                      "%s: domain %.*s", t[i].in, (int) domain.len,
+                      domain.data);
     }
     pst_destroy_pool(pool);
 }
@@ -985,7 +997,7 @@ suite_smtp_parse(void)
     tcase_add_loop_test(tc, test_parse_path_lengths, 0,
                         pst_nelems(length_cases));
     tcase_add_test(tc, test_parse_path_truncations);
-    tcase_add_test(tc, test_unquote_local);
+    tcase_add_test(tc, test_addr_split);
     tcase_add_test(tc, test_check_domain);
     suite_add_tcase(s, tc);
 
