@@ -439,7 +439,9 @@ int pst_proc_slot(void);
 /* Events, timers and asynchronous DNS for modules                     */
 
 typedef void (*pst_timer_pt)(void *data);
-/* One-shot timer in the current worker; NULL on failure. */
+/* One-shot timer in the current worker; NULL on failure.  The core
+ * frees the timer once its handler has run: cancel it only before
+ * that, never from its handler or after. */
 pst_timer_t *pst_timer_add(pst_msec_t delay, pst_timer_pt handler,
     void *data);
 void pst_timer_cancel(pst_timer_t *t);
@@ -485,7 +487,8 @@ typedef void (*pst_dns_pt)(void *data, const pst_dns_answer_t *answer);
  * from inside this call).  NULL on failure. */
 pst_dns_query_t *pst_dns_resolve(const char *name, int type,
     pst_msec_t timeout, pst_dns_pt handler, void *data);
-/* Cancel: the callback will not run. */
+/* Cancel a lookup whose callback has not run: it will not run.  The
+ * query is freed after its callback, so never cancel it then. */
 void pst_dns_cancel(pst_dns_query_t *q);
 /* RDATA decoders.  Return PST_OK or PST_ERROR on malformed data. */
 int pst_dns_rr_addr(const pst_dns_answer_t *a, pst_uint_t i,
