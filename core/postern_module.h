@@ -327,8 +327,9 @@ void pst_call_reply(pst_call_t *call, int code, const char *ecode,
 /* Take a resume token before returning PST_HOOK_PENDING. */
 uint64_t pst_call_defer(pst_call_t *call);
 /* Finish a pending call.  Returns PST_OK, or PST_DECLINED when the token
- * is stale (the session is gone, timed out or already resumed: the core
- * logs and ignores the second completion). */
+ * is stale and the core ignores the completion: the session is gone
+ * (logged at debug: clients hang up), the module's timeout gave the call
+ * up (info), or it was already resumed (a warning). */
 int pst_hook_resume(uint64_t token, pst_verdict_e verdict, int code,
     const char *ecode, const char *fmt, ...) PST_PRINTF(5, 6);
 /* The session behind a token, or NULL when it is gone.  Use it only to

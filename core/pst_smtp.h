@@ -348,6 +348,8 @@ struct pst_session_s {
     pst_event_t                  hook_timer;
     pst_event_t                  resume;
     uint16_t                     serial;
+    uint16_t                     timed_out;     /* serial of the call the
+                                                   module timeout gave up */
     pst_verdict_e                resume_verdict;
     pst_module_entry_t          *pending_module;
     pst_module_entry_t          *verdict_module;  /* the last verdict's */

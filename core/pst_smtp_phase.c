@@ -39,6 +39,7 @@ static pst_verdict_e pst_phase_verdict(pst_session_t *s, pst_verdict_e v);
 static int pst_phase_notify(pst_phase_e p);
 static void pst_phase_cancel_call(pst_session_t *s);
 static pst_session_t *pst_hook_pending_session(uint64_t token);
+static void pst_hook_stale(uint64_t token);
 static size_t pst_phase_clean(u_char *dst, const u_char *src, size_t n);
 static int pst_ecode_valid(const char *e, int cls);
 
@@ -472,6 +473,7 @@ pst_phase_timeout(pst_event_t *ev)
 
     pst_smtp_metric_hook(s, me);
     /* any later resume with this token is stale */
+    s->timed_out = s->serial;
     pst_phase_cancel_call(s);
 
     pst_phase_call_init(s);
@@ -494,6 +496,36 @@ pst_phase_timeout(pst_event_t *ev)
 }
 
 
+/*
+ * A completion the core ignores, logged by why.  The client hung up
+ * while the hook waited (the session is gone, or going: a cancel
+ * callback that resumes): ordinary, debug.  The module's timeout gave
+ * the call up first: the timeout has warned already.  Anything else is
+ * a second completion of one call, or a token never given: a module
+ * bug, a warning.
+ */
+static void
+pst_hook_stale(uint64_t token)
+{
+    pst_session_t       *s;
+    unsigned long long   id = token >> 16;
+    unsigned             serial = (unsigned) (token & 0xffff);
+
+    s = pst_smtp_session_find(id);
+
+    if (s == NULL || s->closing) {
+        pst_log_debug("hook completion after session %llu ended: ignored",
+                      id);
+    } else if (serial == s->timed_out) {
+        pst_log_error(PST_LOG_INFO, 0, "hook completion after the module's"
+                      " timeout (session %llu) ignored", id);
+    } else {
+        pst_log_error(PST_LOG_WARN, 0, "stale or repeated hook completion"
+                      " (session %llu serial %u) ignored", id, serial);
+    }
+}
+
+
 int
 pst_hook_resume(uint64_t token, pst_verdict_e verdict, int code,
     const char *ecode, const char *fmt, ...)
@@ -505,16 +537,7 @@ pst_hook_resume(uint64_t token, pst_verdict_e verdict, int code,
     s = pst_hook_pending_session(token);
 
     if (s == NULL) {
-        /* an ordinary hang-up: the client left while the hook waited */
-        if (pst_smtp_session_find(token >> 16) == NULL) {
-            pst_log_debug("hook completion after session %llu ended:"
-                          " ignored", (unsigned long long) (token >> 16));
-            return PST_DECLINED;
-        }
-        pst_log_error(PST_LOG_WARN, 0, "stale or repeated hook completion"
-                      " (session %llu serial %u) ignored",
-                      (unsigned long long) (token >> 16),
-                      (unsigned) (token & 0xffff));
+        pst_hook_stale(token);
         return PST_DECLINED;
     }
 

@@ -769,6 +769,36 @@ tv_cancelled(void)
 }
 
 
+static uint64_t
+tv_token(pst_phase_e phase)
+{
+    uint64_t  (*f)(int);
+
+    *(void **) &f = tv_sym("test_verdict_token");
+    return f((int) phase);
+}
+
+
+/* How many lines of the worker's log (ts_init_with) hold text. */
+static int
+ts_logged(const char *text)
+{
+    char    line[2048], *path;
+    FILE   *f;
+    int     n = 0;
+
+    ck_assert(asprintf(&path, "%s/error.log", ts_dir) > 0);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        n += strstr(line, text) != NULL;
+    }
+    fclose(f);
+    free(path);
+    return n;
+}
+
+
 static const char *
 tv_committed(int *hold)
 {
@@ -1277,6 +1307,55 @@ START_TEST(test_verdict_cancel_on_timeout)
 END_TEST
 
 
+/* Completions the core ignores are logged by why: a second one of a
+ * call warns (a module bug); one after the client hung up is ordinary,
+ * a debug line (issue #11: a hang-up looked like a plugin bug). */
+START_TEST(test_verdict_stale_completions)
+{
+    int  fd;
+
+    tv_init("");
+    tv_set(PST_PHASE_RCPT, PST_HOOK_ACCEPT, 0, NULL, NULL, 1);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
+    ck_assert_int_eq(pst_hook_resume(tv_token(PST_PHASE_RCPT),
+                                     PST_HOOK_REJECT, 0, NULL, NULL),
+                     PST_DECLINED);
+    ck_assert_int_eq(ts_logged("warn: stale or repeated hook completion"),
+                     1);
+
+    tv_set(PST_PHASE_RCPT, PST_HOOK_ACCEPT, 0, NULL, NULL, 2);
+    ts_send(fd, "RCPT TO:<v@example.test>\r\n");
+    ts_turn();
+    ts_turn();
+    ck_assert_int_eq(tv_calls(PST_PHASE_RCPT), 2);
+    close(fd);
+    ts_wait_no_sessions();
+    ck_assert_int_eq(pst_hook_resume(tv_token(PST_PHASE_RCPT),
+                                     PST_HOOK_ACCEPT, 0, NULL, NULL),
+                     PST_DECLINED);
+    ck_assert_int_eq(ts_logged("debug: hook completion after session"), 1);
+
+    /* a module that resumes from its cancel callback, while the session
+     * is being torn down: the same */
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<a@client.test>", 250, NULL);
+    tv_set(PST_PHASE_RCPT, PST_HOOK_ACCEPT, 0, NULL, NULL, 3);
+    ts_send(fd, "RCPT TO:<w@example.test>\r\n");
+    ts_turn();
+    ts_turn();
+    close(fd);
+    ts_wait_no_sessions();
+    ck_assert_int_eq(tv_cancelled(), 3);
+    ck_assert_int_eq(ts_logged("debug: hook completion after session"), 2);
+    ck_assert_int_eq(ts_logged("stale or repeated"), 1);
+}
+END_TEST
+
+
 static unsigned  tv_fd_events;
 static int       tv_fd_calls;
 
@@ -1398,6 +1477,7 @@ suite_session(void)
     tcase_add_test(tc, test_verdict_hold_outside_tx);
     tcase_add_test(tc, test_verdict_cancel_on_close);
     tcase_add_test(tc, test_verdict_cancel_on_timeout);
+    tcase_add_test(tc, test_verdict_stale_completions);
     tcase_add_test(tc, test_fd_watch_write);
     suite_add_tcase(s, tc);
 

@@ -7,7 +7,8 @@
  * with test_verdict_set(): a verdict with a code, an enhanced code and
  * a text, given at once or from a timer (pending 1: the answer is found
  * again through the call's data slot, pst_hook_data()), or never
- * (pending 2: only the cancel callback ends the call).  The COMMITTED
+ * (pending 2: only the cancel callback ends the call; 3: that callback
+ * also resumes, which the core ignores).  The COMMITTED
  * hook keeps the queue ID, the HOLD mark and the envelope it sees.  The
  * test reads all that through the exported test_verdict_*() functions.
  */
@@ -34,6 +35,7 @@ PST_EXPORT void test_verdict_set(int phase, int verdict, int code,
     const char *ecode, const char *text, int pending);
 PST_EXPORT int test_verdict_calls(int phase);
 PST_EXPORT int test_verdict_cancelled(void);
+PST_EXPORT uint64_t test_verdict_token(int phase);
 PST_EXPORT const char *test_verdict_committed(int *hold);
 PST_EXPORT const char *test_verdict_envelope(void);
 PST_EXPORT void test_verdict_edit(int on);
@@ -78,6 +80,14 @@ test_verdict_cancelled(void)
 }
 
 
+/* The token of the phase's last pending call. */
+PST_EXPORT uint64_t
+test_verdict_token(int phase)
+{
+    return answers[phase].token;
+}
+
+
 PST_EXPORT const char *
 test_verdict_committed(int *hold)
 {
@@ -101,6 +111,15 @@ test_verdict_cancel(void *data)
     /* the data slot comes back, and the token is stale already */
     if (a >= answers && a < answers + PST_PHASE_MAX
         && pst_hook_data(a->token) == NULL)
+    {
+        cancelled++;
+    }
+
+    /* pending 3: a module that finishes its call from the cancel
+     * callback anyway; the core ignores it */
+    if (a->pending == 3
+        && pst_hook_resume(a->token, PST_HOOK_TEMPFAIL, 0, NULL, NULL)
+           == PST_DECLINED)
     {
         cancelled++;
     }
