@@ -402,7 +402,12 @@ int pst_msg_header(pst_session_t *s, pst_uint_t i, pst_str_t *name,
 /* Read message bytes as stored (with our Received: header first). */
 ssize_t pst_msg_read(pst_session_t *s, off_t offset, u_char *buf,
     size_t len);
-/* Add a header field to the stored message (placed at the top). */
+/* Add a header field to the message (any phase of a transaction;
+ * value up to 999 bytes, CR and LF become spaces).  It is kept beside
+ * the stored message and written out below the message's trace block
+ * (the Received: and Return-Path: fields at its top, ours first: RFC
+ * 5321 4.4) and above its other fields, in the order of the calls.
+ * pst_msg_insert_header() puts a field at a chosen position. */
 int pst_msg_add_header(pst_session_t *s, const char *name,
     const char *fmt, ...) PST_PRINTF(3, 4);
 

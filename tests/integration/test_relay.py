@@ -11,6 +11,7 @@ import subprocess
 import time
 
 from pstest import PstTestCase, POSTERN, ROOT, wait_for, free_port
+from psttls import build
 from test_send import Sink
 
 from aiosmtpd.controller import Controller
@@ -162,6 +163,25 @@ class RelayDeliveryTest(RelayCase):
         self.assertRegex(log, r"to=<a@ok.test>, relay=[^,]*\[127.0.0.1\]:%d,"
                          r" delay=[0-9.]+, dsn=2\.\d\.\d, status=sent \(250"
                          % port)
+
+    def test_hook_header_below_the_trace_block(self):
+        """A field a hook added (pst_msg_add_header: the test module
+        addr_facts) goes out below the trace block -- our Received: and
+        the client's own, RFC 5321 4.4 -- and above the message's other
+        fields (issue #11's friction list)."""
+        module = build("objs/tests/modules/addr_facts.so")
+        handler, port = self.sink()
+        srv = self.relay(port, "load_module %s;" % module)
+        body = (b"Received: from a.client.test by client.test;\r\n"
+                b"\tThu, 3 Dec 2026 10:00:00 +0000\r\n"
+                b"Subject: order\r\n\r\nbody\r\n")
+        self.assertEqual(srv.send(rcpts=("a@ok.test",), body=body), {})
+        head = self.received(handler, 1)[0][4].split(b"\r\n\r\n")[0]
+        fields = [l for l in head.split(b"\r\n") if l[:1] not in b" \t"]
+        self.assertEqual([f.split(b":")[0] for f in fields],
+                         [b"Received", b"Received", b"X-Addr-Facts",
+                          b"Subject"], head)
+        self.assertIn(b"by mx.postern.test", head.split(b"\r\nReceived:")[0])
 
     def test_released_after_hold(self):
         handler, port = self.sink()
