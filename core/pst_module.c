@@ -307,6 +307,7 @@ static void *
 pst_module_open(const char *path, const struct stat *st, const char **why)
 {
     pst_module_file_t  *old;
+    struct stat         now;
     char                name[64];
     void               *h;
     int                 fd;
@@ -334,8 +335,20 @@ pst_module_open(const char *path, const struct stat *st, const char **why)
         return NULL;
     }
     snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
-    h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    *why = h ? NULL : dlerror();
+    if (fstat(fd, &now) == -1 || now.st_dev != st->st_dev
+        || now.st_ino != st->st_ino)
+    {
+        *why = "it was replaced while being loaded: try again";
+        h = NULL;
+    } else if (access(name, R_OK) == -1) {
+        *why = "it was rebuilt since it was loaded, and without /proc the"
+               " new file cannot be loaded beside the old one: restart"
+               " postern to load it";
+        h = NULL;
+    } else {
+        h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+        *why = h ? NULL : dlerror();
+    }
     close(fd);
     return h;
 }

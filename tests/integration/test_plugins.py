@@ -226,20 +226,29 @@ PST_EXPORT const pst_module_t  postern_module = {
         self.build(so, "two")
         srv.reload()
         srv.wait_log(r"reconfigured")
-        workers = set(srv.workers())
         wait_for(lambda: srv.send() == {} and "two" in self.x_build(srv),
                  15, what="the rebuilt plugin's header")
+
+        # a reload with the file unchanged keeps it (the handle loaded
+        # through /proc/self/fd is found again)
+        srv.reload()
+        srv.wait_log(r"reconfigured", count=2)
+        n = len(self.x_build(srv))
+        wait_for(lambda: srv.send() == {} and len(self.x_build(srv)) > n,
+                 15, what="a message after the second reload")
+        self.assertEqual(self.x_build(srv)[n:], ["two"])
+        self.assertNotIn("cannot load module", srv.log())
 
         # changed in place (same inode): refused, the running code stays
         with open(so, "r+b") as f:
             f.seek(0, 2)
             f.write(b"\0")
         srv.reload()
-        srv.wait_log(r"changed in place while loaded")
+        srv.wait_log(r"rebuilt\.so\": it was changed in place while"
+                     r" loaded")
         srv.wait_log(r"reload failed")
         self.assertEqual(srv.send(), {})
         self.assertEqual(self.x_build(srv)[-1:], ["two"])
-        del workers
 
     def tarpit(self, top=""):
         """A one-worker server with the tarpit on RCPT (500 ms) that logs
