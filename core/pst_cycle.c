@@ -4,7 +4,6 @@
  */
 
 #include "pst_core.h"
-#include "pst_smtp.h"
 
 #include <sys/un.h>
 
@@ -646,11 +645,10 @@ pst_cycle_build(const char *prefix, const char *conf_file, pst_cycle_t *old,
     FILE *dump, int light)
 {
     pst_module_entry_t  *me;
-    pst_server_t       **srv;
     pst_cycle_t         *cycle;
     pst_pool_t          *pool;
     pst_conf_t           conf;
-    pst_uint_t           i, k;
+    pst_uint_t           i;
     char                *rv;
 
     pool = pst_create_pool(16384);
@@ -729,7 +727,7 @@ pst_cycle_build(const char *prefix, const char *conf_file, pst_cycle_t *old,
         return pst_cycle_light_done(cycle, &conf);
     }
 
-    if (!cycle->smtp_seen || cycle->servers.nelts == 0) {
+    if (cycle->servers_init == NULL || cycle->servers.nelts == 0) {
         pst_conf_error_at(&conf, (char *) cycle->conf_file.data, 1,
                           "no \"smtp { server { listen ...; } }\" block:"
                           " nothing to serve");
@@ -755,37 +753,10 @@ pst_cycle_build(const char *prefix, const char *conf_file, pst_cycle_t *old,
         goto failed;
     }
 
-    srv = cycle->servers.elts;
-    for (i = 0; i < cycle->servers.nelts; i++) {
-        conf.dir_file = srv[i]->file;
-        conf.dir_line = srv[i]->line;
-        conf.server = srv[i];
-
-        for (k = 0; k < cycle->modules.nelts; k++) {
-            if (srv[i]->enabled[k] == -1) {
-                srv[i]->enabled[k] = (cycle->smtp_enabled[k] == -1)
-                                     ? 1 : cycle->smtp_enabled[k];
-            }
-            if (me[k].desc.merge_srv_conf == NULL
-                || srv[i]->srv_conf[k] == NULL)
-            {
-                continue;
-            }
-            rv = me[k].desc.merge_srv_conf(&conf, cycle->smtp_srv_conf[k],
-                                           srv[i]->srv_conf[k]);
-            if (rv == PST_CONF_OK) {
-                continue;
-            }
-            if (rv != PST_CONF_ERROR) {
-                pst_conf_error(&conf, "module \"%s\": %s", me[k].desc.name,
-                               rv);
-            }
-            goto failed;
-        }
-
-        if (pst_smtp_build_chains(&conf, cycle, srv[i]) != PST_OK) {
-            goto failed;
-        }
+    /* each server's configurations merged, its hook chains built: the
+     * smtp layer's part, which the smtp {} block registered */
+    if (cycle->servers_init(&conf, cycle) != PST_OK) {
+        goto failed;
     }
 
     return cycle;
@@ -834,10 +805,7 @@ void
 pst_cycle_dump(pst_cycle_t *cycle, FILE *out)
 {
     pst_module_entry_t  *me;
-    pst_listening_t     *ls;
-    pst_hook_entry_t    *he;
-    pst_server_t       **srv, *s;
-    pst_uint_t           i, k, p, j;
+    pst_uint_t           k;
 
     me = cycle->modules.elts;
 
@@ -851,49 +819,7 @@ pst_cycle_dump(pst_cycle_t *cycle, FILE *out)
                                NULL, PST_CONF_MAIN, "");
     }
 
-    srv = cycle->servers.elts;
-    fprintf(out, "smtp {\n");
-    for (i = 0; i < cycle->servers.nelts; i++) {
-        s = srv[i];
-        fprintf(out, "    server {    # %s:%lu\n", s->file,
-                (unsigned long) s->line);
-        for (k = 0; k < cycle->modules.nelts; k++) {
-            if (me[k].handle != NULL) {
-                fprintf(out, "        %s %s;\n", me[k].desc.name,
-                        s->enabled[k] ? "on" : "off");
-            }
-            if (!s->enabled[k] || s->srv_conf[k] == NULL) {
-                continue;
-            }
-            pst_conf_dump_commands(out, me[k].desc.commands, NULL,
-                                   s->srv_conf[k], PST_CONF_SRV,
-                                   "        ");
-        }
-        fprintf(out, "    }\n");
-    }
-    fprintf(out, "}\n\n");
-
-    ls = cycle->listening.elts;
-    for (i = 0; i < cycle->listening.nelts; i++) {
-        s = ls[i].server;
-        fprintf(out, "# listener %s%s%s%s (server at %s:%lu)\n",
-                ls[i].addr_text, ls[i].tls ? " tls" : "",
-                ls[i].submission ? " submission" : "",
-                ls[i].proxy_protocol ? " proxy_protocol" : "", s->file,
-                (unsigned long) s->line);
-        fprintf(out, "#   store: %s\n",
-                s->store ? s->store->desc.name : "(none: DATA is refused)");
-        for (p = 0; p < PST_PHASE_MAX; p++) {
-            fprintf(out, "#   %-10s:", pst_phase_name(p));
-            he = s->chains[p].elts;
-            if (s->chains[p].nelts == 0) {
-                fprintf(out, " (core default)");
-            }
-            for (j = 0; j < s->chains[p].nelts; j++) {
-                fprintf(out, " %s(%d)", he[j].module->desc.name,
-                        he[j].priority);
-            }
-            fprintf(out, "\n");
-        }
+    if (cycle->servers_dump != NULL) {
+        cycle->servers_dump(cycle, out);
     }
 }

@@ -49,6 +49,17 @@ struct pst_cycle_s {
     pst_core_conf_t             *core;
     pst_array_t                 *worker_paths; /* pst_access.c */
     pst_cycle_t                 *old;
+
+    /* Set by the smtp {} block (pst_smtp_module.c), called by
+     * pst_init_cycle() and pst_cycle_dump(): the process layer that
+     * builds a cycle knows nothing of SMTP.  servers_init merges each
+     * server's configurations and builds its hook chains, after every
+     * module's init_main_conf; servers_dump is the servers' part of
+     * -T. */
+    int                        (*servers_init)(pst_conf_t *cf,
+                                               pst_cycle_t *cycle);
+    void                       (*servers_dump)(pst_cycle_t *cycle,
+                                               FILE *out);
     unsigned                     smtp_seen:1;
     unsigned                     test:1;       /* -t / -T */
     unsigned                     light:1;      /* pst_init_cycle_light() */

@@ -16,6 +16,8 @@ static char *pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd,
 static char *pst_smtp_set_hostname(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static void *pst_smtp_create_srv_conf(pst_conf_t *cf);
+static int pst_smtp_servers_init(pst_conf_t *cf, pst_cycle_t *cycle);
+static void pst_smtp_servers_dump(pst_cycle_t *cycle, FILE *out);
 static char *pst_smtp_merge_srv_conf(pst_conf_t *cf, void *prev,
     void *conf);
 
@@ -384,6 +386,8 @@ pst_smtp_block(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
         return "is duplicate";
     }
     cycle->smtp_seen = 1;
+    cycle->servers_init = pst_smtp_servers_init;
+    cycle->servers_dump = pst_smtp_servers_dump;
 
     cycle->smtp_srv_conf = pst_smtp_create_confs(cf);
     cycle->smtp_enabled = pst_palloc(cf->pool, PST_MAX_MODULES);
@@ -563,4 +567,116 @@ pst_smtp_listen(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     cf->server->has_listen = 1;
 
     return PST_CONF_OK;
+}
+
+
+/*
+ * The smtp layer's part of building a cycle, which the process layer
+ * (pst_cycle.c) calls through the cycle (it knows nothing of SMTP):
+ * after every module's init_main_conf, each server's configurations
+ * are merged and its hook chains built.
+ */
+static int
+pst_smtp_servers_init(pst_conf_t *cf, pst_cycle_t *cycle)
+{
+    pst_module_entry_t  *me;
+    pst_server_t       **srv;
+    pst_uint_t           i, k;
+    char                *rv;
+
+    me = cycle->modules.elts;
+    srv = cycle->servers.elts;
+    for (i = 0; i < cycle->servers.nelts; i++) {
+        cf->dir_file = srv[i]->file;
+        cf->dir_line = srv[i]->line;
+        cf->server = srv[i];
+
+        for (k = 0; k < cycle->modules.nelts; k++) {
+            if (srv[i]->enabled[k] == -1) {
+                srv[i]->enabled[k] = (cycle->smtp_enabled[k] == -1)
+                                     ? 1 : cycle->smtp_enabled[k];
+            }
+            if (me[k].desc.merge_srv_conf == NULL
+                || srv[i]->srv_conf[k] == NULL)
+            {
+                continue;
+            }
+            rv = me[k].desc.merge_srv_conf(cf, cycle->smtp_srv_conf[k],
+                                           srv[i]->srv_conf[k]);
+            if (rv == PST_CONF_OK) {
+                continue;
+            }
+            if (rv != PST_CONF_ERROR) {
+                pst_conf_error(cf, "module \"%s\": %s", me[k].desc.name,
+                               rv);
+            }
+            return PST_ERROR;
+        }
+
+        if (pst_smtp_build_chains(cf, cycle, srv[i]) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
+}
+
+
+/* -T: the servers, their listeners and hook chains. */
+static void
+pst_smtp_servers_dump(pst_cycle_t *cycle, FILE *out)
+{
+    pst_module_entry_t  *me;
+    pst_listening_t     *ls;
+    pst_hook_entry_t    *he;
+    pst_server_t       **srv, *s;
+    pst_uint_t           i, k, p, j;
+
+    me = cycle->modules.elts;
+
+    srv = cycle->servers.elts;
+    fprintf(out, "smtp {\n");
+    for (i = 0; i < cycle->servers.nelts; i++) {
+        s = srv[i];
+        fprintf(out, "    server {    # %s:%lu\n", s->file,
+                (unsigned long) s->line);
+        for (k = 0; k < cycle->modules.nelts; k++) {
+            if (me[k].handle != NULL) {
+                fprintf(out, "        %s %s;\n", me[k].desc.name,
+                        s->enabled[k] ? "on" : "off");
+            }
+            if (!s->enabled[k] || s->srv_conf[k] == NULL) {
+                continue;
+            }
+            pst_conf_dump_commands(out, me[k].desc.commands, NULL,
+                                   s->srv_conf[k], PST_CONF_SRV,
+                                   "        ");
+        }
+        fprintf(out, "    }\n");
+    }
+    fprintf(out, "}\n\n");
+
+    ls = cycle->listening.elts;
+    for (i = 0; i < cycle->listening.nelts; i++) {
+        s = ls[i].server;
+        fprintf(out, "# listener %s%s%s%s (server at %s:%lu)\n",
+                ls[i].addr_text, ls[i].tls ? " tls" : "",
+                ls[i].submission ? " submission" : "",
+                ls[i].proxy_protocol ? " proxy_protocol" : "", s->file,
+                (unsigned long) s->line);
+        fprintf(out, "#   store: %s\n",
+                s->store ? s->store->desc.name : "(none: DATA is refused)");
+        for (p = 0; p < PST_PHASE_MAX; p++) {
+            fprintf(out, "#   %-10s:", pst_phase_name(p));
+            he = s->chains[p].elts;
+            if (s->chains[p].nelts == 0) {
+                fprintf(out, " (core default)");
+            }
+            for (j = 0; j < s->chains[p].nelts; j++) {
+                fprintf(out, " %s(%d)", he[j].module->desc.name,
+                        he[j].priority);
+            }
+            fprintf(out, "\n");
+        }
+    }
 }
