@@ -6,7 +6,6 @@
 
 #include "pst_core.h"
 #include "pst_control.h"
-#include "pst_queue.h"
 
 #include <poll.h>
 #include <sys/un.h>
@@ -53,6 +52,7 @@ static pst_control_sock_t  prev = { -1, "", 0, 0 };
 static pst_uint_t          nconns;
 static int                 serving;
 static int                 engine_ready = 1;
+static pst_control_handler_pt  engine;
 
 
 /* ------------------------------------------------------------------ */
@@ -264,6 +264,13 @@ void
 pst_control_engine(int ready)
 {
     engine_ready = ready;
+}
+
+
+void
+pst_control_handler(pst_control_handler_pt handler)
+{
+    engine = handler;
 }
 
 
@@ -533,15 +540,18 @@ pst_control_queue(int argc, char **argv, pst_buf_t *out)
                                   " another one to finish with the spool;"
                                   " try again later\n");
     }
+    if (engine == NULL) {
+        return pst_control_printf(out, "ERR this process has no queue"
+                                  " engine\n");
+    }
 
     body = pst_buf_alloc(4096);
     if (body == NULL) {
         return pst_control_printf(out, "ERR out of memory\n");
     }
 
-    rc = pst_queue_control(argc, argv, body);
-    h = rc == PST_QUEUE_CONTROL_OK ? 0
-        : rc == PST_QUEUE_CONTROL_USAGE ? 2 : 1;
+    rc = engine(argc, argv, body);
+    h = rc == PST_CONTROL_OK ? 0 : rc == PST_CONTROL_USAGE ? 2 : 1;
 
     p = body->pos;
     n = pst_buf_size(body);

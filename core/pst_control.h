@@ -12,7 +12,9 @@
  * and non-ASCII bytes), ended by LF.  The server answers with a first
  * line `OK`, `ERR text` or `USAGE text`, then the body, then closes.
  * "status [json]" is answered here (processes, pids, uptime, reloads);
- * every other verb goes to pst_queue_control().
+ * every other verb goes to the handler the queue process registered
+ * (pst_control_handler(): pst_queue_control()), so that this process
+ * layer file does not call the queue engine above it.
  */
 
 #ifndef PST_CONTROL_H
@@ -41,6 +43,15 @@ int pst_control_serve(pst_cycle_t *cycle);
  * "waits"; 1: yes; PST_CONTROL_NO_ENGINE: never, ERR "no router"). */
 #define PST_CONTROL_NO_ENGINE  (-1)
 void pst_control_engine(int ready);
+/* What answers every verb but status: argv[0] is the verb; the answer
+ * goes into out; returns PST_CONTROL_OK, _FAILED (the first line of out
+ * is the reason) or _USAGE (out holds the usage text). */
+#define PST_CONTROL_OK           0
+#define PST_CONTROL_FAILED       1
+#define PST_CONTROL_USAGE        PST_CONTROL_EX_USAGE
+typedef int (*pst_control_handler_pt)(int argc, char **argv,
+    pst_buf_t *out);
+void pst_control_handler(pst_control_handler_pt handler);
 void pst_control_stop(void);
 pst_uint_t pst_control_busy(void);
 

@@ -13,6 +13,8 @@
 #ifndef PST_QUEUE_H
 #define PST_QUEUE_H
 
+#include "pst_control.h"
+
 /* Start: scan the spool without blocking the loop for long (bounded
  * batches).  PST_OK, or PST_ERROR: the queue process exits. */
 int pst_queue_init(pst_cycle_t *cycle);
@@ -27,8 +29,10 @@ void pst_queue_exit(void);
  * the usage text). */
 int pst_queue_control(int argc, char **argv, pst_buf_t *out);
 
-#define PST_QUEUE_CONTROL_OK      0
-#define PST_QUEUE_CONTROL_FAILED  1
-#define PST_QUEUE_CONTROL_USAGE   64
+/* the control socket's codes (pst_control.h): the queue process
+ * registers pst_queue_control() as its handler */
+#define PST_QUEUE_CONTROL_OK      PST_CONTROL_OK
+#define PST_QUEUE_CONTROL_FAILED  PST_CONTROL_FAILED
+#define PST_QUEUE_CONTROL_USAGE   PST_CONTROL_USAGE
 
 #endif /* PST_QUEUE_H */

@@ -102,6 +102,7 @@ pst_queue_role_init(pst_cycle_t *cycle)
     lock_timer.data = cycle;
 
     /* status is answered at once; queue requests once the engine runs */
+    pst_control_handler(pst_queue_control);
     pst_control_engine(0);
     if (pst_control_serve(cycle) != PST_OK
         || pst_metrics_serve(cycle) != PST_OK)
