@@ -20,7 +20,7 @@
 #include "pst_smtp.h"
 #include "pst_passwd.h"
 #include "pst_control.h"
-#include "pst_roles.h"
+#include "pst_queue.h"
 
 
 static const pst_role_t *const  pst_roles[] = {

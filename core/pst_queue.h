@@ -29,6 +29,10 @@ void pst_queue_exit(void);
  * the usage text). */
 int pst_queue_control(int argc, char **argv, pst_buf_t *out);
 
+/* pst_queue_process.c: the queue process's role (pst_main.c's table of
+ * roles) */
+extern const pst_role_t  pst_queue_role;
+
 /* the control socket's codes (pst_control.h): the queue process
  * registers pst_queue_control() as its handler */
 #define PST_QUEUE_CONTROL_OK      PST_CONTROL_OK

@@ -15,7 +15,6 @@
 #include "pst_channel.h"
 #include "pst_control.h"
 #include "pst_queue.h"
-#include "pst_roles.h"
 #include "pst_route.h"
 
 #include <sys/file.h>
@@ -260,41 +259,5 @@ pst_queue_role_exit(pst_cycle_t *cycle)
     if (lock_fd != -1) {
         close(lock_fd);             /* and the lock goes with it */
         lock_fd = -1;
-    }
-}
-
-
-/* ------------------------------------------------------------------ */
-/* Worker side                                                         */
-
-void
-pst_queue_notify_committed(const u_char *id, size_t len)
-{
-    static time_t      warned;
-    static pst_uint_t  dropped;
-    int                rc;
-
-    rc = pst_process_send(PST_PROC_QUEUE, PST_MSG_COMMITTED, id, len, -1);
-
-    switch (rc) {
-    case PST_OK:
-    case PST_DECLINED:          /* no queue process (-F) */
-        return;
-    case PST_AGAIN:
-        /* once a minute at most: a queue process that is down stays
-         * down for a while */
-        dropped++;
-        if (pst_current_time_sec - warned >= 60) {
-            warned = pst_current_time_sec;
-            pst_log_error(PST_LOG_WARN, 0, "id=%.*s: the queue process's"
-                          " inbox is full (%lu notification(s) dropped);"
-                          " its spool scan will find the messages",
-                          (int) len, id, (unsigned long) dropped);
-        }
-        return;
-    default:
-        pst_log_error(PST_LOG_ALERT, errno, "id=%.*s: cannot notify the"
-                      " queue process", (int) len, id);
-        return;
     }
 }

@@ -502,4 +502,11 @@ int pst_smtp_auth_mail_check(pst_session_t *s);
 void pst_smtp_auth_mail_param(pst_session_t *s);
 void pst_smtp_auth_reset(pst_session_t *s);
 
+/* pst_smtp_worker.c: the SMTP workers' process role (pst_main.c's
+ * table of roles); the message is durable, tell the queue process
+ * (never blocks: a notification it cannot take is logged and dropped,
+ * its spool scan finds the message) */
+extern const pst_role_t  pst_smtp_worker_role;
+void pst_smtp_notify_committed(const u_char *id, size_t len);
+
 #endif /* PST_SMTP_H */

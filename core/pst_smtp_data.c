@@ -13,7 +13,6 @@
  */
 
 #include "pst_smtp.h"
-#include "pst_roles.h"
 
 #define PST_SMTP_WBUF_SIZE   65536
 
@@ -487,7 +486,7 @@ pst_smtp_commit_done(pst_session_t *s, int rc)
 
     if (rc == PST_OK) {
         /* durable: the queue process may take it from here */
-        pst_queue_notify_committed(s->tx->id.data, s->tx->id.len);
+        pst_smtp_notify_committed(s->tx->id.data, s->tx->id.len);
     }
 
     if (s->closing) {

@@ -7,6 +7,7 @@
 #include "pst_core.h"
 #include "pst_smtp.h"
 #include "pst_control.h"
+#include "pst_channel.h"
 
 
 static pst_int_t pst_smtp_worker_count(pst_cycle_t *cycle);
@@ -90,4 +91,42 @@ pst_smtp_worker_loop(pst_cycle_t *cycle, int stop)
     }
 
     return PST_OK;
+}
+
+
+/*
+ * The message is durable: tell the queue process (PST_MSG_COMMITTED to
+ * its inbox).  Never blocks; a notification the queue process cannot
+ * take is logged and dropped (its spool scan finds the message).
+ */
+void
+pst_smtp_notify_committed(const u_char *id, size_t len)
+{
+    static time_t      warned;
+    static pst_uint_t  dropped;
+    int                rc;
+
+    rc = pst_process_send(PST_PROC_QUEUE, PST_MSG_COMMITTED, id, len, -1);
+
+    switch (rc) {
+    case PST_OK:
+    case PST_DECLINED:          /* no queue process (-F) */
+        return;
+    case PST_AGAIN:
+        /* once a minute at most: a queue process that is down stays
+         * down for a while */
+        dropped++;
+        if (pst_current_time_sec - warned >= 60) {
+            warned = pst_current_time_sec;
+            pst_log_error(PST_LOG_WARN, 0, "id=%.*s: the queue process's"
+                          " inbox is full (%lu notification(s) dropped);"
+                          " its spool scan will find the messages",
+                          (int) len, id, (unsigned long) dropped);
+        }
+        return;
+    default:
+        pst_log_error(PST_LOG_ALERT, errno, "id=%.*s: cannot notify the"
+                      " queue process", (int) len, id);
+        return;
+    }
 }
