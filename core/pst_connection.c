@@ -4,7 +4,6 @@
  */
 
 #include "pst_core.h"
-#include "pst_ssl.h"
 
 #define PST_ACCEPT_BATCH   32
 
@@ -341,8 +340,8 @@ pst_close_connection(pst_connection_t *c)
     c->read.active = 0;
     c->write.active = 0;
 
-    if (c->ssl != NULL) {
-        pst_ssl_close(c);       /* close_notify, best effort */
+    if (c->ssl != NULL && c->ssl_close != NULL) {
+        c->ssl_close(c);        /* close_notify, best effort */
     }
 
     fd = c->fd;

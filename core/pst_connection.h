@@ -66,6 +66,9 @@ struct pst_connection_s {
     pst_sockaddr_t               local_sockaddr;
 
     void                        *ssl;           /* pst_ssl_conn_t */
+    /* set with ssl by the tls layer (pst_ssl.c), which sits above this
+     * one: pst_close_connection() sends close_notify through it */
+    void                       (*ssl_close)(pst_connection_t *c);
 
     pst_fd_pt                    fd_handler;    /* pst_fd_watch() */
     pst_fd_ev_pt                 fd_ev_handler; /* pst_fd_watch_events() */

@@ -697,6 +697,7 @@ pst_ssl_create_connection(pst_connection_t *c, pst_ssl_ctx_t *ctx,
     }
 
     c->ssl = sc;
+    c->ssl_close = pst_ssl_close;
     return PST_OK;
 }
 
