@@ -8,6 +8,7 @@
 
 volatile pst_msec_t  pst_current_time_msec;
 volatile time_t      pst_current_time_sec;
+sigset_t             pst_wait_sigmask;
 
 static pst_event_t  **timer_heap;
 static pst_uint_t     timer_count;

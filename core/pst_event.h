@@ -42,6 +42,10 @@ struct pst_event_s {
 /* Time, refreshed once per loop iteration. */
 extern volatile pst_msec_t  pst_current_time_msec;
 extern volatile time_t      pst_current_time_sec;
+/* The signal mask while the loop waits (epoll_pwait): the process layer
+ * blocks its signals elsewhere and empties this one, so that they are
+ * delivered only while waiting. */
+extern sigset_t             pst_wait_sigmask;
 void pst_time_update(void);
 
 /* Event loop life cycle (one per worker process). */

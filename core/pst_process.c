@@ -45,7 +45,6 @@ volatile sig_atomic_t  pst_reconfigure;
 volatile sig_atomic_t  pst_reopen;
 volatile sig_atomic_t  pst_reap;
 volatile sig_atomic_t  pst_alarm;
-sigset_t               pst_wait_sigmask;
 pst_proc_e             pst_process_type = PST_PROC_MASTER;
 const char            *pst_prefix_arg;
 const char            *pst_conf_arg;

@@ -36,7 +36,6 @@ extern volatile sig_atomic_t  pst_reconfigure;
 extern volatile sig_atomic_t  pst_reopen;
 extern volatile sig_atomic_t  pst_reap;
 extern volatile sig_atomic_t  pst_alarm;
-extern sigset_t               pst_wait_sigmask;   /* for epoll_pwait */
 extern pst_proc_e             pst_process_type;
 extern const char            *pst_prefix_arg;
 extern const char            *pst_conf_arg;
