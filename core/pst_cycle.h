@@ -68,6 +68,9 @@ struct pst_cycle_s {
 /* The cycle this process runs on. */
 extern pst_cycle_t         *pst_cycle;
 
+/* The built-in module of the top-level directives. */
+extern const pst_module_t   pst_core_module;
+
 /* Read the configuration and build a cycle.  On failure the messages
  * went to the log / stderr and NULL is returned. */
 pst_cycle_t *pst_init_cycle(const char *prefix, const char *conf_file,

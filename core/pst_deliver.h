@@ -48,6 +48,10 @@ typedef struct {
 typedef void (*pst_dlv_done_pt)(pst_dlv_job_t *job, void *data);
 typedef struct pst_dlv_s  pst_dlv_t;
 
+/* pst_deliver_conf.c: the delivery layer's main-level directives (built
+ * in) */
+extern const pst_module_t  pst_deliver_conf_module;
+
 /* Queue process, after the event loop is up. */
 int pst_deliver_init(pst_cycle_t *cycle);
 /* Close cached connections. */

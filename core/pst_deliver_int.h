@@ -63,8 +63,6 @@ struct pst_dlv_s {
     char                     why[512];    /* the last hop's failure */
 };
 
-extern const pst_module_t  pst_deliver_conf_module;
-
 const pst_deliver_conf_t *pst_deliver_conf(pst_cycle_t *cycle);
 
 /* Idle connections (core/pst_deliver_cache.c).  put(): a connection

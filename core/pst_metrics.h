@@ -85,6 +85,9 @@ typedef enum {
 } pst_metric_label_e;
 
 /* Configuration time (master, before fork): map the zone. */
+/* the built-in module of metrics_listen and the counters' zone */
+extern const pst_module_t  pst_metrics_module;
+
 int pst_metrics_init(pst_conf_t *cf);
 
 void pst_metric_add(pst_metric_e id, uint64_t n);

@@ -51,23 +51,14 @@ pst_module_check(const pst_module_t *m, char *buf, size_t size)
 int
 pst_modules_init(pst_conf_t *cf)
 {
-    if (pst_module_add(cf, cf->cycle, &pst_core_module, NULL, NULL)
-        != PST_OK
-        || pst_module_add(cf, cf->cycle, &pst_smtp_core_module, NULL, NULL)
-           != PST_OK
-        || pst_module_add(cf, cf->cycle, &pst_smtp_tls_module, NULL, NULL)
-           != PST_OK
-        || pst_module_add(cf, cf->cycle, &pst_smtp_auth_module, NULL, NULL)
-           != PST_OK
-        || pst_module_add(cf, cf->cycle, &pst_metrics_module, NULL, NULL)
-           != PST_OK
-        || pst_module_add(cf, cf->cycle, &pst_queue_conf_module, NULL, NULL)
-           != PST_OK
-        || pst_module_add(cf, cf->cycle, &pst_deliver_conf_module, NULL,
-                          NULL)
-           != PST_OK)
-    {
-        return PST_ERROR;
+    pst_uint_t  i;
+
+    for (i = 0; pst_builtin_modules[i] != NULL; i++) {
+        if (pst_module_add(cf, cf->cycle, pst_builtin_modules[i], NULL, NULL)
+            != PST_OK)
+        {
+            return PST_ERROR;
+        }
     }
 
     return PST_OK;

@@ -39,13 +39,9 @@ typedef struct {
     pst_uint_t                   line;
 } pst_module_entry_t;
 
-extern const pst_module_t  pst_core_module;
-extern const pst_module_t  pst_smtp_core_module;
-extern const pst_module_t  pst_smtp_tls_module;     /* index 2 */
-extern const pst_module_t  pst_smtp_auth_module;    /* index 3 */
-extern const pst_module_t  pst_metrics_module;      /* index 4 */
-extern const pst_module_t  pst_queue_conf_module;   /* index 5 */
-extern const pst_module_t  pst_deliver_conf_module; /* index 6 */
+/* The built-in modules, NULL-terminated, in index order: defined by the
+ * program (pst_modules.c), each module by its layer. */
+extern const pst_module_t *const  pst_builtin_modules[];
 
 /* Register the built-in modules in a new cycle. */
 int pst_modules_init(pst_conf_t *cf);

@@ -33,6 +33,9 @@ int pst_queue_control(int argc, char **argv, pst_buf_t *out);
  * roles) */
 extern const pst_role_t  pst_queue_role;
 
+/* pst_queue_conf.c: the engine's main-level directives (built in) */
+extern const pst_module_t  pst_queue_conf_module;
+
 /* the control socket's codes (pst_control.h): the queue process
  * registers pst_queue_control() as its handler */
 #define PST_QUEUE_CONTROL_OK      PST_CONTROL_OK

@@ -28,7 +28,6 @@ typedef struct {
     pst_msec_t          delay_warning;      /* delay_warning_time; 0 off */
 } pst_queue_conf_t;
 
-extern const pst_module_t  pst_queue_conf_module;
 /* The cycle's values (defaults applied). */
 const pst_queue_conf_t *pst_queue_conf(pst_cycle_t *cycle);
 

@@ -507,6 +507,12 @@ void pst_smtp_auth_reset(pst_session_t *s);
  * (never blocks: a notification it cannot take is logged and dropped,
  * its spool scan finds the message) */
 extern const pst_role_t  pst_smtp_worker_role;
+
+/* the smtp layer's built-in modules (pst_modules.c): smtp {} and
+ * server {}, STARTTLS, AUTH */
+extern const pst_module_t  pst_smtp_core_module;
+extern const pst_module_t  pst_smtp_tls_module;
+extern const pst_module_t  pst_smtp_auth_module;
 void pst_smtp_notify_committed(const u_char *id, size_t len);
 
 #endif /* PST_SMTP_H */
