@@ -21,11 +21,6 @@ typedef ssize_t (*pst_send_pt)(pst_connection_t *c, const u_char *buf,
     size_t n);
 typedef void (*pst_connection_handler_pt)(pst_connection_t *c);
 
-typedef union {
-    struct sockaddr              sa;
-    struct sockaddr_in           sin;
-    struct sockaddr_in6          sin6;
-} pst_sockaddr_t;
 
 struct pst_listening_s {
     int                          fd;
@@ -83,8 +78,6 @@ struct pst_connection_s {
 };
 
 /* Master side. */
-int pst_listening_parse(pst_conf_t *cf, const pst_str_t *spec,
-    pst_sockaddr_t *sa, socklen_t *len);
 int pst_open_listening_sockets(pst_cycle_t *cycle, pst_cycle_t *old);
 void pst_close_listening_sockets(pst_cycle_t *cycle);
 

@@ -78,6 +78,7 @@ typedef struct pst_buf_s         pst_buf_t;
 #include "pst_list.h"
 #include "pst_event.h"
 #include "pst_conf_file.h"
+#include "pst_inet.h"
 #include "pst_module.h"
 #include "pst_shm.h"
 #include "pst_cycle.h"
