@@ -390,7 +390,10 @@ pst_deliver_send(pst_dlv_t *d)
         goto keep;
     }
 
-    if (!(caps & PST_SMTP_CAP_8BITMIME) && pst_deliver_8bit(m)) {
+    /* every message to a hop without 8BITMIME: declared 8BITMIME or not
+     * (a client may send 8-bit text undeclared), the job looks at the
+     * octets on an I/O thread and converts only when it has to */
+    if (!(caps & PST_SMTP_CAP_8BITMIME)) {
         if (pst_deliver_convert(d) == PST_AGAIN) {
             return;                     /* pst_deliver_converted() */
         }
@@ -415,12 +418,12 @@ pst_deliver_converted(pst_dlv_t *d)
         pst_deliver_free(d);
         return;
     }
-    if (d->conv_rc != PST_OK) {
+    if (d->conv_rc != PST_OK && d->conv_rc != PST_DONE) {
         pst_deliver_convert_failed(d, d->conv_rc, d->conv_why);
         pst_deliver_keep(d);
         return;
     }
-    pst_deliver_send_tx(d);
+    pst_deliver_send_tx(d);             /* converted, or 7-bit as it is */
 }
 
 

@@ -89,7 +89,6 @@ void pst_deliver_cache_flush(void);
  * recipient failed 5.6.3 and PST_DECLINED; build_tx(): d->tx from the
  * envelope and job.  The client TLS context (NULL: no TLS). */
 int pst_deliver_received_count(pst_spool_msg_t *m);
-int pst_deliver_8bit(pst_spool_msg_t *m);
 int pst_deliver_needs_utf8(pst_dlv_t *d);
 /* convert(): PST_AGAIN, then pst_deliver_converted() runs on the loop;
  * PST_DECLINED when the recipients were failed or deferred already. */

@@ -17,9 +17,6 @@
 
 #include <sys/mman.h>
 
-/* core/queue/pst_mime7.c, when it is linked in */
-#pragma weak pst_mime7_convert
-
 #define PST_DLV_SCAN  65536
 
 static pst_ssl_ctx_t  *pst_dlv_ssl;
@@ -66,35 +63,6 @@ static int
 pst_deliver_is_received(const u_char *p, size_t n)
 {
     return n >= 9 && pst_strncasecmp(p, (u_char *) "Received:", 9) == 0;
-}
-
-
-int
-pst_deliver_8bit(pst_spool_msg_t *m)
-{
-    static u_char   buf[PST_DLV_SCAN];
-    off_t           off;
-    ssize_t         n, i;
-
-    if (m->env.body.len != 8
-        || pst_strncasecmp(m->env.body.data, (u_char *) "8BITMIME", 8) != 0)
-    {
-        return 0;
-    }
-    for (off = 0; off < m->msg_len; off += n) {
-        n = pread(m->fd, buf,
-                  (size_t) pst_min(m->msg_len - off, PST_DLV_SCAN),
-                  m->msg_offset + off);
-        if (n <= 0) {
-            return 0;           /* read errors show up when sending */
-        }
-        for (i = 0; i < n; i++) {
-            if (buf[i] & 0x80) {
-                return 1;
-            }
-        }
-    }
-    return 0;
 }
 
 
@@ -204,6 +172,9 @@ pst_deliver_convert_run(pst_qio_job_t *job)
     if (map == MAP_FAILED) {
         d->conv_why = "cannot map the queue file";
         d->conv_rc = PST_ERROR;
+    } else if (!pst_mime7_needed(map + d->conv_off, d->conv_size)) {
+        d->conv_rc = PST_DONE;          /* 7-bit already: sent as it is */
+        munmap(map, maplen);
     } else {
         d->conv_rc = pst_deliver_convert_to_fd(d, map + d->conv_off,
                                                d->conv_size, &d->conv_why);
@@ -222,19 +193,17 @@ pst_deliver_convert_done(pst_qio_job_t *job)
 
 
 /*
- * The conversion is CPU work over the whole message: it runs on the
- * queue process's I/O threads, never on its event loop.
+ * For a next hop without 8BITMIME.  The job looks at every octet (a
+ * client may send 8-bit text without BODY=8BITMIME) and converts only
+ * when it has to; reading and converting are work over the whole
+ * message, so they run on the queue process's I/O threads, never on
+ * its event loop.
  */
 int
 pst_deliver_convert(pst_dlv_t *d)
 {
     pst_spool_msg_t  *m = d->job->msg;
 
-    if (pst_mime7_convert == NULL) {
-        pst_deliver_convert_failed(d, PST_DECLINED,
-                                   "the 7-bit conversion is not built in");
-        return PST_DECLINED;
-    }
     d->conv_src = dup(m->fd);
     if (d->conv_src == -1) {
         pst_deliver_convert_failed(d, PST_ERROR, "cannot read the message");

@@ -335,7 +335,8 @@ class DeliverPeersTest(DeliverCase):
         """RFC 6152 3: converted to 7 bits, never sent raw -- a plain
         8-bit message becomes quoted-printable, a multipart's 8-bit
         parts are encoded (the attachment decodes to the same bytes),
-        and 8-bit in a header bounces 5.6.3."""
+        and 8-bit in a header bounces 5.6.3.  No BODY=8BITMIME on the
+        wire, and the log says sent for the two converted ones."""
         handler = CountingSink(eightbit=False)
         handler, port = self.sink(handler)
         srv = self.relay(port, "")
@@ -362,9 +363,22 @@ class DeliverPeersTest(DeliverCase):
         time.sleep(0.3)
         for m in handler.messages:
             self.assertTrue(all(b < 128 for b in m[4]), m[4][:200])
+            self.assertNotIn("BODY=8BITMIME", [o.upper() for o in m[2]])
         by = {m[1][0]: m for m in handler.messages if m[0] not in ("", "<>")}
         self.assertEqual(sorted(by), ["a@ok.test", "b@ok.test"])
-        msg = email.message_from_bytes(by["a@ok.test"][4])
+        # the log says both were delivered, and why c@ bounced
+        for rcpt in ("a@ok.test", "b@ok.test"):
+            srv.wait_log(r"to=<%s>, relay=[^,]*\[127\.0\.0\.1\]:%d,.*"
+                         r"status=sent \(250" % (rcpt, port))
+        srv.wait_log(r"to=<c@ok.test>,.*status=bounced \(554 5\.6\.3 .*"
+                     r"lacks 8BITMIME .* a header")
+        # header fields as they were, the new ones for the non-MIME body
+        data = by["a@ok.test"][4]
+        self.assertIn(b"\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: text/plain; charset=unknown-8bit\r\n"
+                      b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                      b"caf=C3=A9\r\n", data)
+        msg = email.message_from_bytes(data)
         self.assertEqual(msg.get_payload(decode=True), b"caf\xc3\xa9\r\n")
         parts = list(email.message_from_bytes(by["b@ok.test"][4]).walk())
         self.assertEqual([p.get_content_type() for p in parts],
@@ -377,6 +391,32 @@ class DeliverPeersTest(DeliverCase):
         self.assertEqual(len(dsn), 1)
         self.assertIn("Status: 5.6.3", dsn[0][4].decode())
         self.assertIn("c@ok.test", dsn[0][4].decode())
+
+    def test_undeclared_eight_bit_converted_too(self):
+        """8-bit text a client sent without BODY=8BITMIME is converted
+        for a hop without 8BITMIME like declared 8-bit text; a 7-bit
+        message goes out as it is."""
+        handler = CountingSink(eightbit=False)
+        handler, port = self.sink(handler)
+        srv = self.relay(port, "")
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<sender@client.test>")
+            c.cmd("RCPT TO:<u@ok.test>")
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(b"Subject: u\r\n\r\nna\xc3\xafve\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+        with srv.smtp() as c:
+            c.sendmail("sender@client.test", ["s@ok.test"],
+                       b"Subject: s\r\n\r\nplain\r\n")
+        wait_for(lambda: len(handler.messages) >= 2, 15, what="2 messages")
+        by = {m[1][0]: m[4] for m in handler.messages}
+        self.assertTrue(all(b < 128 for b in by["u@ok.test"]),
+                        by["u@ok.test"])
+        self.assertIn(b"na=C3=AFve", by["u@ok.test"])
+        self.assertNotIn(b"MIME-Version", by["s@ok.test"])
+        self.assertTrue(by["s@ok.test"].endswith(b"\r\n\r\nplain\r\n"),
+                        by["s@ok.test"])
 
     def test_dsn_passed_to_a_next_hop_with_dsn(self):
         # the next hop is another Postern (it has DSN): NOTIFY, ORCPT,
