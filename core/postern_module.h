@@ -91,7 +91,7 @@ typedef struct pst_dns_query_s   pst_dns_query_t;
 typedef struct pst_store_s       pst_store_t;
 typedef struct pst_router_s      pst_router_t;
 typedef struct pst_qevent_s      pst_qevent_t;
-typedef struct pst_envelope_s    pst_envelope_t;   /* core/pst_envelope.h */
+typedef struct pst_envelope_s    pst_envelope_t;   /* spool/pst_envelope.h */
 
 
 /* ------------------------------------------------------------------ */

@@ -11,7 +11,6 @@
  */
 
 #include "pst_send.h"
-#include "pst_envelope.h"
 #include "pst_spool.h"
 
 #include <pwd.h>

@@ -10,7 +10,7 @@ cannot drift from it:
     docs/man/mkman.py            write both into docs/man/ (make man)
     docs/man/mkman.py --check    are they current? (the tests)
 
---check also reads the directive tables of the C sources (core/*.c,
+--check also reads the directive tables of the C sources (core/*/*.c,
 modules/) and fails, naming them, when a directive the server knows is
 not in postern.conf(5): a new directive needs its line in
 docs/CONFIG.md (or docs/POLICY.md) before the page can be made again.
@@ -286,7 +286,7 @@ def generate_modules():
 def directives():
     """Every directive name in the command tables of the C sources."""
     names = set()
-    files = (glob.glob(os.path.join(ROOT, "core", "*.c"))
+    files = (glob.glob(os.path.join(ROOT, "core", "*", "*.c"))
              + glob.glob(os.path.join(ROOT, "modules", "*.c"))
              + glob.glob(os.path.join(ROOT, "modules", "*", "*.c")))
     for f in files:

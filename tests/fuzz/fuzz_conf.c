@@ -16,6 +16,8 @@
  */
 
 #include "pst_core.h"
+#include "pst_event.h"
+#include "pst_process.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-"""The delivery layer (core/pst_deliver*.c) through the relay engine:
+"""The delivery layer (core/queue/pst_deliver*.c) through the relay engine:
 next hops tried in order (a refused connection, a 421 greeting), idle
 connections reused (relay_connection_reuse), what a next hop cannot
 take (SMTPUTF8, 8-bit text without 8BITMIME), the Received: limit

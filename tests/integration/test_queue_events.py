@@ -24,8 +24,9 @@ from aiosmtpd.controller import Controller
 def engine_present(dirname):
     """None when the relay engine and the delivery layer are built in,
     else why not."""
-    if not os.path.exists(os.path.join(ROOT, "core", "pst_deliver.c")):
-        return ("no delivery layer in this tree (core/pst_deliver.c, "
+    if not os.path.exists(
+            os.path.join(ROOT, "core", "queue", "pst_deliver.c")):
+        return ("no delivery layer in this tree (core/queue/pst_deliver.c, "
                 "branch \"deliver\")")
     conf = os.path.join(dirname, "probe.conf")
     os.makedirs(dirname, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The relay engine (core/pst_queue*.c) in a running server: mail for
+"""The relay engine (core/queue/pst_queue*.c) in a running server: mail for
 another domain reaches its MX (aiosmtpd on loopback, found through the
 tests' DNS server), per-recipient state survives restarts, relay_hold
 and the control verbs act on the live engine."""
@@ -145,8 +145,10 @@ class RelayDeliveryTest(RelayCase):
 
     def setUp(self):
         super().setUp()
-        if not os.path.exists(os.path.join(ROOT, "core", "pst_deliver.c")):
-            self.skipTest("no delivery layer in this tree (core/pst_deliver.c)")
+        if not os.path.exists(os.path.join(ROOT, "core", "queue",
+                                           "pst_deliver.c")):
+            self.skipTest("no delivery layer in this tree"
+                          " (core/queue/pst_deliver.c)")
 
     def test_delivers_and_removes(self):
         handler, port = self.sink()

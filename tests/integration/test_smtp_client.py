@@ -1,4 +1,4 @@
-"""The outbound SMTP client (core/pst_smtp_client*.c), driven through
+"""The outbound SMTP client (core/smtp/pst_smtp_client*.c), driven through
 objs/tests/smtp_client_probe, against a real Postern started by each
 test and against aiosmtpd: PIPELINING groups, BDAT chunks, DATA with
 dot-stuffing, SIZE, STARTTLS (verified, unverified, wrong name),

@@ -18,6 +18,10 @@
  */
 
 #include "pst_core.h"
+#include "pst_connection.h"
+#include "pst_event.h"
+#include "pst_dns.h"
+#include "pst_process.h"
 #include "pst_route.h"
 
 static int  probe_done;

@@ -20,6 +20,8 @@
  */
 
 #include "pst_core.h"
+#include "pst_connection.h"
+#include "pst_event.h"
 #include "pst_ssl.h"
 #include "pst_smtp_client.h"
 

@@ -17,6 +17,7 @@
  */
 
 #include "pst_core.h"
+#include "pst_spool.h"
 
 
 static int state_inject(void);

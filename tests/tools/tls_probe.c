@@ -14,6 +14,8 @@
  */
 
 #include "pst_core.h"
+#include "pst_connection.h"
+#include "pst_event.h"
 #include "pst_ssl.h"
 
 static int  done_rc = -1;

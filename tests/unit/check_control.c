@@ -12,6 +12,7 @@
 #include "check_util.h"
 #include "check_suites.h"
 #include "pst_control.h"
+#include "pst_queue.h"
 
 #include <sys/un.h>
 
@@ -45,6 +46,13 @@ START_TEST(test_request_syntax)
         "status+", "a+00b", "+0D",
     };
     pst_uint_t  i;
+
+    /* every verb but status goes to the handler the queue process
+     * registers; without one, the answer says so */
+    pst_control_handler(NULL);
+    ck_assert_str_eq(answer("count"), "ERR this process has no queue"
+                     " engine\n");
+    pst_control_handler(pst_queue_control);
 
     for (i = 0; i < pst_nelems(bad); i++) {
         ck_assert_msg(strncmp(answer(bad[i]), "USAGE ", 6) == 0,

@@ -1,12 +1,13 @@
 /*
  * check_envelope.c -- the envelope's writer and its inverse
- * (core/pst_envelope.c): any envelope written and read back is equal,
+ * (core/spool/pst_envelope.c): any envelope written and read back is equal,
  * per-recipient delivery state and awkward bytes included; the state
  * file alone applies all or nothing; version 1 envelopes still read.
  */
 
 #include "check_util.h"
 #include "check_suites.h"
+#include "pst_spool.h"
 
 
 static uint32_t  rnd_state;

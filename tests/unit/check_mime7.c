@@ -1,5 +1,5 @@
 /*
- * check_mime7.c -- the 7-bit downgrade (core/pst_mime7.c): every output
+ * check_mime7.c -- the 7-bit downgrade (core/queue/pst_mime7.c): every output
  * is 7-bit with lines of at most 998 octets ending in CRLF; what was
  * 8-bit decodes back to the same octets; clean parts and header fields
  * are kept byte for byte; what cannot be downgraded is refused.

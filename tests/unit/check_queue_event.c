@@ -6,6 +6,7 @@
  */
 
 #include "pst_core.h"
+#include "pst_envelope.h"
 #include "pst_queue_event.h"
 #include "check_suites.h"
 #include "check_util.h"

@@ -11,6 +11,7 @@
 #undef postern_module
 
 #include "pst_core.h"
+#include "pst_connection.h"
 #include "pst_route.h"
 #include "check_suites.h"
 

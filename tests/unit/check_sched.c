@@ -1,5 +1,5 @@
 /*
- * check_sched.c -- the relay scheduler's pure parts (core/pst_sched.c)
+ * check_sched.c -- the relay scheduler's pure parts (core/queue/pst_sched.c)
  * and the DSN decision (pst_bounce_action): back-off, the concurrency
  * window's feedback, dead destinations, round robin, batching.
  */

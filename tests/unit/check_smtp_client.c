@@ -13,6 +13,7 @@
 #include "check_util.h"
 #include "check_suites.h"
 #include "pst_smtp_client.h"
+#include "pst_spool.h"
 
 #include <sys/mman.h>
 

@@ -10,6 +10,7 @@
 
 #include "check_util.h"
 #include "check_suites.h"
+#include "pst_envelope.h"
 
 
 /* ------------------------------------------------------------------ */

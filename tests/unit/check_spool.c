@@ -5,6 +5,7 @@
 
 #include "check_util.h"
 #include "check_suites.h"
+#include "pst_spool.h"
 
 
 START_TEST(test_header_round_trip)

@@ -1,11 +1,12 @@
 /*
- * check_spool_msg.c -- the spool service (core/pst_spool_msg.c): the
+ * check_spool_msg.c -- the spool service (core/spool/pst_spool_msg.c): the
  * queue/XY/ID layout, inject, open with the delivery state, state
  * replacement, remove, walk, the upgrade of format 2 files in place.
  */
 
 #include "check_util.h"
 #include "check_suites.h"
+#include "pst_spool.h"
 
 #define MSG      "Received: x\r\n\r\nhello\r\n"
 #define OLD_ID   "1LG6N7GTJFR01F6BA0"
