@@ -629,6 +629,29 @@ pst_send_setup(pst_send_run_t *r)
 }
 
 
+/* The run failed before any recipient had an answer (a name that does
+ * not resolve, no password, a bad --ca-file): every recipient is still
+ * to send, so that --process-queue keeps the message with the reason
+ * instead of taking it for sent. */
+static void
+pst_send_run_unsent(pst_send_run_t *r)
+{
+    pst_send_job_t  *job = r->job;
+    size_t           i;
+
+    pst_send_list_free(&job->retry);
+    for (i = 0; job->env != NULL && i < job->env->rcpts.n; i++) {
+        pst_send_list_add(&job->retry, job->env->rcpts.v[i]);
+    }
+    if (job->reason[0] == '\0') {
+        snprintf(job->reason, sizeof(job->reason), "%.*s",
+                 (int) sizeof(job->reason) - 1,
+                 r->fail.text[0] ? r->fail.text
+                                 : "failed before any recipient was tried");
+    }
+}
+
+
 int
 pst_send_run(const pst_send_opts_t *o, pst_send_job_t *job)
 {
@@ -656,6 +679,8 @@ pst_send_run(const pst_send_opts_t *o, pst_send_job_t *job)
         pst_send_report(&r);
         snprintf(job->reason, sizeof(job->reason), "%s", r.last_reason);
         pst_send_retry_list(&r);
+    } else {
+        pst_send_run_unsent(&r);
     }
 
     pst_send_run_free(&r);

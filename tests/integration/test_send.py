@@ -874,6 +874,26 @@ class Queue(SendCase):
                           "b2@example.test"])
         self.assertEqual(os.listdir(q), [])
 
+    def test_failure_before_connecting_keeps_the_message(self):
+        """A run that fails before it connects (here a CA file that does
+        not exist) keeps the queued message and says why; it used to be
+        deleted as if sent."""
+        q = os.path.join(self.dir, "q")
+        rc, out, err = self.send("--queue", q, "--from", "a@example.test",
+                                 "--to", "b@example.test", "--body", "x")
+        self.assertEqual(rc, EX_OK, err)
+        rc, out, err = self.send("--process-queue", q, "--server",
+                                 "127.0.0.1:%d" % free_port(),
+                                 "--ca-file", os.path.join(self.dir, "nope"))
+        self.assertNotEqual(rc, EX_OK, err)
+        names = os.listdir(q)
+        self.assertEqual(len([f for f in names if f.endswith(".env")]), 1,
+                         names)
+        self.assertEqual(len([f for f in names if f.endswith(".eml")]), 1,
+                         names)
+        self.assertEqual(len([f for f in names if f.endswith(".err")]), 1,
+                         names)
+
     def test_partial_retry_then_failed(self):
         q = os.path.join(self.dir, "q")
         s = self.sink()
