@@ -62,8 +62,14 @@ static pst_qmsg_t     **heap;
 static uint32_t         heap_n, heap_cap;
 static pst_event_t      due_ev;
 static pst_event_t      retry_ev;
-static char           (*pending)[PST_QUEUE_ID_LEN + 1];
-static pst_uint_t       npending, pending_head, pending_cap;
+/* A FIFO of queue IDs: taken from the head, appended at the tail (the
+ * live part slides to the front before the array grows). */
+typedef struct {
+    char                (*id)[PST_QUEUE_ID_LEN + 1];
+    pst_uint_t            head, n, cap;
+} pst_qids_t;
+
+static pst_qids_t       pending;          /* committed, not read yet */
 static pst_uint_t       commit_busy;
 static int              scan_part;        /* the next to read */
 static pst_uint_t       scan_busy;
@@ -71,10 +77,12 @@ static pst_qmsg_t     **retry_list;      /* I/O to try again */
 static char           (*later)[PST_QUEUE_ID_LEN + 1];   /* to read again */
 static pst_uint_t       nlater, later_cap;
 static pst_uint_t       nretry, retry_cap;
-static char           (*rel)[PST_QUEUE_ID_LEN + 1];   /* release lane */
-static pst_uint_t       rel_head, rel_n, rel_cap, rel_busy;
+static pst_qids_t       rel;              /* release lane */
+static pst_uint_t       rel_busy;
 
 
+static int pst_qids_push(pst_qids_t *q, const u_char *id);
+static void pst_qids_drop(pst_qids_t *q, pst_uint_t k);
 static void pst_queue_scan_next(void);
 static void pst_queue_commit_next(void);
 static void pst_queue_load_run(pst_qio_job_t *job);
@@ -231,11 +239,45 @@ pst_queue_scan_next(void)
 }
 
 
-void
-pst_queue_committed(const u_char *id, size_t len)
+static int
+pst_qids_push(pst_qids_t *q, const u_char *id)
 {
     void  *p;
 
+    if (q->head > 0 && q->head + q->n == q->cap) {
+        memmove(q->id, q->id + q->head, q->n * sizeof(*q->id));
+        q->head = 0;
+    }
+    if (q->head + q->n == q->cap) {
+        p = realloc(q->id, (q->cap * 2 + 64) * sizeof(*q->id));
+        if (p == NULL) {
+            return PST_ERROR;
+        }
+        q->id = p;
+        q->cap = q->cap * 2 + 64;
+    }
+    memcpy(q->id[q->head + q->n], id, PST_QUEUE_ID_LEN);
+    q->id[q->head + q->n][PST_QUEUE_ID_LEN] = '\0';
+    q->n++;
+    return PST_OK;
+}
+
+
+/* The first k IDs are taken (k <= q->n). */
+static void
+pst_qids_drop(pst_qids_t *q, pst_uint_t k)
+{
+    q->head += k;
+    q->n -= k;
+    if (q->n == 0) {
+        q->head = 0;
+    }
+}
+
+
+void
+pst_queue_committed(const u_char *id, size_t len)
+{
     if (pst_q.stopping || len != PST_QUEUE_ID_LEN) {
         return;
     }
@@ -243,23 +285,11 @@ pst_queue_committed(const u_char *id, size_t len)
         return;
     }
 
-    if (pending_head > 0 && pending_head + npending == pending_cap) {
-        memmove(pending, pending + pending_head, npending * sizeof(*pending));
-        pending_head = 0;
+    if (pst_qids_push(&pending, id) != PST_OK) {
+        pst_log_error(PST_LOG_ALERT, 0, "queue: %.*s: no memory; the"
+                      " next spool scan will find it", (int) len, id);
+        return;
     }
-    if (pending_head + npending == pending_cap) {
-        p = realloc(pending, (pending_cap * 2 + 64) * sizeof(*pending));
-        if (p == NULL) {
-            pst_log_error(PST_LOG_ALERT, 0, "queue: %.*s: no memory; the"
-                          " next spool scan will find it", (int) len, id);
-            return;
-        }
-        pending = p;
-        pending_cap = pending_cap * 2 + 64;
-    }
-    memcpy(pending[pending_head + npending], id, len);
-    pending[pending_head + npending][len] = '\0';
-    npending++;
 
     pst_queue_commit_next();
 }
@@ -271,14 +301,14 @@ pst_queue_commit_next(void)
     pst_qload_t  *l;
     pst_uint_t    n;
 
-    if (commit_busy >= PST_QUEUE_COMMIT_JOBS || npending == 0
+    if (commit_busy >= PST_QUEUE_COMMIT_JOBS || pending.n == 0
         || pst_q.stopping)
     {
         return;
     }
 
     l = pst_queue_load_new(-1);
-    n = pst_min(npending, PST_QUEUE_COMMIT_BATCH);
+    n = pst_min(pending.n, PST_QUEUE_COMMIT_BATCH);
     if (l == NULL
         || (l->ids = malloc(n * sizeof(*l->ids))) == NULL)
     {
@@ -288,12 +318,8 @@ pst_queue_commit_next(void)
         pst_event_add_timer(&retry_ev, 1000);
         return;
     }
-    memcpy(l->ids, pending + pending_head, n * sizeof(*l->ids));
-    pending_head += n;
-    npending -= n;
-    if (npending == 0) {
-        pending_head = 0;
-    }
+    memcpy(l->ids, pending.id + pending.head, n * sizeof(*l->ids));
+    pst_qids_drop(&pending, n);
     l->nids = n;
     l->cap = n;
 
@@ -1093,8 +1119,6 @@ pst_queue_io_retry(pst_qmsg_t *msg)
 static void
 pst_queue_rel_next(pst_qmsg_t *msg)
 {
-    void  *p;
-
     if (msg->rel_go) {
         msg->rel_go = 0;
         msg->io_want &= (uint8_t) ~PST_QM_HOLD;
@@ -1110,21 +1134,10 @@ pst_queue_rel_next(pst_qmsg_t *msg)
     if (msg->in_rel) {
         return;
     }
-    if (rel_head > 0 && rel_n == rel_cap) {
-        memmove(rel, rel + rel_head, (rel_n - rel_head) * sizeof(*rel));
-        rel_n -= rel_head;
-        rel_head = 0;
+    if (pst_qids_push(&rel, msg->id) != PST_OK) {
+        pst_queue_io_retry(msg);        /* its next event tries again */
+        return;
     }
-    if (rel_n == rel_cap) {
-        p = realloc(rel, (rel_cap * 2 + 64) * sizeof(*rel));
-        if (p == NULL) {
-            pst_queue_io_retry(msg);    /* its next event tries again */
-            return;
-        }
-        rel = p;
-        rel_cap = rel_cap * 2 + 64;
-    }
-    memcpy(rel[rel_n++], msg->id, PST_QUEUE_ID_LEN + 1);
     msg->in_rel = 1;
     pst_queue_rel_pump();
 }
@@ -1135,13 +1148,9 @@ pst_queue_rel_pump(void)
 {
     pst_qmsg_t  *msg;
 
-    while (rel_head < rel_n
-           && (rel_busy < PST_QUEUE_REL_LANE || pst_q.stopping))
-    {
-        msg = pst_queue_find((u_char *) rel[rel_head++]);
-        if (rel_head == rel_n) {
-            rel_head = rel_n = 0;
-        }
+    while (rel.n > 0 && (rel_busy < PST_QUEUE_REL_LANE || pst_q.stopping)) {
+        msg = pst_queue_find((u_char *) rel.id[rel.head]);
+        pst_qids_drop(&rel, 1);
         if (msg == NULL || !msg->in_rel) {
             continue;
         }
@@ -1291,7 +1300,7 @@ void
 pst_queue_check_done(void)
 {
     if (pst_q.done != NULL && pst_q.jobs == 0 && pst_qio_busy() == 0
-        && rel_n == 0)
+        && rel.n == 0)
     {
         *pst_q.done = 1;
     }
