@@ -510,6 +510,25 @@ int pst_dns_rr_txt(const pst_dns_answer_t *a, pst_uint_t i,
 int pst_dns_reverse_name(const struct sockaddr *sa, const char *zone,
     char *name, size_t size);
 
+/*
+ * The addresses of a host (an addition within ABI 1.2): its AAAA and A
+ * records, looked up at once (family AF_UNSPEC; AF_INET or AF_INET6 for
+ * one only), or an address literal ("192.0.2.1", "2001:db8::1", with
+ * or without brackets) without DNS.  The handler runs once, later, from
+ * the event loop: status PST_DNS_OK with n >= 1 addresses (IPv6 first,
+ * port 0; secure when every answer was DNSSEC-validated); PST_DNS_OK
+ * with n == 0 when the name has no address; NXDOMAIN; SERVFAIL or
+ * TIMEOUT when no lookup gave an address and one failed.  addrs is
+ * valid during the call only.  NULL on failure (then no call).
+ */
+typedef struct pst_dns_addrs_s  pst_dns_addrs_t;
+typedef void (*pst_dns_addrs_pt)(void *data, pst_dns_status_e status,
+    int secure, const struct sockaddr_storage *addrs, pst_uint_t n);
+pst_dns_addrs_t *pst_dns_resolve_addrs(const char *name, int family,
+    pst_msec_t timeout, pst_dns_addrs_pt handler, void *data);
+/* Cancel before the handler ran: it will not run. */
+void pst_dns_addrs_cancel(pst_dns_addrs_t *q);
+
 
 /* ------------------------------------------------------------------ */
 /* Storage backends (one per server block; store_spool is the default) */
@@ -916,7 +935,28 @@ typedef struct {
     const pst_nexthop_t         *hops;      /* in the order to try them */
     pst_uint_t                   nhops;
     in_port_t                    port;      /* host order; 25 */
+    /* An addition within ABI 1.2: how to speak to the hops.  A router
+     * that leaves these zero gets SMTP under the relay_tls policy. */
+    unsigned                     flags;     /* PST_ROUTE_LMTP */
+    int                          tls;       /* PST_ROUTE_TLS_*; DEFAULT:
+                                               relay_tls */
+    const char                  *tls_name;  /* name to verify and send
+                                               (SNI); NULL: the hop's */
+    const char                  *auth_user; /* AUTH with these (never
+                                               before TLS unless tls is
+                                               NONE), or NULL */
+    const char                  *auth_pass;
 } pst_route_t;
+
+#define PST_ROUTE_LMTP           0x01      /* LHLO, a reply per recipient
+                                              after the data (RFC 2033) */
+
+#define PST_ROUTE_TLS_DEFAULT    0
+#define PST_ROUTE_TLS_NONE       1         /* never STARTTLS */
+#define PST_ROUTE_TLS_MAY        2         /* when offered, unverified */
+#define PST_ROUTE_TLS_ENCRYPT    3         /* required, unverified */
+#define PST_ROUTE_TLS_VERIFY     4         /* required, chain and name */
+#define PST_ROUTE_TLS_IMPLICIT   5         /* TLS from the first byte */
 
 /* The route and everything it points to are valid during the call
  * only: copy what you keep. */
@@ -933,6 +973,34 @@ struct pst_router_s {
     /* Forget a resolve() whose done has not run: it never will. */
     void  (*cancel)(void *handle);
 };
+
+/*
+ * Host lists (an addition within ABI 1.2): the routers of fixed next
+ * hops (relay_smarthost, deliver_lmtp) write their hosts as
+ *   "host", "host:port", "[addr]", "[addr]:port", "addr",
+ *   "[ipv6:2001:db8::1]:port", "unix:/path/to/socket"
+ * and route through them in the order written, every address of a
+ * host a hop of its own (IPv6 first).  A hop that is one of our own
+ * listeners is left out (a loop); when none is left the route fails
+ * 5.4.6, and when no host has an address it is deferred (4.4.3).
+ */
+typedef struct pst_hostlist_s  pst_hostlist_t;
+
+/* Parse n host strings (port: the default); NULL with a message in err
+ * (size errlen) on a bad one.  Allocated with malloc: free with
+ * pst_hostlist_free() (a module does that from a pool cleanup). */
+pst_hostlist_t *pst_hostlist_parse(const pst_str_t *hosts, pst_uint_t n,
+    in_port_t port, char *err, size_t errlen);
+void pst_hostlist_free(void *hl);
+/* The route of hl -- or, when nexthop is not empty, of that one host
+ * (port: its default) -- as a router's resolve() returns it:
+ * route_tmpl's flags, tls, tls_name and auth copied into the route given
+ * to done (exactly once, later); a handle for pst_hostlist_cancel(), or
+ * NULL (then done is not called).  timeout: each DNS lookup. */
+void *pst_hostlist_resolve(const pst_hostlist_t *hl,
+    const pst_str_t *nexthop, in_port_t port, const pst_route_t *route_tmpl,
+    pst_msec_t timeout, pst_route_done_pt done, void *data);
+void pst_hostlist_cancel(void *handle);
 
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: queue-side events                                          */

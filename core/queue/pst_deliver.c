@@ -22,10 +22,12 @@
 #include "pst_deliver_int.h"
 #include "pst_queue_event.h"
 #include "pst_route.h"
+#include "pst_transport.h"
 #include "pst_smtp.h"
 
 #include <arpa/inet.h>
 #include <sys/mman.h>
+#include <sys/un.h>
 
 
 
@@ -36,6 +38,8 @@ static void pst_deliver_resolve(pst_dlv_t *d);
 static void pst_deliver_rset_done(pst_smtp_client_t *cl, void *data,
     const pst_smtp_reply_t *r);
 static void pst_deliver_route_done(void *data, const pst_route_t *route);
+static void pst_deliver_reject(pst_dlv_t *d, const pst_str_t *reply);
+static char *pst_deliver_strdup(const char *s, int *failed);
 static void pst_deliver_connect(pst_dlv_t *d);
 static void pst_deliver_ready(pst_smtp_client_t *cl, void *data, int rc,
     const pst_smtp_reply_t *r);
@@ -187,17 +191,27 @@ pst_deliver_drop(pst_dlv_t *d)
 static void
 pst_deliver_resolve(pst_dlv_t *d)
 {
-    void  *mc = NULL;
+    void       *mc = NULL;
+    pst_str_t   nexthop;
+    int         rc;
 
-    d->router = pst_route_router(pst_cycle, &mc);
-    if (d->router == NULL) {
-        pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.5", "no router"
-                        " module is loaded (load_module relay_mx)");
+    rc = pst_transport_router(pst_cycle, &d->dest, &d->router, &mc,
+                              &nexthop);
+    if (rc == PST_DECLINED) {
+        /* the transport table's "reject CODE X.Y.Z TEXT" */
+        pst_deliver_reject(d, &nexthop);
+        pst_post_event(&d->post);
+        return;
+    }
+    if (rc != PST_OK) {
+        pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.5", "no transport"
+                        " module \"%.*s\" is loaded", (int) nexthop.len,
+                        nexthop.data);
         pst_post_event(&d->post);
         return;
     }
 
-    d->route = d->router->resolve(&d->dest, mc, pst_deliver_route_done, d);
+    d->route = d->router->resolve(&nexthop, mc, pst_deliver_route_done, d);
     if (d->route == NULL) {
         pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.0", "cannot"
                         " resolve %.*s now", (int) d->dest.len,
@@ -207,11 +221,30 @@ pst_deliver_resolve(pst_dlv_t *d)
 }
 
 
+/* "550 5.7.1 text" (checked when the table was read): every recipient
+ * fails (5xx) or is deferred (4xx) with that reply. */
+static void
+pst_deliver_reject(pst_dlv_t *d, const pst_str_t *reply)
+{
+    char         ecode[16];
+    const char  *text = (const char *) reply->data + 4;
+    size_t       n = strcspn(text, " ");
+
+    snprintf(ecode, sizeof(ecode), "%.*s", (int) pst_min(n, 15), text);
+    text += n;
+    text += (*text == ' ');
+    pst_deliver_all(d, reply->data[0] == '5' ? PST_RCPT_FAILED
+                                             : PST_RCPT_DEFERRED,
+                    atoi((const char *) reply->data), ecode, "%s", text);
+}
+
+
 static void
 pst_deliver_route_done(void *data, const pst_route_t *route)
 {
     pst_dlv_t   *d = data;
     pst_uint_t   i;
+    int          k;
 
     d->route = NULL;
     pst_deliver_event(d, PST_QEV_RESOLVED);
@@ -236,6 +269,17 @@ pst_deliver_route_done(void *data, const pst_route_t *route)
         pst_deliver_finish(d);
         return;
     }
+    d->route_flags = route->flags;
+    d->route_tls = route->tls;
+    k = 0;
+    d->tls_name = pst_deliver_strdup(route->tls_name, &k);
+    d->auth_user = pst_deliver_strdup(route->auth_user, &k);
+    d->auth_pass = pst_deliver_strdup(route->auth_pass, &k);
+    if (k) {
+        pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.0", "out of memory");
+        pst_deliver_finish(d);
+        return;
+    }
     for (i = 0; i < route->nhops; i++) {
         d->hops[i] = route->hops[i];
         d->hops[i].name.data = (u_char *) strndup(
@@ -250,6 +294,20 @@ pst_deliver_route_done(void *data, const pst_route_t *route)
 }
 
 
+static char *
+pst_deliver_strdup(const char *s, int *failed)
+{
+    char  *p;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    p = strdup(s);
+    *failed |= (p == NULL);
+    return p;
+}
+
+
 static void
 pst_deliver_client_conf(pst_dlv_t *d, pst_smtp_client_conf_t *cc,
     const pst_nexthop_t *hop)
@@ -259,7 +317,6 @@ pst_deliver_client_conf(pst_dlv_t *d, pst_smtp_client_conf_t *cc,
     pst_server_t             **srv;
 
     memset(cc, 0, sizeof(*cc));
-    (void) d;
 
     if (conf->helo_name.len > 0) {
         cc->helo_name = (const char *) conf->helo_name.data;
@@ -272,12 +329,24 @@ pst_deliver_client_conf(pst_dlv_t *d, pst_smtp_client_conf_t *cc,
         cc->helo_name = "localhost";
     }
     cc->tls = (pst_smtpc_tls_e) conf->tls;
+    if (d->route_tls > PST_ROUTE_TLS_DEFAULT
+        && d->route_tls <= PST_ROUTE_TLS_IMPLICIT)
+    {
+        /* PST_ROUTE_TLS_NONE.. are PST_SMTPC_TLS_NONE.. plus one */
+        cc->tls = (pst_smtpc_tls_e) (d->route_tls - 1);
+    }
     cc->ssl_ctx = pst_deliver_ssl_ctx();
-    if (cc->ssl_ctx == NULL) {
+    if (cc->ssl_ctx == NULL && cc->tls == PST_SMTPC_TLS_MAY) {
         cc->tls = PST_SMTPC_TLS_NONE;
     }
-    cc->tls_name = (const char *) hop->name.data;
-    if (conf->source_len > 0) {
+    cc->tls_name = d->tls_name ? d->tls_name : (const char *) hop->name.data;
+    cc->lmtp = (d->route_flags & PST_ROUTE_LMTP) != 0;
+    if (d->auth_user != NULL) {
+        cc->auth_mech = "auto";
+        cc->auth_user = d->auth_user;
+        cc->auth_pass = d->auth_pass ? d->auth_pass : "";
+    }
+    if (conf->source_len > 0 && hop->addr.ss_family != AF_UNIX) {
         cc->local = (const struct sockaddr *) &conf->source_sa;
         cc->local_len = conf->source_len;
     }
@@ -301,6 +370,12 @@ pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
     const struct sockaddr_in6 *in6 = (const void *) &hop->addr;
     in_port_t                  port;
 
+    if (hop->addr.ss_family == AF_UNIX) {
+        snprintf(d->remote, sizeof(d->remote), "%.*s[%s]",
+                 (int) pst_min(hop->name.len, 100), hop->name.data,
+                 ((const struct sockaddr_un *) &hop->addr)->sun_path);
+        return;
+    }
     if (hop->addr.ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
         port = ntohs(in6->sin6_port);
@@ -580,6 +655,12 @@ pst_deliver_free(pst_dlv_t *d)
         free(d->hops[i].name.data);
     }
     free(d->hops);
+    free(d->tls_name);
+    free(d->auth_user);
+    if (d->auth_pass != NULL) {
+        explicit_bzero(d->auth_pass, strlen(d->auth_pass));
+        free(d->auth_pass);
+    }
     if (d->fd != -1) {
         close(d->fd);
     }

@@ -44,6 +44,10 @@ struct pst_dlv_s {
     void                    *route;       /* resolve() handle, running */
     pst_nexthop_t           *hops;        /* copies; names malloc'ed */
     pst_uint_t               nhops, hop;
+    /* the route's way of speaking to its hops (copies, malloc'ed) */
+    unsigned                 route_flags; /* PST_ROUTE_LMTP */
+    int                      route_tls;   /* PST_ROUTE_TLS_* */
+    char                    *tls_name, *auth_user, *auth_pass;
     pst_smtp_client_t       *cl;
     pst_uint_t               uses;        /* messages sent on cl */
     int                      fd;          /* converted message, or -1 */

@@ -383,14 +383,17 @@ pst_deliver_ssl_ctx(void)
     pst_ssl_client_conf_t      sc;
     char                       err[512];
 
-    if (pst_dlv_ssl_tried || conf->tls == PST_SMTPC_TLS_NONE) {
+    if (pst_dlv_ssl_tried) {
         return pst_dlv_ssl;
     }
     pst_dlv_ssl_tried = 1;
 
+    /* one context for every route, whatever relay_tls says (a route may
+     * ask for more): the CAs loaded and the chain always checked; the
+     * client enforces the result on a connection whose policy is
+     * verify */
     memset(&sc, 0, sizeof(sc));
-    sc.verify = conf->tls == PST_SMTPC_TLS_VERIFY ? PST_SSL_VERIFY_PEER
-                                                  : PST_SSL_VERIFY_NONE;
+    sc.verify = PST_SSL_VERIFY_OPPORTUNISTIC;
     sc.ca_file = conf->tls_ca_file;
     pst_dlv_ssl = pst_ssl_client_ctx(pst_cycle->pool, &sc, err, sizeof(err));
     if (pst_dlv_ssl == NULL) {

@@ -22,6 +22,7 @@
 #include "pst_queue.h"
 #include "pst_queue_int.h"
 #include "pst_queue_event.h"
+#include "pst_transport.h"
 
 #define PST_QUEUE_HASH          (1 << 16)
 #define PST_QUEUE_COMMIT_BATCH  128      /* IDs loaded per I/O job */
@@ -528,13 +529,18 @@ pst_queue_rcpt_domain(const pst_str_t *addr, pst_str_t *dom)
 }
 
 
+/* A recipient's destination: the transport table's, then the route
+ * event's (a module may reroute).  *hold: a hold rule matched. */
 static int
-pst_queue_route(pst_spool_msg_t *m, pst_qmsg_t *msg, pst_uint_t i)
+pst_queue_route(pst_spool_msg_t *m, pst_qmsg_t *msg, pst_uint_t i,
+    int *hold)
 {
     pst_env_rcpt_t  *r = m->env.rcpts->elts;
     pst_qevent_t     ev;
     pst_str_t        dom;
     u_char           norm[PST_DOMAIN_MAX + 1];
+    u_char           dest[PST_TRANSPORT_DEST_MAX];
+    size_t           n;
     int              k;
 
     pst_queue_rcpt_domain(&r[i].addr, &dom);
@@ -546,6 +552,14 @@ pst_queue_route(pst_spool_msg_t *m, pst_qmsg_t *msg, pst_uint_t i)
     {
         dom.data = norm;
         dom.len = (size_t) k;
+    }
+
+    n = dom.len > 0 ? pst_transport_dest(pst_cycle, &r[i].addr, &dom, dest,
+                                         hold)
+                    : 0;
+    if (n > 0) {
+        dom.data = dest;
+        dom.len = n;
     }
 
     memset(&ev, 0, sizeof(ev));
@@ -571,7 +585,7 @@ pst_queue_take(pst_spool_msg_t *m)
     pst_qmsg_t      *msg;
     pst_qevent_t     ev;
     pst_uint_t       i, n = m->env.rcpts->nelts, h;
-    int              owes = 0;
+    int              owes = 0, hold = 0, tried = 0, k;
 
     msg = calloc(1, sizeof(pst_qmsg_t) + n * sizeof(pst_qrcpt_t));
     if (msg == NULL) {
@@ -599,12 +613,14 @@ pst_queue_take(pst_spool_msg_t *m)
         msg->rcpts[i].notify = (uint8_t) r[i].notify;
         msg->rcpts[i].dsn_sent = (uint8_t) r[i].dsn_sent;
         pst_queue_note_final(msg, &r[i], 1);
+        tried |= r[i].attempts > 0 || r[i].state != PST_RCPT_PENDING;
         if (r[i].state == PST_RCPT_PENDING || r[i].state == PST_RCPT_DEFERRED)
         {
-            if (pst_queue_route(m, msg, i) != PST_OK) {
+            if (pst_queue_route(m, msg, i, &k) != PST_OK) {
                 free(msg);
                 return;
             }
+            hold |= k;
         }
     }
 
@@ -627,6 +643,14 @@ pst_queue_take(pst_spool_msg_t *m)
     }
     if (owes) {
         pst_queue_io(msg, PST_QM_FINISH);
+    }
+
+    /* a hold rule of the transport table holds a message that was never
+     * tried (once released, the rules after it decide) */
+    if (hold && !tried && !msg->hold) {
+        pst_log_error(PST_LOG_INFO, 0, "queue: %s: held by the transport"
+                      " table", msg->id);
+        pst_qadmin_late_hold(msg);
     }
 
     pst_queue_reschedule(msg);

@@ -130,6 +130,20 @@ pst_qadmin_late(pst_qmsg_t *msg)
 }
 
 
+/* Hold one message as an operator's "hold ID" would (the transport
+ * table's hold rule). */
+void
+pst_qadmin_late_hold(pst_qmsg_t *msg)
+{
+    pst_qadmin_t  a;
+
+    a.verb = PST_QA_HOLD;
+    a.dest = NULL;
+    a.count = 0;
+    pst_qadmin_one(msg, &a);
+}
+
+
 /* Dead destinations come back (flush). */
 static void
 pst_qadmin_revive(pst_qdest_t *only)

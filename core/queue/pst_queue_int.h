@@ -130,6 +130,8 @@ int pst_qadmin_flush_msg(pst_qmsg_t *msg, pst_qdest_t *dest);
 #define PST_QUEUE_ALL_RELEASE  2
 /* Apply the last hold ALL / release ALL to a message just loaded. */
 void pst_qadmin_late(pst_qmsg_t *msg);
+/* Hold msg durably, as "hold ID" does (a transport table hold rule). */
+void pst_qadmin_late_hold(pst_qmsg_t *msg);
 /* Recompute msg's next due time and (re)place it in the heap. */
 void pst_queue_reschedule(pst_qmsg_t *msg);
 /* The message is done with (gone from the spool, or deleted). */

@@ -31,5 +31,6 @@ Suite *suite_proxy_protocol(void);
 Suite *suite_metrics(void);
 Suite *suite_queue_event(void);
 Suite *suite_sched(void);
+Suite *suite_hostlist(void);
 
 #endif
