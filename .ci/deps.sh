@@ -10,7 +10,8 @@ PKGS="build-essential pkg-config libssl-dev libpcre2-dev check
 libsubunit-dev libunbound-dev libevent-dev libcrypt-dev libidn2-dev"
 # tests: real clients and peers, and the tools the tests use
 PKGS="$PKGS python3 procps iproute2 openssl postfix swaks msmtp dnsmasq-base
-python3-aiosmtpd python3-dnslib dovecot-core"
+python3-aiosmtpd python3-dnslib dovecot-core
+dovecot-lmtpd"
 # real milters for filter_milter's tests (test_milter_peers.py)
 PKGS="$PKGS rspamd opendkim opendkim-tools python3-dkim clamav-daemon
 clamav-milter"
