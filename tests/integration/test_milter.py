@@ -4,9 +4,12 @@ body chunks, the replies, the modifications at end of message as stored,
 and broken milters (hang, close mid-body, garbage, unreachable) with
 each default_action."""
 
+import ctypes
 import os
+import re
 import socket
 import struct
+import subprocess
 import time
 import unittest
 
@@ -266,6 +269,40 @@ class MilterTest(PstTestCase):
             c.close()
         self.assertEqual(self.send(srv)[0], 250)
         self.assertEqual(srv.queue_count(), 4)
+
+    def test_inet_socket_no_nagle(self):
+        # issue #12: the worker's end of a TCP milter socket has
+        # TCP_NODELAY.  Without it the frames a filter does not answer
+        # (NR_HDR here) waited for the filter's delayed ACK, ~40 ms a
+        # message.  No timing: the option is read from the worker's own
+        # socket (the connection it keeps after the session), taken with
+        # pidfd_getfd(2).
+        m = self.milter(protocol=0x80)
+        srv = self.server(conf([m.address]), modules=MODULES, workers=1)
+        self.assertEqual(self.send(srv)[0], 250)
+        wait_for(lambda: "quit_nc" in m.stages(), 10, what="QUIT_NC")
+        wport = m.conns[-1].getpeername()[1]
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established",
+             "( sport = :%d and dport = :%d )" % (wport, m.port)],
+            capture_output=True, text=True).stdout
+        found = re.search(r"pid=(\d+),fd=(\d+)", out)
+        self.assertIsNotNone(found, "the worker's milter socket: %r" % out)
+        pid, fd = int(found.group(1)), int(found.group(2))
+        self.assertIn(pid, srv.workers())
+        libc = ctypes.CDLL(None, use_errno=True)
+        pidfd = os.pidfd_open(pid)
+        try:
+            dup = libc.syscall(438, pidfd, fd, 0)      # pidfd_getfd
+            err = ctypes.get_errno()
+        finally:
+            os.close(pidfd)
+        if dup == -1:
+            self.skipTest("pidfd_getfd: %s" % os.strerror(err))
+        with socket.socket(fileno=dup) as dsock:
+            self.assertEqual(dsock.getsockname()[1], wport)
+            self.assertNotEqual(dsock.getsockopt(socket.IPPROTO_TCP,
+                                                 socket.TCP_NODELAY), 0)
 
     # -- replies ------------------------------------------------------
 
