@@ -37,7 +37,9 @@
 # messages / wall time of smtp-source), whether every stored message of a
 # milter variant carries rspamd's headers (and none of the others), CPU
 # seconds of the MTA, of rspamd, of smtp-source and of everything else on
-# the machine, warnings logged.  Output in DIR: runs.tsv (every run),
+# the machine (/proc/stat's busy time minus those three: a sign of other
+# tenants, approximate; it came out below zero in runs where the servers
+# mostly wait), warnings logged.  Output in DIR: runs.tsv (every run),
 # summary.tsv (medians), summary.txt (table and ratios), logs/.
 #
 # Needs root (Postfix's master), rspamd, postfix, smtp-source.  Loopback
