@@ -462,7 +462,19 @@ pst_send_opts_check(pst_send_opts_t *o, char *err, size_t size)
 {
     int  bodies = (o->body != NULL) + (o->body_file != NULL);
 
-    if (o->help || o->version || o->process_queue != NULL) {
+    if (o->help || o->version) {
+        return PST_OK;
+    }
+    if (o->user == NULL && (o->password || o->password_file
+                            || o->password_command || o->password_env))
+    {
+        /* without a user name there is no AUTH: the password would be
+         * dropped in silence and the message sent unauthenticated */
+        snprintf(err, size, "a password (--password, --password-file, "
+                 "--password-command, --password-env) needs --user");
+        return PST_ERROR;
+    }
+    if (o->process_queue != NULL) {
         return PST_OK;
     }
     if (bodies > 1) {

@@ -373,7 +373,8 @@ class Usage(SendCase):
                      ["--from", "a@b", "--to", "x@y", "--timeout", "soon"],
                      ["--from", "a@b", "--to", "x@y", "--cert", "c.pem"],
                      ["--from", "a@b", "--to", "x@y", "--header", "NoColon"],
-                     ["--from", "a@b", "--to", "bad address@x", "--print"]):
+                     ["--from", "a@b", "--to", "bad address@x", "--print"],
+                     ["--from", "a@b", "--to", "x@y", "--password", "pw"]):
             rc, out, err = self.send(*args)
             self.assertEqual(rc, EX_USAGE, (args, err))
             self.assertIn("postern-send:", err)
