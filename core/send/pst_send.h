@@ -189,6 +189,11 @@ int pst_send_split_server(const char *s, char *host, size_t hsize,
 /* Connect, send, print results.  Returns a PST_SEND_* exit code. */
 int pst_send_run(const pst_send_opts_t *o, pst_send_job_t *job);
 
+/* pst_send_result.c */
+/* s as a JSON string, quotes included: '"', '\\' and control characters
+ * escaped, bytes outside UTF-8 characters as U+FFFD. */
+void pst_send_json_str(FILE *f, const char *s);
+
 /* pst_send_queue.c */
 int pst_send_queue_put(const pst_send_opts_t *o, pst_send_env_t *env,
     pst_send_msg_t *msg, char *err, size_t size);

@@ -177,8 +177,11 @@ pst_send_queue_put(const pst_send_opts_t *o, pst_send_env_t *env,
     if (o->quiet) {
         /* sendmail: nothing on stdout */
     } else if (o->json) {
-        printf("{\"queued\": \"%s\", \"directory\": \"%s\"}\n", id,
-               o->queue);
+        printf("{\"queued\": ");
+        pst_send_json_str(stdout, id);
+        printf(", \"directory\": ");
+        pst_send_json_str(stdout, o->queue);
+        printf("}\n");
     } else {
         printf("queued as %s in %s\n", id, o->queue);
     }

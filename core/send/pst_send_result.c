@@ -7,7 +7,7 @@
 
 #include "pst_send_run.h"
 
-static void pst_send_json_str(FILE *f, const char *s);
+static size_t pst_send_utf8_len(const u_char *p);
 static void pst_send_json_reply(FILE *f, const pst_send_reply_t *r);
 static void pst_send_json(pst_send_run_t *r);
 static void pst_send_json_cmds(pst_send_run_t *r, const char *name,
@@ -82,10 +82,48 @@ pst_send_queue_id(const char *text, size_t *len)
 }
 
 
-static void
+/* The length of the UTF-8 sequence at p (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 if p holds none. */
+static size_t
+pst_send_utf8_len(const u_char *p)
+{
+    size_t  n, i;
+    u_char  lo = 0x80, hi = 0xBF;
+
+    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+        n = 2;
+    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+        n = 3;
+        lo = p[0] == 0xE0 ? 0xA0 : 0x80;
+        hi = p[0] == 0xED ? 0x9F : 0xBF;
+    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+        n = 4;
+        lo = p[0] == 0xF0 ? 0x90 : 0x80;
+        hi = p[0] == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (i = 2; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+
+/* A server's text, an address or a path as a JSON string (RFC 8259):
+ * quotes, backslashes and control characters escaped, and any byte
+ * that is not part of a UTF-8 character replaced by U+FFFD, so that
+ * the output always parses. */
+void
 pst_send_json_str(FILE *f, const char *s)
 {
     const u_char  *p;
+    size_t         n;
 
     fputc('"', f);
     for (p = (const u_char *) s; *p; p++) {
@@ -95,8 +133,13 @@ pst_send_json_str(FILE *f, const char *s)
             fputs("\\n", f);
         } else if (*p < 0x20 || *p == 0x7f) {
             fprintf(f, "\\u%04x", *p);
-        } else {
+        } else if (*p < 0x80) {
             fputc(*p, f);
+        } else if ((n = pst_send_utf8_len(p)) > 0) {
+            fwrite(p, 1, n, f);
+            p += n - 1;
+        } else {
+            fputs("\\ufffd", f);
         }
     }
     fputc('"', f);

@@ -876,6 +876,21 @@ class Queue(SendCase):
                           "b2@example.test"])
         self.assertEqual(os.listdir(q), [])
 
+    def test_queue_json_is_escaped(self):
+        """--queue --json: the directory (a quote, a backslash, a
+        control character, a byte that is not UTF-8) comes out as a
+        JSON string that parses back to the same path."""
+        q = os.path.join(self.dir, 'q"\\\tx\udcff')
+        rc, out, err = self.send("--queue", q, "--json",
+                                 "--from", "a@example.test",
+                                 "--to", '"o\\"q"@example.test',
+                                 "--body", "queued")
+        self.assertEqual(rc, EX_OK, err)
+        res = json.loads(out)
+        self.assertEqual(res["directory"], q.replace("\udcff", "\ufffd"))
+        self.assertTrue(os.path.exists(
+            os.path.join(q, res["queued"] + ".env")))
+
     def test_failure_before_connecting_keeps_the_message(self):
         """A run that fails before it connects (here a CA file that does
         not exist) keeps the queued message and says why; it used to be

@@ -762,6 +762,38 @@ START_TEST(test_split_server)
 END_TEST
 
 
+START_TEST(test_json_str)
+{
+    static const struct {
+        const char  *in, *out;
+    } cases[] = {
+        { "plain", "\"plain\"" },
+        { "a\"b\\c", "\"a\\\"b\\\\c\"" },
+        { "l1\nl2\r\t\x01\x7f",
+          "\"l1\\nl2\\u000d\\u0009\\u0001\\u007f\"" },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7",
+          "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7\"" },
+        /* not UTF-8: a lone byte, a cut sequence, overlong, surrogate */
+        { "a\xff" "b", "\"a\\ufffdb\"" },
+        { "x\xc3", "\"x\\ufffd\"" },
+        { "\xc0\xaf", "\"\\ufffd\\ufffd\"" },
+        { "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },
+    };
+    mem_t   m;
+    char   *out;
+    size_t  i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mem_open(&m);
+        pst_send_json_str(m.f, cases[i].in);
+        out = mem_close(&m);
+        ck_assert_str_eq(out, cases[i].out);
+        free(out);
+    }
+}
+END_TEST
+
+
 Suite *
 suite_send(void)
 {
@@ -775,6 +807,7 @@ suite_send(void)
     tcase_add_test(tc, test_parse_time);
     tcase_add_test(tc, test_list_split_and_addr);
     tcase_add_test(tc, test_split_server);
+    tcase_add_test(tc, test_json_str);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("compose");
