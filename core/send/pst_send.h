@@ -114,6 +114,9 @@ int pst_send_opts_parse(pst_send_opts_t *o, int argc, char **argv,
     char *err, size_t size);
 void pst_send_opts_free(pst_send_opts_t *o);
 void pst_send_usage(FILE *f);
+/* A DSN NOTIFY value: NEVER alone, or a comma-separated list of
+ * SUCCESS, FAILURE, DELAY (any case): 1, else 0. */
+int pst_send_notify_ok(const char *v);
 /* "1m", "30s", "500ms", "10" (seconds) -> msec; -1 if malformed. */
 int64_t pst_send_parse_time(const char *s);
 

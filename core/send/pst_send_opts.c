@@ -97,7 +97,6 @@ static int pst_send_opt_more(pst_send_opts_t *o, int c, char *arg,
     char *err, size_t size);
 static int pst_send_one_of(const char *v, const char **set, int nocase);
 static int pst_send_opts_check(pst_send_opts_t *o, char *err, size_t size);
-static int pst_send_check_notify(const char *v);
 
 
 int
@@ -400,7 +399,7 @@ pst_send_opt_more(pst_send_opts_t *o, int c, char *arg, char *err,
     case O_VERSION: o->version = 1; return PST_OK;
     case O_NOTIFY:
         o->notify = arg;
-        if (!pst_send_check_notify(arg)) {
+        if (!pst_send_notify_ok(arg)) {
             snprintf(err, size, "--notify: NEVER, or a list of SUCCESS, "
                      "FAILURE, DELAY");
             return PST_ERROR;
@@ -432,8 +431,8 @@ pst_send_one_of(const char *v, const char **set, int nocase)
 }
 
 
-static int
-pst_send_check_notify(const char *v)
+int
+pst_send_notify_ok(const char *v)
 {
     static const char  *words[] = { "SUCCESS", "FAILURE", "DELAY", NULL };
     char                buf[64], *w, *save;
@@ -441,7 +440,8 @@ pst_send_check_notify(const char *v)
     if (strcasecmp(v, "NEVER") == 0) {
         return 1;
     }
-    if (strlen(v) >= sizeof(buf) || *v == '\0') {
+    if (strlen(v) >= sizeof(buf) || *v == '\0' || strstr(v, ",,") != NULL)
+    {
         return 0;
     }
     strcpy(buf, v);

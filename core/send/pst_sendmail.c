@@ -12,8 +12,10 @@
  * clear on loopback, with From/Date/Message-ID added when missing.  -bs
  * speaks SMTP on stdin/stdout (relayed to that listener).  -bp (and the
  * name mailq) runs "postern queue list --mailq".  Other sendmail
- * options (-o..., -B, -d...) are accepted and ignored.  Exit codes:
- * sysexits.h, as postern-send.
+ * options (-o..., -B, -d...) are accepted and ignored.  Flags cluster
+ * as with getopt(3) (-ti); -f, -N and -R are checked before anything is
+ * read (exit 64 when wrong; -f '' and -f '<>' are the null sender).
+ * Exit codes: sysexits.h, as postern-send.
  */
 
 #include "pst_send.h"
@@ -30,6 +32,12 @@ typedef struct {
     pst_send_list_t     rcpts;
 } pst_sendmail_t;
 
+/* sendmail's letters that take a value (as Postfix's and Sendmail's
+ * getopt strings); -q is apart: its value, if any, is attached */
+#define PST_SENDMAIL_VALUE  "BCFLMNOQRVXbdefhopr"
+
+static int pst_sendmail_opt(pst_sendmail_t *sm, int c, const char *v);
+static int pst_sendmail_check(pst_sendmail_t *sm);
 static int pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv);
 static int pst_sendmail_bs(const char *server);
 static int pst_sendmail_bp(const pst_sendmail_t *sm, char *argv0);
@@ -41,57 +49,115 @@ static int pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
 static int pst_sendmail_q(pst_sendmail_t *sm, const char *server);
 
 
+/* One option letter c, with its value v (NULL for a flag). */
+static int
+pst_sendmail_opt(pst_sendmail_t *sm, int c, const char *v)
+{
+    switch (c) {
+    case 't': sm->extract = 1; break;
+    case 'i': sm->dot = 0; break;
+    case 'v': sm->verbose = 1; break;
+    case 'f': case 'r': sm->from = v; break;
+    case 'F': sm->full_name = v; break;
+    case 'N': sm->notify = v; break;
+    case 'R': sm->ret = v; break;
+    case 'V': sm->envid = v; break;
+    case 'C': sm->conf = v; break;
+    case 'o':
+        if (strcmp(v, "i") == 0) {
+            sm->dot = 0;
+        }
+        break;      /* -oem, -odb, -oX...: ignored */
+    case 'q':
+        sm->mode = 'q';     /* -q, -q30m: run the maildrop once */
+        break;
+    case 'b':
+        if (strcmp(v, "m") == 0 || strcmp(v, "s") == 0
+            || strcmp(v, "p") == 0)
+        {
+            sm->mode = *v;
+            break;
+        }
+        pst_send_err("-b%s: not a supported mode (-bm, -bs, -bp)\n", v);
+        return PST_SEND_USAGE;
+    default:
+        break;      /* -G, -I, -m, -n, -U, -x...: ignored */
+    }
+    return PST_OK;
+}
+
+
+/* What the options say must make sense before anything is read: a
+ * sender that is an address (or '' or '<>', the null sender), and DSN
+ * values a server will take. */
+static int
+pst_sendmail_check(pst_sendmail_t *sm)
+{
+    char  *a;
+
+    if (sm->from != NULL && *sm->from != '\0'
+        && strcmp(sm->from, "<>") != 0)
+    {
+        a = pst_send_addr_spec(sm->from);
+        if (a == NULL || *a == '\0') {
+            pst_send_err("-f: not an address: \"%s\" (-f '<>' gives the "
+                         "null sender)\n", sm->from);
+            free(a);
+            return PST_SEND_USAGE;
+        }
+        free(a);
+    }
+    if (sm->notify != NULL && !pst_send_notify_ok(sm->notify)) {
+        pst_send_err("-N: never, or a comma-separated list of success, "
+                     "failure, delay (not \"%s\")\n", sm->notify);
+        return PST_SEND_USAGE;
+    }
+    if (sm->ret != NULL && strcasecmp(sm->ret, "full") != 0
+        && strcasecmp(sm->ret, "hdrs") != 0)
+    {
+        pst_send_err("-R: full or hdrs (not \"%s\")\n", sm->ret);
+        return PST_SEND_USAGE;
+    }
+    return PST_OK;
+}
+
+
+/* As getopt(3) with sendmail's letters: flags cluster (-ti is -t -i);
+ * a letter that takes a value ends the cluster, its value the rest of
+ * the argument or the next one (-fADDR, -f ADDR, -tf ADDR); -q takes
+ * one only attached (-q, -q30m). */
 static int
 pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv)
 {
     const char  *a, *v;
-    int          i;
+    int          i, rc;
 
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
-        a = argv[i] + 1;
-        if (strcmp(a, "-") == 0) {
+        if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
         }
-        v = NULL;
-        if (strchr("fFrNRVCBLh", *a) != NULL) {
-            /* an option with a value: -fADDR or -f ADDR */
-            v = a[1] ? a + 1 : (i + 1 < argc ? argv[++i] : NULL);
-            if (v == NULL) {
-                fprintf(stderr, "postern-sendmail: -%c needs a value\n",
-                        *a);
-                return PST_SEND_USAGE;
-            }
+        if (argv[i][1] == '-') {
+            continue;       /* --anything: ignored */
         }
-        switch (*a) {
-        case 't': sm->extract = 1; break;
-        case 'i': sm->dot = 0; break;
-        case 'v': sm->verbose = 1; break;
-        case 'f': case 'r': sm->from = v; break;
-        case 'F': sm->full_name = v; break;
-        case 'N': sm->notify = v; break;
-        case 'R': sm->ret = v; break;
-        case 'V': sm->envid = v; break;
-        case 'C': sm->conf = v; break;
-        case 'o':
-            if (strcmp(a, "oi") == 0) {
-                sm->dot = 0;
+        for (a = argv[i] + 1; *a != '\0'; a++) {
+            v = NULL;
+            if (*a == 'q') {
+                v = a + 1;
+            } else if (strchr(PST_SENDMAIL_VALUE, *a) != NULL) {
+                v = a[1] ? a + 1 : (i + 1 < argc ? argv[++i] : NULL);
+                if (v == NULL) {
+                    pst_send_err("-%c needs a value\n", *a);
+                    return PST_SEND_USAGE;
+                }
             }
-            break;      /* -oem, -odb, -oX...: ignored */
-        case 'q':
-            sm->mode = 'q';     /* -q, -q30m: run the maildrop once */
-            break;
-        case 'b':
-            if (strcmp(a, "bm") == 0 || strcmp(a, "bs") == 0
-                || strcmp(a, "bp") == 0)
-            {
-                sm->mode = a[1];
+            rc = pst_sendmail_opt(sm, *a, v);
+            if (rc != PST_OK) {
+                return rc;
+            }
+            if (v != NULL) {
                 break;
             }
-            fprintf(stderr, "postern-sendmail: -%s is not supported\n", a);
-            return PST_SEND_USAGE;
-        default:
-            break;      /* -B, -L, -d, -h, -n, -q...: ignored */
         }
     }
 
@@ -100,7 +166,7 @@ pst_sendmail_args(pst_sendmail_t *sm, int argc, char **argv)
             return PST_SEND_IOERR;
         }
     }
-    return PST_OK;
+    return pst_sendmail_check(sm);
 }
 
 
@@ -228,8 +294,10 @@ pst_sendmail_env(pst_sendmail_t *sm, pst_send_env_t *env)
     size_t   i;
     char    *a;
 
-    env->sender = sm->from ? pst_send_addr_spec(sm->from)
-                           : pst_sendmail_default_from();
+    /* -f '' and -f '<>' are the null sender, even with -t */
+    env->sender = sm->from == NULL ? pst_sendmail_default_from()
+                  : *sm->from == '\0' ? strdup("")
+                  : pst_send_addr_spec(sm->from);
     for (i = 0; i < sm->rcpts.n; i++) {
         a = pst_send_addr_spec(sm->rcpts.v[i]);
         if (a != NULL && *a) {

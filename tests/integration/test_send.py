@@ -1039,6 +1039,60 @@ smtp { server { listen {port2} submission; listen {port};
                            timeout=30)
         self.assertEqual(p.returncode, EX_USAGE, p.stderr)
 
+    def test_clustered_flags(self):
+        """-ti and -it are -t -i (as getopt(3) reads them); a letter
+        that takes a value ends the cluster (-itf ADDR)."""
+        srv = self.postern()
+        runs = (["-ti"], ["-it"], ["-itf", "root@client.test"])
+        for n, flags in enumerate(runs):
+            p = subprocess.run(
+                [SENDMAIL, "-C", srv.conffile] + flags, capture_output=True,
+                input=b"To: u@example.test\nSubject: %d\n\nline\n.\n"
+                      b"after the dot\n" % n, timeout=30)
+            self.assertEqual(p.returncode, 0, (flags, p.stderr))
+            wait_for(lambda: len(srv.queue_ids()) == n + 1,
+                     what="message %d queued" % n)
+        for qid in srv.queue_ids():
+            m = self.parse(srv.message(qid))
+            self.assertIn("after the dot", self.text(m), m["Subject"])
+            self.assertIn("u@example.test", srv.envelope(qid))
+            if m["Subject"] == "2":
+                self.assertIn("root@client.test", srv.envelope(qid))
+
+    def test_bad_sender_and_dsn_options(self):
+        """-f that is no address is refused (not sent as <>), and so are
+        -N and -R values a server would refuse; nothing is sent."""
+        srv = self.postern()
+        for args, what in ((["-f", "a b@client.test"], "-f"),
+                           (["-f", "<a@client.test"], "-f"),
+                           (["-f", "a@client.test>"], "-f"),
+                           (["-r", "x y"], "-f"),
+                           (["-N", "never,success"], "-N"),
+                           (["-N", "sometimes"], "-N"),
+                           (["-N", "success,,delay"], "-N"),
+                           (["-N", ""], "-N"),
+                           (["-R", "all"], "-R")):
+            p = subprocess.run([SENDMAIL, "-C", srv.conffile] + args
+                               + ["u@example.test"], capture_output=True,
+                               input=b"Subject: x\n\nx\n", timeout=30)
+            self.assertEqual(p.returncode, EX_USAGE, (args, p.stderr))
+            self.assertIn(b"postern-sendmail: " + what.encode(), p.stderr)
+        self.assertEqual(srv.queue_ids(), [])
+        # the null sender, spelled both ways, and good DSN values
+        for n, args in enumerate((["-f", "<>"], ["-f", ""],
+                                  ["-N", "success,DELAY", "-R", "hdrs"])):
+            p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-t"] + args,
+                               capture_output=True,
+                               input=b"From: a@client.test\n"
+                                     b"To: u@example.test\n\nx\n",
+                               timeout=30)
+            self.assertEqual(p.returncode, 0, (args, p.stderr))
+            wait_for(lambda: len(srv.queue_ids()) == n + 1,
+                     what="message %d queued" % n)
+        envs = [srv.envelope(q) for q in srv.queue_ids()]
+        self.assertEqual(sum("\nsender \n" in e for e in envs), 2, envs)
+        self.assertTrue(any("\nret HDRS\n" in e for e in envs), envs)
+
     def test_spool_while_postern_is_down(self):
         srv = self.postern()
         srv.stop()

@@ -201,6 +201,8 @@ static const struct {
       "--timeout" },
     { { "--from", "a@x", "--to", "b@x", "--notify", "SOMETIMES", NULL },
       "--notify" },
+    { { "--from", "a@x", "--to", "b@x", "--notify", "success,,delay",
+        NULL }, "--notify" },
     { { "--from", "a@x", "--to", "b@x", "--ret", "ALL", NULL }, "--ret" },
     { { "--from", "a@x", "--to", "b@x", "--header", "X", NULL },
       "--header" },
