@@ -42,7 +42,8 @@ class ManTest(unittest.TestCase):
 
     @unittest.skipUnless(have("man"), "man is not installed")
     def test_pages_format_without_warnings(self):
-        for page in ("postern.8", "postern.conf.5", "postern-modules.7"):
+        for page in ("postern.8", "postern.conf.5", "postern-modules.7",
+                     "postern-send.1", "postern-sendmail.8"):
             with self.subTest(page=page):
                 r = subprocess.run(["man", "-l", "--warnings", "-Tutf8",
                                     os.path.join(MAN, page)],
@@ -53,6 +54,26 @@ class ManTest(unittest.TestCase):
                 self.assertEqual(r.stderr, "")
                 # overstrike bold (X BS X) taken out
                 self.assertIn("NAME", re.sub(".\b", "", r.stdout))
+
+    def test_exit_status_lists_every_code(self):
+        """Every sysexits code the send programs can return (the EX_
+        names in core/send/) has an entry in the EXIT STATUS section of
+        postern-send(1) and of postern-sendmail(8), and no other."""
+        src = os.path.join(ROOT, "core", "send")
+        names = set()
+        for f in os.listdir(src):
+            with open(os.path.join(src, f)) as fh:
+                names |= set(re.findall(r"\bEX_[A-Z]+\b", fh.read()))
+        codes = {getattr(os, n) for n in names}
+        self.assertTrue({0, 64, 65, 66, 68, 78} <= codes, codes)
+        for page in ("postern-send.1", "postern-sendmail.8"):
+            with open(os.path.join(MAN, page)) as fh:
+                text = fh.read()
+            section = text.split("\n.SH EXIT STATUS\n")[1]
+            section = section.split("\n.SH ")[0]
+            listed = {int(n) for n in re.findall(r"^\.B (\d+)$", section,
+                                                 re.M)}
+            self.assertEqual(listed, codes, page)
 
 
 if __name__ == "__main__":
