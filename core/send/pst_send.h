@@ -124,7 +124,10 @@ int64_t pst_send_parse_time(const char *s);
 /* Write "Name: value" folded at 78 columns, value encoded per RFC 2047
  * when it holds non-ASCII or overlong words. */
 int pst_send_hdr_text(FILE *f, const char *name, const char *value);
-/* Write an address-list field; display names encoded or quoted. */
+/* Write an address-list field; display names encoded or quoted.
+ * PST_ERROR for a malformed address, PST_DECLINED for one too long to
+ * fit a line of 998 octets (RFC 5322 2.1.1); either way nothing is
+ * written. */
 int pst_send_hdr_addrs(FILE *f, const char *name, const pst_send_list_t *l);
 /* The bare address of "Name <addr>" or "addr": malloc'ed, or NULL when
  * there is none (or it holds CR, LF, NUL, spaces outside quotes). */

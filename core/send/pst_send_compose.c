@@ -36,6 +36,9 @@ static int pst_send_env_add(pst_send_env_t *env, const pst_send_list_t *l,
     char *err, size_t size);
 static int pst_send_load(const char *path, u_char **p, size_t *n,
     char *err, size_t size);
+static size_t pst_send_param_octet(char *out, u_char c);
+static int pst_send_addr_field(pst_send_cx_t *cx, const char *name,
+    const pst_send_list_t *l, const char *s);
 static int pst_send_headers(pst_send_cx_t *cx);
 static int pst_send_headers_more(pst_send_cx_t *cx);
 static int pst_send_message_id(pst_send_cx_t *cx);
@@ -44,6 +47,10 @@ static int pst_send_text_part(pst_send_cx_t *cx, const u_char *p, size_t n,
 static int pst_send_body(pst_send_cx_t *cx);
 static int pst_send_attachment(pst_send_cx_t *cx, const char *spec);
 static void pst_send_param(FILE *f, const char *param, const char *v);
+
+/* octets of a parameter value per line: " filename*12*=" and 60 stay
+ * within 78 columns */
+#define PST_SEND_PIECE  60
 static int pst_send_attach_spec(const char *spec, char **path,
     const char **type, const char **name, char **buf);
 static int pst_send_check_attachments(pst_send_cx_t *cx);
@@ -233,45 +240,79 @@ pst_send_message_id(pst_send_cx_t *cx)
 }
 
 
+/* An address field from a list, or (l NULL) from the string s; a
+ * precise error when it cannot be written. */
+static int
+pst_send_addr_field(pst_send_cx_t *cx, const char *name,
+    const pst_send_list_t *l, const char *s)
+{
+    pst_send_list_t  one = { NULL, 0, 0 };
+    int              rc;
+
+    if (l == NULL) {
+        if (pst_send_list_split(&one, s) != PST_OK) {
+            return PST_SEND_IOERR;
+        }
+        l = &one;
+    }
+    rc = pst_send_hdr_addrs(cx->f, name, l);
+    pst_send_list_free(&one);
+
+    if (rc == PST_DECLINED) {
+        snprintf(cx->err, cx->size, "%s: an address too long to fit a "
+                 "header line of %d octets (it cannot be folded)", name,
+                 PST_SEND_MAX_LINE);
+        return PST_SEND_USAGE;
+    }
+    if (rc != PST_OK) {
+        snprintf(cx->err, cx->size, "%s: a malformed address", name);
+        return PST_SEND_USAGE;
+    }
+    return PST_OK;
+}
+
+
 static int
 pst_send_headers(pst_send_cx_t *cx)
 {
     const pst_send_opts_t  *o = cx->o;
-    pst_send_list_t         one = { NULL, 0, 0 };
     u_char                  date[64];
     size_t                  n;
     int                     rc = PST_OK;
 
     if (o->date != NULL) {
-        rc |= pst_send_hdr_text(cx->f, "Date", o->date);
+        rc = pst_send_hdr_text(cx->f, "Date", o->date);
     } else {
         n = pst_rfc5322_date(time(NULL), date, sizeof(date));
         fprintf(cx->f, "Date: %.*s\r\n", (int) n, date);
     }
+    if (rc != PST_OK) {
+        snprintf(cx->err, cx->size, "a header field is malformed");
+        return PST_SEND_USAGE;
+    }
 
     if (o->from != NULL) {
-        rc |= pst_send_list_split(&one, o->from);
-        rc |= pst_send_hdr_addrs(cx->f, "From", &one);
-        pst_send_list_free(&one);
+        rc = pst_send_addr_field(cx, "From", NULL, o->from);
     }
-    if (o->reply_to != NULL) {
-        rc |= pst_send_list_split(&one, o->reply_to);
-        rc |= pst_send_hdr_addrs(cx->f, "Reply-To", &one);
-        pst_send_list_free(&one);
+    if (rc == PST_OK && o->reply_to != NULL) {
+        rc = pst_send_addr_field(cx, "Reply-To", NULL, o->reply_to);
     }
-    if (o->to.n > 0) {
-        rc |= pst_send_hdr_addrs(cx->f, "To", &o->to);
+    if (rc == PST_OK && o->to.n > 0) {
+        rc = pst_send_addr_field(cx, "To", &o->to, NULL);
     }
-    if (o->cc.n > 0) {
-        rc |= pst_send_hdr_addrs(cx->f, "Cc", &o->cc);
+    if (rc == PST_OK && o->cc.n > 0) {
+        rc = pst_send_addr_field(cx, "Cc", &o->cc, NULL);
     }
+    if (rc != PST_OK) {
+        return rc;
+    }
+
     if (o->subject != NULL) {
         rc |= pst_send_hdr_text(cx->f, "Subject", o->subject);
     }
     rc |= pst_send_message_id(cx);
-
     if (rc != PST_OK) {
-        snprintf(cx->err, cx->size, "a header address is malformed");
+        snprintf(cx->err, cx->size, "a header field is malformed");
         return PST_SEND_USAGE;
     }
     return pst_send_headers_more(cx);
@@ -282,11 +323,10 @@ static int
 pst_send_headers_more(pst_send_cx_t *cx)
 {
     const pst_send_opts_t  *o = cx->o;
-    pst_send_list_t         one = { NULL, 0, 0 };
     const char             *p, *v;
     char                    name[128];
     size_t                  i, n;
-    int                     rc = PST_OK;
+    int                     rc = PST_OK, arc;
 
     if (o->importance != NULL) {
         rc |= pst_send_hdr_text(cx->f, "Importance", o->importance);
@@ -298,10 +338,11 @@ pst_send_headers_more(pst_send_cx_t *cx)
         rc |= pst_send_hdr_text(cx->f, "Sensitivity", o->sensitivity);
     }
     if (o->read_receipt_to != NULL) {
-        rc |= pst_send_list_split(&one, o->read_receipt_to);
-        rc |= pst_send_hdr_addrs(cx->f, "Disposition-Notification-To",
-                                 &one);
-        pst_send_list_free(&one);
+        arc = pst_send_addr_field(cx, "Disposition-Notification-To", NULL,
+                                  o->read_receipt_to);
+        if (arc != PST_OK) {
+            return arc;
+        }
     }
 
     for (i = 0; i < o->headers.n; i++) {
@@ -377,25 +418,64 @@ pst_send_body(pst_send_cx_t *cx)
 }
 
 
-/* A parameter as name="v" (ASCII) or name*=UTF-8''%XX (RFC 2231). */
+/* One octet of an RFC 2231 value, as it is or %XX, into out (or only
+ * its length, out NULL). */
+static size_t
+pst_send_param_octet(char *out, u_char c)
+{
+    if (isalnum(c) || strchr("!#$&+-.^_`|~", c) != NULL) {
+        if (out != NULL) {
+            out[0] = (char) c;
+        }
+        return 1;
+    }
+    if (out != NULL) {
+        snprintf(out, 4, "%%%02X", c);
+    }
+    return 3;
+}
+
+
+/* A parameter as name="v" (short ASCII), name*=UTF-8''%XX (RFC 2231),
+ * or, when that would pass the fold column, RFC 2231 continuations
+ * (name*0*=UTF-8''..., name*1*=...) that never cut a UTF-8 character:
+ * a long file name never makes a line over 998 octets. */
 static void
 pst_send_param(FILE *f, const char *param, const char *v)
 {
-    const u_char  *p;
+    const u_char  *p = (const u_char *) v;
+    char           piece[PST_SEND_PIECE + 16];
+    size_t         k, n, j, need;
+    int            i;
 
-    if (pst_send_is_ascii((const u_char *) v, strlen(v))
-        && strpbrk(v, "\"\\\r\n") == NULL)
+    if (pst_send_is_ascii(p, strlen(v)) && strpbrk(v, "\"\\\r\n") == NULL
+        && strlen(param) + strlen(v) + 3 <= PST_SEND_PIECE)
     {
         fprintf(f, ";\r\n %s=\"%s\"", param, v);
         return;
     }
 
-    fprintf(f, ";\r\n %s*=UTF-8''", param);
-    for (p = (const u_char *) v; *p; p++) {
-        if (isalnum(*p) || strchr("!#$&+-.^_`|~", *p) != NULL) {
-            fputc(*p, f);
+    for (i = 0; *p != '\0'; i++) {
+        for (k = 0; *p != '\0'; p += n) {
+            /* one character: a lead octet and at most 3 more */
+            for (n = 1; n < 4 && (p[n] & 0xC0) == 0x80; n++) {
+                /* count */
+            }
+            for (need = 0, j = 0; j < n; j++) {
+                need += pst_send_param_octet(NULL, p[j]);
+            }
+            if (k > 0 && k + need > PST_SEND_PIECE) {
+                break;
+            }
+            for (j = 0; j < n; j++) {
+                k += pst_send_param_octet(piece + k, p[j]);
+            }
+        }
+        if (i == 0 && *p == '\0') {
+            fprintf(f, ";\r\n %s*=UTF-8''%.*s", param, (int) k, piece);
         } else {
-            fprintf(f, "%%%02X", *p);
+            fprintf(f, ";\r\n %s*%d*=%s%.*s", param, i, i ? "" : "UTF-8''",
+                    (int) k, piece);
         }
     }
 }
@@ -511,7 +591,8 @@ pst_send_check_attachments(pst_send_cx_t *cx)
             free(buf);
             return PST_SEND_USAGE;
         }
-        if (type != NULL && (strchr(type, '/') == NULL
+        /* RFC 6838 4.2: type and subtype at most 127 characters each */
+        if (type != NULL && (strchr(type, '/') == NULL || strlen(type) > 255
                              || strpbrk(type, " \t\r\n\";") != NULL))
         {
             snprintf(cx->err, cx->size, "--attach: bad type \"%s\"", type);

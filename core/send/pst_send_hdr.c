@@ -7,7 +7,8 @@
  * characters, or a word that could not fit in 998, becomes RFC 2047 "B"
  * encoded words of at most 75 characters, never splitting a UTF-8
  * sequence.  Address lists keep the addresses as they are and
- * encode or quote only the display names.
+ * encode or quote only the display names; an address too long for a
+ * line of 998 octets cannot be folded and is refused.
  */
 
 #include "pst_send.h"
@@ -106,9 +107,12 @@ int
 pst_send_hdr_text(FILE *f, const char *name, const char *value)
 {
     const char  *p, *w;
-    size_t       col, n = strlen(value);
+    size_t       col, n = strlen(value), max;
     int          encode;
 
+    /* the longest word that fits after "Name: " on the first line (or
+     * on a line of its own after a fold) */
+    max = PST_SEND_MAX_LINE - 2 - strlen(name);
     fputs(name, f);
     fputc(':', f);
     col = (strlen(name) + 1) | PST_SEND_FIRST;
@@ -126,8 +130,9 @@ pst_send_hdr_text(FILE *f, const char *name, const char *value)
         }
         /* a long word (a URL, a token) stays whole on a line of its
          * own: encoded words would break structured fields; only one
-         * that could pass 998 octets is encoded */
-        if (w - p > PST_SEND_MAX_LINE - 100) {
+         * that would pass 998 octets, even right after the field
+         * name, is encoded */
+        if ((size_t) (w - p) > max) {
             encode = 1;
         }
     }
@@ -323,7 +328,23 @@ pst_send_hdr_one_addr(FILE *f, const char *item, int last, size_t *col)
 int
 pst_send_hdr_addrs(FILE *f, const char *name, const pst_send_list_t *l)
 {
-    size_t  i, col;
+    size_t   i, col;
+    char    *a;
+
+    /* an address is never split: each must fit on a line, in the worst
+     * case right after "Name: " and with "<", ">," around it; checked
+     * before a byte is written */
+    for (i = 0; i < l->n; i++) {
+        a = pst_send_addr_spec(l->v[i]);
+        if (a == NULL) {
+            return PST_ERROR;
+        }
+        col = strlen(name) + 2 + strlen(a) + 3;
+        free(a);
+        if (col > PST_SEND_MAX_LINE) {
+            return PST_DECLINED;
+        }
+    }
 
     fputs(name, f);
     fputc(':', f);

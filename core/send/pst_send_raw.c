@@ -33,7 +33,7 @@ static int pst_send_raw_keep(pst_send_raw_t *r);
 static int pst_send_raw_field(pst_send_raw_t *r, const char *f, size_t n);
 static int pst_send_raw_rcpts(pst_send_raw_t *r, const char *v, size_t n);
 static int pst_send_raw_header(pst_send_raw_t *r);
-static void pst_send_raw_add(pst_send_raw_t *r, const char *full_name);
+static int pst_send_raw_add(pst_send_raw_t *r, const char *full_name);
 static int pst_send_raw_is_field(pst_send_raw_t *r);
 static int pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
     int blank);
@@ -223,13 +223,14 @@ pst_send_raw_header(pst_send_raw_t *r)
 }
 
 
-static void
+static int
 pst_send_raw_add(pst_send_raw_t *r, const char *full_name)
 {
     pst_send_list_t  one = { NULL, 0, 0 };
     u_char           date[64];
     char             rnd[17], host[256], *who;
     size_t           n;
+    int              rc = PST_OK;
 
     if (!r->has_date) {
         n = pst_rfc5322_date(time(NULL), date, sizeof(date));
@@ -244,8 +245,13 @@ pst_send_raw_add(pst_send_raw_t *r, const char *full_name)
             } else {
                 strcpy(who, r->env->sender);
             }
-            if (pst_send_list_add(&one, who) == PST_OK) {
-                pst_send_hdr_addrs(r->out, "From", &one);
+            if (pst_send_list_add(&one, who) == PST_OK
+                && pst_send_hdr_addrs(r->out, "From", &one) != PST_OK)
+            {
+                snprintf(r->err, r->size, "cannot add a From field for "
+                         "\"%.60s...\" in lines of %d octets", r->env->sender,
+                         PST_SEND_MAX_LINE);
+                rc = PST_ERROR;
             }
             pst_send_list_free(&one);
             free(who);
@@ -260,6 +266,7 @@ pst_send_raw_add(pst_send_raw_t *r, const char *full_name)
         fprintf(r->out, "Message-ID: <%lx.%s@%s>\r\n",
                 (unsigned long) time(NULL), rnd, host);
     }
+    return rc;
 }
 
 
@@ -293,8 +300,10 @@ pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
     if (pst_send_raw_header(r) != PST_OK) {
         return PST_ERROR;
     }
-    if (r->flags & PST_SEND_RAW_ADD) {
-        pst_send_raw_add(r, full_name);
+    if ((r->flags & PST_SEND_RAW_ADD)
+        && pst_send_raw_add(r, full_name) != PST_OK)
+    {
+        return PST_ERROR;
     }
     if (!blank) {
         fputs("\r\n", r->out);

@@ -241,6 +241,39 @@ class Compose(SendCase):
         self.assertLessEqual(max(len(x) for x in raw.split(b"\r\n")), 998)
         self.assertEqual(self.text(self.parse(raw)), text)
 
+    def test_long_header_input_folded(self):
+        """Header fields from long user input (a subject without a
+        space, 300 recipients, a long field name and value, a long file
+        name) never make a line over 998 octets and parse back the same;
+        an address that cannot fit is a clear usage error."""
+        s = self.sink()
+        subject = "s" * 2000
+        to = ["user%03d@example.test" % i for i in range(300)]
+        name = "\u00e9" * 300 + ".txt"
+        att = self.file("a.txt", b"attached\n")
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--from", "a@example.test", "--to", ",".join(to),
+            "--subject", subject, "--header", "X-" + "n" * 120 + ": "
+            + "v" * 898, "--attach", "%s;name=%s" % (att, name),
+            "--body", "x")
+        self.assertEqual(rc, EX_OK, err)
+        raw = s.messages[0][4]
+        self.assertLessEqual(max(len(x) for x in raw.split(b"\r\n")), 998)
+        m = self.parse(raw)
+        self.assertEqual(m["Subject"], subject)
+        self.assertEqual(len(m["To"].addresses), 300)
+        self.assertEqual(m["X-" + "n" * 120], "v" * 898)
+        self.assertEqual([p.get_filename() for p in m.iter_attachments()],
+                         [name])
+        for bad in ("x" * 1000 + "@example.test",
+                    "Name <%s@example.test>" % ("y" * 1000)):
+            rc, out, err = self.send("--from", "a@example.test", "--to",
+                                     bad, "--body", "x", "--print")
+            self.assertEqual(rc, EX_USAGE, err)
+            self.assertIn("cannot be folded", err)
+            self.assertEqual(out, "")
+
     def test_smtputf8_address(self):
         s = self.sink(enable_SMTPUTF8=True)
         rc, out, err = self.send(

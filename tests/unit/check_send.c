@@ -382,6 +382,51 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* bodies                                                              */
 
+/* Fields built from long user input: never a line over 998 octets;
+ * an address that cannot fit is refused before anything is written. */
+START_TEST(test_hdr_998)
+{
+    pst_send_list_t  l = { NULL, 0, 0 };
+    char             name[128], word[1000], addr[1000];
+    mem_t            m;
+    char            *s;
+
+    /* a long field name and a word that would fit after "Subject: " */
+    memset(name, 'N', 120);
+    name[120] = '\0';
+    memset(word, 'w', 898);
+    word[898] = '\0';
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_text(m.f, name, word), PST_OK);
+    s = mem_close(&m);
+    assert_lines(s, 998);
+    free(s);
+
+    /* the longest word that fits is kept whole */
+    memset(word, 'w', 989);
+    word[989] = '\0';
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_text(m.f, "Subject", word), PST_OK);
+    s = mem_close(&m);
+    assert_lines(s, 998);
+    ck_assert_msg(strstr(s, "=?") == NULL, "%.80s", s);
+    free(s);
+
+    /* an address too long for any line */
+    memset(addr, 'a', 990);
+    strcpy(addr + 990, "@x.test");
+    pst_send_list_split(&l, "ok@example.test");
+    pst_send_list_add(&l, addr);
+    mem_open(&m);
+    ck_assert_int_eq(pst_send_hdr_addrs(m.f, "To", &l), PST_DECLINED);
+    s = mem_close(&m);
+    ck_assert_str_eq(s, "");
+    free(s);
+    pst_send_list_free(&l);
+}
+END_TEST
+
+
 START_TEST(test_text_cte)
 {
     char  longline[1200];
@@ -733,6 +778,25 @@ START_TEST(test_raw_long_line)
 END_TEST
 
 
+START_TEST(test_raw_add_from_too_long)
+{
+    pst_send_env_t  env;
+    char           *out, err[256];
+
+    memset(&env, 0, sizeof(env));
+    env.sender = malloc(1100);
+    memset(env.sender, 's', 1000);
+    strcpy(env.sender + 1000, "@x.test");
+    ck_assert_int_eq(raw_run("Subject: x\n\nbody\n", PST_SEND_RAW_ADD,
+                             &env, &out, err), PST_SEND_DATAERR);
+    ck_assert_msg(strstr(err, "From") != NULL, "%s", err);
+    assert_lines(out, 998);
+    free(out);
+    pst_send_env_free(&env);
+}
+END_TEST
+
+
 START_TEST(test_split_server)
 {
     char  h[256], p[16];
@@ -816,6 +880,7 @@ suite_send(void)
     tcase_add_loop_test(tc, test_hdr_text_roundtrip, 0,
                         (int) (sizeof(hdr_values) / sizeof(hdr_values[0])));
     tcase_add_test(tc, test_hdr_addrs);
+    tcase_add_test(tc, test_hdr_998);
     tcase_add_test(tc, test_text_cte);
     tcase_add_test(tc, test_qp_roundtrip);
     tcase_add_test(tc, test_base64_file);
@@ -828,6 +893,7 @@ suite_send(void)
     tcase_add_test(tc, test_raw_extract);
     tcase_add_test(tc, test_raw_add_and_dot);
     tcase_add_test(tc, test_raw_long_line);
+    tcase_add_test(tc, test_raw_add_from_too_long);
     suite_add_tcase(s, tc);
 
     return s;
