@@ -957,6 +957,10 @@ typedef struct {
 #define PST_ROUTE_TLS_ENCRYPT    3         /* required, unverified */
 #define PST_ROUTE_TLS_VERIFY     4         /* required, chain and name */
 #define PST_ROUTE_TLS_IMPLICIT   5         /* TLS from the first byte */
+#define PST_ROUTE_TLS_DANE       6         /* DANE (RFC 7672) when the
+                                              hop's TLSA records are
+                                              secure, else may */
+#define PST_ROUTE_TLS_DANE_ONLY  7         /* DANE or no delivery */
 
 /* The route and everything it points to are valid during the call
  * only: copy what you keep. */

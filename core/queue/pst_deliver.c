@@ -40,7 +40,7 @@ static void pst_deliver_rset_done(pst_smtp_client_t *cl, void *data,
 static void pst_deliver_route_done(void *data, const pst_route_t *route);
 static void pst_deliver_reject(pst_dlv_t *d, const pst_str_t *reply);
 static char *pst_deliver_strdup(const char *s, int *failed);
-static void pst_deliver_connect(pst_dlv_t *d);
+static pst_dlv_tls_e pst_deliver_tls_mode(pst_dlv_t *d);
 static void pst_deliver_ready(pst_smtp_client_t *cl, void *data, int rc,
     const pst_smtp_reply_t *r);
 static void pst_deliver_send(pst_dlv_t *d);
@@ -138,6 +138,7 @@ pst_deliver_cancel(pst_dlv_t *d)
         d->router->cancel(d->route);
     }
     d->route = NULL;
+    pst_deliver_dane_forget(d);
     if (d->cl != NULL) {
         pst_smtp_client_abort(d->cl);
         d->cl = NULL;
@@ -271,6 +272,7 @@ pst_deliver_route_done(void *data, const pst_route_t *route)
     }
     d->route_flags = route->flags;
     d->route_tls = route->tls;
+    d->tls_mode = pst_deliver_tls_mode(d);
     k = 0;
     d->tls_name = pst_deliver_strdup(route->tls_name, &k);
     d->auth_user = pst_deliver_strdup(route->auth_user, &k);
@@ -291,6 +293,31 @@ pst_deliver_route_done(void *data, const pst_route_t *route)
     }
 
     pst_deliver_connect(d);
+}
+
+
+/* The destination's TLS policy: the route's own, else the first
+ * tls_policy rule that matches, else relay_tls. */
+static pst_dlv_tls_e
+pst_deliver_tls_mode(pst_dlv_t *d)
+{
+    static const pst_dlv_tls_e  route_tls[] = {
+        PST_DLV_TLS_MAY, PST_DLV_TLS_NONE, PST_DLV_TLS_MAY,
+        PST_DLV_TLS_ENCRYPT, PST_DLV_TLS_VERIFY, PST_DLV_TLS_IMPLICIT,
+        PST_DLV_TLS_DANE, PST_DLV_TLS_DANE_ONLY
+    };
+    int  p;
+
+    if (d->route_tls > PST_ROUTE_TLS_DEFAULT
+        && d->route_tls <= PST_ROUTE_TLS_DANE_ONLY)
+    {
+        return route_tls[d->route_tls];
+    }
+    p = pst_transport_tls_policy(pst_cycle, &d->dest);
+    if (p >= 0) {
+        return (pst_dlv_tls_e) p;
+    }
+    return (pst_dlv_tls_e) pst_deliver_conf(pst_cycle)->tls;
 }
 
 
@@ -328,18 +355,18 @@ pst_deliver_client_conf(pst_dlv_t *d, pst_smtp_client_conf_t *cc,
     } else {
         cc->helo_name = "localhost";
     }
-    cc->tls = (pst_smtpc_tls_e) conf->tls;
-    if (d->route_tls > PST_ROUTE_TLS_DEFAULT
-        && d->route_tls <= PST_ROUTE_TLS_IMPLICIT)
-    {
-        /* PST_ROUTE_TLS_NONE.. are PST_SMTPC_TLS_NONE.. plus one */
-        cc->tls = (pst_smtpc_tls_e) (d->route_tls - 1);
+    /* pst_deliver_dane() resolved DANE into one of the client's */
+    cc->tls = (pst_smtpc_tls_e) d->hop_tls;
+    if (d->ntlsa > 0 && d->hop_tls == PST_DLV_TLS_VERIFY) {
+        cc->tlsa = d->tlsa;
+        cc->ntlsa = d->ntlsa;
     }
     cc->ssl_ctx = pst_deliver_ssl_ctx();
     if (cc->ssl_ctx == NULL && cc->tls == PST_SMTPC_TLS_MAY) {
         cc->tls = PST_SMTPC_TLS_NONE;
     }
-    cc->tls_name = d->tls_name ? d->tls_name : (const char *) hop->name.data;
+    cc->tls_name = d->tls_name && cc->ntlsa == 0
+                   ? d->tls_name : (const char *) hop->name.data;
     cc->lmtp = (d->route_flags & PST_ROUTE_LMTP) != 0;
     if (d->auth_user != NULL) {
         cc->auth_mech = "auto";
@@ -390,15 +417,26 @@ pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
 
 
 /* Open the next hop; when none is left every recipient is deferred. */
-static void
+void
 pst_deliver_connect(pst_dlv_t *d)
 {
     pst_smtp_client_conf_t  cc;
     pst_nexthop_t          *hop;
+    int                     rc;
 
     while (d->hop < d->nhops) {
         hop = &d->hops[d->hop];
         pst_deliver_remote(d, hop);
+        rc = pst_deliver_dane(d, hop);
+        if (rc == PST_AGAIN) {
+            return;                 /* the TLSA answer calls us again */
+        }
+        if (rc == PST_DECLINED) {
+            pst_log_error(PST_LOG_INFO, 0, "deliver %.*s: %s",
+                          (int) d->dest.len, d->dest.data, d->why);
+            d->hop++;
+            continue;
+        }
         pst_deliver_client_conf(d, &cc, hop);
         d->cl = pst_smtp_client_open(&cc, (const struct sockaddr *) &hop->addr,
                                      hop->addrlen, pst_deliver_ready, d);
@@ -655,6 +693,7 @@ pst_deliver_free(pst_dlv_t *d)
         free(d->hops[i].name.data);
     }
     free(d->hops);
+    pst_deliver_dane_forget(d);
     free(d->tls_name);
     free(d->auth_user);
     if (d->auth_pass != NULL) {

@@ -14,6 +14,23 @@
 #include "pst_spool.h"
 
 
+/* A destination's outbound TLS policy (relay_tls, tls_policy, a
+ * route's own): the first five are the client's pst_smtpc_tls_e. */
+typedef enum {
+    PST_DLV_TLS_NONE = 0,
+    PST_DLV_TLS_MAY,
+    PST_DLV_TLS_ENCRYPT,
+    PST_DLV_TLS_VERIFY,
+    PST_DLV_TLS_IMPLICIT,
+    PST_DLV_TLS_DANE,           /* DANE when the TLSA records are secure,
+                                   else may (RFC 7672 2.2) */
+    PST_DLV_TLS_DANE_ONLY       /* DANE or nothing */
+} pst_dlv_tls_e;
+
+/* "none", "may", ... "dane-only" for a policy; its value by name, -1
+ * for an unknown one (names[0..n)). */
+extern const pst_conf_enum_t  pst_deliver_tls_policies[];
+
 typedef struct {
     /* in: recipient index in job->msg->env.rcpts */
     pst_uint_t        index;

@@ -2,7 +2,7 @@
  * pst_deliver_conf.c -- the delivery layer's main-level directives (a
  * built-in module, like the engine's):
  *
- *   relay_tls none|may|encrypt|verify;   STARTTLS to next hops (may)
+ *   relay_tls none|may|encrypt|verify|dane|dane-only;   to next hops (may)
  *   relay_tls_ca_file PATH;              CAs for verify (system store)
  *   relay_timeout STAGE TIME;            connect greeting helo mail rcpt
  *                                        data data_block data_done
@@ -32,11 +32,13 @@ static char *pst_deliver_conf_helo(pst_conf_t *cf,
     const pst_command_t *cmd, void *conf);
 
 
-static const pst_conf_enum_t  pst_deliver_tls_modes[] = {
-    { "none", PST_SMTPC_TLS_NONE },
-    { "may", PST_SMTPC_TLS_MAY },
-    { "encrypt", PST_SMTPC_TLS_ENCRYPT },
-    { "verify", PST_SMTPC_TLS_VERIFY },
+const pst_conf_enum_t  pst_deliver_tls_policies[] = {
+    { "none", PST_DLV_TLS_NONE },
+    { "may", PST_DLV_TLS_MAY },
+    { "encrypt", PST_DLV_TLS_ENCRYPT },
+    { "verify", PST_DLV_TLS_VERIFY },
+    { "dane", PST_DLV_TLS_DANE },
+    { "dane-only", PST_DLV_TLS_DANE_ONLY },
     { NULL, 0 }
 };
 
@@ -49,7 +51,8 @@ static const char  *pst_deliver_stages[PST_DLV_T_N] = {
 
 static const pst_command_t  pst_deliver_conf_commands[] = {
     { "relay_tls", PST_CONF_MAIN | PST_CONF_TAKE1,
-      pst_conf_set_enum_slot, PST_MAIN_CONF, DC(tls), pst_deliver_tls_modes },
+      pst_conf_set_enum_slot, PST_MAIN_CONF, DC(tls),
+      pst_deliver_tls_policies },
     { "relay_tls_ca_file", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_str_slot, PST_MAIN_CONF, DC(tls_ca_file), NULL },
     { "relay_timeout", PST_CONF_MAIN | PST_CONF_TAKE2,

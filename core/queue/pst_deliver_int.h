@@ -48,6 +48,17 @@ struct pst_dlv_s {
     unsigned                 route_flags; /* PST_ROUTE_LMTP */
     int                      route_tls;   /* PST_ROUTE_TLS_* */
     char                    *tls_name, *auth_user, *auth_pass;
+    /* outbound TLS: the destination's policy, then this hop's (DANE
+     * resolved by pst_deliver_dane.c, whose TLSA answer for one host
+     * name serves all its addresses) */
+    pst_dlv_tls_e            tls_mode;
+    pst_dlv_tls_e            hop_tls;
+    pst_dns_query_t         *dane_q;
+    char                     dane_name[300];  /* "_25._tcp.mx.host" */
+    unsigned                 dane_known:1;    /* answer for dane_name */
+    unsigned                 dane_skip:1;     /* ... says: not this host */
+    pst_ssl_tlsa_t          *tlsa;            /* malloc'ed, with data */
+    pst_uint_t               ntlsa;
     pst_smtp_client_t       *cl;
     pst_uint_t               uses;        /* messages sent on cl */
     int                      fd;          /* converted message, or -1 */
@@ -103,5 +114,14 @@ int pst_deliver_build_tx(pst_dlv_t *d);
 void pst_deliver_all(pst_dlv_t *d, pst_rcpt_state_e state, int code,
     const char *ecode, const char *fmt, ...) PST_PRINTF(5, 6);
 pst_ssl_ctx_t *pst_deliver_ssl_ctx(void);
+
+/* DANE for one hop (pst_deliver_dane.c): PST_OK with d->hop_tls (and
+ * d->tlsa) set; PST_AGAIN while the TLSA lookup runs (then
+ * pst_deliver_connect() is called again); PST_DECLINED: this hop must
+ * not be used (d->why says why).  forget(): the lookup cancelled, the
+ * records freed. */
+int pst_deliver_dane(pst_dlv_t *d, const pst_nexthop_t *hop);
+void pst_deliver_dane_forget(pst_dlv_t *d);
+void pst_deliver_connect(pst_dlv_t *d);
 
 #endif /* PST_DELIVER_INT_H */

@@ -8,6 +8,7 @@
 #include "pst_module.h"
 #include "pst_transport.h"
 #include "pst_route.h"
+#include "pst_deliver.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -34,12 +35,14 @@ typedef struct {
     pst_str_t                    transport; /* as written */
     pst_str_t                    nexthop;   /* may be empty */
     pst_str_t                    reply;     /* REJECT: "550 5.7.1 text" */
+    pst_dlv_tls_e                tls;       /* tls_policy rules */
     const char                  *file;
     pst_uint_t                   line;
 } pst_tr_rule_t;
 
 typedef struct {
     pst_array_t                 *rules;     /* pst_tr_rule_t */
+    pst_array_t                 *tls_rules; /* pst_tr_rule_t */
 } pst_tr_conf_t;
 
 
@@ -47,6 +50,8 @@ static void *pst_transport_create(pst_conf_t *cf);
 static char *pst_transport_init(pst_conf_t *cf, void *conf);
 static char *pst_transport_set(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
+static char *pst_transport_set_tls(pst_conf_t *cf,
+    const pst_command_t *cmd, void *conf);
 static char *pst_transport_key(pst_conf_t *cf, pst_tr_rule_t *r,
     const pst_str_t *key);
 static char *pst_transport_reject(pst_conf_t *cf, pst_tr_rule_t *r);
@@ -54,6 +59,7 @@ static int pst_transport_matches(const pst_tr_rule_t *r,
     const pst_str_t *addr, const pst_str_t *domain);
 static pst_module_entry_t *pst_transport_module_of(pst_cycle_t *cycle,
     const u_char *name, size_t len);
+static pst_tr_conf_t *pst_transport_conf(pst_cycle_t *cycle);
 
 static pcre2_match_data  *pst_tr_md;
 
@@ -61,6 +67,8 @@ static pcre2_match_data  *pst_tr_md;
 static const pst_command_t  pst_transport_commands[] = {
     { "transport", PST_CONF_MAIN | PST_CONF_2MORE,
       pst_transport_set, PST_MAIN_CONF, 0, NULL },
+    { "tls_policy", PST_CONF_MAIN | PST_CONF_TAKE2,
+      pst_transport_set_tls, PST_MAIN_CONF, 0, NULL },
     pst_null_command
 };
 
@@ -86,7 +94,8 @@ pst_transport_create(pst_conf_t *cf)
         return NULL;
     }
     c->rules = pst_array_create(cf->pool, 4, sizeof(pst_tr_rule_t));
-    return c->rules != NULL ? c : NULL;
+    c->tls_rules = pst_array_create(cf->pool, 4, sizeof(pst_tr_rule_t));
+    return c->rules != NULL && c->tls_rules != NULL ? c : NULL;
 }
 
 
@@ -149,6 +158,68 @@ pst_transport_set(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
         }
     }
     return PST_CONF_OK;
+}
+
+
+/* "tls_policy KEY POLICY;": the outbound TLS policy of the destinations
+ * that KEY matches (domain keys only). */
+static char *
+pst_transport_set_tls(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_tr_conf_t          *c = conf;
+    pst_str_t              *a = cf->args->elts;
+    pst_tr_rule_t          *r;
+    const pst_conf_enum_t  *e;
+    char                   *rv;
+
+    (void) cmd;
+
+    r = pst_array_push(c->tls_rules);
+    if (r == NULL) {
+        return PST_CONF_ERROR;
+    }
+    memset(r, 0, sizeof(*r));
+    r->file = pst_conf_position(cf, &r->line);
+    rv = pst_transport_key(cf, r, &a[1]);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+    if (r->match == PST_TR_RCPT) {
+        pst_conf_error(cf, "a TLS policy is per destination: \"%s\" is a"
+                       " recipient", a[1].data);
+        return PST_CONF_ERROR;
+    }
+    for (e = pst_deliver_tls_policies; e->name != NULL; e++) {
+        if (strlen(e->name) == a[2].len
+            && memcmp(e->name, a[2].data, a[2].len) == 0)
+        {
+            r->tls = (pst_dlv_tls_e) e->value;
+            return PST_CONF_OK;
+        }
+    }
+    pst_conf_error(cf, "unknown TLS policy \"%s\" (none, may, encrypt,"
+                   " verify, dane, dane-only)", a[2].data);
+    return PST_CONF_ERROR;
+}
+
+
+int
+pst_transport_tls_policy(pst_cycle_t *cycle, const pst_str_t *dest)
+{
+    pst_tr_conf_t  *c = pst_transport_conf(cycle);
+    pst_tr_rule_t  *r;
+    pst_uint_t      i;
+
+    if (c == NULL) {
+        return -1;
+    }
+    r = c->tls_rules->elts;
+    for (i = 0; i < c->tls_rules->nelts; i++) {
+        if (pst_transport_matches(&r[i], dest, dest)) {
+            return (int) r[i].tls;
+        }
+    }
+    return -1;
 }
 
 

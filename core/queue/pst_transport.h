@@ -49,4 +49,13 @@ size_t pst_transport_dest(pst_cycle_t *cycle, const pst_str_t *addr,
 int pst_transport_router(pst_cycle_t *cycle, const pst_str_t *dest,
     const pst_router_t **router, void **main_conf, pst_str_t *nexthop);
 
+/*
+ *   tls_policy KEY none|may|encrypt|verify|dane|dane-only;
+ *
+ * The outbound TLS policy of the destinations KEY matches (the keys of
+ * "transport" but a recipient), first match in the order written; the
+ * pst_dlv_tls_e value, or -1 when none matches (relay_tls applies).
+ */
+int pst_transport_tls_policy(pst_cycle_t *cycle, const pst_str_t *dest);
+
 #endif /* PST_TRANSPORT_H */

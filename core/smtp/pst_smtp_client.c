@@ -25,6 +25,8 @@
 static int pst_smtpc_conf(pst_smtp_client_t *cl,
     const pst_smtp_client_conf_t *conf);
 static const char *pst_smtpc_strdup(pst_pool_t *pool, const char *s);
+static int pst_smtpc_copy_tlsa(pst_smtp_client_t *cl,
+    const pst_smtp_client_conf_t *conf);
 static int pst_smtpc_connect(pst_smtp_client_t *cl, const char **why);
 static void pst_smtpc_handler(pst_event_t *ev);
 static void pst_smtpc_io(pst_smtp_client_t *cl);
@@ -146,6 +148,10 @@ pst_smtpc_conf(pst_smtp_client_t *cl, const pst_smtp_client_conf_t *conf)
         return PST_ERROR;
     }
 
+    if (pst_smtpc_copy_tlsa(cl, conf) != PST_OK) {
+        return PST_ERROR;
+    }
+
     if (conf->local != NULL) {
         if (conf->local_len > sizeof(struct sockaddr_storage)) {
             return PST_ERROR;
@@ -172,6 +178,38 @@ pst_smtpc_conf(pst_smtp_client_t *cl, const pst_smtp_client_conf_t *conf)
     cf->data_done_timeout = cf->data_done_timeout ? cf->data_done_timeout
                                                   : 600000;
 
+    return PST_OK;
+}
+
+
+/* The TLSA records into the client's pool (the caller's go away). */
+static int
+pst_smtpc_copy_tlsa(pst_smtp_client_t *cl, const pst_smtp_client_conf_t *conf)
+{
+    pst_ssl_tlsa_t  *rr;
+    u_char          *p;
+    pst_uint_t       i;
+
+    cl->conf.tlsa = NULL;
+    cl->conf.ntlsa = 0;
+    if (conf->ntlsa == 0) {
+        return PST_OK;
+    }
+    rr = pst_palloc(cl->pool, conf->ntlsa * sizeof(pst_ssl_tlsa_t));
+    if (rr == NULL) {
+        return PST_ERROR;
+    }
+    for (i = 0; i < conf->ntlsa; i++) {
+        rr[i] = conf->tlsa[i];
+        p = pst_palloc(cl->pool, rr[i].len ? rr[i].len : 1);
+        if (p == NULL) {
+            return PST_ERROR;
+        }
+        memcpy(p, conf->tlsa[i].data, rr[i].len);
+        rr[i].data = p;
+    }
+    cl->conf.tlsa = rr;
+    cl->conf.ntlsa = conf->ntlsa;
     return PST_OK;
 }
 
@@ -1102,7 +1140,10 @@ pst_smtpc_start_tls(pst_smtp_client_t *cl)
 {
     if (cl->conf.ssl_ctx == NULL
         || pst_ssl_create_connection(cl->c, cl->conf.ssl_ctx, 1,
-                                     cl->conf.tls_name) != PST_OK)
+                                     cl->conf.tls_name) != PST_OK
+        || (cl->conf.ntlsa > 0
+            && pst_ssl_set_dane(cl->c, cl->conf.tls_name, cl->conf.tlsa,
+                                cl->conf.ntlsa) <= 0))
     {
         pst_smtpc_fail(cl, "cannot start TLS");
         return;

@@ -56,6 +56,11 @@ typedef struct {
     pst_smtpc_tls_e     tls;
     pst_ssl_ctx_t      *ssl_ctx;        /* pst_ssl_client_ctx() */
     const char         *tls_name;       /* SNI / name to verify */
+    /* DANE (RFC 7672): with records, tls_name is the TLSA base domain
+     * and the usable records, not the CAs, authenticate the server;
+     * copied by open() */
+    const pst_ssl_tlsa_t *tlsa;
+    pst_uint_t          ntlsa;
     const struct sockaddr *local;       /* bind before connect, or NULL */
     socklen_t           local_len;
     /* 0: RFC 5321 4.5.3.2 (connect: 30 s) */

@@ -1250,3 +1250,12 @@ pst_ssl_error(pst_connection_t *c)
 {
     return c->ssl ? SC(c)->error : "";
 }
+
+
+/* The OpenSSL object of a TLS connection (an SSL *), for pst_ssl_dane.c;
+ * NULL before pst_ssl_create_connection(). */
+void *
+pst_ssl_object(pst_connection_t *c)
+{
+    return c->ssl != NULL ? SC(c)->ssl : NULL;
+}

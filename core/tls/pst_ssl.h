@@ -125,6 +125,32 @@ const char *pst_ssl_verify_error(pst_connection_t *c);
 /* Why the handshake or the last TLS call failed ("" if unknown). */
 const char *pst_ssl_error(pst_connection_t *c);
 
+/* The connection's SSL * (as void *), NULL before it has TLS state. */
+void *pst_ssl_object(pst_connection_t *c);
+
+/* DANE (RFC 7672, pst_ssl_dane.c): one TLSA record. */
+typedef struct {
+    uint8_t                      usage;     /* 2 DANE-TA, 3 DANE-EE */
+    uint8_t                      selector;  /* 0 certificate, 1 SPKI */
+    uint8_t                      mtype;     /* 0 full, 1 SHA-256, 2 SHA-512 */
+    const u_char                *data;
+    size_t                       len;
+} pst_ssl_tlsa_t;
+
+/* 1 when the record is one a mail client may use (RFC 7672 3.1: DANE-TA
+ * or DANE-EE, a known selector and matching type, the digest's length
+ * right). */
+int pst_ssl_tlsa_usable(const pst_ssl_tlsa_t *rr);
+/* After pst_ssl_create_connection() on a client connection, before the
+ * handshake: authenticate the peer by the usable records of rr[0..n)
+ * instead of the CAs (name: the TLSA base domain, the MX host, which
+ * is also the SNI and, for DANE-TA, the name checked).  Returns how many
+ * records were taken (0: none usable, the connection is unchanged), or
+ * -1 on an OpenSSL failure.  pst_ssl_verified() then says whether a
+ * record matched. */
+int pst_ssl_set_dane(pst_connection_t *c, const char *name,
+    const pst_ssl_tlsa_t *rr, pst_uint_t n);
+
 /* Bytes of a shared session cache zone for about n sessions. */
 size_t pst_ssl_session_zone_size(size_t n);
 

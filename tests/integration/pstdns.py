@@ -46,7 +46,7 @@ from pstest import free_port_udp
 ALG_ECDSAP256SHA256 = 13
 TTL = 300
 TYPES = {"A": 1, "NS": 2, "SOA": 6, "MX": 15, "AAAA": 28, "DS": 43,
-         "RRSIG": 46, "DNSKEY": 48}
+         "RRSIG": 46, "DNSKEY": 48, "TLSA": 52}
 
 
 def name_wire(name):
@@ -82,6 +82,10 @@ def rdata_of(rtype, value):
     if rtype == "MX":                   # "10 mx.example.test"
         pref, host = value.split()
         return struct.pack("!H", int(pref)) + name_wire(host)
+    if rtype == "TLSA":                 # "3 1 1 <hex>"
+        usage, selector, mtype, data = value.split()
+        return bytes([int(usage), int(selector), int(mtype)]) + \
+            bytes.fromhex(data)
     raise ValueError("unsupported type " + rtype)
 
 
