@@ -149,6 +149,9 @@ pst_bounce_one(pst_qopen_t *o, int a, const char *hostname)
     {
         r->notify = PST_NOTIFY_NEVER;
         env.smtputf8 = o->snap.smtputf8;
+        /* RFC 8689 5: a notification about a REQUIRETLS message goes
+         * back under REQUIRETLS too (and without its body: pst_dsn.c) */
+        env.requiretls = o->snap.requiretls;
         if (opts.eightbit) {
             pst_str_set(&env.body, "8BITMIME");
         }

@@ -84,6 +84,7 @@ pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
 {
     const pst_deliver_conf_t  *conf = pst_deliver_conf(pst_cycle);
     pst_dlv_t                 *d;
+    int                        tls_no;
 
     d = calloc(1, sizeof(pst_dlv_t) + dest->len + 1);
     if (d == NULL) {
@@ -103,8 +104,9 @@ pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
     job->dest_failed = 0;
     job->started = time(NULL);
 
+    d->requiretls = job->msg->env.requiretls ? 1 : 0;
     if (conf != NULL
-        && pst_deliver_received_count(job->msg) > conf->max_received)
+        && pst_deliver_received_count(job->msg, &tls_no) > conf->max_received)
     {
         pst_deliver_all(d, PST_RCPT_FAILED, 554, "5.4.6", "too many"
                         " Received: headers (over %ld): a mail loop?",
@@ -113,8 +115,12 @@ pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
         return d;
     }
 
-    d->cl = pst_deliver_cache_get(&d->dest, &d->uses, d->remote,
-                                  sizeof(d->remote));
+    /* RFC 8689 4.2.2: REQUIRETLS wins over the header */
+    d->tls_optional = tls_no && !d->requiretls;
+    d->cl = d->requiretls ? NULL
+                          : pst_deliver_cache_get(&d->dest, &d->uses,
+                                                  d->remote,
+                                                  sizeof(d->remote));
     if (d->cl != NULL) {
         d->reused = 1;
         pst_dlv_busy++;
@@ -311,13 +317,20 @@ pst_deliver_tls_mode(pst_dlv_t *d)
     if (d->route_tls > PST_ROUTE_TLS_DEFAULT
         && d->route_tls <= PST_ROUTE_TLS_DANE_ONLY)
     {
-        return route_tls[d->route_tls];
+        p = (int) route_tls[d->route_tls];
+    } else {
+        p = pst_transport_tls_policy(pst_cycle, &d->dest);
+        if (p < 0) {
+            p = (int) pst_deliver_conf(pst_cycle)->tls;
+        }
     }
-    p = pst_transport_tls_policy(pst_cycle, &d->dest);
-    if (p >= 0) {
-        return (pst_dlv_tls_e) p;
+    /* "TLS-Required: No": TLS tried, no policy enforced (RFC 8689 4.2.2) */
+    if (d->tls_optional && p != PST_DLV_TLS_NONE
+        && p != PST_DLV_TLS_IMPLICIT)
+    {
+        p = PST_DLV_TLS_MAY;
     }
-    return (pst_dlv_tls_e) pst_deliver_conf(pst_cycle)->tls;
+    return (pst_dlv_tls_e) p;
 }
 
 
@@ -434,6 +447,7 @@ pst_deliver_connect(pst_dlv_t *d)
         if (rc == PST_DECLINED) {
             pst_log_error(PST_LOG_INFO, 0, "deliver %.*s: %s",
                           (int) d->dest.len, d->dest.data, d->why);
+            d->rtls_fail += d->requiretls;
             d->hop++;
             continue;
         }
@@ -449,6 +463,14 @@ pst_deliver_connect(pst_dlv_t *d)
         d->hop++;
     }
 
+    if (d->requiretls && d->nhops > 0 && d->rtls_fail == d->nhops) {
+        /* every hop failed what REQUIRETLS asks: returned (RFC 8689) */
+        pst_deliver_all(d, PST_RCPT_FAILED, 550, "5.7.30", "REQUIRETLS"
+                        " support required: %s", d->why);
+        d->remote[0] = '\0';
+        pst_deliver_finish(d);
+        return;
+    }
     pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.4.1", "%s",
                     d->why[0] ? d->why : "no next hop could be tried");
     d->job->dest_failed = !d->alive;
@@ -465,12 +487,27 @@ pst_deliver_ready(pst_smtp_client_t *cl, void *data, int rc,
 
     (void) cl;
 
+    if (rc == PST_OK && d->requiretls
+        && !(pst_smtp_client_caps(cl) & PST_SMTP_CAP_REQUIRETLS))
+    {
+        d->alive = 1;
+        d->rtls_fail++;
+        snprintf(d->why, sizeof(d->why), "%s does not offer REQUIRETLS",
+                 d->remote);
+        pst_deliver_drop(d);
+        d->hop++;
+        pst_deliver_connect(d);
+        return;
+    }
+
     if (rc == PST_OK) {
         d->alive = 1;
         pst_deliver_event(d, PST_QEV_CONNECTED);
         pst_deliver_send(d);
         return;
     }
+
+    d->rtls_fail += d->requiretls && pst_smtp_client_tls_refused(cl);
 
     if (r->code != 0) {
         snprintf(d->why, sizeof(d->why), "%s said: %d %s%s%.*s", d->remote,

@@ -13,6 +13,11 @@
  *   TLSA bogus, SERVFAIL or timeout           skip the hop (2.2: a failed
  *                                             lookup must not downgrade)
  *
+ * A message with REQUIRETLS (RFC 8689 4.2.1), whatever the policy: a
+ * hop from an MX answer that was not DNSSEC-validated is skipped; a
+ * secure hop's usable TLSA records authenticate it (DANE), else its
+ * certificate must verify against the CAs and its name (PKIX).
+ *
  * A skipped hop is like one that refused the connection: the next is
  * tried, and the recipients are deferred when none is left.
  */
@@ -30,6 +35,7 @@ static void pst_deliver_dane_answer(void *data, const pst_dns_answer_t *a);
 static void pst_deliver_dane_records(pst_dlv_t *d,
     const pst_dns_answer_t *a);
 static int pst_deliver_dane_apply(pst_dlv_t *d);
+static int pst_deliver_dane_by_mx(pst_dlv_t *d);
 
 
 int
@@ -38,19 +44,33 @@ pst_deliver_dane(pst_dlv_t *d, const pst_nexthop_t *hop)
     char       name[300];
     in_port_t  port;
 
-    if (d->tls_mode != PST_DLV_TLS_DANE
-        && d->tls_mode != PST_DLV_TLS_DANE_ONLY)
+    if (hop->addr.ss_family != AF_INET && hop->addr.ss_family != AF_INET6) {
+        /* a local socket (LMTP): no DNS, nobody in the middle */
+        d->hop_tls = d->tls_mode >= PST_DLV_TLS_DANE ? PST_DLV_TLS_MAY
+                                                    : d->tls_mode;
+        return PST_OK;
+    }
+
+    if (d->requiretls) {
+        if (!hop->secure && pst_deliver_dane_by_mx(d)) {
+            /* RFC 8689 4.2.1: the MX lookup must be DNSSEC-validated */
+            snprintf(d->why, sizeof(d->why), "%s: REQUIRETLS and the MX"
+                     " answer was not DNSSEC-validated", d->remote);
+            return PST_DECLINED;
+        }
+        if (!hop->secure) {
+            d->hop_tls = PST_DLV_TLS_VERIFY;    /* a fixed host: PKIX */
+            return PST_OK;
+        }
+        /* else TLSA: DANE when there are records, PKIX when not */
+
+    } else if (d->tls_mode != PST_DLV_TLS_DANE
+               && d->tls_mode != PST_DLV_TLS_DANE_ONLY)
     {
         d->hop_tls = d->tls_mode;
         return PST_OK;
-    }
 
-    if (hop->addr.ss_family != AF_INET && hop->addr.ss_family != AF_INET6) {
-        d->hop_tls = PST_DLV_TLS_MAY;
-        return PST_OK;
-    }
-
-    if (!hop->secure) {
+    } else if (!hop->secure) {
         if (d->tls_mode == PST_DLV_TLS_DANE_ONLY) {
             snprintf(d->why, sizeof(d->why), "%s: no DNSSEC-secure MX and"
                      " address for DANE", d->remote);
@@ -178,6 +198,10 @@ pst_deliver_dane_apply(pst_dlv_t *d)
         d->hop_tls = PST_DLV_TLS_VERIFY;
         return PST_OK;
     }
+    if (d->requiretls) {
+        d->hop_tls = PST_DLV_TLS_VERIFY;        /* PKIX (RFC 8689 4.2.1) */
+        return PST_OK;
+    }
     if (d->ntlsa > 0) {
         d->hop_tls = PST_DLV_TLS_ENCRYPT;       /* RFC 7672 2.2 */
         return PST_OK;
@@ -189,4 +213,14 @@ pst_deliver_dane_apply(pst_dlv_t *d)
     }
     d->hop_tls = PST_DLV_TLS_MAY;
     return PST_OK;
+}
+
+
+/* 1 when the hops came from an MX lookup: a destination that is a
+ * domain (not "[addr]", not "transport:next hop"). */
+static int
+pst_deliver_dane_by_mx(pst_dlv_t *d)
+{
+    return d->dest.len > 0 && d->dest.data[0] != '['
+           && memchr(d->dest.data, ':', d->dest.len) == NULL;
 }

@@ -59,6 +59,11 @@ struct pst_dlv_s {
     unsigned                 dane_skip:1;     /* ... says: not this host */
     pst_ssl_tlsa_t          *tlsa;            /* malloc'ed, with data */
     pst_uint_t               ntlsa;
+    /* RFC 8689: REQUIRETLS asked (the hops that failed it counted), or
+     * "TLS-Required: No" in the header */
+    unsigned                 requiretls:1;
+    unsigned                 tls_optional:1;
+    pst_uint_t               rtls_fail;
     pst_smtp_client_t       *cl;
     pst_uint_t               uses;        /* messages sent on cl */
     int                      fd;          /* converted message, or -1 */
@@ -103,7 +108,7 @@ void pst_deliver_cache_flush(void);
  * convert(): the 7-bit downgrade into d->fd, or every
  * recipient failed 5.6.3 and PST_DECLINED; build_tx(): d->tx from the
  * envelope and job.  The client TLS context (NULL: no TLS). */
-int pst_deliver_received_count(pst_spool_msg_t *m);
+int pst_deliver_received_count(pst_spool_msg_t *m, int *tls_no);
 int pst_deliver_needs_utf8(pst_dlv_t *d);
 /* convert(): PST_AGAIN, then pst_deliver_converted() runs on the loop;
  * PST_DECLINED when the recipients were failed or deferred already. */

@@ -23,10 +23,11 @@ static pst_ssl_ctx_t  *pst_dlv_ssl;
 static int             pst_dlv_ssl_tried;
 
 static int pst_deliver_is_received(const u_char *p, size_t n);
+static int pst_deliver_is_tls_no(const u_char *p, size_t n);
 
 
 int
-pst_deliver_received_count(pst_spool_msg_t *m)
+pst_deliver_received_count(pst_spool_msg_t *m, int *tls_no)
 {
     static u_char   buf[PST_DLV_SCAN];
     pst_str_t      *h;
@@ -35,6 +36,7 @@ pst_deliver_received_count(pst_spool_msg_t *m)
     u_char         *p, *end, *nl;
     int             count = 0;
 
+    *tls_no = 0;
     h = m->env.prepend != NULL ? m->env.prepend->elts : NULL;
     for (i = 0; h != NULL && i < m->env.prepend->nelts; i++) {
         count += pst_deliver_is_received(h[i].data, h[i].len);
@@ -51,6 +53,8 @@ pst_deliver_received_count(pst_spool_msg_t *m)
         }
         count += pst_deliver_is_received(p, (size_t) (end - p));
         nl = memchr(p, '\n', (size_t) (end - p));
+        *tls_no |= pst_deliver_is_tls_no(p, nl ? (size_t) (nl - p)
+                                               : (size_t) (end - p));
         if (nl == NULL) {
             break;
         }
@@ -63,6 +67,29 @@ static int
 pst_deliver_is_received(const u_char *p, size_t n)
 {
     return n >= 9 && pst_strncasecmp(p, (u_char *) "Received:", 9) == 0;
+}
+
+
+/* "TLS-Required: No" (RFC 8689 3): the sender lets the message go
+ * without the recipient domain's TLS policy. */
+static int
+pst_deliver_is_tls_no(const u_char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' '
+                     || p[n - 1] == '\t'))
+    {
+        n--;
+    }
+    if (n < 15 || pst_strncasecmp(p, (u_char *) "TLS-Required:", 13) != 0) {
+        return 0;
+    }
+    p += 13;
+    n -= 13;
+    while (n > 0 && (*p == ' ' || *p == '\t')) {
+        p++;
+        n--;
+    }
+    return n == 2 && pst_strncasecmp(p, (u_char *) "No", 2) == 0;
 }
 
 
@@ -268,6 +295,9 @@ pst_deliver_mail_params(pst_dlv_t *d, pst_str_t *out)
     }
     if (env->smtputf8 && !d->no_utf8) {
         p = (u_char *) stpcpy((char *) p, " SMTPUTF8");
+    }
+    if (env->requiretls) {
+        p = (u_char *) stpcpy((char *) p, " REQUIRETLS");
     }
     if (env->ret.len > 0) {
         p = pst_deliver_param(p, " RET=", &env->ret, 0);

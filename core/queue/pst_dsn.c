@@ -867,7 +867,8 @@ pst_dsn_prepare(pst_dsn_ctx_t *d, const pst_spool_msg_t *m,
     pst_dsn_random(d->boundary + 10, sizeof(d->boundary) - 10);
 
     full_max = opts->full_max ? opts->full_max : PST_DSN_FULL_MAX;
-    ret_full = env->ret.len == 4
+    /* never the body of a REQUIRETLS message (RFC 8689 5) */
+    ret_full = env->ret.len == 4 && !env->requiretls
                && pst_strncasecmp(env->ret.data, (u_char *) "FULL", 4) == 0;
     d->full = ret_full && action == PST_DSN_FAILED
               && m->msg_len <= full_max;

@@ -73,6 +73,7 @@ typedef struct {
     pst_int_t                    chunking;
     pst_int_t                    smtputf8;
     pst_int_t                    dsn;
+    pst_int_t                    requiretls;
     pst_int_t                    reverse_lookup;
     pst_int_t                    max_connections;
     pst_int_t                    max_connections_per_ip;
@@ -135,6 +136,7 @@ typedef struct {
     int64_t                      size;       /* SIZE=, -1 if absent */
     pst_body_e                   body;
     unsigned                     smtputf8:1;
+    unsigned                     requiretls:1;   /* RFC 8689 */
     pst_ret_e                    ret;
     pst_str_t                    envid;      /* decoded */
     pst_str_t                    auth;       /* AUTH= decoded, "<>" */

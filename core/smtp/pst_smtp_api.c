@@ -584,6 +584,7 @@ pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
     env->sender = tx->sender;
     pst_tx_cstr(&env->body, bodies[tx->params.body]);
     env->smtputf8 = tx->params.smtputf8;
+    env->requiretls = tx->params.requiretls;
     if (tx->params.ret) {
         pst_tx_cstr(&env->ret, tx->params.ret == PST_RET_FULL ? "FULL"
                                                               : "HDRS");

@@ -381,6 +381,13 @@ pst_smtpc_free(pst_smtp_client_t *cl)
 /* ------------------------------------------------------------------ */
 /* Accessors                                                           */
 
+int
+pst_smtp_client_tls_refused(pst_smtp_client_t *cl)
+{
+    return cl->tls_refused;
+}
+
+
 unsigned
 pst_smtp_client_caps(pst_smtp_client_t *cl)
 {
@@ -1104,6 +1111,7 @@ pst_smtpc_after_ehlo(pst_smtp_client_t *cl)
         return;
     }
 
+    cl->tls_refused = 1;
     pst_smtpc_local_reply(cl, &r, 0, "", cl->conf.ssl_ctx == NULL
                           ? "TLS is required but no TLS context is set"
                           : "TLS is required but the server does not "
@@ -1172,6 +1180,7 @@ pst_smtpc_tls_done(pst_connection_t *c, int rc)
     cl->tls_verified = pst_ssl_verified(c) ? 1 : 0;
 
     if (cl->conf.tls == PST_SMTPC_TLS_VERIFY && !cl->tls_verified) {
+        cl->tls_refused = 1;
         e = pst_ssl_verify_error(c);
         pst_smtpc_fail(cl, pst_smtpc_reason(cl, "the certificate of %s did "
                        "not verify: %s", cl->peer, e ? e : "unknown"));

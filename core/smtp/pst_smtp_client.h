@@ -97,6 +97,10 @@ unsigned pst_smtp_client_caps(pst_smtp_client_t *cl);
 off_t pst_smtp_client_max_size(pst_smtp_client_t *cl);   /* 0: none */
 int pst_smtp_client_tls(pst_smtp_client_t *cl);          /* 1: encrypted */
 int pst_smtp_client_tls_verified(pst_smtp_client_t *cl);
+/* 1 when the connection failed its TLS policy (STARTTLS required but not
+ * offered, or a certificate that did not verify); valid after a ready
+ * callback with PST_ERROR, until abort(). */
+int pst_smtp_client_tls_refused(pst_smtp_client_t *cl);
 const char *pst_smtp_client_peer(pst_smtp_client_t *cl); /* "addr:port" */
 /* PST_SMTP_AUTH_* the server offered (added). */
 unsigned pst_smtp_client_auth_mechs(pst_smtp_client_t *cl);

@@ -130,6 +130,7 @@ struct pst_smtp_client_s {
     unsigned                     tls:1;
     unsigned                     tls_verified:1;
     unsigned                     tls_tried:1;
+    unsigned                     tls_refused:1; /* the TLS policy failed */
     unsigned                     ehlo:1;        /* EHLO (not HELO) worked */
 };
 

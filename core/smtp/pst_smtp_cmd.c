@@ -131,6 +131,10 @@ pst_smtp_helo_done(pst_session_t *s, pst_verdict_e v)
     if (conf->chunking) {
         n += snprintf(buf + n, sizeof(buf) - n, "250-CHUNKING\r\n");
     }
+    if (conf->requiretls && s->tls_facts != NULL) {
+        /* RFC 8689 2: only over TLS */
+        n += snprintf(buf + n, sizeof(buf) - n, "250-REQUIRETLS\r\n");
+    }
     n += snprintf(buf + n, sizeof(buf) - n, "250 HELP\r\n");
 
     pst_smtp_reply_raw(s, buf, (size_t) n);
@@ -308,7 +312,7 @@ pst_smtp_cmd_mail(pst_session_t *s)
     }
 
     if (!s->esmtp && (prm.size >= 0 || prm.body || prm.smtputf8 || prm.ret
-                      || prm.envid.data || prm.auth.data))
+                      || prm.envid.data || prm.auth.data || prm.requiretls))
     {
         pst_smtp_reply(s, 555, "5.5.4", "Error: parameters need EHLO");
         pst_smtp_tx_free(s);
@@ -316,7 +320,8 @@ pst_smtp_cmd_mail(pst_session_t *s)
     }
 
     if ((prm.smtputf8 && !conf->smtputf8)
-        || ((prm.ret || prm.envid.data) && !conf->dsn))
+        || ((prm.ret || prm.envid.data) && !conf->dsn)
+        || (prm.requiretls && (!conf->requiretls || s->tls_facts == NULL)))
     {
         pst_smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter");
         pst_smtp_tx_free(s);

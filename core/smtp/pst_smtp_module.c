@@ -121,6 +121,8 @@ static const pst_command_t  pst_smtp_commands[] = {
 
     { "smtp_dsn", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(dsn), NULL },
+    { "smtp_requiretls", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, SRV(requiretls), NULL },
 
     { "smtp_reverse_lookup", PST_CONF_ANY_SMTP | PST_CONF_FLAG,
       pst_conf_set_flag_slot, SRV(reverse_lookup), NULL },
@@ -186,6 +188,7 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->chunking = PST_CONF_UNSET;
     c->smtputf8 = PST_CONF_UNSET;
     c->dsn = PST_CONF_UNSET;
+    c->requiretls = PST_CONF_UNSET;
     c->reverse_lookup = PST_CONF_UNSET;
 
     return c;
@@ -254,6 +257,7 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
     pst_conf_merge_value(conf->chunking, prev->chunking, 1);
     pst_conf_merge_value(conf->smtputf8, prev->smtputf8, 1);
     pst_conf_merge_value(conf->dsn, prev->dsn, 1);
+    pst_conf_merge_value(conf->requiretls, prev->requiretls, 1);
     /* unset stays unset: on exactly when a resolver is configured */
     pst_conf_merge_value(conf->reverse_lookup, prev->reverse_lookup,
                          PST_CONF_UNSET);

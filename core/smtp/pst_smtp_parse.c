@@ -643,6 +643,13 @@ pst_smtp_parse_params(pst_pool_t *pool, u_char *p, u_char *end, int mail,
             }
             prm->smtputf8 = 1;
 
+        } else if (mail && KEY("REQUIRETLS")) {
+            SEEN(0x100);
+            if (val != NULL) {
+                goto bad;
+            }
+            prm->requiretls = 1;
+
         } else if (mail && KEY("RET")) {
             SEEN(0x08);
             if (val != NULL && vlen == 4

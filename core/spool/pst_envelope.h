@@ -51,7 +51,7 @@ struct pst_envelope_s {
     pst_str_t           tls, server, auth_param;
     pst_str_t           envid, ret, body;    /* DSN ENVID/RET, BODY= */
     int                 smtputf8;
-    int                 requiretls;      /* reserved */
+    int                 requiretls;      /* MAIL REQUIRETLS (RFC 8689) */
     int64_t             size;            /* -1: unknown */
     time_t              arrival_sec;
     long                arrival_usec;

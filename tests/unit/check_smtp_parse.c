@@ -732,6 +732,7 @@ typedef struct {
     unsigned                     notify;
     const char                  *orcpt_type;
     const char                  *orcpt;
+    unsigned                     requiretls;
 } param_case_t;
 
 #define P_ERR(code, text)        code, "5.5.4", text
@@ -794,6 +795,15 @@ static const param_case_t  param_cases[] = {
     { "SMTPUTF8 with a value", T(" SMTPUTF8=yes"), MAIL, INVALID },
     { "SMTPUTF8 twice", T(" SMTPUTF8 SMTPUTF8"), MAIL, DUPLICATE },
     { "SMTPUTF8 on RCPT", T(" SMTPUTF8"), RCPT, UNSUPPORTED },
+
+    /* REQUIRETLS (RFC 8689): a flag, MAIL only */
+    { "REQUIRETLS", T(" REQUIRETLS"), MAIL, P_OK, -1, 0, 0, 0, NULL, NULL,
+      0, NULL, NULL, 1 },
+    { "REQUIRETLS with SMTPUTF8", T(" SMTPUTF8 requiretls"), MAIL, P_OK, -1,
+      0, 1, 0, NULL, NULL, 0, NULL, NULL, 1 },
+    { "REQUIRETLS with a value", T(" REQUIRETLS=yes"), MAIL, INVALID },
+    { "REQUIRETLS twice", T(" REQUIRETLS requiretls"), MAIL, DUPLICATE },
+    { "REQUIRETLS on RCPT", T(" REQUIRETLS"), RCPT, UNSUPPORTED },
 
     /* RET and ENVID (RFC 3461) */
     { "RET=FULL", T(" RET=FULL"), MAIL, P_OK, -1, 0, 0, PST_RET_FULL },
@@ -952,6 +962,7 @@ START_TEST(test_parse_params)
     ck_assert_uint_eq(prm.notify, c->notify);
     check_str(c->name, "ORCPT type", &prm.orcpt_type, c->orcpt_type);
     check_str(c->name, "ORCPT", &prm.orcpt, c->orcpt);
+    ck_assert_uint_eq(prm.requiretls, c->requiretls);
 
 done:
 
