@@ -7,7 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 # build
 PKGS="build-essential pkg-config libssl-dev libpcre2-dev check
-libsubunit-dev libunbound-dev libevent-dev libcrypt-dev libidn2-dev"
+libsubunit-dev libunbound-dev libevent-dev libcrypt-dev libidn2-dev
+libcurl4-openssl-dev"
 # tests: real clients and peers, and the tools the tests use
 PKGS="$PKGS python3 procps iproute2 openssl postfix swaks msmtp dnsmasq-base
 python3-aiosmtpd python3-dnslib dovecot-core

@@ -40,7 +40,6 @@ static void pst_deliver_rset_done(pst_smtp_client_t *cl, void *data,
 static void pst_deliver_route_done(void *data, const pst_route_t *route);
 static void pst_deliver_reject(pst_dlv_t *d, const pst_str_t *reply);
 static char *pst_deliver_strdup(const char *s, int *failed);
-static pst_dlv_tls_e pst_deliver_tls_mode(pst_dlv_t *d);
 static void pst_deliver_ready(pst_smtp_client_t *cl, void *data, int rc,
     const pst_smtp_reply_t *r);
 static void pst_deliver_send(pst_dlv_t *d);
@@ -59,7 +58,13 @@ static void pst_deliver_send_tx(pst_dlv_t *d);
 int
 pst_deliver_init(pst_cycle_t *cycle)
 {
-    (void) cycle;
+    const pst_deliver_conf_t  *conf = pst_deliver_conf(cycle);
+
+    if (conf != NULL) {
+        pst_sts_configure((in_port_t) conf->sts_port, conf->sts_timeout,
+                          conf->tls_ca_file.len
+                          ? (const char *) conf->tls_ca_file.data : NULL);
+    }
     return PST_OK;
 }
 
@@ -145,6 +150,7 @@ pst_deliver_cancel(pst_dlv_t *d)
     }
     d->route = NULL;
     pst_deliver_dane_forget(d);
+    pst_deliver_sts_forget(d);
     if (d->cl != NULL) {
         pst_smtp_client_abort(d->cl);
         d->cl = NULL;
@@ -214,6 +220,14 @@ pst_deliver_resolve(pst_dlv_t *d)
         pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.5", "no transport"
                         " module \"%.*s\" is loaded", (int) nexthop.len,
                         nexthop.data);
+        pst_post_event(&d->post);
+        return;
+    }
+
+    if (pst_deliver_sts_start(d) == PST_ERROR) {
+        pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.0", "cannot look"
+                        " up the MTA-STS policy of %.*s now",
+                        (int) d->dest.len, d->dest.data);
         pst_post_event(&d->post);
         return;
     }
@@ -298,13 +312,17 @@ pst_deliver_route_done(void *data, const pst_route_t *route)
         d->nhops++;
     }
 
-    pst_deliver_connect(d);
+    if (d->sts_wait != NULL) {
+        d->routed = 1;              /* pst_deliver_sts_done() goes on */
+        return;
+    }
+    pst_deliver_go(d);
 }
 
 
 /* The destination's TLS policy: the route's own, else the first
  * tls_policy rule that matches, else relay_tls. */
-static pst_dlv_tls_e
+pst_dlv_tls_e
 pst_deliver_tls_mode(pst_dlv_t *d)
 {
     static const pst_dlv_tls_e  route_tls[] = {
@@ -426,6 +444,25 @@ pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
     snprintf(d->remote, sizeof(d->remote), "%.*s[%s]:%u",
              (int) pst_min(hop->name.len, 255), hop->name.data, addr,
              (unsigned) port);
+}
+
+
+void
+pst_deliver_go(pst_dlv_t *d)
+{
+    if (pst_deliver_sts_hops(d) == PST_DECLINED) {
+        pst_deliver_finish(d);
+        return;
+    }
+    pst_deliver_connect(d);
+}
+
+
+int
+pst_deliver_by_mx(pst_dlv_t *d)
+{
+    return d->dest.len > 0 && d->dest.data[0] != '['
+           && memchr(d->dest.data, ':', d->dest.len) == NULL;
 }
 
 
@@ -731,6 +768,7 @@ pst_deliver_free(pst_dlv_t *d)
     }
     free(d->hops);
     pst_deliver_dane_forget(d);
+    pst_deliver_sts_forget(d);
     free(d->tls_name);
     free(d->auth_user);
     if (d->auth_pass != NULL) {

@@ -24,7 +24,9 @@ typedef enum {
     PST_DLV_TLS_IMPLICIT,
     PST_DLV_TLS_DANE,           /* DANE when the TLSA records are secure,
                                    else may (RFC 7672 2.2) */
-    PST_DLV_TLS_DANE_ONLY       /* DANE or nothing */
+    PST_DLV_TLS_DANE_ONLY,      /* DANE or nothing */
+    PST_DLV_TLS_MTA_STS         /* the domain's MTA-STS policy when it
+                                   has one (RFC 8461), else may */
 } pst_dlv_tls_e;
 
 /* "none", "may", ... "dane-only" for a policy; its value by name, -1

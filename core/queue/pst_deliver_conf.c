@@ -39,6 +39,7 @@ const pst_conf_enum_t  pst_deliver_tls_policies[] = {
     { "verify", PST_DLV_TLS_VERIFY },
     { "dane", PST_DLV_TLS_DANE },
     { "dane-only", PST_DLV_TLS_DANE_ONLY },
+    { "mta-sts", PST_DLV_TLS_MTA_STS },
     { NULL, 0 }
 };
 
@@ -67,6 +68,10 @@ static const pst_command_t  pst_deliver_conf_commands[] = {
       pst_deliver_conf_source, PST_MAIN_CONF, 0, NULL },
     { "max_received_headers", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_num_slot, PST_MAIN_CONF, DC(max_received), NULL },
+    { "mta_sts_port", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_num_slot, PST_MAIN_CONF, DC(sts_port), NULL },
+    { "mta_sts_timeout", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, PST_MAIN_CONF, DC(sts_timeout), NULL },
     pst_null_command
 };
 
@@ -98,6 +103,8 @@ pst_deliver_conf_create(pst_conf_t *cf)
     c->reuse = PST_CONF_UNSET;
     c->idle = PST_CONF_UNSET_MSEC;
     c->max_received = PST_CONF_UNSET;
+    c->sts_port = PST_CONF_UNSET;
+    c->sts_timeout = PST_CONF_UNSET_MSEC;
     return c;
 }
 
@@ -121,6 +128,17 @@ pst_deliver_conf_init(pst_conf_t *cf, void *conf)
         c->idle = 5000;
     }
     pst_conf_merge_value(c->max_received, PST_CONF_UNSET, 100);
+    pst_conf_merge_value(c->sts_port, PST_CONF_UNSET, 443);
+    if (c->sts_timeout == PST_CONF_UNSET_MSEC) {
+        c->sts_timeout = 10000;
+    }
+    if (c->sts_port < 1 || c->sts_port > 65535 || c->sts_timeout < 1000
+        || c->sts_timeout > 60000)
+    {
+        pst_conf_error(cf, "mta_sts_port must be a port and mta_sts_timeout"
+                       " between 1s and 60s");
+        return PST_CONF_ERROR;
+    }
 
     if (c->reuse < 1 || c->reuse > 100000) {
         pst_conf_error(cf, "relay_connection_reuse must be between 1 and"

@@ -35,7 +35,6 @@ static void pst_deliver_dane_answer(void *data, const pst_dns_answer_t *a);
 static void pst_deliver_dane_records(pst_dlv_t *d,
     const pst_dns_answer_t *a);
 static int pst_deliver_dane_apply(pst_dlv_t *d);
-static int pst_deliver_dane_by_mx(pst_dlv_t *d);
 
 
 int
@@ -52,7 +51,7 @@ pst_deliver_dane(pst_dlv_t *d, const pst_nexthop_t *hop)
     }
 
     if (d->requiretls) {
-        if (!hop->secure && pst_deliver_dane_by_mx(d)) {
+        if (!hop->secure && pst_deliver_by_mx(d)) {
             /* RFC 8689 4.2.1: the MX lookup must be DNSSEC-validated */
             snprintf(d->why, sizeof(d->why), "%s: REQUIRETLS and the MX"
                      " answer was not DNSSEC-validated", d->remote);
@@ -63,6 +62,13 @@ pst_deliver_dane(pst_dlv_t *d, const pst_nexthop_t *hop)
             return PST_OK;
         }
         /* else TLSA: DANE when there are records, PKIX when not */
+
+    } else if (d->tls_mode == PST_DLV_TLS_MTA_STS) {
+        /* RFC 8461 4.2: enforce wants the certificate to verify for the
+         * MX host's name; testing and no policy: opportunistic */
+        d->hop_tls = d->sts.mode == PST_STS_ENFORCE ? PST_DLV_TLS_VERIFY
+                                                    : PST_DLV_TLS_MAY;
+        return PST_OK;
 
     } else if (d->tls_mode != PST_DLV_TLS_DANE
                && d->tls_mode != PST_DLV_TLS_DANE_ONLY)
@@ -215,12 +221,3 @@ pst_deliver_dane_apply(pst_dlv_t *d)
     return PST_OK;
 }
 
-
-/* 1 when the hops came from an MX lookup: a destination that is a
- * domain (not "[addr]", not "transport:next hop"). */
-static int
-pst_deliver_dane_by_mx(pst_dlv_t *d)
-{
-    return d->dest.len > 0 && d->dest.data[0] != '['
-           && memchr(d->dest.data, ':', d->dest.len) == NULL;
-}

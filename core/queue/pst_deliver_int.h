@@ -11,6 +11,7 @@
 #include "pst_spool.h"
 #include "pst_smtp_client.h"
 #include "pst_qio.h"
+#include "pst_mta_sts.h"
 
 enum {
     PST_DLV_T_CONNECT = 0, PST_DLV_T_GREETING, PST_DLV_T_HELO,
@@ -29,6 +30,8 @@ typedef struct {
     struct sockaddr_storage      source_sa;
     socklen_t                    source_len;
     pst_int_t                    max_received;
+    pst_int_t                    sts_port;   /* MTA-STS fetch: 443 */
+    pst_msec_t                   sts_timeout;
 } pst_deliver_conf_t;
 
 #include "pst_deliver.h"
@@ -64,6 +67,10 @@ struct pst_dlv_s {
     unsigned                 requiretls:1;
     unsigned                 tls_optional:1;
     pst_uint_t               rtls_fail;
+    /* MTA-STS (pst_deliver_sts.c): the lookup running, the policy */
+    void                    *sts_wait;
+    pst_sts_policy_t         sts;           /* mode NONE: no policy */
+    unsigned                 routed:1;      /* hops known, sts awaited */
     pst_smtp_client_t       *cl;
     pst_uint_t               uses;        /* messages sent on cl */
     int                      fd;          /* converted message, or -1 */
@@ -127,6 +134,22 @@ pst_ssl_ctx_t *pst_deliver_ssl_ctx(void);
  * records freed. */
 int pst_deliver_dane(pst_dlv_t *d, const pst_nexthop_t *hop);
 void pst_deliver_dane_forget(pst_dlv_t *d);
+
+/* MTA-STS for an attempt (pst_deliver_sts.c).  start(): under the
+ * mta-sts policy, the destination domain's policy: PST_OK (known, or
+ * not wanted), PST_AGAIN (d->sts_wait; pst_deliver_go() runs when it
+ * is known and the hops are), PST_ERROR.  hops(): an enforced
+ * policy's MX patterns applied to the hops; PST_DECLINED when none is
+ * left (every recipient deferred).  forget(): cancelled, freed. */
+int pst_deliver_sts_start(pst_dlv_t *d);
+int pst_deliver_sts_hops(pst_dlv_t *d);
+void pst_deliver_sts_forget(pst_dlv_t *d);
+/* The route and the policy are known: filter the hops, connect. */
+void pst_deliver_go(pst_dlv_t *d);
+/* 1 when the hops came from an MX lookup (a destination that is a
+ * domain). */
+int pst_deliver_by_mx(pst_dlv_t *d);
+pst_dlv_tls_e pst_deliver_tls_mode(pst_dlv_t *d);
 void pst_deliver_connect(pst_dlv_t *d);
 
 #endif /* PST_DELIVER_INT_H */

@@ -27,14 +27,17 @@ deb=${1:?usage: deb-test.sh postern_VERSION_ARCH.deb}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$top/objs/deb-root
 mkdir -p "$work"
-tar=${PST_DEB_ROOT_TAR:-$work/bookworm.tar}
+# the libraries the package links besides a minimal root's (the root
+# is made again when this list changes: its name is in the file name)
+libs=openssl,adduser,libunbound8,libcurl4
+tar=${PST_DEB_ROOT_TAR:-$work/bookworm-$(echo "$libs" | cksum | cut -d' ' -f1).tar}
 root=$work/root
 mirror=${PST_DEB_MIRROR:-http://deb.debian.org/debian}
 
 if [ ! -f "$tar" ]; then
     echo "deb-test: making a Debian 12 root with debootstrap (once)"
     rm -rf "$work/bootstrap"
-    debootstrap --variant=minbase --include=openssl,adduser,libunbound8 \
+    debootstrap --variant=minbase --include="$libs" \
         bookworm "$work/bootstrap" "$mirror" > "$work/debootstrap.log" 2>&1 \
         || { echo "deb-test: SKIPPED: debootstrap could not make a root here"\
                   "(no mirror reachable?), see $work/debootstrap.log" >&2

@@ -32,5 +32,6 @@ Suite *suite_metrics(void);
 Suite *suite_queue_event(void);
 Suite *suite_sched(void);
 Suite *suite_hostlist(void);
+Suite *suite_mta_sts(void);
 
 #endif
