@@ -8,8 +8,9 @@
  *   pst_send_mime.c      body encodings (7bit/8bit/quoted-printable,
  *                        streamed base64), content types by file name
  *   pst_send_compose.c   the message: headers, MIME structure, parts
- *   pst_send_raw.c       ready messages (--raw, -t): line checks, the
- *                        recipients taken from the header, Bcc removed
+ *   pst_send_raw.c       ready messages (--raw, -t): line checks, long
+ *                        lines re-encoded, the recipients taken from
+ *                        the header, Bcc removed
  *   pst_send_smtp.c      one SMTP session with pst_smtp_client: the
  *                        transaction, VRFY/EXPN, trail, results, JSON
  *   pst_send_queue.c     --queue DIR / --process-queue DIR
@@ -148,6 +149,16 @@ pst_send_cte_e pst_send_text_cte(const u_char *p, size_t n, int allow_8bit);
 /* Write text with LF or CRLF line ends as CRLF lines in encoding cte. */
 int pst_send_text_write(FILE *f, const u_char *p, size_t n,
     pst_send_cte_e cte);
+/* Quoted-printable, streamed: a line may come in any number of pieces
+ * (pst_send_qp_put), then its end (pst_send_qp_eol).  Encoded lines are
+ * at most 76 columns; white space before a line end is encoded. */
+typedef struct {
+    FILE                   *f;
+    size_t                  col;
+    u_char                  ws;         /* a space or tab held back */
+} pst_send_qp_t;
+void pst_send_qp_put(pst_send_qp_t *q, const u_char *p, size_t n);
+void pst_send_qp_eol(pst_send_qp_t *q);
 /* Stream a file in base64, 76 columns: PST_OK, or PST_ERROR. */
 int pst_send_base64_file(FILE *f, int fd);
 const char *pst_send_guess_type(const char *name);
@@ -168,11 +179,14 @@ void pst_send_random_hex(char *buf, size_t n);
 #define PST_SEND_RAW_EXTRACT  1     /* -t: recipients from To/Cc/Bcc */
 #define PST_SEND_RAW_ADD      2     /* add From/Date/Message-ID if none */
 #define PST_SEND_RAW_DOT      4     /* a line "." ends the input */
-/* Copy a ready message from fd into f as CRLF lines; fail on a line
- * over 998 octets.  With EXTRACT the To/Cc/Bcc fields give recipients
- * (added to env) and Bcc is left out; with ADD, From (env->sender and
- * full_name), Date and Message-ID are added when missing.  PST_OK or a
- * PST_SEND_* exit code with a message in err. */
+/* Copy a ready message from fd into f (a file open for reading and
+ * writing) as CRLF lines.  A header line over 998 octets fails; a body
+ * line that long makes the body quoted-printable when its Content-Type
+ * and Content-Transfer-Encoding allow it, and fails otherwise.  With
+ * EXTRACT the To/Cc/Bcc fields give recipients (added to env) and Bcc
+ * is left out; with ADD, From (env->sender and full_name), Date and
+ * Message-ID are added when missing.  PST_OK or a PST_SEND_* exit code
+ * with a message in err. */
 int pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     const char *full_name, char *err, size_t size);
 

@@ -14,6 +14,7 @@
 #define PST_SEND_QP_LINE    76
 #define PST_SEND_B64_IN     (57 * 1024)
 
+static void pst_send_qp_out(pst_send_qp_t *q, u_char c, int literal);
 static void pst_send_qp_line(FILE *f, const u_char *p, size_t n);
 
 static const struct {
@@ -104,37 +105,75 @@ pst_send_text_cte(const u_char *p, size_t n, int allow_8bit)
 }
 
 
+/* One encoded octet (1 or 3 characters), after a soft line break when
+ * it would not leave room for the break's "=". */
+static void
+pst_send_qp_out(pst_send_qp_t *q, u_char c, int literal)
+{
+    static const char  hex[] = "0123456789ABCDEF";
+    char               enc[3];
+    size_t             k;
+
+    if (literal) {
+        enc[0] = (char) c;
+        k = 1;
+    } else {
+        enc[0] = '=';
+        enc[1] = hex[c >> 4];
+        enc[2] = hex[c & 0x0f];
+        k = 3;
+    }
+    if (q->col + k > PST_SEND_QP_LINE - 1) {
+        fputs("=\r\n", q->f);
+        q->col = 0;
+    }
+    fwrite(enc, 1, k, q->f);
+    q->col += k;
+}
+
+
+void
+pst_send_qp_put(pst_send_qp_t *q, const u_char *p, size_t n)
+{
+    size_t  i;
+    u_char  c;
+
+    for (i = 0; i < n; i++) {
+        c = p[i];
+        if (q->ws) {
+            /* white space is literal unless it ends the line */
+            pst_send_qp_out(q, q->ws, 1);
+            q->ws = 0;
+        }
+        if (c == ' ' || c == '\t') {
+            q->ws = c;
+            continue;
+        }
+        pst_send_qp_out(q, c, c >= 33 && c <= 126 && c != '=');
+    }
+}
+
+
+void
+pst_send_qp_eol(pst_send_qp_t *q)
+{
+    if (q->ws) {
+        pst_send_qp_out(q, q->ws, 0);
+        q->ws = 0;
+    }
+    fputs("\r\n", q->f);
+    q->col = 0;
+}
+
+
 /* One input line (no line end) as quoted-printable lines of <= 76. */
 static void
 pst_send_qp_line(FILE *f, const u_char *p, size_t n)
 {
-    static const char  hex[] = "0123456789ABCDEF";
-    char                enc[4];
-    size_t              i, col = 0, k;
-    u_char              c;
+    pst_send_qp_t  q = { f, 0, 0 };
 
-    for (i = 0; i < n; i++) {
-        c = p[i];
-        if ((c >= 33 && c <= 126 && c != '=')
-            || ((c == ' ' || c == '\t') && i + 1 < n))
-        {
-            enc[0] = (char) c;
-            k = 1;
-        } else {
-            enc[0] = '=';
-            enc[1] = hex[c >> 4];
-            enc[2] = hex[c & 0x0f];
-            k = 3;
-        }
-        /* room for the soft break's "=" */
-        if (col + k > PST_SEND_QP_LINE - 1) {
-            fputs("=\r\n", f);
-            col = 0;
-        }
-        fwrite(enc, 1, k, f);
-        col += k;
-    }
-    fputs("\r\n", f);
+    pst_send_qp_put(&q, p, n);
+    pst_send_qp_eol(&q);
 }
 
 

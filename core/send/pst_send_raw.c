@@ -3,29 +3,56 @@
  * postern-sendmail reads on its standard input.
  *
  * The bytes are copied line by line into the output with CRLF line
- * ends; a line over 998 octets is refused (it cannot be sent raw and a
- * ready message is not ours to re-encode).  The header section is held
- * (at most 1 MiB) so that -t can read To/Cc/Bcc, drop Bcc, and sendmail
- * can add the fields a message must have.
+ * ends.  The header section is held (at most 1 MiB) so that -t can read
+ * To/Cc/Bcc, drop Bcc, and sendmail can add the fields a message must
+ * have.
+ *
+ * No line over 998 octets (RFC 5322 2.1.1) is ever written.  A header
+ * line that long is refused.  A body line that long makes the body
+ * quoted-printable (RFC 2045 6.7) when its MIME fields allow it: no
+ * Content-Type, or one that is neither multipart nor message, and a
+ * Content-Transfer-Encoding of 7bit, 8bit or binary (or none).  The
+ * switch happens at the first long line: the body written so far is
+ * read back from the output and encoded into a second temporary file,
+ * the rest of the input follows it there, and at the end the header
+ * (with MIME-Version, Content-Type and Content-Transfer-Encoding) and
+ * that body replace what was written.  Lines are read in pieces of at
+ * most 1000 octets, so memory stays bounded whatever their length; a
+ * piece that continues a line is never the "." that ends the input.
  */
 
 #include "pst_send.h"
 
 #define PST_SEND_MAX_HEADER  (1024 * 1024)
+/* a piece of a line: a full piece always means a line over 998 */
+#define PST_SEND_RAW_PIECE   (PST_SEND_MAX_LINE + 2)
 
 typedef struct {
     FILE               *in;
     FILE               *out;
     pst_send_env_t     *env;
     unsigned            flags;
-    char                line[PST_SEND_MAX_LINE + 3];
+    char                line[PST_SEND_RAW_PIECE];
     size_t              len;
     int                 eof;
+    int                 more;       /* the line goes on after this piece */
+    int                 cont;       /* this piece continues a line */
     char               *hdr;
     size_t              hlen, hcap;
     int                 has_from, has_date, has_msgid;
     char               *err;
     size_t              size;
+    int                 code;       /* the exit code on failure */
+    /* re-encoding a body with long lines */
+    off_t               hstart;     /* where the header starts in out */
+    off_t               bstart;     /* where the body starts in out */
+    int                 n_ctype, n_cte, has_mimever;
+    char                no_qp[160]; /* why the body cannot be, or "" */
+    pst_send_qp_t       qp;         /* qp.f: the encoded body, or NULL */
+    char               *qhdr;       /* the header as written */
+    size_t              qhlen;
+    unsigned            need;       /* UTF-8 continuation bytes due */
+    int                 body8, bad_utf8;
 } pst_send_raw_t;
 
 static int pst_send_raw_line(pst_send_raw_t *r);
@@ -35,21 +62,42 @@ static int pst_send_raw_rcpts(pst_send_raw_t *r, const char *v, size_t n);
 static int pst_send_raw_header(pst_send_raw_t *r);
 static int pst_send_raw_add(pst_send_raw_t *r, const char *full_name);
 static int pst_send_raw_is_field(pst_send_raw_t *r);
-static int pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
-    int blank);
+static int pst_send_raw_end_header(pst_send_raw_t *r,
+    const char *full_name);
+static void pst_send_raw_mime(pst_send_raw_t *r, int ctype, const char *v,
+    size_t n);
+static int pst_send_raw_body(pst_send_raw_t *r);
+static void pst_send_raw_qp_feed(pst_send_raw_t *r, const u_char *p,
+    size_t n, int eol);
+static int pst_send_raw_qp_begin(pst_send_raw_t *r);
+static int pst_send_raw_qp_end(pst_send_raw_t *r);
+static int pst_send_raw_loop(pst_send_raw_t *r, const char *full_name);
 
 
-/* One line without its line end into r->line: 1, 0 at the end. */
+/* One line without its line end into r->line, or a piece of one: 1,
+ * or 0 at the end.  A line over 998 octets comes in pieces of 1000 with
+ * r->more set, the last one with r->cont set only. */
 static int
 pst_send_raw_line(pst_send_raw_t *r)
 {
     int  c;
 
     r->len = 0;
+    r->cont = r->more;
+    r->more = 0;
     if (r->eof) {
         return 0;
     }
     for ( ;; ) {
+        if (r->len == PST_SEND_RAW_PIECE) {
+            /* a CR last may be the line end's: the next piece has it */
+            if (r->line[r->len - 1] == '\r') {
+                ungetc('\r', r->in);
+                r->len--;
+            }
+            r->more = 1;
+            return 1;
+        }
         c = getc_unlocked(r->in);
         if (c == EOF) {
             r->eof = 1;
@@ -57,11 +105,6 @@ pst_send_raw_line(pst_send_raw_t *r)
         }
         if (c == '\n') {
             break;
-        }
-        if (r->len > PST_SEND_MAX_LINE) {
-            snprintf(r->err, r->size, "a line of the message is over %d "
-                     "octets", PST_SEND_MAX_LINE);
-            return -1;
         }
         r->line[r->len++] = (char) c;
         if (c >= 0x80) {
@@ -71,10 +114,9 @@ pst_send_raw_line(pst_send_raw_t *r)
     if (r->len > 0 && r->line[r->len - 1] == '\r') {
         r->len--;
     }
-    if (r->len > PST_SEND_MAX_LINE) {
-        snprintf(r->err, r->size, "a line of the message is over %d octets",
-                 PST_SEND_MAX_LINE);
-        return -1;
+    if (r->cont) {
+        /* the end of a long line: never the "." that ends the input */
+        return 1;
     }
     if ((r->flags & PST_SEND_RAW_DOT) && r->len == 1 && r->line[0] == '.') {
         r->eof = 1;
@@ -168,6 +210,11 @@ pst_send_raw_field(pst_send_raw_t *r, const char *f, size_t n)
     r->has_date |= PST_IS("Date");
     r->has_msgid |= PST_IS("Message-ID");
     bcc = PST_IS("Bcc");
+    r->has_mimever |= PST_IS("MIME-Version");
+    if (PST_IS("Content-Type") || PST_IS("Content-Transfer-Encoding")) {
+        pst_send_raw_mime(r, PST_IS("Content-Type"), f + name + 1,
+                          n - name - 1);
+    }
 
     if ((r->flags & PST_SEND_RAW_EXTRACT) && r->env->sender == NULL
         && PST_IS("From"))
@@ -291,11 +338,10 @@ pst_send_raw_is_field(pst_send_raw_t *r)
 
 
 /* The header ends (at the blank line, or at a first line of text that
- * then gets a blank line before it): out with it, and the added
- * fields. */
+ * then gets a blank line before it): out with it, the added fields and
+ * the blank line. */
 static int
-pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
-    int blank)
+pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name)
 {
     if (pst_send_raw_header(r) != PST_OK) {
         return PST_ERROR;
@@ -305,8 +351,269 @@ pst_send_raw_end_header(pst_send_raw_t *r, const char *full_name,
     {
         return PST_ERROR;
     }
-    if (!blank) {
-        fputs("\r\n", r->out);
+    fputs("\r\n", r->out);
+    r->bstart = r->hstart == -1 ? -1 : ftello(r->out);
+    return PST_OK;
+}
+
+
+/* A Content-Type or Content-Transfer-Encoding field: may a body with
+ * a line over 998 octets be re-encoded?  Not a multipart or message
+ * entity (its parts, not it, carry encodings: RFC 2046 5), nor one
+ * already encoded (RFC 2045 6.4: encodings do not nest). */
+static void
+pst_send_raw_mime(pst_send_raw_t *r, int ctype, const char *v, size_t n)
+{
+    char    tok[64];
+    size_t  i = 0;
+
+    /* the first token: white space, folding and comments skipped */
+    while (n > 0 && strchr(" \t\r\n(", *v) != NULL) {
+        if (*v == '(') {
+            while (n > 0 && *v != ')') {
+                v++, n--;
+            }
+        }
+        if (n > 0) {
+            v++, n--;
+        }
+    }
+    while (n > 0 && i < sizeof(tok) - 1 && strchr(" \t\r\n;(", *v) == NULL) {
+        tok[i++] = *v++;
+        n--;
+    }
+    tok[i] = '\0';
+
+    if (ctype) {
+        if (r->n_ctype++ > 0) {
+            snprintf(r->no_qp, sizeof(r->no_qp), "more than one "
+                     "Content-Type field");
+        } else if (strncasecmp(tok, "multipart/", 10) == 0
+                   || strncasecmp(tok, "message/", 8) == 0)
+        {
+            snprintf(r->no_qp, sizeof(r->no_qp), "its Content-Type is %s",
+                     tok);
+        }
+        return;
+    }
+    if (r->n_cte++ > 0) {
+        snprintf(r->no_qp, sizeof(r->no_qp), "more than one "
+                 "Content-Transfer-Encoding field");
+    } else if (strcasecmp(tok, "7bit") != 0 && strcasecmp(tok, "8bit") != 0
+               && strcasecmp(tok, "binary") != 0)
+    {
+        snprintf(r->no_qp, sizeof(r->no_qp), "it is already encoded "
+                 "(Content-Transfer-Encoding: %s)", tok);
+    }
+}
+
+
+/* A line (or a piece of one) of the body. */
+static int
+pst_send_raw_body(pst_send_raw_t *r)
+{
+    if (r->qp.f == NULL) {
+        if (!r->more && !r->cont && r->len <= PST_SEND_MAX_LINE) {
+            fwrite(r->line, 1, r->len, r->out);
+            fputs("\r\n", r->out);
+            return PST_OK;
+        }
+        if (pst_send_raw_qp_begin(r) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+    pst_send_raw_qp_feed(r, (u_char *) r->line, r->len, !r->more);
+    return PST_OK;
+}
+
+
+/* Text into the quoted-printable body, its charset checked on the way:
+ * US-ASCII, UTF-8, or neither. */
+static void
+pst_send_raw_qp_feed(pst_send_raw_t *r, const u_char *p, size_t n,
+    int eol)
+{
+    size_t  i;
+    u_char  c;
+
+    for (i = 0; i < n; i++) {
+        c = p[i];
+        if (r->need > 0) {
+            if ((c & 0xc0) == 0x80) {
+                r->need--;
+                continue;
+            }
+            r->bad_utf8 = 1;
+            r->need = 0;
+        }
+        if (c < 0x80) {
+            continue;
+        }
+        r->body8 = 1;
+        if (c >= 0xc2 && c <= 0xdf) {
+            r->need = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            r->need = 2;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            r->need = 3;
+        } else {
+            r->bad_utf8 = 1;
+        }
+    }
+    pst_send_qp_put(&r->qp, p, n);
+    if (eol) {
+        r->bad_utf8 |= r->need > 0;
+        r->need = 0;
+        pst_send_qp_eol(&r->qp);
+    }
+}
+
+
+/* The first line over 998 octets: the header written so far is kept
+ * aside, the body written so far goes, encoded, into a temporary file,
+ * and the output is cut back to where the header started. */
+static int
+pst_send_raw_qp_begin(pst_send_raw_t *r)
+{
+    char     *line = NULL;
+    size_t    cap = 0;
+    ssize_t   n;
+    FILE     *t;
+
+    if (r->no_qp[0] != '\0' || r->bstart == -1) {
+        snprintf(r->err, r->size, "a line of the body is over %d octets "
+                 "(RFC 5322 2.1.1) and cannot be re-encoded as "
+                 "quoted-printable: %s", PST_SEND_MAX_LINE,
+                 r->no_qp[0] ? r->no_qp : "the output is not a file");
+        return PST_ERROR;
+    }
+    r->code = PST_SEND_IOERR;
+    if (pst_send_tmpfile(&t, r->err, r->size) != PST_OK) {
+        return PST_ERROR;
+    }
+    r->qp.f = t;
+    r->qhlen = (size_t) (r->bstart - r->hstart);
+    r->qhdr = malloc(r->qhlen);
+    if (r->qhdr == NULL || fflush(r->out) != 0
+        || fseeko(r->out, r->hstart, SEEK_SET) != 0
+        || fread(r->qhdr, 1, r->qhlen, r->out) != r->qhlen)
+    {
+        snprintf(r->err, r->size, "cannot re-read the message: %s",
+                 strerror(errno));
+        return PST_ERROR;
+    }
+    /* the body so far: lines of at most 998 octets, each with CRLF */
+    while ((n = getline(&line, &cap, r->out)) >= 2) {
+        pst_send_raw_qp_feed(r, (u_char *) line, (size_t) n - 2, 1);
+    }
+    free(line);
+    if (ferror(r->out) || ftruncate(fileno(r->out), r->hstart) != 0
+        || fseeko(r->out, r->hstart, SEEK_SET) != 0)
+    {
+        snprintf(r->err, r->size, "cannot rewrite the message: %s",
+                 strerror(errno));
+        return PST_ERROR;
+    }
+    r->code = PST_SEND_DATAERR;
+    return PST_OK;
+}
+
+
+/* The header as written (Content-Transfer-Encoding left out), the MIME
+ * fields of the new body, then that body. */
+static int
+pst_send_raw_qp_end(pst_send_raw_t *r)
+{
+    const char  *p = r->qhdr, *end = r->qhdr + r->qhlen, *q;
+    char         buf[65536];
+    size_t       n;
+
+    while (p < end && *p != '\r') {
+        for (q = p; q < end; q++) {
+            if (*q == '\n' && (q + 1 == end || (q[1] != ' ' && q[1] != '\t')))
+            {
+                q++;
+                break;
+            }
+        }
+        if (strncasecmp(p, "Content-Transfer-Encoding:", 26) != 0) {
+            fwrite(p, 1, (size_t) (q - p), r->out);
+        }
+        p = q;
+    }
+    if (!r->has_mimever) {
+        fputs("MIME-Version: 1.0\r\n", r->out);
+    }
+    if (r->n_ctype == 0) {
+        fprintf(r->out, "Content-Type: text/plain; charset=%s\r\n",
+                !r->body8 ? "us-ascii"
+                          : !r->bad_utf8 ? "utf-8" : "unknown-8bit");
+    }
+    fputs("Content-Transfer-Encoding: quoted-printable\r\n\r\n", r->out);
+
+    /* the body is 7-bit now: 8BITMIME only for the header's sake */
+    r->env->eightbit = !pst_send_is_ascii((u_char *) r->qhdr, r->qhlen);
+
+    r->code = PST_SEND_IOERR;
+    if (fflush(r->qp.f) != 0) {
+        snprintf(r->err, r->size, "temporary file: %s", strerror(errno));
+        return PST_ERROR;
+    }
+    rewind(r->qp.f);
+    while ((n = fread(buf, 1, sizeof(buf), r->qp.f)) > 0) {
+        if (fwrite(buf, 1, n, r->out) != n) {
+            snprintf(r->err, r->size, "cannot write the message: %s",
+                     strerror(errno));
+            return PST_ERROR;
+        }
+    }
+    if (ferror(r->qp.f)) {
+        snprintf(r->err, r->size, "temporary file: %s", strerror(errno));
+        return PST_ERROR;
+    }
+    r->code = PST_SEND_DATAERR;
+    return PST_OK;
+}
+
+
+/* Line by line: the header held, then the body. */
+static int
+pst_send_raw_loop(pst_send_raw_t *r, const char *full_name)
+{
+    int  rc, in_header = 1;
+
+    while ((rc = pst_send_raw_line(r)) == 1) {
+        if (in_header && !r->cont && pst_send_raw_is_field(r)) {
+            if (r->more || r->len > PST_SEND_MAX_LINE) {
+                snprintf(r->err, r->size, "a header line is over %d octets "
+                         "(RFC 5322 2.1.1)", PST_SEND_MAX_LINE);
+                return PST_ERROR;
+            }
+            if (pst_send_raw_keep(r) != PST_OK) {
+                return PST_ERROR;
+            }
+            continue;
+        }
+        if (in_header) {
+            in_header = 0;
+            if (pst_send_raw_end_header(r, full_name) != PST_OK) {
+                return PST_ERROR;
+            }
+            if (r->len == 0 && !r->more) {
+                continue;               /* the blank line: written */
+            }
+        }
+        if (pst_send_raw_body(r) != PST_OK) {
+            return PST_ERROR;
+        }
+    }
+
+    if (rc == 0 && in_header) {
+        /* only a header, or nothing */
+        return pst_send_raw_end_header(r, full_name);
+    }
+    if (r->qp.f != NULL) {
+        return pst_send_raw_qp_end(r);
     }
     return PST_OK;
 }
@@ -317,7 +624,7 @@ pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     const char *full_name, char *err, size_t size)
 {
     pst_send_raw_t  r;
-    int             rc, in_header = 1;
+    int             rc;
 
     memset(&r, 0, sizeof(r));
     r.in = fdopen(dup(fd), "r");
@@ -330,38 +637,20 @@ pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     r.flags = flags;
     r.err = err;
     r.size = size;
+    r.code = PST_SEND_DATAERR;
+    r.hstart = ftello(f);
 
-    while ((rc = pst_send_raw_line(&r)) == 1) {
-        if (in_header && pst_send_raw_is_field(&r)) {
-            if (pst_send_raw_keep(&r) != PST_OK) {
-                rc = -1;
-                break;
-            }
-            continue;
-        }
-        if (in_header) {
-            in_header = 0;
-            if (pst_send_raw_end_header(&r, full_name, r.len == 0)
-                != PST_OK)
-            {
-                rc = -1;
-                break;
-            }
-        }
-        fwrite(r.line, 1, r.len, f);
-        fputs("\r\n", f);
-    }
-
-    if (rc == 0 && in_header) {
-        /* only a header, or nothing */
-        rc = pst_send_raw_end_header(&r, full_name, 0) == PST_OK ? 0 : -1;
-    }
+    rc = pst_send_raw_loop(&r, full_name);
 
     fclose(r.in);
+    if (r.qp.f != NULL) {
+        fclose(r.qp.f);
+    }
+    free(r.qhdr);
     free(r.hdr);
 
-    if (rc == -1) {
-        return PST_SEND_DATAERR;
+    if (rc != PST_OK) {
+        return r.code;
     }
     if (fflush(f) != 0 || ferror(f)) {
         snprintf(err, size, "cannot write the message: %s", strerror(errno));

@@ -310,12 +310,44 @@ class Compose(SendCase):
         self.assertEqual(raw, msg.replace(b"Bcc: secret@example.test\n", b"")
                          .replace(b"\n", b"\r\n"))
 
+    def test_raw_long_line_quoted_printable(self):
+        """A body line over 998 octets (RFC 5322 2.1.1): the body goes
+        quoted-printable, which gives the same text back."""
+        s = self.sink()
+        body = ("x" * 1200 + " caf\u00e9 = end \nshort\n").encode()
+        msg = (b"From: a@example.test\nTo: b@example.test\n"
+               b"Subject: long\n\n" + body)
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--raw", "-", "-t", stdin=msg)
+        self.assertEqual(rc, EX_OK, err)
+        _, rcpts, mail_options, _, raw = s.messages[0]
+        self.assertEqual(rcpts, ["b@example.test"])
+        self.assertLessEqual(max(len(x) for x in raw.split(b"\r\n")), 76)
+        self.assertNotIn("BODY=8BITMIME", mail_options)
+        m = self.parse(raw)
+        self.assertEqual(m["MIME-Version"], "1.0")
+        self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(m.get_content_type(), "text/plain")
+        self.assertEqual(m.get_content_charset(), "utf-8")
+        self.assertEqual(self.text(m), body.decode())
+
     def test_raw_line_too_long(self):
-        path = self.file("m.eml", b"Subject: x\n\n" + b"y" * 1200 + b"\n")
-        rc, out, err = self.send("--raw", path, "--to", "b@example.test",
-                                 "--from", "a@example.test", "--print")
-        self.assertEqual(rc, EX_DATAERR)
-        self.assertIn("998", err)
+        """A MIME structure that the body's encoding cannot change, or a
+        header line: 65, and why."""
+        for head, why in (
+                (b"Content-Type: multipart/mixed; boundary=b\n\n",
+                 "multipart/mixed"),
+                (b"Content-Transfer-Encoding: base64\n\n", "base64"),
+                (b"X-Long: " + b"h" * 1000 + b"\n\n", "header line")):
+            path = self.file("m.eml", b"Subject: x\n" + head + b"y" * 1200
+                             + b"\n")
+            rc, out, err = self.send("--raw", path, "--to", "b@example.test",
+                                     "--from", "a@example.test", "--print")
+            self.assertEqual(rc, EX_DATAERR, err)
+            self.assertIn("998", err)
+            self.assertIn(why, err)
+            self.assertEqual(out, "")
 
 
 class Progress(SendCase):
@@ -1072,6 +1104,32 @@ smtp { server { listen {port2} submission; listen {port};
                            timeout=30)
         self.assertEqual(p.returncode, EX_USAGE, p.stderr)
 
+    def test_long_line_and_the_dot_left_over(self):
+        """Without -i, a line "." ends the message; the "." left over
+        at the end of a long line read in pieces does not."""
+        srv = self.postern()
+        body = b"x" * 2000 + b".\nafter\n"
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "u@example.test"],
+                           input=b"Subject: long\n\n" + body
+                           + b".\nignored\n", capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
+        raw = srv.message(qid)
+        self.assertNotIn(b"ignored", raw)
+        m = self.parse(raw)
+        self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(m.get_content_charset(), "us-ascii")
+        self.assertEqual(self.text(m), body.decode())
+        # a multipart message cannot be changed: 65, nothing sent
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-i",
+                            "u@example.test"], capture_output=True,
+                           input=b"Content-Type: multipart/mixed; "
+                           b"boundary=b\n\n" + body, timeout=30)
+        self.assertEqual(p.returncode, EX_DATAERR, p.stderr)
+        self.assertIn(b"multipart/mixed", p.stderr)
+        self.assertEqual(len(srv.queue_ids()), 1)
+
     def test_clustered_flags(self):
         """-ti and -it are -t -i (as getopt(3) reads them); a letter
         that takes a value ends the cluster (-itf ADDR)."""
@@ -1286,6 +1344,40 @@ class Big(SendCase):
         self.assertLess(peak, 32 * 1024, "postern-send peak RSS %d KiB"
                         % peak)
         print("\npostern-send %d MiB attachment: peak RSS %d KiB"
+              % (self.MB, peak))
+
+
+    def test_long_line_streamed(self):
+        """A message of one line of MB MiB: re-encoded as
+        quoted-printable in pieces, never held in memory."""
+        path = os.path.join(self.dir, "line.eml")
+        piece = b"0123456789abcdef=" * 61681      # about 1 MiB, no LF
+        with open(path, "wb") as f:
+            f.write(b"Subject: one line\n\n")
+            for i in range(self.MB):
+                f.write(piece)
+            f.write(b"\n")
+        meter = ("import resource, subprocess, sys\n"
+                 "p = subprocess.Popen(sys.argv[1:], "
+                 "stdout=subprocess.PIPE)\n"
+                 "size = longest = 0\n"
+                 "for line in p.stdout:\n"
+                 "    size += len(line)\n"
+                 "    longest = max(longest, len(line.rstrip(b'\\r\\n')))\n"
+                 "rc = p.wait()\n"
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN)"
+                 ".ru_maxrss, rc, size, longest)\n")
+        rc, out, err = self.send(
+            "-c", meter, SEND, "--raw", path, "--from", "a@example.test",
+            "--to", "b@example.test", "--print", prog="/usr/bin/python3",
+            timeout=300)
+        peak, rc, size, longest = (int(x) for x in out.split()[-4:])
+        self.assertEqual(rc, EX_OK, err)
+        self.assertLessEqual(longest, 76)
+        self.assertGreater(size, self.MB * len(piece))
+        self.assertLess(peak, 32 * 1024, "postern-send peak RSS %d KiB"
+                        % peak)
+        print("\npostern-send a line of %d MiB: peak RSS %d KiB"
               % (self.MB, peak))
 
 

@@ -683,20 +683,32 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* ready messages                                                      */
 
+/* pst_send_raw() from in (a file: no pipe to fill) into a file, which
+ * re-encoding reads back; *out is what it holds. */
 static int
 raw_run(const char *in, unsigned flags, pst_send_env_t *env, char **out,
     char *err)
 {
-    mem_t  m;
-    int    fds[2], rc;
+    FILE    *i, *o;
+    long     n;
+    int      rc;
 
-    ck_assert_int_eq(pipe(fds), 0);
-    ck_assert_int_eq(write(fds[1], in, strlen(in)), (ssize_t) strlen(in));
-    close(fds[1]);
-    mem_open(&m);
-    rc = pst_send_raw(fds[0], m.f, env, flags, "Full Name", err, 256);
-    *out = mem_close(&m);
-    close(fds[0]);
+    i = tmpfile();
+    o = tmpfile();
+    ck_assert_ptr_nonnull(i);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(write(fileno(i), in, strlen(in)), (ssize_t) strlen(in));
+    ck_assert_int_eq(lseek(fileno(i), 0, SEEK_SET), 0);
+    rc = pst_send_raw(fileno(i), o, env, flags, "Full Name", err, 256);
+    ck_assert_int_eq(fflush(o), 0);
+    n = ftell(o);
+    ck_assert_int_ge(n, 0);
+    *out = malloc((size_t) n + 1);
+    rewind(o);
+    ck_assert_int_eq(fread(*out, 1, (size_t) n, o), (size_t) n);
+    (*out)[n] = '\0';
+    fclose(i);
+    fclose(o);
     return rc;
 }
 
@@ -763,17 +775,178 @@ START_TEST(test_raw_long_line)
     memset(&env, 0, sizeof(env));
     in = malloc(2000);
     strcpy(in, "Subject: x\n\n");
-    memset(in + 12, 'y', 999);
-    strcpy(in + 12 + 999, "\r\n");
-    ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_SEND_DATAERR);
-    ck_assert_ptr_nonnull(strstr(err, "998"));
-    free(out);
-    in[12 + 998] = '\n';        /* exactly 998: fine */
-    in[12 + 999] = '\0';
+    memset(in + 12, 'y', 998);
+    strcpy(in + 12 + 998, "\n");        /* exactly 998: as it is */
     ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_OK);
+    ck_assert(strncmp(out, "Subject: x\r\n\r\n", 14) == 0);
+    ck_assert_int_eq(strspn(out + 14, "y"), 998);
+    ck_assert_str_eq(out + 14 + 998, "\r\n");
     free(out);
     free(in);
     pst_send_env_free(&env);
+}
+END_TEST
+
+
+#define QP_CTE  "\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+
+/* A body line over 998 octets: the body goes quoted-printable, lines
+ * before the long one too; the header keeps its fields, gets MIME ones. */
+static const struct {
+    const char  *head, *body;
+    size_t       ylen;              /* "y" * ylen after body */
+    const char  *tail;
+    const char  *type;              /* the Content-Type field expected */
+    int          eightbit;          /* env.eightbit after */
+} raw_qp[] = {
+    { "Subject: x\n", "a=b \n", 999, "\r\n",
+      "Content-Type: text/plain; charset=us-ascii\r\n", 0 },
+    { "Subject: x\n", "", 5000, " end\n",
+      "Content-Type: text/plain; charset=us-ascii\r\n", 0 },
+    /* the CR of CRLF just after a full piece, a CR of the text before */
+    { "Subject: x\n", "caf\xc3\xa9\n", 999, "\r\r\n",
+      "Content-Type: text/plain; charset=utf-8\r\n", 0 },
+    { "Subject: x\n", "caf\xe9\n", 1998, "\n",
+      "Content-Type: text/plain; charset=unknown-8bit\r\n", 0 },
+    { "MIME-Version: 1.0\nContent-Type: text/html;\n charset=iso-8859-1\n"
+      "Content-Transfer-Encoding: 8bit\nSubject: R\xc3\xa9sum\xc3\xa9\n",
+      "<p>\xe9</p>\n", 1200, "",
+      "Content-Type: text/html;\r\n charset=iso-8859-1\r\n", 1 },
+    { "Content-Type: application/json\n", "{\n", 3000, "}\n",
+      "Content-Type: application/json\r\n", 0 },
+};
+
+
+START_TEST(test_raw_long_line_qp)
+{
+    pst_send_env_t  env;
+    char           *in, *out, *want, *dec, *p, err[256];
+    size_t          n;
+
+    memset(&env, 0, sizeof(env));
+    n = strlen(raw_qp[_i].head) + strlen(raw_qp[_i].body) + raw_qp[_i].ylen
+        + strlen(raw_qp[_i].tail) + 2;
+    in = malloc(n);
+    want = malloc(n);
+    dec = malloc(n * 2);
+    strcpy(in, raw_qp[_i].head);
+    strcat(in, "\n");
+    strcat(in, raw_qp[_i].body);
+    p = in + strlen(in);
+    memset(p, 'y', raw_qp[_i].ylen);
+    strcpy(p + raw_qp[_i].ylen, raw_qp[_i].tail);
+
+    ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_OK);
+    assert_lines(out, 998);
+    ck_assert_msg(strstr(out, raw_qp[_i].type) != NULL, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "MIME-Version: 1.0\r\n"));
+    ck_assert_ptr_null(strstr(strstr(out, "MIME-Version") + 1,
+                              "MIME-Version"));
+    ck_assert_ptr_null(strstr(out, "Encoding: 8bit"));
+    p = strstr(out, QP_CTE);
+    ck_assert_msg(p != NULL, "%s", out);
+    p += strlen(QP_CTE);
+    assert_lines(p, 76);
+    ck_assert(pst_send_is_ascii((u_char *) p, strlen(p)));
+    qp_decode(p, dec);
+
+    /* the text as it came, with LF line ends */
+    strcpy(want, in + strlen(raw_qp[_i].head) + 1);
+    if (strlen(raw_qp[_i].tail) >= 2 && want[strlen(want) - 2] == '\r') {
+        strcpy(want + strlen(want) - 2, "\n");
+    }
+    if (*raw_qp[_i].tail == '\0') {
+        strcat(want, "\n");
+    }
+    ck_assert_str_eq(dec, want);
+    ck_assert_int_eq(env.eightbit, raw_qp[_i].eightbit);
+    free(out);
+    free(in);
+    free(want);
+    free(dec);
+    pst_send_env_free(&env);
+}
+END_TEST
+
+
+/* What cannot be re-encoded, or is a header line: exit 65, and why. */
+static const struct {
+    const char  *head;
+    const char  *why;
+} raw_no_qp[] = {
+    { "Subject: x\n\n", NULL },          /* the control: re-encoded */
+    { "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n",
+      "multipart/mixed" },
+    { "Content-Type: (c) Message/RFC822\n\n", "Message/RFC822" },
+    { "Content-Transfer-Encoding: base64\n\n", "base64" },
+    { "Content-Transfer-Encoding: quoted-printable\n\n",
+      "quoted-printable" },
+    { "Content-Type: text/plain\nContent-Type: text/html\n\n",
+      "more than one" },
+    { "Subject: ", "header line" },
+    { "Subject: x\nX-Long:\n ", "header line" },
+};
+
+
+START_TEST(test_raw_long_line_refused)
+{
+    pst_send_env_t  env;
+    char           *in, *out, err[256];
+    size_t          n;
+
+    memset(&env, 0, sizeof(env));
+    n = strlen(raw_no_qp[_i].head);
+    in = malloc(n + 1200);
+    strcpy(in, raw_no_qp[_i].head);
+    memset(in + n, 'z', 1100);
+    strcpy(in + n + 1100, "\nmore\n");
+    if (raw_no_qp[_i].why == NULL) {
+        ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_OK);
+        free(out);
+        free(in);
+        pst_send_env_free(&env);
+        return;
+    }
+    ck_assert_int_eq(raw_run(in, 0, &env, &out, err), PST_SEND_DATAERR);
+    ck_assert_msg(strstr(err, "998") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, raw_no_qp[_i].why) != NULL, "%s", err);
+    free(out);
+    free(in);
+    pst_send_env_free(&env);
+}
+END_TEST
+
+
+/* sendmail without -i: the "." left over at the end of a long line
+ * read in pieces is text, not the end; Bcc stays out, recipients are
+ * taken once. */
+START_TEST(test_raw_long_line_dot)
+{
+    pst_send_env_t  env;
+    char           *in, *out, *p, dec[4096], err[256];
+    size_t          k;
+
+    for (k = 1000; k <= 3000; k += 1000) {
+        memset(&env, 0, sizeof(env));
+        in = malloc(4096);
+        strcpy(in, "To: a@x\nBcc: b@x\n\nfirst\n");
+        p = in + strlen(in);
+        memset(p, 'x', k);
+        strcpy(p + k, ".\nafter\n.\nignored\n");
+        ck_assert_int_eq(raw_run(in, PST_SEND_RAW_DOT | PST_SEND_RAW_EXTRACT,
+                                 &env, &out, err), PST_OK);
+        ck_assert_ptr_null(strstr(out, "Bcc"));
+        ck_assert_uint_eq(env.rcpts.n, 2);
+        p = strstr(out, "\r\n\r\n");
+        ck_assert_ptr_nonnull(p);
+        qp_decode(p + 4, dec);
+        ck_assert_int_eq(strlen(dec), 6 + k + 2 + 6);
+        ck_assert(strncmp(dec, "first\n", 6) == 0);
+        ck_assert_str_eq(dec + 6 + k, ".\nafter\n");
+        free(out);
+        free(in);
+        pst_send_env_free(&env);
+    }
 }
 END_TEST
 
@@ -893,6 +1066,11 @@ suite_send(void)
     tcase_add_test(tc, test_raw_extract);
     tcase_add_test(tc, test_raw_add_and_dot);
     tcase_add_test(tc, test_raw_long_line);
+    tcase_add_loop_test(tc, test_raw_long_line_qp, 0,
+                        (int) (sizeof(raw_qp) / sizeof(raw_qp[0])));
+    tcase_add_loop_test(tc, test_raw_long_line_refused, 0,
+                        (int) (sizeof(raw_no_qp) / sizeof(raw_no_qp[0])));
+    tcase_add_test(tc, test_raw_long_line_dot);
     tcase_add_test(tc, test_raw_add_from_too_long);
     suite_add_tcase(s, tc);
 
