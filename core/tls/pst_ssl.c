@@ -18,6 +18,8 @@
 #include "pst_event.h"
 #include "pst_ssl.h"
 
+#include <arpa/inet.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -75,6 +77,7 @@ static void pst_ssl_read_wrapper(pst_event_t *ev);
 static void pst_ssl_write_wrapper(pst_event_t *ev);
 static int pst_ssl_servername_cb(SSL *ssl, int *ad, void *arg);
 static void pst_ssl_shared_cache(pst_ssl_ctx_t *c);
+static int pst_ssl_client_name(SSL *ssl, const char *name, int verify);
 
 
 /* The OpenSSL error queue as one line (and emptied). */
@@ -650,12 +653,59 @@ pst_ssl_shared_cache(pst_ssl_ctx_t *c)
 /* ------------------------------------------------------------------ */
 /* Connections                                                         */
 
+/* The server's name for SNI and the certificate check.  An IP address,
+ * bare or as an address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]",
+ * "[2001:db8::1]": the relay's next hops), is never sent as SNI (RFC
+ * 6066 3) and is checked against the certificate's iPAddress names (RFC
+ * 6125 does not match it against DNS names); "[name]" (a next hop
+ * without MX lookup) is the host name without its brackets. */
+static int
+pst_ssl_client_name(SSL *ssl, const char *name, int verify)
+{
+    X509_VERIFY_PARAM  *param;
+    u_char              addr[sizeof(struct in6_addr)];
+    char                host[256];
+    size_t              n = strlen(name), skip = 0;
+
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']') {
+        skip = 1;
+        n -= 2;
+        if (n > 5 && strncasecmp(name + 1, "IPv6:", 5) == 0) {
+            skip += 5;
+            n -= 5;
+        }
+    }
+    if (n == 0 || n >= sizeof(host)) {
+        return PST_ERROR;
+    }
+    memcpy(host, name + skip, n);
+    host[n] = '\0';
+    param = SSL_get0_param(ssl);
+
+    if (inet_pton(AF_INET, host, addr) == 1
+        || inet_pton(AF_INET6, host, addr) == 1)
+    {
+        /* no SNI; the address against the iPAddress names */
+        return !verify || X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1
+               ? PST_OK : PST_ERROR;
+    }
+
+    (void) SSL_set_tlsext_host_name(ssl, host);
+    if (!verify) {
+        return PST_OK;
+    }
+    X509_VERIFY_PARAM_set_hostflags(param,
+                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return X509_VERIFY_PARAM_set1_host(param, host, 0) == 1
+           ? PST_OK : PST_ERROR;
+}
+
+
 int
 pst_ssl_create_connection(pst_connection_t *c, pst_ssl_ctx_t *ctx,
     int client, const char *name)
 {
     pst_ssl_conn_t  *sc;
-    X509_VERIFY_PARAM *param;
     char             err[256];
 
     sc = calloc(1, sizeof(pst_ssl_conn_t));
@@ -680,19 +730,15 @@ pst_ssl_create_connection(pst_connection_t *c, pst_ssl_ctx_t *ctx,
 
     if (client) {
         SSL_set_connect_state(sc->ssl);
-        if (name != NULL && name[0] != '\0') {
-            (void) SSL_set_tlsext_host_name(sc->ssl, name);
-            if (ctx->verify != PST_SSL_VERIFY_NONE) {
-                param = SSL_get0_param(sc->ssl);
-                X509_VERIFY_PARAM_set_hostflags(param,
-                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-                if (X509_VERIFY_PARAM_set1_host(param, name, 0) != 1) {
-                    SSL_free(sc->ssl);
-                    free(sc);
-                    ERR_clear_error();
-                    return PST_ERROR;
-                }
-            }
+        if (name != NULL && name[0] != '\0'
+            && pst_ssl_client_name(sc->ssl, name,
+                                   ctx->verify != PST_SSL_VERIFY_NONE)
+               != PST_OK)
+        {
+            SSL_free(sc->ssl);
+            free(sc);
+            ERR_clear_error();
+            return PST_ERROR;
         }
     } else {
         SSL_set_accept_state(sc->ssl);

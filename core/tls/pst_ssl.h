@@ -93,7 +93,9 @@ pst_ssl_ctx_t *pst_ssl_client_ctx(pst_pool_t *pool,
 
 /* Attach TLS state to a connection (server or client side).  For a
  * client, name is the SNI and, with PST_SSL_VERIFY_*, the name checked
- * against the certificate (NULL: none).  PST_OK / PST_ERROR. */
+ * against the certificate (NULL: none).  An IP address, bare or as
+ * "[addr]" / "[IPv6:addr]", is no SNI and is checked against the
+ * iPAddress names; "[host]" is host.  PST_OK / PST_ERROR. */
 int pst_ssl_create_connection(pst_connection_t *c, pst_ssl_ctx_t *ctx,
     int client, const char *name);
 /* Send the cleartext bytes plain[0..n) first (a STARTTLS reply), then

@@ -783,6 +783,61 @@ class Tls(SendCase):
         self.assertFalse(json.loads(out)["tls_verified"])
         self.assertEqual(len(s.messages), 2)
 
+    def test_ip_literal_no_sni_and_ip_san(self):
+        """--server with an IP address: no SNI (RFC 6066 3), and the
+        address checked against the certificate's iPAddress names,
+        never its DNS names; the relay's "[addr]" and "[IPv6:addr]"
+        names the same."""
+        seen = []
+
+        def sink(sans, host="127.0.0.1"):
+            crt, key = self.certs.issue("s%d" % len(self.controllers),
+                                        "localhost", ca=self.ca, sans=sans)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(crt, key)
+            ctx.sni_callback = lambda sock, name, c: seen.append(name)
+            return self.sink(host=host, tls_context=ctx)
+
+        def send(server, *more):
+            del seen[:]
+            rc, out, err = self.send(
+                "--server", server, "--tls", "starttls", "--ca-file",
+                self.ca.cert, "--from", "a@example.test", "--to",
+                "b@example.test", "--body", "x", "--json", *more)
+            if rc == EX_OK:
+                self.assertTrue(json.loads(out)["tls_verified"])
+            return rc, err
+
+        ip = sink(["DNS:localhost", "IP:127.0.0.1"])
+        rc, err = send("127.0.0.1:%d" % ip.port)
+        self.assertEqual(rc, EX_OK, err)
+        self.assertEqual(seen, [None])
+        for name in ("[127.0.0.1]",):
+            rc, err = send("localhost:%d" % ip.port, "--tls-name", name)
+            self.assertEqual((rc, seen), (EX_OK, [None]), err)
+        # a host name: SNI, and the DNS names ("[name]": the brackets go)
+        for name in ("localhost", "[localhost]"):
+            rc, err = send("127.0.0.1:%d" % ip.port, "--tls-name", name)
+            self.assertEqual((rc, seen), (EX_OK, ["localhost"]), err)
+        self.assertEqual(len(ip.messages), 4)
+
+        # the address in a DNS name, or not at all: not verified
+        for sans in (["DNS:localhost"], ["DNS:127.0.0.1"],
+                     ["DNS:localhost", "IP:127.0.0.2"]):
+            other = sink(sans)
+            rc, err = send("127.0.0.1:%d" % other.port)
+            self.assertEqual(rc, EX_PROTOCOL, err)
+            self.assertEqual(other.messages, [])
+
+        v6 = sink(["DNS:localhost", "IP:::1"], host="::1")
+        for server, name in (("[::1]:%d", None), ("[::1]:%d", "[IPv6:::1]"),
+                             ("[::1]:%d", "[::1]")):
+            rc, err = send(server % v6.port,
+                           *(["--tls-name", name] if name else []))
+            self.assertEqual((rc, seen), (EX_OK, [None]), err)
+        rc, err = send("[::1]:%d" % v6.port, "--tls-name", "[127.0.0.1]")
+        self.assertEqual(rc, EX_PROTOCOL, err)
+
     def test_client_certificate(self):
         ccrt, ckey = self.certs.issue("client", "client.example.test",
                                       ca=self.ca, client=True)
