@@ -179,6 +179,7 @@ void pst_send_random_hex(char *buf, size_t n);
 #define PST_SEND_RAW_EXTRACT  1     /* -t: recipients from To/Cc/Bcc */
 #define PST_SEND_RAW_ADD      2     /* add From/Date/Message-ID if none */
 #define PST_SEND_RAW_DOT      4     /* a line "." ends the input */
+#define PST_SEND_RAW_7BIT     8     /* 8-bit body text: quoted-printable */
 /* Copy a ready message from fd into f (a file open for reading and
  * writing) as CRLF lines.  A header line over 998 octets fails; a body
  * line that long makes the body quoted-printable when its Content-Type
@@ -189,6 +190,13 @@ void pst_send_random_hex(char *buf, size_t n);
  * with a message in err. */
 int pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     const char *full_name, char *err, size_t size);
+/* The server lacks 8BITMIME: the message pst_send_raw() wrote into f
+ * (msg) again, with its body quoted-printable if it has 8-bit text.
+ * PST_OK (f and msg hold it; env->eightbit says whether 8-bit octets
+ * remain, in the header), PST_DECLINED (its MIME fields do not allow
+ * it: f unchanged, why in err) or PST_ERROR. */
+int pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
+    char *err, size_t size);
 
 /* pst_send_smtp.c */
 typedef struct {

@@ -13,6 +13,7 @@
 typedef struct {
     const pst_send_opts_t  *o;
     FILE                   *f;
+    pst_send_env_t         *env;
 } pst_send_main_t;
 
 static int pst_send_build(const pst_send_opts_t *o, FILE *f,
@@ -64,9 +65,17 @@ pst_send_recompose(void *data, pst_send_msg_t *msg)
     int               rc;
 
     if (m->o->raw != NULL) {
-        /* a ready message goes as it is */
-        pst_send_err("warning: the message has 8-bit text and the server "
-                     "does not announce 8BITMIME; sent unchanged\n");
+        /* a ready message: its body quoted-printable if it may be */
+        rc = pst_send_raw_7bit(m->f, msg, m->env, err, sizeof(err));
+        if (rc == PST_ERROR) {
+            pst_send_err("%s\n", err);
+            return PST_ERROR;
+        }
+        if (rc == PST_DECLINED || m->env->eightbit) {
+            pst_send_err("warning: the server does not announce 8BITMIME; "
+                         "sent with 8-bit octets (%s)\n",
+                         rc == PST_DECLINED ? err : "in the header");
+        }
         return PST_OK;
     }
     rewind(m->f);
@@ -207,6 +216,7 @@ pst_send_message(pst_send_opts_t *o)
     } else {
         m.o = o;
         m.f = f;
+        m.env = &env;
         job.msg = &msg;
         job.recompose = pst_send_recompose;
         job.recompose_data = &m;

@@ -19,6 +19,10 @@
  * that body replace what was written.  Lines are read in pieces of at
  * most 1000 octets, so memory stays bounded whatever their length; a
  * piece that continues a line is never the "." that ends the input.
+ *
+ * The same re-encoding makes a message 7-bit for a server without
+ * 8BITMIME (pst_send_raw_7bit(): the first body line with 8-bit octets
+ * starts it), where the MIME fields allow it.
  */
 
 #include "pst_send.h"
@@ -36,6 +40,7 @@ typedef struct {
     size_t              len;
     int                 eof;
     int                 more;       /* the line goes on after this piece */
+    int                 line8;      /* this piece has 8-bit octets */
     int                 cont;       /* this piece continues a line */
     char               *hdr;
     size_t              hlen, hcap;
@@ -85,6 +90,7 @@ pst_send_raw_line(pst_send_raw_t *r)
     r->len = 0;
     r->cont = r->more;
     r->more = 0;
+    r->line8 = 0;
     if (r->eof) {
         return 0;
     }
@@ -109,6 +115,7 @@ pst_send_raw_line(pst_send_raw_t *r)
         r->line[r->len++] = (char) c;
         if (c >= 0x80) {
             r->env->eightbit = 1;
+            r->line8 = 1;
         }
     }
     if (r->len > 0 && r->line[r->len - 1] == '\r') {
@@ -413,7 +420,9 @@ static int
 pst_send_raw_body(pst_send_raw_t *r)
 {
     if (r->qp.f == NULL) {
-        if (!r->more && !r->cont && r->len <= PST_SEND_MAX_LINE) {
+        if (!r->more && !r->cont && r->len <= PST_SEND_MAX_LINE
+            && !(r->line8 && (r->flags & PST_SEND_RAW_7BIT)))
+        {
             fwrite(r->line, 1, r->len, r->out);
             fputs("\r\n", r->out);
             return PST_OK;
@@ -481,9 +490,11 @@ pst_send_raw_qp_begin(pst_send_raw_t *r)
     FILE     *t;
 
     if (r->no_qp[0] != '\0' || r->bstart == -1) {
-        snprintf(r->err, r->size, "a line of the body is over %d octets "
-                 "(RFC 5322 2.1.1) and cannot be re-encoded as "
-                 "quoted-printable: %s", PST_SEND_MAX_LINE,
+        snprintf(r->err, r->size, "%s and cannot be re-encoded as "
+                 "quoted-printable: %s",
+                 r->more || r->cont || r->len > PST_SEND_MAX_LINE
+                 ? "a line of the body is over 998 octets (RFC 5322 2.1.1)"
+                 : "the body has 8-bit text",
                  r->no_qp[0] ? r->no_qp : "the output is not a file");
         return PST_ERROR;
     }
@@ -657,4 +668,53 @@ pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
         return PST_SEND_IOERR;
     }
     return PST_OK;
+}
+
+
+int
+pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
+    char *err, size_t size)
+{
+    pst_send_env_t  e;
+    char            buf[65536];
+    size_t          n;
+    FILE           *g;
+    int             rc;
+
+    if (pst_send_tmpfile(&g, err, size) != PST_OK) {
+        return PST_ERROR;
+    }
+    memset(&e, 0, sizeof(e));
+    if (fflush(f) != 0 || lseek(msg->fd, 0, SEEK_SET) == -1) {
+        snprintf(err, size, "temporary file: %s", strerror(errno));
+        fclose(g);
+        return PST_ERROR;
+    }
+    rc = pst_send_raw(msg->fd, g, &e, PST_SEND_RAW_7BIT, NULL, err, size);
+    pst_send_env_free(&e);
+    if (rc != PST_OK) {
+        fclose(g);
+        return rc == PST_SEND_DATAERR ? PST_DECLINED : PST_ERROR;
+    }
+
+    /* the new message replaces the old one in f */
+    rewind(g);
+    rewind(f);
+    if (ftruncate(fileno(f), 0) != 0) {
+        rc = PST_ERROR;
+    }
+    while (rc == PST_OK && (n = fread(buf, 1, sizeof(buf), g)) > 0) {
+        if (fwrite(buf, 1, n, f) != n) {
+            rc = PST_ERROR;
+        }
+    }
+    if (rc != PST_OK || ferror(g)
+        || pst_send_finish(f, msg, err, size) != PST_OK)
+    {
+        snprintf(err, size, "temporary file: %s", strerror(errno));
+        rc = PST_ERROR;
+    }
+    fclose(g);
+    env->eightbit = e.eightbit;
+    return rc == PST_OK ? PST_OK : PST_ERROR;
 }

@@ -229,6 +229,37 @@ class Compose(SendCase):
         self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
         self.assertEqual(self.text(m), text)
 
+    def test_raw_no_8bitmime_means_quoted_printable(self):
+        """--raw to a server without 8BITMIME: an 8-bit body goes
+        quoted-printable when its MIME fields allow it; otherwise as it
+        is, with a warning that says why."""
+        s = self.sink(eightbit=False)
+        text = "Gr\u00fc\u00dfe\nshort lines only\n"
+        base = ["--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--raw", "-", "-t"]
+        head = b"From: a@example.test\nTo: b@example.test\n"
+        rc, out, err = self.send(*base, stdin=head + b"Subject: 8\n"
+                                 b"Content-Type: text/plain; charset=utf-8\n"
+                                 b"Content-Transfer-Encoding: 8bit\n\n"
+                                 + text.encode())
+        self.assertEqual(rc, EX_OK, err)
+        self.assertNotIn("warning", err)
+        _, _, mail_options, _, raw = s.messages[0]
+        self.assertNotIn("BODY=8BITMIME", mail_options)
+        self.assertTrue(all(b < 0x80 for b in raw), "8-bit bytes sent")
+        m = self.parse(raw)
+        self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(m.get_content_charset(), "utf-8")
+        self.assertEqual(self.text(m), text)
+        # a multipart message cannot be: unchanged, and why
+        multi = (head + b"Content-Type: multipart/mixed; boundary=b\n\n"
+                 b"--b\n\n" + text.encode() + b"--b--\n")
+        rc, out, err = self.send(*base, stdin=multi)
+        self.assertEqual(rc, EX_OK, err)
+        self.assertIn("8BITMIME", err)
+        self.assertIn("multipart/mixed", err)
+        self.assertEqual(s.messages[1][4], multi.replace(b"\n", b"\r\n"))
+
     def test_long_line_never_raw(self):
         s = self.sink()
         text = "a" * 3000 + "\nshort\n"
