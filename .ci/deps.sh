@@ -20,6 +20,8 @@ clamav-milter"
 PKGS="$PKGS haproxy"
 # the DNSSEC tests sign a zone at run time (tests/integration/pstdns.py)
 PKGS="$PKGS python3-cryptography"
+# the TLS report test validates the JSON against RFC 8460's fields
+PKGS="$PKGS python3-jsonschema"
 # the metrics tests parse the endpoint with a real Prometheus parser
 PKGS="$PKGS python3-prometheus-client"
 # make abi-check: abidw/abidiff (libabigail)

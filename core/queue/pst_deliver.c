@@ -23,6 +23,7 @@
 #include "pst_queue_event.h"
 #include "pst_route.h"
 #include "pst_transport.h"
+#include "pst_tlsrpt.h"
 #include "pst_smtp.h"
 
 #include <arpa/inet.h>
@@ -65,7 +66,7 @@ pst_deliver_init(pst_cycle_t *cycle)
                           conf->tls_ca_file.len
                           ? (const char *) conf->tls_ca_file.data : NULL);
     }
-    return PST_OK;
+    return pst_tlsrpt_init(cycle);
 }
 
 
@@ -73,6 +74,7 @@ void
 pst_deliver_exit(void)
 {
     pst_deliver_cache_flush();
+    pst_tlsrpt_exit();
 }
 
 
@@ -539,12 +541,16 @@ pst_deliver_ready(pst_smtp_client_t *cl, void *data, int rc,
 
     if (rc == PST_OK) {
         d->alive = 1;
+        pst_deliver_tlsrpt(d, NULL);
         pst_deliver_event(d, PST_QEV_CONNECTED);
         pst_deliver_send(d);
         return;
     }
 
     d->rtls_fail += d->requiretls && pst_smtp_client_tls_refused(cl);
+    if (pst_smtp_client_tls_result(cl) != NULL) {
+        pst_deliver_tlsrpt(d, pst_smtp_client_tls_result(cl));
+    }
 
     if (r->code != 0) {
         snprintf(d->why, sizeof(d->why), "%s said: %d %s%s%.*s", d->remote,

@@ -72,6 +72,16 @@ static const pst_command_t  pst_deliver_conf_commands[] = {
       pst_conf_set_num_slot, PST_MAIN_CONF, DC(sts_port), NULL },
     { "mta_sts_timeout", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, PST_MAIN_CONF, DC(sts_timeout), NULL },
+    { "tls_report", PST_CONF_MAIN | PST_CONF_FLAG,
+      pst_conf_set_flag_slot, PST_MAIN_CONF, DC(tls_report), NULL },
+    { "tls_report_interval", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, PST_MAIN_CONF, DC(tls_report_interval),
+      NULL },
+    { "tls_report_submitter", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_deliver_conf_helo, PST_MAIN_CONF, DC(tls_report_submitter),
+      NULL },
+    { "tls_report_contact", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_text_slot, PST_MAIN_CONF, DC(tls_report_contact), NULL },
     pst_null_command
 };
 
@@ -105,6 +115,8 @@ pst_deliver_conf_create(pst_conf_t *cf)
     c->max_received = PST_CONF_UNSET;
     c->sts_port = PST_CONF_UNSET;
     c->sts_timeout = PST_CONF_UNSET_MSEC;
+    c->tls_report = PST_CONF_UNSET;
+    c->tls_report_interval = PST_CONF_UNSET_MSEC;
     return c;
 }
 
@@ -129,6 +141,14 @@ pst_deliver_conf_init(pst_conf_t *cf, void *conf)
     }
     pst_conf_merge_value(c->max_received, PST_CONF_UNSET, 100);
     pst_conf_merge_value(c->sts_port, PST_CONF_UNSET, 443);
+    pst_conf_merge_value(c->tls_report, PST_CONF_UNSET, 0);
+    if (c->tls_report_interval == PST_CONF_UNSET_MSEC) {
+        c->tls_report_interval = 86400 * 1000;      /* RFC 8460: daily */
+    }
+    if (c->tls_report_interval < 1000) {
+        pst_conf_error(cf, "tls_report_interval must be at least 1s");
+        return PST_CONF_ERROR;
+    }
     if (c->sts_timeout == PST_CONF_UNSET_MSEC) {
         c->sts_timeout = 10000;
     }

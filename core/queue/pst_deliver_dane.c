@@ -141,6 +141,7 @@ pst_deliver_dane_answer(void *data, const pst_dns_answer_t *a)
     {
         /* RFC 7672 2.2: a failed TLSA lookup is not "no TLSA" */
         d->dane_skip = 1;
+        pst_deliver_tlsrpt(d, a->bogus ? "dnssec-invalid" : "tlsa-invalid");
         snprintf(d->why, sizeof(d->why), "%.250s: TLSA lookup of %.200s %s",
                  d->remote, d->dane_name, a->bogus ? "is DNSSEC-bogus"
                  : "failed");

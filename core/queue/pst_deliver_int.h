@@ -32,6 +32,10 @@ typedef struct {
     pst_int_t                    max_received;
     pst_int_t                    sts_port;   /* MTA-STS fetch: 443 */
     pst_msec_t                   sts_timeout;
+    pst_int_t                    tls_report; /* RFC 8460 reports */
+    pst_msec_t                   tls_report_interval;
+    pst_str_t                    tls_report_submitter;  /* "": hostname */
+    pst_str_t                    tls_report_contact;
 } pst_deliver_conf_t;
 
 #include "pst_deliver.h"
@@ -144,6 +148,9 @@ void pst_deliver_dane_forget(pst_dlv_t *d);
 int pst_deliver_sts_start(pst_dlv_t *d);
 int pst_deliver_sts_hops(pst_dlv_t *d);
 void pst_deliver_sts_forget(pst_dlv_t *d);
+/* RFC 8460: the TLS session with hop d->hop succeeded (result NULL) or
+ * failed with that result-type. */
+void pst_deliver_tlsrpt(pst_dlv_t *d, const char *result);
 /* The route and the policy are known: filter the hops, connect. */
 void pst_deliver_go(pst_dlv_t *d);
 /* 1 when the hops came from an MX lookup (a destination that is a

@@ -13,10 +13,15 @@
 #include "pst_event.h"
 #include "pst_deliver.h"
 #include "pst_deliver_int.h"
+#include "pst_tlsrpt.h"
+
+#include <arpa/inet.h>
 
 
 static void pst_deliver_sts_done(void *data, const pst_sts_policy_t *p);
 static int pst_deliver_sts_copy(pst_dlv_t *d, const pst_sts_policy_t *p);
+static size_t pst_deliver_tlsrpt_policy(pst_dlv_t *d, char *buf,
+    size_t size, char *mx, size_t mxsize);
 
 
 int
@@ -115,6 +120,8 @@ pst_deliver_sts_hops(pst_dlv_t *d)
             d->hops[k++] = d->hops[i];
             continue;
         }
+        d->hop = i;
+        pst_deliver_tlsrpt(d, "validation-failure");
         pst_log_error(PST_LOG_INFO, 0, "deliver %.*s: MX %s is not in the"
                       " MTA-STS policy %s (%s)", (int) d->dest.len,
                       d->dest.data, host, d->sts.id,
@@ -127,6 +134,7 @@ pst_deliver_sts_hops(pst_dlv_t *d)
         }
     }
     d->nhops = k;
+    d->hop = 0;
     if (k > 0) {
         return PST_OK;
     }
@@ -135,4 +143,82 @@ pst_deliver_sts_hops(pst_dlv_t *d)
                     " matches its MTA-STS policy", (int) d->dest.len,
                     d->dest.data);
     return PST_DECLINED;
+}
+
+
+/*
+ * One TLS session's outcome for the TLS report (RFC 8460): a destination
+ * under the mta-sts, dane or dane-only policy, the hop d->hop; result
+ * NULL for a success, else its result-type.
+ */
+void
+pst_deliver_tlsrpt(pst_dlv_t *d, const char *result)
+{
+    const pst_nexthop_t  *hop;
+    pst_tlsrpt_type_e     type;
+    char                  policy[4096], mx[2048], host[256], ip[64];
+    const void           *in;
+
+    if ((d->tls_mode != PST_DLV_TLS_MTA_STS && d->tls_mode != PST_DLV_TLS_DANE
+         && d->tls_mode != PST_DLV_TLS_DANE_ONLY)
+        || d->hop >= d->nhops || !pst_deliver_by_mx(d))
+    {
+        return;
+    }
+    hop = &d->hops[d->hop];
+    snprintf(host, sizeof(host), "%.*s", (int) hop->name.len,
+             hop->name.data);
+    ip[0] = '\0';
+    if (hop->addr.ss_family == AF_INET || hop->addr.ss_family == AF_INET6) {
+        in = hop->addr.ss_family == AF_INET6
+             ? (const void *) &((const struct sockaddr_in6 *)
+                                &hop->addr)->sin6_addr
+             : (const void *) &((const struct sockaddr_in *)
+                                &hop->addr)->sin_addr;
+        inet_ntop(hop->addr.ss_family, in, ip, sizeof(ip));
+    }
+    type = d->sts.mode != PST_STS_NONE ? PST_TLSRPT_STS
+           : d->ntlsa > 0 ? PST_TLSRPT_TLSA : PST_TLSRPT_NO_POLICY;
+    (void) pst_deliver_tlsrpt_policy(d, policy, sizeof(policy), mx,
+                                     sizeof(mx));
+    pst_tlsrpt_record(&d->dest, type, policy, mx, result, host, ip);
+}
+
+
+/* The policy strings (RFC 8460 4.4): an MTA-STS policy's lines, or the
+ * TLSA records in presentation form; an MTA-STS policy's mx patterns. */
+static size_t
+pst_deliver_tlsrpt_policy(pst_dlv_t *d, char *buf, size_t size, char *mx,
+    size_t mxsize)
+{
+    static const char  *modes[] = { "none", "testing", "enforce" };
+    size_t              n = 0, m = 0, k;
+    pst_uint_t          i;
+
+    buf[0] = mx[0] = '\0';
+    if (d->sts.mode != PST_STS_NONE) {
+        n = (size_t) snprintf(buf, size, "version: STSv1\nmode: %s\n",
+                              modes[d->sts.mode]);
+        for (i = 0; i < d->sts.nmx && n < size - 300; i++) {
+            n += (size_t) snprintf(buf + n, size - n, "mx: %s\n",
+                                   d->sts.mx[i]);
+            m += (size_t) snprintf(mx + m, mxsize - m, "%s\n",
+                                   m < mxsize - 260 ? d->sts.mx[i] : "");
+        }
+        n += (size_t) snprintf(buf + n, size - n, "max_age: %ld\n",
+                               d->sts.max_age);
+        return n;
+    }
+    for (i = 0; i < d->ntlsa && n < size - 200; i++) {
+        n += (size_t) snprintf(buf + n, size - n, "%u %u %u ",
+                               d->tlsa[i].usage, d->tlsa[i].selector,
+                               d->tlsa[i].mtype);
+        for (k = 0; k < d->tlsa[i].len && n < size - 4; k++) {
+            n += (size_t) snprintf(buf + n, size - n, "%02x",
+                                   d->tlsa[i].data[k]);
+        }
+        buf[n++] = '\n';
+        buf[n] = '\0';
+    }
+    return n;
 }

@@ -388,6 +388,17 @@ pst_smtp_client_tls_refused(pst_smtp_client_t *cl)
 }
 
 
+const char *
+pst_smtp_client_tls_result(pst_smtp_client_t *cl)
+{
+    if (!cl->tls_refused) {
+        return NULL;
+    }
+    return cl->tls ? pst_ssl_tlsrpt_result(cl->verify_code)
+                   : "starttls-not-supported";
+}
+
+
 unsigned
 pst_smtp_client_caps(pst_smtp_client_t *cl)
 {
@@ -1181,6 +1192,7 @@ pst_smtpc_tls_done(pst_connection_t *c, int rc)
 
     if (cl->conf.tls == PST_SMTPC_TLS_VERIFY && !cl->tls_verified) {
         cl->tls_refused = 1;
+        cl->verify_code = pst_ssl_verify_code(c);
         e = pst_ssl_verify_error(c);
         pst_smtpc_fail(cl, pst_smtpc_reason(cl, "the certificate of %s did "
                        "not verify: %s", cl->peer, e ? e : "unknown"));

@@ -101,6 +101,9 @@ int pst_smtp_client_tls_verified(pst_smtp_client_t *cl);
  * offered, or a certificate that did not verify); valid after a ready
  * callback with PST_ERROR, until abort(). */
 int pst_smtp_client_tls_refused(pst_smtp_client_t *cl);
+/* Its RFC 8460 result-type ("starttls-not-supported", "certificate-
+ * expired", ...), NULL when the policy did not fail. */
+const char *pst_smtp_client_tls_result(pst_smtp_client_t *cl);
 const char *pst_smtp_client_peer(pst_smtp_client_t *cl); /* "addr:port" */
 /* PST_SMTP_AUTH_* the server offered (added). */
 unsigned pst_smtp_client_auth_mechs(pst_smtp_client_t *cl);

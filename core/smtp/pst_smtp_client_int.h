@@ -131,6 +131,7 @@ struct pst_smtp_client_s {
     unsigned                     tls_verified:1;
     unsigned                     tls_tried:1;
     unsigned                     tls_refused:1; /* the TLS policy failed */
+    long                         verify_code;   /* X509_V_*, -1: none */
     unsigned                     ehlo:1;        /* EHLO (not HELO) worked */
 };
 

@@ -1273,6 +1273,16 @@ pst_ssl_verified(pst_connection_t *c)
 }
 
 
+long
+pst_ssl_verify_code(pst_connection_t *c)
+{
+    if (c->ssl == NULL || SSL_get0_peer_certificate(SC(c)->ssl) == NULL) {
+        return -1;
+    }
+    return SSL_get_verify_result(SC(c)->ssl);
+}
+
+
 const char *
 pst_ssl_verify_error(pst_connection_t *c)
 {

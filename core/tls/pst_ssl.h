@@ -122,6 +122,12 @@ int pst_ssl_peer_certificate(pst_connection_t *c, pst_pool_t *pool,
 /* 1 when the peer's certificate verified (chain, and the host name for
  * a client connection made with a name). */
 int pst_ssl_verified(pst_connection_t *c);
+/* The peer certificate's X509_V_* verification result; -1 when the
+ * peer sent none. */
+long pst_ssl_verify_code(pst_connection_t *c);
+/* The RFC 8460 result-type of a verification result ("certificate-
+ * expired", ...); "validation-failure" for one without its own. */
+const char *pst_ssl_tlsrpt_result(long code);
 /* Why the peer's certificate did not verify, or NULL. */
 const char *pst_ssl_verify_error(pst_connection_t *c);
 /* Why the handshake or the last TLS call failed ("" if unknown). */

@@ -6,10 +6,16 @@ policy names, over a certificate that verifies, testing only logs, and
 the policy cached in the spool outlives a restart with the HTTPS server
 gone."""
 
+import base64
+import email
+import email.policy
 import http.server
+import json
 import os
 import ssl
 import threading
+
+import jsonschema
 
 from aiosmtpd.controller import Controller
 
@@ -38,7 +44,80 @@ RECORDS = ["--local=/test/",
            "--host-record=mta-sts.testing.test,127.0.0.1",
            "--txt-record=_mta-sts.sts.test,v=STSv1; id=20261204a",
            "--txt-record=_mta-sts.bad.test,v=STSv1; id=7",
-           "--txt-record=_mta-sts.testing.test,v=STSv1; id=t1"]
+           "--txt-record=_mta-sts.testing.test,v=STSv1; id=t1",
+           "--mx-host=reports.test,mx.other.test,10",
+           # (dnsmasq splits a TXT at every comma: the https-then-mailto
+           # case is in check_tlsrpt.c)
+           "--txt-record=_smtp._tls.sts.test,v=TLSRPTv1;"
+           "rua=mailto:tls@reports.test",
+           "--txt-record=_smtp._tls.bad.test,v=TLSRPTv1; "
+           "rua=mailto:tls@reports.test"]
+
+# RFC 8460 4.4, the aggregate report's fields, as a JSON Schema
+REPORT_SCHEMA = {
+    "type": "object",
+    "required": ["organization-name", "date-range", "contact-info",
+                 "report-id", "policies"],
+    "properties": {
+        "organization-name": {"type": "string", "minLength": 1},
+        "date-range": {
+            "type": "object",
+            "required": ["start-datetime", "end-datetime"],
+            "properties": {
+                "start-datetime": {"type": "string", "pattern":
+                                   r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"},
+                "end-datetime": {"type": "string", "pattern":
+                                 r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"}}},
+        "contact-info": {"type": "string"},
+        "report-id": {"type": "string", "minLength": 1},
+        "policies": {
+            "type": "array", "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["policy", "summary"],
+                "properties": {
+                    "policy": {
+                        "type": "object",
+                        "required": ["policy-type", "policy-domain"],
+                        "properties": {
+                            "policy-type": {"enum": ["tlsa", "sts",
+                                                     "no-policy-found"]},
+                            "policy-string": {"type": "array",
+                                              "items": {"type": "string"}},
+                            "policy-domain": {"type": "string"},
+                            "mx-host": {"type": "array",
+                                        "items": {"type": "string"}}}},
+                    "summary": {
+                        "type": "object",
+                        "required": ["total-successful-session-count",
+                                     "total-failure-session-count"],
+                        "properties": {
+                            "total-successful-session-count":
+                                {"type": "integer", "minimum": 0},
+                            "total-failure-session-count":
+                                {"type": "integer", "minimum": 0}}},
+                    "failure-details": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["result-type",
+                                         "failed-session-count"],
+                            "properties": {
+                                "result-type": {"enum": [
+                                    "starttls-not-supported",
+                                    "certificate-host-mismatch",
+                                    "certificate-expired",
+                                    "certificate-not-trusted",
+                                    "validation-failure", "tlsa-invalid",
+                                    "dnssec-invalid", "dane-required",
+                                    "sts-policy-fetch-error",
+                                    "sts-policy-invalid",
+                                    "sts-webpki-invalid"]},
+                                "sending-mta-ip": {"type": "string"},
+                                "receiving-mx-hostname": {"type": "string"},
+                                "receiving-ip": {"type": "string"},
+                                "failed-session-count":
+                                    {"type": "integer", "minimum": 1}}}}}}}}}
 
 
 class PolicyServer:
@@ -113,9 +192,10 @@ class MtaStsTest(PstTestCase):
         handler.port = port
         return handler
 
-    def relay(self, port):
+    def relay(self, port, extra=""):
         dns = self.dnsmasq(RECORDS)
         return self.server("""
+%s
 load_module {modules}/relay_mx.so;
 relay_mx_port %d;
 relay_min_backoff 1s;
@@ -131,7 +211,7 @@ smtp {
         relay_domains sts.test bad.test testing.test plain.test;
     }
 }
-""" % (port, self.ca.cert, self.web.port), resolver=dns.address)
+""" % (extra, port, self.ca.cert, self.web.port), resolver=dns.address)
 
     def rcpts(self, sink):
         return sorted(r for m in sink.messages for r in m[1])
@@ -182,3 +262,50 @@ smtp {
         srv.wait_log(r"to=<a@sts.test>, .*status=deferred \(451 4\.4\.1 "
                      r"[^)]*did not verify", timeout=30)
         self.assertEqual(self.rcpts(sink), ["p@plain.test"])
+
+    def test_tls_report(self):
+        """tls_report: after the interval each policy domain with a
+        mailto: rua gets its aggregate report (RFC 8460), whose JSON
+        follows the RFC's fields and counts what happened."""
+        sink = self.sink()
+        srv = self.relay(sink.port, "tls_report on;\n"
+                         "tls_report_interval 3s;\n"
+                         "tls_report_contact postmaster@postern.test;")
+        self.assertEqual(srv.send(rcpts=("a@sts.test",)), {})
+        self.assertEqual(srv.send(rcpts=("b@bad.test",)), {})
+        srv.wait_log(r"to=<a@sts.test>, .*status=sent", timeout=30)
+        srv.wait_log(r"to=<b@bad.test>, .*status=deferred", timeout=30)
+        wait_for(lambda: len([m for m in sink.messages
+                              if "tls@reports.test" in m[1]]) >= 2,
+                 30, what="two TLS reports at the sink")
+        reports = {}
+        for m in sink.messages:
+            if "tls@reports.test" not in m[1]:
+                continue
+            self.assertIn(m[0], ("", "<>"))             # the null sender
+            msg = email.message_from_bytes(m[4], policy=email.policy.default)
+            self.assertEqual(msg.get_content_type(), "multipart/report")
+            self.assertEqual(msg.get_param("report-type"), "tlsrpt")
+            part, = [p for p in msg.iter_attachments()
+                     if p.get_content_type() == "application/tlsrpt+json"]
+            rep = json.loads(part.get_payload(decode=True))
+            jsonschema.validate(rep, REPORT_SCHEMA)
+            dom = msg["TLS-Report-Domain"]
+            self.assertIn("Report Domain: %s" % dom, msg["Subject"])
+            self.assertEqual(rep["contact-info"], "postmaster@postern.test")
+            reports[dom] = rep["policies"][0]
+        ok = reports["sts.test"]
+        self.assertEqual(ok["policy"]["policy-type"], "sts")
+        self.assertEqual(ok["policy"]["mx-host"], ["mx.sts.test"])
+        self.assertIn("mode: enforce", ok["policy"]["policy-string"])
+        self.assertGreaterEqual(
+            ok["summary"]["total-successful-session-count"], 1)
+        self.assertEqual(ok["summary"]["total-failure-session-count"], 0)
+        bad = reports["bad.test"]
+        self.assertEqual(bad["summary"]["total-successful-session-count"], 0)
+        self.assertGreaterEqual(
+            bad["summary"]["total-failure-session-count"], 1)
+        self.assertEqual(bad["failure-details"][0]["result-type"],
+                         "validation-failure")
+        self.assertEqual(bad["failure-details"][0]["receiving-mx-hostname"],
+                         "mx.other.test")

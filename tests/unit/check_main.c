@@ -54,6 +54,7 @@ main(void)
     srunner_add_suite(sr, suite_sched());
     srunner_add_suite(sr, suite_hostlist());
     srunner_add_suite(sr, suite_mta_sts());
+    srunner_add_suite(sr, suite_tlsrpt());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -33,5 +33,6 @@ Suite *suite_queue_event(void);
 Suite *suite_sched(void);
 Suite *suite_hostlist(void);
 Suite *suite_mta_sts(void);
+Suite *suite_tlsrpt(void);
 
 #endif
