@@ -1069,6 +1069,17 @@ unsigned pst_qevent_attempts(const pst_qevent_t *ev);
 /* "enqueued", "route", ... "expired": the event's name, "unknown" for a
  * value this core does not know. */
 const char *pst_qevent_name(pst_qevent_e event);
+/* An addition within ABI 1.2: the message's header fields, for
+ * ENQUEUED and ROUTE (the engine reads the header section, up to 64 KiB,
+ * with the message, on its I/O threads: nothing blocks here).  Iterate
+ * i = 0.. until it returns PST_DONE; PST_DECLINED for any other event.
+ * The order is the delivered one: the trace block (our Received:
+ * first), the fields receive-side hooks added (pst_msg_add_header()),
+ * the message's other fields.  name without the colon, value after the
+ * colon and its blanks, without the line ending (folding kept); both
+ * live as long as ev. */
+int pst_qevent_header(const pst_qevent_t *ev, pst_uint_t i, pst_str_t *name,
+    pst_str_t *value);
 
 /*
  * Loop detection (RFC 5321 5.1: a client must not deliver to itself).

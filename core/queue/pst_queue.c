@@ -38,6 +38,8 @@ typedef struct {
     pst_pool_t          *pool;
     int                  part;           /* scan part, -1: committed IDs */
     int                  hold;           /* relay_hold */
+    int                  header;         /* a module hears queue events:
+                                            read each message's header */
     uint32_t             gen;            /* pst_q.all_gen at its start */
     pst_uint_t           nids;
     char               (*ids)[PST_QUEUE_ID_LEN + 1];
@@ -188,6 +190,7 @@ pst_queue_load_new(int part)
     }
     l->part = part;
     l->hold = pst_q.conf->hold;
+    l->header = pst_queue_event_wanted();
     l->gen = pst_q.all_gen;
     l->io.run = pst_queue_load_run;
     l->io.done = pst_queue_load_done;
@@ -393,6 +396,10 @@ pst_queue_load_run(pst_qio_job_t *job)
                                       &l->why[i]);
         if (l->rc[i] != PST_OK) {
             continue;
+        }
+        if (l->header) {
+            /* for pst_qevent_header(); without it the events go on */
+            (void) pst_spool_msg_header(l->pool, &l->msgs[i]);
         }
         pst_spool_msg_close(&l->msgs[i]);
 

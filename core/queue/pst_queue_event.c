@@ -49,6 +49,25 @@ pst_queue_event(pst_qevent_t *ev)
 }
 
 
+int
+pst_queue_event_wanted(void)
+{
+    pst_module_entry_t  *me;
+    pst_uint_t           i;
+
+    if (pst_cycle == NULL) {
+        return 0;
+    }
+    me = pst_cycle->modules.elts;
+    for (i = 0; i < pst_cycle->modules.nelts; i++) {
+        if (me[i].desc.queue_event != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
 const pst_str_t *
 pst_qevent_id(const pst_qevent_t *ev)
 {
@@ -103,4 +122,115 @@ pst_qevent_name(pst_qevent_e event)
     }
 
     return pst_qevent_names[event];
+}
+
+
+/* "Name: value" (a prepend line or one field of a header section):
+ * the name without trailing blanks, the value after the colon and its
+ * blanks, without the line ending (folding inside stays). */
+static int
+pst_qevent_field(const u_char *p, size_t n, pst_str_t *name,
+    pst_str_t *value)
+{
+    const u_char  *colon, *v;
+
+    colon = memchr(p, ':', n);
+    if (colon == NULL || colon == p) {
+        return PST_ERROR;
+    }
+    name->data = (u_char *) p;
+    name->len = (size_t) (colon - p);
+    while (name->len && (p[name->len - 1] == ' ' || p[name->len - 1] == '\t'))
+    {
+        name->len--;
+    }
+    for (v = colon + 1; v < p + n && (*v == ' ' || *v == '\t'); v++) {
+        /* void */
+    }
+    value->data = (u_char *) v;
+    value->len = (size_t) (p + n - v);
+    while (value->len && (v[value->len - 1] == '\n'
+                          || v[value->len - 1] == '\r'))
+    {
+        value->len--;
+    }
+    return PST_OK;
+}
+
+
+/* The k-th field of a header section (folded lines belong to their
+ * field); *trace: how many fields of the trace block (Received:,
+ * Return-Path:) lead it.  PST_DONE past the last. */
+static int
+pst_qevent_stored(const pst_str_t *hdr, pst_uint_t k, pst_str_t *name,
+    pst_str_t *value, pst_uint_t *trace)
+{
+    const u_char  *p, *end, *nl, *start = NULL;
+    pst_uint_t     n = 0;
+    int            in_trace = 1, rc = PST_DONE;
+    pst_str_t      nm, v;
+
+    *trace = 0;
+    end = hdr->data + hdr->len;
+    for (p = hdr->data; p < end; p = nl) {
+        nl = memchr(p, '\n', (size_t) (end - p));
+        nl = nl != NULL ? nl + 1 : end;
+        if (*p == ' ' || *p == '\t') {
+            continue;                   /* folded: the same field */
+        }
+        if (start != NULL) {
+            break;                      /* the k-th field ends here */
+        }
+        if (pst_qevent_field(p, (size_t) (nl - p), &nm, &v) != PST_OK) {
+            continue;                   /* not a field */
+        }
+        if (in_trace && ((nm.len == 8 && pst_strncasecmp(nm.data,
+                             (u_char *) "Received", 8) == 0)
+                         || (nm.len == 11 && pst_strncasecmp(nm.data,
+                             (u_char *) "Return-Path", 11) == 0)))
+        {
+            (*trace)++;
+        } else {
+            in_trace = 0;
+        }
+        if (n++ == k) {
+            start = p;
+        }
+    }
+    if (start != NULL) {
+        rc = pst_qevent_field(start, (size_t) (p - start), name, value);
+    }
+    return rc;
+}
+
+
+int
+pst_qevent_header(const pst_qevent_t *ev, pst_uint_t i, pst_str_t *name,
+    pst_str_t *value)
+{
+    const pst_str_t  *pre;
+    pst_uint_t        npre, trace;
+    pst_str_t         nm, v;
+
+    if (ev->env == NULL
+        || (ev->event != PST_QEV_ENQUEUED && ev->event != PST_QEV_ROUTE))
+    {
+        return PST_DECLINED;
+    }
+
+    /* as delivered: the trace block, the fields hooks added at receive
+     * time (pst_msg_add_header), then the message's other fields */
+    npre = ev->env->prepend != NULL ? ev->env->prepend->nelts : 0;
+    pre = npre ? ev->env->prepend->elts : NULL;
+    (void) pst_qevent_stored(&ev->env->header, (pst_uint_t) -1, &nm, &v,
+                             &trace);
+    if (i < trace) {
+        return pst_qevent_stored(&ev->env->header, i, name, value, &trace);
+    }
+    if (i < trace + npre) {
+        return pst_qevent_field(pre[i - trace].data, pre[i - trace].len,
+                                name, value) == PST_OK ? PST_OK : PST_ERROR;
+    }
+    return pst_qevent_stored(&ev->env->header, i - npre, name, value,
+                             &trace);
 }

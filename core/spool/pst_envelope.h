@@ -58,6 +58,9 @@ struct pst_envelope_s {
     int                 hold;            /* held by the operator */
     pst_array_t        *rcpts;           /* pst_env_rcpt_t */
     pst_array_t        *prepend;         /* pst_str_t header lines */
+    /* never written: the message's header section when the queue
+     * engine read it for the modules' events (pst_qevent_header()) */
+    pst_str_t           header;
 };
 
 /* An empty envelope (no recipients yet) with its arrays in pool. */

@@ -88,6 +88,12 @@ int pst_spool_remove_fast(const char *id);
  * message fd[offset..offset+len): where prepended header lines go when
  * the message is written out.  Blocking (one pread of 64 KiB at most). */
 off_t pst_spool_trace_len(int fd, off_t offset, off_t len);
+/* The header section of an open message (up to its empty line, at most
+ * PST_SPOOL_HEADER_MAX bytes of whole lines) copied into pool as
+ * m->env.header.  Blocking (one pread): a thread's work.  PST_OK or
+ * PST_ERROR (read error, no memory; m->env.header stays empty). */
+#define PST_SPOOL_HEADER_MAX     65536
+int pst_spool_msg_header(pst_pool_t *pool, pst_spool_msg_t *m);
 /* Move a message that cannot be read to corrupt/ (with its state),
  * logging why. */
 int pst_spool_corrupt(const char *id, const char *why);

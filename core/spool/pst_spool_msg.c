@@ -324,6 +324,51 @@ pst_spool_msg_close(pst_spool_msg_t *m)
 }
 
 
+int
+pst_spool_msg_header(pst_pool_t *pool, pst_spool_msg_t *m)
+{
+    u_char   *buf, *p, *end, *nl;
+    ssize_t   n;
+
+    buf = malloc(PST_SPOOL_HEADER_MAX);
+    if (buf == NULL) {
+        return PST_ERROR;
+    }
+    n = pread(m->fd, buf, (size_t) pst_min(m->msg_len,
+                                           (off_t) PST_SPOOL_HEADER_MAX),
+              m->msg_offset);
+    if (n < 0) {
+        free(buf);
+        return PST_ERROR;
+    }
+
+    /* whole lines up to the empty one (or as many as were read) */
+    end = buf;
+    for (p = buf; p < buf + n; p = nl + 1) {
+        if (*p == '\n' || (*p == '\r' && p + 1 < buf + n && p[1] == '\n')) {
+            break;
+        }
+        nl = memchr(p, '\n', (size_t) (buf + n - p));
+        if (nl == NULL) {
+            break;
+        }
+        end = nl + 1;
+    }
+
+    m->env.header.len = (size_t) (end - buf);
+    m->env.header.data = pst_palloc(pool, m->env.header.len + 1);
+    if (m->env.header.data == NULL) {
+        m->env.header.len = 0;
+        free(buf);
+        return PST_ERROR;
+    }
+    memcpy(m->env.header.data, buf, m->env.header.len);
+    m->env.header.data[m->env.header.len] = '\0';
+    free(buf);
+    return PST_OK;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* Delivery state                                                      */
 

@@ -130,6 +130,55 @@ START_TEST(test_accessors)
 END_TEST
 
 
+/* pst_qevent_header(): the delivered order (trace block, fields added
+ * at receive time, the rest), folding kept, ENQUEUED and ROUTE only */
+START_TEST(test_header)
+{
+    static const char  *want[][2] = {
+        { "Received", "from a\r\n\tby b" }, { "Return-Path", "<x@y>" },
+        { "X-Added", "by a hook" }, { "Subject", "hi" },
+        { "X-Route", "bulk" }, { "Received", "late" }
+    };
+    pst_qevent_t        ev;
+    pst_str_t           name, value, *pre;
+    pst_uint_t          i;
+
+    make_env();
+    pre = pst_array_push(env.prepend);
+    pre->data = (u_char *) "X-Added: by a hook";
+    pre->len = 18;
+    env.header.data = (u_char *) "Received: from a\r\n\tby b\r\n"
+        "Return-Path: <x@y>\r\nSubject:   hi\r\nnot a field\r\n"
+        "X-Route : bulk\r\nReceived: late\r\n";
+    env.header.len = strlen((char *) env.header.data);
+
+    memset(&ev, 0, sizeof(ev));
+    ev.env = &env;
+    ev.event = PST_QEV_DELIVERED;
+    ck_assert_int_eq(pst_qevent_header(&ev, 0, &name, &value), PST_DECLINED);
+    ev.event = PST_QEV_ROUTE;
+    for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        ck_assert_int_eq(pst_qevent_header(&ev, i, &name, &value), PST_OK);
+        ck_assert_int_eq(name.len, strlen(want[i][0]));
+        ck_assert(memcmp(name.data, want[i][0], name.len) == 0);
+        ck_assert_msg(value.len == strlen(want[i][1])
+                      && memcmp(value.data, want[i][1], value.len) == 0,
+                      "field %lu: \"%.*s\"", (unsigned long) i,
+                      (int) value.len, value.data);
+    }
+    ck_assert_int_eq(pst_qevent_header(&ev, i, &name, &value), PST_DONE);
+
+    /* no header read: only the added fields */
+    env.header.len = 0;
+    ev.event = PST_QEV_ENQUEUED;
+    ck_assert_int_eq(pst_qevent_header(&ev, 0, &name, &value), PST_OK);
+    ck_assert_int_eq(name.len, 7);
+    ck_assert_int_eq(pst_qevent_header(&ev, 1, &name, &value), PST_DONE);
+    pst_destroy_pool(pool);
+}
+END_TEST
+
+
 START_TEST(test_module_json)
 {
     pst_qevent_t  ev;
@@ -248,6 +297,7 @@ suite_queue_event(void)
     tc = tcase_create("core");
     tcase_add_test(tc, test_dispatch_order);
     tcase_add_test(tc, test_accessors);
+    tcase_add_test(tc, test_header);
     tcase_add_test(tc, test_module_json);
     tcase_add_test(tc, test_module_json_bounded);
     tcase_add_test(tc, test_module_retry_reroute);
