@@ -231,7 +231,8 @@ class InstallTest(unittest.TestCase):
                            text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("-I" + self.path("usr/include") + " ", r.stdout)
-        for p in ("hello", "tarpit", "subject_filter", "dnsbl_async"):
+        for p in ("hello", "tarpit", "subject_filter", "dnsbl_async",
+                  "webhook", "route_by_header"):
             self.assertTrue(os.path.exists(os.path.join(out, p + ".so")), p)
 
         empty = os.path.join(OBJS, "run", "install", "no-pc")

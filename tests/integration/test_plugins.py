@@ -3,15 +3,21 @@ into a scratch root, build plugins/ with pkg-config postern from there,
 load them, and check what they do -- including that an asynchronous hook
 (tarpit: PENDING + timer) does not stall the worker's other sessions."""
 
+import http.server
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
-from pstest import BASIC, OBJS, ROOT, PstTestCase, wait_for
+from aiosmtpd.controller import Controller
+
+from pstest import BASIC, OBJS, ROOT, PstTestCase, free_port, wait_for
+from test_send import Sink
 
 
 def build_plugins(dest):
@@ -301,6 +307,169 @@ PST_EXPORT const pst_module_t  postern_module = {
                          r" \(session \d+\) ignored")
             self.assertReply(c.cmd("QUIT"), 221)
         self.assertNotIn("stale or repeated hook completion", srv.log())
+
+
+class Hooks(http.server.BaseHTTPRequestHandler):
+    """The webhook's receiver: keeps each POST's JSON body; answers with
+    the next status of the server's list (then 200)."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            self.server.posts.append((self.path, json.loads(body)))
+            code = (self.server.statuses.pop(0) if self.server.statuses
+                    else 200)
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class QueuePluginTest(PstTestCase):
+    """The queue-side examples, built out of tree with the others:
+    webhook (HTTP POSTs from the queue process's event loop) and
+    route_by_header (a ROUTE hook reading the message's header)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dest = os.path.join(OBJS, "run", "plugin_build_queue")
+        cls.inst, cls.out = build_plugins(cls.dest)
+
+    def sink(self):
+        handler = Sink()
+        handler.port = free_port()
+        ctl = Controller(handler, hostname="127.0.0.1", port=handler.port,
+                         decode_data=False)
+        ctl.start()
+        self.addCleanup(ctl.stop)
+        return handler
+
+    def receiver(self, statuses=()):
+        hs = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+        hs.posts, hs.statuses, hs.lock = [], list(statuses), threading.Lock()
+        threading.Thread(target=hs.serve_forever, daemon=True).start()
+        self.addCleanup(hs.server_close)
+        self.addCleanup(hs.shutdown)
+        return hs
+
+    def relay(self, sink, top):
+        return self.server("""
+            smtp { server { listen {port}; relay_domains example.net; } }
+        """, extra_top="""
+            load_module {modules}/relay_smarthost.so;
+            relay_host [127.0.0.1]:%d;
+            relay_host_tls none;
+            relay_min_backoff 1s;
+            %s
+        """ % (sink.port, top))
+
+    def test_webhook_posts_delivered_and_failed(self):
+        """One POST per delivered or failed recipient, with the JSON
+        summary; a 503 is retried."""
+        sink = self.sink()
+        hs = self.receiver(statuses=[503])
+        srv = self.relay(sink, """
+            load_module %s/webhook.so;
+            webhook_url http://127.0.0.1:%d/hook;
+            webhook_timeout 2s;
+        """ % (self.out, hs.server_address[1]))
+        self.assertEqual(srv.send(rcpts=("ok@example.net",
+                                         "refuse@example.net")), {})
+        # delivered, failed, the bounce to the sender delivered, and the
+        # first one again after its 503
+        wait_for(lambda: len(hs.posts) >= 4, 20, what="four POSTs")
+        posts = [(p[1]["event"], p[1]["rcpt"], p[1]["code"])
+                 for p in hs.posts]
+        self.assertIn(("delivered", "ok@example.net", 250), posts)
+        self.assertIn(("failed", "refuse@example.net", 550), posts)
+        self.assertIn(("delivered", "sender@client.test", 250), posts)
+        self.assertEqual(len(hs.posts), 4, hs.posts)
+        first = hs.posts[0][1]
+        self.assertEqual([p[1] for p in hs.posts].count(first), 2, hs.posts)
+        self.assertEqual(hs.posts[0][0], "/hook")
+        self.assertEqual(first["sender"], "sender@client.test")
+        self.assertRegex(first["id"], r"^[0-9A-V]{18}$")
+        self.assertEqual(first["attempts"], 1)
+        srv.wait_log(r"webhook: not a 2xx answer; again in 1 s")
+
+    def test_webhook_never_delays_delivery(self):
+        """A web service that takes the connection and never answers:
+        the mail is delivered at once, the webhook times out, retries
+        once and gives up, and the queue process serves on."""
+        sink = self.sink()
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(16)                  # connects, never answers
+        self.addCleanup(dead.close)
+        srv = self.relay(sink, """
+            load_module %s/webhook.so;
+            webhook_url http://127.0.0.1:%d/;
+            webhook_timeout 700ms;
+            webhook_retries 1;
+        """ % (self.out, dead.getsockname()[1]))
+        t0 = time.monotonic()
+        self.assertEqual(srv.send(rcpts=("a@example.net",)), {})
+        wait_for(lambda: len(sink.messages) == 1, 10, what="delivery")
+        self.assertLess(time.monotonic() - t0, 3)
+        srv.wait_log(r"webhook: timed out; again in 1 s")
+        srv.wait_log(r"webhook: timed out; given up after 2 attempts",
+                     timeout=15)
+        self.assertEqual(srv.send(rcpts=("b@example.net",)), {})
+        wait_for(lambda: len(sink.messages) == 2, 10, what="2nd delivery")
+
+    def test_route_by_header(self):
+        """X-Route: bulk goes to the second sink through the smarthost
+        transport with a next hop; other mail to relay_host (the first
+        sink); the field may come from the client or from a receive-side
+        hook (hello's header)."""
+        main, bulk = self.sink(), self.sink()
+        srv = self.relay(main, """
+            load_module %s/route_by_header.so;
+            route_by_header X-Route bulk smarthost:[127.0.0.1]:%d;
+            load_module %s/hello.so;
+        """ % (self.out, bulk.port, self.out))
+        self.assertEqual(srv.send(rcpts=("a@example.net",), body=(
+            b"Subject: one\r\nX-Route:  BULK \r\n\r\nbulk\r\n")), {})
+        self.assertEqual(srv.send(rcpts=("b@example.net",), body=(
+            b"Subject: two\r\nX-Route: other\r\n\r\nnot bulk\r\n")), {})
+        wait_for(lambda: len(main.messages) + len(bulk.messages) == 2, 20,
+                 what="two deliveries")
+        self.assertEqual([m[1] for m in bulk.messages], [["a@example.net"]])
+        self.assertEqual([m[1] for m in main.messages], [["b@example.net"]])
+        srv.wait_log(r"route_by_header: \w+: X-Route: smarthost:"
+                     r"\[127.0.0.1\]:%d" % bulk.port)
+
+        # a header added by a receive-side hook counts too
+        main2, bulk2 = self.sink(), self.sink()
+        srv = self.server("""
+            smtp { server { listen {port}; relay_domains example.net;
+                            hello_header X-Route bulk; } }
+        """, name="rbh_hook", extra_top="""
+            load_module {modules}/relay_smarthost.so;
+            relay_host [127.0.0.1]:%d;
+            relay_host_tls none;
+            load_module %s/route_by_header.so;
+            route_by_header x-route bulk smarthost:[127.0.0.1]:%d;
+            load_module %s/hello.so;
+        """ % (main2.port, self.out, bulk2.port, self.out))
+        self.assertEqual(srv.send(rcpts=("c@example.net",)), {})
+        wait_for(lambda: len(bulk2.messages) == 1, 20, what="hook's header")
+        self.assertEqual(main2.messages, [])
+
+    def test_route_by_header_config_errors(self):
+        for line, msg in (("route_by_header X-Route bulk;", "number of"),
+                          ("route_by_header X:R bulk smarthost:;",
+                           "without spaces or ':'"),
+                          ("route_by_header X-R bulk %s;" % ("d" * 258),
+                           "1 to 257 bytes")):
+            srv = self.server(BASIC, start=False, name="rbh_bad",
+                              extra_top="load_module %s/route_by_header.so;"
+                                        "\n%s\n" % (self.out, line))
+            r = srv.run_tool("-t")
+            self.assertNotEqual(r.returncode, 0, line)
+            self.assertIn(msg, r.stderr, line)
 
 
 if __name__ == "__main__":
