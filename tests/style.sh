@@ -21,7 +21,7 @@
 
 cd "$(dirname "$0")/.." || exit 2
 
-files=$(find core modules plugins -type f \( -name '*.c' -o -name '*.h' \) \
+files=$(find core modules plugins tests/harness -type f \( -name '*.c' -o -name '*.h' \) \
         2>/dev/null | LC_ALL=C sort)
 
 [ -n "$files" ] || exit 0

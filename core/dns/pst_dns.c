@@ -17,6 +17,7 @@ struct pst_dns_query_s {
     int                          type;
     pst_event_t                  timer;
     pst_list_t                   link;
+    unsigned                     scripted:1;
     char                         name[256];
 };
 
@@ -24,12 +25,17 @@ static struct ub_ctx     *ub;
 static pst_connection_t  *ub_conn;
 static pst_list_t         queries;
 static int                configured;
+static pst_dns_script_pt  script;
+static void              *script_data;
 static char               conf_path[PATH_MAX];
 
 
 static void pst_dns_read_handler(pst_event_t *ev);
 static void pst_dns_callback(void *arg, int err, struct ub_result *res);
 static void pst_dns_timeout(pst_event_t *ev);
+static void pst_dns_finish(pst_dns_query_t *q, pst_dns_answer_t *a);
+static pst_dns_query_t *pst_dns_resolve_scripted(const char *name, int type,
+    pst_msec_t timeout, pst_dns_pt handler, void *data);
 
 
 int
@@ -286,6 +292,69 @@ pst_dns_read_handler(pst_event_t *ev)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* Scripted answers (the test harness, libpostern-test)                */
+
+void
+pst_dns_script(pst_dns_script_pt fn, void *data)
+{
+    script = fn;
+    script_data = data;
+    if (queries.next == NULL) {
+        pst_list_init(&queries);
+    }
+}
+
+
+static void
+pst_dns_scripted_answer(pst_event_t *ev)
+{
+    pst_dns_query_t   *q = ev->data;
+    pst_dns_answer_t   a;
+
+    memset(&a, 0, sizeof(a));
+    if (ev->timedout && q->scripted == 0) {
+        a.status = PST_DNS_TIMEOUT;      /* the script never answers */
+    } else if (script(q->name, q->type, &a, script_data) < 0) {
+        a.status = PST_DNS_TIMEOUT;
+    }
+    pst_dns_finish(q, &a);
+}
+
+
+/* A query the script answers after the delay it gives, from a timer
+ * (never from inside the call); a script that does not answer (-1)
+ * leaves the query to its timeout. */
+static pst_dns_query_t *
+pst_dns_resolve_scripted(const char *name, int type, pst_msec_t timeout,
+    pst_dns_pt handler, void *data)
+{
+    pst_dns_query_t   *q;
+    int                delay;
+
+    if (strlen(name) >= sizeof(q->name)) {
+        return NULL;
+    }
+    q = calloc(1, sizeof(pst_dns_query_t));
+    if (q == NULL) {
+        return NULL;
+    }
+    q->handler = handler;
+    q->data = data;
+    q->type = type;
+    snprintf(q->name, sizeof(q->name), "%s", name);
+
+    delay = script(q->name, type, NULL, script_data);  /* the delay */
+    q->scripted = delay >= 0;
+    q->timer.data = q;
+    q->timer.handler = pst_dns_scripted_answer;
+    pst_event_add_timer(&q->timer, delay >= 0 ? (pst_msec_t) delay
+                                   : (timeout ? timeout : 10000));
+    pst_list_insert_tail(&queries, &q->link);
+    return q;
+}
+
+
 pst_dns_query_t *
 pst_dns_resolve(const char *name, int type, pst_msec_t timeout,
     pst_dns_pt handler, void *data)
@@ -293,6 +362,9 @@ pst_dns_resolve(const char *name, int type, pst_msec_t timeout,
     pst_dns_query_t  *q;
     int               rc;
 
+    if (script != NULL) {
+        return pst_dns_resolve_scripted(name, type, timeout, handler, data);
+    }
     if (ub == NULL || strlen(name) >= sizeof(q->name)
         || pst_dns_watch() != PST_OK)
     {
@@ -336,7 +408,9 @@ pst_dns_cancel(pst_dns_query_t *q)
         return;
     }
 
-    (void) ub_cancel(ub, q->async_id);
+    if (!q->scripted && ub != NULL) {
+        (void) ub_cancel(ub, q->async_id);
+    }
     pst_event_del_timer(&q->timer);
     pst_list_remove(&q->link);
     free(q);

@@ -21,6 +21,15 @@ void pst_dns_done(void);
 int pst_dns_check_trust_anchor(const char *path, const char **err);
 /* 1 when a resolver directive configured DNS explicitly. */
 int pst_dns_configured(void);
+/* The test harness's scripted DNS (libpostern-test): while set, every
+ * pst_dns_resolve() asks fn(name, type, NULL, data) instead of
+ * libunbound for the delay in ms after which the answer comes, or -1
+ * for none (the query times out); when the delay is over,
+ * fn(name, type, answer, data) fills the answer (status, records; its
+ * memory must outlive the callback). */
+typedef int (*pst_dns_script_pt)(const char *name, int type,
+    pst_dns_answer_t *answer, void *data);
+void pst_dns_script(pst_dns_script_pt fn, void *data);
 /* A name from DNS is safe to put into a log or protocol line:
  * letters, digits, '-', '_' and '.', at most 253 bytes. */
 int pst_dns_name_safe(const char *name);

@@ -28,11 +28,43 @@ static void pst_heap_down(pst_uint_t i);
 static void pst_timer_handler(pst_event_t *ev);
 
 
+/* the test harness's clock (libpostern-test): stopped, moved only by
+ * pst_time_advance() */
+static int         time_frozen;
+static pst_msec_t  time_frozen_msec, time_frozen_base;
+static time_t      time_frozen_sec;
+
+
+void
+pst_time_freeze(void)
+{
+    pst_time_update();
+    time_frozen_msec = pst_current_time_msec;
+    time_frozen_base = pst_current_time_msec;
+    time_frozen_sec = pst_current_time_sec;
+    time_frozen = 1;
+}
+
+
+void
+pst_time_advance(pst_msec_t ms)
+{
+    time_frozen_msec += ms;
+    pst_current_time_msec = time_frozen_msec;
+    pst_current_time_sec = time_frozen_sec
+        + (time_t) ((time_frozen_msec - time_frozen_base) / 1000);
+}
+
+
 void
 pst_time_update(void)
 {
     struct timespec  ts;
 
+    if (time_frozen) {
+        pst_current_time_msec = time_frozen_msec;
+        return;
+    }
     clock_gettime(CLOCK_MONOTONIC, &ts);
     pst_current_time_msec = (pst_msec_t) ts.tv_sec * 1000
                             + (pst_msec_t) ts.tv_nsec / 1000000;

@@ -47,6 +47,11 @@ extern volatile time_t      pst_current_time_sec;
  * delivered only while waiting. */
 extern sigset_t             pst_wait_sigmask;
 void pst_time_update(void);
+/* The test harness's fake clock: after pst_time_freeze() the time
+ * stands still (the loop still waits for I/O) and pst_time_advance()
+ * alone moves it; the caller then expires the timers. */
+void pst_time_freeze(void);
+void pst_time_advance(pst_msec_t ms);
 
 /* Event loop life cycle (one per worker process). */
 int pst_event_init(pst_uint_t max_fds);

@@ -1,0 +1,80 @@
+/*
+ * pst_test_int.h -- libpostern-test's internals, shared by pst_test.c
+ * (set-up, configuration, the fake client, verdicts) and pst_test_msg.c
+ * (the harness module: its hooks and in-memory store; the stored
+ * message; scripted DNS).
+ */
+
+#ifndef PST_TEST_INT_H
+#define PST_TEST_INT_H
+
+#include "pst_core.h"
+#include "pst_event.h"
+#include "pst_connection.h"
+#include "pst_dns.h"
+#include "pst_envelope.h"
+#include "pst_smtp.h"
+
+#include "postern_test.h"
+
+#define PST_TEST_DNS_MAX     32
+#define PST_TEST_RR_MAX      8
+#define PST_TEST_QUIET_MS    100     /* no progress: a hook is pending */
+
+typedef struct {
+    char                         name[256];
+    int                          type;
+    pst_dns_status_e             status;
+    int                          delay;
+    pst_uint_t                   n;
+    pst_str_t                    rd[PST_TEST_RR_MAX];
+    u_char                       buf[PST_TEST_RR_MAX][260];
+    unsigned                     asked;
+} pst_test_dns_t;
+
+struct pst_test_s {
+    char                        *dir;
+    char                        *load;         /* load_module lines */
+    pst_cycle_t                 *cycle;
+    char                         error[4096];
+    char                        *log;
+    int                          fd;           /* the client's end */
+    pst_test_reply_t             reply;
+    const char                  *cmd;          /* phase of the last */
+
+    /* facts of the next session */
+    struct sockaddr_storage      addr;
+    socklen_t                    addrlen;
+    char                         name[256];
+    char                         auth[256];
+    int                          has_tls;
+    pst_tls_facts_t              tls;
+
+    /* what the harness module saw */
+    pst_session_t               *session;
+    int                          started[PST_PHASE_MAX];
+    int                          reached[PST_PHASE_MAX];
+    int                          hold_at_start[PST_PHASE_MAX];
+    int                          committed;    /* in this transaction */
+
+    /* the last message stored */
+    int                          stored;
+    pst_pool_t                  *pool;
+    pst_envelope_t               env;
+    u_char                      *msg;          /* as delivered */
+    size_t                       msg_len;
+    char                        *value;        /* pst_test_header() */
+
+    pst_test_dns_t               dns[PST_TEST_DNS_MAX];
+    pst_uint_t                   ndns;
+};
+
+extern pst_test_t          *pst_test_current;
+extern const pst_module_t   pst_test_module;
+
+/* pst_test_msg.c */
+int pst_test_dns_answer(const char *name, int type, pst_dns_answer_t *a,
+    void *data);
+void pst_test_forget_message(pst_test_t *t);
+
+#endif /* PST_TEST_INT_H */
