@@ -246,6 +246,95 @@ class InstallTest(unittest.TestCase):
         self.assertIn("PKG_CONFIG_SYSROOT_DIR", r.stderr)
         self.assertFalse(os.path.exists(out + "-none"))
 
+    EXAMPLES = ("hello", "tarpit", "subject_filter", "dnsbl_async",
+                "webhook", "route_by_header")
+
+    def newcomer_env(self):
+        return dict(os.environ,
+                    PKG_CONFIG_PATH=self.path("usr/lib/pkgconfig"),
+                    PKG_CONFIG_SYSROOT_DIR=self.dest)
+
+    def pkg(self, *args):
+        return subprocess.run(["pkg-config"] + list(args),
+                              env=self.newcomer_env(), capture_output=True,
+                              text=True, check=True, timeout=30).stdout.split()
+
+    def test_newcomer_builds_tests_and_loads_every_example(self):
+        """Issue #11's "done when": with only what make install DESTDIR
+        wrote (and the example sources, as a newcomer copies them), each
+        example builds with cc $(pkg-config --cflags --libs postern), the
+        ones with a test_NAME.c pass it against the installed harness
+        (pkg-config postern-test), and the installed server loads them
+        all and takes mail through them."""
+        for f in ("usr/include/postern/test.h", "usr/lib/libpostern-test.a",
+                  "usr/lib/pkgconfig/postern-test.pc"):
+            self.assertTrue(os.path.exists(self.path(f)), f)
+        work = os.path.join(OBJS, "run", "install", "newcomer")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        flags = self.pkg("--cflags", "--libs", "postern")
+        tflags = self.pkg("--cflags", "--libs", "postern-test", "check")
+        self.assertIn("-L" + self.path("usr/lib"), tflags)
+        for name in self.EXAMPLES:
+            shutil.copy(os.path.join(ROOT, "plugins", name + ".c"), work)
+            extra = (self.pkg("--cflags", "--libs", "libpcre2-8")
+                     if name == "subject_filter" else [])
+            so = os.path.join(work, name + ".so")
+            r = subprocess.run(["cc", "-Wall", "-Werror", "-fPIC", "-shared",
+                                "-fvisibility=hidden", "-o", so,
+                                os.path.join(work, name + ".c")]
+                               + flags + extra, capture_output=True,
+                               text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, name + ": " + r.stderr)
+            test = os.path.join(ROOT, "plugins", "test_%s.c" % name)
+            if not os.path.exists(test):
+                continue
+            shutil.copy(test, work)
+            exe = os.path.join(work, "test_" + name)
+            r = subprocess.run(["cc", "-Wall", "-Werror",
+                                '-DPLUGIN_SO="%s"' % so, "-o", exe,
+                                os.path.join(work, "test_%s.c" % name)]
+                               + tflags, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, name + ": " + r.stderr)
+            r = subprocess.run([exe], cwd=work, capture_output=True,
+                               text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, name + ": " + r.stdout
+                             + r.stderr)
+            self.assertIn("100%: Checks: ", r.stdout + r.stderr)
+
+        loads = "".join("load_module %s/%s.so;\n" % (work, n)
+                        for n in self.EXAMPLES)
+        p, port, ns = self.start_notified(
+            "newcomer", os.path.join(OBJS, "run", "install", "nc.sock"),
+            "\nuser ", "\n" + loads + "webhook_url http://127.0.0.1:9/;\n"
+            "route_by_header X-Route bulk example.invalid;\nuser ",
+            "local_domains localhost example.test;",
+            "local_domains localhost example.test;\n"
+            "        hello_header X-Hello newcomer;\n"
+            "        tarpit_delay 50ms;\n"
+            "        subject_reject \"(?i)spam\";")
+        self.assertEqual(ns.recv(4096), b"READY=1")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.sendmail("a@client.test", ["user@example.test"],
+                       b"Subject: hello\r\n\r\nhi\r\n")
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                c.sendmail("a@client.test", ["user@example.test"],
+                           b"Subject: SPAM\r\n\r\nhi\r\n")
+            self.assertEqual(e.exception.smtp_code, 550)
+        queue = self.path("var/spool/postern/queue")
+
+        def hello_queued():
+            for d, _, files in os.walk(queue):
+                for f in files:
+                    with open(os.path.join(d, f), "rb") as fh:
+                        if b"X-Hello:+20newcomer" in fh.read():
+                            return True
+            return False
+        wait_for(hello_queued, 10, what="the message with hello's header")
+        p.send_signal(signal.SIGQUIT)
+        self.assertEqual(p.wait(timeout=30), 0)
+
     @unittest.skipUnless(have("logrotate"), "logrotate is not installed")
     def test_logrotate_file_rotates_and_server_reopens(self):
         """The installed logrotate file, its paths in DESTDIR, forced on
