@@ -120,10 +120,16 @@ pst_test_free(pst_test_t *t)
 int
 pst_test_load(pst_test_t *t, const char *path)
 {
-    char  *p;
+    char  *p, cwd[PATH_MAX];
 
+    /* relative to the test's directory, not the harness's prefix */
+    if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) {
+        return PST_ERROR;
+    }
     if (t->cycle != NULL
-        || asprintf(&p, "%sload_module %s;\n", t->load, path) < 0)
+        || asprintf(&p, "%sload_module \"%s%s%s\";\n", t->load,
+                    path[0] != '/' ? cwd : "", path[0] != '/' ? "/" : "",
+                    path) < 0)
     {
         return PST_ERROR;
     }

@@ -83,6 +83,27 @@ class DocsTest(unittest.TestCase):
         self.assertEqual(sorted(header - listed), [], "not in the reference")
         self.assertEqual(sorted(listed - header), [], "not in the header")
 
+    def test_harness_reference_is_complete(self):
+        """Every function of postern/test.h (tests/harness/postern_test.h)
+        is named in PLUGINS.md's "Testing a plugin" table, and nothing
+        else is."""
+        with open(os.path.join(ROOT, "tests", "harness",
+                               "postern_test.h")) as f:
+            header = set(re.findall(r"\b(pst_test_[a-z_]+)\(", f.read()))
+        self.assertGreater(len(header), 20)
+        with open(os.path.join(ROOT, "docs", "PLUGINS.md")) as f:
+            doc = f.read()
+        ref = doc[doc.index("\n## Testing a plugin (postern/test.h)\n"):]
+        ref = ref[:ref.index("\n## ", 1)]
+        listed = set()
+        for row in re.findall(r"(?m)^\| `pst_test_.*$", ref):
+            listed |= set(re.findall(r"`(pst_test_[a-z_]+)\(",
+                                     row.split(" | ")[0]))
+            listed |= set(re.findall(r", `(pst_test_[a-z_]+)\(",
+                                     row.split(" | ")[0]))
+        self.assertEqual(sorted(header - listed), [], "not in the table")
+        self.assertEqual(sorted(listed - header), [], "not in the header")
+
     def test_hook_priorities_table(self):
         """Every module with hooks has its rows, each with the phases
         that its hook table gives that priority."""

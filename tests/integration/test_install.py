@@ -303,6 +303,24 @@ class InstallTest(unittest.TestCase):
                              + r.stderr)
             self.assertIn("100%: Checks: ", r.stdout + r.stderr)
 
+        # the tutorial of docs/PLUGINS.md, as written there
+        with open(os.path.join(ROOT, "docs", "PLUGINS.md")) as fh:
+            doc = fh.read()
+        for name in ("noreply.c", "test_noreply.c"):
+            code = re.search(r"```c\n   /\* %s \*/\n(.*?)\n   ```"
+                             % re.escape(name), doc, re.S).group(1)
+            with open(os.path.join(work, name), "w") as fh:
+                fh.write("\n".join(l[3:] for l in code.split("\n")) + "\n")
+        for cmd in (["cc", "-Wall", "-Werror", "-fPIC", "-shared",
+                     "-fvisibility=hidden", "-o", "noreply.so", "noreply.c"]
+                    + flags,
+                    ["cc", "-Wall", "-Werror", "-o", "test_noreply",
+                     "test_noreply.c"] + tflags, ["./test_noreply"]):
+            r = subprocess.run(cmd, cwd=work, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, "tutorial: %s: %s" % (
+                cmd[-1], r.stdout + r.stderr))
+
         loads = "".join("load_module %s/%s.so;\n" % (work, n)
                         for n in self.EXAMPLES)
         p, port, ns = self.start_notified(
