@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 # build
 PKGS="build-essential pkg-config libssl-dev libpcre2-dev check
 libsubunit-dev libunbound-dev libevent-dev libcrypt-dev libidn2-dev
-libcurl4-openssl-dev"
+libcurl4-openssl-dev libhiredis-dev"
 # tests: real clients and peers, and the tools the tests use
 PKGS="$PKGS python3 procps iproute2 openssl postfix swaks msmtp dnsmasq-base
 python3-aiosmtpd python3-dnslib dovecot-core
@@ -16,6 +16,8 @@ dovecot-lmtpd"
 # real milters for filter_milter's tests (test_milter_peers.py)
 PKGS="$PKGS rspamd opendkim opendkim-tools python3-dkim clamav-daemon
 clamav-milter"
+# shared state of several nodes (test_redis.py): a real Redis server
+PKGS="$PKGS redis-server"
 # a real PROXY protocol sender in front of the server (test_proxy.py)
 PKGS="$PKGS haproxy"
 # the DNSSEC tests sign a zone at run time (tests/integration/pstdns.py)

@@ -1094,6 +1094,86 @@ int pst_qevent_header(const pst_qevent_t *ev, pst_uint_t i, pst_str_t *name,
 int pst_route_own_addr(const struct sockaddr *sa);
 int pst_route_own_name(const u_char *name, size_t len);
 
+/* ------------------------------------------------------------------ */
+/* ABI 1.2: Redis, the state several nodes share                       */
+
+/*
+ * With redis_server in the configuration, every process keeps one
+ * connection to Redis on its event loop (hiredis's async API): commands
+ * are pipelined on it, each with a timeout; a lost connection is made
+ * again with back-off; AUTH, SELECT and the scripts registered with
+ * pst_redis_script() are sent first each time.  Nothing here blocks.
+ *
+ * pst_redis_ready(): 1 when commands can be sent now.  When it is 0
+ * (no redis_server, connecting, down, too many commands waiting) the
+ * senders below return NULL at once: take your fallback.
+ *
+ * pst_redis_command() sends argv (binary-safe, argvlen each) and
+ * pst_redis_eval() runs a registered script by EVALSHA (EVAL when Redis
+ * answers NOSCRIPT), its nkeys first arguments being keys.  timeout 0
+ * is redis_timeout.  The handler runs exactly once, later, from the
+ * loop (never from inside the call), unless pst_redis_cancel() came
+ * first: status PST_REDIS_OK with Redis's reply (an error reply is a
+ * reply: PST_REDIS_ERROR_REPLY), PST_REDIS_TIMEOUT, or PST_REDIS_DOWN
+ * (the connection went away first); reply is NULL unless OK, and valid
+ * during the call only.  A command that timed out may still have run
+ * in Redis.
+ *
+ * pst_redis_script() registers a Lua script while the configuration is
+ * read (a module's init_main_conf or a directive's setter); the script
+ * lives as long as that configuration.  NULL when out of memory.
+ *
+ * pst_redis_key() writes redis_key_prefix, kind, then each part after
+ * a ':' into buf: bytes outside '!'..'~', and '%' and ':' inside a part,
+ * as %XX, so keys are readable and parts cannot run into each other
+ * ("postern:limit:msg:192.0.2.1").  The length, or -1 when it does not
+ * fit (size includes the NUL).
+ */
+typedef struct pst_redis_cmd_s     pst_redis_cmd_t;
+typedef struct pst_redis_script_s  pst_redis_script_t;
+typedef struct pst_redis_reply_s   pst_redis_reply_t;
+
+typedef enum {
+    PST_REDIS_OK = 0,
+    PST_REDIS_TIMEOUT,
+    PST_REDIS_DOWN
+} pst_redis_status_e;
+
+typedef enum {
+    PST_REDIS_NIL = 0,
+    PST_REDIS_INTEGER,
+    PST_REDIS_STRING,
+    PST_REDIS_STATUS,              /* "+OK" */
+    PST_REDIS_ARRAY,
+    PST_REDIS_ERROR_REPLY          /* "-ERR ..." */
+} pst_redis_type_e;
+
+typedef void (*pst_redis_pt)(void *data, pst_redis_status_e status,
+    const pst_redis_reply_t *reply);
+
+int pst_redis_ready(void);
+pst_redis_cmd_t *pst_redis_command(pst_msec_t timeout, pst_redis_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+pst_redis_script_t *pst_redis_script(pst_conf_t *cf, const char *lua);
+pst_redis_cmd_t *pst_redis_eval(const pst_redis_script_t *script,
+    pst_msec_t timeout, pst_redis_pt handler, void *data, int nkeys,
+    int argc, const char **argv, const size_t *argvlen);
+void pst_redis_cancel(pst_redis_cmd_t *cmd);
+ssize_t pst_redis_key(char *buf, size_t size, const char *kind,
+    const pst_str_t *parts, pst_uint_t nparts);
+
+/* Reading a reply (valid during the handler only).  Strings are not
+ * NUL-terminated: use the length.  _integer: the value of an INTEGER,
+ * or of a STRING that is a decimal number; PST_ERROR otherwise.
+ * _string: the bytes of a STRING, STATUS or ERROR_REPLY.  _element:
+ * the i-th of an ARRAY, NULL past the end or for another type. */
+pst_redis_type_e pst_redis_reply_type(const pst_redis_reply_t *r);
+int pst_redis_reply_integer(const pst_redis_reply_t *r, int64_t *value);
+int pst_redis_reply_string(const pst_redis_reply_t *r, pst_str_t *out);
+size_t pst_redis_reply_count(const pst_redis_reply_t *r);
+const pst_redis_reply_t *pst_redis_reply_element(const pst_redis_reply_t *r,
+    size_t i);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

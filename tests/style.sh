@@ -53,7 +53,7 @@ LC_ALL=C awk '
 
 # bottom first; core/send/ (postern-send, postern-sendmail) and main/
 # (the postern program) are programs on top of the layers
-LAYERS="base event tls dns spool process smtp queue send main"
+LAYERS="base event tls dns redis spool process smtp queue send main"
 
 # symbol LAYER-FROM LAYER-TO: a reference upwards that is meant
 #   pst_builtin_modules: the registry (base) reads the program's table

@@ -34,5 +34,6 @@ Suite *suite_sched(void);
 Suite *suite_hostlist(void);
 Suite *suite_mta_sts(void);
 Suite *suite_tlsrpt(void);
+Suite *suite_redis(void);
 
 #endif
