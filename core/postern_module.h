@@ -1129,6 +1129,8 @@ int pst_route_own_name(const u_char *name, size_t len);
  * ("postern:limit:msg:192.0.2.1").  The length, or -1 when it does not
  * fit (size includes the NUL).
  */
+#define PST_REDIS_KEY_MAX        1024      /* a buffer for pst_redis_key() */
+
 typedef struct pst_redis_cmd_s     pst_redis_cmd_t;
 typedef struct pst_redis_script_s  pst_redis_script_t;
 typedef struct pst_redis_reply_s   pst_redis_reply_t;

@@ -39,6 +39,16 @@
  *   early_talker off|reject|disconnect;
  *   greet_delay TIME;                 default 0 (off); keep it below
  *                                     smtp_hook_timeout
+ *   limit_backend shm|redis;          default shm
+ *
+ * With limit_backend redis (and redis_server at the top level) the
+ * rates are kept in Redis, shared by every node: one GCRA script per
+ * event, atomic in Redis, on the key postern:limit:KIND:CLIENT (KIND
+ * conn, msg or rcpt; CLIENT the address, an IPv6 one as its /64
+ * "2001:db8::/64", escaped by pst_redis_key()).  The local bucket is
+ * taken as well, and decides whenever Redis does not answer within
+ * redis_timeout (down, slow, too busy): the documented fallback is
+ * this node's own limits.
  *
  * Hooks run at priority -100, first of the policy modules: a client
  * over its rate costs nothing else.
@@ -48,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "postern_module.h"
 
@@ -60,6 +71,11 @@ enum {
     LIMITS_MSG,
     LIMITS_RCPT,
     LIMITS_KINDS
+};
+
+enum {
+    LIMITS_BACKEND_SHM = 0,
+    LIMITS_BACKEND_REDIS
 };
 
 enum {
@@ -86,7 +102,18 @@ typedef struct {
     pst_int_t                    v6_prefix;
     pst_uint_t                   early_talker;
     pst_msec_t                   greet_delay;
+    pst_uint_t                   backend;
+    pst_redis_script_t          *script;      /* backend redis */
 } limits_conf_t;
+
+/* A rate asked of Redis; the pending call's data. */
+typedef struct {
+    uint64_t                     token;
+    pst_redis_cmd_t             *cmd;         /* NULL once answered */
+    const limits_conf_t         *conf;
+    int                          kind;
+    int                          local_ok;    /* the fallback's verdict */
+} limits_req_t;
 
 /* One client address in the zone. */
 typedef struct {
@@ -105,6 +132,38 @@ typedef struct {
 static const char  *limits_names[] = {
     "limit_conn_rate", "limit_msg_rate", "limit_rcpt_rate"
 };
+
+static const char  *limits_kinds[] = { "conn", "msg", "rcpt" };
+
+static const pst_conf_enum_t  limits_backends[] = {
+    { "shm", LIMITS_BACKEND_SHM },
+    { "redis", LIMITS_BACKEND_REDIS },
+    { NULL, 0 }
+};
+
+/*
+ * GCRA (the generic cell rate algorithm): one key per client and kind
+ * holds the theoretical arrival time TAT in microseconds of Redis's
+ * clock, so that the nodes' clocks never matter.  An event is allowed
+ * when TAT + interval - burst * interval <= now: burst events at once,
+ * then one per interval, the same as a token bucket of burst tokens.
+ * ARGV: the interval in microseconds, the burst.  {1, 0} allowed, or
+ * {0, ms to wait}.
+ */
+static const char  limits_gcra_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local interval = tonumber(ARGV[1])\n"
+    "local burst = tonumber(ARGV[2])\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local tat = v and tonumber(v) or now\n"
+    "if tat < now then tat = now end\n"
+    "local new_tat = tat + interval\n"
+    "local wait = new_tat - burst * interval - now\n"
+    "if wait > 0 then return {0, math.ceil(wait / 1000)} end\n"
+    "redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',\n"
+    "           math.ceil((new_tat - now) / 1000) + 1)\n"
+    "return {1, 0}\n";
 
 static const pst_conf_enum_t  limits_early_talker[] = {
     { "off", LIMITS_ET_OFF },
@@ -155,6 +214,9 @@ static const pst_command_t  limits_commands[] = {
     { "greet_delay", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, PST_SRV_CONF,
       offsetof(limits_conf_t, greet_delay), NULL },
+    { "limit_backend", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, PST_SRV_CONF,
+      offsetof(limits_conf_t, backend), limits_backends },
     pst_null_command
 };
 
@@ -247,6 +309,7 @@ limits_create_conf(pst_conf_t *cf)
     c->v6_prefix = PST_CONF_UNSET;
     c->early_talker = PST_CONF_UNSET_UINT;
     c->greet_delay = PST_CONF_UNSET_MSEC;
+    c->backend = PST_CONF_UNSET_UINT;
     return c;
 }
 
@@ -256,8 +319,6 @@ limits_merge_conf(pst_conf_t *cf, void *parent, void *child)
 {
     limits_conf_t  *prev = parent, *conf = child;
     int             k;
-
-    (void) cf;
 
     for (k = 0; k < LIMITS_KINDS; k++) {
         if (conf->rate[k].count == PST_CONF_UNSET) {
@@ -272,9 +333,19 @@ limits_merge_conf(pst_conf_t *cf, void *parent, void *child)
     pst_conf_merge_uint_value(conf->early_talker, prev->early_talker,
                               LIMITS_ET_OFF);
     pst_conf_merge_msec_value(conf->greet_delay, prev->greet_delay, 0);
+    pst_conf_merge_uint_value(conf->backend, prev->backend,
+                              LIMITS_BACKEND_SHM);
 
     if (conf->v6_prefix < 16 || conf->v6_prefix > 128) {
         return "limit_ipv6_prefix must be between 16 and 128";
+    }
+
+    if (conf->backend == LIMITS_BACKEND_REDIS) {
+        conf->script = prev->script != NULL ? prev->script
+                       : pst_redis_script(cf, limits_gcra_lua);
+        if (conf->script == NULL) {
+            return PST_CONF_ERROR;
+        }
     }
 
     return PST_CONF_OK;
@@ -451,7 +522,7 @@ limits_entry(limits_zone_t *z, const u_char key[16], pst_msec_t now)
 
 /* Take a token: 1 when there was one, 0 when the client is over. */
 static int
-limits_take(const limits_conf_t *conf, pst_session_t *s, int kind)
+limits_take(const limits_conf_t *conf, const u_char key[16], int kind)
 {
     const limits_rate_t  *r = &conf->rate[kind];
     limits_main_conf_t   *mc;
@@ -459,7 +530,6 @@ limits_take(const limits_conf_t *conf, pst_session_t *s, int kind)
     limits_zone_t        *z;
     pst_msec_t            now, elapsed;
     int64_t               cap, add;
-    u_char                key[16];
     int                   ok;
 
     mc = pst_module_main_conf(&postern_module);
@@ -473,7 +543,6 @@ limits_take(const limits_conf_t *conf, pst_session_t *s, int kind)
         now = 1;
     }
     cap = (int64_t) r->burst * LIMITS_MILLI;
-    limits_key(conf, pst_session_client_sockaddr(s), key);
 
     pst_shm_lock(mc->zone);
 
@@ -503,32 +572,49 @@ limits_take(const limits_conf_t *conf, pst_session_t *s, int kind)
 }
 
 
+/* The refusal of a client over its rate, logged; the reply's parts. */
 static pst_verdict_e
-limits_over(pst_call_t *call, const limits_conf_t *conf, int kind)
+limits_over_reply(pst_session_t *s, const limits_conf_t *conf, int kind,
+    const char *where, int *code, const char **ecode, const char **text)
 {
-    pst_session_t  *s = pst_call_session(call);
-
     pst_log_session(s, PST_LOG_NOTICE, "policy_limits: %s %.*s (burst %ld)"
-                    " exceeded by %s", limits_names[kind],
+                    " exceeded by %s%s", limits_names[kind],
                     (int) conf->rate[kind].text.len,
                     conf->rate[kind].text.data,
                     (long) conf->rate[kind].burst,
-                    pst_session_client_addr(s)->data);
+                    pst_session_client_addr(s)->data, where);
 
     switch (kind) {
     case LIMITS_CONN:
-        pst_call_reply(call, 421, "4.7.0", "Too many connections from your"
-                       " address, try again later");
+        *code = 421;
+        *ecode = "4.7.0";
+        *text = "Too many connections from your address, try again later";
         return PST_HOOK_DISCONNECT;
     case LIMITS_MSG:
-        pst_call_reply(call, 451, "4.7.1", "Message rate limit exceeded,"
-                       " try again later");
+        *code = 451;
+        *ecode = "4.7.1";
+        *text = "Message rate limit exceeded, try again later";
         return PST_HOOK_TEMPFAIL;
     default:
-        pst_call_reply(call, 452, "4.5.3", "Recipient rate limit exceeded,"
-                       " try again later");
+        *code = 452;
+        *ecode = "4.5.3";
+        *text = "Recipient rate limit exceeded, try again later";
         return PST_HOOK_TEMPFAIL;
     }
+}
+
+
+static pst_verdict_e
+limits_over(pst_call_t *call, const limits_conf_t *conf, int kind)
+{
+    const char     *ecode, *text;
+    pst_verdict_e   v;
+    int             code;
+
+    v = limits_over_reply(pst_call_session(call), conf, kind, "", &code,
+                          &ecode, &text);
+    pst_call_reply(call, code, ecode, "%s", text);
+    return v;
 }
 
 
@@ -600,7 +686,8 @@ limits_check_talker(pst_call_t *call, const limits_conf_t *conf)
 
 
 /* The greeting delay is over: resume the session's connect phase.  The
- * timer holds the token only, never the session, which may be gone. */
+ * timer holds the token only, never the session, which may be gone;
+ * a rate asked of Redis first left its request as the call's data. */
 static void
 limits_greet_timer(void *data)
 {
@@ -608,15 +695,18 @@ limits_greet_timer(void *data)
     const limits_conf_t  *conf;
     pst_session_t        *s;
     const char           *ecode, *text;
+    limits_req_t         *req;
     pst_verdict_e         v;
     int                   code;
 
     s = pst_hook_session(token);
     if (s == NULL) {
-        return;
+        return;                     /* the call's cancel freed req */
     }
 
     conf = pst_module_srv_conf(s, &postern_module);
+    req = pst_hook_data(token);
+    v = PST_HOOK_CONTINUE;
 
     if (conf != NULL && pst_session_early_talker(s)) {
         if (conf->early_talker == LIMITS_ET_OFF) {
@@ -625,12 +715,183 @@ limits_greet_timer(void *data)
         } else {
             v = limits_talker_verdict(s, conf, PST_PHASE_CONNECT, &code,
                                       &ecode, &text);
-            (void) pst_hook_resume(token, v, code, ecode, "%s", text);
-            return;
         }
     }
 
-    (void) pst_hook_resume(token, PST_HOOK_CONTINUE, 0, NULL, NULL);
+    if (v == PST_HOOK_CONTINUE) {
+        (void) pst_hook_resume(token, v, 0, NULL, NULL);
+    } else {
+        (void) pst_hook_resume(token, v, code, ecode, "%s", text);
+    }
+    free(req);
+}
+
+
+/* Start the greeting delay of a connect call already deferred. */
+static int
+limits_greet(const limits_conf_t *conf, uint64_t token)
+{
+    if (sizeof(void *) < sizeof(uint64_t)
+        || pst_timer_add(conf->greet_delay, limits_greet_timer,
+                         (void *) (uintptr_t) token) == NULL)
+    {
+        return PST_ERROR;
+    }
+    return PST_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Rates in Redis                                                      */
+
+/* "postern:limit:KIND:CLIENT" */
+static ssize_t
+limits_redis_key(const limits_conf_t *conf, const u_char key[16],
+    int kind, char *buf, size_t size)
+{
+    pst_str_t  part;
+    u_char     a[16];
+    char       text[INET6_ADDRSTRLEN + 8], name[16];
+    size_t     n;
+
+    if (memcmp(key, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+        inet_ntop(AF_INET, key + 12, text, sizeof(text));
+    } else {
+        memcpy(a, key, 16);
+        a[15] ^= 0x5a;                   /* limits_key()'s mark undone */
+        inet_ntop(AF_INET6, a, text, sizeof(text));
+        n = strlen(text);
+        snprintf(text + n, sizeof(text) - n, "/%d", (int) conf->v6_prefix);
+    }
+
+    part.data = (u_char *) text;
+    part.len = strlen(text);
+    snprintf(name, sizeof(name), "limit:%s", limits_kinds[kind]);
+    return pst_redis_key(buf, size, name, &part, 1);
+}
+
+
+static void
+limits_req_cancel(void *data)
+{
+    limits_req_t  *req = data;
+
+    pst_redis_cancel(req->cmd);
+    free(req);
+}
+
+
+static void
+limits_redis_done(void *data, pst_redis_status_e status,
+    const pst_redis_reply_t *reply)
+{
+    limits_req_t   *req = data;
+    pst_session_t  *s;
+    const char     *ecode, *text, *where;
+    pst_verdict_e   v;
+    int64_t         allowed;
+    int             ok, code;
+
+    req->cmd = NULL;
+    s = pst_hook_session(req->token);
+    if (s == NULL) {
+        free(req);                      /* cannot happen: cancel first */
+        return;
+    }
+
+    if (status == PST_REDIS_OK
+        && pst_redis_reply_integer(pst_redis_reply_element(reply, 0),
+                                   &allowed) == PST_OK)
+    {
+        ok = allowed != 0;
+        where = "";
+    } else {
+        ok = req->local_ok;
+        where = " (this node's count: Redis did not answer)";
+        pst_log_session(s, PST_LOG_INFO, "policy_limits: %s: Redis %s,"
+                        " this node's bucket decides",
+                        limits_names[req->kind],
+                        status == PST_REDIS_TIMEOUT ? "timed out"
+                        : status == PST_REDIS_DOWN ? "went down"
+                        : "gave no usable answer");
+    }
+
+    if (!ok) {
+        v = limits_over_reply(s, req->conf, req->kind, where, &code, &ecode,
+                              &text);
+        (void) pst_hook_resume(req->token, v, code, ecode, "%s", text);
+        free(req);
+        return;
+    }
+
+    if (req->kind == LIMITS_CONN && req->conf->greet_delay > 0
+        && limits_greet(req->conf, req->token) == PST_OK)
+    {
+        return;                         /* req goes with the greeting */
+    }
+
+    (void) pst_hook_resume(req->token, PST_HOOK_CONTINUE, 0, NULL, NULL);
+    free(req);
+}
+
+
+/*
+ * One event of a rate: the local bucket always (the fallback, and this
+ * node's own count), then with limit_backend redis the shared one,
+ * which decides when it answers.  PST_HOOK_PENDING while Redis is
+ * asked; otherwise the local verdict (CONTINUE: under the rate).
+ */
+static pst_verdict_e
+limits_rate(pst_call_t *call, const limits_conf_t *conf, int kind)
+{
+    pst_session_t  *s = pst_call_session(call);
+    limits_req_t   *req;
+    const char     *argv[3];
+    size_t          len[3];
+    char            rkey[PST_REDIS_KEY_MAX], interval[24], burst[24];
+    pst_msec_t      us;
+    ssize_t         n;
+    u_char          key[16];
+    int             ok;
+
+    limits_key(conf, pst_session_client_sockaddr(s), key);
+    ok = limits_take(conf, key, kind);
+
+    if (conf->backend != LIMITS_BACKEND_REDIS || !pst_redis_ready()) {
+        return ok ? PST_HOOK_CONTINUE : limits_over(call, conf, kind);
+    }
+
+    n = limits_redis_key(conf, key, kind, rkey, sizeof(rkey));
+    req = calloc(1, sizeof(limits_req_t));
+    if (n < 0 || req == NULL) {
+        free(req);
+        return ok ? PST_HOOK_CONTINUE : limits_over(call, conf, kind);
+    }
+    req->conf = conf;
+    req->kind = kind;
+    req->local_ok = ok;
+
+    argv[0] = rkey;
+    len[0] = (size_t) n;
+    us = conf->rate[kind].period * 1000 / (pst_msec_t) conf->rate[kind].count;
+    argv[1] = interval;
+    len[1] = (size_t) snprintf(interval, sizeof(interval), "%llu",
+                               (unsigned long long) (us ? us : 1));
+    argv[2] = burst;
+    len[2] = (size_t) snprintf(burst, sizeof(burst), "%ld",
+                               (long) conf->rate[kind].burst);
+
+    req->cmd = pst_redis_eval(conf->script, 0, limits_redis_done, req, 1, 3,
+                              argv, len);
+    if (req->cmd == NULL) {
+        free(req);
+        return ok ? PST_HOOK_CONTINUE : limits_over(call, conf, kind);
+    }
+
+    req->token = pst_call_defer(call);
+    pst_call_set_data(call, req);
+    pst_call_set_cancel(call, limits_req_cancel);
+    return PST_HOOK_PENDING;
 }
 
 
@@ -642,26 +903,21 @@ limits_connect(pst_call_t *call, void *data)
 {
     limits_conf_t  *conf = data;
     pst_session_t  *s = pst_call_session(call);
-    uint64_t        token;
+    pst_verdict_e   v;
 
     if (limits_exempt(conf, s)) {
         return PST_HOOK_CONTINUE;
     }
 
-    if (conf->rate[LIMITS_CONN].count > 0
-        && !limits_take(conf, s, LIMITS_CONN))
-    {
-        return limits_over(call, conf, LIMITS_CONN);
+    if (conf->rate[LIMITS_CONN].count > 0) {
+        v = limits_rate(call, conf, LIMITS_CONN);
+        if (v != PST_HOOK_CONTINUE) {
+            return v;                   /* over, or Redis asked first */
+        }
     }
 
-    if (conf->greet_delay == 0) {
-        return PST_HOOK_CONTINUE;
-    }
-
-    token = pst_call_defer(call);
-    if (sizeof(void *) < sizeof(uint64_t)
-        || pst_timer_add(conf->greet_delay, limits_greet_timer,
-                         (void *) (uintptr_t) token) == NULL)
+    if (conf->greet_delay == 0
+        || limits_greet(conf, pst_call_defer(call)) != PST_OK)
     {
         return PST_HOOK_CONTINUE;           /* no delay then */
     }
@@ -698,8 +954,8 @@ limits_take_for(pst_call_t *call, limits_conf_t *conf, int kind)
         return v;
     }
 
-    if (conf->rate[kind].count > 0 && !limits_take(conf, s, kind)) {
-        return limits_over(call, conf, kind);
+    if (conf->rate[kind].count > 0) {
+        return limits_rate(call, conf, kind);
     }
 
     return PST_HOOK_CONTINUE;

@@ -14,7 +14,6 @@
 #define PST_REDIS_H
 
 #define PST_REDIS_HOST_MAX       108      /* an address, or a unix path */
-#define PST_REDIS_KEY_MAX        1024
 
 struct pst_redis_script_s {
     pst_str_t                    body;

@@ -1,0 +1,280 @@
+"""Redis as the state several Postern nodes share (issue #14): two
+servers on loopback ports (the nodes) and one real redis-server that the
+test starts on a loopback port.  A rate limit reached on node A holds on
+node B; greylisting passed on A passes on B; AUTH failures add up over
+both; with Redis stopped the sessions are served at once with the
+fallback, and when it comes back the shared state resumes.
+
+The issue asks for nodes in network namespaces, each with its own
+address; these are two instances on 127.0.0.1 (distinct ports, distinct
+spools and shared memory), which is what the shared state sees anyway:
+the same client address on two nodes."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+
+from pstest import (PstTestCase, RUN, b64, free_port, have, plain,
+                    passwd_line, stop_process, wait_for)
+
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisPeer:
+    """redis-server on 127.0.0.1:<port>, no persistence: a restart is an
+    empty Redis, as after a crash without AOF."""
+
+    def __init__(self, name, args=()):
+        self.port = free_port()
+        self.dir = os.path.join(RUN, name + "-redis")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.args = list(args)
+        self.proc = None
+        self.start()
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir,
+             "--logfile", os.path.join(self.dir, "redis.log")] + self.args,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.answers, 10, what="redis-server")
+
+    def answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("redis-server exited")
+        try:
+            # any answer will do: NOAUTH too, with the default user off
+            return self.call("PING") is not None
+        except OSError:
+            return False
+
+    def call(self, *args, auth=True):
+        """One command over RESP; the reply as str/int/list/None."""
+        cmds = []
+        if auth and "--requirepass" in self.args:
+            cmds.append(("AUTH", self.args[self.args.index("--requirepass")
+                                            + 1]))
+        cmds.append(args)
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=5) as s:
+            f = s.makefile("rb")
+            for c in cmds:
+                s.sendall(b"*%d\r\n" % len(c) + b"".join(
+                    b"$%d\r\n%s\r\n" % (len(str(a).encode()), str(a).encode())
+                    for a in c))
+            for _ in cmds:
+                r = self._read(f)
+            return r
+
+    def _read(self, f):
+        line = f.readline().rstrip(b"\r\n")
+        t, rest = line[:1], line[1:].decode()
+        if t == b"+":
+            return rest
+        if t == b"-":
+            return RuntimeError(rest)
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)[:-2]
+            return data.decode(errors="replace")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read(f) for _ in range(n)]
+        raise AssertionError("bad RESP line %r" % line)
+
+    def keys(self, pattern="*"):
+        return sorted(self.call("KEYS", pattern))
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+MODULES = ("store_spool", "policy_limits", "policy_greylist",
+           "policy_relay")
+
+NODE = """
+smtp {
+    hostname %s.example.test;
+    server {
+        listen {port};
+        local_domains example.test;
+        greylist off;
+        %s
+    }
+}
+"""
+
+
+class RedisCase(PstTestCase):
+
+    def redis(self, args=()):
+        r = RedisPeer(self.id().split(".", 1)[-1].replace(".", "_"), args)
+        self._peers.append(r)
+        return r
+
+    def node(self, name, redis, server_conf, top="", wait=True,
+             modules=MODULES, workers=1):
+        srv = self.server(NODE % (name, server_conf), modules=modules,
+                          workers=workers,
+                          name=self.id().split(".")[-1] + "_" + name,
+                          extra_top="redis_server %s;\nredis_timeout 200ms;"
+                                    "\n%s" % (redis.address, top))
+        if wait:
+            self.connected(srv)
+        return srv
+
+    def connected(self, srv, count=1):
+        # the worker and the queue process each have a connection
+        srv.wait_log(r"worker: \w+: redis [^ ]+: connected", count=count)
+
+    def mail(self, srv, sender="s@client.test"):
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            return c.cmd("MAIL FROM:<%s>" % sender)[0]
+
+
+class SharedLimitsTest(RedisCase):
+
+    LIMITS = "limit_msg_rate 2/h; limit_backend redis;"
+
+    def test_rate_reached_on_a_holds_on_b(self):
+        r = self.redis()
+        a = self.node("a", r, self.LIMITS)
+        b = self.node("b", r, self.LIMITS)
+
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(self.mail(a), 250)
+        # node B has never seen this client: only Redis knows it is over
+        self.assertEqual(self.mail(b), 451)
+        self.assertEqual(self.mail(a), 451)
+        b.wait_log(r"limit_msg_rate 2/h \(burst 2\) exceeded by 127\.0\.0\.1$")
+
+        self.assertEqual(r.keys(), ["postern:limit:msg:127.0.0.1"])
+        ttl = r.call("PTTL", "postern:limit:msg:127.0.0.1")
+        self.assertTrue(0 < ttl <= 3600 * 1000 + 1, ttl)
+
+    def test_connection_rate_with_greeting_delay(self):
+        # the connect hook waits for Redis, then for the greeting delay;
+        # the test's client is 127.0.0.2 (the start's probes, from
+        # 127.0.0.1, are exempt)
+        conf = ("limit_conn_rate 1/h; greet_delay 300ms;"
+                " limit_backend redis; limit_exempt 127.0.0.1;")
+        r = self.redis()
+        a = self.node("a", r, conf)
+        b = self.node("b", r, conf)
+        t0 = time.monotonic()
+        with a.raw(source="127.0.0.2") as c:
+            self.assertEqual(c.greeting[0], 220)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        with b.raw(source="127.0.0.2") as c:
+            self.assertEqual(c.greeting[0], 421)
+        self.assertEqual(r.keys(), ["postern:limit:conn:127.0.0.2"])
+
+    def test_shm_backend_stays_local(self):
+        # the default: each node counts alone (the test above fails so)
+        r = self.redis()
+        a = self.node("a", r, "limit_msg_rate 2/h;")
+        b = self.node("b", r, "limit_msg_rate 2/h;")
+        self.assertEqual([self.mail(a) for _ in range(3)], [250, 250, 451])
+        self.assertEqual(self.mail(b), 250)
+        self.assertEqual(r.keys(), [])
+
+    def test_script_flushed_is_sent_again(self):
+        # EVALSHA answers NOSCRIPT after a flush: the core sends EVAL
+        r = self.redis()
+        a = self.node("a", r, self.LIMITS)
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(r.call("SCRIPT", "FLUSH"), "OK")
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(self.mail(a), 451)
+        self.assertNotIn("Redis", a.log().split("connected", 1)[-1])
+
+    def test_redis_stopped_then_restarted(self):
+        r = self.redis()
+        a = self.node("a", r, self.LIMITS)
+        b = self.node("b", r, self.LIMITS)
+        self.assertEqual(self.mail(a), 250)
+
+        r.stop()
+        # served at once, by each node's own bucket: A has taken one
+        # token of 2 (its local bucket counts too), B none
+        t0 = time.monotonic()
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(self.mail(a), 451)
+        self.assertEqual([self.mail(b) for _ in range(3)], [250, 250, 451])
+        self.assertLess(time.monotonic() - t0, 5.0)
+        a.wait_log(r"redis [^ ]+: connection lost")
+
+        # an empty Redis again: reconnected, the rate is shared anew
+        r.start()
+        self.connected(a, 2)
+        self.connected(b, 2)
+        self.assertEqual(self.mail(b), 250)
+        self.assertEqual(self.mail(b), 250)
+        self.assertEqual(self.mail(a), 451)
+        self.assertEqual(r.keys(), ["postern:limit:msg:127.0.0.1"])
+
+    def test_redis_never_there(self):
+        port = free_port()
+        a = self.server(NODE % ("a", self.LIMITS), modules=MODULES,
+                        workers=1, extra_top="redis_server 127.0.0.1:%d;"
+                        % port)
+        t0 = time.monotonic()
+        self.assertEqual([self.mail(a) for _ in range(3)], [250, 250, 451])
+        self.assertLess(time.monotonic() - t0, 5.0)
+        a.wait_log(r"redis 127\.0\.0\.1:%d: cannot connect" % port)
+
+    def test_backend_redis_needs_redis_server(self):
+        a = self.server(NODE % ("a", self.LIMITS), modules=MODULES,
+                        start=False)
+        r = a.run_tool("-t")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("a Redis backend needs \"redis_server\"", r.stderr)
+
+
+class RedisConnectionTest(RedisCase):
+
+    def test_acl_user_and_password(self):
+        r = self.redis(["--user", "default", "off", "--user", "postern",
+                        "on", ">s3cret", "~*", "&*", "+@all"])
+        pw = os.path.join(RUN, "redis-pw-%d" % os.getpid())
+        with open(pw, "w") as f:
+            f.write("s3cret\n")
+        self.addCleanup(os.unlink, pw)
+        a = self.node("a", r, "limit_msg_rate 1/h; limit_backend redis;",
+                      top="redis_user postern;\nredis_password_file %s;"
+                      % pw)
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(self.mail(a), 451)
+
+    def test_wrong_password_is_logged_and_falls_back(self):
+        r = self.redis(["--requirepass", "right"])
+        pw = os.path.join(RUN, "redis-pw-%d" % os.getpid())
+        with open(pw, "w") as f:
+            f.write("wrong\n")
+        self.addCleanup(os.unlink, pw)
+        a = self.node("a", r, "limit_msg_rate 1/h; limit_backend redis;",
+                      top="redis_password_file %s;" % pw, wait=False)
+        a.wait_log(r"redis [^ ]+: AUTH refused: WRONGPASS")
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(self.mail(a), 451)       # the local bucket
+        self.assertEqual(r.keys(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
