@@ -37,6 +37,18 @@
  *   greylist_file PATH;             top level, default
  *                                   SPOOL_DIR/greylist.db
  *   greylist_save_interval TIME;    top level, default 1m
+ *   greylist_backend shm|redis;     default shm
+ *   greylist_redis_fallback pass|tempfail;   default pass
+ *
+ * With greylist_backend redis (and redis_server at the top level) the
+ * triplets live in Redis, shared by every node, as the key
+ * postern:grey:NETWORK:SENDER:RECIPIENT (lowercased, escaped by
+ * pst_redis_key()): one Lua script sets it with SET NX PX (first
+ * seen, expiring after greylist_retry_window) and turns it into the
+ * pass state after greylist_delay (expiring after greylist_expire
+ * unused).  When Redis does not answer within redis_timeout (down,
+ * slow, too busy) greylist_redis_fallback decides: pass (no
+ * greylisting meanwhile) or tempfail (451 for everyone not exempt).
  *
  * Hook priority 50: after the checks that refuse for good (access
  * rules, unknown users...) -- greylisting a message that will be
@@ -53,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include "postern_module.h"
@@ -61,6 +74,17 @@
 #define GREY_PROBES          32
 #define GREY_MAGIC           "PSTGREY1"
 #define GREY_VERSION         1
+#define GREY_KEY_MAX         2048
+
+enum {
+    GREY_BACKEND_SHM = 0,
+    GREY_BACKEND_REDIS
+};
+
+enum {
+    GREY_FALLBACK_PASS = 0,
+    GREY_FALLBACK_TEMPFAIL
+};
 
 typedef struct {
     uint64_t                     key;         /* 0: free */
@@ -100,7 +124,60 @@ typedef struct {
     pst_array_t                 *exempt;      /* pst_cidr_t */
     pst_int_t                    v4_prefix;
     pst_int_t                    v6_prefix;
+    pst_uint_t                   backend;
+    pst_uint_t                   fallback;
+    pst_redis_script_t          *script;      /* backend redis */
 } grey_conf_t;
+
+/* A triplet asked of Redis; the pending call's data. */
+typedef struct {
+    uint64_t                     token;
+    pst_redis_cmd_t             *cmd;         /* NULL once answered */
+    const grey_conf_t           *conf;
+    char                         key[1];      /* the key, for the log */
+} grey_req_t;
+
+static const pst_conf_enum_t  grey_backends[] = {
+    { "shm", GREY_BACKEND_SHM },
+    { "redis", GREY_BACKEND_REDIS },
+    { NULL, 0 }
+};
+
+static const pst_conf_enum_t  grey_fallbacks[] = {
+    { "pass", GREY_FALLBACK_PASS },
+    { "tempfail", GREY_FALLBACK_TEMPFAIL },
+    { NULL, 0 }
+};
+
+/*
+ * The triplet's state in one key, on Redis's clock (milliseconds):
+ * "w:FIRST" waiting (PX greylist_retry_window from the first attempt,
+ * set with NX so that two nodes seeing the first attempt at once agree),
+ * "p:FIRST" passed (PX greylist_expire, renewed at each use).  ARGV:
+ * delay, window, expire (ms).  {pass, ms (age if passed, else left to
+ * wait), known}.
+ */
+static const char  grey_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local delay = tonumber(ARGV[1])\n"
+    "local nowtext = string.format('%d', now)\n"
+    "if redis.call('SET', KEYS[1], 'w:' .. nowtext, 'NX', 'PX', ARGV[2])"
+    " then\n"
+    "  return {0, delay, 0}\n"
+    "end\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local first = tonumber(string.sub(v, 3)) or now\n"
+    "local age = now - first\n"
+    "if string.sub(v, 1, 2) == 'p:' then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "  return {1, age, 1}\n"
+    "end\n"
+    "if age >= delay then\n"
+    "  redis.call('SET', KEYS[1], 'p:' .. string.sub(v, 3), 'PX', ARGV[3])\n"
+    "  return {1, age, 1}\n"
+    "end\n"
+    "return {0, delay - age, 1}\n";
 
 /* The saving machinery of this worker (process state, not config). */
 typedef struct {
@@ -160,6 +237,12 @@ static const pst_command_t  grey_commands[] = {
     { "greylist_save_interval", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, PST_MAIN_CONF,
       offsetof(grey_main_conf_t, save_interval), NULL },
+    { "greylist_backend", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, PST_SRV_CONF,
+      offsetof(grey_conf_t, backend), grey_backends },
+    { "greylist_redis_fallback", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, PST_SRV_CONF,
+      offsetof(grey_conf_t, fallback), grey_fallbacks },
     pst_null_command
 };
 
@@ -288,6 +371,8 @@ grey_create_conf(pst_conf_t *cf)
     c->exempt = PST_CONF_UNSET_PTR;
     c->v4_prefix = PST_CONF_UNSET;
     c->v6_prefix = PST_CONF_UNSET;
+    c->backend = PST_CONF_UNSET_UINT;
+    c->fallback = PST_CONF_UNSET_UINT;
     return c;
 }
 
@@ -296,8 +381,6 @@ static char *
 grey_merge_conf(pst_conf_t *cf, void *parent, void *child)
 {
     grey_conf_t  *prev = parent, *conf = child;
-
-    (void) cf;
 
     pst_conf_merge_value(conf->enable, prev->enable, 1);
     pst_conf_merge_msec_value(conf->delay, prev->delay, 5 * 60 * 1000);
@@ -308,6 +391,18 @@ grey_merge_conf(pst_conf_t *cf, void *parent, void *child)
     pst_conf_merge_ptr_value(conf->exempt, prev->exempt, NULL);
     pst_conf_merge_value(conf->v4_prefix, prev->v4_prefix, 24);
     pst_conf_merge_value(conf->v6_prefix, prev->v6_prefix, 64);
+    pst_conf_merge_uint_value(conf->backend, prev->backend,
+                              GREY_BACKEND_SHM);
+    pst_conf_merge_uint_value(conf->fallback, prev->fallback,
+                              GREY_FALLBACK_PASS);
+
+    if (conf->backend == GREY_BACKEND_REDIS && conf->enable) {
+        conf->script = prev->script != NULL ? prev->script
+                       : pst_redis_script(cf, grey_lua);
+        if (conf->script == NULL) {
+            return PST_CONF_ERROR;
+        }
+    }
 
     if (conf->delay < 1000 || conf->window <= conf->delay) {
         return "greylist_delay must be at least 1s and shorter than"
@@ -433,6 +528,207 @@ grey_exempt(const grey_conf_t *conf, pst_session_t *s)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* Triplets in Redis                                                   */
+
+/* "postern:grey:192.0.2.0/24:sender@a.example:rcpt@b.example" */
+static ssize_t
+grey_redis_key(const grey_conf_t *conf, pst_session_t *s,
+    const pst_str_t *from, const pst_str_t *rcpt, char *buf, size_t size)
+{
+    const struct sockaddr  *sa = pst_session_client_sockaddr(s);
+    pst_str_t               parts[3];
+    u_char                  a[16], low[2][600];
+    char                    net[INET6_ADDRSTRLEN + 8];
+    size_t                  i, k, n;
+    int                     bits, len, family;
+
+    memset(a, 0, sizeof(a));
+    if (sa->sa_family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+        family = AF_INET;
+        bits = (int) conf->v4_prefix;
+        len = 4;
+    } else {
+        memcpy(a, ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr, 16);
+        family = AF_INET6;
+        bits = (int) conf->v6_prefix;
+        len = 16;
+    }
+    for (i = 0; i < (size_t) len; i++, bits -= 8) {
+        a[i] = bits >= 8 ? a[i] : bits > 0
+               ? (u_char) (a[i] & (0xff << (8 - bits))) : 0;
+    }
+    inet_ntop(family, a, net, sizeof(net));
+    n = strlen(net);
+    snprintf(net + n, sizeof(net) - n, "/%d", family == AF_INET
+             ? (int) conf->v4_prefix : (int) conf->v6_prefix);
+
+    parts[0].data = (u_char *) net;
+    parts[0].len = strlen(net);
+    for (k = 0; k < 2; k++) {
+        const pst_str_t  *addr = k == 0 ? from : rcpt;
+
+        if (addr->len > sizeof(low[k])) {
+            return -1;
+        }
+        for (i = 0; i < addr->len; i++) {
+            low[k][i] = (addr->data[i] >= 'A' && addr->data[i] <= 'Z')
+                        ? (u_char) (addr->data[i] | 0x20) : addr->data[i];
+        }
+        parts[k + 1].data = low[k];
+        parts[k + 1].len = addr->len;
+    }
+
+    return pst_redis_key(buf, size, "grey", parts, 3);
+}
+
+
+/* Redis did not answer: greylist_redis_fallback decides. */
+static pst_verdict_e
+grey_fallback(const grey_conf_t *conf, pst_session_t *s, const char *why,
+    int *code, const char **ecode, const char **text)
+{
+    pst_log_session(s, conf->fallback == GREY_FALLBACK_PASS ? PST_LOG_INFO
+                    : PST_LOG_NOTICE, "policy_greylist: %s: %s"
+                    " (greylist_redis_fallback)", why,
+                    conf->fallback == GREY_FALLBACK_PASS ? "pass"
+                    : "tempfail");
+
+    if (conf->fallback == GREY_FALLBACK_PASS) {
+        return PST_HOOK_CONTINUE;
+    }
+    *code = 451;
+    *ecode = "4.7.1";
+    *text = "Greylisted, please try again later";
+    return PST_HOOK_TEMPFAIL;
+}
+
+
+static void
+grey_req_cancel(void *data)
+{
+    grey_req_t  *req = data;
+
+    pst_redis_cancel(req->cmd);
+    free(req);
+}
+
+
+static void
+grey_redis_done(void *data, pst_redis_status_e status,
+    const pst_redis_reply_t *reply)
+{
+    grey_req_t     *req = data;
+    pst_session_t  *s;
+    const char     *ecode = NULL, *text = NULL;
+    pst_verdict_e   v;
+    int64_t         pass, ms, known;
+    int             code = 0;
+
+    req->cmd = NULL;
+    s = pst_hook_session(req->token);
+    if (s == NULL) {
+        free(req);                      /* cannot happen: cancel first */
+        return;
+    }
+
+    if (status != PST_REDIS_OK
+        || pst_redis_reply_integer(pst_redis_reply_element(reply, 0), &pass)
+           != PST_OK
+        || pst_redis_reply_integer(pst_redis_reply_element(reply, 1), &ms)
+           != PST_OK
+        || pst_redis_reply_integer(pst_redis_reply_element(reply, 2),
+                                   &known) != PST_OK)
+    {
+        v = grey_fallback(req->conf, s, status == PST_REDIS_TIMEOUT
+                          ? "Redis timed out" : status == PST_REDIS_DOWN
+                          ? "Redis went down" : "Redis gave no usable"
+                          " answer", &code, &ecode, &text);
+
+    } else if (pass) {
+        pst_log_session(s, PST_LOG_INFO, "policy_greylist: pass %s: triplet"
+                        " known since %llds", req->key,
+                        (long long) (ms / 1000));
+        v = PST_HOOK_CONTINUE;
+
+    } else {
+        pst_log_session(s, PST_LOG_NOTICE, "policy_greylist: tempfail %s:"
+                        " %s triplet, retry in %llds", req->key,
+                        known ? "early retry of a" : "new",
+                        (long long) ((ms + 999) / 1000));
+        (void) pst_hook_resume(req->token, PST_HOOK_TEMPFAIL, 451, "4.7.1",
+                               "Greylisted, please try again in %lld"
+                               " seconds", (long long) ((ms + 999) / 1000));
+        free(req);
+        return;
+    }
+
+    if (v == PST_HOOK_CONTINUE) {
+        (void) pst_hook_resume(req->token, v, 0, NULL, NULL);
+    } else {
+        (void) pst_hook_resume(req->token, v, code, ecode, "%s", text);
+    }
+    free(req);
+}
+
+
+static pst_verdict_e
+grey_redis(pst_call_t *call, const grey_conf_t *conf, const pst_str_t *from,
+    const pst_str_t *rcpt)
+{
+    pst_session_t  *s = pst_call_session(call);
+    grey_req_t     *req;
+    const char     *argv[4], *ecode, *text;
+    size_t          len[4];
+    char            key[GREY_KEY_MAX], num[3][24];
+    ssize_t         n;
+    pst_verdict_e   v;
+    int             code, i;
+
+    n = grey_redis_key(conf, s, from, rcpt, key, sizeof(key));
+    req = n < 0 ? NULL : malloc(sizeof(grey_req_t) + (size_t) n);
+    if (req == NULL || !pst_redis_ready()) {
+        free(req);
+        v = grey_fallback(conf, s, n < 0 ? "addresses too long for a key"
+                          : "Redis unavailable", &code, &ecode, &text);
+        if (v != PST_HOOK_CONTINUE) {
+            pst_call_reply(call, code, ecode, "%s", text);
+        }
+        return v;
+    }
+
+    memcpy(req->key, key, (size_t) n + 1);
+    req->conf = conf;
+    argv[0] = req->key;
+    len[0] = (size_t) n;
+    for (i = 0; i < 3; i++) {
+        argv[i + 1] = num[i];
+        len[i + 1] = (size_t) snprintf(num[i], sizeof(num[i]), "%llu",
+                                       (unsigned long long)
+                                       (i == 0 ? conf->delay : i == 1
+                                        ? conf->window : conf->expire));
+    }
+
+    req->cmd = pst_redis_eval(conf->script, 0, grey_redis_done, req, 1, 4,
+                              argv, len);
+    if (req->cmd == NULL) {
+        free(req);
+        v = grey_fallback(conf, s, "Redis unavailable", &code, &ecode,
+                          &text);
+        if (v != PST_HOOK_CONTINUE) {
+            pst_call_reply(call, code, ecode, "%s", text);
+        }
+        return v;
+    }
+
+    req->token = pst_call_defer(call);
+    pst_call_set_data(call, req);
+    pst_call_set_cancel(call, grey_req_cancel);
+    return PST_HOOK_PENDING;
+}
+
+
 static pst_verdict_e
 grey_rcpt(pst_call_t *call, void *data)
 {
@@ -455,6 +751,10 @@ grey_rcpt(pst_call_t *call, void *data)
     from = pst_tx_sender(s);
     if (mc == NULL || mc->zone == NULL || rcpt == NULL || from == NULL) {
         return PST_HOOK_CONTINUE;
+    }
+
+    if (conf->backend == GREY_BACKEND_REDIS) {
+        return grey_redis(call, conf, from, rcpt);
     }
 
     z = pst_shm_addr(mc->zone);

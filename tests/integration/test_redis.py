@@ -113,7 +113,6 @@ smtp {
     server {
         listen {port};
         local_domains example.test;
-        greylist off;
         %s
     }
 }
@@ -150,7 +149,7 @@ class RedisCase(PstTestCase):
 
 class SharedLimitsTest(RedisCase):
 
-    LIMITS = "limit_msg_rate 2/h; limit_backend redis;"
+    LIMITS = "greylist off; limit_msg_rate 2/h; limit_backend redis;"
 
     def test_rate_reached_on_a_holds_on_b(self):
         r = self.redis()
@@ -172,7 +171,7 @@ class SharedLimitsTest(RedisCase):
         # the connect hook waits for Redis, then for the greeting delay;
         # the test's client is 127.0.0.2 (the start's probes, from
         # 127.0.0.1, are exempt)
-        conf = ("limit_conn_rate 1/h; greet_delay 300ms;"
+        conf = ("greylist off; limit_conn_rate 1/h; greet_delay 300ms;"
                 " limit_backend redis; limit_exempt 127.0.0.1;")
         r = self.redis()
         a = self.node("a", r, conf)
@@ -188,8 +187,8 @@ class SharedLimitsTest(RedisCase):
     def test_shm_backend_stays_local(self):
         # the default: each node counts alone (the test above fails so)
         r = self.redis()
-        a = self.node("a", r, "limit_msg_rate 2/h;")
-        b = self.node("b", r, "limit_msg_rate 2/h;")
+        a = self.node("a", r, "greylist off; limit_msg_rate 2/h;")
+        b = self.node("b", r, "greylist off; limit_msg_rate 2/h;")
         self.assertEqual([self.mail(a) for _ in range(3)], [250, 250, 451])
         self.assertEqual(self.mail(b), 250)
         self.assertEqual(r.keys(), [])
@@ -247,6 +246,67 @@ class SharedLimitsTest(RedisCase):
         self.assertIn("a Redis backend needs \"redis_server\"", r.stderr)
 
 
+class SharedGreylistTest(RedisCase):
+
+    GREY = ("greylist on; greylist_delay 1s; greylist_backend redis;"
+            " %s")
+
+    def rcpt(self, srv, rcpt="user@example.test", sender="s@client.test"):
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("MAIL FROM:<%s>" % sender)[0], 250)
+            return c.cmd("RCPT TO:<%s>" % rcpt)[0]
+
+    def test_passed_on_a_passes_on_b(self):
+        r = self.redis()
+        a = self.node("a", r, self.GREY % "")
+        b = self.node("b", r, self.GREY % "")
+        self.assertEqual(self.rcpt(a), 451)
+        # the retry goes to B: too early there as well
+        self.assertEqual(self.rcpt(b), 451)
+        b.wait_log(r"policy_greylist: tempfail postern:grey:127\.0\.0\.0/24:"
+                   r"s@client\.test:user@example\.test: early retry")
+        time.sleep(1.1)
+        self.assertEqual(self.rcpt(a), 250)
+        # B never passed it itself
+        self.assertEqual(self.rcpt(b), 250)
+        key = "postern:grey:127.0.0.0/24:s@client.test:user@example.test"
+        self.assertEqual(r.keys("postern:grey:*"), [key])
+        self.assertTrue(r.call("GET", key).startswith("p:"))
+        # greylist_expire (35d) from the last use
+        self.assertGreater(r.call("PTTL", key), 34 * 86400 * 1000)
+        # another recipient is a triplet of its own
+        self.assertEqual(self.rcpt(b, "other@example.test"), 451)
+
+    def test_shm_backend_stays_local(self):
+        r = self.redis()
+        a = self.node("a", r, "greylist on; greylist_delay 1s;")
+        b = self.node("b", r, "greylist on; greylist_delay 1s;")
+        self.assertEqual(self.rcpt(a), 451)
+        time.sleep(1.1)
+        self.assertEqual(self.rcpt(a), 250)
+        self.assertEqual(self.rcpt(b), 451)
+
+    def test_redis_down_fallback_pass_then_back(self):
+        r = self.redis()
+        a = self.node("a", r, self.GREY % "")
+        b = self.node("b", r, self.GREY % "greylist_redis_fallback tempfail;")
+        r.stop()
+        t0 = time.monotonic()
+        self.assertEqual(self.rcpt(a), 250)            # pass
+        self.assertEqual(self.rcpt(b), 451)            # tempfail
+        self.assertLess(time.monotonic() - t0, 5.0)
+        a.wait_log(r"policy_greylist: Redis (unavailable|went down): pass")
+        b.wait_log(r"policy_greylist: Redis (unavailable|went down): "
+                   r"tempfail")
+        r.start()
+        self.connected(a, 2)
+        self.connected(b, 2)
+        self.assertEqual(self.rcpt(b), 451)            # greylisted anew
+        self.assertEqual(self.rcpt(a), 451)
+        self.assertEqual(len(r.keys("postern:grey:*")), 1)
+
+
 class RedisConnectionTest(RedisCase):
 
     def test_acl_user_and_password(self):
@@ -256,7 +316,8 @@ class RedisConnectionTest(RedisCase):
         with open(pw, "w") as f:
             f.write("s3cret\n")
         self.addCleanup(os.unlink, pw)
-        a = self.node("a", r, "limit_msg_rate 1/h; limit_backend redis;",
+        a = self.node("a", r, "greylist off; limit_msg_rate 1/h;"
+                      " limit_backend redis;",
                       top="redis_user postern;\nredis_password_file %s;"
                       % pw)
         self.assertEqual(self.mail(a), 250)
@@ -268,7 +329,8 @@ class RedisConnectionTest(RedisCase):
         with open(pw, "w") as f:
             f.write("wrong\n")
         self.addCleanup(os.unlink, pw)
-        a = self.node("a", r, "limit_msg_rate 1/h; limit_backend redis;",
+        a = self.node("a", r, "greylist off; limit_msg_rate 1/h;"
+                      " limit_backend redis;",
                       top="redis_password_file %s;" % pw, wait=False)
         a.wait_log(r"redis [^ ]+: AUTH refused: WRONGPASS")
         self.assertEqual(self.mail(a), 250)
