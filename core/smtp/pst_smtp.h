@@ -507,6 +507,16 @@ pst_uint_t pst_smtp_proxy_pending(void);
 void pst_smtp_cmd_xclient(pst_session_t *s);
 size_t pst_smtp_xclient_ehlo(pst_session_t *s, char *buf, size_t size);
 
+/* pst_smtp_auth_redis.c: AUTH failures in Redis (auth_client_backend) */
+typedef void (*pst_smtp_auth_block_pt)(const u_char key[16],
+    uint32_t seconds);
+pst_redis_script_t *pst_smtp_auth_redis_script(pst_conf_t *cf);
+void pst_smtp_auth_redis_failed(const pst_redis_script_t *script,
+    const u_char key[16], pst_int_t limit, pst_msec_t window,
+    pst_smtp_auth_block_pt block);
+pst_redis_cmd_t *pst_smtp_auth_redis_blocked(const u_char key[16],
+    pst_redis_pt handler, void *data);
+
 /* pst_smtp_auth.c */
 void pst_smtp_cmd_auth(pst_session_t *s);
 int pst_smtp_auth_process(pst_session_t *s);

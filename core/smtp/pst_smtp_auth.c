@@ -20,19 +20,23 @@
  * auth_max_failures per session end it with 421; and a table in shared
  * memory counts failures per client address (IPv6 by /64) across all
  * workers: auth_client_failures within auth_client_block_time block
- * AUTH from that address (454) for that time.
+ * AUTH from that address (454) for that time.  With
+ * auth_client_backend redis the count and the block are kept in Redis
+ * too, shared by every node (pst_smtp_auth_redis.c); the table here
+ * stays the fallback when Redis does not answer.
  *
  * Directives (smtp or server block):
  *   auth_mechanisms PLAIN LOGIN ...;   auth_allow_plaintext on|off;
  *   auth_required on|off;              auth_failure_delay 1s;
  *   auth_max_failures 3;               auth_client_failures 10;
- *   auth_client_block_time 10m;
+ *   auth_client_block_time 10m;        auth_client_backend shm|redis;
  * A "listen ... submission" listener requires AUTH before MAIL.
  */
 
 #include "pst_smtp.h"
 #include "pst_event.h"
 #include "pst_smtp_proto.h"
+#include "pst_redis.h"
 
 #define PST_AUTH_LINE_MAX      12288     /* RFC 4954 4 */
 #define PST_AUTH_BUF           (PST_AUTH_LINE_MAX / 4 * 3)
@@ -41,6 +45,9 @@
 #define PST_AUTH_MAX_STEPS     10
 #define PST_AUTH_CLIENTS       8192
 #define PST_AUTH_PROBES        8
+
+#define PST_AUTH_BACKEND_SHM   0
+#define PST_AUTH_BACKEND_REDIS 1
 
 typedef enum {
     PST_AUTH_PLAIN = 0,
@@ -72,6 +79,9 @@ struct pst_smtp_auth_s {
     size_t                       login_len;     /* LOGIN user name */
 
     pst_event_t                  delay;
+    pst_redis_cmd_t             *redis_cmd;     /* the block asked */
+    pst_str_t                    redis_arg;     /* the command's, malloc */
+    unsigned                     redis_checked:1;
     u_char                       buf[PST_AUTH_BUF];
 };
 
@@ -83,6 +93,8 @@ typedef struct {
     pst_int_t                    max_failures;
     pst_int_t                    client_failures;
     pst_msec_t                   client_block_time;
+    pst_uint_t                   backend;
+    pst_redis_script_t          *script;        /* backend redis */
 } pst_smtp_auth_conf_t;
 
 typedef struct {
@@ -112,6 +124,12 @@ static void pst_smtp_auth_end(pst_session_t *s);
 static void pst_smtp_auth_failed(pst_session_t *s, const char *why);
 static void pst_smtp_auth_delay_handler(pst_event_t *ev);
 
+static const pst_conf_enum_t  pst_smtp_auth_backend_names[] = {
+    { "shm", PST_AUTH_BACKEND_SHM },
+    { "redis", PST_AUTH_BACKEND_REDIS },
+    { NULL, 0 }
+};
+
 
 #define AUTH(field)  PST_SRV_CONF, offsetof(pst_smtp_auth_conf_t, field)
 
@@ -137,6 +155,9 @@ static const pst_command_t  pst_smtp_auth_commands[] = {
 
     { "auth_client_block_time", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
       pst_conf_set_msec_slot, AUTH(client_block_time), NULL },
+
+    { "auth_client_backend", PST_CONF_ANY_SMTP | PST_CONF_TAKE1,
+      pst_conf_set_enum_slot, AUTH(backend), pst_smtp_auth_backend_names },
 
     pst_null_command
 };
@@ -201,6 +222,7 @@ pst_smtp_auth_create_conf(pst_conf_t *cf)
     c->max_failures = PST_CONF_UNSET;
     c->client_failures = PST_CONF_UNSET;
     c->client_block_time = PST_CONF_UNSET_MSEC;
+    c->backend = PST_CONF_UNSET_UINT;
 
     return c;
 }
@@ -298,8 +320,21 @@ pst_smtp_auth_merge_conf(pst_conf_t *cf, void *parent, void *child)
     pst_conf_merge_msec_value(conf->client_block_time,
                               prev->client_block_time, 10 * 60 * 1000);
 
+    pst_conf_merge_uint_value(conf->backend, prev->backend,
+                              PST_AUTH_BACKEND_SHM);
+
     if (conf->max_failures < 1) {
         return "auth_max_failures must be at least 1";
+    }
+
+    if (conf->backend == PST_AUTH_BACKEND_REDIS
+        && conf->client_failures > 0)
+    {
+        conf->script = prev->script != NULL ? prev->script
+                       : pst_smtp_auth_redis_script(cf);
+        if (conf->script == NULL) {
+            return PST_CONF_ERROR;
+        }
     }
 
     return PST_CONF_OK;
@@ -379,6 +414,32 @@ pst_auth_client_blocked(pst_session_t *s)
 }
 
 
+/* A block Redis knows of (set by any node): into the local table, so
+ * that this node refuses at once from now on. */
+static void
+pst_auth_client_block(const u_char key[16], uint32_t seconds)
+{
+    pst_auth_client_t  *e;
+    pst_shm_t          *z;
+    uint32_t            now = (uint32_t) pst_current_time_sec;
+
+    z = pst_auth_zone();
+    if (z == NULL) {
+        return;
+    }
+
+    pst_shm_lock(z);
+    e = pst_auth_client(pst_shm_addr(z), key, 1);
+    if (e->until < now + seconds) {
+        e->until = now + seconds;
+        if (e->since == 0) {
+            e->since = now;
+        }
+    }
+    pst_shm_unlock(z);
+}
+
+
 static void
 pst_auth_client_failed(pst_session_t *s)
 {
@@ -416,6 +477,91 @@ pst_auth_client_failed(pst_session_t *s)
         pst_log_session(s, PST_LOG_WARN, "%u authentication failures from"
                         " this address: AUTH blocked for %u s", n, window);
     }
+
+    if (acf->backend == PST_AUTH_BACKEND_REDIS) {
+        pst_smtp_auth_redis_failed(acf->script, key, acf->client_failures,
+                                   acf->client_block_time,
+                                   pst_auth_client_block);
+    }
+}
+
+
+static void
+pst_smtp_auth_redis_free(pst_smtp_auth_t *a)
+{
+    pst_redis_cancel(a->redis_cmd);
+    a->redis_cmd = NULL;
+    if (a->redis_arg.data != NULL) {
+        explicit_bzero(a->redis_arg.data, a->redis_arg.len);
+        free(a->redis_arg.data);
+        a->redis_arg.data = NULL;
+    }
+}
+
+
+/* Redis answered (or not) whether the address is blocked: the AUTH
+ * command runs again, with the local table now knowing. */
+static void
+pst_smtp_auth_redis_checked(void *data, pst_redis_status_e status,
+    const pst_redis_reply_t *reply)
+{
+    pst_session_t    *s = data;
+    pst_smtp_auth_t  *a = s->auth;
+    int64_t           ms;
+    u_char            key[16];
+
+    a->redis_cmd = NULL;
+    if (status == PST_REDIS_OK
+        && pst_redis_reply_integer(reply, &ms) == PST_OK && ms > 0)
+    {
+        pst_addr_key(&s->c->sockaddr.sa, key);
+        pst_auth_client_block(key, (uint32_t) ((ms + 999) / 1000));
+    }
+
+    pst_smtp_enter_state(s, PST_SMTP_S_COMMAND);
+    a->redis_checked = 1;
+    s->arg = a->redis_arg;
+    pst_smtp_cmd_auth(s);
+    a->redis_checked = 0;
+    pst_smtp_auth_redis_free(a);
+
+    if (s->state != PST_SMTP_S_PHASE) {
+        pst_smtp_continue(s);
+    }
+}
+
+
+/* auth_client_backend redis: ask Redis whether another node blocked
+ * this address before taking the command.  PST_OK when asked (the
+ * command runs again from the answer), else PST_DECLINED: go on. */
+static int
+pst_smtp_auth_redis_defer(pst_session_t *s, pst_smtp_auth_t *a)
+{
+    u_char  key[16];
+
+    a->redis_arg.data = malloc(s->arg.len + 1);
+    if (a->redis_arg.data == NULL) {
+        return PST_DECLINED;
+    }
+
+    pst_addr_key(&s->c->sockaddr.sa, key);
+    a->redis_cmd = pst_smtp_auth_redis_blocked(key,
+                                               pst_smtp_auth_redis_checked,
+                                               s);
+    if (a->redis_cmd == NULL) {
+        free(a->redis_arg.data);
+        a->redis_arg.data = NULL;
+        return PST_DECLINED;
+    }
+
+    /* the line is consumed: keep the argument (an initial response is
+     * a secret: the input buffer's copy is wiped) */
+    memcpy(a->redis_arg.data, s->arg.data, s->arg.len);
+    a->redis_arg.data[s->arg.len] = '\0';
+    a->redis_arg.len = s->arg.len;
+    explicit_bzero(s->arg.data, s->arg.len);
+    pst_smtp_enter_state(s, PST_SMTP_S_PHASE);
+    return PST_OK;
 }
 
 
@@ -428,6 +574,7 @@ pst_smtp_auth_cleanup(void *data)
     pst_smtp_auth_t  *a = data;
 
     pst_event_del_timer(&a->delay);
+    pst_smtp_auth_redis_free(a);
     free(a->challenge);
     a->challenge = NULL;
     explicit_bzero(a->buf, sizeof(a->buf));
@@ -1030,6 +1177,13 @@ pst_smtp_cmd_auth(pst_session_t *s)
         pst_smtp_reply(s, 454, "4.7.0", "Too many authentication failures"
                        " from your address, try again in %ld s",
                        (long) left);
+        return;
+    }
+
+    if (acf->backend == PST_AUTH_BACKEND_REDIS && !a->redis_checked
+        && acf->client_failures > 0 && pst_smtp_auth_redis_defer(s, a)
+           == PST_OK)
+    {
         return;
     }
 

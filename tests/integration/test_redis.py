@@ -307,6 +307,74 @@ class SharedGreylistTest(RedisCase):
         self.assertEqual(len(r.keys("postern:grey:*")), 1)
 
 
+class SharedAuthFailuresTest(RedisCase):
+
+    AUTH = ("greylist off; auth_users_file %s; auth_allow_plaintext on;"
+            " auth_failure_delay 0; auth_max_failures 100;"
+            " auth_client_failures 3; auth_client_block_time 1m; %s")
+
+    def setUp(self):
+        super().setUp()
+        self.users = os.path.join(RUN, "redis-users-%d" % os.getpid())
+        with open(self.users, "w") as f:
+            f.write(passwd_line("bob", "builder") + "\n")
+        self.addCleanup(os.unlink, self.users)
+
+    def nodes(self, backend="auth_client_backend redis;"):
+        r = self.redis()
+        conf = self.AUTH % (self.users, backend)
+        mods = MODULES + ("auth_file",)
+        return (r, self.node("a", r, conf, modules=mods),
+                self.node("b", r, conf, modules=mods))
+
+    def auth(self, srv, password):
+        with srv.raw() as c:
+            c.cmd("EHLO client.test")
+            return c.cmd("AUTH PLAIN " + plain("bob", password))[0]
+
+    def test_failures_add_up_over_both_nodes(self):
+        r, a, b = self.nodes()
+        self.assertEqual(self.auth(a, "wrong1"), 535)
+        self.assertEqual(self.auth(a, "wrong2"), 535)
+        # the third failure is B's first: the address is blocked on both
+        self.assertEqual(self.auth(b, "wrong3"), 535)
+        b.wait_log(r"3 authentication failures from 127\.0\.0\.1 on all"
+                   r" nodes: AUTH blocked for 60 s")
+        self.assertEqual(self.auth(b, "builder"), 454)
+        # A never counted three itself: it learns the block from Redis
+        self.assertEqual(self.auth(a, "builder"), 454)
+        self.assertEqual(r.keys("postern:auth:*"),
+                         ["postern:auth:block:127.0.0.1",
+                          "postern:auth:fail:127.0.0.1"])
+        self.assertGreater(r.call("PTTL", "postern:auth:block:127.0.0.1"),
+                           50000)
+
+    def test_shm_backend_counts_per_node(self):
+        r, a, b = self.nodes("")
+        self.assertEqual(self.auth(a, "wrong1"), 535)
+        self.assertEqual(self.auth(a, "wrong2"), 535)
+        self.assertEqual(self.auth(b, "wrong3"), 535)
+        self.assertEqual(self.auth(b, "builder"), 235)
+        self.assertEqual(self.auth(a, "builder"), 235)
+
+    def test_redis_down_auth_served(self):
+        r, a, b = self.nodes()
+        r.stop()
+        t0 = time.monotonic()
+        self.assertEqual(self.auth(a, "builder"), 235)
+        self.assertEqual(self.auth(a, "wrong"), 535)
+        self.assertEqual(self.auth(b, "builder"), 235)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        # this node's own count still blocks
+        self.assertEqual(self.auth(a, "wrong"), 535)
+        self.assertEqual(self.auth(a, "wrong"), 535)
+        self.assertEqual(self.auth(a, "builder"), 454)
+        r.start()
+        self.connected(b, 2)
+        self.assertEqual(self.auth(b, "wrong"), 535)
+        self.assertEqual(r.call("GET", "postern:auth:fail:127.0.0.1"), "1")
+
+
 class RedisConnectionTest(RedisCase):
 
     def test_acl_user_and_password(self):
