@@ -68,6 +68,7 @@ static struct {
     pst_redis_state_e            state;
     pst_event_t                  retry;
     pst_event_t                  connect_timer;
+    pst_event_t                  stuck_timer;
     pst_msec_t                   backoff;
     pst_uint_t                   pending;    /* callbacks hiredis holds */
     pst_msec_t                   waiting_since;
@@ -81,6 +82,7 @@ static struct {
 
 
 static void pst_redis_connect(void);
+static void pst_redis_stuck(pst_event_t *ev);
 
 
 /* ------------------------------------------------------------------ */
@@ -186,6 +188,7 @@ pst_redis_cleanup(void *p)
     rd.ac = NULL;
     rd.state = PST_REDIS_S_DOWN;
     pst_event_del_timer(&rd.connect_timer);
+    pst_event_del_timer(&rd.stuck_timer);
     pst_redis_schedule();
 }
 
@@ -396,6 +399,7 @@ pst_redis_conn_init(pst_redis_conf_t *conf)
     pst_list_init(&rd.cmds);
     rd.retry.handler = pst_redis_retry;
     rd.connect_timer.handler = pst_redis_connect_timeout;
+    rd.stuck_timer.handler = pst_redis_stuck;
 
     pst_redis_connect();
     return PST_OK;
@@ -422,6 +426,7 @@ pst_redis_conn_done(void)
 
     pst_event_del_timer(&rd.retry);
     pst_event_del_timer(&rd.connect_timer);
+    pst_event_del_timer(&rd.stuck_timer);
     pst_redis_drop();
     rd.conf = NULL;
 }
@@ -508,29 +513,40 @@ pst_redis_send(pst_redis_cmd_t *cmd)
     if (rd.pending++ == 0) {
         rd.waiting_since = pst_current_time_msec;
     }
+    if (!rd.stuck_timer.timer_set) {
+        pst_event_add_timer(&rd.stuck_timer,
+                            pst_max(rd.conf->timeout * 10,
+                                    PST_REDIS_STUCK_MIN));
+    }
     return PST_OK;
 }
 
 
-/* Nothing came back for too long while commands waited: the server is
- * gone without a reset (a dead host, a stopped process). */
+/* Armed while commands wait: nothing came back for too long, the
+ * server is gone without a reset (a dead host, a stopped process). */
 static void
-pst_redis_check_stuck(void)
+pst_redis_stuck(pst_event_t *ev)
 {
-    pst_msec_t  limit;
+    pst_msec_t  limit, quiet;
+
+    (void) ev;
+
+    if (rd.state != PST_REDIS_S_READY || rd.pending == 0) {
+        return;                      /* re-armed by the next send */
+    }
 
     limit = pst_max(rd.conf->timeout * 10, PST_REDIS_STUCK_MIN);
-
-    if (rd.state == PST_REDIS_S_READY && rd.pending > 0
-        && pst_current_time_msec - rd.waiting_since >= limit)
-    {
-        pst_log_error(PST_LOG_WARN, 0, "redis %s: no reply for %lu ms:"
-                      " reconnecting", rd.conf->server.data,
-                      (unsigned long) (pst_current_time_msec
-                                       - rd.waiting_since));
-        rd.failures++;
-        pst_redis_drop();
+    quiet = pst_current_time_msec - rd.waiting_since;
+    if (quiet < limit) {
+        pst_event_add_timer(&rd.stuck_timer, limit - quiet);
+        return;
     }
+
+    pst_log_error(PST_LOG_WARN, 0, "redis %s: no reply for %lu ms:"
+                  " reconnecting", rd.conf->server.data,
+                  (unsigned long) quiet);
+    rd.failures++;
+    pst_redis_drop();
 }
 
 
@@ -541,7 +557,6 @@ pst_redis_cmd_timeout(pst_event_t *ev)
 
     /* hiredis still holds it: freed when its reply or the end comes */
     pst_redis_deliver(cmd, PST_REDIS_TIMEOUT, NULL);
-    pst_redis_check_stuck();
 }
 
 

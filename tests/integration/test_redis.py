@@ -12,6 +12,7 @@ the same client address on two nodes."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -98,8 +99,15 @@ class RedisPeer:
     def keys(self, pattern="*"):
         return sorted(self.call("KEYS", pattern))
 
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self):
         if self.proc is not None:
+            self.resume()
             stop_process(self.proc)
             self.proc = None
 
@@ -227,6 +235,27 @@ class SharedLimitsTest(RedisCase):
         self.assertEqual(self.mail(b), 250)
         self.assertEqual(self.mail(a), 451)
         self.assertEqual(r.keys(), ["postern:limit:msg:127.0.0.1"])
+
+    def test_redis_slow(self):
+        # a Redis that accepts and never answers (stopped): each command
+        # waits redis_timeout (200ms), then the local bucket decides;
+        # the connection is dropped after ten timeouts without a reply
+        # and made again when Redis answers
+        r = self.redis()
+        a = self.node("a", r, self.LIMITS)
+        self.assertEqual(self.mail(a), 250)
+        r.pause()
+        t0 = time.monotonic()
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(self.mail(a), 451)
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 0.4)
+        self.assertLess(took, 3.0)
+        a.wait_log(r"policy_limits: limit_msg_rate: Redis timed out")
+        a.wait_log(r"redis [^ ]+: no reply for \d+ ms: reconnecting", 10)
+        r.resume()
+        self.connected(a, 2)
+        self.assertEqual(self.mail(a), 451)     # Redis: 2 of 2 taken
 
     def test_redis_never_there(self):
         port = free_port()
