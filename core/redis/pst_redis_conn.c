@@ -75,6 +75,7 @@ static struct {
     pst_list_t                   cmds;
     pst_uint_t                   failures;   /* attempts since the last
                                                 ready connection */
+    pst_msec_t                   error_logged;
     unsigned                     reading:1;
     unsigned                     writing:1;
     unsigned                     exiting:1;
@@ -458,6 +459,26 @@ static int
 pst_redis_send(pst_redis_cmd_t *cmd);
 
 
+/* A script that fails (an ACL without a command it calls, a Redis too
+ * old) fails for every event: said at most once a minute. */
+static void
+pst_redis_log_error(pst_redis_cmd_t *cmd, const pst_redis_reply_t *reply)
+{
+    char  err[200];
+
+    if (cmd->script == NULL || !pst_redis_reply_error(reply, err, sizeof(err))
+        || (rd.error_logged != 0
+            && pst_current_time_msec - rd.error_logged < 60000))
+    {
+        return;
+    }
+    rd.error_logged = pst_current_time_msec;
+    pst_log_error(PST_LOG_ERR, 0, "redis %s: script %.12s failed: %s (said"
+                  " once a minute)", rd.conf->server.data, cmd->script->sha,
+                  err);
+}
+
+
 static void
 pst_redis_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -494,6 +515,7 @@ pst_redis_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     if (cmd->live) {
+        pst_redis_log_error(cmd, reply);
         pst_redis_deliver(cmd, PST_REDIS_OK, reply);
     }
     free(cmd);
