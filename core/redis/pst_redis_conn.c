@@ -79,6 +79,8 @@ static struct {
     unsigned                     reading:1;
     unsigned                     writing:1;
     unsigned                     exiting:1;
+    unsigned                     up:1;       /* ready, and not given up
+                                                by us (which logs why) */
 } rd;
 
 
@@ -172,12 +174,13 @@ pst_redis_cleanup(void *p)
 {
     (void) p;
 
-    if (rd.state == PST_REDIS_S_READY && !rd.exiting) {
+    if (rd.up && !rd.exiting) {
         pst_log_error(PST_LOG_WARN, 0, "redis %s: connection lost%s%s;"
                       " state falls back to this node",
                       rd.conf->server.data, rd.ac->errstr[0] ? ": " : "",
                       rd.ac->errstr);
     }
+    rd.up = 0;
 
     if (rd.c != NULL) {
         (void) pst_event_set_fd(rd.c, 0, 0);
@@ -200,6 +203,7 @@ static void
 pst_redis_drop(void)
 {
     rd.state = PST_REDIS_S_DOWN;
+    rd.up = 0;
     if (rd.ac != NULL) {
         redisAsyncFree(rd.ac);
     }
@@ -251,6 +255,7 @@ pst_redis_handshake_cb(redisAsyncContext *ac, void *reply, void *privdata)
 
     pst_event_del_timer(&rd.connect_timer);
     rd.state = PST_REDIS_S_READY;
+    rd.up = 1;
     rd.backoff = PST_REDIS_BACKOFF_MIN;
     rd.waiting_since = pst_current_time_msec;
     pst_log_error(rd.failures ? PST_LOG_NOTICE : PST_LOG_INFO, 0,
