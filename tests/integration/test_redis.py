@@ -257,6 +257,34 @@ class SharedLimitsTest(RedisCase):
         self.connected(a, 2)
         self.assertEqual(self.mail(a), 451)     # Redis: 2 of 2 taken
 
+    def test_client_gone_while_redis_is_asked(self):
+        # the pending calls' cancel callbacks cancel the commands; the
+        # late replies (or their timeouts) find nothing to resume
+        users = os.path.join(RUN, "redis-users2-%d" % os.getpid())
+        with open(users, "w") as f:
+            f.write(passwd_line("bob", "builder") + "\n")
+        self.addCleanup(os.unlink, users)
+        r = self.redis()
+        a = self.node("a", r, self.LIMITS + " greylist_backend redis;"
+                      " auth_users_file %s; auth_allow_plaintext on;"
+                      " auth_client_backend redis;" % users,
+                      modules=MODULES + ("auth_file",))
+        r.pause()
+        for cmd in ("MAIL FROM:<s@client.test>",
+                    "AUTH PLAIN " + plain("bob", "builder")):
+            c = a.raw()
+            c.cmd("EHLO client.test")
+            c.send(cmd + "\r\n")
+            time.sleep(0.05)
+            c.close()
+        time.sleep(0.5)
+        r.resume()
+        self.assertEqual(self.mail(a), 250)
+        with a.raw() as c:
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("AUTH PLAIN " + plain("bob", "builder"))[0],
+                             235)
+
     def test_redis_never_there(self):
         port = free_port()
         a = self.server(NODE % ("a", self.LIMITS), modules=MODULES,
