@@ -47,7 +47,11 @@ class RedisPeer:
              "--save", "", "--appendonly", "no", "--dir", self.dir,
              "--logfile", os.path.join(self.dir, "redis.log")] + self.args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self.answers, 10, what="redis-server")
+        try:
+            wait_for(self.answers, 10, what="redis-server")
+        except AssertionError:
+            stop_process(self.proc)       # not left running
+            raise
 
     def answers(self):
         if self.proc.poll() is not None:
