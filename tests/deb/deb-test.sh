@@ -29,7 +29,7 @@ work=$top/objs/deb-root
 mkdir -p "$work"
 # the libraries the package links besides a minimal root's (the root
 # is made again when this list changes: its name is in the file name)
-libs=openssl,adduser,libunbound8,libcurl4
+libs=openssl,adduser,libunbound8,libcurl4,libhiredis0.14
 tar=${PST_DEB_ROOT_TAR:-$work/bookworm-$(echo "$libs" | cksum | cut -d' ' -f1).tar}
 root=$work/root
 mirror=${PST_DEB_MIRROR:-http://deb.debian.org/debian}
