@@ -907,6 +907,24 @@ int pst_conf_worker_path(pst_conf_t *cf, const pst_str_t *path, int mode,
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: routing (next hops of a destination domain)                */
 
+/* Local delivery (an addition within ABI 1.2): the message of one
+ * attempt as a local-delivery function reads it (pst_local_*() below),
+ * and the outcome it gives for one recipient. */
+typedef struct pst_local_msg_s  pst_local_msg_t;
+
+typedef struct {
+    int                          code;      /* 2xx delivered, 5xx failed,
+                                               anything else deferred */
+    char                         ecode[16]; /* "2.0.0", "4.2.2" or "" */
+    char                         text[400]; /* one line, no CR/LF */
+} pst_local_result_t;
+
+/* Deliver m to its recipient rcpt (0 .. pst_local_nrcpts(m) - 1) and
+ * fill out; PST_OK, or PST_ERROR when out could not be filled (the
+ * recipient is then deferred 451 4.3.0). */
+typedef int (*pst_local_pt)(const pst_local_msg_t *m, pst_uint_t rcpt,
+    void *local_conf, pst_local_result_t *out);
+
 /*
  * The queue process asks the router of the first loaded module that has
  * one (modules/relay_mx.c: MX records) where a domain's mail goes.  A
@@ -946,6 +964,17 @@ typedef struct {
                                                before TLS unless tls is
                                                NONE), or NULL */
     const char                  *auth_pass;
+    /* An addition within ABI 1.2: local delivery.  A route with local
+     * set is not spoken to over SMTP: hops, flags, tls and auth are
+     * ignored, and the core calls local(m, i, local_conf, out) once for
+     * each recipient i of the attempt, on one of the queue process's
+     * I/O threads (blocking I/O is allowed there, nothing else of the
+     * core but the pst_local_*() functions and the ones marked "any"
+     * in docs/PLUGINS.md).  local_name is what the log's relay= says
+     * ("maildir"; NULL: "local").  See "ABI 1.2: local delivery". */
+    pst_local_pt                 local;
+    void                        *local_conf;
+    const char                  *local_name;
 } pst_route_t;
 
 #define PST_ROUTE_LMTP           0x01      /* LHLO, a reply per recipient
@@ -1005,6 +1034,32 @@ void *pst_hostlist_resolve(const pst_hostlist_t *hl,
     const pst_str_t *nexthop, in_port_t port, const pst_route_t *route_tmpl,
     pst_msec_t timeout, pst_route_done_pt done, void *data);
 void pst_hostlist_cancel(void *handle);
+
+/* ------------------------------------------------------------------ */
+/* ABI 1.2: local delivery                                             */
+
+/*
+ * What a local-delivery function (pst_route_t.local) may read of its
+ * message, on the I/O thread that runs it; m and every string are
+ * valid during the call only.  The queue ID, the sender ("" for the
+ * null sender), the number of recipients of the attempt and the
+ * address of recipient i (no angle brackets; NULL out of range).
+ */
+const pst_str_t *pst_local_id(const pst_local_msg_t *m);
+const pst_str_t *pst_local_sender(const pst_local_msg_t *m);
+pst_uint_t pst_local_nrcpts(const pst_local_msg_t *m);
+const pst_str_t *pst_local_rcpt(const pst_local_msg_t *m, pst_uint_t i);
+/* The message's size as SMTP would send it (CRLF lines, the header
+ * lines the core prepends included, no dot-stuffing). */
+off_t pst_local_size(const pst_local_msg_t *m);
+/* Write the message as it is delivered to fd: the spool's text with the
+ * prepended header lines (of the receiving hooks) placed below its
+ * trace block, exactly as the SMTP client sends it; lf_only: every CRLF
+ * written as LF (Maildir, mbox).  *written (may be NULL): the bytes
+ * written.  PST_OK, or PST_ERROR with errno set (a write's: ENOSPC,
+ * EDQUOT...; EIO when the queue file could not be read).  Blocks. */
+int pst_local_copy(const pst_local_msg_t *m, int fd, int lf_only,
+    off_t *written);
 
 /* ------------------------------------------------------------------ */
 /* ABI 1.2: queue-side events                                          */

@@ -272,6 +272,11 @@ pst_deliver_route_done(void *data, const pst_route_t *route)
     d->route = NULL;
     pst_deliver_event(d, PST_QEV_RESOLVED);
 
+    if (route->verdict == PST_HOOK_ACCEPT && route->local != NULL) {
+        pst_deliver_local(d, route);    /* pst_deliver_local.c */
+        return;
+    }
+
     if (route->verdict != PST_HOOK_ACCEPT || route->nhops == 0) {
         pst_deliver_all(d, route->verdict == PST_HOOK_REJECT
                         ? PST_RCPT_FAILED : PST_RCPT_DEFERRED,
@@ -620,6 +625,19 @@ pst_deliver_converted(pst_dlv_t *d)
 }
 
 
+/* A local delivery is over (on the loop again). */
+void
+pst_deliver_local_done(pst_dlv_t *d)
+{
+    d->converting = 0;
+    if (d->cancelled) {
+        pst_deliver_free(d);
+        return;
+    }
+    pst_deliver_finish(d);
+}
+
+
 /* The connection stays good for the next message: to the cache. */
 static void
 pst_deliver_keep(pst_dlv_t *d)
@@ -773,6 +791,7 @@ pst_deliver_free(pst_dlv_t *d)
         free(d->hops[i].name.data);
     }
     free(d->hops);
+    pst_deliver_local_free(d);
     pst_deliver_dane_forget(d);
     pst_deliver_sts_forget(d);
     free(d->tls_name);

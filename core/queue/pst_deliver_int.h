@@ -86,11 +86,12 @@ struct pst_dlv_s {
     size_t                   conv_size;
     int                      conv_rc;
     const char              *conv_why;
-    unsigned                 converting:1;
+    unsigned                 converting:1;    /* or a local delivery */
     unsigned                 cancelled:1; /* while converting: free at done */
     unsigned                 reused:1;
     unsigned                 alive:1;     /* a hop got past EHLO */
     unsigned                 no_utf8:1;   /* SMTPUTF8 not needed: not sent */
+    struct pst_dlv_local_s  *local;       /* pst_deliver_local.c */
     pst_smtp_client_tx_t     tx;
     pst_pool_t              *pool;        /* the transaction's strings */
     char                     remote[300];
@@ -158,5 +159,14 @@ void pst_deliver_go(pst_dlv_t *d);
 int pst_deliver_by_mx(pst_dlv_t *d);
 pst_dlv_tls_e pst_deliver_tls_mode(pst_dlv_t *d);
 void pst_deliver_connect(pst_dlv_t *d);
+
+/* Local delivery (pst_deliver_local.c): a route with a local function
+ * runs it per recipient on an I/O thread (d->converting meanwhile), then
+ * pst_deliver_local_done() finishes the attempt on the loop (or frees
+ * it when it was cancelled); free(): what it holds. */
+typedef struct pst_dlv_local_s  pst_dlv_local_t;
+void pst_deliver_local(pst_dlv_t *d, const pst_route_t *route);
+void pst_deliver_local_done(pst_dlv_t *d);
+void pst_deliver_local_free(pst_dlv_t *d);
 
 #endif /* PST_DELIVER_INT_H */
