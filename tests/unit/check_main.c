@@ -56,6 +56,7 @@ main(void)
     srunner_add_suite(sr, suite_mta_sts());
     srunner_add_suite(sr, suite_tlsrpt());
     srunner_add_suite(sr, suite_redis());
+    srunner_add_suite(sr, suite_maildir());
 
     srunner_set_tap(sr, "unit.tap");
     srunner_run_all(sr, CK_NORMAL);

@@ -35,5 +35,6 @@ Suite *suite_hostlist(void);
 Suite *suite_mta_sts(void);
 Suite *suite_tlsrpt(void);
 Suite *suite_redis(void);
+Suite *suite_maildir(void);
 
 #endif
