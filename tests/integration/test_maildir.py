@@ -8,6 +8,7 @@ defers or bounces; an unsafe local part never escapes its directory;
 kill -9 of the queue process never leaves a partial file in new/."""
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -255,6 +256,35 @@ class MaildirTest(PstTestCase):
                 for d in files.values()]
         self.assertEqual(sorted(set(nums)), list(range(n)))
         self.assertLessEqual(len(nums) - n, 5, nums)
+
+    def test_maildir_user_needs_privilege(self):
+        """maildir_user is the queue process's account: files as usual;
+        another account the unprivileged queue process cannot give files
+        to: the start says so, and deliveries are deferred (not written
+        with the wrong owner)."""
+        srv = self.start("maildir_user nobody;")
+        self.assertEqual(srv.send(sender="s@ok.test",
+                                  rcpts=("alice@example.test",)), {})
+        self.wait_empty(srv)
+        name = list(maildir_files(self.box("alice")))[0]
+        st = os.stat(os.path.join(self.box("alice"), "new", name))
+        self.assertEqual(st.st_uid, pwd.getpwnam("nobody").pw_uid)
+        srv.stop()
+
+        srv = self.server(CONF % (PLUGINS, "maildir_user root;"),
+                          name="user_root", start=False)
+        self.mail = os.path.join(srv.dir, "mail")
+        os.makedirs(self.mail)
+        os.chmod(self.mail, 0o777)
+        srv.start()
+        srv.wait_log(r"deliver_maildir: the queue process runs as uid \d+"
+                     r" and cannot give files to maildir_user root")
+        self.assertEqual(srv.send(sender="s@ok.test",
+                                  rcpts=("bob@example.test",)), {})
+        srv.wait_log(r"to=<bob@example.test>, .*status=deferred \(451 "
+                     r"4\.3\.0 maildir delivery failed: .*Operation not "
+                     r"permitted", timeout=20)
+        self.assertEqual(maildir_files(self.box("bob")), {})
 
     def test_config_errors(self):
         """A template that could escape, or a bad '%', fails the
