@@ -705,7 +705,8 @@ maildir_deliver(const pst_local_msg_t *m, pst_uint_t rcpt, void *conf,
     if (to == NULL) {
         return PST_ERROR;
     }
-    if (maildir_expand(&c->path, to, path, sizeof(path) - 64, &why)
+    /* room left for "/tmp/" or "/new/", a unique name and ",S=" */
+    if (maildir_expand(&c->path, to, path, sizeof(path) - 1100, &why)
         != PST_OK)
     {
         out->code = 550;
