@@ -66,6 +66,7 @@ typedef struct {
     pst_route_done_pt            done;
     void                        *data;
     pst_timer_t                 *timer;
+    unsigned                     nexthop:1;  /* a table rule gave one */
 } maildir_resolve_t;
 
 
@@ -385,12 +386,11 @@ maildir_resolve(const pst_str_t *nexthop, void *main_conf,
 {
     maildir_resolve_t  *r;
 
-    (void) nexthop;                     /* no next hop: the template */
-
     r = calloc(1, sizeof(maildir_resolve_t));
     if (r == NULL) {
         return NULL;
     }
+    r->nexthop = nexthop->len > 0;      /* the template is the next hop */
     r->conf = main_conf;
     r->done = done;
     r->data = data;
@@ -411,6 +411,17 @@ maildir_resolved(void *data)
     pst_route_t         route;
 
     memset(&route, 0, sizeof(route));
+    if (r->nexthop) {
+        /* "transport KEY maildir NEXTHOP;": said, not silently ignored */
+        route.verdict = PST_HOOK_TEMPFAIL;
+        route.code = 451;
+        route.ecode = "4.3.5";
+        route.text = "deliver_maildir takes no next hop (maildir_path"
+                     " says where mail goes)";
+        r->done(r->data, &route);
+        free(r);
+        return;
+    }
     route.verdict = PST_HOOK_ACCEPT;
     route.local = maildir_deliver;
     route.local_conf = r->conf;

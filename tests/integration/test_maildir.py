@@ -286,6 +286,17 @@ class MaildirTest(PstTestCase):
                      r"permitted", timeout=20)
         self.assertEqual(maildir_files(self.box("bob")), {})
 
+    def test_next_hop_refused(self):
+        """A transport rule with a next hop for maildir is deferred with
+        the reason, not delivered somewhere the rule did not mean."""
+        srv = self.start("transport example.test maildir /elsewhere;")
+        self.assertEqual(srv.send(sender="s@ok.test",
+                                  rcpts=("alice@example.test",)), {})
+        srv.wait_log(r"to=<alice@example.test>, .*status=deferred \(451 "
+                     r"4\.3\.5 deliver_maildir takes no next hop",
+                     timeout=20)
+        self.assertEqual(os.listdir(self.mail), [])
+
     def test_config_errors(self):
         """A template that could escape, or a bad '%', fails the
         configuration with the reason."""
