@@ -51,10 +51,15 @@ pst_deliver_dane(pst_dlv_t *d, const pst_nexthop_t *hop)
     }
 
     if (d->requiretls) {
-        if (!hop->secure && pst_deliver_by_mx(d)) {
-            /* RFC 8689 4.2.1: the MX lookup must be DNSSEC-validated */
+        if (!hop->secure && pst_deliver_by_mx(d)
+            && d->sts.mode != PST_STS_ENFORCE)
+        {
+            /* RFC 8689 4.2.1: the MX must be DNSSEC-validated, or named
+             * by an enforced MTA-STS policy (pst_deliver_sts_hops() kept
+             * only those) */
             snprintf(d->why, sizeof(d->why), "%s: REQUIRETLS and the MX"
-                     " answer was not DNSSEC-validated", d->remote);
+                     " answer was neither DNSSEC-validated nor named by an"
+                     " enforced MTA-STS policy", d->remote);
             return PST_DECLINED;
         }
         if (!hop->secure) {

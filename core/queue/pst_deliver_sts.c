@@ -30,7 +30,9 @@ pst_deliver_sts_start(pst_dlv_t *d)
     const pst_sts_policy_t  *p = NULL;
     int                      rc;
 
-    if (pst_deliver_tls_mode(d) != PST_DLV_TLS_MTA_STS
+    /* a REQUIRETLS message asks too: an enforced policy may stand for
+     * DNSSEC in validating its MX (RFC 8689 4.2.1) */
+    if ((pst_deliver_tls_mode(d) != PST_DLV_TLS_MTA_STS && !d->requiretls)
         || !pst_deliver_by_mx(d))
     {
         return PST_OK;

@@ -12,6 +12,7 @@ import email.policy
 import http.server
 import json
 import os
+import smtplib
 import ssl
 import threading
 
@@ -192,7 +193,7 @@ class MtaStsTest(PstTestCase):
         handler.port = port
         return handler
 
-    def relay(self, port, extra=""):
+    def relay(self, port, extra="", smtp_extra=""):
         dns = self.dnsmasq(RECORDS)
         return self.server("""
 %s
@@ -205,13 +206,15 @@ relay_tls mta-sts;
 relay_tls_ca_file %s;
 mta_sts_port %d;
 smtp {
+    %s
     server {
         listen {port};
         hostname mx.postern.test;
         relay_domains sts.test bad.test testing.test plain.test;
     }
 }
-""" % (extra, port, self.ca.cert, self.web.port), resolver=dns.address)
+""" % (extra, port, self.ca.cert, self.web.port, smtp_extra),
+            resolver=dns.address)
 
     def rcpts(self, sink):
         return sorted(r for m in sink.messages for r in m[1])
@@ -309,3 +312,37 @@ smtp {
                          "validation-failure")
         self.assertEqual(bad["failure-details"][0]["receiving-mx-hostname"],
                          "mx.other.test")
+
+    def test_requiretls_over_an_enforced_policy(self):
+        """REQUIRETLS without DNSSEC (dnsmasq signs nothing): an MX named
+        by an enforced MTA-STS policy, over a verified certificate, to a
+        next hop offering REQUIRETLS (another Postern) takes the message
+        (RFC 8689 4.2.1); an MX without a policy does not."""
+        crt, key = self.certs.issue("rcv", "mx.sts.test", ca=self.ca, sans=[
+            "DNS:mx.sts.test", "DNS:mx.other.test"])
+        rcv = self.server("""
+smtp {
+    hostname mx.sts.test;
+    tls_certificate %s;
+    tls_certificate_key %s;
+    server { listen {port}; local_domains sts.test plain.test; }
+}
+""" % (crt, key), name="rtls_rcv")
+        srv = self.relay(rcv.port, smtp_extra="tls_certificate %s;\n"
+                         "    tls_certificate_key %s;" % (crt, key))
+        ctx = ssl.create_default_context(cafile=self.ca.cert)
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.starttls(context=ctx)
+            c.ehlo("client.test")
+            for rcpt in ("a@sts.test", "p@plain.test"):
+                c.sendmail("s@client.test", [rcpt], b"Subject: x\r\n\r\nx\r\n",
+                           mail_options=["REQUIRETLS"])
+        srv.wait_log(r"to=<a@sts.test>, relay=mx.sts.test\[127.0.0.1\]:%d, "
+                     r".*status=sent" % rcv.port, timeout=30)
+        srv.wait_log(r"to=<p@plain.test>, .*status=bounced \(550 5\.7\.30 ",
+                     timeout=30)
+        qid, = wait_for(rcv.queue_ids, 10, what="the message at the hop")
+        env = rcv.envelope(qid)
+        env = env if isinstance(env, bytes) else env.encode()
+        self.assertIn(b"\nrequiretls 1\n", b"\n" + env)

@@ -147,7 +147,7 @@ smtp {
         srv = self.relay(rcv.port, dns, anchor)
         self.send_rtls(srv, "b@plain.test")
         srv.wait_log(r"to=<b@plain.test>, .*status=bounced \(550 5\.7\.30 "
-                     r"[^)]*not DNSSEC-validated", timeout=30)
+                     r"[^)]*neither DNSSEC-validated", timeout=30)
         self.assertEqual(rcv.queue_ids(), [])
 
     def test_tls_required_no_overrides_verify(self):
