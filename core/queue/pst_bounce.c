@@ -6,7 +6,9 @@
  *   delivered                     NOTIFY=SUCCESS and the next hop
  *                                 had no DSN extension: "relayed" (a
  *                                 next hop with DSN got the NOTIFY and
- *                                 reports itself, RFC 3461 6.2.1)
+ *                                 reports itself, RFC 3461 6.2.1);
+ *                                 into a mailbox (LMTP without DSN, a
+ *                                 local route): "delivered"
  *   deferred past delay_warning_time   NOTIFY=DELAY or no NOTIFY
  *
  * never NOTIFY=NEVER, never to the null sender (a bounce that fails is
@@ -40,7 +42,7 @@ static const char  *pst_bounce_name[4] = {
 
 /* The action a recipient's DSN would have now, or -1 for none. */
 int
-pst_bounce_action(const pst_env_rcpt_t *r, unsigned relayed, time_t arrival,
+pst_bounce_action(const pst_env_rcpt_t *r, unsigned how, time_t arrival,
     time_t now, time_t delay_warning)
 {
     unsigned  n = r->notify;
@@ -60,10 +62,11 @@ pst_bounce_action(const pst_env_rcpt_t *r, unsigned relayed, time_t arrival,
     case PST_RCPT_DELIVERED:
         /* a next hop with DSN got NOTIFY=SUCCESS: the report is its
          * (RFC 3461 6.2.1); one without: "relayed" from us */
-        if ((n & PST_NOTIFY_SUCCESS) && relayed
+        if ((n & PST_NOTIFY_SUCCESS) && how != 0
             && !(r->dsn_sent & PST_NOTIFY_SUCCESS))
         {
-            return PST_DSN_RELAYED;
+            return how == PST_BOUNCE_FINAL ? PST_DSN_DELIVERED
+                                           : PST_DSN_RELAYED;
         }
         return -1;
     default:
@@ -99,7 +102,11 @@ pst_bounce_plan(pst_qmsg_t *msg, time_t now)
     }
 
     for (i = 0; i < n; i++) {
-        a = pst_bounce_action(&r[i], msg->rcpts[i].flags & PST_QR_RELAYED,
+        a = pst_bounce_action(&r[i],
+                              (msg->rcpts[i].flags & PST_QR_FINAL)
+                              ? PST_BOUNCE_FINAL
+                              : (msg->rcpts[i].flags & PST_QR_RELAYED)
+                                ? PST_BOUNCE_RELAYED : 0,
                               msg->arrival, now,
                               (time_t) (pst_q.conf->delay_warning / 1000));
         if (a < 0) {

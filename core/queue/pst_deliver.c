@@ -695,6 +695,10 @@ pst_deliver_outcome(pst_dlv_t *d, pst_dlv_rcpt_t *out,
         out->state = PST_RCPT_DELIVERED;
         out->relayed = (er->notify & PST_NOTIFY_SUCCESS)
                        && !(caps & PST_SMTP_CAP_DSN);
+        /* an LMTP server delivers into the mailbox: without DSN of its
+         * own, the success to report is "delivered", from us */
+        out->final = out->relayed && (d->route_flags & PST_ROUTE_LMTP);
+        out->relayed &= !out->final;
     } else if (r->code / 100 == 5) {
         out->state = PST_RCPT_FAILED;
     } else {
@@ -750,6 +754,7 @@ pst_deliver_all(pst_dlv_t *d, pst_rcpt_state_e state, int code,
         r->state = state;
         r->code = code;
         r->relayed = 0;
+        r->final = 0;
         snprintf(r->ecode, sizeof(r->ecode), "%s", ecode);
         snprintf(r->reply, sizeof(r->reply), "%d %s %s", code, ecode, text);
     }

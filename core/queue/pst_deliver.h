@@ -47,6 +47,9 @@ typedef struct {
     char              reply[512];
     /* out: DELIVERED, NOTIFY=SUCCESS asked, the next hop lacks DSN */
     unsigned          relayed:1;
+    /* out: DELIVERED into a mailbox (LMTP without DSN, a local route):
+     * NOTIFY=SUCCESS gets "delivered" from us (RFC 3464 2.3.3) */
+    unsigned          final:1;
 } pst_dlv_rcpt_t;
 
 typedef struct {

@@ -242,6 +242,7 @@ pst_local_outcome(pst_dlv_rcpt_t *o, const pst_local_result_t *r, int rc)
     size_t  n;
 
     o->relayed = 0;
+    o->final = 0;
     if (rc != PST_OK || r->code < 200 || r->code > 599) {
         o->state = PST_RCPT_DEFERRED;
         o->code = 451;
@@ -264,6 +265,7 @@ pst_local_outcome(pst_dlv_rcpt_t *o, const pst_local_result_t *r, int rc)
     o->code = r->code;
     o->state = r->code / 100 == 2 ? PST_RCPT_DELIVERED
                : r->code / 100 == 5 ? PST_RCPT_FAILED : PST_RCPT_DEFERRED;
+    o->final = o->state == PST_RCPT_DELIVERED;      /* into the mailbox */
     snprintf(o->ecode, sizeof(o->ecode), "%.15s", r->ecode);
     snprintf(o->reply, sizeof(o->reply), "%d %s%s%s", r->code, o->ecode,
              o->ecode[0] ? " " : "", text);

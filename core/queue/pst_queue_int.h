@@ -172,8 +172,13 @@ void pst_bounce_inject(pst_qopen_t *o, const char *hostname,
 /* Loop: record what went out (dsn_sent bits, events, log); the
  * number of reports that could not be queued. */
 pst_uint_t pst_bounce_done(pst_qmsg_t *msg);
-/* The pst_dsn_action_e a recipient's DSN would have now, -1: none. */
-int pst_bounce_action(const pst_env_rcpt_t *r, unsigned relayed,
+/* The pst_dsn_action_e a recipient's DSN would have now, -1: none;
+ * how a delivered recipient went: 0 to a hop that reports itself (DSN),
+ * PST_BOUNCE_RELAYED to one without DSN, PST_BOUNCE_FINAL into a
+ * mailbox. */
+#define PST_BOUNCE_RELAYED     1
+#define PST_BOUNCE_FINAL       2
+int pst_bounce_action(const pst_env_rcpt_t *r, unsigned how,
     time_t arrival, time_t now, time_t delay_warning);
 
 /* pst_queue_admin.c */

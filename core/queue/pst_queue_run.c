@@ -496,6 +496,9 @@ pst_queue_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t now)
         if (o->relayed) {
             q->flags |= PST_QR_RELAYED;
         }
+        if (o->final) {
+            q->flags |= PST_QR_FINAL;
+        }
         pst_queue_event_rcpt(PST_QEV_DELIVERED, msg, o->index, job, o, NULL);
         pst_queue_log(msg, r, job->dj.remote, o->ecode, "sent", now);
         pst_metric_inc(PST_M_DELIVERY_DELIVERED);

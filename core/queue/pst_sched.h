@@ -57,6 +57,7 @@ typedef struct {
 #define PST_QR_BUSY       0x02     /* in a running attempt */
 #define PST_QR_RELAYED    0x04     /* delivered to a hop without DSN */
 #define PST_QR_FLUSH      0x08     /* due now whatever next_try says */
+#define PST_QR_FINAL      0x10     /* delivered into a mailbox */
 
 /* Postfix's initial_destination_concurrency */
 #define PST_SCHED_INIT_WINDOW   5

@@ -410,6 +410,30 @@ transport example.test lmtp;
         self.assertIn(b"per recipient", d.mails("bob")[0])
         self.assertEqual(len(d.mails("alice")), 1)
 
+    def test_notify_success_is_delivered(self):
+        """NOTIFY=SUCCESS to a mailbox behind LMTP (Dovecot offers no
+        DSN): the sender gets "Action: delivered" from us, not
+        "relayed" (RFC 3464 2.3.3)."""
+        d = self.dovecot()
+        mx = self.sink()
+        srv = self.relay("""
+load_module {modules}/relay_mx.so;
+relay_mx_port %d;
+load_module {modules}/deliver_lmtp.so;
+lmtp_host unix:%s;
+transport example.test lmtp;
+""" % (mx.port, d.socket))
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            c.sendmail("s@ok.test", ["alice@example.test"],
+                       b"Subject: dsn\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=SUCCESS"])
+        wait_for(lambda: d.mails("alice"), 20, what="alice's mail")
+        dsn = self.received(mx, 1)[0][4].decode()
+        self.assertIn("Final-Recipient: rfc822; alice@example.test", dsn)
+        self.assertIn("Action: delivered", dsn)
+        self.assertNotIn("Action: relayed", dsn)
+
     def test_tcp_next_hop_from_the_table(self):
         """The table's next hop (host:port) replaces lmtp_host."""
         d = self.dovecot()

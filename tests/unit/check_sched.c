@@ -202,8 +202,16 @@ START_TEST(test_bounce_action)
 
     r.state = PST_RCPT_DELIVERED;
     ck_assert_int_eq(pst_bounce_action(&r, 0, 0, 10, 0), -1);  /* hop's */
-    ck_assert_int_eq(pst_bounce_action(&r, 1, 0, 10, 0), PST_DSN_RELAYED);
+    ck_assert_int_eq(pst_bounce_action(&r, PST_BOUNCE_RELAYED, 0, 10, 0),
+                     PST_DSN_RELAYED);
+    /* into a mailbox (LMTP without DSN, Maildir): "delivered" */
+    ck_assert_int_eq(pst_bounce_action(&r, PST_BOUNCE_FINAL, 0, 10, 0),
+                     PST_DSN_DELIVERED);
+    r.dsn_sent = PST_NOTIFY_SUCCESS;
+    ck_assert_int_eq(pst_bounce_action(&r, PST_BOUNCE_FINAL, 0, 10, 0), -1);
+    r.dsn_sent = 0;
     r.notify = 0;
+    ck_assert_int_eq(pst_bounce_action(&r, PST_BOUNCE_FINAL, 0, 10, 0), -1);
     ck_assert_int_eq(pst_bounce_action(&r, 0, 0, 10, 0), -1);
 
     /* delay warnings: only after the time, once, after an attempt */
