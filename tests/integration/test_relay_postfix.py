@@ -6,7 +6,10 @@ Maildir through its virtual(8) agent.  It listens twice: with CHUNKING
 The test reads the delivered files and checks the envelope
 (Return-Path, X-Original-To, Delivered-To), both Received lines, the
 header and the 8-bit body byte for byte, and that Postfix acted on the
-DSN parameters Postern passed on.  Postfix needs root to start (its
+DSN parameters Postern passed on.  A second instance offers STARTTLS
+with a certificate for one of its two MX names: under relay_tls verify
+the named one gets the message, the other is deferred.  Postfix needs
+root to start (its
 master drops to mail_owner; in a user namespace made by `unshare -r`
 only the caller's uid is mapped, and postfix(1) fails to chown the
 queue to mail_owner): skipped otherwise, and when Postfix is not
@@ -25,6 +28,7 @@ import unittest
 
 from pstest import RUN, free_port, wait_for
 from test_relay import RelayCase
+from psttls import Certs
 
 POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin")
 
@@ -50,8 +54,8 @@ append_dot_mydomain = no
 alias_maps =
 alias_database =
 local_recipient_maps =
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
+smtpd_tls_security_level = {tls_level}
+{tls}smtp_tls_security_level = none
 smtputf8_enable = yes
 # nothing leaves this instance: no DNS, no outbound SMTP (its DSNs fail)
 default_transport = error:outbound mail is off in this test
@@ -88,6 +92,7 @@ discard   unix  -       -       n       -       -       discard
 virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
@@ -117,7 +122,8 @@ RECORDS = ["--local=/test/",
 class Postfix:
     """A private Postfix instance on 127.0.0.1:port."""
 
-    def __init__(self, d, port):
+    def __init__(self, d, port, cert=None):
+        """cert: (certificate, key) for STARTTLS, or None: no TLS."""
         self.d, self.port = d, port
         shutil.rmtree(d, ignore_errors=True)
         for sub in ("conf", "queue", "data", "mail"):
@@ -126,7 +132,11 @@ class Postfix:
         for sub in ("data", "mail"):
             os.chown(os.path.join(d, sub), pw.pw_uid, pw.pw_gid)
         with open(os.path.join(d, "conf", "main.cf"), "w") as f:
-            f.write(MAIN_CF.format(d=d, uid=pw.pw_uid, gid=pw.pw_gid))
+            f.write(MAIN_CF.format(
+                d=d, uid=pw.pw_uid, gid=pw.pw_gid,
+                tls_level="may" if cert else "none",
+                tls="smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\n"
+                    % cert if cert else ""))
         with open(os.path.join(d, "conf", "master.cf"), "w") as f:
             f.write(MASTER_CF.format(port=port))
 
@@ -245,3 +255,57 @@ class RelayToPostfixTest(RelayCase):
                          r"\[127\.0\.0\.%s\]:%d,.*status=sent"
                          % (dom, dom, addr, self.pf.port), timeout=10)
         wait_for(lambda: srv.queue_ids() == [], 10, what="an empty queue")
+
+
+@unittest.skipIf(POSTFIX is None, "Postfix is not installed (apt-get install"
+                 " postfix)")
+@unittest.skipIf(os.geteuid() != 0, "not root: a Postfix instance starts as"
+                 " root (and unshare -r cannot map its mail_owner's uid)")
+class RelayToPostfixTlsTest(RelayCase):
+    """Postfix with STARTTLS and a certificate for mx.pf.test only,
+    under relay_tls verify: the MX of that name gets the message over a
+    verified connection; the other MX name (the same Postfix) fails the
+    name check and its mail is deferred, nothing sent in clear."""
+
+    def setUp(self):
+        super().setUp()
+        try:
+            pwd.getpwnam("postfix")
+            grp.getgrnam("postdrop")
+        except KeyError:
+            self.skipTest("no postfix user or postdrop group")
+        pki = os.path.join(RUN, self.id().split(".")[-1] + "-pki")
+        self.certs = Certs(pki)
+        self.ca = self.certs.ca()
+        cert = self.certs.issue("pf", "mx.pf.test", ca=self.ca)
+        self.pf = Postfix(os.path.join(RUN, self.id().split(".")[-1] + "-pf"),
+                          free_port(), cert=cert)
+        self.addCleanup(self.pf.stop)
+        self.pf.start()
+
+    def test_verified_and_refused(self):
+        dns = self.dnsmasq(RECORDS)
+        conf = CONF.replace("relay_tls none;", "relay_tls verify;\n"
+                            "relay_tls_ca_file %s;" % self.ca.cert)
+        srv = self.server(conf % self.pf.port, resolver=dns.address)
+        with srv.smtp() as c:
+            c.ehlo("client.test")
+            for rcpt in ("user@pf.test", "user@pf-data.test"):
+                c.sendmail("sender@client.test", [rcpt],
+                           b"Subject: tls\r\n\r\nover tls\r\n")
+        srv.wait_log(r"to=<user@pf\.test>, relay=mx\.pf\.test"
+                     r"\[127\.0\.0\.1\]:%d,.*status=sent" % self.pf.port,
+                     timeout=20)
+        srv.wait_log(r"to=<user@pf-data\.test>, .*status=deferred \(451 "
+                     r"4\.4\.1 [^)]*did not verify: hostname mismatch",
+                     timeout=20)
+        files = wait_for(self.pf.delivered, 20, what="the verified message")
+        self.assertEqual(len(files), 1)
+        with open(files[0], "rb") as f:
+            self.assertIn(b"X-Original-To: user@pf.test", f.read())
+        # the session that delivered ran STARTTLS (smtpd's command
+        # counts); the refused one stopped right after it
+        wait_for(lambda: re.search(r"ehlo=2 starttls=1 mail=1 rcpt=1 "
+                                   r"(bdat|data)=1", self.pf.log()), 10,
+                 what="Postfix's STARTTLS session with the message")
+        self.assertIn("lost connection after STARTTLS", self.pf.log())
