@@ -191,7 +191,9 @@ pst_queue_load_new(int part)
     l->part = part;
     l->hold = pst_q.conf->hold;
     l->header = pst_queue_event_wanted();
-    l->gen = pst_q.all_gen;
+    /* the start's scan reads what was in the spool before any verb:
+     * every hold/release ALL since the engine started concerns it */
+    l->gen = part >= 0 ? 0 : pst_q.all_gen;
     l->io.run = pst_queue_load_run;
     l->io.done = pst_queue_load_done;
     l->io.data = l;
@@ -513,8 +515,10 @@ pst_queue_all_loaded(pst_qload_t *l, pst_uint_t i)
         return;
     }
     msg = pst_queue_find((u_char *) l->ids[i]);
-    if (msg != NULL && !msg->deleted && !msg->gone) {
-        pst_qadmin_late(msg);
+    if (msg != NULL && !msg->deleted && !msg->gone
+        && msg->arrival <= pst_q.all_time)
+    {
+        pst_qadmin_late(msg);       /* (newer mail did not hear it) */
     }
 }
 

@@ -221,6 +221,7 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     if (arg == NULL || strcasecmp(arg, "ALL") == 0) {
         if (a.verb == PST_QA_HOLD || a.verb == PST_QA_RELEASE) {
             pst_q.all_gen++;
+            pst_q.all_time = time(NULL);
             pst_q.all_verb = a.verb == PST_QA_HOLD ? PST_QUEUE_ALL_HOLD
                                                    : PST_QUEUE_ALL_RELEASE;
         }

@@ -118,6 +118,7 @@ typedef struct {
      * message a load was already reading when it came gets it too */
     uint32_t                 all_gen;
     int                      all_verb;
+    time_t                   all_time;   /* when it came */
 } pst_queue_t;
 
 extern pst_queue_t  pst_q;

@@ -226,6 +226,35 @@ transport re7.test mx;
                          r"status=bounced \(550 5\.7\.1 no mail for "
                          r"reject\.test here\)")
 
+    def test_reload_applies_a_new_table(self):
+        """postern -s reload (HUP): the new table decides, for the mail
+        already queued as for new mail."""
+        first = self.sink()
+        second = self.sink()
+        conf = """
+load_module {modules}/relay_mx.so;
+load_module {modules}/relay_smarthost.so;
+relay_host [127.0.0.1]:%d;
+relay_host_tls none;
+transport slow.test hold;
+transport * smarthost;
+"""
+        srv = self.relay(conf % first.port)
+        self.assertEqual(srv.send(rcpts=("a@slow.test",)), {})
+        srv.wait_log(r"held by the transport table")
+        srv._conf_args = (srv._conf_args[0].replace(
+            "[127.0.0.1]:%d" % first.port, "[127.0.0.1]:%d" % second.port),
+            ) + srv._conf_args[1:]
+        srv.write_conf(*srv._conf_args)
+        srv.reload()
+        srv.wait_log(r"queue process ready", count=2, timeout=20)
+        r = srv.run_tool("queue", "release")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(srv.send(rcpts=("b@ok.test",)), {})
+        self.received(second, 2)
+        self.assertEqual(self.rcpts(second), ["a@slow.test", "b@ok.test"])
+        self.assertEqual(first.messages, [])
+
     def test_hold_rule(self):
         """A hold rule holds a new message (durably); released, it goes
         where the next rules say."""
