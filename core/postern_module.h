@@ -1025,6 +1025,12 @@ typedef struct pst_hostlist_s  pst_hostlist_t;
 pst_hostlist_t *pst_hostlist_parse(const pst_str_t *hosts, pst_uint_t n,
     in_port_t port, char *err, size_t errlen);
 void pst_hostlist_free(void *hl);
+/* A directive's slot setter (pst_command_t.set): its arguments parsed
+ * into a pst_hostlist_t * at cmd->offset (freed with the configuration;
+ * a second occurrence is an error); cmd->post points to the default
+ * port (an in_port_t). */
+char *pst_conf_set_hostlist_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
 /* The route of hl -- or, when nexthop is not empty, of that one host
  * (port: its default) -- as a router's resolve() returns it:
  * route_tmpl's flags, tls, tls_name and auth copied into the route given

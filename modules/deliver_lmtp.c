@@ -30,8 +30,6 @@ typedef struct {
 
 static void *lmtp_create_conf(pst_conf_t *cf);
 static char *lmtp_init_conf(pst_conf_t *cf, void *conf);
-static char *lmtp_set_hosts(pst_conf_t *cf, const pst_command_t *cmd,
-    void *conf);
 static void *lmtp_resolve(const pst_str_t *nexthop, void *main_conf,
     pst_route_done_pt done, void *data);
 
@@ -43,9 +41,12 @@ static const pst_conf_enum_t  lmtp_tls_modes[] = {
     { NULL, 0 }
 };
 
+static const in_port_t  lmtp_port = 24;
+
 static const pst_command_t  lmtp_commands[] = {
     { "lmtp_host", PST_CONF_MAIN | PST_CONF_1MORE,
-      lmtp_set_hosts, PST_MAIN_CONF, 0, NULL },
+      pst_conf_set_hostlist_slot, PST_MAIN_CONF,
+      offsetof(lmtp_conf_t, hosts), &lmtp_port },
     { "lmtp_tls", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_enum_slot, PST_MAIN_CONF,
       offsetof(lmtp_conf_t, tls), lmtp_tls_modes },
@@ -84,35 +85,6 @@ lmtp_create_conf(pst_conf_t *cf)
     c->tls = PST_CONF_UNSET_UINT;
     c->dns_timeout = PST_CONF_UNSET_MSEC;
     return c;
-}
-
-
-static char *
-lmtp_set_hosts(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
-{
-    lmtp_conf_t  *c = conf;
-    pst_uint_t    n;
-    pst_str_t    *a = pst_conf_args(cf, &n);
-    char          err[400];
-
-    (void) cmd;
-
-    if (c->hosts != NULL) {
-        return "is duplicate";
-    }
-    c->hosts = pst_hostlist_parse(&a[1], n - 1, 24, err,
-                                  sizeof(err));
-    if (c->hosts == NULL
-        || pst_pool_cleanup_add(pst_conf_pool(cf), pst_hostlist_free,
-                                c->hosts) != PST_OK)
-    {
-        pst_conf_error(cf, "lmtp_host: %s", c->hosts ? "out of memory"
-                                                     : err);
-        pst_hostlist_free(c->hosts);
-        c->hosts = NULL;
-        return PST_CONF_ERROR;
-    }
-    return PST_CONF_OK;
 }
 
 

@@ -60,8 +60,6 @@ typedef struct {
 
 static void *smarthost_create_conf(pst_conf_t *cf);
 static char *smarthost_init_conf(pst_conf_t *cf, void *conf);
-static char *smarthost_set_hosts(pst_conf_t *cf, const pst_command_t *cmd,
-    void *conf);
 static char *smarthost_read_auth(pst_conf_t *cf, smarthost_conf_t *c);
 static void *smarthost_resolve(const pst_str_t *nexthop, void *main_conf,
     pst_route_done_pt done, void *data);
@@ -76,9 +74,12 @@ static const pst_conf_enum_t  smarthost_tls_modes[] = {
     { NULL, 0 }
 };
 
+static const in_port_t  smarthost_port = 25;
+
 static const pst_command_t  smarthost_commands[] = {
     { "relay_host", PST_CONF_MAIN | PST_CONF_1MORE,
-      smarthost_set_hosts, PST_MAIN_CONF, 0, NULL },
+      pst_conf_set_hostlist_slot, PST_MAIN_CONF,
+      offsetof(smarthost_conf_t, hosts), &smarthost_port },
     { "relay_host_tls", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_enum_slot, PST_MAIN_CONF,
       offsetof(smarthost_conf_t, tls), smarthost_tls_modes },
@@ -131,14 +132,13 @@ smarthost_create_conf(pst_conf_t *cf)
 }
 
 
-/* The hosts go with the configuration; the passwords are wiped. */
+/* The passwords are wiped with the configuration. */
 static void
 smarthost_cleanup(void *data)
 {
     smarthost_conf_t  *c = data;
     pst_uint_t         i;
 
-    pst_hostlist_free(c->hosts);
     for (i = 0; i < c->nauth; i++) {
         explicit_bzero(c->auth[i].pass, strlen(c->auth[i].pass));
         free(c->auth[i].host);
@@ -146,29 +146,6 @@ smarthost_cleanup(void *data)
         free(c->auth[i].pass);
     }
     c->nauth = 0;
-}
-
-
-static char *
-smarthost_set_hosts(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
-{
-    smarthost_conf_t  *c = conf;
-    pst_uint_t         n;
-    pst_str_t         *a = pst_conf_args(cf, &n);
-    char               err[400];
-
-    (void) cmd;
-
-    if (c->hosts != NULL) {
-        return "is duplicate";
-    }
-    c->hosts = pst_hostlist_parse(&a[1], n - 1, 25, err,
-                                  sizeof(err));
-    if (c->hosts == NULL) {
-        pst_conf_error(cf, "relay_host: %s", err);
-        return PST_CONF_ERROR;
-    }
-    return PST_CONF_OK;
 }
 
 

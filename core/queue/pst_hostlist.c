@@ -98,6 +98,37 @@ pst_hostlist_free(void *hl)
 }
 
 
+char *
+pst_conf_set_hostlist_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf)
+{
+    pst_hostlist_t  **slot = (pst_hostlist_t **) ((u_char *) conf
+                                                  + cmd->offset);
+    pst_str_t        *a;
+    pst_uint_t        n;
+    char              err[400];
+
+    if (*slot != NULL) {
+        return "is duplicate";
+    }
+    a = pst_conf_args(cf, &n);
+    *slot = pst_hostlist_parse(&a[1], n - 1, *(const in_port_t *) cmd->post,
+                               err, sizeof(err));
+    if (*slot == NULL) {
+        pst_conf_error(cf, "%s: %s", cmd->name, err);
+        return PST_CONF_ERROR;
+    }
+    if (pst_pool_cleanup_add(pst_conf_pool(cf), pst_hostlist_free, *slot)
+        != PST_OK)
+    {
+        pst_hostlist_free(*slot);
+        *slot = NULL;
+        return PST_CONF_ERROR;
+    }
+    return PST_CONF_OK;
+}
+
+
 /* One "host[:port]", "[addr][:port]" or "unix:/path". */
 static int
 pst_hostlist_one(const pst_str_t *s, in_port_t port, pst_hl_host_t *h)

@@ -12,6 +12,7 @@ or RSA), expired or not yet valid ones.  Nothing is committed.
         c.cmd("EHLO x"); c.starttls(ctx, "mx.example.test")
 """
 
+import hashlib
 import os
 import socket
 import ssl
@@ -247,3 +248,16 @@ class TlsTestCase(PstTestCase):
     def tls_server(self, extra="", srv_extra="", **kw):
         return self.server(tls_conf(self.crt, self.key, extra, srv_extra),
                            **kw)
+
+
+def spki_sha256(crt):
+    """The SHA-256 of a certificate's SubjectPublicKeyInfo, in hex: the
+    data of a TLSA "3 1 1" record."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    with open(crt, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()

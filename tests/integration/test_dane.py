@@ -6,17 +6,14 @@ record that does not match defers (nothing is sent), an unsigned domain
 falls back to unauthenticated TLS; tls_policy dane-only for that
 unsigned domain defers it instead."""
 
-import hashlib
 import os
 import ssl
 
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from pstdns import SignedDns
 from pstest import PstTestCase, ROOT, free_port, wait_for
-from psttls import Certs
+from psttls import Certs, spki_sha256
 from test_send import Sink
 
 
@@ -31,15 +28,6 @@ class TlsSink(Sink):
         self.tls.append(server.transport.get_extra_info("sslcontext")
                         is not None)
         return await super().handle_DATA(server, session, envelope)
-
-
-def spki_sha256(crt):
-    with open(crt, "rb") as f:
-        cert = x509.load_pem_x509_certificate(f.read())
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).hexdigest()
 
 
 class DaneTest(PstTestCase):

@@ -8,28 +8,16 @@ when the next hop lacks REQUIRETLS or its MX answer is not
 DNSSEC-validated.  "TLS-Required: No" lets a message through a verify
 policy that would otherwise defer it."""
 
-import hashlib
 import os
 import smtplib
 import ssl
 
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from pstdns import SignedDns
 from pstest import PstTestCase, ROOT, free_port, wait_for
-from psttls import Certs
+from psttls import Certs, spki_sha256
 from test_send import Sink
-
-
-def spki_sha256(crt):
-    with open(crt, "rb") as f:
-        cert = x509.load_pem_x509_certificate(f.read())
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).hexdigest()
 
 
 class RequireTlsTest(PstTestCase):

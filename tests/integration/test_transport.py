@@ -6,7 +6,6 @@ after the data, a unix socket and TCP), and the transport table
 
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ from aiosmtpd.controller import Controller
 from pstest import PstTestCase, POSTERN, ROOT, free_port, wait_for
 from psttls import Certs
 from test_relay import state_files
+from test_auth_dovecot import Dovecot
 from test_send import Sink, authenticator
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -314,10 +314,11 @@ service anvil {{
 """
 
 
-class DovecotLmtp:
-    """dovecot -F serving LMTP only, users alice and bob; break("bob")
+class DovecotLmtp(Dovecot):
+    """dovecot -F serving LMTP only, users alice and bob; break_box("bob")
     makes bob's mailbox a plain file: his deliveries fail (4xx, after
-    the data) until mend("bob")."""
+    the data) until mend_box("bob").  Starting, stopping and the log are
+    test_auth_dovecot's."""
 
     def __init__(self, dir):
         self.dir = dir
@@ -342,17 +343,6 @@ class DovecotLmtp:
                                      start_new_session=True)
         wait_for(self.up, 15, what="dovecot lmtp socket")
 
-    def up(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("dovecot exited: %s" % self.log())
-        return os.path.exists(self.socket)
-
-    def log(self):
-        try:
-            return open(os.path.join(self.dir, "dovecot.log")).read()
-        except FileNotFoundError:
-            return ""
-
     def break_box(self, user):
         with open(os.path.join(self.dir, "mail", user), "w") as f:
             f.write("not a maildir\n")
@@ -369,22 +359,6 @@ class DovecotLmtp:
                     with open(os.path.join(d, f), "rb") as fh:
                         out.append(fh.read())
         return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=5)
-        self.out.close()
-        shutil.rmtree(self.run, ignore_errors=True)
 
 
 @unittest.skipUnless(os.path.exists(LMTP) and os.geteuid() == 0,
