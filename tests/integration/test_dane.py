@@ -61,6 +61,11 @@ class DaneTest(PstTestCase):
         dns.add("mx2.signed.test", "A", "127.0.0.1")
         dns.add("_%d._tcp.mx2.signed.test" % self.port, "TLSA",
                 "3 1 1 " + "00" * 32)
+        # a TLSA answer whose signature does not verify: bogus
+        dns.add("bogus.signed.test", "MX", "10 mx3.signed.test")
+        dns.add("mx3.signed.test", "A", "127.0.0.1")
+        dns.add("_%d._tcp.mx3.signed.test" % self.port, "TLSA",
+                "3 1 1 " + good, corrupt=True)
         dns.add("plain.test", "MX", "10 mx.plain.test")
         dns.add("mx.plain.test", "A", "127.0.0.1")
         dns.start()
@@ -83,7 +88,7 @@ smtp {
     server {
         listen {port};
         hostname mx.postern.test;
-        relay_domains signed.test wrong.signed.test plain.test;
+        relay_domains signed.test wrong.signed.test bogus.signed.test plain.test;
     }
 }
 """ % (self.port, self.anchor, extra), resolver=self.dns.address)
@@ -104,6 +109,17 @@ smtp {
         self.assertRegex(srv.log(), r"to=<b@wrong.signed.test>.*did not "
                          r"verify")
         self.assertEqual(self.dns.errors, [])
+
+    def test_bogus_tlsa_defers(self):
+        """A DNSSEC-bogus TLSA answer (a record whose signature fails)
+        is not "no TLSA": the hop is skipped, nothing is sent, even
+        though the record itself would match (RFC 7672 2.2)."""
+        srv = self.relay()
+        self.assertEqual(srv.send(rcpts=("c@bogus.signed.test",)), {})
+        srv.wait_log(r"to=<c@bogus.signed.test>, .*status=deferred \(451 "
+                     r"4\.4\.1 [^)]*TLSA lookup of _\d+\._tcp\.mx3\.signed"
+                     r"\.test is DNSSEC-bogus", timeout=30)
+        self.assertEqual(self.sink.messages, [])
 
     def test_dane_only_refuses_an_unsigned_domain(self):
         srv = self.relay("tls_policy plain.test dane-only;\n"
