@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * postern/test.h -- libpostern-test: test a plugin without a server.
  *
  * The library is the Postern core itself, linked into your test program,
@@ -63,72 +64,86 @@ extern "C" {
 #pragma GCC visibility push(default)
 #endif
 
-typedef struct pst_test_s  pst_test_t;
+/** @defgroup harness libpostern-test: testing a plugin
+ * @{ */
 
-/* The reply to the last command. */
+typedef struct pst_test_s  pst_test_t;   /**< one harness */
+
+/** The reply to the last command. */
 typedef struct {
-    int                          code;      /* 0: none (pending, closed) */
-    char                         ecode[16]; /* "5.7.1", "" when none */
-    char                         text[1024];/* the last line after the
+    int                          code;      /**< 0: none (pending, closed) */
+    char                         ecode[16]; /**< "5.7.1", "" when none */
+    char                         text[1024];/**< the last line after the
                                                codes */
-    char                         raw[4096]; /* every line, CRLF kept */
-    int                          pending;   /* no reply yet */
-    int                          closed;    /* the server hung up */
+    char                         raw[4096]; /**< every line, CRLF kept */
+    int                          pending;   /**< no reply yet */
+    int                          closed;    /**< the server hung up */
 } pst_test_reply_t;
 
-/* Set up: a scratch directory, the fake clock.  NULL on failure (a
+/** Set up: a scratch directory, the fake clock.  NULL on failure (a
  * message on stderr).  pst_test_free() removes everything. */
 pst_test_t *pst_test_new(void);
+/** Free the harness: its sessions, messages and scratch directory. */
 void pst_test_free(pst_test_t *t);
 
-/* Before pst_test_config(): a module to load (your plugin, or an
+/** Before pst_test_config(): a module to load (your plugin, or an
  * installed one it works with), in load_module order. */
 int pst_test_load(pst_test_t *t, const char *path);
-/* Read the configuration: main is top-level text (directives of
+/** Read the configuration: main is top-level text (directives of
  * PST_CONF_MAIN, resolver, module_timeout ...), server the inside of
  * the one server block (directives of PST_CONF_SRV); either may be
  * NULL.  PST_OK, or PST_ERROR with the parser's message in
  * pst_test_error() ("main.conf:3: ..."). */
 int pst_test_config(pst_test_t *t, const char *main, const char *server);
+/** The parser's message after a failed pst_test_config(). */
 const char *pst_test_error(pst_test_t *t);
-/* The error log so far (debug level): what your module logged. */
+/** The error log so far (debug level): what your module logged. */
 const char *pst_test_log(pst_test_t *t);
 
-/* Facts of the next session.  addr: IPv4 or IPv6 text (default
+/** Facts of the next session.  addr: IPv4 or IPv6 text (default
  * 192.0.2.1); name: its verified reverse name (NULL: none). */
 int pst_test_client(pst_test_t *t, const char *addr, const char *name);
-/* An encrypted session: version ("TLSv1.3"), cipher, the client
+/** An encrypted session: version ("TLSv1.3"), cipher, the client
  * certificate's subject (NULL: none) and whether it verified. */
 void pst_test_tls(pst_test_t *t, const char *version, const char *cipher,
     const char *peer_subject, int verified);
-/* An authenticated session (NULL: not authenticated). */
+/** An authenticated session (NULL: not authenticated). */
 void pst_test_auth(pst_test_t *t, const char *id);
 
-/* A session: each call sends one command and returns its reply (or a
- * pending one: see pst_test_wait()).  mail and rcpt take the address
- * without brackets, then optional ESMTP parameters ("a@b SIZE=10").
- * data sends DATA, then the message (LF or CRLF lines; the harness
- * dot-stuffs it and adds the final dot) and returns the reply to the
- * end of data (or the refusal of DATA). */
+/** @name A session
+ * Each call sends one command and returns its reply (or a pending one:
+ * see pst_test_wait()); the reply lives in the harness until the next
+ * command. */
+/**@{*/
+/** Connect: the greeting (or the CONNECT hooks' refusal, or pending). */
 const pst_test_reply_t *pst_test_connect(pst_test_t *t);
+/** EHLO name. */
 const pst_test_reply_t *pst_test_helo(pst_test_t *t, const char *name);
+/** MAIL FROM: the address without brackets, then optional ESMTP
+ * parameters (`a@b SIZE=10`). */
 const pst_test_reply_t *pst_test_mail(pst_test_t *t, const char *sender);
+/** RCPT TO: as pst_test_mail(). */
 const pst_test_reply_t *pst_test_rcpt(pst_test_t *t, const char *rcpt);
+/** DATA, then the message (LF or CRLF lines; the harness dot-stuffs it
+ * and adds the final dot): the reply to the end of data (or the
+ * refusal of DATA). */
 const pst_test_reply_t *pst_test_data(pst_test_t *t, const char *message);
+/** Any command line, without CRLF. */
 const pst_test_reply_t *pst_test_command(pst_test_t *t, const char *line);
-/* The client hangs up (the DISCONNECT hooks run; a pending call is
+/**@}*/
+/** The client hangs up (the DISCONNECT hooks run; a pending call is
  * cancelled). */
 void pst_test_close(pst_test_t *t);
 
-/* The reply of a pending command once it came: turns the loop for up
+/** The reply of a pending command once it came: turns the loop for up
  * to ms of real time (0: only what is ready now) and returns the same
  * reply object, still pending when nothing came. */
 const pst_test_reply_t *pst_test_wait(pst_test_t *t, int ms);
-/* Move the fake clock forward: due timers fire, then any reply that
+/** Move the fake clock forward: due timers fire, then any reply that
  * follows can be read with pst_test_wait(t, 0). */
 void pst_test_advance(pst_test_t *t, pst_msec_t ms);
 
-/* How the hooks of phase ended for the last command that ran it:
+/** How the hooks of phase ended for the last command that ran it:
  * CONTINUE (every hook continued), ACCEPT, REJECT, TEMPFAIL,
  * DISCONNECT, PENDING (no answer yet), DISCARD or HOLD; -1 when the
  * phase did not run.  (From what the core did: a hook's ACCEPT and a
@@ -136,36 +151,42 @@ void pst_test_advance(pst_test_t *t, pst_msec_t ms);
  * told apart.) */
 int pst_test_verdict(pst_test_t *t, pst_phase_e phase);
 
-/* 1 when r has that code and, when not NULL, that enhanced code and a
+/** 1 when r has that code and, when not NULL, that enhanced code and a
  * text that starts with text; otherwise 0 and a line on stderr saying
  * what came instead.  For ck_assert() or assert(). */
 int pst_test_expect(const pst_test_reply_t *r, int code, const char *ecode,
     const char *text);
 
-/* The last message stored (after a 2xx to the end of data), as a
+/** The number of messages stored so far. */
+int pst_test_stored(pst_test_t *t);
+/** The last message stored (after a 2xx to the end of data), as a
  * delivery would send it: the trace block, the fields hooks added,
- * the rest, header and body edits applied. */
-int pst_test_stored(pst_test_t *t);                /* messages so far */
+ * the rest, header and body edits applied; *len its length. */
 const char *pst_test_message(pst_test_t *t, size_t *len);
-/* The value (after the colon and its blanks, folding kept) of the
+/** The value (after the colon and its blanks, folding kept) of the
  * index-th field (0 first) called name, any case. */
 const char *pst_test_header(pst_test_t *t, const char *name,
     unsigned index);
-/* Its envelope: sender ("" for <>), recipients, the HOLD mark. */
+/** The last message's sender ("" for the null sender). */
 const char *pst_test_sender(pst_test_t *t);
+/** Its number of recipients (after envelope edits). */
 unsigned pst_test_rcpt_count(pst_test_t *t);
+/** Its i-th recipient (0 first), NULL out of range. */
 const char *pst_test_rcpt_at(pst_test_t *t, unsigned i);
+/** 1 when it was stored on hold (a HOLD verdict). */
 int pst_test_held(pst_test_t *t);
 
-/* Scripted DNS: lookups of name (any case) and type (PST_DNS_A ...)
+/** Scripted DNS: lookups of name (any case) and type (PST_DNS_A ...)
  * answer status after delay ms of the fake clock (-1: never: the
  * lookup times out), with records, space separated: addresses for A
  * and AAAA, names for PTR, "PREF NAME" pairs for MX, one string for
  * TXT.  PST_OK or PST_ERROR (a malformed record, too many lines). */
 int pst_test_dns(pst_test_t *t, const char *name, int type,
     pst_dns_status_e status, const char *records, int delay);
-/* How many lookups of name were asked for so far. */
+/** How many lookups of name were asked for so far. */
 unsigned pst_test_dns_asked(pst_test_t *t, const char *name);
+
+/** @} */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
