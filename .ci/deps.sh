@@ -28,6 +28,9 @@ PKGS="$PKGS python3-jsonschema"
 PKGS="$PKGS python3-prometheus-client"
 # make abi-check: abidw/abidiff (libabigail)
 PKGS="$PKGS abigail-tools"
+# make apidoc: the API reference from the public headers' doc comments
+# (test_docs.py fails when Doxygen warns)
+PKGS="$PKGS doxygen"
 # make deb / make deb-test (.ci/run): the package and a fresh Debian root
 PKGS="$PKGS debhelper debootstrap"
 # swaks --tls and --auth need Perl's TLS and SASL modules

@@ -2,14 +2,20 @@
 the table of the built-in modules' hook priorities in docs/PLUGINS.md
 lists, for each module, exactly the priorities and phases its hook
 table declares (modules/*.c, macros resolved); and every function the public header
-declares has its line in docs/PLUGINS.md's function reference."""
+declares has its line in docs/PLUGINS.md's function reference.  The API reference that Doxygen
+makes from the two public headers (make apidoc, docs/Doxyfile) builds
+without a warning: every function, type, member and macro documented,
+and the check does fail on an undocumented function."""
 
 import glob
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import unittest
 
-from pstest import ROOT
+from pstest import OBJS, ROOT
 
 HOOK = re.compile(r"\{\s*PST_PHASE_([A-Z]+)\s*,\s*\w+\s*,\s*(-?\w+)\s*\}")
 DEFINE = re.compile(r"#define\s+(\w+)\s+\(?\s*(-?\d+)\s*\)?")
@@ -110,6 +116,72 @@ class DocsTest(unittest.TestCase):
         code, doc = declared(), documented()
         self.assertIn("policy_relay", code, "no hook tables in modules/")
         self.assertEqual(doc, code)
+
+
+
+def doxygen(*overrides):
+    """docs/Doxyfile with overrides ("NAME = value"), run from the top of
+    the tree; its exit status and what it printed"""
+    with open(os.path.join(ROOT, "docs", "Doxyfile")) as f:
+        conf = f.read() + "\n" + "\n".join(overrides) + "\n"
+    r = subprocess.run(["doxygen", "-"], input=conf, cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    return r.returncode, r.stdout + r.stderr
+
+
+class ApiDocTest(unittest.TestCase):
+    """The generated reference cannot rot: Doxygen is a required tool
+    (.ci/deps.sh), as abidiff is for make abi-check."""
+
+    def setUp(self):
+        self.assertIsNotNone(shutil.which("doxygen"),
+                             "doxygen not found (apt-get install doxygen)")
+
+    def test_make_apidoc(self):
+        """make apidoc writes the HTML reference with no warning, a page
+        per section of the headers, and every function of both headers
+        documented in it."""
+        r = subprocess.run(["make", "-s", "apidoc"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, out)
+        self.assertNotIn("warning", out)
+        self.assertNotIn("error", out)
+        html = os.path.join(OBJS, "apidoc", "html")
+        self.assertTrue(os.path.exists(os.path.join(html, "index.html")))
+        pages = ""
+        for page in glob.glob(os.path.join(html, "group__*.html")):
+            with open(page) as f:
+                pages += f.read()
+        for name in ("hooks", "session", "abi12_redis", "harness"):
+            self.assertTrue(os.path.exists(os.path.join(
+                html, "group__%s.html" % name.replace("_", "__"))), name)
+        for hdr in (("core", "postern_module.h"),
+                    ("tests", "harness", "postern_test.h")):
+            with open(os.path.join(ROOT, *hdr)) as f:
+                funcs = set(DECL.findall(f.read()))
+            self.assertGreater(len(funcs), 20, hdr)
+            # each function's own entry: <td class="memname">TYPE NAME </td>
+            missing = [fn for fn in sorted(funcs)
+                       if not re.search(r'memname">[^\n]*\b%s </td>' % fn,
+                                        pages)]
+            self.assertEqual(missing, [], "not in the reference")
+
+    def test_undocumented_function_fails(self):
+        """A function added to the header without a doc comment makes
+        the generation fail, naming it."""
+        with open(os.path.join(ROOT, "core", "postern_module.h")) as f:
+            text = f.read()
+        end = text.rindex("/** @} */")
+        with tempfile.TemporaryDirectory(dir=OBJS) as tmp:
+            hdr = os.path.join(tmp, "postern_module.h")
+            with open(hdr, "w") as f:
+                f.write(text[:end] + "int pst_probe_undocumented(void);\n"
+                        + text[end:])
+            rc, out = doxygen("INPUT = " + hdr, "OUTPUT_DIRECTORY = " + tmp)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("pst_probe_undocumented", out)
+        self.assertIn("is not documented", out)
 
 
 if __name__ == "__main__":
