@@ -77,7 +77,8 @@ typedef struct {
                                                codes */
     char                         raw[4096]; /**< every line, CRLF kept */
     int                          pending;   /**< no reply yet */
-    int                          closed;    /**< the server hung up */
+    int                          closed;    /**< the server hung up (with
+                                               this reply or before) */
 } pst_test_reply_t;
 
 /** Set up: a scratch directory, the fake clock.  NULL on failure (a

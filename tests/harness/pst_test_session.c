@@ -108,6 +108,7 @@ pst_test_wait(pst_test_t *t, int ms)
 {
     pst_msec_t  quiet, deadline;
     size_t      had;
+    char        eof;
 
     if (t->fd == -1 || !t->reply.pending) {
         return &t->reply;
@@ -133,6 +134,13 @@ pst_test_wait(pst_test_t *t, int ms)
     }
     /* the rest of the loop's work (a session ending, DISCONNECT) */
     pst_test_turn();
+    /* a server that hung up after its reply (421, DISCONNECT): closed
+     * now, not only when the next command fails */
+    if (!t->reply.pending && !t->reply.closed
+        && recv(t->fd, &eof, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+    {
+        t->reply.closed = 1;
+    }
     return &t->reply;
 }
 
