@@ -211,6 +211,18 @@ char *pst_conf_set_enum_slot(pst_conf_t *cf, const pst_command_t *cmd,
 char *pst_conf_set_str_array_slot(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 
+/** A compiled regular expression (PCRE2), opaque (ABI 1.2 addition). */
+typedef struct pst_regex_s  pst_regex_t;
+/** Setter (ABI 1.2 addition): the argument compiled as a PCRE2 pattern
+ * (UTF-8; write "(?i)" in it for caseless) into a pst_regex_t * (freed
+ * with the configuration; JIT when the CPU allows); a bad pattern is a
+ * file:line error with PCRE2's reason. */
+char *pst_conf_set_regex_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+/** 1 when re matches s[0..n), 0 when not, -1 when the match failed (a
+ * PCRE2 limit).  Any thread; it does not block. */
+int pst_regex_match(const pst_regex_t *re, const u_char *s, size_t n);
+
 /** The arguments of the directive being set: args[0] is its name.  A
  * directive takes at most 64 arguments after its name. */
 pst_str_t *pst_conf_args(pst_conf_t *cf, pst_uint_t *nargs);
@@ -461,6 +473,30 @@ pst_pool_t *pst_session_pool(pst_session_t *s);
 void *pst_session_get_ctx(pst_session_t *s, const pst_module_t *m);
 /** Set that slot (put v in session memory). */
 void pst_session_set_ctx(pst_session_t *s, const pst_module_t *m, void *v);
+/** Per-module, per-transaction slot (ABI 1.2 addition): NULL until set,
+ * and again after RSET or the end of the transaction (put v in
+ * transaction memory). */
+void *pst_tx_get_ctx(pst_session_t *s, const pst_module_t *m);
+/** Set that slot; nothing outside a transaction. */
+void pst_tx_set_ctx(pst_session_t *s, const pst_module_t *m, void *v);
+
+/** @name Notes (ABI 1.2 addition)
+ * A map of short strings where modules leave results for each other
+ * (a score, a flag): a DNSBL hook notes "dnsbl.listed", a later hook or
+ * another module reads it.  Keys: 1 to 64 characters of [a-z0-9._-];
+ * values: up to 1,000 bytes, copied.  A session note lives as long as
+ * the session; a transaction note until RSET or the end of the
+ * transaction. @{ */
+#define PST_NOTE_SESSION         0  /**< for the session */
+#define PST_NOTE_TX              1  /**< for the transaction */
+/** Set (or replace) a note: PST_OK; PST_ERROR for a bad key or value,
+ * PST_NOTE_TX outside a transaction, or no memory. */
+int pst_note_set(pst_session_t *s, int scope, const char *key,
+    const char *value);
+/** A note's value: the transaction's, else the session's; NULL when
+ * neither has one.  Valid until it is set again or its scope ends. */
+const char *pst_note(pst_session_t *s, const char *key);
+/** @} */
 
 /* Transaction (MAIL .. end of data).  NULL / 0 outside a transaction. */
 /** The transaction's queue ID. */
@@ -832,6 +868,15 @@ int pst_domain_normalize(const u_char *d, size_t n, u_char *out,
     size_t size);
 /** 1 when this build converts internationalised domains (libidn2). */
 int pst_domain_idna(void);
+/** Setter (ABI 1.2 addition): appends each argument, a domain
+ * ("example.com") or ".example.com" (its subdomains, not itself), in
+ * the form of pst_domain_normalize(), to a pst_array_t * of pst_str_t;
+ * anything else is a file:line error. */
+char *pst_conf_set_domain_array_slot(pst_conf_t *cf,
+    const pst_command_t *cmd, void *conf);
+/** 1 when domain (any case; U- or A-labels) is in such a list. */
+int pst_domain_listed(const pst_array_t *list, const u_char *domain,
+    size_t len);
 
 
 /** @} */

@@ -269,6 +269,8 @@ typedef struct {
     off_t                        received_len; /* our Received: */
     pst_smtp_addr_parts_t        sender_parts;
     pst_smtp_addr_parts_t        rcpt_parts;   /* of the RCPT being run */
+    void                       **module_ctx;   /* pst_tx_set_ctx() */
+    pst_array_t                 *notes;        /* pst_note_set(), TX */
 
     unsigned                     bdat:1;       /* BDAT transaction */
     unsigned                     bdat_last:1;
@@ -358,6 +360,7 @@ struct pst_session_s {
     uint64_t                     hook_usec;     /* the hook was called */
 
     void                       **module_ctx;
+    pst_array_t                 *notes;        /* pst_note_set(), SESSION */
     pst_session_t               *hash_next;
     pst_list_t                   link;
 

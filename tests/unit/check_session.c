@@ -993,6 +993,63 @@ START_TEST(test_verdict_rcpt_pending)
 END_TEST
 
 
+/* The per-transaction slot and the notes (test_notes.so): a
+ * transaction's are gone after RSET, the session's stay; a transaction
+ * note hides the session's of the same key; a bad key is refused. */
+START_TEST(test_notes_and_tx_ctx)
+{
+    int  fd;
+
+    ts_init_with("load_module @MOD@/test_notes.so;\n", "");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<set@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<show@example.test>", 550, NULL);
+    ck_assert_str_eq(ts_buf, "550 5.7.1 ctx=ctx-value mail=set@client.test"
+                             " helo=tx bad=-1\r\n");
+    ts_cmd(fd, "RSET", 250, NULL);
+    ts_cmd(fd, "MAIL FROM:<other@client.test>", 250, NULL);
+    ts_cmd(fd, "RCPT TO:<show@example.test>", 550, NULL);
+    ck_assert_str_eq(ts_buf, "550 5.7.1 ctx=- mail=- helo=seen bad=-1\r\n");
+    ts_cmd(fd, "QUIT", 221, NULL);
+    ts_wait_no_sessions();
+    close(fd);
+}
+END_TEST
+
+
+/* The regex and domain-list setters, through a module's directives:
+ * caseless by "(?i)", a parent entry covers subdomains only, the case
+ * of a domain does not count. */
+START_TEST(test_regex_and_domain_slots)
+{
+    int  fd, i;
+    static const char  *cases[][2] = {
+        { "MAIL FROM:<Bob@Sub.Example.ORG>", "re=1 dom=1" },
+        { "MAIL FROM:<alice@example.org>", "re=0 dom=0" },
+        { "MAIL FROM:<bob@exact.test>", "re=1 dom=1" },
+        { "MAIL FROM:<bob@other.exact.test>", "re=1 dom=0" },
+    };
+
+    ts_init_with("load_module @MOD@/test_notes.so;\n"
+                 "test_notes_regex \"(?i)^bob@\";\n"
+                 "test_notes_domains .example.org exact.test;\n", "");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    for (i = 0; i < 4; i++) {
+        ts_cmd(fd, cases[i][0], 250, NULL);
+        ts_cmd(fd, "RCPT TO:<show@example.test>", 550, NULL);
+        ck_assert_msg(strstr(ts_buf, cases[i][1]) != NULL, "%s: %s",
+                      cases[i][0], ts_buf);
+        ts_cmd(fd, "RSET", 250, NULL);
+    }
+    ts_cmd(fd, "QUIT", 221, NULL);
+    ts_wait_no_sessions();
+    close(fd);
+}
+END_TEST
+
+
 /* A TEMPFAIL with 421 closes, as 421 says. */
 START_TEST(test_verdict_tempfail_421)
 {
@@ -1460,6 +1517,8 @@ suite_session(void)
     tcase_add_test(tc, test_verdict_mail);
     tcase_add_test(tc, test_verdict_rcpt);
     tcase_add_test(tc, test_verdict_rcpt_pending);
+    tcase_add_test(tc, test_notes_and_tx_ctx);
+    tcase_add_test(tc, test_regex_and_domain_slots);
     tcase_add_test(tc, test_verdict_tempfail_421);
     tcase_add_test(tc, test_verdict_data);
     tcase_add_test(tc, test_verdict_message);
