@@ -197,6 +197,12 @@ int pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
  * it: f unchanged, why in err) or PST_ERROR. */
 int pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
     char *err, size_t size);
+/* The recompose of a ready message (a job's, below) for a server
+ * without 8BITMIME: pst_send_raw_7bit() into f (an empty or the
+ * message's own temporary file), a warning when 8-bit octets remain.
+ * PST_OK or PST_ERROR (printed). */
+int pst_send_raw_recompose(FILE *f, pst_send_msg_t *msg,
+    pst_send_env_t *env);
 
 /* pst_send_smtp.c */
 typedef struct {

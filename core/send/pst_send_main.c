@@ -65,18 +65,7 @@ pst_send_recompose(void *data, pst_send_msg_t *msg)
     int               rc;
 
     if (m->o->raw != NULL) {
-        /* a ready message: its body quoted-printable if it may be */
-        rc = pst_send_raw_7bit(m->f, msg, m->env, err, sizeof(err));
-        if (rc == PST_ERROR) {
-            pst_send_err("%s\n", err);
-            return PST_ERROR;
-        }
-        if (rc == PST_DECLINED || m->env->eightbit) {
-            pst_send_err("warning: the server does not announce 8BITMIME; "
-                         "sent with 8-bit octets (%s)\n",
-                         rc == PST_DECLINED ? err : "in the header");
-        }
-        return PST_OK;
+        return pst_send_raw_recompose(m->f, msg, m->env);
     }
     rewind(m->f);
     if (ftruncate(fileno(m->f), 0) != 0) {

@@ -46,6 +46,14 @@ static int pst_send_qparse(FILE *f, pst_send_env_t *env,
     pst_send_opts_t *o);
 static int pst_send_qdone(const pst_send_opts_t *o, const char *dir,
     const char *id, pst_send_env_t *env, pst_send_job_t *job, int rc);
+static int pst_send_qrecompose(void *data, pst_send_msg_t *msg);
+
+/* a queued message made 7-bit for a server without 8BITMIME: a copy in
+ * a temporary file, ID.eml never changes */
+typedef struct {
+    FILE                   *f;
+    pst_send_env_t         *env;
+} pst_send_qre_t;
 
 
 /* mkdir -p */
@@ -281,6 +289,23 @@ pst_send_qdone(const pst_send_opts_t *o, const char *dir, const char *id,
 }
 
 
+/* The server lacks 8BITMIME: as postern-send --raw does it (the
+ * queue holds ready messages; composed ones were queued 7-bit). */
+static int
+pst_send_qrecompose(void *data, pst_send_msg_t *msg)
+{
+    pst_send_qre_t  *q = data;
+    char             err[512];
+
+    if (q->f == NULL && pst_send_tmpfile(&q->f, err, sizeof(err)) != PST_OK)
+    {
+        pst_send_err("%s\n", err);
+        return PST_ERROR;
+    }
+    return pst_send_raw_recompose(q->f, msg, q->env);
+}
+
+
 /* The message file, opened and locked; -1 when it is gone (sent by
  * another run) or another run holds it now. */
 static int
@@ -312,11 +337,14 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     pst_send_env_t   env;
     pst_send_job_t   job;
     pst_send_msg_t   msg;
+    pst_send_qre_t   re;
     struct stat      st;
     char             path[4096];
     FILE            *f;
     int              fd, rc;
 
+    re.f = NULL;
+    re.env = &env;
     fd = pst_send_qlock(dir, id, o->verbose);
     if (fd == -1) {
         return PST_OK;
@@ -342,6 +370,8 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     msg.length = st.st_size;
     job.env = &env;
     job.msg = &msg;
+    job.recompose = pst_send_qrecompose;
+    job.recompose_data = &re;
     if (!o->json && !o->quiet) {
         printf("%s:\n", id);
     }
@@ -355,6 +385,9 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
 done:
     if (f != NULL) {
         fclose(f);
+    }
+    if (re.f != NULL) {
+        fclose(re.f);
     }
     free((char *) qo.notify);
     free((char *) qo.ret);

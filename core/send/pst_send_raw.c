@@ -718,3 +718,24 @@ pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
     env->eightbit = e.eightbit;
     return rc == PST_OK ? PST_OK : PST_ERROR;
 }
+
+
+int
+pst_send_raw_recompose(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env)
+{
+    char  err[512];
+    int   rc;
+
+    /* its body quoted-printable if it may be */
+    rc = pst_send_raw_7bit(f, msg, env, err, sizeof(err));
+    if (rc == PST_ERROR) {
+        pst_send_err("%s\n", err);
+        return PST_ERROR;
+    }
+    if (rc == PST_DECLINED || env->eightbit) {
+        pst_send_err("warning: the server does not announce 8BITMIME; "
+                     "sent with 8-bit octets (%s)\n",
+                     rc == PST_DECLINED ? err : "in the header");
+    }
+    return PST_OK;
+}

@@ -1027,6 +1027,36 @@ class Queue(SendCase):
                           "b2@example.test"])
         self.assertEqual(os.listdir(q), [])
 
+    def test_process_queue_raw_no_8bitmime(self):
+        """A queued --raw message with an 8-bit body, sent later to a
+        server without 8BITMIME, goes quoted-printable as a direct send
+        does; ID.eml itself is not changed."""
+        q = os.path.join(self.dir, "q")
+        text = "Gr\u00fc\u00dfe\nshort lines only\n"
+        raw = (b"From: a@example.test\nTo: b@example.test\nSubject: 8\n"
+               b"Content-Type: text/plain; charset=utf-8\n"
+               b"Content-Transfer-Encoding: 8bit\n\n" + text.encode())
+        rc, out, err = self.send("--queue", q, "--raw", "-", "-t",
+                                 stdin=raw)
+        self.assertEqual(rc, EX_OK, err)
+        eml = [f for f in os.listdir(q) if f.endswith(".eml")][0]
+        with open(os.path.join(q, eml), "rb") as f:
+            queued = f.read()
+        s = self.sink(eightbit=False)
+        rc, out, err = self.send("--process-queue", q, "--keep", "--server",
+                                 "127.0.0.1:%d" % s.port, "--tls", "none")
+        self.assertEqual(rc, EX_OK, err)
+        self.assertNotIn("warning", err)
+        _, _, mail_options, _, sent = s.messages[0]
+        self.assertNotIn("BODY=8BITMIME", mail_options)
+        self.assertTrue(all(b < 0x80 for b in sent), "8-bit bytes sent")
+        m = self.parse(sent)
+        self.assertEqual(m["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(m.get_content_charset(), "utf-8")
+        self.assertEqual(self.text(m), text)
+        with open(os.path.join(q, eml), "rb") as f:
+            self.assertEqual(f.read(), queued)
+
     def test_queue_json_is_escaped(self):
         """--queue --json: the directory (a quote, a backslash, a
         control character, a byte that is not UTF-8) comes out as a
