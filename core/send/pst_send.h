@@ -97,6 +97,9 @@ typedef struct {
     pst_send_list_t         refused;        /* queue: "ADDR CODE TEXT" */
     int                     eightbit;       /* BODY=8BITMIME */
     int                     smtputf8;
+    /* 8-bit octets in a ready message's header: SMTPUTF8 (RFC 6532),
+     * or made 7-bit for a server without it (pst_send_raw_7bit()) */
+    int                     hdr8;
 } pst_send_env_t;
 
 /* The composed message in a temporary file (CRLF lines). */
@@ -137,6 +140,8 @@ int pst_send_is_ascii(const u_char *p, size_t n);
 /* One encoded word sequence for p[0..n) with the given prefix length
  * already on the line; used for names and unstructured text. */
 int pst_send_hdr_encode(FILE *f, const u_char *p, size_t n, size_t *col);
+/* p[0..n) is well-formed UTF-8 (RFC 3629). */
+int pst_send_is_utf8(const u_char *p, size_t n);
 
 /* pst_send_mime.c */
 typedef enum {
@@ -180,6 +185,7 @@ void pst_send_random_hex(char *buf, size_t n);
 #define PST_SEND_RAW_ADD      2     /* add From/Date/Message-ID if none */
 #define PST_SEND_RAW_DOT      4     /* a line "." ends the input */
 #define PST_SEND_RAW_7BIT     8     /* 8-bit body text: quoted-printable */
+#define PST_SEND_RAW_HDR7     16    /* 8-bit header fields: RFC 2047 */
 /* Copy a ready message from fd into f (a file open for reading and
  * writing) as CRLF lines.  A header line over 998 octets fails; a body
  * line that long makes the body quoted-printable when its Content-Type
@@ -190,26 +196,43 @@ void pst_send_random_hex(char *buf, size_t n);
  * with a message in err. */
 int pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
     const char *full_name, char *err, size_t size);
-/* The server lacks 8BITMIME: the message pst_send_raw() wrote into f
- * (msg) again, with its body quoted-printable if it has 8-bit text.
+/* The server lacks 8BITMIME (what has PST_SEND_RAW_7BIT) or SMTPUTF8
+ * (PST_SEND_RAW_HDR7): the message pst_send_raw() wrote into f (msg)
+ * again, with its body quoted-printable if it has 8-bit text, and its
+ * unstructured header fields with 8-bit octets (Subject, Comments,
+ * Content-Description, X-*) as RFC 2047 words when they are UTF-8.
  * PST_OK (f and msg hold it; env->eightbit says whether 8-bit octets
- * remain, in the header), PST_DECLINED (its MIME fields do not allow
- * it: f unchanged, why in err) or PST_ERROR. */
+ * remain), PST_DECLINED (its MIME fields do not allow a 7-bit body: f
+ * unchanged, why in err), PST_SEND_DATAERR (a header field with 8-bit
+ * octets that cannot be encoded: f unchanged, which in err) or
+ * PST_ERROR. */
 int pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
-    char *err, size_t size);
-/* The recompose of a ready message (a job's, below) for a server
- * without 8BITMIME: pst_send_raw_7bit() into f (an empty or the
- * message's own temporary file), a warning when 8-bit octets remain.
- * PST_OK or PST_ERROR (printed). */
+    unsigned what, char *err, size_t size);
+/* The recompose of a ready message (a job's, below): pst_send_raw_7bit()
+ * into f (an empty or the message's own temporary file), a warning when
+ * the body stays 8-bit.  PST_OK, PST_SEND_DATAERR (why in err: nothing
+ * may be sent) or PST_ERROR (why in err). */
 int pst_send_raw_recompose(FILE *f, pst_send_msg_t *msg,
-    pst_send_env_t *env);
+    pst_send_env_t *env, unsigned what, char *err, size_t size);
+/* The same as a job's recompose (data: a pst_send_redo_t; f NULL: a new
+ * temporary file, the caller's to close, the message's file unchanged). */
+typedef struct {
+    FILE                   *f;
+    pst_send_env_t         *env;
+} pst_send_redo_t;
+int pst_send_raw_redo(void *data, pst_send_msg_t *msg, unsigned what,
+    char *err, size_t size);
 
 /* pst_send_smtp.c */
 typedef struct {
     pst_send_env_t         *env;
     pst_send_msg_t         *msg;        /* NULL: only VRFY/EXPN */
-    /* recompose as 7-bit when the server lacks 8BITMIME, or NULL */
-    int                   (*recompose)(void *data, pst_send_msg_t *msg);
+    /* recompose as 7-bit when the server lacks 8BITMIME (what has
+     * PST_SEND_RAW_7BIT) or SMTPUTF8 for a header with 8-bit octets
+     * (PST_SEND_RAW_HDR7), or NULL; PST_OK or an exit code, why in err */
+    int                   (*recompose)(void *data, pst_send_msg_t *msg,
+                                       unsigned what, char *err,
+                                       size_t size);
     void                   *recompose_data;
     char                    reason[512];  /* for the queue: last failure */
     pst_send_list_t         retry;        /* recipients to try again */

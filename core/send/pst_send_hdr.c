@@ -44,6 +44,50 @@ pst_send_is_ascii(const u_char *p, size_t n)
 }
 
 
+int
+pst_send_is_utf8(const u_char *p, size_t n)
+{
+    size_t    i = 0, k, need;
+    uint32_t  c, min;
+
+    while (i < n) {
+        c = p[i++];
+        if (c < 0x80) {
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            c &= 0x1f;
+            min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            c &= 0x0f;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            c &= 0x07;
+            min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i < need) {
+            return 0;
+        }
+        for (k = 0; k < need; k++, i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return 0;
+            }
+            c = (c << 6) | (p[i] & 0x3f);
+        }
+        /* no overlong form, no surrogate, nothing past U+10FFFF */
+        if (c < min || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
 /* One word: a space (or CRLF and a space when it would not fit) first,
  * unless glue says it sticks to what came before. */
 static void

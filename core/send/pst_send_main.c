@@ -18,7 +18,8 @@ typedef struct {
 
 static int pst_send_build(const pst_send_opts_t *o, FILE *f,
     pst_send_env_t *env, int allow_8bit, char *err, size_t size);
-static int pst_send_recompose(void *data, pst_send_msg_t *msg);
+static int pst_send_recompose(void *data, pst_send_msg_t *msg,
+    unsigned what, char *err, size_t size);
 static int pst_send_print(pst_send_msg_t *msg);
 static int pst_send_message(pst_send_opts_t *o);
 static int pst_send_commands_only(pst_send_opts_t *o);
@@ -55,32 +56,34 @@ pst_send_build(const pst_send_opts_t *o, FILE *f, pst_send_env_t *env,
 }
 
 
-/* The server lacks 8BITMIME: the same message with 7-bit text parts. */
+/* The server lacks 8BITMIME: the same message with 7-bit text parts;
+ * or SMTPUTF8: a ready message's 8-bit header fields encoded (a
+ * composed one has none). */
 static int
-pst_send_recompose(void *data, pst_send_msg_t *msg)
+pst_send_recompose(void *data, pst_send_msg_t *msg, unsigned what,
+    char *err, size_t size)
 {
     pst_send_main_t  *m = data;
     pst_send_env_t    env;
-    char              err[512];
     int               rc;
 
     if (m->o->raw != NULL) {
-        return pst_send_raw_recompose(m->f, msg, m->env);
+        return pst_send_raw_recompose(m->f, msg, m->env, what, err, size);
+    }
+    if (!(what & PST_SEND_RAW_7BIT)) {
+        return PST_OK;
     }
     rewind(m->f);
     if (ftruncate(fileno(m->f), 0) != 0) {
+        snprintf(err, size, "temporary file: %s", strerror(errno));
         return PST_ERROR;
     }
-    rc = pst_send_compose(m->o, 0, m->f, &env, err, sizeof(err));
+    rc = pst_send_compose(m->o, 0, m->f, &env, err, size);
     pst_send_env_free(&env);
     if (rc == PST_OK) {
-        rc = pst_send_finish(m->f, msg, err, sizeof(err));
+        rc = pst_send_finish(m->f, msg, err, size);
     }
-    if (rc != PST_OK) {
-        pst_send_err("%s\n", err);
-        return PST_ERROR;
-    }
-    return PST_OK;
+    return rc == PST_OK ? PST_OK : PST_ERROR;
 }
 
 

@@ -6,6 +6,7 @@
  *   ID.eml   the message (CRLF), written first, never changed
  *   ID.env   its envelope, one item a line ("postern-send-queue 1",
  *            "sender ADDR", "rcpt ADDR"..., "eightbit 0|1", "smtputf8",
+ *            "hdr8" (8-bit octets in the header),
  *            "notify", "ret", "envid"); written last: its presence
  *            means "queued"
  *   ID.err   the reason of the last failed try (informational)
@@ -46,14 +47,6 @@ static int pst_send_qparse(FILE *f, pst_send_env_t *env,
     pst_send_opts_t *o);
 static int pst_send_qdone(const pst_send_opts_t *o, const char *dir,
     const char *id, pst_send_env_t *env, pst_send_job_t *job, int rc);
-static int pst_send_qrecompose(void *data, pst_send_msg_t *msg);
-
-/* a queued message made 7-bit for a server without 8BITMIME: a copy in
- * a temporary file, ID.eml never changes */
-typedef struct {
-    FILE                   *f;
-    pst_send_env_t         *env;
-} pst_send_qre_t;
 
 
 /* mkdir -p */
@@ -125,8 +118,9 @@ pst_send_qenv(char **out, const pst_send_opts_t *o,
     if (f == NULL) {
         return PST_ERROR;
     }
-    fprintf(f, "%s\nsender %s\neightbit %d\nsmtputf8 %d\n", PST_SEND_QMAGIC,
-            env->sender ? env->sender : "", env->eightbit, env->smtputf8);
+    fprintf(f, "%s\nsender %s\neightbit %d\nsmtputf8 %d\nhdr8 %d\n",
+            PST_SEND_QMAGIC, env->sender ? env->sender : "", env->eightbit,
+            env->smtputf8, env->hdr8);
     if (o->notify != NULL) {
         fprintf(f, "notify %s\n", o->notify);
     }
@@ -226,6 +220,8 @@ pst_send_qparse(FILE *f, pst_send_env_t *env, pst_send_opts_t *o)
             env->eightbit = atoi(v);
         } else if (strcmp(line, "smtputf8") == 0) {
             env->smtputf8 = atoi(v);
+        } else if (strcmp(line, "hdr8") == 0) {
+            env->hdr8 = atoi(v);
         } else if (strcmp(line, "notify") == 0 && o->notify == NULL) {
             o->notify = strdup(v);
         } else if (strcmp(line, "ret") == 0 && o->ret == NULL) {
@@ -289,23 +285,6 @@ pst_send_qdone(const pst_send_opts_t *o, const char *dir, const char *id,
 }
 
 
-/* The server lacks 8BITMIME: as postern-send --raw does it (the
- * queue holds ready messages; composed ones were queued 7-bit). */
-static int
-pst_send_qrecompose(void *data, pst_send_msg_t *msg)
-{
-    pst_send_qre_t  *q = data;
-    char             err[512];
-
-    if (q->f == NULL && pst_send_tmpfile(&q->f, err, sizeof(err)) != PST_OK)
-    {
-        pst_send_err("%s\n", err);
-        return PST_ERROR;
-    }
-    return pst_send_raw_recompose(q->f, msg, q->env);
-}
-
-
 /* The message file, opened and locked; -1 when it is gone (sent by
  * another run) or another run holds it now. */
 static int
@@ -337,12 +316,13 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     pst_send_env_t   env;
     pst_send_job_t   job;
     pst_send_msg_t   msg;
-    pst_send_qre_t   re;
+    pst_send_redo_t  re;
     struct stat      st;
     char             path[4096];
     FILE            *f;
     int              fd, rc;
 
+    /* made 7-bit in a copy: ID.eml never changes */
     re.f = NULL;
     re.env = &env;
     fd = pst_send_qlock(dir, id, o->verbose);
@@ -370,7 +350,7 @@ pst_send_qone(const pst_send_opts_t *o, const char *dir, const char *id)
     msg.length = st.st_size;
     job.env = &env;
     job.msg = &msg;
-    job.recompose = pst_send_qrecompose;
+    job.recompose = pst_send_raw_redo;
     job.recompose_data = &re;
     if (!o->json && !o->quiet) {
         printf("%s:\n", id);

@@ -58,11 +58,16 @@ typedef struct {
     size_t              qhlen;
     unsigned            need;       /* UTF-8 continuation bytes due */
     int                 body8, bad_utf8;
+    int                 hdr_refused; /* a field that cannot be 7-bit */
 } pst_send_raw_t;
 
 static int pst_send_raw_line(pst_send_raw_t *r);
 static int pst_send_raw_keep(pst_send_raw_t *r);
 static int pst_send_raw_field(pst_send_raw_t *r, const char *f, size_t n);
+static int pst_send_raw_field7(pst_send_raw_t *r, const char *f, size_t n,
+    size_t name);
+static int pst_send_raw_run(pst_send_raw_t *r, int fd, FILE *f,
+    pst_send_env_t *env, unsigned flags, const char *full_name);
 static int pst_send_raw_rcpts(pst_send_raw_t *r, const char *v, size_t n);
 static int pst_send_raw_header(pst_send_raw_t *r);
 static int pst_send_raw_add(pst_send_raw_t *r, const char *full_name);
@@ -155,6 +160,7 @@ pst_send_raw_keep(pst_send_raw_t *r)
     }
     memcpy(r->hdr + r->hlen, r->line, r->len);
     memcpy(r->hdr + r->hlen + r->len, "\r\n", 2);
+    r->env->hdr8 |= r->line8;
     r->hlen += r->len + 2;
     return PST_OK;
 }
@@ -248,7 +254,67 @@ pst_send_raw_field(pst_send_raw_t *r, const char *f, size_t n)
     if (bcc && (r->flags & PST_SEND_RAW_EXTRACT)) {
         return PST_OK;
     }
+    if ((r->flags & PST_SEND_RAW_HDR7)
+        && !pst_send_is_ascii((const u_char *) f, n))
+    {
+        return pst_send_raw_field7(r, f, n, name);
+    }
     return fwrite(f, 1, n, r->out) == n ? PST_OK : PST_ERROR;
+}
+
+
+/*
+ * A field with 8-bit octets for a server without SMTPUTF8 (RFC 6532
+ * allows them only with it).  An unstructured field (RFC 5322 3.6.5
+ * and 3.6.8: Subject, Comments, and the X- fields; Content-Description,
+ * RFC 2047 5) in UTF-8 becomes RFC 2047 words, folded; anything else
+ * (an address, a Message-ID, a word that is not UTF-8) cannot change
+ * without changing what it says, and the message is refused.
+ */
+static int
+pst_send_raw_field7(pst_send_raw_t *r, const char *f, size_t n,
+    size_t name)
+{
+    char    fname[80], *v;
+    size_t  i, k;
+    int     rc;
+
+#define PST_IS(s)  (name == sizeof(s) - 1 && strncasecmp(f, s, name) == 0)
+    if (!(PST_IS("Subject") || PST_IS("Comments")
+          || PST_IS("Content-Description")
+          || (name > 2 && strncasecmp(f, "X-", 2) == 0))
+        || name >= sizeof(fname)
+        || !pst_send_is_utf8((const u_char *) f, n))
+    {
+        snprintf(r->err, r->size, "the %.*s field has 8-bit octets and "
+                 "the server does not announce SMTPUTF8 (RFC 6532): only "
+                 "an unstructured field in UTF-8 (Subject, Comments, "
+                 "X-...) can be encoded (RFC 2047); nothing sent",
+                 (int) pst_min(name, 60), f);
+        r->hdr_refused = 1;
+        r->code = PST_SEND_DATAERR;
+        return PST_ERROR;
+    }
+#undef PST_IS
+
+    /* the value unfolded, without its line end and leading space */
+    v = malloc(n + 1);
+    if (v == NULL) {
+        return PST_ERROR;
+    }
+    for (i = name + 1, k = 0; i < n; i++) {
+        if (f[i] != '\r' && f[i] != '\n') {
+            v[k++] = f[i];
+        }
+    }
+    while (k > 0 && (v[k - 1] == ' ' || v[k - 1] == '\t')) {
+        k--;
+    }
+    v[k] = '\0';
+    snprintf(fname, sizeof(fname), "%.*s", (int) name, f);
+    rc = pst_send_hdr_text(r->out, fname, v + strspn(v, " \t"));
+    free(v);
+    return rc;
 }
 
 
@@ -268,7 +334,9 @@ pst_send_raw_header(pst_send_raw_t *r)
             }
         }
         if (pst_send_raw_field(r, p, (size_t) (q - p)) != PST_OK) {
-            snprintf(r->err, r->size, "cannot write the message");
+            if (!r->hdr_refused) {
+                snprintf(r->err, r->size, "cannot write the message");
+            }
             return PST_ERROR;
         }
         p = q;
@@ -630,41 +698,40 @@ pst_send_raw_loop(pst_send_raw_t *r, const char *full_name)
 }
 
 
-int
-pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
-    const char *full_name, char *err, size_t size)
+/* r->err and r->size set: the copy, PST_OK or an exit code. */
+static int
+pst_send_raw_run(pst_send_raw_t *r, int fd, FILE *f, pst_send_env_t *env,
+    unsigned flags, const char *full_name)
 {
-    pst_send_raw_t  r;
-    int             rc;
+    int  rc;
 
-    memset(&r, 0, sizeof(r));
-    r.in = fdopen(dup(fd), "r");
-    if (r.in == NULL) {
-        snprintf(err, size, "cannot read the message: %s", strerror(errno));
+    r->in = fdopen(dup(fd), "r");
+    if (r->in == NULL) {
+        snprintf(r->err, r->size, "cannot read the message: %s",
+                 strerror(errno));
         return PST_SEND_NOINPUT;
     }
-    r.out = f;
-    r.env = env;
-    r.flags = flags;
-    r.err = err;
-    r.size = size;
-    r.code = PST_SEND_DATAERR;
-    r.hstart = ftello(f);
+    r->out = f;
+    r->env = env;
+    r->flags = flags;
+    r->code = PST_SEND_DATAERR;
+    r->hstart = ftello(f);
 
-    rc = pst_send_raw_loop(&r, full_name);
+    rc = pst_send_raw_loop(r, full_name);
 
-    fclose(r.in);
-    if (r.qp.f != NULL) {
-        fclose(r.qp.f);
+    fclose(r->in);
+    if (r->qp.f != NULL) {
+        fclose(r->qp.f);
     }
-    free(r.qhdr);
-    free(r.hdr);
+    free(r->qhdr);
+    free(r->hdr);
 
     if (rc != PST_OK) {
-        return r.code;
+        return r->code;
     }
     if (fflush(f) != 0 || ferror(f)) {
-        snprintf(err, size, "cannot write the message: %s", strerror(errno));
+        snprintf(r->err, r->size, "cannot write the message: %s",
+                 strerror(errno));
         return PST_SEND_IOERR;
     }
     return PST_OK;
@@ -672,14 +739,28 @@ pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
 
 
 int
-pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
-    char *err, size_t size)
+pst_send_raw(int fd, FILE *f, pst_send_env_t *env, unsigned flags,
+    const char *full_name, char *err, size_t size)
 {
+    pst_send_raw_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.err = err;
+    r.size = size;
+    return pst_send_raw_run(&r, fd, f, env, flags, full_name);
+}
+
+
+int
+pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
+    unsigned what, char *err, size_t size)
+{
+    pst_send_raw_t  r;
     pst_send_env_t  e;
     char            buf[65536];
     size_t          n;
     FILE           *g;
-    int             rc;
+    int             rc, eight = 0;
 
     if (pst_send_tmpfile(&g, err, size) != PST_OK) {
         return PST_ERROR;
@@ -690,11 +771,17 @@ pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
         fclose(g);
         return PST_ERROR;
     }
-    rc = pst_send_raw(msg->fd, g, &e, PST_SEND_RAW_7BIT, NULL, err, size);
+    memset(&r, 0, sizeof(r));
+    r.err = err;
+    r.size = size;
+    rc = pst_send_raw_run(&r, msg->fd, g, &e,
+                          what & (PST_SEND_RAW_7BIT | PST_SEND_RAW_HDR7),
+                          NULL);
     pst_send_env_free(&e);
     if (rc != PST_OK) {
         fclose(g);
-        return rc == PST_SEND_DATAERR ? PST_DECLINED : PST_ERROR;
+        return r.hdr_refused ? PST_SEND_DATAERR
+               : rc == PST_SEND_DATAERR ? PST_DECLINED : PST_ERROR;
     }
 
     /* the new message replaces the old one in f */
@@ -704,6 +791,7 @@ pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
         rc = PST_ERROR;
     }
     while (rc == PST_OK && (n = fread(buf, 1, sizeof(buf), g)) > 0) {
+        eight |= !pst_send_is_ascii((u_char *) buf, n);
         if (fwrite(buf, 1, n, f) != n) {
             rc = PST_ERROR;
         }
@@ -715,27 +803,42 @@ pst_send_raw_7bit(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
         rc = PST_ERROR;
     }
     fclose(g);
-    env->eightbit = e.eightbit;
+    /* what is left: a body that could not change (or was not asked
+     * to), a header left as it was */
+    env->eightbit = eight;
+    env->hdr8 = (what & PST_SEND_RAW_HDR7) ? 0 : e.hdr8;
     return rc == PST_OK ? PST_OK : PST_ERROR;
 }
 
 
 int
-pst_send_raw_recompose(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env)
+pst_send_raw_recompose(FILE *f, pst_send_msg_t *msg, pst_send_env_t *env,
+    unsigned what, char *err, size_t size)
 {
-    char  err[512];
-    int   rc;
+    int  rc;
 
-    /* its body quoted-printable if it may be */
-    rc = pst_send_raw_7bit(f, msg, env, err, sizeof(err));
-    if (rc == PST_ERROR) {
-        pst_send_err("%s\n", err);
-        return PST_ERROR;
+    /* its body quoted-printable if it may be, its header 7-bit */
+    rc = pst_send_raw_7bit(f, msg, env, what, err, size);
+    if (rc == PST_ERROR || rc == PST_SEND_DATAERR) {
+        return rc;
     }
-    if (rc == PST_DECLINED || env->eightbit) {
+    /* a header left 8-bit goes with SMTPUTF8: no warning for it */
+    if ((what & PST_SEND_RAW_7BIT) && rc == PST_DECLINED) {
         pst_send_err("warning: the server does not announce 8BITMIME; "
-                     "sent with 8-bit octets (%s)\n",
-                     rc == PST_DECLINED ? err : "in the header");
+                     "sent with 8-bit octets (%s)\n", err);
     }
     return PST_OK;
+}
+
+
+int
+pst_send_raw_redo(void *data, pst_send_msg_t *msg, unsigned what, char *err,
+    size_t size)
+{
+    pst_send_redo_t  *d = data;
+
+    if (d->f == NULL && pst_send_tmpfile(&d->f, err, size) != PST_OK) {
+        return PST_ERROR;
+    }
+    return pst_send_raw_recompose(d->f, msg, d->env, what, err, size);
 }

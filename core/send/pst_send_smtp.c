@@ -3,7 +3,8 @@
  * outbound client (pst_smtp_client.h), driven by the core event loop.
  *
  *   resolve --server, build the TLS context, read the password
- *   open -> ready: recompose 7-bit if the server lacks 8BITMIME
+ *   open -> ready: recompose 7-bit if the server lacks 8BITMIME (the
+ *     body) or SMTPUTF8 (a header with 8-bit octets)
  *     -> VRFY/EXPN one by one -> (--stop-on-rcpt-error: MAIL/RCPT
  *     probe, RSET) -> the transaction -> QUIT
  *
@@ -29,6 +30,8 @@ static void pst_send_tx_done(pst_smtp_client_t *cl,
 static void pst_send_trail(void *data, int outgoing, const u_char *line,
     size_t len);
 static void pst_send_finish_run(pst_send_run_t *r, int code);
+static int pst_send_downgrade(pst_send_run_t *r);
+static void pst_send_mail_params(pst_send_run_t *r);
 static int pst_send_params(pst_send_run_t *r);
 static int pst_send_setup(pst_send_run_t *r);
 static void pst_send_probe_reply(pst_send_run_t *r,
@@ -268,23 +271,50 @@ pst_send_ready(pst_smtp_client_t *cl, void *data, int rc,
     r->tls = pst_smtp_client_tls(cl);
     r->tls_verified = pst_smtp_client_tls_verified(cl);
 
-    if (r->job->msg != NULL && r->job->env->eightbit
-        && !(pst_smtp_client_caps(cl) & PST_SMTP_CAP_8BITMIME)
-        && r->job->recompose != NULL)
-    {
-        if (r->o->verbose) {
-            pst_send_err("no 8BITMIME: the text goes as "
-                    "quoted-printable\n");
-        }
-        if (r->job->recompose(r->job->recompose_data, r->job->msg)
-            != PST_OK)
-        {
-            pst_send_finish_run(r, PST_SEND_IOERR);
-            return;
-        }
+    if (r->job->msg != NULL && pst_send_downgrade(r) != PST_OK) {
+        return;
     }
 
     pst_send_next(r);
+}
+
+
+/*
+ * What the server lacks, the message is made without: its 8-bit text
+ * quoted-printable without 8BITMIME (RFC 6152), its 8-bit header
+ * fields RFC 2047 words without SMTPUTF8 (RFC 6532 3: only with it may
+ * a header hold UTF-8), or, when a field cannot be, nothing is sent
+ * (65).  With SMTPUTF8 such a header goes as it is, with the parameter.
+ */
+static int
+pst_send_downgrade(pst_send_run_t *r)
+{
+    pst_send_env_t  *env = r->job->env;
+    unsigned         caps = pst_smtp_client_caps(r->cl), what = 0;
+    int              rc;
+
+    if (env->eightbit && !(caps & PST_SMTP_CAP_8BITMIME)) {
+        what |= PST_SEND_RAW_7BIT;
+    }
+    if (env->hdr8 && (caps & PST_SMTP_CAP_SMTPUTF8)) {
+        env->smtputf8 = 1;
+    } else if (env->hdr8) {
+        what |= PST_SEND_RAW_HDR7;
+    }
+    if (what == 0 || r->job->recompose == NULL) {
+        return PST_OK;
+    }
+    if (r->o->verbose) {
+        pst_send_err("no %s: the message goes 7-bit\n",
+                     (what & PST_SEND_RAW_HDR7) ? "SMTPUTF8" : "8BITMIME");
+    }
+    rc = r->job->recompose(r->job->recompose_data, r->job->msg, what,
+                           r->fail.text, sizeof(r->fail.text));
+    if (rc != PST_OK) {
+        pst_send_finish_run(r, rc == PST_ERROR ? PST_SEND_IOERR : rc);
+        return PST_ERROR;
+    }
+    return PST_OK;
 }
 
 
@@ -438,16 +468,15 @@ pst_send_cmd_done(pst_smtp_client_t *cl, void *data,
 }
 
 
-/* MAIL and RCPT parameters from the envelope and --ret/--envid/--notify. */
-static int
-pst_send_params(pst_send_run_t *r)
+/* MAIL parameters from the envelope and --ret/--envid, once the
+ * server is known (a recompose changes BODY, a header SMTPUTF8). */
+static void
+pst_send_mail_params(pst_send_run_t *r)
 {
     const pst_send_env_t  *env = r->job->env;
     const pst_send_opts_t *o = r->o;
-    size_t                 i, n, k;
-    char                  *p;
+    size_t                 n = 0;
 
-    n = 0;
     if (env->eightbit) {
         n += snprintf(r->mail_params + n, sizeof(r->mail_params) - n,
                       " BODY=8BITMIME");
@@ -469,6 +498,17 @@ pst_send_params(pst_send_run_t *r)
                                       strlen(o->envid));
         r->mail_params[n] = '\0';
     }
+}
+
+
+/* RCPT parameters from --notify. */
+static int
+pst_send_params(pst_send_run_t *r)
+{
+    const pst_send_env_t  *env = r->job->env;
+    const pst_send_opts_t *o = r->o;
+    size_t                 i, k;
+    char                  *p;
 
     for (i = 0; i < env->rcpts.n; i++) {
         r->rcpts[i].addr.data = (u_char *) env->rcpts.v[i];
@@ -510,6 +550,7 @@ pst_send_start_tx(pst_send_run_t *r)
     tx->sender.data = (u_char *) (r->job->env->sender ? r->job->env->sender
                                                       : "");
     tx->sender.len = strlen((char *) tx->sender.data);
+    pst_send_mail_params(r);
     tx->params.data = (u_char *) r->mail_params;
     tx->params.len = strlen(r->mail_params);
     tx->rcpts = r->rcpts;

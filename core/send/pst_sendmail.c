@@ -318,6 +318,7 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
     pst_send_env_t   env;
     pst_send_job_t   job;
     pst_send_msg_t   msg;
+    pst_send_redo_t  re;
     unsigned         flags;
     FILE            *f = NULL;
     char             err[1024];
@@ -356,8 +357,15 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
     } else {
         job.env = &env;
         job.msg = &msg;
+        /* a listener without 8BITMIME or SMTPUTF8: as --raw does it */
+        re.f = f;
+        re.env = &env;
+        job.recompose = pst_send_raw_redo;
+        job.recompose_data = &re;
         rc = pst_send_run(&o, &job);
-        if (job.retry.n > 0) {
+        /* 65: the message cannot go as it is (a header field that
+         * cannot be 7-bit): no later try would change that */
+        if (job.retry.n > 0 && rc != PST_SEND_DATAERR) {
             rc = pst_sendmail_later(sm, &o, &env, &job, &msg, rc);
         }
     }

@@ -58,7 +58,8 @@ pst_sendmail_spool_env(pst_pool_t *pool, pst_envelope_t *e,
     e->sender.len = strlen((char *) e->sender.data);
     pst_str_set(&e->protocol, "local");
     pst_str_set(&e->client_name, "localhost");
-    e->smtputf8 = env->smtputf8;
+    /* a header with 8-bit octets is what SMTPUTF8 carries (RFC 6532) */
+    e->smtputf8 = env->smtputf8 || env->hdr8;
     e->size = size;
     if (env->eightbit) {
         pst_str_set(&e->body, "8BITMIME");

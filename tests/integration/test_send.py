@@ -260,6 +260,71 @@ class Compose(SendCase):
         self.assertIn("multipart/mixed", err)
         self.assertEqual(s.messages[1][4], multi.replace(b"\n", b"\r\n"))
 
+    def test_raw_8bit_header_without_smtputf8(self):
+        """A ready message whose header has raw UTF-8, to a server
+        without SMTPUTF8 (RFC 6532: only with it may a header be 8-bit):
+        the unstructured fields (Subject, Comments, X-...) become RFC
+        2047 words; any other field with 8-bit octets, or one that is
+        not UTF-8, is refused with 65 and nothing is sent.  With
+        SMTPUTF8 the header goes as it is, with the parameter."""
+        subject = "Gr\u00fc\u00dfe aus K\u00f6ln " + "\u00e9t\u00e9 " * 30
+        head = ("From: a@example.test\nTo: b@example.test\n"
+                "Subject: %s\nX-Note: caf\u00e9\n"
+                "\tsecond line\nContent-Type: text/plain; charset=utf-8\n"
+                % subject).encode()
+        body = "Gr\u00fc\u00dfe\n".encode()
+        for eightbit in (False, True):
+            s = self.sink(eightbit=eightbit, enable_SMTPUTF8=False)
+            rc, out, err = self.send(
+                "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--raw", "-", "-t", stdin=head + b"\n" + body)
+            self.assertEqual(rc, EX_OK, err)
+            self.assertNotIn("warning", err)
+            _, _, mail_options, _, raw = s.messages[0]
+            self.assertNotIn("SMTPUTF8", mail_options)
+            hdr = raw.split(b"\r\n\r\n")[0]
+            self.assertTrue(all(b < 0x80 for b in hdr), hdr)
+            self.assertTrue(all(len(l) <= 78 for l in hdr.split(b"\r\n")))
+            m = self.parse(raw)
+            self.assertEqual(m["Subject"], subject.strip())
+            self.assertEqual(m["X-Note"], "caf\u00e9\tsecond line")
+            self.assertEqual(self.text(m), body.decode())
+            # the body: 8bit with 8BITMIME, quoted-printable without
+            self.assertEqual("BODY=8BITMIME" in mail_options, eightbit)
+        # what cannot be encoded: 65, nothing sent
+        s = self.sink(enable_SMTPUTF8=False)
+        for bad, field in ((b"From: J\xc3\xbcrgen <a@example.test>\n"
+                            b"To: b@example.test\n", b"From"),
+                           (b"From: a@example.test\nTo: b@example.test\n"
+                            b"Subject: K\xf6ln\n", b"Subject")):
+            rc, out, err = self.send(
+                "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+                "--raw", "-", "-t", stdin=bad + b"\nx\n")
+            self.assertEqual(rc, EX_DATAERR, err)
+            self.assertIn(b"the " + field + b" field has 8-bit octets",
+                          err.encode())
+            self.assertIn("SMTPUTF8", err)
+        self.assertEqual(s.messages, [])
+        # and postern-sendmail the same (not kept for a later try)
+        drop = os.path.join(self.dir, "drop")
+        rc, out, err = self.send(
+            "-t", "-i", prog=SENDMAIL, stdin=bad + b"\nx\n",
+            env={"POSTERN_SERVER": "127.0.0.1:%d" % s.port,
+                 "POSTERN_MAILDROP": drop})
+        self.assertEqual(rc, EX_DATAERR, err)
+        self.assertIn("the Subject field has 8-bit octets", err)
+        self.assertFalse(os.path.exists(drop))
+        self.assertEqual(s.messages, [])
+        # a server with SMTPUTF8 takes it as it is
+        s = self.sink(enable_SMTPUTF8=True)
+        rc, out, err = self.send(
+            "--server", "127.0.0.1:%d" % s.port, "--tls", "none",
+            "--raw", "-", "-t", stdin=head + b"\n" + body)
+        self.assertEqual(rc, EX_OK, err)
+        _, _, mail_options, _, raw = s.messages[0]
+        self.assertIn("SMTPUTF8", mail_options)
+        self.assertIn(subject.encode(), raw)
+
     def test_long_line_never_raw(self):
         s = self.sink()
         text = "a" * 3000 + "\nshort\n"

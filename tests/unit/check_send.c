@@ -1033,6 +1033,35 @@ START_TEST(test_json_str)
 END_TEST
 
 
+/* what a header field must be to become RFC 2047 words */
+START_TEST(test_is_utf8)
+{
+    static const struct {
+        const char  *in;
+        int          ok;
+    } cases[] = {
+        { "plain", 1 },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7", 1 },
+        { "\xf4\x8f\xbf\xbf", 1 },              /* U+10FFFF */
+        { "K\xf6ln", 0 },                          /* Latin-1 */
+        { "x\xc3", 0 },                            /* cut short */
+        { "\xc0\xaf", 0 },                         /* overlong */
+        { "\xe0\x80\xaf", 0 },                     /* overlong */
+        { "\xed\xa0\x80", 0 },                     /* a surrogate */
+        { "\xf4\x90\x80\x80", 0 },                 /* past U+10FFFF */
+        { "\xc3\xa9\xa9", 0 },                     /* a stray byte */
+    };
+    size_t  i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(pst_send_is_utf8((const u_char *) cases[i].in,
+                                       strlen(cases[i].in)) == cases[i].ok,
+                      "case %zu", i);
+    }
+}
+END_TEST
+
+
 Suite *
 suite_send(void)
 {
@@ -1047,6 +1076,7 @@ suite_send(void)
     tcase_add_test(tc, test_list_split_and_addr);
     tcase_add_test(tc, test_split_server);
     tcase_add_test(tc, test_json_str);
+    tcase_add_test(tc, test_is_utf8);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("compose");
