@@ -1365,6 +1365,32 @@ smtp { server { listen {port2} submission; listen {port};
         self.assertEqual(sum("\nsender \n" in e for e in envs), 2, envs)
         self.assertTrue(any("\nret HDRS\n" in e for e in envs), envs)
 
+    def test_linked_as_sendmail_and_mailq(self):
+        """As the README and postern-sendmail(8) say to install it:
+        symbolic links named sendmail and mailq, in another directory;
+        sendmail injects (-bm), mailq lists the queue (-bp)."""
+        srv = self.postern()
+        bindir = os.path.join(self.dir, "bin")
+        os.makedirs(bindir)
+        for name in ("sendmail", "mailq"):
+            os.symlink(SENDMAIL, os.path.join(bindir, name))
+        env = {k: x for k, x in os.environ.items()
+               if k not in ("POSTERN_CONF", "POSTERN_SERVER")}
+        env.update(POSTERN_CONF=srv.conffile,
+                   PATH=bindir + ":" + env.get("PATH", ""))
+        p = subprocess.run(["sendmail", "-t", "-i"], env=env,
+                           input=b"To: u@example.test\nSubject: linked\n\n"
+                                 b"via the link\n", capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
+        p = subprocess.run(["mailq"], env=env, capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(b"----Queue ID----- "), p.stdout)
+        self.assertIn(qid.encode(), p.stdout)
+        self.assertIn(b"u@example.test", p.stdout)
+
     def test_spool_while_postern_is_down(self):
         srv = self.postern()
         srv.stop()
