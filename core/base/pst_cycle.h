@@ -28,6 +28,9 @@ typedef struct {
     pst_int_t                    log_level;
     pst_uint_t                   log_format;         /* PST_LOG_TEXT, JSON */
     pst_str_t                    spool_dir;
+    /* SPOOL/maildrop's group (postern-sendmail setgid to it), or none */
+    pst_str_t                    maildrop_group;
+    gid_t                        maildrop_gid;       /* -1: none */
     pst_str_t                    control_socket;     /* unix socket path */
     pst_array_t                 *resolvers;          /* pst_str_t */
     pst_str_t                    trust_anchor;       /* DNSSEC anchors */

@@ -79,6 +79,10 @@ static const pst_command_t  pst_core_commands[] = {
       pst_conf_set_path_slot, PST_MAIN_CONF,
       offsetof(pst_core_conf_t, spool_dir), NULL },
 
+    { "maildrop_group", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_str_slot, PST_MAIN_CONF,
+      offsetof(pst_core_conf_t, maildrop_group), NULL },
+
     { "control_socket", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_path_slot, PST_MAIN_CONF,
       offsetof(pst_core_conf_t, control_socket), NULL },
@@ -130,6 +134,7 @@ pst_core_create_conf(pst_conf_t *cf)
     ccf->shutdown_timeout = PST_CONF_UNSET_MSEC;
     ccf->uid = (uid_t) -1;
     ccf->gid = (gid_t) -1;
+    ccf->maildrop_gid = (gid_t) -1;
 
     cf->cycle->core = ccf;
 
@@ -238,6 +243,14 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
             }
             ccf->gid = gr->gr_gid;
         }
+    }
+
+    if (ccf->maildrop_group.data != NULL) {
+        gr = getgrnam((char *) ccf->maildrop_group.data);
+        if (gr == NULL) {
+            return "names an unknown group (directive \"maildrop_group\")";
+        }
+        ccf->maildrop_gid = gr->gr_gid;
     }
 
     return PST_CONF_OK;

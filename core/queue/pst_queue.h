@@ -30,6 +30,12 @@ void pst_queue_exit(void);
  * the usage text). */
 int pst_queue_control(int argc, char **argv, pst_buf_t *out);
 
+/* pst_pickup.c: SPOOL/maildrop into the spool, at start and every
+ * second; engine: off the loop and each message told to the engine
+ * (else on the loop: a receive-only Postern).  Stopped by stop(). */
+int pst_pickup_start(pst_cycle_t *cycle, int engine);
+void pst_pickup_stop(void);
+
 /* pst_queue_process.c: the queue process's role (pst_main.c's table of
  * roles) */
 extern const pst_role_t  pst_queue_role;

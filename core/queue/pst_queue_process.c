@@ -9,6 +9,7 @@
  * exclusive, so two never deliver at once).  SPOOL/queue.lock (flock)
  * extends that to a queue process whose master was killed and to
  * another instance on the same spool: a second one waits for the lock.
+ * The one that holds it also takes SPOOL/maildrop in (pst_pickup.c).
  */
 
 #include "pst_core.h"
@@ -136,7 +137,10 @@ pst_queue_start(pst_cycle_t *cycle)
                       " delivered, messages stay in the spool");
         idle = 1;
         pst_control_engine(PST_CONTROL_NO_ENGINE);
-        return pst_channel_watch(inbox);
+        if (pst_channel_watch(inbox) != PST_OK) {
+            return PST_ERROR;
+        }
+        return pst_pickup_start(cycle, 0);
     }
 
     if (flock(lock_fd, LOCK_EX | LOCK_NB) == -1) {
@@ -164,7 +168,7 @@ pst_queue_start(pst_cycle_t *cycle)
     started = 1;
     pst_control_engine(1);
     pst_log_error(PST_LOG_INFO, 0, "queue process ready");
-    return PST_OK;
+    return pst_pickup_start(cycle, 1);
 }
 
 
@@ -229,6 +233,7 @@ pst_queue_role_loop(pst_cycle_t *cycle, int stop)
 
     if (stop == PST_ROLE_TERM || (stop == PST_ROLE_QUIT && !started)) {
         pst_event_del_timer(&lock_timer);
+        pst_pickup_stop();
         return PST_DONE;
     }
 
@@ -236,6 +241,7 @@ pst_queue_role_loop(pst_cycle_t *cycle, int stop)
         /* what workers send from now on waits for our successor; the
          * control socket is still answered while the engine drains */
         stopping = 1;
+        pst_pickup_stop();
         pst_channel_unwatch(inbox);
         pst_metrics_stop();
         stop_timer.handler = pst_queue_stop_timer_handler;

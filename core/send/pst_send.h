@@ -263,12 +263,18 @@ int pst_sendmail_server(const char *conf, char *buf, size_t size);
 int pst_sendmail_maildrop(const char *conf, char *buf, size_t size);
 int pst_sendmail_spool_dir(const char *conf, char *buf, size_t size);
 
-/* pst_sendmail_spool.c: Postern is down: commit the message into its
- * spool (the queue process takes it at start).  PST_OK (the queue ID
- * in id), PST_DECLINED (the spool is not ours to write), PST_ERROR. */
+/* pst_sendmail_spool.c: Postern is down or defers: where SPOOL (the
+ * queue itself, if we may write it, else the maildrop) or MAILDROP
+ * (only there).  PST_SENDMAIL_SPOOL (the queue ID in id) or
+ * PST_SENDMAIL_MAILDROP (the file's name in id), or PST_ERROR with
+ * the reason in err.  pst_sendmail_egid: the group postern-sendmail
+ * is setgid to, held only to write into the maildrop. */
+#define PST_SENDMAIL_SPOOL     1
+#define PST_SENDMAIL_MAILDROP  2
+extern gid_t  pst_sendmail_egid;
 int pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
-    const pst_send_env_t *env, const pst_send_msg_t *msg, char *id,
-    size_t size);
+    const pst_send_env_t *env, const pst_send_msg_t *msg, int where,
+    char *id, size_t size, char *err, size_t esize);
 
 /* pst_send_err.c: "PROG: " and the message (with its "\n") on stderr */
 extern const char *pst_send_prog;

@@ -9,8 +9,10 @@
  * -bm (default): the message on stdin goes over SMTP to the first
  * "listen" address of the Postern configuration (-C, $POSTERN_CONF, or
  * the server's default, PST_CONF_PATH; $POSTERN_SERVER overrides), in
- * clear on loopback, with From/Date/Message-ID added when missing.  -bs
- * speaks SMTP on stdin/stdout (relayed to that listener).  -bp (and the
+ * clear on loopback, with From/Date/Message-ID added when missing; when
+ * Postern does not answer or defers, into its spool or its maildrop
+ * (pst_sendmail_spool.c).  -bs speaks SMTP on stdin/stdout (relayed to
+ * that listener).  -bp (and the
  * name mailq) runs "postern queue list --mailq".  Other sendmail
  * options (-o..., -B, -d...) are accepted and ignored.  Flags cluster
  * as with getopt(3) (-ti); -f, -N and -R are checked before anything is
@@ -380,41 +382,37 @@ pst_sendmail_bm(pst_sendmail_t *sm, const char *server)
 }
 
 
-/* Postern is down or said 4xx.  Down, with its spool writable: the
- * message goes straight into the spool, for the queue process to take
- * at start.  Otherwise the recipients not yet served wait in the
- * maildrop (a postern-send queue directory) for "postern-sendmail -q".
+/* Postern is down or said 4xx.  Down, with its spool writable (root,
+ * or Postern's account): the message goes straight into the spool, for
+ * the queue process to take at start.  Otherwise, and for the
+ * recipients a running Postern deferred, into SPOOL/maildrop, which
+ * the queue process reads at start and every second while it runs.
  * Either way the caller sees the message accepted, as with sendmail. */
 static int
 pst_sendmail_later(pst_sendmail_t *sm, pst_send_opts_t *o,
     pst_send_env_t *env, pst_send_job_t *job, pst_send_msg_t *msg, int rc)
 {
     pst_send_list_t  all = env->rcpts;
-    char             dir[1024], err[1024];
-    int              qrc;
+    char             id[256], err[1024];
+    int              where;
 
-    /* Postern is down (no session at all): into its spool, if we may */
-    if (!job->connected) {
-        qrc = pst_sendmail_spool(sm->conf, o, env, msg, dir, sizeof(dir));
-        if (qrc == PST_OK) {
-            pst_send_err("Postern is not answering: queued as %s in its "
-                         "spool\n", dir);
-            return PST_SEND_OK;
-        }
-    }
-    if (pst_sendmail_maildrop(sm->conf, dir, sizeof(dir)) != PST_OK) {
-        return rc;
-    }
-    o->queue = dir;
     env->rcpts = job->retry;
-    qrc = pst_send_queue_put(o, env, msg, err, sizeof(err));
+    where = pst_sendmail_spool(sm->conf, o, env, msg,
+                               job->connected ? PST_SENDMAIL_MAILDROP
+                                              : PST_SENDMAIL_SPOOL,
+                               id, sizeof(id), err, sizeof(err));
     env->rcpts = all;
-    if (qrc != PST_OK) {
-        fprintf(stderr, "postern-sendmail: %s\n", err);
+    if (where == PST_SENDMAIL_SPOOL) {
+        pst_send_err("Postern is not answering: queued as %s in its "
+                     "spool\n", id);
+    } else if (where == PST_SENDMAIL_MAILDROP) {
+        pst_send_err("%s: kept in the maildrop as %s; Postern takes it "
+                     "in when it runs\n", job->connected
+                     ? "Postern defers" : "Postern is not answering", id);
+    } else {
+        pst_send_err("the message cannot be kept: %s\n", err);
         return rc;
     }
-    fprintf(stderr, "postern-sendmail: kept in %s for a later try "
-            "(postern-sendmail -q)\n", dir);
     /* some recipients may have been refused for good meanwhile */
     return rc == PST_SEND_SOMEREFUSED ? rc : PST_SEND_OK;
 }
@@ -453,6 +451,13 @@ main(int argc, char **argv)
     const char     *base;
     int             rc;
 
+    /* installed setgid to the maildrop group: that group only to
+     * create the file in the maildrop (pst_sendmail_drop()) */
+    pst_sendmail_egid = getegid();
+    if (getegid() != getgid() && setegid(getgid()) != 0) {
+        perror("postern-sendmail: setegid");
+        return PST_SEND_CONFIG;
+    }
     signal(SIGPIPE, SIG_IGN);
     pst_send_prog = "postern-sendmail";
     memset(&sm, 0, sizeof(sm));

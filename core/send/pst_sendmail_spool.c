@@ -1,10 +1,14 @@
 /*
- * pst_sendmail_spool.c -- postern-sendmail while Postern is down: the
- * message is committed straight into Postern's spool with the spool
- * service (pst_spool_inject(), the same call bounces use), where the
- * queue process finds it when it starts.  Only when the spool is
+ * pst_sendmail_spool.c -- postern-sendmail while Postern is down (or
+ * defers): the message is committed straight into Postern's spool with
+ * the spool service (pst_spool_inject(), the same call bounces use),
+ * where the queue process finds it when it starts, when the spool is
  * writable by the caller (root, or Postern's own account); otherwise
- * the maildrop takes it.
+ * it goes into SPOOL/maildrop (pst_spool_maildrop_put()), which the
+ * queue process reads at start and every second while it runs.  A
+ * caller of any account may write there through the maildrop group,
+ * which postern-sendmail is installed setgid to: it holds that group
+ * only for creating the file (pst_sendmail_drop()).
  *
  * The message is mapped from its temporary file, not read into memory;
  * a Received field says where it came from.
@@ -20,6 +24,12 @@
 static unsigned pst_sendmail_notify(const char *v);
 static int pst_sendmail_spool_env(pst_pool_t *pool, pst_envelope_t *e,
     const pst_send_env_t *env, const pst_send_opts_t *o, off_t size);
+static int pst_sendmail_commit(const char *dir, pst_envelope_t *e,
+    const u_char *p, size_t len, char *id, size_t size);
+static int pst_sendmail_drop(const char *dir, const pst_envelope_t *e,
+    const u_char *p, size_t len, char *id, size_t size);
+
+gid_t  pst_sendmail_egid;
 
 
 static unsigned
@@ -102,37 +112,25 @@ pst_sendmail_spool_env(pst_pool_t *pool, pst_envelope_t *e,
 }
 
 
-int
-pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
-    const pst_send_env_t *env, const pst_send_msg_t *msg, char *id,
-    size_t size)
+/* Committed into SPOOL/queue with pst_spool_inject(); the queue file
+ * (and queue/XY) given to the spool's owner when we are root. */
+static int
+pst_sendmail_commit(const char *dir, pst_envelope_t *e, const u_char *p,
+    size_t len, char *id, size_t size)
 {
-    pst_envelope_t  e;
-    struct stat     st;
-    pst_pool_t     *pool;
-    u_char          qid[PST_QUEUE_ID_LEN + 1];
-    char            dir[1024], path[1200], *slash;
-    void           *p;
-    int             rc = PST_ERROR;
+    struct stat  st;
+    u_char       qid[PST_QUEUE_ID_LEN + 1];
+    char         path[1200], *slash;
+    int          rc;
 
-    if (pst_sendmail_spool_dir(conf, dir, sizeof(dir)) != PST_OK
-        || snprintf(path, sizeof(path), "%s/queue", dir) <= 0
-        || access(path, W_OK) != 0 || stat(dir, &st) != 0
-        || msg->length == 0)
+    if (snprintf(path, sizeof(path), "%s/queue", dir) <= 0
+        || access(path, W_OK) != 0 || stat(dir, &st) != 0)
     {
         return PST_DECLINED;
     }
-
-    p = mmap(NULL, (size_t) msg->length, PROT_READ, MAP_PRIVATE, msg->fd,
-             0);
-    pool = pst_create_pool(4096);
-    if (p != MAP_FAILED && pool != NULL
-        && pst_sendmail_spool_env(pool, &e, env, o, msg->length) == PST_OK)
-    {
-        pst_spool_use_dir(dir);
-        memset(qid, 0, sizeof(qid));
-        rc = pst_spool_inject(&e, p, (size_t) msg->length, qid);
-    }
+    pst_spool_use_dir(dir);
+    memset(qid, 0, sizeof(qid));
+    rc = pst_spool_inject(e, p, len, qid);
     if (rc == PST_OK) {
         snprintf(id, size, "%s", (char *) qid);
         /* the queue process runs as the spool's owner */
@@ -151,6 +149,82 @@ pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
         snprintf(path, sizeof(path), "%s/tmp/%d", dir, (int) getpid());
         (void) rmdir(path);
     }
+    pst_spool_use_dir(NULL);
+    return rc;
+}
+
+
+/* Into the maildrop, with the group postern-sendmail is setgid to (the
+ * only thing that group is for). */
+static int
+pst_sendmail_drop(const char *dir, const pst_envelope_t *e, const u_char *p,
+    size_t len, char *id, size_t size)
+{
+    int  rc, err;
+
+    if (pst_sendmail_egid != getgid() && setegid(pst_sendmail_egid) != 0) {
+        return PST_ERROR;
+    }
+    rc = pst_spool_maildrop_put(dir, e, p, len, id, size);
+    err = errno;
+    if (pst_sendmail_egid != getgid() && setegid(getgid()) != 0) {
+        abort();        /* back to the real group: always allowed */
+    }
+    errno = err;
+    return rc;
+}
+
+
+int
+pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
+    const pst_send_env_t *env, const pst_send_msg_t *msg, int where,
+    char *id, size_t size, char *err, size_t esize)
+{
+    pst_envelope_t   e;
+    pst_pool_t      *pool;
+    char             dir[1024], drop[1024];
+    void            *p;
+    int              rc = PST_ERROR;
+
+    if (msg->length == 0) {
+        snprintf(err, esize, "an empty message");
+        return PST_ERROR;
+    }
+    if (pst_sendmail_maildrop(conf, drop, sizeof(drop)) != PST_OK) {
+        snprintf(err, esize, "no maildrop: no spool_dir in the "
+                 "configuration");
+        return PST_ERROR;
+    }
+    p = mmap(NULL, (size_t) msg->length, PROT_READ, MAP_PRIVATE, msg->fd,
+             0);
+    pool = pst_create_pool(4096);
+    if (p == MAP_FAILED || pool == NULL
+        || pst_sendmail_spool_env(pool, &e, env, o, msg->length) != PST_OK)
+    {
+        snprintf(err, esize, "out of memory");
+    } else {
+        rc = PST_DECLINED;
+        if (where == PST_SENDMAIL_SPOOL
+            && pst_sendmail_spool_dir(conf, dir, sizeof(dir)) == PST_OK)
+        {
+            rc = pst_sendmail_commit(dir, &e, p, (size_t) msg->length, id,
+                                     size);
+        }
+        if (rc == PST_OK) {
+            rc = PST_SENDMAIL_SPOOL;
+        } else if (pst_sendmail_drop(drop, &e, p, (size_t) msg->length, id,
+                                     size) == PST_OK)
+        {
+            rc = PST_SENDMAIL_MAILDROP;
+        } else {
+            snprintf(err, esize, "%s: %s%s", drop, strerror(errno),
+                     errno == EACCES || errno == ENOENT
+                     ? " (postern-sendmail must be setgid to the "
+                       "maildrop_group of postern.conf, and Postern must "
+                       "have run once: see postern-sendmail(8))" : "");
+            rc = PST_ERROR;
+        }
+    }
 
     if (p != MAP_FAILED) {
         munmap(p, (size_t) msg->length);
@@ -158,6 +232,5 @@ pst_sendmail_spool(const char *conf, const pst_send_opts_t *o,
     if (pool != NULL) {
         pst_destroy_pool(pool);
     }
-    pst_spool_use_dir(NULL);
     return rc;
 }

@@ -366,7 +366,8 @@ pst_spool_prepare(pst_cycle_t *cycle)
     if (pst_spool_mkdir(cycle, "") != PST_OK
         || pst_spool_mkdir(cycle, "tmp") != PST_OK
         || pst_spool_mkdir(cycle, "queue") != PST_OK
-        || pst_spool_mkdir(cycle, "corrupt") != PST_OK)
+        || pst_spool_mkdir(cycle, "corrupt") != PST_OK
+        || pst_spool_maildrop_prepare(cycle) != PST_OK)
     {
         return PST_ERROR;
     }

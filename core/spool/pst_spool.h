@@ -117,6 +117,36 @@ int pst_spool_walk_part(unsigned part, int (*cb)(const char *id, void *data),
  * points to it.  Blocking. */
 int pst_spool_inject(pst_envelope_t *env, const u_char *msg, size_t len,
     u_char *id_out);
+/* A queue file's bytes (header, message, envelope) into fd, fdatasync'ed:
+ * PST_OK or PST_ERROR (errno). */
+int pst_spool_write_file(int fd, const pst_envelope_t *env,
+    const u_char *msg, size_t len);
+
+/*
+ * SPOOL/maildrop (pst_spool_maildrop.c): where postern-sendmail leaves
+ * a message while Postern does not answer and the spool is not its to
+ * write; the queue process takes each one into the spool, at start and
+ * while it runs.  Mode 1730, the worker account's, group maildrop_group
+ * (postern-sendmail setgid to it): members may create files but not
+ * list, read or remove the others'.  A file is a queue file (the same
+ * format), written as "t.NAME" and renamed to NAME when complete.
+ */
+#define PST_SPOOL_MAILDROP       "maildrop"
+/* Master: make the directory (mode, owner, group) and let the group
+ * through the spool directory. */
+int pst_spool_maildrop_prepare(pst_cycle_t *cycle);
+/* Injector: write env and msg into the maildrop dir; its NAME into
+ * name (at least 40 bytes).  PST_OK, or PST_ERROR with errno. */
+int pst_spool_maildrop_put(const char *dir, const pst_envelope_t *env,
+    const u_char *msg, size_t len, char *name, size_t size);
+/* Queue process: file name of the maildrop open as dfd into the spool,
+ * as a local submission (its sender, recipients and DSN parameters;
+ * the rest, and a Received field with the file's owner, are ours),
+ * then removed.  PST_OK (*id_out the queue ID), PST_DECLINED (not
+ * complete yet: left), PST_ERROR (*why: not a message, removed; or the
+ * spool failed, errno, left for the next scan: PST_AGAIN). */
+int pst_spool_maildrop_take(int dfd, const char *name, u_char *id_out,
+    const char **why);
 
 /* Master: create the directories (owned by the worker account). */
 int pst_spool_prepare(pst_cycle_t *cycle);

@@ -793,29 +793,38 @@ static int
 pst_spool_inject_file(int tfd, const char *tmp, pst_envelope_t *env,
     const u_char *msg, size_t len)
 {
+    int  fd, rc = PST_ERROR;
+
+    fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd != -1) {
+        pst_spool_own_fd(fd);
+        rc = pst_spool_write_file(fd, env, msg, len);
+        close(fd);
+    }
+    return rc;
+}
+
+
+int
+pst_spool_write_file(int fd, const pst_envelope_t *env, const u_char *msg,
+    size_t len)
+{
     u_char      hdr[PST_SPOOL_HEADER_LEN];
     pst_buf_t  *b;
-    int         fd, rc = PST_ERROR;
+    int         rc = PST_ERROR;
 
     if (pst_envelope_write(env, &b) != PST_OK) {
         errno = ENOMEM;
         return PST_ERROR;
     }
-
-    fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd != -1) {
-        pst_spool_own_fd(fd);
-        pst_spool_header(hdr, (off_t) len, pst_buf_size(b));
-        if (pst_spool_write_all(fd, hdr, sizeof(hdr)) == PST_OK
-            && pst_spool_write_all(fd, msg, len) == PST_OK
-            && pst_spool_write_all(fd, b->pos, pst_buf_size(b)) == PST_OK
-            && fdatasync(fd) == 0)
-        {
-            rc = PST_OK;
-        }
-        close(fd);
+    pst_spool_header(hdr, (off_t) len, pst_buf_size(b));
+    if (pst_spool_write_all(fd, hdr, sizeof(hdr)) == PST_OK
+        && pst_spool_write_all(fd, msg, len) == PST_OK
+        && pst_spool_write_all(fd, b->pos, pst_buf_size(b)) == PST_OK
+        && fdatasync(fd) == 0)
+    {
+        rc = PST_OK;
     }
-
     pst_buf_destroy(b);
     return rc;
 }

@@ -8,13 +8,16 @@ a 100 MB attachment with the peak RSS of the sender measured."""
 
 import email
 import email.policy
+import grp
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import threading
 import time
@@ -1412,29 +1415,116 @@ smtp { server { listen {port2} submission; listen {port};
         p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-bp"],
                            capture_output=True, timeout=30)
         self.assertIn(qid.encode(), p.stdout)
-        self.assertFalse(os.path.exists(os.path.join(srv.spool, "maildrop")))
+        self.assertEqual(os.listdir(os.path.join(srv.spool, "maildrop")), [])
 
-    def test_maildrop_while_postern_is_down(self):
+    def maildrop_postern(self):
+        """A Postern whose workers are "daemon" and whose maildrop group
+        is "mail", started once (it makes SPOOL/maildrop) and stopped;
+        and two copies of postern-sendmail that "nobody" may run: one
+        plain, one setgid mail (as make install MAILDROP_GROUP=mail
+        installs it)."""
+        if os.geteuid() != 0 or shutil.which("runuser") is None:
+            self.skipTest("needs root and runuser(1)")
+        for name, get in (("daemon", pwd.getpwnam), ("nobody", pwd.getpwnam),
+                          ("mail", grp.getgrnam)):
+            try:
+                get(name)
+            except KeyError:
+                self.skipTest("no %s account on this host" % name)
         srv = self.server("""
 smtp { server { listen {port}; local_domains example.test; } }
-""", start=False)
+""", extra_top="user daemon;\nmaildrop_group mail;\n")
+        srv.stop()
+        bindir = os.path.join(self.dir, "bin")
+        os.makedirs(bindir)
+        plain = os.path.join(bindir, "sendmail-plain")
+        setgid = os.path.join(bindir, "sendmail-setgid")
+        for path in (plain, setgid):
+            shutil.copy(SENDMAIL, path)
+            os.chmod(path, 0o755)
+        os.chown(setgid, 0, grp.getgrnam("mail").gr_gid)
+        os.chmod(setgid, 0o2755)
+        return srv, plain, setgid
+
+    def as_nobody(self, prog, args, data, env=None):
+        e = {k: x for k, x in os.environ.items()
+             if k not in ("POSTERN_CONF", "POSTERN_SERVER",
+                          "POSTERN_MAILDROP")}
+        e.update(env or {})
+        return subprocess.run(["runuser", "-u", "nobody", "--", prog] + args,
+                              input=data, capture_output=True, timeout=30,
+                              env=e)
+
+    def test_maildrop_non_root_while_postern_is_down(self):
+        """Postern down, postern-sendmail run by a user who may not
+        write the spool: through the maildrop (1730, group
+        maildrop_group, postern-sendmail setgid to it), taken into the
+        spool when Postern starts; without the group, a clear refusal."""
+        srv, plain, setgid = self.maildrop_postern()
         drop = os.path.join(srv.spool, "maildrop")
-        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-t", "-i"],
-                           input=b"To: u@example.test\nSubject: later\n\n"
-                                 b"kept\n", capture_output=True, timeout=30)
-        # accepted for later delivery, as sendmail does
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn(b"postern-sendmail -q", p.stderr)
-        self.assertEqual(p.stdout, b"")
-        self.assertEqual(len([f for f in os.listdir(drop)
-                              if f.endswith(".env")]), 1)
-        srv.start()
-        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-q"],
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        st = os.stat(drop)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o1730)
+        self.assertEqual((st.st_uid, st.st_gid),
+                         (pwd.getpwnam("daemon").pw_uid,
+                          grp.getgrnam("mail").gr_gid))
+        msg = b"To: u@example.test\nSubject: from nobody\n\nkept\n"
+        args = ["-C", srv.conffile, "-t", "-i"]
+        # not setgid: nowhere to keep it, and it says why
+        p = self.as_nobody(plain, args, msg)
+        self.assertEqual(p.returncode, EX_PROTOCOL, p.stderr)
+        self.assertIn(b"cannot be kept", p.stderr)
+        self.assertIn(b"setgid", p.stderr)
         self.assertEqual(os.listdir(drop), [])
-        qid = wait_for(lambda: srv.queue_ids(), what="a queued message")[0]
-        self.assertEqual(self.parse(srv.message(qid))["Subject"], "later")
+        # setgid mail: accepted, as sendmail does
+        p = self.as_nobody(setgid, args, msg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"kept in the maildrop", p.stderr)
+        self.assertEqual(p.stdout, b"")
+        self.assertEqual(len(os.listdir(drop)), 1)
+        self.assertEqual(srv.queue_ids(), [])
+        # Postern starts: the queue process takes it in
+        srv.start()
+        qid = wait_for(lambda: srv.queue_ids(), what="the maildrop taken")[0]
+        wait_for(lambda: os.listdir(drop) == [], what="the maildrop empty")
+        m = self.parse(srv.message(qid))
+        self.assertEqual(m["Subject"], "from nobody")
+        env = srv.envelope(qid)
+        self.assertIn("u@example.test", env)
+        self.assertIn("nobody@", env)
+        # the trace names the file's owner, not what the file says
+        self.assertIn("uid+20%d+20nobody" % pwd.getpwnam("nobody").pw_uid,
+                      env)
+
+    def test_maildrop_taken_while_postern_runs(self):
+        """A message left in the maildrop while Postern runs (here the
+        injector could not reach its listener) is taken in at once;
+        what is not a message is removed with a warning."""
+        srv, plain, setgid = self.maildrop_postern()
+        srv.start()
+        drop = os.path.join(srv.spool, "maildrop")
+        # junk: a symbolic link, a hard link, a file that is no message
+        os.symlink("/etc/passwd", os.path.join(drop, "aaaa"))
+        with open(os.path.join(self.dir, "secret"), "w") as f:
+            f.write("secret")
+        os.link(os.path.join(self.dir, "secret"), os.path.join(drop, "bbbb"))
+        with open(os.path.join(drop, "cccc"), "w") as f:
+            f.write("not a message")
+        p = self.as_nobody(setgid, ["-C", srv.conffile, "-t", "-i"],
+                           b"To: u@example.test\nSubject: running\n\nx\n",
+                           env={"POSTERN_SERVER":
+                                "127.0.0.1:%d" % free_port()})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"kept in the maildrop", p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="the maildrop taken")[0]
+        self.assertEqual(self.parse(srv.message(qid))["Subject"], "running")
+        wait_for(lambda: os.listdir(drop) == [], what="the junk removed")
+        self.assertEqual(len(srv.queue_ids()), 1)
+        with open(srv.logfile) as f:
+            log = f.read()
+        for name, why in (("aaaa", "a symbolic link"),
+                          ("bbbb", "a file with another link"),
+                          ("cccc", "no format 2 or 3 header")):
+            self.assertIn("maildrop file %s: %s" % (name, why), log)
 
     def test_bs(self):
         srv = self.postern()
