@@ -12,7 +12,7 @@
  * clear on loopback, with From/Date/Message-ID added when missing; when
  * Postern does not answer or defers, into its spool or its maildrop
  * (pst_sendmail_spool.c).  -bs speaks SMTP on stdin/stdout (relayed to
- * that listener).  -bp (and the
+ * that listener; a 421 and 75 when there is none).  -bp (and the
  * name mailq) runs "postern queue list --mailq".  Other sendmail
  * options (-o..., -B, -d...) are accepted and ignored.  Flags cluster
  * as with getopt(3) (-ti); -f, -N and -R are checked before anything is
@@ -214,8 +214,16 @@ pst_sendmail_bs(const char *server)
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd == -1 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        fprintf(stderr, "postern-sendmail: %s: %s\n", server,
-                strerror(errno));
+        /* no session to relay, nothing taken: the client hears it as
+         * SMTP says it (a 421 greeting), the caller from the status */
+        pst_send_err("-bs: Postern is not answering at %s (%s): nothing "
+                     "was taken; try again when it runs\n", server,
+                     strerror(errno));
+        printf("421 4.3.2 Postern is not running, try again later\r\n");
+        fflush(stdout);
+        if (fd != -1) {
+            close(fd);
+        }
         freeaddrinfo(ai);
         return PST_SEND_TEMPFAIL;
     }

@@ -1526,6 +1526,19 @@ smtp { server { listen {port}; local_domains example.test; } }
                           ("cccc", "no format 2 or 3 header")):
             self.assertIn("maildrop file %s: %s" % (name, why), log)
 
+    def test_bs_while_postern_is_down(self):
+        """-bs has no session to relay when Postern is down: the client
+        gets a 421 greeting, the caller 75, and nothing is taken."""
+        srv = self.postern()
+        srv.stop()
+        p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-bs"],
+                           input=b"EHLO client.test\r\nQUIT\r\n",
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, EX_TEMPFAIL, p.stderr)
+        self.assertTrue(p.stdout.startswith(b"421 4.3.2 "), p.stdout)
+        self.assertIn(b"-bs: Postern is not answering", p.stderr)
+        self.assertEqual(os.listdir(os.path.join(srv.spool, "maildrop")), [])
+
     def test_bs(self):
         srv = self.postern()
         p = subprocess.Popen([SENDMAIL, "-C", srv.conffile, "-bs"],
