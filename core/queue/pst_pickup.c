@@ -13,6 +13,7 @@
 #include "pst_spool.h"
 #include "pst_queue.h"
 #include "pst_qio.h"
+#include "pst_smtp.h"
 
 #include <dirent.h>
 
@@ -22,6 +23,7 @@
 typedef struct {
     pst_qio_job_t       io;
     int                 dfd;
+    off_t               max;            /* the largest message taken */
     pst_uint_t          n, nbad;
     int                 more;           /* the batch was full */
     u_char              id[PST_PICKUP_BATCH][PST_QUEUE_ID_LEN + 1];
@@ -41,6 +43,25 @@ static int                pickup_busy;     /* a run in flight */
 static int                pickup_engine;   /* in a qio thread, tell it */
 
 
+/* The largest message_size_limit of the server blocks (a maildrop file
+ * holds its envelope too: a few KiB of slack), 0 for none. */
+static off_t
+pst_pickup_max(pst_cycle_t *cycle)
+{
+    pst_server_t  **srv = cycle->servers.elts;
+    size_t          max = 0;
+    pst_uint_t      i;
+
+    for (i = 0; i < cycle->servers.nelts; i++) {
+        if (srv[i]->conf->message_size_limit == 0) {
+            return 0;
+        }
+        max = pst_max(max, srv[i]->conf->message_size_limit);
+    }
+    return max > 0 ? (off_t) max + 65536 : 0;
+}
+
+
 int
 pst_pickup_start(pst_cycle_t *cycle, int engine)
 {
@@ -56,6 +77,7 @@ pst_pickup_start(pst_cycle_t *cycle, int engine)
     }
     pickup_on = 1;
     pickup_engine = engine;
+    pickup_job.max = pst_pickup_max(cycle);
     pickup_job.io.run = pst_pickup_run;
     pickup_job.io.done = pst_pickup_done;
     pickup_job.io.data = &pickup_job;
@@ -128,7 +150,8 @@ pst_pickup_run(pst_qio_job_t *io)
             break;
         }
         why = NULL;
-        rc = pst_spool_maildrop_take(j->dfd, de->d_name, j->id[j->n], &why);
+        rc = pst_spool_maildrop_take(j->dfd, de->d_name, j->max, j->id[j->n],
+                                     &why);
         if (rc == PST_OK) {
             snprintf(j->name[j->n++], sizeof(j->name[0]), "%.63s",
                      de->d_name);

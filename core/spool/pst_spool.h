@@ -143,10 +143,11 @@ int pst_spool_maildrop_put(const char *dir, const pst_envelope_t *env,
  * as a local submission (its sender, recipients and DSN parameters;
  * the rest, and a Received field with the file's owner, are ours),
  * then removed.  PST_OK (*id_out the queue ID), PST_DECLINED (not
- * complete yet: left), PST_ERROR (*why: not a message, removed; or the
- * spool failed, errno, left for the next scan: PST_AGAIN). */
-int pst_spool_maildrop_take(int dfd, const char *name, u_char *id_out,
-    const char **why);
+ * complete yet: left), PST_ERROR (*why: not a message, or a file over
+ * max bytes (0: no limit), removed; or the spool failed, errno, left for
+ * the next scan: PST_AGAIN). */
+int pst_spool_maildrop_take(int dfd, const char *name, off_t max,
+    u_char *id_out, const char **why);
 
 /* Master: create the directories (owned by the worker account). */
 int pst_spool_prepare(pst_cycle_t *cycle);

@@ -215,8 +215,8 @@ pst_spool_maildrop_bad(int dfd, const char *name, int fd, const char **why,
 
 
 int
-pst_spool_maildrop_take(int dfd, const char *name, u_char *id_out,
-    const char **why)
+pst_spool_maildrop_take(int dfd, const char *name, off_t max,
+    u_char *id_out, const char **why)
 {
     pst_envelope_t   in, e;
     struct stat      st;
@@ -255,6 +255,12 @@ pst_spool_maildrop_take(int dfd, const char *name, u_char *id_out,
     if (st.st_nlink != 1) {
         return pst_spool_maildrop_bad(dfd, name, fd, why,
                                       "a file with another link");
+    }
+    if (max > 0 && st.st_size > max) {
+        /* a local user may not fill the spool's disk (Postfix's pickup
+         * applies message_size_limit too) */
+        return pst_spool_maildrop_bad(dfd, name, fd, why,
+                                      "larger than message_size_limit");
     }
 
     pool = pst_create_pool(8192);

@@ -1417,7 +1417,7 @@ smtp { server { listen {port2} submission; listen {port};
         self.assertIn(qid.encode(), p.stdout)
         self.assertEqual(os.listdir(os.path.join(srv.spool, "maildrop")), [])
 
-    def maildrop_postern(self):
+    def maildrop_postern(self, extra=""):
         """A Postern whose workers are "daemon" and whose maildrop group
         is "mail", started once (it makes SPOOL/maildrop) and stopped;
         and two copies of postern-sendmail that "nobody" may run: one
@@ -1432,8 +1432,8 @@ smtp { server { listen {port2} submission; listen {port};
             except KeyError:
                 self.skipTest("no %s account on this host" % name)
         srv = self.server("""
-smtp { server { listen {port}; local_domains example.test; } }
-""", extra_top="user daemon;\nmaildrop_group mail;\n")
+smtp { server { listen {port}; local_domains example.test; %s } }
+""" % extra, extra_top="user daemon;\nmaildrop_group mail;\n")
         srv.stop()
         bindir = os.path.join(self.dir, "bin")
         os.makedirs(bindir)
@@ -1525,6 +1525,28 @@ smtp { server { listen {port}; local_domains example.test; } }
                           ("bbbb", "a file with another link"),
                           ("cccc", "no format 2 or 3 header")):
             self.assertIn("maildrop file %s: %s" % (name, why), log)
+
+    def test_maildrop_size_limit(self):
+        """A maildrop file larger than message_size_limit (plus room for
+        its envelope) is removed with a warning, not queued: a local
+        user may not fill the spool's disk through it."""
+        srv, plain, setgid = self.maildrop_postern("message_size_limit 20k;")
+        srv.start()
+        drop = os.path.join(srv.spool, "maildrop")
+        away = {"POSTERN_SERVER": "127.0.0.1:%d" % free_port()}
+        big = b"To: u@example.test\nSubject: big\n\n" + b"x" * 200000 + b"\n"
+        p = self.as_nobody(setgid, ["-C", srv.conffile, "-t", "-i"], big,
+                           env=away)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.as_nobody(setgid, ["-C", srv.conffile, "-t", "-i"],
+                           b"To: u@example.test\nSubject: small\n\nx\n",
+                           env=away)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        qid = wait_for(lambda: srv.queue_ids(), what="the small one taken")[0]
+        wait_for(lambda: os.listdir(drop) == [], what="the maildrop empty")
+        self.assertEqual(srv.queue_ids(), [qid])
+        self.assertEqual(self.parse(srv.message(qid))["Subject"], "small")
+        srv.wait_log(r"maildrop file \S+: larger than message_size_limit")
 
     def test_bs_while_postern_is_down(self):
         """-bs has no session to relay when Postern is down: the client
