@@ -82,6 +82,7 @@ typedef struct {
     pst_array_t                 *proxy_trusted;  /* pst_cidr_t, or NULL */
     pst_msec_t                   proxy_timeout;
     pst_array_t                 *xclient_trusted;
+    pst_array_t                 *node_trusted;   /* pst_smtp_node.c */
 } pst_smtp_srv_conf_t;
 
 typedef struct {
@@ -143,6 +144,16 @@ typedef struct {
     unsigned                     notify;     /* PST_NOTIFY_* */
     pst_str_t                    orcpt_type; /* "rfc822" */
     pst_str_t                    orcpt;      /* decoded address */
+    /* XP-... node facts (XPOSTERN, pst_smtp_node.c): parsed from
+     * anyone, accepted only from a node_trusted client */
+    unsigned                     node:1;     /* some XP- parameter */
+    unsigned                     node_hold:1;
+    unsigned                     node_requiretls:1;
+    time_t                       node_arrival;   /* 0: not given */
+    long                         node_arrival_usec;
+    unsigned                     node_attempts;
+    unsigned                     node_dsn;       /* PST_NOTIFY_* sent */
+    time_t                       node_next_try;  /* 0: pending */
 } pst_smtp_params_t;
 
 /* Parser results: PST_OK, or an error with its reply. */
@@ -234,6 +245,10 @@ typedef struct {
     unsigned                     notify;
     pst_str_t                    orcpt_type;
     pst_str_t                    orcpt;
+    /* a node transfer's facts (XP-ATTEMPTS, XP-DSN, XP-NEXT-TRY) */
+    unsigned                     attempts;
+    unsigned                     dsn_sent;
+    time_t                       next_try;
 } pst_smtp_rcpt_t;
 
 typedef struct pst_smtp_edits_s  pst_smtp_edits_t;
@@ -509,6 +524,14 @@ void pst_smtp_proxy_accept(pst_connection_t *c);
 pst_uint_t pst_smtp_proxy_pending(void);
 void pst_smtp_cmd_xclient(pst_session_t *s);
 size_t pst_smtp_xclient_ehlo(pst_session_t *s, char *buf, size_t size);
+
+/* pst_smtp_node.c: node transfers (XPOSTERN, node_trusted) */
+int pst_smtp_node_allowed(pst_session_t *s);
+size_t pst_smtp_node_ehlo(pst_session_t *s, char *buf, size_t size);
+int pst_smtp_node_mail(pst_session_t *s, const pst_smtp_params_t *prm);
+int pst_smtp_node_rcpt(pst_session_t *s, const pst_smtp_params_t *prm);
+void pst_smtp_node_keep(pst_smtp_rcpt_t *r, const pst_smtp_params_t *prm);
+void pst_smtp_node_envelope(pst_smtp_tx_t *tx, pst_envelope_t *env);
 
 /* pst_smtp_auth_redis.c: AUTH failures in Redis (auth_client_backend) */
 typedef void (*pst_smtp_auth_block_pt)(const u_char key[16],

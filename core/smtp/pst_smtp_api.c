@@ -597,7 +597,11 @@ pst_tx_build_envelope(pst_session_t *s, pst_envelope_t *env)
         env->prepend = tx->add_headers;
     }
 
-    return pst_tx_envelope_rcpts(tx, env);
+    if (pst_tx_envelope_rcpts(tx, env) != PST_OK) {
+        return PST_ERROR;
+    }
+    pst_smtp_node_envelope(tx, env);     /* XPOSTERN: the node's facts */
+    return PST_OK;
 }
 
 

@@ -122,6 +122,7 @@ pst_smtp_helo_done(pst_session_t *s, pst_verdict_e v)
     n += (int) pst_smtp_tls_ehlo(s, buf + n, sizeof(buf) - n);
     n += (int) pst_smtp_auth_ehlo(s, buf + n, sizeof(buf) - n);
     n += (int) pst_smtp_xclient_ehlo(s, buf + n, sizeof(buf) - n);
+    n += (int) pst_smtp_node_ehlo(s, buf + n, sizeof(buf) - n);
     if (conf->smtputf8) {
         n += snprintf(buf + n, sizeof(buf) - n, "250-SMTPUTF8\r\n");
     }
@@ -321,7 +322,8 @@ pst_smtp_cmd_mail(pst_session_t *s)
 
     if ((prm.smtputf8 && !conf->smtputf8)
         || ((prm.ret || prm.envid.data) && !conf->dsn)
-        || (prm.requiretls && (!conf->requiretls || s->tls_facts == NULL)))
+        || (prm.requiretls && (!conf->requiretls || s->tls_facts == NULL))
+        || pst_smtp_node_mail(s, &prm) != PST_OK)
     {
         pst_smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter");
         pst_smtp_tx_free(s);
@@ -397,6 +399,10 @@ pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
 {
     pst_smtp_rcpt_t  *r;
 
+    if (v == PST_HOOK_CONTINUE && s->tx->params.node) {
+        v = PST_HOOK_ACCEPT;        /* a node's queue held it already */
+    }
+
     if (v == PST_HOOK_CONTINUE) {
         /* nobody accepted this recipient: never an open relay */
         pst_smtp_reply(s, 550, "5.7.1", "<%.*s>: Relay access denied",
@@ -431,6 +437,7 @@ pst_smtp_rcpt_done(pst_session_t *s, pst_verdict_e v)
     r->notify = s->params.notify;
     r->orcpt_type = s->params.orcpt_type;
     r->orcpt = s->params.orcpt;
+    pst_smtp_node_keep(r, &s->params);
 
     (void) pst_smtp_verdict_reply(s, v);            /* 250 2.1.5 */
     pst_smtp_after_phase(s);
@@ -496,7 +503,9 @@ pst_smtp_cmd_rcpt(pst_session_t *s)
         return;
     }
 
-    if ((s->params.notify || s->params.orcpt.data) && !conf->dsn) {
+    if (((s->params.notify || s->params.orcpt.data) && !conf->dsn)
+        || pst_smtp_node_rcpt(s, &s->params) != PST_OK)
+    {
         pst_smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter");
         return;
     }

@@ -135,6 +135,8 @@ static const pst_command_t  pst_smtp_commands[] = {
 
     { "xclient_trusted", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
       pst_conf_set_cidr_array_slot, SRV(xclient_trusted), NULL },
+    { "node_trusted", PST_CONF_ANY_SMTP | PST_CONF_1MORE,
+      pst_conf_set_cidr_array_slot, SRV(node_trusted), NULL },
 
     pst_null_command
 };
@@ -181,6 +183,7 @@ pst_smtp_create_srv_conf(pst_conf_t *cf)
     c->proxy_trusted = PST_CONF_UNSET_PTR;
     c->proxy_timeout = PST_CONF_UNSET_MSEC;
     c->xclient_trusted = PST_CONF_UNSET_PTR;
+    c->node_trusted = PST_CONF_UNSET_PTR;
     c->bare_newline = PST_CONF_UNSET_UINT;
     c->debug = PST_CONF_UNSET;
     c->pipelining = PST_CONF_UNSET;
@@ -267,6 +270,7 @@ pst_smtp_merge_srv_conf(pst_conf_t *cf, void *parent, void *child)
                               10 * 1000);
     pst_conf_merge_ptr_value(conf->xclient_trusted, prev->xclient_trusted,
                              NULL);
+    pst_conf_merge_ptr_value(conf->node_trusted, prev->node_trusted, NULL);
 
     if (conf->command_line_limit < PST_SMTP_MIN_LINE
         || conf->command_line_limit > 32768)

@@ -540,6 +540,86 @@ pst_smtp_parse_notify(const u_char *v, size_t n, unsigned *notify)
 }
 
 
+/* A number of at most 20 digits, at most max; -1 when it is not. */
+static int64_t
+pst_smtp_node_num(const u_char *v, size_t n, int64_t max)
+{
+    return v == NULL || n == 0 || n > 20 ? -1 : pst_atoi(v, n, max);
+}
+
+
+/*
+ * The node facts of XPOSTERN (docs/SCALING.md, "Draining a node"),
+ * "XP-" already taken off the key: ARRIVAL=SEC.USEC, HOLD, REQUIRETLS
+ * on MAIL; ATTEMPTS=N, DSN=BITS, NEXT-TRY=SEC on RCPT.  Each at most
+ * once (bits of *seen from 0x1000 up); anything else is a syntax error.
+ */
+static int
+pst_smtp_parse_node(int mail, const u_char *key, size_t klen,
+    const u_char *val, size_t vlen, pst_smtp_params_t *prm,
+    unsigned *seen)
+{
+    static const char  *keys[] = {
+        "ARRIVAL", "HOLD", "REQUIRETLS", "ATTEMPTS", "DSN", "NEXT-TRY"
+    };
+    const u_char       *dot;
+    int64_t             a, b;
+    unsigned            i;
+
+    for (i = 0; i < pst_nelems(keys); i++) {
+        if (klen == strlen(keys[i])
+            && pst_strncasecmp(key, (u_char *) keys[i], klen) == 0)
+        {
+            break;
+        }
+    }
+    if (i == pst_nelems(keys) || (i < 3) != (mail != 0)
+        || (*seen & (0x1000u << i)))
+    {
+        return PST_ERROR;
+    }
+    *seen |= 0x1000u << i;
+    prm->node = 1;
+
+    switch (i) {
+    case 0:
+        dot = val ? memchr(val, '.', vlen) : NULL;
+        if (dot == NULL) {
+            return PST_ERROR;
+        }
+        a = pst_smtp_node_num(val, (size_t) (dot - val), INT32_MAX * 4LL);
+        b = pst_smtp_node_num(dot + 1, (size_t) (val + vlen - dot - 1),
+                              999999);
+        if (a <= 0 || b < 0 || val + vlen - dot - 1 != 6) {
+            return PST_ERROR;
+        }
+        prm->node_arrival = (time_t) a;
+        prm->node_arrival_usec = (long) b;
+        return PST_OK;
+    case 1:
+    case 2:
+        if (val != NULL) {
+            return PST_ERROR;
+        }
+        prm->node_hold |= i == 1;
+        prm->node_requiretls |= i == 2;
+        return PST_OK;
+    case 3:
+        a = pst_smtp_node_num(val, vlen, 65535);
+        prm->node_attempts = (unsigned) a;
+        return a < 0 ? PST_ERROR : PST_OK;
+    case 4:
+        a = pst_smtp_node_num(val, vlen, 255);
+        prm->node_dsn = (unsigned) a;
+        return a < 0 ? PST_ERROR : PST_OK;
+    default:
+        a = pst_smtp_node_num(val, vlen, INT32_MAX * 4LL);
+        prm->node_next_try = (time_t) a;
+        return a <= 0 ? PST_ERROR : PST_OK;
+    }
+}
+
+
 /*
  * Parse " KEY[=VALUE] ..." after the path.  mail: MAIL (else RCPT).
  */
@@ -711,6 +791,16 @@ pst_smtp_parse_params(pst_pool_t *pool, u_char *p, u_char *end, int mail,
             if (pst_smtp_xtext_value(pool, q + 1,
                                      (size_t) (val + vlen - q - 1), 500,
                                      &prm->orcpt) != PST_OK)
+            {
+                goto bad;
+            }
+
+        } else if (klen > 3
+                   && pst_strncasecmp(key, (u_char *) "XP-", 3) == 0)
+        {
+            /* node facts (XPOSTERN): the session decides who may */
+            if (pst_smtp_parse_node(mail, key + 3, klen - 3, val, vlen,
+                                    prm, &seen) != PST_OK)
             {
                 goto bad;
             }

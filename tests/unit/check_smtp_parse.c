@@ -972,6 +972,71 @@ done:
 END_TEST
 
 
+/* XPOSTERN's node facts (pst_smtp_parse_node()): what each gives, and
+ * what is refused as bad syntax. */
+static int
+parse_node(const char *in, int mail, pst_smtp_params_t *prm)
+{
+    pst_smtp_error_t   err;
+    pst_pool_t        *pool;
+    u_char             buf[256];
+    size_t             n = strlen(in);
+    int                rc;
+
+    memcpy(buf, in, n);
+    pool = pst_create_pool(1024);
+    rc = pst_smtp_parse_params(pool, buf, buf + n, mail, prm, &err);
+    pst_destroy_pool(pool);
+    return rc;
+}
+
+
+START_TEST(test_parse_node)
+{
+    static const char  *bad_mail[] = {
+        " XP-ARRIVAL=1795382512", " XP-ARRIVAL=1795382512.42",
+        " XP-ARRIVAL=x.000000", " XP-ARRIVAL", " XP-HOLD=1",
+        " XP-HOLD XP-HOLD", " XP-ATTEMPTS=1", " XP-NOPE=1",
+        " XP-ARRIVAL=0.000000"
+    };
+    static const char  *bad_rcpt[] = {
+        " XP-ATTEMPTS=65536", " XP-ATTEMPTS", " XP-DSN=256",
+        " XP-NEXT-TRY=0", " XP-HOLD", " XP-ATTEMPTS=1 xp-attempts=2"
+    };
+    pst_smtp_params_t   prm;
+    pst_uint_t          i;
+
+    ck_assert_int_eq(parse_node(" SIZE=10 XP-ARRIVAL=1795382512.042117"
+                                " xp-hold XP-REQUIRETLS", 1, &prm), PST_OK);
+    ck_assert_uint_eq(prm.node, 1);
+    ck_assert_int_eq(prm.node_arrival, 1795382512);
+    ck_assert_int_eq(prm.node_arrival_usec, 42117);
+    ck_assert_uint_eq(prm.node_hold, 1);
+    ck_assert_uint_eq(prm.node_requiretls, 1);
+    ck_assert_uint_eq(prm.requiretls, 0);
+
+    ck_assert_int_eq(parse_node(" NOTIFY=DELAY XP-ATTEMPTS=3 XP-DSN=8"
+                                " XP-NEXT-TRY=1795386112", 0, &prm), PST_OK);
+    ck_assert_uint_eq(prm.node, 1);
+    ck_assert_uint_eq(prm.node_attempts, 3);
+    ck_assert_uint_eq(prm.node_dsn, 8);
+    ck_assert_int_eq(prm.node_next_try, 1795386112);
+
+    ck_assert_int_eq(parse_node(" NOTIFY=NEVER", 0, &prm), PST_OK);
+    ck_assert_uint_eq(prm.node, 0);
+
+    for (i = 0; i < pst_nelems(bad_mail); i++) {
+        ck_assert_msg(parse_node(bad_mail[i], 1, &prm) == PST_ERROR,
+                      "MAIL%s accepted", bad_mail[i]);
+    }
+    for (i = 0; i < pst_nelems(bad_rcpt); i++) {
+        ck_assert_msg(parse_node(bad_rcpt[i], 0, &prm) == PST_ERROR,
+                      "RCPT%s accepted", bad_rcpt[i]);
+    }
+}
+END_TEST
+
+
 START_TEST(test_check_domain)
 {
     /* the hostname directive uses this with utf8_ok off */
@@ -1015,6 +1080,7 @@ suite_smtp_parse(void)
 
     tc = tcase_create("params");
     tcase_add_loop_test(tc, test_parse_params, 0, pst_nelems(param_cases));
+    tcase_add_test(tc, test_parse_node);
     suite_add_tcase(s, tc);
 
     return s;
