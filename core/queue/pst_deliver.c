@@ -36,6 +36,7 @@ static pst_uint_t  pst_dlv_busy;
 
 
 static void pst_deliver_resolve(pst_dlv_t *d);
+static void pst_deliver_peer(pst_dlv_t *d);
 static void pst_deliver_rset_done(pst_smtp_client_t *cl, void *data,
     const pst_smtp_reply_t *r);
 static void pst_deliver_route_done(void *data, const pst_route_t *route);
@@ -111,9 +112,14 @@ pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
     job->dest_failed = 0;
     job->started = time(NULL);
 
-    d->requiretls = job->msg->env.requiretls ? 1 : 0;
-    if (conf != NULL
-        && pst_deliver_received_count(job->msg, &tls_no) > conf->max_received)
+    d->requiretls = job->msg->env.requiretls && job->peer == NULL;
+    if (job->peer != NULL) {
+        /* a node transfer: the flag goes as a node fact, and the node
+         * that delivers the message counts its Received: lines */
+        tls_no = 0;
+    } else if (conf != NULL
+               && pst_deliver_received_count(job->msg, &tls_no)
+                  > conf->max_received)
     {
         pst_deliver_all(d, PST_RCPT_FAILED, 554, "5.4.6", "too many"
                         " Received: headers (over %ld): a mail loop?",
@@ -139,8 +145,36 @@ pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
         pst_deliver_drop(d);
     }
 
+    if (job->peer != NULL) {
+        pst_deliver_peer(d);
+        return d;
+    }
     pst_deliver_resolve(d);
     return d;
+}
+
+
+/* A node transfer's one hop: the other node, opportunistic TLS. */
+static void
+pst_deliver_peer(pst_dlv_t *d)
+{
+    pst_dlv_job_t  *job = d->job;
+
+    d->hops = calloc(1, sizeof(pst_nexthop_t));
+    if (d->hops == NULL || job->peer_len > sizeof(d->hops->addr)
+        || (d->hops->name.data = (u_char *) strdup(job->peer_name))
+           == NULL)
+    {
+        pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.3.0", "out of memory");
+        pst_post_event(&d->post);
+        return;
+    }
+    d->nhops = 1;
+    d->hops->name.len = strlen(job->peer_name);
+    memcpy(&d->hops->addr, job->peer, job->peer_len);
+    d->hops->addrlen = job->peer_len;
+    d->tls_mode = PST_DLV_TLS_MAY;
+    pst_deliver_go(d);
 }
 
 
@@ -541,6 +575,18 @@ pst_deliver_ready(pst_smtp_client_t *cl, void *data, int rc,
         pst_deliver_drop(d);
         d->hop++;
         pst_deliver_connect(d);
+        return;
+    }
+
+    if (rc == PST_OK && d->job->peer != NULL
+        && !(pst_smtp_client_caps(cl) & PST_SMTP_CAP_XPOSTERN))
+    {
+        /* not a node that trusts us: nothing is sent */
+        pst_deliver_all(d, PST_RCPT_DEFERRED, 451, "4.7.0", "%s does not"
+                        " offer XPOSTERN (is this node in its"
+                        " node_trusted?)", d->remote);
+        d->job->dest_failed = 1;
+        pst_deliver_finish(d);
         return;
     }
 

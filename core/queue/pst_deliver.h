@@ -65,6 +65,12 @@ typedef struct {
     unsigned          dest_failed:1;
     /* out */
     time_t            started;
+    /* in: a node transfer (postern queue drain): NULL, or the other
+     * node, the one hop whatever the destination; it must offer
+     * XPOSTERN, gets the node facts, and its 2xx moves a recipient */
+    const struct sockaddr *peer;
+    socklen_t         peer_len;
+    const char       *peer_name;      /* its address, as text */
 } pst_dlv_job_t;
 
 typedef void (*pst_dlv_done_pt)(pst_dlv_job_t *job, void *data);

@@ -283,8 +283,8 @@ pst_deliver_mail_params(pst_dlv_t *d, pst_str_t *out)
     u_char          *p;
     size_t           n;
 
-    n = 64 + env->ret.len + pst_xtext_encoded_length(env->envid.data,
-                                                      env->envid.len);
+    n = 160 + env->ret.len + pst_xtext_encoded_length(env->envid.data,
+                                                       env->envid.len);
     p = pst_palloc(d->pool, n);
     if (p == NULL) {
         return PST_ERROR;
@@ -296,7 +296,13 @@ pst_deliver_mail_params(pst_dlv_t *d, pst_str_t *out)
     if (env->smtputf8 && !d->no_utf8) {
         p = (u_char *) stpcpy((char *) p, " SMTPUTF8");
     }
-    if (env->requiretls) {
+    if (d->job->peer != NULL) {
+        /* a node transfer: the node facts (pst_smtp_node.c) */
+        p += sprintf((char *) p, " XP-ARRIVAL=%lld.%06ld%s%s",
+                     (long long) env->arrival_sec, env->arrival_usec,
+                     env->hold ? " XP-HOLD" : "",
+                     env->requiretls ? " XP-REQUIRETLS" : "");
+    } else if (env->requiretls) {
         p = (u_char *) stpcpy((char *) p, " REQUIRETLS");
     }
     if (env->ret.len > 0) {
@@ -316,8 +322,8 @@ pst_deliver_rcpt_params(pst_dlv_t *d, const pst_env_rcpt_t *er,
 {
     u_char  *p;
 
-    p = pst_palloc(d->pool, 64 + pst_xtext_encoded_length(er->orcpt.data,
-                                                           er->orcpt.len));
+    p = pst_palloc(d->pool, 128 + pst_xtext_encoded_length(er->orcpt.data,
+                                                            er->orcpt.len));
     if (p == NULL) {
         return PST_ERROR;
     }
@@ -339,6 +345,14 @@ pst_deliver_rcpt_params(pst_dlv_t *d, const pst_env_rcpt_t *er,
     }
     if (er->orcpt.len > 0) {
         p = pst_deliver_param(p, " ORCPT=", &er->orcpt, 1);
+    }
+    if (d->job->peer != NULL) {
+        p += sprintf((char *) p, " XP-ATTEMPTS=%u XP-DSN=%u",
+                     pst_min(er->attempts, 65535u), er->dsn_sent & 0xff);
+        if (er->state == PST_RCPT_DEFERRED && er->next_try > 0) {
+            p += sprintf((char *) p, " XP-NEXT-TRY=%lld",
+                         (long long) er->next_try);
+        }
     }
     out->len = (size_t) (p - out->data);
     return PST_OK;

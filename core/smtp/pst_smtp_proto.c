@@ -286,6 +286,7 @@ static const pst_smtp_keyword_t  pst_smtp_keywords[] = {
     PST_KW("ENHANCEDSTATUSCODES", PST_SMTP_CAP_ENHANCED),
     PST_KW("AUTH", PST_SMTP_CAP_AUTH),
     PST_KW("REQUIRETLS", PST_SMTP_CAP_REQUIRETLS),
+    PST_KW("XPOSTERN", PST_SMTP_CAP_XPOSTERN),
 };
 
 static const pst_smtp_keyword_t  pst_smtp_mechs[] = {

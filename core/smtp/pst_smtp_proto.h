@@ -96,6 +96,7 @@ size_t pst_smtp_ecode_len(const u_char *p, size_t n);
 #define PST_SMTP_CAP_ENHANCED     0x0080
 #define PST_SMTP_CAP_AUTH         0x0100
 #define PST_SMTP_CAP_REQUIRETLS   0x0200
+#define PST_SMTP_CAP_XPOSTERN     0x0400   /* node facts (pst_smtp_node.c) */
 
 #define PST_SMTP_AUTH_PLAIN       0x01
 #define PST_SMTP_AUTH_LOGIN       0x02
