@@ -44,7 +44,7 @@ static int pst_status_command(int argc, char **argv);
     "postern [-c file] [-p prefix] queue count [all|held|deferred]\n"       \
     "         | list [--json|--mailq] | show ID [--json] | cat ID\n"        \
     "         | flush [ID|DOMAIN] | hold ID|ALL | release [ID|ALL]\n"       \
-    "         | delete ID|ALL"
+    "         | delete ID|ALL | drain [--to ADDR:PORT]"
 #define PST_STATUS_USAGE                                                     \
     "postern [-c file] [-p prefix] status [--json]"
 
@@ -94,6 +94,9 @@ pst_queue_usage(FILE *f)
         "  hold       keep messages from delivery until released\n"
         "  release    held messages (all by default) due now\n"
         "  delete     remove messages, with no report to the sender\n"
+        "  drain      hand every message to another node (its\n"
+        "             node_trusted must name this one); without --to:\n"
+        "             how the last drain went\n"
         "\n"
         "The read verbs read the spool; the others go to the running\n"
         "server, or change the spool when it is stopped.  --json: one\n"
@@ -115,7 +118,8 @@ pst_queue_options(int argc, char **argv)
             return 0;
         }
         if (argv[i][0] == '-' && strcmp(argv[i], "--json") != 0
-            && strcmp(argv[i], "--mailq") != 0)
+            && strcmp(argv[i], "--mailq") != 0
+            && strcmp(argv[i], "--to") != 0)
         {
             fprintf(stderr, "postern queue: unknown option \"%s\"\n",
                     argv[i]);

@@ -739,6 +739,9 @@ pst_queue_forget(pst_qmsg_t *msg)
     pst_uint_t    i;
 
     pst_queue_heap_del(msg);
+    if (msg->drain_wait) {
+        pst_qdrain_forget(msg);
+    }
 
     for (i = 0; i < msg->nrcpts; i++) {
         if (msg->rcpts[i].flags & PST_QR_QUEUED) {
@@ -1335,7 +1338,7 @@ void
 pst_queue_check_done(void)
 {
     if (pst_q.done != NULL && pst_q.jobs == 0 && pst_qio_busy() == 0
-        && rel.n == 0)
+        && rel.n == 0 && !pst_q.draining)
     {
         *pst_q.done = 1;
     }
@@ -1354,6 +1357,7 @@ pst_queue_shutdown(int *done)
                   " spool operation(s) to finish", (unsigned long) pst_q.jobs,
                   (unsigned long) pst_qio_busy());
     pst_queue_rel_pump();               /* every waiting release */
+    (void) pst_qdrain_on_quit();        /* drain_on_quit */
     pst_queue_check_done();
 }
 

@@ -199,6 +199,10 @@ pst_queue_admin(int argc, char **argv, pst_buf_t *out)
     char           text[160];
     int            n, json;
 
+    if (argc > 0 && strcmp(argv[0], "drain") == 0) {
+        return pst_qdrain_control(argc, argv, out);
+    }
+
     a.verb = argc > 0 ? pst_qadmin_verb(argv[0]) : -1;
     json = a.verb >= 0 && pst_spool_json_arg(&argc, argv);
     if (a.verb < 0) {

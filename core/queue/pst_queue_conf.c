@@ -12,6 +12,7 @@
  *   max_queue_lifetime TIME;                then bounced (5d)
  *   bounce_queue_lifetime TIME;             the same for bounces (5d)
  *   delay_warning_time TIME;                delay DSN after (0: none)
+ *   drain_on_quit ADDR:PORT;                QUIT: the queue to that node
  */
 
 #include "pst_core.h"
@@ -29,6 +30,8 @@ static char *pst_queue_conf_init(pst_conf_t *cf, void *conf);
 static char *pst_queue_conf_num(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static char *pst_queue_conf_time(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static char *pst_queue_conf_drain(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 
 static const pst_queue_conf_range_t  pst_queue_conc = { 1, 100000 };
@@ -65,6 +68,8 @@ static const pst_command_t  pst_queue_conf_commands[] = {
     { "delay_warning_time", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_queue_conf_time, PST_MAIN_CONF, QC(delay_warning),
       &pst_queue_secs0 },
+    { "drain_on_quit", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_queue_conf_drain, PST_MAIN_CONF, QC(drain_on_quit), NULL },
     pst_null_command
 };
 
@@ -170,6 +175,34 @@ pst_queue_conf_time(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     {
         pst_conf_error(cf, "\"%s\" must be a whole number of seconds%s",
                        cmd->name, r->min > 0 ? ", at least 1s" : "");
+        return PST_CONF_ERROR;
+    }
+    return PST_CONF_OK;
+}
+
+
+/* "ADDR:PORT": an address (the queue process never waits on a lookup)
+ * and a port. */
+static char *
+pst_queue_conf_drain(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_queue_conf_t  *c = conf;
+    pst_str_t         *args;
+    char              *rv;
+
+    rv = pst_conf_set_str_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+    args = pst_conf_args(cf, NULL);
+    if (memchr(args[1].data, ':', args[1].len) == NULL
+        || args[1].data[0] == '*'
+        || pst_listening_parse(NULL, &args[1], &c->drain_sa, &c->drain_len)
+           != PST_OK)
+    {
+        pst_conf_error(cf, "\"drain_on_quit\" wants ADDR:PORT, an IP"
+                       " address and a port, not \"%.*s\"",
+                       (int) args[1].len, args[1].data);
         return PST_CONF_ERROR;
     }
     return PST_CONF_OK;

@@ -26,6 +26,9 @@ typedef struct {
     pst_msec_t          max_lifetime;       /* max_queue_lifetime */
     pst_msec_t          bounce_lifetime;    /* bounce_queue_lifetime */
     pst_msec_t          delay_warning;      /* delay_warning_time; 0 off */
+    pst_str_t           drain_on_quit;      /* "ADDR:PORT", or empty */
+    pst_sockaddr_t      drain_sa;
+    socklen_t           drain_len;
 } pst_queue_conf_t;
 
 /* The cycle's values (defaults applied). */
@@ -61,6 +64,7 @@ struct pst_qmsg_s {
     unsigned            rel_go:1;    /* the lane's turn: write it now */
     unsigned            rel_io:1;    /* its write is the lane's */
     unsigned            disk_final:1;  /* its state on disk has outcomes */
+    unsigned            drain_wait:1;  /* the drain waits for its attempt */
     pst_qopen_t        *open;        /* while attempts or I/O need it */
     pst_qjob_t         *waiting;     /* attempts waiting for the open */
     u_char              id[PST_QUEUE_ID_LEN + 1];
@@ -97,6 +101,7 @@ struct pst_qjob_s {
     pst_qdest_t        *dest;
     pst_dlv_t          *dlv;
     pst_dlv_job_t       dj;
+    unsigned            drain:1;     /* a node transfer (pst_queue_drain.c) */
     pst_dlv_rcpt_t      rcpts[];
 };
 
@@ -114,6 +119,7 @@ typedef struct {
     unsigned                 stopping:1;
     unsigned                 loading:1;
     unsigned                 flush_on_load:1; /* a flush ALL met the scan */
+    unsigned                 draining:1;  /* a drain pass: no attempt */
     /* the last hold ALL / release ALL (PST_QUEUE_ALL_*), numbered: a
      * message a load was already reading when it came gets it too */
     uint32_t                 all_gen;
@@ -155,6 +161,10 @@ void pst_queue_io_done(pst_qmsg_t *msg);
 
 /* pst_queue_run.c */
 void pst_queue_cancel_jobs(pst_qmsg_t *msg);
+/* Count job as running and launch it (once msg is open). */
+void pst_queue_job_run(pst_qjob_t *job);
+/* An attempt is over (done, never started, or cancelled). */
+void pst_queue_job_end(pst_qjob_t *job, int ran, int ok, int dest_failed);
 /* End the attempts waiting for msg's open (retry: their next try). */
 void pst_queue_unstart(pst_qmsg_t *msg, time_t retry);
 /* the open operation (io.data: the message) */
@@ -184,5 +194,16 @@ int pst_bounce_action(const pst_env_rcpt_t *r, unsigned how,
 
 /* pst_queue_admin.c */
 int pst_queue_admin(int argc, char **argv, pst_buf_t *out);
+
+/* pst_queue_drain.c: postern queue drain, drain_on_quit */
+int pst_qdrain_control(int argc, char **argv, pst_buf_t *out);
+/* QUIT: drain to conf->drain_on_quit first; 1 when a drain started. */
+int pst_qdrain_on_quit(void);
+/* A drain job is done: the outcomes (moved or untouched). */
+void pst_qdrain_done(pst_qjob_t *job);
+/* A job of msg ended (after the engine's bookkeeping). */
+void pst_qdrain_job_ended(pst_qmsg_t *msg, int drain, int dest_failed);
+/* msg is forgotten while the drain waited for it. */
+void pst_qdrain_forget(pst_qmsg_t *msg);
 
 #endif /* PST_QUEUE_INT_H */

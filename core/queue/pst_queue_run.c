@@ -30,8 +30,6 @@ static void pst_queue_dispatch_handler(pst_event_t *ev);
 static void pst_queue_job_start(pst_qmsg_t *msg, pst_qdest_t *d);
 static void pst_queue_job_launch(pst_qjob_t *job);
 static void pst_queue_job_done(pst_dlv_job_t *dj, void *data);
-static void pst_queue_job_end(pst_qjob_t *job, int ran, int ok,
-    int dest_failed);
 static void pst_queue_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o,
     time_t now);
 static void pst_queue_finish_run(pst_qio_job_t *job);
@@ -62,7 +60,7 @@ pst_queue_dispatch_handler(pst_event_t *ev)
 
     pst_queue_arm();
 
-    while (!pst_q.stopping
+    while (!pst_q.stopping && !pst_q.draining
            && pst_q.jobs < (pst_uint_t) pst_q.conf->concurrency)
     {
         d = pst_sched_next(&pst_q.sched, now, &wake);
@@ -160,7 +158,16 @@ pst_queue_job_start(pst_qmsg_t *msg, pst_qdest_t *d)
         return;
     }
 
-    d->active++;
+    pst_queue_job_run(job);
+}
+
+
+void
+pst_queue_job_run(pst_qjob_t *job)
+{
+    pst_qmsg_t  *msg = job->msg;
+
+    job->dest->active++;
     pst_q.jobs++;
     msg->jobs++;
     pst_list_insert_tail(&running, &job->link);
@@ -184,7 +191,7 @@ pst_queue_job_launch(pst_qjob_t *job)
 
     job->dj.msg = &job->msg->open->m;
 
-    if (job->dest->name.len == 0) {
+    if (job->dest->name.len == 0 && !job->drain) {
         /* "postmaster" and the like: no domain to relay to */
         for (i = 0; i < job->dj.nrcpts; i++) {
             job->rcpts[i].state = PST_RCPT_FAILED;
@@ -309,6 +316,11 @@ pst_queue_job_done(pst_dlv_job_t *dj, void *data)
 
     job->dlv = NULL;
 
+    if (job->drain) {
+        pst_qdrain_done(job);           /* and pst_queue_job_end() */
+        return;
+    }
+
     for (i = 0; i < dj->nrcpts; i++) {
         pst_queue_outcome(job, &dj->rcpts[i], now);
         if (dj->rcpts[i].code != 0) {
@@ -321,18 +333,19 @@ pst_queue_job_done(pst_dlv_job_t *dj, void *data)
 
 
 /* An attempt is over (done, never started, or cancelled). */
-static void
+void
 pst_queue_job_end(pst_qjob_t *job, int ran, int ok, int dest_failed)
 {
     pst_qmsg_t  *msg = job->msg;
     pst_qdest_t *d = job->dest;
     time_t       now = pst_current_time_sec;
+    int          drain = job->drain;
 
-    if (ran) {
+    if (ran && !drain) {
         pst_sched_feedback(&pst_q.sched, d, ok, dest_failed, now,
                            (time_t) (pst_q.conf->dead_dest / 1000));
     }
-    if (dest_failed && pst_q.conf->dead_dest > 0) {
+    if (dest_failed && pst_q.conf->dead_dest > 0 && !drain) {
         pst_log_error(PST_LOG_NOTICE, 0, "queue: destination %.*s looks"
                       " dead: no attempt before %ds", (int) d->name.len,
                       d->name.data,
@@ -352,6 +365,7 @@ pst_queue_job_end(pst_qjob_t *job, int ran, int ok, int dest_failed)
         pst_queue_io(msg, 0);
     }
     pst_queue_reschedule(msg);
+    pst_qdrain_job_ended(msg, drain, dest_failed);
     pst_queue_kick();
     pst_queue_check_done();
 }

@@ -341,6 +341,11 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
     {
         return pst_queue_offline(cycle, argc, argv);
     }
+    if (strcmp(cmd, "drain") == 0) {
+        fprintf(stderr, "postern: a drain needs the running server (its"
+                " queue process sends the mail)\n");
+        return 1;
+    }
 
     memset(&t, 0, sizeof(t));
     t.cycle = cycle;
@@ -348,7 +353,7 @@ pst_spool_tool(pst_cycle_t *cycle, int argc, char **argv)
         fprintf(stderr, "usage: postern queue count [all|held|deferred]"
                 "|list [--json|--mailq]|show ID [--json]|cat ID"
                 "|flush [ID|DOMAIN]|hold ID|ALL|release [ID|ALL]"
-                "|delete ID|ALL\n");
+                "|delete ID|ALL|drain [--to ADDR:PORT]\n");
         return 64;
     }
 
