@@ -1366,6 +1366,7 @@ void
 pst_queue_exit(void)
 {
     pst_q.stopping = 1;
+    pst_qdrain_cancel();
     pst_queue_cancel_jobs(NULL);
     pst_deliver_exit();
     pst_qio_exit();

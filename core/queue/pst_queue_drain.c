@@ -408,6 +408,17 @@ pst_qdrain_job_ended(pst_qmsg_t *msg, int drain, int dest_failed)
 
 
 void
+pst_qdrain_cancel(void)
+{
+    if (dr.active && !dr.stop) {
+        dr.stop = 1;
+        snprintf(dr.why, sizeof(dr.why), "the engine stopped (%s)",
+                 dr.quit ? "worker_shutdown_timeout" : "exit");
+    }
+}
+
+
+void
 pst_qdrain_forget(pst_qmsg_t *msg)
 {
     msg->drain_wait = 0;

@@ -203,6 +203,9 @@ int pst_qdrain_on_quit(void);
 void pst_qdrain_done(pst_qjob_t *job);
 /* A job of msg ended (after the engine's bookkeeping). */
 void pst_qdrain_job_ended(pst_qmsg_t *msg, int drain, int dest_failed);
+/* The engine stops now: no new transfer (the running ones are
+ * cancelled with the attempts). */
+void pst_qdrain_cancel(void);
 /* msg is forgotten while the drain waited for it. */
 void pst_qdrain_forget(pst_qmsg_t *msg);
 

@@ -14,9 +14,9 @@ what is not exercised is a node_trusted list that tells two different
 addresses apart (the unit of trust here is 127.0.0.1 or not)."""
 
 import json
-import os
 import re
 import signal
+import socket
 import time
 
 from pstest import wait_for
@@ -233,10 +233,10 @@ class DrainTest(DrainCase):
 
 class DrainOnQuitTest(DrainCase):
 
-    def held_a(self, b_port, n):
+    def held_a(self, b_port, n, limit="10s"):
         handler, a = self.node_a("relay_hold on;\ndrain_on_quit"
                                  " 127.0.0.1:%d;\nworker_shutdown_timeout"
-                                 " 10s;" % b_port)
+                                 " %s;" % (b_port, limit))
         for i in range(n):
             self.assertEqual(a.send(rcpts=("q%d@ok.test" % i,)), {})
         wait_for(lambda: sum("hold 1" in s for s in
@@ -275,3 +275,18 @@ class DrainOnQuitTest(DrainCase):
         self.assertLess(time.time() - t, 15)
         self.assertEqual(a.queue_ids(), ids)
         self.assertIn("stopped:", a.log())
+
+    def test_drain_on_quit_time_limit(self):
+        """A node that takes the connection and never greets: the stop
+        ends at worker_shutdown_timeout, the spool as it was."""
+        mute = socket.socket()
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        self.addCleanup(mute.close)
+        handler, a = self.held_a(mute.getsockname()[1], 3, limit="2s")
+        ids = a.queue_ids()
+        t = time.time()
+        a.stop(signal.SIGQUIT, timeout=30)
+        self.assertLess(time.time() - t, 10)
+        self.assertEqual(a.queue_ids(), ids)
+        self.assertIn("shutdown timeout", a.log())
