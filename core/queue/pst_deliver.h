@@ -95,6 +95,9 @@ pst_dlv_t *pst_deliver_start(const pst_str_t *dest, pst_dlv_job_t *job,
 /* Stop an attempt (shutdown, delete): done is NOT called afterwards;
  * the recipients stay as they were. */
 void pst_deliver_cancel(pst_dlv_t *d);
+/* Close the idle connections to dest (a drain's node, once the pass is
+ * over: the next pass must meet the node as it is then). */
+void pst_deliver_close(const pst_str_t *dest);
 /* Open (busy and idle) outbound connections, for status and metrics. */
 pst_uint_t pst_deliver_connections(void);
 

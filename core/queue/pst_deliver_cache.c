@@ -130,6 +130,24 @@ pst_deliver_cache_flush(void)
 }
 
 
+/* The idle connections to dest: closed now (the end of a drain). */
+void
+pst_deliver_close(const pst_str_t *dest)
+{
+    pst_dlv_idle_t  *e, *next;
+
+    for (e = pst_dlv_idle; e != NULL; e = next) {
+        next = e->next;
+        if (e->dest.len == dest->len
+            && memcmp(e->dest.data, dest->data, dest->len) == 0)
+        {
+            pst_deliver_cache_quit(e->cl, &e->dest, e->remote);
+            pst_deliver_cache_unlink(e);
+        }
+    }
+}
+
+
 static void
 pst_deliver_cache_expire(pst_event_t *ev)
 {

@@ -382,6 +382,12 @@ pst_qdrain_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t now)
     if (r->reply.data != NULL) {
         memcpy(r->reply.data, text, n + 1);
     }
+    n = strlen(job->dj.remote);
+    r->remote.data = pst_palloc(op->pool, n + 1);
+    r->remote.len = r->remote.data != NULL ? n : 0;
+    if (r->remote.data != NULL) {
+        memcpy(r->remote.data, job->dj.remote, n + 1);
+    }
     pst_log_error(PST_LOG_INFO, 0, "%s: to=<%.*s>, relay=%s, dsn=2.0.0,"
                   " status=moved (%s)", msg->id, (int) r->addr.len,
                   r->addr.data, job->dj.remote[0] ? job->dj.remote
@@ -433,6 +439,7 @@ pst_qdrain_end(void)
     dr.active = 0;
     dr.ended = time(NULL);
     pst_q.draining = 0;
+    pst_deliver_close(&dr.dest->name);
     if (dr.waiting > 0) {
         pst_queue_each(pst_qdrain_clear, NULL);
         dr.waiting = 0;

@@ -231,6 +231,43 @@ class DrainTest(DrainCase):
         self.assertIn("needs the running server", r.stderr)
 
 
+class DrainPartialTest(DrainCase):
+
+    def test_refused_recipient_stays_and_goes_later(self):
+        """B refuses one recipient of each message: the others move,
+        the refused one stays on A as it was, and a later drain (B's
+        rule gone) moves it."""
+        handler, a = self.node_a()
+        mods = ("store_spool", "policy_relay", "policy_access")
+        rule = 'access_rule rcpt ~ "^later-b" tempfail;'
+        b = self.server(NODE_B % (TRUSTED + "\n" + rule), modules=mods,
+                        name="partial_b")
+        self.load(a, handler, 4)
+        self.drain(a, b.port)
+        st = self.wait_drained(a)
+        self.assertEqual((st["state"], st["moved"], st["partial"],
+                          st["recipients"]), ("done", 0, 4, 4), st)
+        wait_for(lambda: all("moved+20to+20node" in s for s in
+                             state_files(a.spool).values()), 10,
+                 what="the moved recipients written")
+        self.assertEqual(a.queue_count(), 4)
+        for s in state_files(a.spool).values():
+            self.assertRegex(s, r"rcpt later-b\d+@other.test state=deferred"
+                                r" attempts=1 ")
+        self.assertEqual(b.queue_count(), 4)
+        self.assertIn("status=kept", a.log())
+
+        b.write_conf(NODE_B % TRUSTED, modules=mods)
+        b.reload()
+        b.wait_log("reconfigured", count=1)
+        time.sleep(1)
+        self.drain(a, b.port)
+        st = self.wait_drained(a)
+        self.assertEqual((st["state"], st["moved"]), ("done", 4), st)
+        wait_for(lambda: a.queue_count() == 0, 20, what="A's spool empty")
+        self.assertEqual(b.queue_count(), 8)
+
+
 class DrainOnQuitTest(DrainCase):
 
     def held_a(self, b_port, n, limit="10s"):
