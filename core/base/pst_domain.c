@@ -90,6 +90,11 @@ pst_domain_normalize(const u_char *d, size_t n, u_char *out, size_t size)
     }
 
     if (!idn) {
+        /* an empty label ("a..b", ".a") is no domain; a final dot is the
+         * caller's to allow or refuse */
+        if (in[0] == '.' || strstr(in, "..") != NULL) {
+            return -1;
+        }
         for (i = 0; i <= n; i++) {
             out[i] = pst_tolower((u_char) in[i]);
         }
