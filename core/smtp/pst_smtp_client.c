@@ -237,13 +237,21 @@ pst_smtpc_connect(pst_smtp_client_t *cl, const char **why)
 {
     const pst_smtp_client_conf_t  *cf = &cl->conf;
     pst_connection_t              *c;
-    int                            fd;
+    int                            fd, on;
 
     fd = socket(cl->peer_sa.ss_family,
                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
         *why = pst_smtpc_reason(cl, "socket() failed: %s", strerror(errno));
         return PST_ERROR;
+    }
+
+    /* every write is a whole command group or buffer of the message:
+     * Nagle would only hold a short tail (the end of a body, QUIT)
+     * behind an unacknowledged segment until the peer's delayed ACK */
+    if (cl->peer_sa.ss_family != AF_UNIX) {
+        on = 1;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     }
 
     if (cf->local != NULL && bind(fd, cf->local, cf->local_len) == -1) {
