@@ -122,12 +122,35 @@ wait_for 100 grep -q reconfigured /tmp/postern.log || fail "reload"
 wait_for 50 greets || fail "no greeting after reload"
 ok "reloaded (HUP, as ExecReload)"
 
-kill -QUIT "$pid"                       # KillSignal=SIGQUIT
-n=150
-while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.2; n=$((n - 1)); done
-kill -0 "$pid" 2>/dev/null && fail "still running 30 s after QUIT"
-wait "$pid" || fail "exit status $? after QUIT"
+stop() {
+    kill -QUIT "$pid"                   # KillSignal=SIGQUIT
+    n=150
+    while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.2; n=$((n - 1)); done
+    kill -0 "$pid" 2>/dev/null && fail "still running 30 s after QUIT"
+    wait "$pid" || fail "exit status $? after QUIT"
+}
+stop
 ok "stopped by QUIT, exit status 0"
+
+# sendmail for every account while the server is down: setgid to the
+# maildrop group made by postinst, named in the installed postern.conf
+[ "$(stat -c '%a %U %G' /usr/sbin/postern-sendmail)" = "2755 root postern-maildrop" ] \
+    || fail "postern-sendmail: $(stat -c '%a %U %G' /usr/sbin/postern-sendmail)"
+grep -qx 'maildrop_group postern-maildrop;' /etc/postern/postern.conf \
+    || fail "no maildrop_group in postern.conf"
+printf 'Subject: maildrop\n\nfrom nobody\n' > /tmp/md.txt
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    postern-sendmail -i postmaster@localhost < /tmp/md.txt > /tmp/md.log 2>&1 \
+    || { cat /tmp/md.log; fail "postern-sendmail as nobody: exit $?"; }
+[ "$(ls /var/spool/postern/maildrop | wc -l)" = 1 ] \
+    || fail "nothing in the maildrop: $(ls -la /var/spool/postern/maildrop)"
+ok "postern-sendmail as nobody, server down: left in the maildrop"
+$start > /tmp/postern.log 2>&1 &
+pid=$!
+wait_for 100 sh -c 'postern queue count | grep -qx 2' \
+    || fail "maildrop not taken into the queue: $(postern queue count)"
+stop
+ok "taken into the queue at the next start, stopped again"
 
 dpkg --purge postern > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; fail "purge"; }
 dpkg-query -W postern > /dev/null 2>&1 && \

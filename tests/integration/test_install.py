@@ -12,6 +12,7 @@ The installed configurations name absolute paths (/etc/postern,
 `user postern` to an account that exists when the package's account
 does not (the package creates it, make install does not)."""
 
+import grp
 import os
 import pwd
 import re
@@ -19,6 +20,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import stat
 import subprocess
 import unittest
 
@@ -531,6 +533,26 @@ class ReinstallTest(unittest.TestCase):
         make_install(dest, "NO_CERT=1")
         self.assertFalse(os.path.exists(dest + "/etc/postern/tls/key.pem"))
         self.assertTrue(os.path.exists(dest + "/etc/postern/postern.conf"))
+
+    def test_maildrop_group_in_config_and_mode(self):
+        # the default install names no group (only root and the run
+        # account reach the maildrop); MAILDROP_GROUP names it in
+        # postern.conf and makes postern-sendmail setgid to it, unless
+        # NO_SETGID (a package's postinst sets the mode)
+        dest = os.path.join(OBJS, "run", "install", "maildrop")
+        make_install(dest)
+        with open(dest + "/etc/postern/postern.conf") as fh:
+            self.assertIn("\n# maildrop_group GROUP;\n", fh.read())
+        group = grp.getgrgid(os.getegid()).gr_name
+        for extra, mode in ((("NO_SETGID=1",), 0o755), ((), 0o2755)):
+            if mode & 0o2000 and os.geteuid() != 0:
+                continue                # chgrp to a group of one's own
+            make_install(dest, "MAILDROP_GROUP=" + group, *extra)
+            with open(dest + "/etc/postern/postern.conf") as fh:
+                self.assertIn("\nmaildrop_group %s;\n" % group, fh.read())
+            st = os.stat(dest + "/usr/sbin/postern-sendmail")
+            self.assertEqual(stat.S_IMODE(st.st_mode), mode, extra)
+            self.assertEqual(st.st_gid, os.getegid())
 
 
 if __name__ == "__main__":
