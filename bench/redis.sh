@@ -227,7 +227,9 @@ clean_spools() {   # every node's queue and leftover temporary files
 }
 
 run_one() {        # run_one VARIANT REP MSGS OUTFILE
+    local t0=$SECONDS
     clean_spools
+    log "run $1 $2 (spools emptied in $((SECONDS - t0)) s)"
     "$PY" "$ROOT/bench/redis_run.py" --label "$1" --rep "$2" \
         --nodes "$(joined "$1" smtp)" --metrics "$(joined "$1" metrics)" \
         --masters "$(joined "$1" pid)" --spools "$(joined "$1" spool)" \

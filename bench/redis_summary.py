@@ -3,7 +3,9 @@
 redis) the medians and min-max of every run, the ratio redis/local
 (ratio of the medians and the range of the per-repetition ratios) and
 the cost per message of the Redis round trip.  Exit status 1 when a run
-failed (smtp-source not 0, a message not stored, a refusal).
+failed: smtp-source not 0, a message not stored or not counted
+accepted, a refusal, or (without -d) a check of the redis variant that
+was not sent to Redis.  Checks that timed out are counted, not failed.
 
 usage: redis_summary.py RUNS.TSV
 """
@@ -42,7 +44,7 @@ def per_run(r):
                   - float(r["redis_cpu_s"]) - float(r["client_cpu_s"])) / s,
         "ok": (r["rc"] == "0" and int(r["stored"]) == m
                and float(r["refused"]) == 0
-               and int(float(r["accepted"])) == m and int(r["hook_slow"]) == 0
+               and int(float(r["accepted"])) == m
                and (want is None or int(r["scripts"]) == want)),
     }
 
@@ -59,7 +61,8 @@ ROWS = (("msgs/s", "rate", "%.0f"),
         ("policy_limits hook calls per message", "hooks", "%.2f"),
         ("policy_limits hook time per message, us (its calls' sum)",
          "hook_us", "%.0f"),
-        ("hook calls over 0.1 s (Redis timeout: fallback)", "slow", "%d"),
+        ("hook calls over 0.1 s (redis_timeout: decided locally)", "slow",
+         "%d"),
         ("other tenants, cores busy", "other", "%.2f"))
 
 
@@ -108,13 +111,18 @@ def main():
                 " %.1f us" % (med([x["redis_us"] for x in red.values()]),
                               med([x["redis_us"] / x["scripts"]
                                    for x in red.values() if x["scripts"]]))]
+    slow = sum(int(r["hook_slow"]) for r in rows if r["label"] == "redis")
+    checks = sum(int(r["scripts"]) for r in rows if r["label"] == "redis")
     out += ["", "Every run: smtp-source saw only 2xx, every message stored"
-            " and counted accepted, 0 refused, no check over 0.1 s, and"
-            " (without -d) every check of the redis variant asked of Redis"
-            " (one script per connection, MAIL and RCPT)." if not bad else
+            " and counted accepted, 0 refused, and (without -d) every check"
+            " of the redis variant sent to Redis (one script per"
+            " connection, MAIL and RCPT)." if not bad else
             "FAILED runs (a refusal, an smtp-source error, a message not"
-            " stored, a Redis timeout, or a check decided locally): "
-            + ", ".join(bad)]
+            " stored, or a check decided locally without asking Redis): "
+            + ", ".join(bad),
+            "", "Checks of the redis variant over 0.1 s (redis_timeout: the"
+            " local bucket decided; the script still ran in Redis): %d of"
+            " %d." % (slow, checks)]
     print("\n".join(out))
     sys.exit(1 if bad else 0)
 
