@@ -38,7 +38,8 @@
 # for every node, so all nodes check the same keys in Redis.
 #
 # Every process it starts is stopped by pid when it exits, whatever the
-# reason; the work directory objs/bench-redis/run (configurations,
+# reason (the smtp-source processes of a run cut short end on the
+# stopped nodes); the work directory objs/bench-redis/run (configurations,
 # spools, Redis) is removed then.  Output in DIR: runs.tsv (every run,
 # bench/redis_run.py's columns), summary.md (bench/redis_summary.py),
 # setup.txt, load.txt (what else ran on the machine), logs/.
@@ -93,7 +94,7 @@ s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
 # ------------------------------------------------------------------
 # Processes, stopped by pid on every exit
 
-REDIS_PID=
+REDIS_PID=; RUN_PID=
 declare -A PID ADDR PORT MPORT
 stop_pid() {       # stop_pid PID: TERM, up to 5 s, then KILL it and its children
     local pid=$1 kids
@@ -107,6 +108,8 @@ stop_pid() {       # stop_pid PID: TERM, up to 5 s, then KILL it and its childre
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    # a run under way: its smtp-source processes fail on the stopped nodes
+    [ -z "$RUN_PID" ] || kill -TERM "$RUN_PID" 2>/dev/null || true
     for k in "${!PID[@]}"; do stop_pid "${PID[$k]}"; done
     [ -z "$REDIS_PID" ] || stop_pid "$REDIS_PID"
     rm -rf "$WORK"
@@ -235,7 +238,10 @@ run_one() {        # run_one VARIANT REP MSGS OUTFILE
         --masters "$(joined "$1" pid)" --spools "$(joined "$1" spool)" \
         --redis-port "$REDIS_PORT" --redis-pid "$REDIS_PID" \
         --sessions "$SESSIONS" --msgs "$3" --rcpts "$RCPTS" --size "$SIZE" \
-        $REUSE --timeout "$TIMEOUT" --logdir "$OUT/logs" --out "$4"
+        $REUSE --timeout "$TIMEOUT" --logdir "$OUT/logs" --out "$4" &
+    RUN_PID=$!          # waited for in the background: a signal acts at once
+    wait "$RUN_PID"
+    RUN_PID=
 }
 
 # ------------------------------------------------------------------
