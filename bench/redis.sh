@@ -33,9 +33,11 @@
 # counted), the variants alternate, the first of each repetition
 # alternating too.  A run counts only if smtp-source saw 2xx throughout,
 # every message is in a spool, the nodes' metrics count it accepted and
-# no refusal or temporary failure (bench/redis_run.py checks; the
-# summary and the exit status say).  The client's address is 127.0.0.1
-# for every node, so all nodes check the same keys in Redis.
+# no refusal or temporary failure, and Redis ran one script per
+# connection, MAIL and RCPT of the redis set (none decided locally
+# without asking); bench/redis_summary.py checks, its report and the
+# exit status say.  The client's address is 127.0.0.1 for every node,
+# so all nodes check the same keys in Redis.
 #
 # Every process it starts is stopped by pid when it exits, whatever the
 # reason (the smtp-source processes of a run cut short end on the
