@@ -588,6 +588,11 @@ pst_timer_t *pst_timer_add(pst_msec_t delay, pst_timer_pt handler,
 void pst_timer_cancel(pst_timer_t *t);
 /** Current cached time in milliseconds (monotonic). */
 pst_msec_t pst_current_msec(void);
+/** Current cached wall-clock time, seconds since the epoch (an
+ * addition within ABI 1.2): time() as the loop last read it, for what
+ * outlives a process (a file of timestamps); libpostern-test's fake
+ * clock moves it with pst_current_msec(). */
+time_t pst_current_time(void);
 
 /** An fd watch's handler. */
 typedef void (*pst_fd_pt)(int fd, void *data);

@@ -759,7 +759,7 @@ grey_rcpt(pst_call_t *call, void *data)
 
     z = pst_shm_addr(mc->zone);
     key = grey_key(conf, s, from, rcpt);
-    now = (uint32_t) time(NULL);
+    now = (uint32_t) pst_current_time();
     delay = (uint32_t) (conf->delay / 1000);
     window = (uint32_t) (conf->window / 1000);
     expire = (uint32_t) (conf->expire / 1000);
@@ -1029,7 +1029,7 @@ grey_load(grey_main_conf_t *mc, const char *path)
         close(fd);
     }
 
-    now = (uint32_t) time(NULL);
+    now = (uint32_t) pst_current_time();
 
     pst_shm_lock(mc->zone);
     if (!z->loaded) {

@@ -79,6 +79,14 @@ pst_current_msec(void)
 }
 
 
+time_t
+pst_current_time(void)
+{
+    /* before any loop ran (a module's init at configuration time) */
+    return pst_current_time_sec != 0 ? pst_current_time_sec : time(NULL);
+}
+
+
 int
 pst_event_timers_init(void)
 {
