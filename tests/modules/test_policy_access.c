@@ -9,45 +9,18 @@
  * make modules-check (part of make unit).
  */
 
-#include <stdlib.h>
-#include <string.h>
-#include <check.h>
-
-#include <postern/test.h>
-
-#ifndef MODULE_DIR
-#define MODULE_DIR  "objs/modules"
-#endif
-
-#define ACCESS_SO  MODULE_DIR "/policy_access.so"
-#define RELAY_SO   MODULE_DIR "/policy_relay.so"
+#include "mtest.h"
 
 
 static pst_test_t *
 access(const char *rules, const char *addr)
 {
-    pst_test_t  *t = pst_test_new();
+    pst_test_t  *t = mtest_new(NULL, rules, "policy_access", NULL);
 
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(pst_test_load(t, ACCESS_SO), PST_OK);
-    ck_assert_msg(pst_test_config(t, NULL, rules) == PST_OK, "%s",
-                  pst_test_error(t));
     if (addr != NULL) {
         ck_assert_int_eq(pst_test_client(t, addr, NULL), PST_OK);
     }
     return t;
-}
-
-
-/* connect, EHLO and MAIL from a@client.test, each answered 250 */
-static void
-up_to_mail(pst_test_t *t)
-{
-    ck_assert(pst_test_expect(pst_test_connect(t), 220, NULL, NULL));
-    ck_assert(pst_test_expect(pst_test_helo(t, "client.test"), 250, NULL,
-                              NULL));
-    ck_assert(pst_test_expect(pst_test_mail(t, "a@client.test"), 250, NULL,
-                              NULL));
 }
 
 
@@ -114,7 +87,7 @@ START_TEST(test_first_rule_decides)
                             "access_rule rcpt ~ \"^bye@\" disconnect"
                             " \"Go away\";", NULL);
 
-    up_to_mail(t);
+    mtest_mail(t, NULL, "a@client.test");
     /* pass: the access rules stop, the other modules decide */
     ck_assert(pst_test_expect(pst_test_rcpt(t, "ok@x.test"), 250, NULL,
                               NULL));
@@ -134,18 +107,13 @@ END_TEST
 
 START_TEST(test_accept_before_relay)
 {
-    pst_test_t  *t = pst_test_new();
-
     /* the harness would accept what nobody decides: policy_relay is
      * loaded to refuse, and an access "accept" skips it */
-    ck_assert_int_eq(pst_test_load(t, ACCESS_SO), PST_OK);
-    ck_assert_int_eq(pst_test_load(t, RELAY_SO), PST_OK);
-    ck_assert_msg(pst_test_config(t, NULL, "local_domains example.test;"
-                                  "access_rule rcpt = vip@partner.test"
-                                  " accept;") == PST_OK, "%s",
-                  pst_test_error(t));
-    ck_assert_int_eq(pst_test_client(t, "198.51.100.1", NULL), PST_OK);
-    up_to_mail(t);
+    pst_test_t  *t = mtest_new(NULL, "local_domains example.test;"
+                               "access_rule rcpt = vip@partner.test accept;",
+                               "policy_access", "policy_relay", NULL);
+
+    mtest_mail(t, "198.51.100.1", "a@client.test");
     ck_assert(pst_test_expect(pst_test_rcpt(t, "vip@partner.test"), 250,
                               NULL, NULL));
     ck_assert_int_eq(pst_test_verdict(t, PST_PHASE_RCPT), PST_HOOK_ACCEPT);
@@ -164,7 +132,7 @@ START_TEST(test_headers)
                             "access_rule header ~* \"^subject:.*lottery\""
                             " reject;", "192.0.2.5");
 
-    up_to_mail(t);
+    mtest_mail(t, NULL, "a@client.test");
     ck_assert(pst_test_expect(pst_test_rcpt(t, "b@example.test"), 250, NULL,
                               NULL));
     ck_assert(pst_test_expect(pst_test_data(t, "Subject: You won the"
@@ -191,14 +159,7 @@ END_TEST
 static void
 config_error(const char *rules, const char *what)
 {
-    pst_test_t  *t = pst_test_new();
-
-    ck_assert_int_eq(pst_test_load(t, ACCESS_SO), PST_OK);
-    ck_assert_msg(pst_test_config(t, NULL, rules) == PST_ERROR,
-                  "accepted: %s", rules);
-    ck_assert_msg(strstr(pst_test_error(t), what) != NULL,
-                  "\"%s\" not in \"%s\"", what, pst_test_error(t));
-    pst_test_free(t);
+    mtest_config_error("policy_access", NULL, rules, what);
 }
 
 
@@ -224,25 +185,6 @@ START_TEST(test_config_errors)
 END_TEST
 
 
-int
-main(void)
-{
-    Suite    *s = suite_create("policy_access");
-    TCase    *tc = tcase_create("policy_access");
-    SRunner  *sr;
-    int       failed;
-
-    tcase_add_test(tc, test_client_range);
-    tcase_add_test(tc, test_helo_tempfail);
-    tcase_add_test(tc, test_mail_reply);
-    tcase_add_test(tc, test_first_rule_decides);
-    tcase_add_test(tc, test_accept_before_relay);
-    tcase_add_test(tc, test_headers);
-    tcase_add_test(tc, test_config_errors);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+MTEST_MAIN("policy_access", test_client_range, test_helo_tempfail,
+           test_mail_reply, test_first_rule_decides, test_accept_before_relay,
+           test_headers, test_config_errors)

@@ -11,17 +11,7 @@
  * make modules-check (part of make unit).
  */
 
-#include <stdlib.h>
-#include <string.h>
-#include <check.h>
-
-#include <postern/test.h>
-
-#ifndef MODULE_DIR
-#define MODULE_DIR  "objs/modules"
-#endif
-
-#define RELAY_SO  MODULE_DIR "/policy_relay.so"
+#include "mtest.h"
 
 static const char  *relay_conf =
     "local_domains example.test;"
@@ -34,19 +24,9 @@ static const char  *relay_conf =
 static pst_test_t *
 relay(const char *server, const char *addr, const char *sender)
 {
-    pst_test_t  *t = pst_test_new();
+    pst_test_t  *t = mtest_new(NULL, server, "policy_relay", NULL);
 
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(pst_test_load(t, RELAY_SO), PST_OK);
-    ck_assert_msg(pst_test_config(t, NULL, server) == PST_OK, "%s",
-                  pst_test_error(t));
-    if (addr != NULL) {
-        ck_assert_int_eq(pst_test_client(t, addr, NULL), PST_OK);
-    }
-    ck_assert(pst_test_expect(pst_test_connect(t), 220, NULL, NULL));
-    ck_assert(pst_test_expect(pst_test_helo(t, "client.test"), 250, NULL,
-                              NULL));
-    ck_assert(pst_test_expect(pst_test_mail(t, sender), 250, NULL, NULL));
+    mtest_mail(t, addr, sender);
     return t;
 }
 
@@ -131,33 +111,27 @@ START_TEST(test_relay_networks)
 END_TEST
 
 
+/* a session of an authenticated client from outside up to MAIL */
+static pst_test_t *
+authenticated(const char *server)
+{
+    pst_test_t  *t = mtest_new(NULL, server, "policy_relay", NULL);
+
+    pst_test_auth(t, "alice");
+    mtest_mail(t, "198.51.100.7", "a@c.test");
+    return t;
+}
+
+
 START_TEST(test_authenticated)
 {
-    pst_test_t  *t = pst_test_new();
-
     /* relay_authenticated is on by default */
-    ck_assert_int_eq(pst_test_load(t, RELAY_SO), PST_OK);
-    ck_assert_int_eq(pst_test_config(t, NULL, "local_domains example.test;"),
-                     PST_OK);
-    ck_assert_int_eq(pst_test_client(t, "198.51.100.7", NULL), PST_OK);
-    pst_test_auth(t, "alice");
-    ck_assert(pst_test_expect(pst_test_connect(t), 220, NULL, NULL));
-    ck_assert(pst_test_expect(pst_test_helo(t, "c.test"), 250, NULL, NULL));
-    ck_assert(pst_test_expect(pst_test_mail(t, "a@c.test"), 250, NULL,
-                              NULL));
+    pst_test_t  *t = authenticated("local_domains example.test;");
+
     accepted(t, "user@other.test");
     pst_test_free(t);
 
-    t = pst_test_new();
-    ck_assert_int_eq(pst_test_load(t, RELAY_SO), PST_OK);
-    ck_assert_int_eq(pst_test_config(t, NULL, "local_domains example.test;"
-                                     "relay_authenticated off;"), PST_OK);
-    ck_assert_int_eq(pst_test_client(t, "198.51.100.7", NULL), PST_OK);
-    pst_test_auth(t, "alice");
-    ck_assert(pst_test_expect(pst_test_connect(t), 220, NULL, NULL));
-    ck_assert(pst_test_expect(pst_test_helo(t, "c.test"), 250, NULL, NULL));
-    ck_assert(pst_test_expect(pst_test_mail(t, "a@c.test"), 250, NULL,
-                              NULL));
+    t = authenticated("local_domains example.test; relay_authenticated off;");
     denied(t, "user@other.test", NULL);
     accepted(t, "user@example.test");
     pst_test_free(t);
@@ -184,10 +158,8 @@ START_TEST(test_protect_local_senders)
     const char  *conf = "local_domains example.test;"
                         "relay_networks 192.0.2.0/24;"
                         "protect_local_senders on;";
-    pst_test_t  *t = pst_test_new();
+    pst_test_t  *t = mtest_new(NULL, conf, "policy_relay", NULL);
 
-    ck_assert_int_eq(pst_test_load(t, RELAY_SO), PST_OK);
-    ck_assert_int_eq(pst_test_config(t, NULL, conf), PST_OK);
     ck_assert_int_eq(pst_test_client(t, "198.51.100.7", NULL), PST_OK);
     ck_assert(pst_test_expect(pst_test_connect(t), 220, NULL, NULL));
     ck_assert(pst_test_expect(pst_test_helo(t, "c.test"), 250, NULL, NULL));
@@ -214,14 +186,7 @@ END_TEST
 static void
 config_error(const char *server, const char *what)
 {
-    pst_test_t  *t = pst_test_new();
-
-    ck_assert_int_eq(pst_test_load(t, RELAY_SO), PST_OK);
-    ck_assert_msg(pst_test_config(t, NULL, server) == PST_ERROR,
-                  "accepted: %s", server);
-    ck_assert_msg(strstr(pst_test_error(t), what) != NULL,
-                  "\"%s\" not in \"%s\"", what, pst_test_error(t));
-    pst_test_free(t);
+    mtest_config_error("policy_relay", NULL, server, what);
 }
 
 
@@ -241,25 +206,6 @@ START_TEST(test_config_errors)
 END_TEST
 
 
-int
-main(void)
-{
-    Suite    *s = suite_create("policy_relay");
-    TCase    *tc = tcase_create("policy_relay");
-    SRunner  *sr;
-    int       failed;
-
-    tcase_add_test(tc, test_our_domains);
-    tcase_add_test(tc, test_routing_tricks);
-    tcase_add_test(tc, test_relay_networks);
-    tcase_add_test(tc, test_authenticated);
-    tcase_add_test(tc, test_nothing_configured);
-    tcase_add_test(tc, test_protect_local_senders);
-    tcase_add_test(tc, test_config_errors);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+MTEST_MAIN("policy_relay", test_our_domains, test_routing_tricks,
+           test_relay_networks, test_authenticated, test_nothing_configured,
+           test_protect_local_senders, test_config_errors)
