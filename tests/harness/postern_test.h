@@ -187,6 +187,69 @@ int pst_test_dns(pst_test_t *t, const char *name, int type,
 /** How many lookups of name were asked for so far. */
 unsigned pst_test_dns_asked(pst_test_t *t, const char *name);
 
+/** @name Session side: STARTTLS, AUTH, DNSSEC, envelope parameters
+ * The exchanges a client plays in the middle of a session, through the
+ * core as a server runs them, and what the stored envelope carries
+ * besides its addresses.  (An addition to the harness of 1.2.) */
+/**@{*/
+/** The scratch directory: the configuration's prefix (a relative path
+ * in it names a file here), removed with everything in it by
+ * pst_test_free(); put the files your directives read there. */
+const char *pst_test_dir(pst_test_t *t);
+/** Server-block text that offers STARTTLS with the harness's own
+ * certificate (self-signed, for mx.example.test, made in the scratch
+ * directory by pst_test_config()); add your tls_* directives after
+ * it. */
+#define PST_TEST_TLS_CONF                                                    \
+    "tls_certificate harness.crt; tls_certificate_key harness.key;"
+/** STARTTLS, then a real TLS handshake as the client (sni: the name
+ * asked for, NULL: none; nothing verified), the rest of the session
+ * encrypted: the reply to STARTTLS (220, or the refusal: 502 when the
+ * server block offers no TLS, 503 when TLS is up).  As after a real
+ * STARTTLS the session forgets its HELO, transaction and
+ * authentication (EHLO again), and the hooks that follow see the TLS
+ * facts OpenSSL gives (version, cipher, SNI; no client certificate:
+ * pst_test_tls() sets those facts from the start instead).  A failed
+ * handshake gives a reply with code 0 and closed set.  The process
+ * then ignores SIGPIPE, as the server does. */
+const pst_test_reply_t *pst_test_starttls(pst_test_t *t, const char *sni);
+/** AUTH as a client: mech "PLAIN" (an initial response) or "LOGIN"
+ * (user and password after the two 334 challenges), base64 as on the
+ * wire; the last reply: 235, 535, 454, 538 (the server block wants TLS
+ * first: auth_allow_plaintext on, or pst_test_starttls())...  The
+ * server side is the core's and the loaded backends' (your AUTH hooks,
+ * auth_file): a backend that hashes on its threads answers in real
+ * time (pst_test_wait(t, ms)), the failure delay (auth_failure_delay)
+ * is a timer of the fake clock.  After a 235 the hooks see
+ * pst_session_auth_id() and pst_auth_mechanism().  Other mechanisms:
+ * pst_test_command() with your own base64. */
+const pst_test_reply_t *pst_test_authenticate(pst_test_t *t,
+    const char *mech, const char *user, const char *password);
+
+/** DNSSEC status of a scripted answer, as a module reads it in
+ * pst_dns_answer_t. */
+typedef enum {
+    PST_TEST_INSECURE = 0,   /**< secure 0, bogus 0 (the default) */
+    PST_TEST_SECURE,         /**< secure 1: validated */
+    PST_TEST_BOGUS           /**< bogus 1: validation failed; as the
+                                  core answers it: SERVFAIL, no record */
+} pst_test_dnssec_e;
+/** The DNSSEC status of the lines scripted so far for name and type
+ * (pst_test_dns()).  PST_OK, or PST_ERROR when there is none. */
+int pst_test_dns_dnssec(pst_test_t *t, const char *name, int type,
+    pst_test_dnssec_e dnssec);
+
+/** The last stored message's MAIL parameters as its envelope keeps
+ * them (after pst_tx_set_sender()), values decoded, in this order:
+ * "BODY=8BITMIME RET=HDRS ENVID=id AUTH=<a@b> SMTPUTF8 REQUIRETLS",
+ * those given only; "" for none, NULL before a message. */
+const char *pst_test_mail_params(pst_test_t *t);
+/** The i-th recipient's DSN parameters (after pst_tx_add_rcpt()),
+ * values decoded: "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a@b", those given
+ * only; "" for none, NULL out of range. */
+const char *pst_test_rcpt_params(pst_test_t *t, unsigned i);
+/**@}*/
+
 /** @} */
 
 #if defined(__GNUC__)

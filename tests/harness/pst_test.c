@@ -211,6 +211,9 @@ pst_test_config(pst_test_t *t, const char *main, const char *server)
         snprintf(t->error, sizeof(t->error), "configured already");
         return PST_ERROR;
     }
+    if (pst_test_tls_certificate(t) != PST_OK) {
+        return PST_ERROR;
+    }
     snprintf(path, sizeof(path), "%s/main.conf", t->dir);
     f = fopen(path, "w");
     if (f == NULL) {
@@ -236,6 +239,13 @@ const char *
 pst_test_error(pst_test_t *t)
 {
     return t->error;
+}
+
+
+const char *
+pst_test_dir(pst_test_t *t)
+{
+    return t->dir;
 }
 
 

@@ -2,7 +2,8 @@
  * pst_test_int.h -- libpostern-test's internals, shared by pst_test.c
  * (set-up, configuration, the fake client, verdicts) and pst_test_msg.c
  * (the harness module: its hooks and in-memory store; the stored
- * message; scripted DNS).
+ * message; scripted DNS), pst_test_session.c (the fake client),
+ * pst_test_tls.c (its STARTTLS) and pst_test_auth.c (its AUTH).
  */
 
 #ifndef PST_TEST_INT_H
@@ -30,6 +31,7 @@ typedef struct {
     pst_str_t                    rd[PST_TEST_RR_MAX];
     u_char                       buf[PST_TEST_RR_MAX][260];
     unsigned                     asked;
+    pst_test_dnssec_e            dnssec;
 } pst_test_dns_t;
 
 struct pst_test_s {
@@ -67,10 +69,25 @@ struct pst_test_s {
 
     pst_test_dns_t               dns[PST_TEST_DNS_MAX];
     pst_uint_t                   ndns;
+
+    /* the client's TLS after pst_test_starttls() (pst_test_tls.c) */
+    struct ssl_ctx_st           *ssl_ctx;
+    struct ssl_st               *ssl;
+    char                         params[2048]; /* pst_test_*_params() */
 };
 
 extern pst_test_t          *pst_test_current;
 extern const pst_module_t   pst_test_module;
+
+/* pst_test_session.c */
+pst_msec_t pst_test_real_ms(void);
+void pst_test_turn(void);
+
+/* pst_test_tls.c */
+int pst_test_tls_certificate(pst_test_t *t);
+void pst_test_tls_end(pst_test_t *t);
+ssize_t pst_test_tls_recv(pst_test_t *t, void *buf, size_t n, int peek);
+ssize_t pst_test_tls_send(pst_test_t *t, const void *buf, size_t n);
 
 /* pst_test_msg.c */
 int pst_test_dns_answer(const char *name, int type, pst_dns_answer_t *a,

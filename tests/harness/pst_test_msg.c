@@ -392,6 +392,73 @@ pst_test_held(pst_test_t *t)
 }
 
 
+/* Append " NAME=value" (v NULL: " NAME"; an empty value: nothing). */
+static void
+pst_test_param(pst_test_t *t, const char *name, const pst_str_t *v)
+{
+    size_t  n = strlen(t->params);
+
+    if (v != NULL && v->len == 0) {
+        return;
+    }
+    snprintf(t->params + n, sizeof(t->params) - n, "%s%s%s%.*s",
+             n ? " " : "", name, v != NULL ? "=" : "",
+             v != NULL ? (int) v->len : 0,
+             v != NULL ? (const char *) v->data : "");
+}
+
+
+const char *
+pst_test_mail_params(pst_test_t *t)
+{
+    if (t->pool == NULL) {
+        return NULL;
+    }
+    t->params[0] = '\0';
+    pst_test_param(t, "BODY", &t->env.body);
+    pst_test_param(t, "RET", &t->env.ret);
+    pst_test_param(t, "ENVID", &t->env.envid);
+    pst_test_param(t, "AUTH", &t->env.auth_param);
+    if (t->env.smtputf8) {
+        pst_test_param(t, "SMTPUTF8", NULL);
+    }
+    if (t->env.requiretls) {
+        pst_test_param(t, "REQUIRETLS", NULL);
+    }
+    return t->params;
+}
+
+
+const char *
+pst_test_rcpt_params(pst_test_t *t, unsigned i)
+{
+    static const char  *notify[] = { "NEVER", "SUCCESS", "FAILURE",
+                                     "DELAY" };
+    pst_env_rcpt_t     *r;
+    pst_str_t           v;
+    u_char              list[64];
+    size_t              n = 0;
+    unsigned            k;
+
+    if (i >= pst_test_rcpt_count(t)) {
+        return NULL;
+    }
+    r = (pst_env_rcpt_t *) t->env.rcpts->elts + i;
+    for (k = 0; k < 4; k++) {
+        if (r->notify & (PST_NOTIFY_NEVER << k)) {
+            n += (size_t) snprintf((char *) list + n, sizeof(list) - n,
+                                   "%s%s", n ? "," : "", notify[k]);
+        }
+    }
+    v.data = list;
+    v.len = n;
+    t->params[0] = '\0';
+    pst_test_param(t, "NOTIFY", &v);
+    pst_test_param(t, "ORCPT", &r->orcpt);
+    return t->params;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* Scripted DNS                                                        */
 
@@ -541,5 +608,30 @@ pst_test_dns_answer(const char *name, int type, pst_dns_answer_t *a,
     a->count = d->status == PST_DNS_OK ? d->n : 0;
     a->rdata = d->rd;
     a->ttl = 300;
+    a->secure = d->dnssec == PST_TEST_SECURE;
+    if (d->dnssec == PST_TEST_BOGUS) {
+        /* as the core gives a bogus answer (pst_dns_callback()) */
+        a->bogus = 1;
+        a->status = PST_DNS_SERVFAIL;
+        a->count = 0;
+    }
     return d->delay;
+}
+
+
+int
+pst_test_dns_dnssec(pst_test_t *t, const char *name, int type,
+    pst_test_dnssec_e dnssec)
+{
+    pst_uint_t  i;
+    int         rc = PST_ERROR;
+
+    for (i = 0; i < t->ndns; i++) {
+        if (t->dns[i].type == type && strcasecmp(t->dns[i].name, name) == 0)
+        {
+            t->dns[i].dnssec = dnssec;
+            rc = PST_OK;
+        }
+    }
+    return rc;
 }

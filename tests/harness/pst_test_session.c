@@ -12,7 +12,7 @@
 #include <time.h>
 
 
-static pst_msec_t
+pst_msec_t
 pst_test_real_ms(void)
 {
     struct timespec  ts;
@@ -31,7 +31,7 @@ pst_test_guard(pst_event_t *ev)
 
 /* Turn the loop once: I/O that is ready, timers that are due (by the
  * fake clock), posted events; waits at most a few ms of real time. */
-static void
+void
 pst_test_turn(void)
 {
     static pst_event_t  guard;
@@ -71,6 +71,17 @@ pst_test_parse(pst_test_reply_t *r)
 }
 
 
+/* recv() on the client's end, through TLS after pst_test_starttls(). */
+static ssize_t
+pst_test_recv(pst_test_t *t, void *buf, size_t n, int peek)
+{
+    if (t->ssl != NULL) {
+        return pst_test_tls_recv(t, buf, n, peek);
+    }
+    return recv(t->fd, buf, n, MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
+}
+
+
 /* Read what is there; 1 when the reply is complete. */
 static int
 pst_test_read(pst_test_t *t)
@@ -80,7 +91,7 @@ pst_test_read(pst_test_t *t)
     ssize_t            k;
 
     while (n + 1 < sizeof(r->raw)) {
-        k = recv(t->fd, r->raw + n, 1, MSG_DONTWAIT);
+        k = pst_test_recv(t, r->raw + n, 1, 0);
         if (k <= 0) {
             if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
                 r->closed = 1;
@@ -137,7 +148,7 @@ pst_test_wait(pst_test_t *t, int ms)
     /* a server that hung up after its reply (421, DISCONNECT): closed
      * now, not only when the next command fails */
     if (!t->reply.pending && !t->reply.closed
-        && recv(t->fd, &eof, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+        && pst_test_recv(t, &eof, 1, 1) == 0)
     {
         t->reply.closed = 1;
     }
@@ -159,7 +170,9 @@ pst_test_send(pst_test_t *t, const char *text, size_t len)
         return &t->reply;
     }
     while (off < len) {
-        n = send(t->fd, text + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = t->ssl != NULL ? pst_test_tls_send(t, text + off, len - off)
+                           : send(t->fd, text + off, len - off,
+                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             off += (size_t) n;
         } else if (n == -1 && errno == EAGAIN) {
@@ -336,6 +349,7 @@ pst_test_close(pst_test_t *t)
     if (t->fd == -1) {
         return;
     }
+    pst_test_tls_end(t);
     close(t->fd);
     t->fd = -1;
     while (pst_smtp_session_count() != 0 && pst_test_real_ms() < deadline) {
