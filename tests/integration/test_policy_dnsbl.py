@@ -1,7 +1,12 @@
-"""policy_dnsbl: DNS blocklists and allowlists with weights and a threshold,
-and reverse DNS checks, against dnsmasq on loopback.  Clients connect
-from different loopback addresses (127.0.0.0/8 is all ours) to play
-listed and unlisted hosts."""
+"""policy_dnsbl in the server, against dnsmasq on loopback through the
+core's resolver (libunbound): a blocklist and an allowlist end to end
+with real clients, reverse DNS including a zone dnsmasq refuses, the
+core's own reverse lookup reused, and slow lists that do not hold the
+worker.  Clients connect from different loopback addresses (127.0.0.0/8
+is all ours) to play listed and unlisted hosts.  Weights, thresholds,
+actions, failed lookups, exemptions, each rdns_check case and the
+configuration errors are tested on scripted DNS in the plugin harness
+(tests/modules/test_policy_dnsbl.c)."""
 
 import os
 import shutil
@@ -100,21 +105,6 @@ class DnsblTest(PstTestCase):
         self.assertIn("2.0.0.127.bl.test", q)
         self.assertEqual(q.count("query[A] 5.0.0.127.bl.test"), 1)
 
-    def test_tempfail_action(self):
-        srv = self.srv("smtp_reverse_lookup off; dnsbl bl.test;"
-                       " dnsbl_action tempfail;")
-        with SourceClient(srv.port, "127.0.0.2", greet=False) as c:
-            code, lines = c.reply()
-            self.assertEqual(code, 421)
-            self.assertIn("4.7.1", lines[0])
-            self.assertTrue(c.closed())
-
-    def test_exempt(self):
-        srv = self.srv("smtp_reverse_lookup off; dnsbl bl.test;"
-                       " dnsbl_exempt 127.0.0.2/32;")
-        self.assertEqual(self.greeting(srv, "127.0.0.2")[0], 220)
-        self.assertEqual(self.greeting(srv, "127.0.0.3")[0], 554)
-
     def test_fcrdns(self):
         srv = self.srv("smtp_reverse_lookup off; rdns_check fcrdns;")
         self.assertEqual(self.greeting(srv, "127.0.0.5")[0], 220)
@@ -134,10 +124,7 @@ class DnsblTest(PstTestCase):
         self.assertIn("rdns_check passed: good5.test", log)
         self.assertIn("rdns_check fcrdns: no PTR name resolves back", log)
 
-    def test_ptr_only_and_core_lookup(self):
-        srv = self.srv("smtp_reverse_lookup off; rdns_check ptr;")
-        self.assertEqual(self.greeting(srv, "127.0.0.6")[0], 220)
-        self.assertEqual(self.greeting(srv, "127.0.0.7")[0], 554)
+    def test_core_lookup(self):
         # with the core's own FCrDNS the module reuses its result
         srv2 = self.srv("rdns_check fcrdns;", name="dnsbl_core_rdns")
         self.assertEqual(self.greeting(srv2, "127.0.0.5")[0], 220)
@@ -179,17 +166,6 @@ class DnsblTest(PstTestCase):
         except OSError:
             return False
 
-    def test_bad_entries(self):
-        for bad in ("dnsbl bl.test=127.0.0;",
-                    "dnsbl bl.test=127.0.0.[5..2];", "dnsbl bl.test*x;",
-                    "dnsbl .bl.test;", "dnsbl bl.test=127.0.0.256;",
-                    "dnswl wl.test=1.2.3.[4,,5];"):
-            srv = self.server("smtp { server { listen {port}; %s } }" % bad,
-                              modules=MODULES, start=False,
-                              name="dnsbl_bad")
-            self.assertNotEqual(srv.start(expect_fail=True), 0, bad)
-            self.assertRegex(srv.stderr(), r"postern\.conf:\d+: invalid"
-                             r" entry \"[^\"]+\" in \"dns[bw]l\"")
 
 
 if __name__ == "__main__":
