@@ -1,5 +1,9 @@
-"""policy_recipients: recipient tables per local domain (550 5.1.1 at RCPT
-time) and the sender checks, the DNS one against dnsmasq on loopback."""
+"""policy_recipients in the server: an unknown user refused at RCPT time
+(never a bounce) to real clients, a 100,000-user table and its reload,
+and the sender domain check through dnsmasq.  Each kind of table, the
+table errors, the sender checks and every DNS outcome of the domain
+check are tested in the plugin harness
+(tests/modules/test_policy_recipients.c)."""
 
 import os
 import random
@@ -29,75 +33,6 @@ class RecipientsTest(PstTestCase):
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path
-
-    def test_tables(self):
-        srv = self.server("""
-            smtp {
-                hostname mx.example.test;
-                server {
-                    listen {port};
-                    local_domains example.test list.test re.test any.test
-                                  other.test "bücher.test";
-                    recipients example.test file {dir}/users.txt;
-                    recipients example.test list extra;
-                    recipients list.test list alice bob@list.test;
-                    recipients re.test ~* "^[a-z]+\\.[a-z]+$";
-                    recipients re.test list postmaster;
-                    recipients any.test catch-all;
-                    recipients bücher.test list müller;
-                    recipients_delimiter "+-";
-                }
-                server {
-                    listen {port2};
-                    local_domains example.test;
-                    recipients example.test file {dir}/users.txt;
-                    recipients_case_insensitive off;
-                }
-            }
-        """, modules=MODULES, start=False)
-        self.users_file(srv, "users.txt", [
-            "# our users", "alice", "  Bob  ", "carol@EXAMPLE.test",
-            "", "dave # the boss", "\tEve\r"])
-        srv.start()
-        cases = [
-            ("<alice@example.test>", 250), ("<ALICE@example.test>", 250),
-            ("<bob@example.test>", 250), ("<carol@example.test>", 250),
-            ("<dave@example.test>", 250), ("<eve@example.test>", 250),
-            ("<extra@example.test>", 250), ('<"alice"@example.test>', 250),
-            ("<alice+news@example.test>", 250),
-            ("<alice-x-y@example.test>", 250),
-            ("<mallory@example.test>", 550), ("<alice.x@example.test>", 550),
-            ("<+alice@example.test>", 550),
-            ("<bob@list.test>", 250), ("<alice@list.test>", 250),
-            ("<carol@list.test>", 550),
-            ("<john.smith@re.test>", 250), ("<John.Smith@re.test>", 250),
-            ("<john@re.test>", 550), ("<postmaster@re.test>", 250),
-            ("<anything@any.test>", 250),
-            ("<whoever@other.test>", 250),           # no table: not checked
-            ("<Postmaster>", 250),
-        ]
-        for rcpt, want in cases:
-            code, lines = self.rcpt(srv, rcpt)
-            self.assertEqual(code, want, (rcpt, lines))
-            if want == 550:
-                self.assertIn("5.1.1", lines[0])
-                self.assertIn("User unknown", lines[0])
-        # UTF-8 local parts and an internationalised domain
-        self.assertEqual(self.rcpt(srv, "<müller@BÜCHER.test>", utf8=True)
-                         [0], 250)
-        self.assertEqual(self.rcpt(srv, "<müller@xn--bcher-kva.test>",
-                                   utf8=True)[0], 250)
-        self.assertEqual(self.rcpt(srv, "<muller@bücher.test>", utf8=True)
-                         [0], 550)
-        # the case-sensitive server
-        p2 = srv.ports[1]
-        self.assertEqual(self.rcpt(srv, "<alice@example.test>", p2)[0], 250)
-        self.assertEqual(self.rcpt(srv, "<ALICE@example.test>", p2)[0], 550)
-        self.assertEqual(self.rcpt(srv, "<Bob@example.test>", p2)[0], 250)
-        self.assertEqual(self.rcpt(srv, "<bob@example.test>", p2)[0], 550)
-        log = srv.log()
-        self.assertIn("policy_recipients: reject <mallory@example.test>:"
-                      " unknown user in the table of example.test", log)
 
     def test_unknown_user_with_real_client(self):
         srv = self.server("""
@@ -148,31 +83,6 @@ class RecipientsTest(PstTestCase):
         wait_for(lambda: self.rcpt(srv, "<newcomer@example.test>")[0]
                  == 250, 20, what="the reloaded table")
 
-    def test_table_errors(self):
-        def bad(conf, files, *expect):
-            srv = self.server(conf, modules=MODULES, start=False,
-                              name="rcpt_bad")
-            for name, lines in files.items():
-                self.users_file(srv, name, lines)
-            self.assertNotEqual(srv.start(expect_fail=True), 0)
-            for e in expect:
-                self.assertRegex(srv.stderr(), e)
-        tpl = ("smtp { server { listen {port}; local_domains example.test;"
-               "\n%s\n} }")
-        bad(tpl % "recipients example.test file missing.txt;", {},
-            r"postern\.conf:\d+: cannot open recipient table \S+missing\.txt")
-        bad(tpl % "recipients example.test file {dir}/u.txt;",
-            {"u.txt": ["alice", "bad user"]},
-            r"postern\.conf:\d+: \S+u\.txt:2: invalid user \"bad user\"")
-        bad(tpl % "recipients example.test file {dir}/u.txt;",
-            {"u.txt": ["alice@other.test"]},
-            r"u\.txt:1: \"alice@other\.test\" is not in domain example\.test")
-        bad(tpl % 'recipients example.test ~ "(";', {},
-            r"invalid regular expression \"\(\" in \"recipients\": missing"
-            r" closing parenthesis at offset 1")
-        bad(tpl % "recipients example.test files u.txt;", {},
-            r"invalid \"recipients\"")
-
     # -- sender checks ------------------------------------------------------
 
     def mail(self, srv, sender, port=None):
@@ -181,28 +91,6 @@ class RecipientsTest(PstTestCase):
             return c.cmd(("MAIL FROM:<%s>%s" % (
                 sender, " SMTPUTF8" if any(ord(x) > 127 for x in sender)
                 else "")).encode())
-
-    def test_sender_syntax_null_fqdn(self):
-        srv = self.server("""
-            smtp { server { listen {port}; local_domains example.test; }
-                   server { listen {port2}; local_domains example.test;
-                            sender_allow_null off;
-                            sender_require_fqdn on; } }
-        """, modules=MODULES)
-        p2 = srv.ports[1]
-        self.assertEqual(self.mail(srv, "")[0], 250)
-        self.assertEqual(self.mail(srv, "a@localhost")[0], 250)
-        code, lines = self.mail(srv, "", p2)
-        self.assertEqual((code, lines[0][:5]), (550, "5.7.1"))
-        code, lines = self.mail(srv, "a@localhost", p2)
-        self.assertEqual((code, lines[0][:5]), (504, "5.5.2"))
-        self.assertEqual(self.mail(srv, "a@[127.0.0.1]", p2)[0], 250)
-        self.assertEqual(self.mail(srv, "a@mail.client.test", p2)[0], 250)
-        # syntax is the core parser's
-        for bad in ("a@b@client.test", "a@client..test", "a b@client.test",
-                    "@client.test", "a@"):
-            code, lines = self.mail(srv, bad)
-            self.assertEqual((code, lines[0][:5]), (501, "5.1.7"), bad)
 
     def test_sender_domain_check_with_dns(self):
         shutil.rmtree(os.path.join(RUN, "recipients_dns"), ignore_errors=True)
@@ -219,13 +107,12 @@ class RecipientsTest(PstTestCase):
                             sender_domain_check on;
                             sender_dns_timeout 3s; } }
         """, modules=MODULES, resolver=dns.address)
+        # the answers of a real resolver, one of each kind
         cases = [
             ("a@a-only.test", 250, None),
             ("a@v6-only.test", 250, None),
             ("a@MX.test", 250, None),
             ("a@bücher.test", 250, None),
-            ("", 250, None),
-            ("a@[127.0.0.1]", 250, None),
             ("a@missing.test", 550, "5.1.8"),
             ("a@nullmx.test", 550, "5.7.27"),
             ("a@mail.mx.test", 550, "5.1.8"),        # exists, no record
@@ -244,23 +131,6 @@ class RecipientsTest(PstTestCase):
                       " NXDOMAIN", log)
         self.assertIn("null MX (RFC 7505)", log)
 
-    def test_sender_domain_check_timeout(self):
-        # a resolver that never answers: the lookups time out, 451
-        import socket
-        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("127.0.0.1", 0))
-        self.addCleanup(sink.close)
-        srv = self.server("""
-            smtp { server { listen {port}; local_domains example.test;
-                            sender_domain_check on;
-                            sender_dns_timeout 1s;
-                            smtp_reverse_lookup off; } }
-        """, modules=MODULES,
-            resolver="127.0.0.1:%d" % sink.getsockname()[1])
-        t0 = time.monotonic()
-        code, lines = self.mail(srv, "a@slow.test")
-        self.assertEqual((code, lines[0][:5]), (451, "4.1.8"))
-        self.assertLess(time.monotonic() - t0, 10)
 
 
 if __name__ == "__main__":
