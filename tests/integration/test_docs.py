@@ -5,7 +5,8 @@ table declares (modules/*.c, macros resolved); and every function the public hea
 declares has its line in docs/PLUGINS.md's function reference.  The API reference that Doxygen
 makes from the two public headers (make apidoc, docs/Doxyfile) builds
 without a warning: every function, type, member and macro documented,
-and the check does fail on an undocumented function."""
+and the check does fail on an undocumented function; it opens on a
+landing page with every section in its place."""
 
 import glob
 import os
@@ -166,6 +167,40 @@ class ApiDocTest(unittest.TestCase):
                        if not re.search(r'memname">[^\n]*\b%s </td>' % fn,
                                         pages)]
             self.assertEqual(missing, [], "not in the reference")
+
+    def test_landing_page(self):
+        """The reference opens on a page for a plugin author (docs/
+        apidoc.dox): it links the tutorial (PLUGINS.md, a page of the
+        reference), the descriptor, the verdicts and the harness; every
+        section of the headers has its place in apidoc.dox, and the list
+        of sections follows that order."""
+        r = subprocess.run(["make", "-s", "apidoc"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        html = os.path.join(OBJS, "apidoc", "html")
+        with open(os.path.join(html, "index.html")) as f:
+            index = f.read()
+        for page in ("md_docs_PLUGINS", "group__descriptor", "group__hooks",
+                     "group__harness"):
+            self.assertIn('href="%s.html' % page, index)
+        self.assertIn(">pst_verdict_e</a>", index)
+        self.assertTrue(os.path.exists(os.path.join(html,
+                                                    "md_docs_PLUGINS.html")))
+        groups = set()
+        for hdr in (("core", "postern_module.h"),
+                    ("tests", "harness", "postern_test.h")):
+            with open(os.path.join(ROOT, *hdr)) as f:
+                groups |= set(re.findall(r"@defgroup (\w+)", f.read()))
+        with open(os.path.join(ROOT, "docs", "apidoc.dox")) as f:
+            order = re.findall(r"@defgroup (\w+)", f.read())
+        self.assertEqual(sorted(groups - set(order)), [],
+                         "sections without a place in docs/apidoc.dox")
+        with open(os.path.join(html, "modules.html")) as f:
+            modules = f.read()
+        where = [modules.find('href="group__%s.html"'
+                             % g.replace("_", "__")) for g in order]
+        self.assertNotIn(-1, where, order)
+        self.assertEqual(where, sorted(where))
 
     def test_undocumented_function_fails(self):
         """A function added to the header without a doc comment makes
