@@ -189,6 +189,7 @@ typedef struct {
     grey_entry_t                *snapshot;
     size_t                       nsnapshot;
     int                          rc;          /* of the last save */
+    pst_timer_t                 *timer;       /* the next save */
 } grey_saver_t;
 
 static grey_saver_t  grey_saver;
@@ -968,7 +969,7 @@ grey_save_timer(void *data)
         }
     }
 
-    (void) pst_timer_add(mc->save_interval, grey_save_timer, sv);
+    sv->timer = pst_timer_add(mc->save_interval, grey_save_timer, sv);
 }
 
 
@@ -1086,7 +1087,8 @@ grey_init_process(pst_cycle_t *cycle, pst_proc_e type, void *conf)
 
     grey_load(mc, sv->path);
 
-    if (pst_timer_add(mc->save_interval, grey_save_timer, sv) == NULL) {
+    sv->timer = pst_timer_add(mc->save_interval, grey_save_timer, sv);
+    if (sv->timer == NULL) {
         return PST_ERROR;
     }
 
@@ -1109,6 +1111,12 @@ grey_exit_process(pst_cycle_t *cycle, void *conf)
         return;
     }
 
+    /* a process that goes on after this (libpostern-test's next
+     * harness) keeps no timer of ours */
+    if (sv->timer != NULL) {
+        pst_timer_cancel(sv->timer);
+        sv->timer = NULL;
+    }
     grey_reap(sv);
 
     /* every exiting worker writes: the table is shared, so the last

@@ -146,6 +146,9 @@ pst_connections_init(pst_uint_t n)
 {
     pst_uint_t  i;
 
+    /* again in one process (libpostern-test's next harness): the old
+     * table's connections are all closed by then */
+    free(conn_table);
     conn_table = calloc(n, sizeof(pst_connection_t));
     if (conn_table == NULL) {
         return PST_ERROR;

@@ -124,7 +124,15 @@ pst_phase_name(pst_phase_e p)
 int
 pst_smtp_sessions_init(void)
 {
-    session_table = calloc(PST_SESSION_BUCKETS, sizeof(pst_session_t *));
+    /* again in the same process: libpostern-test's next harness, whose
+     * predecessor's sessions have all ended */
+    if (session_table != NULL) {
+        memset(session_table, 0, PST_SESSION_BUCKETS
+                                 * sizeof(pst_session_t *));
+    } else {
+        session_table = calloc(PST_SESSION_BUCKETS,
+                               sizeof(pst_session_t *));
+    }
     session_count = 0;
     return session_table ? PST_OK : PST_ERROR;
 }

@@ -34,7 +34,9 @@
  * Rules:
  *  - One harness per process at a time (the core's event loop and
  *    tables are process-wide).  Check's default fork mode (CK_FORK)
- *    gives each test a process of its own.
+ *    gives each test a process of its own; one harness after another
+ *    is fine: pst_test_free() runs the modules' exit_process, and the
+ *    next harness gets fresh shared memory zones.
  *  - The clock is fake: it stands still until pst_test_advance().
  *    Timers (pst_timer_add, module_timeout, the SMTP timeouts) fire
  *    only then; real threads and sockets still run in real time

@@ -95,6 +95,42 @@ pst_test_rm(const char *path, const struct stat *st, int flag,
 }
 
 
+/* Undo pst_test_config() as a worker ends: the modules' exit_process
+ * (their threads stopped, their files saved), then the shared memory
+ * zones, so that the process's next harness starts afresh rather than
+ * with this one's buckets and tables.  The cycle stays, as a worker's
+ * does until the process ends: its modules stay loaded with what they
+ * keep for the process (unloading them would make that a leak). */
+static void
+pst_test_unconfig(pst_test_t *t)
+{
+    static pst_cycle_t  **ended;
+    static size_t         nended;
+    pst_module_entry_t   *me;
+    pst_cycle_t         **p;
+    pst_uint_t            i;
+
+    if (t->cycle == NULL) {
+        return;
+    }
+    me = t->cycle->modules.elts;
+    for (i = t->cycle->modules.nelts; i-- > 0; ) {
+        if (me[i].desc.exit_process != NULL) {
+            me[i].desc.exit_process(t->cycle, t->cycle->main_conf[i]);
+        }
+    }
+    p = realloc(ended, (nended + 1) * sizeof(pst_cycle_t *));
+    if (p != NULL) {
+        ended = p;
+        ended[nended++] = t->cycle;
+    }
+    pst_cycle = NULL;
+    t->cycle = NULL;
+    pst_shm_mark_unused();
+    pst_shm_collect();
+}
+
+
 void
 pst_test_free(pst_test_t *t)
 {
@@ -105,6 +141,7 @@ pst_test_free(pst_test_t *t)
         pst_test_close(t);
     }
     pst_test_forget_message(t);
+    pst_test_unconfig(t);
     if (t->dir != NULL && t->dir[0] == '/') {
         (void) nftw(t->dir, pst_test_rm, 16, FTW_DEPTH | FTW_PHYS);
     }

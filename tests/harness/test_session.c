@@ -3,7 +3,8 @@
  * plugin's test can play and read besides commands -- STARTTLS in the
  * middle of a session, an AUTH exchange and the mechanism it leaves,
  * DNSSEC status of scripted answers, the stored envelope's parameters
- * after edits, a pending call resumed and given up by module_timeout.
+ * after edits, a pending call resumed and given up by module_timeout,
+ * one harness after another in a process, the second starting afresh.
  * The plugins are the test modules of tests/unit/modules (tls_facts,
  * dns_facts, test_verdict) and auth_file.  make harness-check (part of
  * make unit).
@@ -370,7 +371,29 @@ START_TEST(test_pending_resume_and_timeout)
 END_TEST
 
 
+/* ------------------------------------------------------------------ */
+/* One harness after another                                          */
+
+START_TEST(test_next_harness_starts_afresh)
+{
+    const char  *conf = "limit_conn_rate 1/h;";
+    pst_test_t  *t;
+    int          i;
+
+    /* a module's shared memory is the harness's, not the process's:
+     * the second harness's bucket is full again */
+    for (i = 0; i < 2; i++) {
+        t = mtest_new(NULL, conf, "policy_limits", NULL);
+        ck_assert_int_eq(pst_test_connect(t)->code, 220);
+        ck_assert_int_eq(pst_test_connect(t)->code, 421);
+        pst_test_free(t);
+    }
+}
+END_TEST
+
+
 MTEST_MAIN("harness_session", test_starttls_mid_session,
            test_starttls_not_offered, test_auth_mechanism,
            test_auth_plain_in_clear, test_dnssec_status,
-           test_envelope_edits_and_params, test_pending_resume_and_timeout)
+           test_envelope_edits_and_params, test_pending_resume_and_timeout,
+           test_next_harness_starts_afresh)
