@@ -90,9 +90,13 @@ pst_domain_normalize(const u_char *d, size_t n, u_char *out, size_t size)
     }
 
     if (!idn) {
-        /* an empty label ("a..b", ".a") is no domain; a final dot is the
+        /* letters, digits, hyphens (and the underscores of DNS names);
+         * an empty label ("a..b", ".a") is no domain; a final dot is the
          * caller's to allow or refuse */
-        if (in[0] == '.' || strstr(in, "..") != NULL) {
+        if (in[0] == '.' || strstr(in, "..") != NULL
+            || strspn(in, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n)
+        {
             return -1;
         }
         for (i = 0; i <= n; i++) {
