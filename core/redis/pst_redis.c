@@ -6,6 +6,11 @@
  *
  * Directives (top level; docs/CONFIG.md "Redis", docs/SCALING.md):
  *   redis_server ADDR[:PORT] | [IPV6]:PORT | unix:/path;  (none: off)
+ *   redis_sentinel ADDR[:PORT] ...;  or: the sentinels (port 26379),
+ *   redis_master_name NAME;          and the master they name
+ *   redis_sentinel_user NAME;        AUTH to the sentinels
+ *   redis_sentinel_password_file PATH;
+ *   redis_sentinel_timeout TIME;     each sentinel asked (300ms)
  *   redis_user NAME;                 ACL user for AUTH (Redis 6+)
  *   redis_password_file PATH;        AUTH password: the file's first line
  *   redis_database N;                SELECT N (default 0)
@@ -24,6 +29,10 @@ static void *pst_redis_create_conf(pst_conf_t *cf);
 static char *pst_redis_init_conf(pst_conf_t *cf, void *conf);
 static char *pst_redis_set_server(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
+static char *pst_redis_set_sentinel(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+static char *pst_redis_set_master_name(pst_conf_t *cf,
+    const pst_command_t *cmd, void *conf);
 static int pst_redis_init_process(pst_cycle_t *cycle, pst_proc_e type,
     void *conf);
 static void pst_redis_exit_process(pst_cycle_t *cycle, void *conf);
@@ -48,6 +57,16 @@ static const pst_command_t  pst_redis_commands[] = {
       pst_conf_set_msec_slot, REDIS(connect_timeout), NULL },
     { "redis_max_pending", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_num_slot, REDIS(max_pending), NULL },
+    { "redis_sentinel", PST_CONF_MAIN | PST_CONF_1MORE,
+      pst_redis_set_sentinel, REDIS(sentinels), NULL },
+    { "redis_master_name", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_redis_set_master_name, REDIS(master_name), NULL },
+    { "redis_sentinel_user", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_str_slot, REDIS(sentinel_user), NULL },
+    { "redis_sentinel_password_file", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_path_slot, REDIS(sentinel_password), NULL },
+    { "redis_sentinel_timeout", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_msec_slot, REDIS(sentinel_timeout), NULL },
     pst_null_command
 };
 
@@ -77,12 +96,20 @@ pst_redis_cycle_conf(pst_cycle_t *cycle)
 }
 
 
+/* 1 when Redis is configured: redis_server or redis_sentinel. */
+static int
+pst_redis_on(const pst_redis_conf_t *rc)
+{
+    return rc != NULL && (rc->server.len > 0 || rc->nsentinels > 0);
+}
+
+
 pst_redis_conf_t *
 pst_redis_conf(void)
 {
     pst_redis_conf_t  *rc = pst_redis_cycle_conf(pst_cycle);
 
-    return (rc != NULL && rc->server.len > 0) ? rc : NULL;
+    return pst_redis_on(rc) ? rc : NULL;
 }
 
 
@@ -99,6 +126,7 @@ pst_redis_create_conf(pst_conf_t *cf)
     rc->timeout = PST_CONF_UNSET_MSEC;
     rc->connect_timeout = PST_CONF_UNSET_MSEC;
     rc->max_pending = PST_CONF_UNSET;
+    rc->sentinel_timeout = PST_CONF_UNSET_MSEC;
     rc->scripts = pst_array_create(cf->pool, 4, sizeof(pst_redis_script_t *));
     return rc->scripts != NULL ? rc : NULL;
 }
@@ -117,9 +145,13 @@ pst_redis_set_server(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
     if (rc->server.len > 0) {
         return "is duplicate";
     }
+    if (rc->nsentinels > 0) {
+        return "cannot be used with \"redis_sentinel\" (the sentinels"
+               " name the server)";
+    }
     args = pst_conf_args(cf, &n);
-    if (pst_redis_parse_server(&args[1], rc->host, sizeof(rc->host),
-                               &rc->port, &err) != PST_OK)
+    if (pst_redis_parse_server(&args[1], PST_REDIS_PORT, rc->host,
+                               sizeof(rc->host), &rc->port, &err) != PST_OK)
     {
         pst_conf_error(cf, "\"redis_server %s\" %s", args[1].data, err);
         return PST_CONF_ERROR;
@@ -129,19 +161,93 @@ pst_redis_set_server(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 }
 
 
-/* The first line of the password file, read now by the master (the
- * file may be readable by root only); children inherit the memory. */
+/* redis_sentinel ADDR ...; repeated, the lists add up, in order. */
 static char *
-pst_redis_read_password(pst_conf_t *cf, pst_redis_conf_t *rc)
+pst_redis_set_sentinel(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_redis_conf_t  *rc = conf;
+    pst_redis_addr_t  *sa;
+    pst_str_t         *args;
+    pst_uint_t         n, i;
+    const char        *err;
+
+    (void) cmd;
+
+    if (rc->server.len > 0) {
+        return "cannot be used with \"redis_server\" (the sentinels"
+               " name the server)";
+    }
+    args = pst_conf_args(cf, &n);
+    if (rc->nsentinels + n - 1 > PST_REDIS_SENTINELS_MAX) {
+        pst_conf_error(cf, "more than %d \"redis_sentinel\" addresses",
+                       PST_REDIS_SENTINELS_MAX);
+        return PST_CONF_ERROR;
+    }
+    if (rc->nsentinels == 0) {
+        rc->sentinel_file = cf->dir_file;
+        rc->sentinel_line = cf->dir_line;
+    }
+
+    for (i = 1; i < n; i++) {
+        sa = &rc->sentinels[rc->nsentinels];
+        if (pst_redis_parse_server(&args[i], PST_REDIS_SENTINEL_PORT,
+                                   sa->host, sizeof(sa->host), &sa->port,
+                                   &err) != PST_OK)
+        {
+            pst_conf_error(cf, "\"redis_sentinel %s\" %s", args[i].data,
+                           err);
+            return PST_CONF_ERROR;
+        }
+        sa->spec = args[i];
+        rc->nsentinels++;
+    }
+    return PST_CONF_OK;
+}
+
+
+/* Sentinel's names are single words: +switch-master's message splits
+ * on spaces. */
+static char *
+pst_redis_set_master_name(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf)
+{
+    pst_redis_conf_t  *rc = conf;
+    pst_str_t         *args;
+    pst_uint_t         n, i;
+
+    (void) cmd;
+
+    if (rc->master_name.len > 0) {
+        return "is duplicate";
+    }
+    args = pst_conf_args(cf, &n);
+    if (args[1].len == 0 || args[1].len > 255) {
+        return "must be 1 to 255 bytes";
+    }
+    for (i = 0; i < args[1].len; i++) {
+        if (args[1].data[i] <= 0x20 || args[1].data[i] >= 0x7f) {
+            return "must be printable ASCII without spaces";
+        }
+    }
+    rc->master_name = args[1];
+    return PST_CONF_OK;
+}
+
+
+/* The first line of the password file (pw holds its path, then the
+ * password), read now by the master (the file may be readable by root
+ * only); children inherit the memory. */
+static char *
+pst_redis_read_password(pst_conf_t *cf, pst_str_t *pw, const char *what)
 {
     char    buf[1024];
     FILE   *f;
     size_t  n;
 
-    f = fopen((char *) rc->password.data, "r");
+    f = fopen((char *) pw->data, "r");
     if (f == NULL) {
-        pst_conf_error(cf, "cannot read redis_password_file \"%s\": %s",
-                       rc->password.data, strerror(errno));
+        pst_conf_error(cf, "cannot read %s \"%s\": %s", what, pw->data,
+                       strerror(errno));
         return PST_CONF_ERROR;
     }
     if (fgets(buf, sizeof(buf), f) == NULL) {
@@ -152,20 +258,53 @@ pst_redis_read_password(pst_conf_t *cf, pst_redis_conf_t *rc)
     n = strcspn(buf, "\r\n");
     if (n == 0) {
         explicit_bzero(buf, sizeof(buf));
-        pst_conf_error(cf, "redis_password_file \"%s\" is empty",
-                       rc->password.data);
+        pst_conf_error(cf, "%s \"%s\" is empty", what, pw->data);
         return PST_CONF_ERROR;
     }
 
-    rc->password.data = pst_palloc(cf->pool, n + 1);
-    if (rc->password.data == NULL) {
+    pw->data = pst_palloc(cf->pool, n + 1);
+    if (pw->data == NULL) {
         explicit_bzero(buf, sizeof(buf));
         return PST_CONF_ERROR;
     }
-    memcpy(rc->password.data, buf, n);
-    rc->password.data[n] = '\0';
-    rc->password.len = n;
+    memcpy(pw->data, buf, n);
+    pw->data[n] = '\0';
+    pw->len = n;
     explicit_bzero(buf, sizeof(buf));
+    return PST_CONF_OK;
+}
+
+
+/* redis_sentinel's companions, checked where redis_sentinel was
+ * written (or, without it, at line 1). */
+static char *
+pst_redis_check_sentinel(pst_conf_t *cf, pst_redis_conf_t *rc)
+{
+    const char  *file = rc->sentinel_file ? rc->sentinel_file : cf->dir_file;
+    pst_uint_t   line = rc->sentinel_file ? rc->sentinel_line : cf->dir_line;
+    const char  *err = NULL;
+
+    if (rc->nsentinels > 0 && rc->master_name.len == 0) {
+        err = "\"redis_sentinel\" needs \"redis_master_name\"";
+    } else if (rc->nsentinels == 0
+               && (rc->master_name.len || rc->sentinel_user.len
+                   || rc->sentinel_password.len))
+    {
+        err = "\"redis_master_name\" and \"redis_sentinel_*\" need"
+              " \"redis_sentinel\"";
+    } else if (rc->sentinel_user.len > 0 && rc->sentinel_password.len == 0) {
+        err = "\"redis_sentinel_user\" needs"
+              " \"redis_sentinel_password_file\"";
+    }
+    if (err != NULL) {
+        pst_conf_error_at(cf, file, line, "%s", err);
+        return PST_CONF_ERROR;
+    }
+
+    if (rc->sentinel_password.len > 0) {
+        return pst_redis_read_password(cf, &rc->sentinel_password,
+                                       "redis_sentinel_password_file");
+    }
     return PST_CONF_OK;
 }
 
@@ -181,6 +320,7 @@ pst_redis_init_conf(pst_conf_t *cf, void *conf)
     pst_conf_merge_msec_value(rc->connect_timeout, PST_CONF_UNSET_MSEC,
                               1000);
     pst_conf_merge_value(rc->max_pending, PST_CONF_UNSET, 1024);
+    pst_conf_merge_msec_value(rc->sentinel_timeout, PST_CONF_UNSET_MSEC, 300);
     if (rc->prefix.data == NULL) {
         rc->prefix.data = dflt;
         rc->prefix.len = sizeof(dflt) - 1;
@@ -189,22 +329,29 @@ pst_redis_init_conf(pst_conf_t *cf, void *conf)
     if (rc->database < 0 || rc->database > 65535) {
         return "redis_database must be 0..65535";
     }
-    if (rc->timeout < 1 || rc->connect_timeout < 1) {
-        return "redis_timeout and redis_connect_timeout must be at least"
-               " 1ms";
+    if (rc->timeout < 1 || rc->connect_timeout < 1
+        || rc->sentinel_timeout < 1)
+    {
+        return "redis_timeout, redis_connect_timeout and"
+               " redis_sentinel_timeout must be at least 1ms";
     }
     if (rc->max_pending < 1) {
         return "redis_max_pending must be at least 1";
     }
-    if (rc->server.len == 0 && (rc->user.len || rc->password.len)) {
-        return "redis_user and redis_password_file need redis_server";
+    if (!pst_redis_on(rc) && (rc->user.len || rc->password.len)) {
+        return "redis_user and redis_password_file need redis_server or"
+               " redis_sentinel";
     }
     if (rc->user.len > 0 && rc->password.len == 0) {
         return "redis_user needs redis_password_file";
     }
+    if (pst_redis_check_sentinel(cf, rc) != PST_CONF_OK) {
+        return PST_CONF_ERROR;
+    }
 
     if (rc->password.len > 0) {
-        return pst_redis_read_password(cf, rc);
+        return pst_redis_read_password(cf, &rc->password,
+                                       "redis_password_file");
     }
 
     return PST_CONF_OK;
@@ -218,7 +365,7 @@ pst_redis_init_process(pst_cycle_t *cycle, pst_proc_e type, void *conf)
 
     (void) cycle;
 
-    if (rc == NULL || rc->server.len == 0 || type == PST_PROC_MASTER) {
+    if (!pst_redis_on(rc) || type == PST_PROC_MASTER) {
         return PST_OK;
     }
     return pst_redis_conn_init(rc);
@@ -246,9 +393,9 @@ pst_redis_script(pst_conf_t *cf, const char *lua)
     pst_str_t            body;
 
     rc = pst_redis_cycle_conf(cf->cycle);
-    if (rc == NULL || rc->server.len == 0) {
-        pst_conf_error(cf, "a Redis backend needs \"redis_server\" at the"
-                       " top level");
+    if (!pst_redis_on(rc)) {
+        pst_conf_error(cf, "a Redis backend needs \"redis_server\" (or"
+                       " \"redis_sentinel\") at the top level");
         return NULL;
     }
 

@@ -1,9 +1,9 @@
 /*
  * pst_redis_conn.c -- this process's connection to Redis, on its event
- * loop: hiredis's async context with our epoll watch under it (as
- * pst_dns.c puts libunbound's descriptor in the loop), the handshake
- * (AUTH, SELECT, SCRIPT LOAD, PING), commands with a timer each,
- * EVALSHA with EVAL after NOSCRIPT, and reconnection with back-off.
+ * loop: a link (pst_redis_link.c, hiredis's async context watched by
+ * epoll), the handshake (AUTH, ROLE with Sentinel, SELECT, SCRIPT LOAD,
+ * PING), commands with a timer each, EVALSHA with EVAL after NOSCRIPT,
+ * and reconnection with back-off.
  *
  * Ownership of a command: hiredis holds it (privdata) from the send to
  * its reply callback, which always comes -- with the reply, or with
@@ -12,13 +12,20 @@
  * with DOWN; after a timeout or pst_redis_cancel() the command only
  * waits for hiredis to let it go ("live" is 0).
  *
- * The only signal that the connection is gone is hiredis's cleanup hook
- * (it runs for a refused connect, an error, and our own redisAsyncFree
- * alike): it drops the watch and schedules the next attempt.  Nothing
- * here blocks: the connect is non-blocking (redis_server is an address,
- * never a name), and a server that accepts but does not answer is given
- * up after redis_connect_timeout, or, once connected, when nothing came
- * back for ten command timeouts (at least 1 s) while commands waited.
+ * The only signal that the connection is gone is the link's gone
+ * callback (a refused connect, an error, and our own close alike): it
+ * schedules the next attempt.  Nothing here blocks: the connect is
+ * non-blocking (to an address, never a name), and a server that
+ * accepts but does not answer is given up after redis_connect_timeout,
+ * or, once connected, when nothing came back for ten command timeouts
+ * (at least 1 s) while commands waited.
+ *
+ * With redis_sentinel every attempt starts by asking the sentinels
+ * where the master is (pst_redis_sentinel.c); the instance must then
+ * say ROLE master, or the attempt fails and the next asks again.  A
+ * READONLY reply (the server was made a replica under us) and a
+ * +switch-master from the sentinels drop the connection: the next
+ * attempt finds the new master, at once for the latter.
  */
 
 #include "pst_core.h"
@@ -42,6 +49,7 @@ typedef enum {
 /* handshake steps, the privdata of their callbacks */
 enum {
     PST_REDIS_H_AUTH = 1,
+    PST_REDIS_H_ROLE,
     PST_REDIS_H_SELECT,
     PST_REDIS_H_SCRIPT,
     PST_REDIS_H_PING
@@ -63,8 +71,7 @@ struct pst_redis_cmd_s {
 
 static struct {
     pst_redis_conf_t            *conf;
-    redisAsyncContext           *ac;
-    pst_connection_t            *c;
+    pst_redis_link_t             link;
     pst_redis_state_e            state;
     pst_event_t                  retry;
     pst_event_t                  connect_timer;
@@ -76,84 +83,19 @@ static struct {
     pst_uint_t                   failures;   /* attempts since the last
                                                 ready connection */
     pst_msec_t                   error_logged;
-    unsigned                     reading:1;
-    unsigned                     writing:1;
+    char                         host[PST_REDIS_HOST_MAX];
+    int                          port;       /* of the attempt */
+    char                         name[PST_REDIS_HOST_MAX + 160];
     unsigned                     exiting:1;
     unsigned                     up:1;       /* ready, and not given up
                                                 by us (which logs why) */
+    unsigned                     now:1;      /* next attempt without
+                                                waiting */
 } rd;
 
 
 static void pst_redis_connect(void);
 static void pst_redis_stuck(pst_event_t *ev);
-
-
-/* ------------------------------------------------------------------ */
-/* hiredis's socket in our loop                                        */
-
-static void
-pst_redis_watch(void)
-{
-    if (rd.c != NULL) {
-        (void) pst_event_set_fd(rd.c, rd.reading, rd.writing);
-    }
-}
-
-
-static void
-pst_redis_add_read(void *p)
-{
-    (void) p;
-    rd.reading = 1;
-    pst_redis_watch();
-}
-
-
-static void
-pst_redis_del_read(void *p)
-{
-    (void) p;
-    rd.reading = 0;
-    pst_redis_watch();
-}
-
-
-static void
-pst_redis_add_write(void *p)
-{
-    (void) p;
-    rd.writing = 1;
-    pst_redis_watch();
-}
-
-
-static void
-pst_redis_del_write(void *p)
-{
-    (void) p;
-    rd.writing = 0;
-    pst_redis_watch();
-}
-
-
-static void
-pst_redis_read_handler(pst_event_t *ev)
-{
-    (void) ev;
-    if (rd.ac != NULL) {
-        redisAsyncHandleRead(rd.ac);
-    }
-}
-
-
-static void
-pst_redis_write_handler(pst_event_t *ev)
-{
-    (void) ev;
-    if (rd.ac != NULL) {
-        redisAsyncHandleWrite(rd.ac);
-    }
-}
 
 
 static void
@@ -162,34 +104,49 @@ pst_redis_schedule(void)
     if (rd.exiting || rd.retry.timer_set) {
         return;
     }
+    if (rd.now) {
+        rd.now = 0;
+        pst_event_add_timer(&rd.retry, 0);
+        return;
+    }
     pst_event_add_timer(&rd.retry, rd.backoff);
     rd.backoff = pst_min(rd.backoff * 2, PST_REDIS_BACKOFF_MAX);
 }
 
 
-/* hiredis lets the context go (refused, lost, or freed by us); its fd
- * is still open here and closed by hiredis after we return. */
+/* The name in the log: redis_server as written, or with Sentinel the
+ * master's name and, once known, its address ("mymaster@ADDR:PORT"). */
 static void
-pst_redis_cleanup(void *p)
+pst_redis_set_name(const char *host, int port)
 {
-    (void) p;
+    pst_redis_conf_t  *rc = rd.conf;
+    char               addr[PST_REDIS_HOST_MAX + 16];
+
+    if (rc->nsentinels == 0) {
+        snprintf(rd.name, sizeof(rd.name), "%s", rc->server.data);
+        return;
+    }
+    if (host == NULL) {
+        snprintf(rd.name, sizeof(rd.name), "%s", rc->master_name.data);
+        return;
+    }
+    pst_redis_addr_text(addr, sizeof(addr), host, port);
+    snprintf(rd.name, sizeof(rd.name), "%s@%s", rc->master_name.data, addr);
+}
+
+
+/* The link is gone (refused, lost, or closed by us). */
+static void
+pst_redis_gone(pst_redis_link_t *l)
+{
+    (void) l;
 
     if (rd.up && !rd.exiting) {
         pst_log_error(PST_LOG_WARN, 0, "redis %s: connection lost%s%s;"
-                      " state falls back to this node",
-                      rd.conf->server.data, rd.ac->errstr[0] ? ": " : "",
-                      rd.ac->errstr);
+                      " state falls back to this node", rd.name,
+                      rd.link.errstr[0] ? ": " : "", rd.link.errstr);
     }
     rd.up = 0;
-
-    if (rd.c != NULL) {
-        (void) pst_event_set_fd(rd.c, 0, 0);
-        pst_free_connection(rd.c);
-        rd.c = NULL;
-    }
-    rd.reading = 0;
-    rd.writing = 0;
-    rd.ac = NULL;
     rd.state = PST_REDIS_S_DOWN;
     pst_event_del_timer(&rd.connect_timer);
     pst_event_del_timer(&rd.stuck_timer);
@@ -204,9 +161,7 @@ pst_redis_drop(void)
 {
     rd.state = PST_REDIS_S_DOWN;
     rd.up = 0;
-    if (rd.ac != NULL) {
-        redisAsyncFree(rd.ac);
-    }
+    pst_redis_link_close(&rd.link);
 }
 
 
@@ -222,16 +177,29 @@ pst_redis_on_connect(const redisAsyncContext *ac, int status)
     rd.failures++;
     pst_log_error(rd.failures == 1 ? PST_LOG_WARN : PST_LOG_INFO, 0,
                   "redis %s: cannot connect: %s (next try in %lu ms)",
-                  rd.conf->server.data, ac->errstr,
-                  (unsigned long) rd.backoff);
+                  rd.name, ac->errstr, (unsigned long) rd.backoff);
+}
+
+
+static void
+pst_redis_ready_now(void)
+{
+    pst_event_del_timer(&rd.connect_timer);
+    rd.state = PST_REDIS_S_READY;
+    rd.up = 1;
+    rd.backoff = PST_REDIS_BACKOFF_MIN;
+    rd.waiting_since = pst_current_time_msec;
+    pst_log_error(rd.failures ? PST_LOG_NOTICE : PST_LOG_INFO, 0,
+                  "redis %s: connected", rd.name);
+    rd.failures = 0;
 }
 
 
 static void
 pst_redis_handshake_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    static const char  *steps[] = { "", "AUTH", "SELECT", "SCRIPT LOAD",
-                                    "PING" };
+    static const char  *steps[] = { "", "AUTH", "ROLE", "SELECT",
+                                    "SCRIPT LOAD", "PING" };
     intptr_t            step = (intptr_t) privdata;
     char                err[160];
 
@@ -244,23 +212,24 @@ pst_redis_handshake_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (pst_redis_reply_error(reply, err, sizeof(err))) {
         rd.failures++;
         pst_log_error(PST_LOG_ERR, 0, "redis %s: %s refused: %s",
-                      rd.conf->server.data, steps[step], err);
+                      rd.name, steps[step], err);
         pst_redis_drop();
         return;
     }
 
-    if (step != PST_REDIS_H_PING) {
+    /* a stale sentinel, or a failover since it answered: ask again */
+    if (step == PST_REDIS_H_ROLE && !pst_redis_role_master(reply, err, 32)) {
+        rd.failures++;
+        pst_log_error(PST_LOG_WARN, 0, "redis %s: the sentinels' master"
+                      " says ROLE %s: asking again in %lu ms", rd.name, err,
+                      (unsigned long) rd.backoff);
+        pst_redis_drop();
         return;
     }
 
-    pst_event_del_timer(&rd.connect_timer);
-    rd.state = PST_REDIS_S_READY;
-    rd.up = 1;
-    rd.backoff = PST_REDIS_BACKOFF_MIN;
-    rd.waiting_since = pst_current_time_msec;
-    pst_log_error(rd.failures ? PST_LOG_NOTICE : PST_LOG_INFO, 0,
-                  "redis %s: connected", rd.conf->server.data);
-    rd.failures = 0;
+    if (step == PST_REDIS_H_PING) {
+        pst_redis_ready_now();
+    }
 }
 
 
@@ -268,7 +237,7 @@ static int
 pst_redis_handshake_cmd(intptr_t step, int argc, const char **argv,
     const size_t *len)
 {
-    return redisAsyncCommandArgv(rd.ac, pst_redis_handshake_cb,
+    return redisAsyncCommandArgv(rd.link.ac, pst_redis_handshake_cb,
                                  (void *) step, argc, argv, len);
 }
 
@@ -283,19 +252,19 @@ pst_redis_handshake(void)
     size_t                len[3];
     char                  db[24];
     pst_uint_t            i;
-    int                   rv = REDIS_OK, n;
+    int                   rv = REDIS_OK;
 
-    if (rc->password.len > 0) {
-        n = 0;
-        argv[n] = "AUTH";
-        len[n++] = 4;
-        if (rc->user.len > 0) {
-            argv[n] = (char *) rc->user.data;
-            len[n++] = rc->user.len;
-        }
-        argv[n] = (char *) rc->password.data;
-        len[n++] = rc->password.len;
-        rv |= pst_redis_handshake_cmd(PST_REDIS_H_AUTH, n, argv, len);
+    if (pst_redis_link_auth(&rd.link, &rc->user, &rc->password,
+                            pst_redis_handshake_cb,
+                            (void *) PST_REDIS_H_AUTH) != PST_OK)
+    {
+        return PST_ERROR;
+    }
+
+    if (rc->nsentinels > 0) {
+        argv[0] = "ROLE";
+        len[0] = 4;
+        rv |= pst_redis_handshake_cmd(PST_REDIS_H_ROLE, 1, argv, len);
     }
 
     if (rc->database > 0) {
@@ -335,7 +304,7 @@ pst_redis_connect_timeout(pst_event_t *ev)
     rd.failures++;
     pst_log_error(rd.failures == 1 ? PST_LOG_WARN : PST_LOG_INFO, 0,
                   "redis %s: no answer within redis_connect_timeout"
-                  " (next try in %lu ms)", rd.conf->server.data,
+                  " (next try in %lu ms)", rd.name,
                   (unsigned long) rd.backoff);
     pst_redis_drop();
 }
@@ -349,50 +318,97 @@ pst_redis_retry(pst_event_t *ev)
 }
 
 
+/* Connect to the server at host:port (redis_server's, or the master
+ * the sentinels named) and start the handshake. */
 static void
-pst_redis_connect(void)
+pst_redis_open(const char *host, int port)
 {
-    pst_redis_conf_t   *rc = rd.conf;
-    redisAsyncContext  *ac;
+    char  err[128];
 
-    ac = rc->port ? redisAsyncConnect(rc->host, rc->port)
-                  : redisAsyncConnectUnix(rc->host);
-    if (ac == NULL || ac->err) {
+    rd.state = PST_REDIS_S_CONNECTING;
+    snprintf(rd.host, sizeof(rd.host), "%s", host);
+    rd.port = port;
+    pst_redis_set_name(host, port);
+
+    if (pst_redis_link_open(&rd.link, host, port, err, sizeof(err))
+        != PST_OK)
+    {
+        rd.state = PST_REDIS_S_DOWN;
         rd.failures++;
         pst_log_error(rd.failures == 1 ? PST_LOG_WARN : PST_LOG_INFO, 0,
                       "redis %s: cannot connect: %s (next try in %lu ms)",
-                      rc->server.data, ac ? ac->errstr : "out of memory",
-                      (unsigned long) rd.backoff);
-        if (ac != NULL) {
-            redisAsyncFree(ac);          /* no hooks yet: no cleanup */
-        }
+                      rd.name, err, (unsigned long) rd.backoff);
         pst_redis_schedule();
         return;
     }
 
-    rd.c = pst_get_connection(ac->c.fd);
-    if (rd.c == NULL) {
-        redisAsyncFree(ac);
-        pst_redis_schedule();
-        return;
-    }
-    rd.c->read.handler = pst_redis_read_handler;
-    rd.c->write.handler = pst_redis_write_handler;
-
-    rd.ac = ac;
-    rd.state = PST_REDIS_S_CONNECTING;
-    ac->ev.addRead = pst_redis_add_read;
-    ac->ev.delRead = pst_redis_del_read;
-    ac->ev.addWrite = pst_redis_add_write;
-    ac->ev.delWrite = pst_redis_del_write;
-    ac->ev.cleanup = pst_redis_cleanup;
-    (void) redisAsyncSetConnectCallback(ac, pst_redis_on_connect);
-
-    pst_event_add_timer(&rd.connect_timer, rc->connect_timeout);
+    (void) redisAsyncSetConnectCallback(rd.link.ac, pst_redis_on_connect);
+    pst_event_add_timer(&rd.connect_timer, rd.conf->connect_timeout);
 
     if (pst_redis_handshake() != PST_OK) {
         pst_redis_drop();
     }
+}
+
+
+/* The end of a discovery: the master's address, or NULL (the sentinel
+ * layer said why). */
+static void
+pst_redis_found(const char *host, int port)
+{
+    if (rd.exiting) {
+        return;
+    }
+    if (host == NULL) {
+        rd.state = PST_REDIS_S_DOWN;
+        rd.failures++;
+        pst_redis_schedule();
+        return;
+    }
+    pst_redis_open(host, port);
+}
+
+
+/* The sentinels announced a new master for our name: leave the old one
+ * now and ask them again at once, as a lost connection would (the
+ * push alone is not trusted: the discovery and ROLE decide). */
+static void
+pst_redis_switched(const char *host, int port)
+{
+    if (rd.exiting
+        || (rd.state != PST_REDIS_S_DOWN && rd.link.ac != NULL
+            && rd.port == port && strcmp(rd.host, host) == 0))
+    {
+        return;                          /* there already */
+    }
+
+    rd.backoff = PST_REDIS_BACKOFF_MIN;
+    rd.now = 1;
+    if (rd.link.ac != NULL) {
+        pst_log_error(PST_LOG_NOTICE, 0, "redis %s: the sentinels moved"
+                      " the master: reconnecting", rd.name);
+        pst_redis_drop();                /* gone schedules at once */
+    } else if (rd.retry.timer_set) {
+        pst_event_del_timer(&rd.retry);
+        pst_redis_schedule();
+    }
+}
+
+
+static void
+pst_redis_connect(void)
+{
+    pst_redis_conf_t  *rc = rd.conf;
+
+    if (rc->nsentinels == 0) {
+        pst_redis_open(rc->host, rc->port);
+        return;
+    }
+
+    /* every attempt asks the sentinels first */
+    rd.state = PST_REDIS_S_CONNECTING;
+    pst_redis_set_name(NULL, 0);
+    pst_redis_sentinel_ask();
 }
 
 
@@ -403,10 +419,15 @@ pst_redis_conn_init(pst_redis_conf_t *conf)
     rd.conf = conf;
     rd.backoff = PST_REDIS_BACKOFF_MIN;
     pst_list_init(&rd.cmds);
+    rd.link.gone = pst_redis_gone;
     rd.retry.handler = pst_redis_retry;
     rd.connect_timer.handler = pst_redis_connect_timeout;
     rd.stuck_timer.handler = pst_redis_stuck;
+    pst_redis_set_name(NULL, 0);
 
+    if (conf->nsentinels > 0) {
+        pst_redis_sentinel_init(conf, pst_redis_found, pst_redis_switched);
+    }
     pst_redis_connect();
     return PST_OK;
 }
@@ -430,6 +451,9 @@ pst_redis_conn_done(void)
         pst_redis_cancel(cmd);
     }
 
+    if (rd.conf->nsentinels > 0) {
+        pst_redis_sentinel_done();
+    }
     pst_event_del_timer(&rd.retry);
     pst_event_del_timer(&rd.connect_timer);
     pst_event_del_timer(&rd.stuck_timer);
@@ -479,7 +503,7 @@ pst_redis_log_error(pst_redis_cmd_t *cmd, const pst_redis_reply_t *reply)
     }
     rd.error_logged = pst_current_time_msec;
     pst_log_error(PST_LOG_ERR, 0, "redis %s: script %.12s failed: %s (said"
-                  " once a minute)", rd.conf->server.data, cmd->script->sha,
+                  " once a minute)", rd.name, cmd->script->sha,
                   err);
 }
 
@@ -519,6 +543,16 @@ pst_redis_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
         pst_redis_deliver(cmd, PST_REDIS_DOWN, NULL);
     }
 
+    if (rd.conf->nsentinels > 0 && rd.state == PST_REDIS_S_READY
+        && pst_redis_reply_readonly(reply))
+    {
+        /* made a replica under us (no CLIENT KILL came): the sentinels
+         * know the master now */
+        pst_log_error(PST_LOG_WARN, 0, "redis %s: READONLY: no longer the"
+                      " master, asking the sentinels again", rd.name);
+        pst_redis_drop();
+    }
+
     if (cmd->live) {
         pst_redis_log_error(cmd, reply);
         pst_redis_deliver(cmd, PST_REDIS_OK, reply);
@@ -530,9 +564,10 @@ pst_redis_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 static int
 pst_redis_send(pst_redis_cmd_t *cmd)
 {
-    if (rd.ac == NULL
-        || redisAsyncCommandArgv(rd.ac, pst_redis_reply_cb, cmd, cmd->argc,
-                                 cmd->argv, cmd->argvlen) != REDIS_OK)
+    if (rd.link.ac == NULL
+        || redisAsyncCommandArgv(rd.link.ac, pst_redis_reply_cb, cmd,
+                                 cmd->argc, cmd->argv, cmd->argvlen)
+           != REDIS_OK)
     {
         return PST_ERROR;
     }
@@ -570,7 +605,7 @@ pst_redis_stuck(pst_event_t *ev)
     }
 
     pst_log_error(PST_LOG_WARN, 0, "redis %s: no reply for %lu ms:"
-                  " reconnecting", rd.conf->server.data,
+                  " reconnecting", rd.name,
                   (unsigned long) quiet);
     rd.failures++;
     pst_redis_drop();

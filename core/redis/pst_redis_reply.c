@@ -1,9 +1,11 @@
 /*
  * pst_redis_reply.c -- the pure part of the Redis service: reading
  * hiredis's replies through the public pst_redis_reply_*() calls, the
- * server address of redis_server, key building and the script names.
- * No I/O and no state: tests/unit/check_redis.c feeds it replies that
- * hiredis's own reader parsed from RESP bytes.
+ * server address of redis_server, key building and the script names,
+ * and what the Sentinel discovery reads: a master's address, ROLE, a
+ * +switch-master push.  No I/O and no state: tests/unit/check_redis.c
+ * feeds it replies that hiredis's own reader parsed from RESP bytes,
+ * tests/fuzz/fuzz_redis_sentinel.c hostile ones.
  */
 
 #include "pst_core.h"
@@ -129,21 +131,39 @@ pst_redis_reply_noscript(const pst_redis_reply_t *r)
 
 
 int
+pst_redis_reply_readonly(const pst_redis_reply_t *r)
+{
+    const redisReply  *rr = pst_redis_r(r);
+
+    return r != NULL && rr->type == REDIS_REPLY_ERROR && rr->len >= 8
+           && memcmp(rr->str, "READONLY", 8) == 0;
+}
+
+
+/* A bounded copy for the log: bytes outside ' '..'~' as '?'. */
+static void
+pst_redis_printable(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t  i, n;
+
+    n = pst_min(len, size - 1);
+    for (i = 0; i < n; i++) {
+        buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    }
+    buf[n] = '\0';
+}
+
+
+int
 pst_redis_reply_error(const pst_redis_reply_t *r, char *buf, size_t size)
 {
     const redisReply  *rr = pst_redis_r(r);
-    size_t             i, n;
 
     if (r == NULL || rr->type != REDIS_REPLY_ERROR || size == 0) {
         return 0;
     }
 
-    n = pst_min(rr->len, size - 1);
-    for (i = 0; i < n; i++) {
-        buf[i] = (rr->str[i] >= 0x20 && rr->str[i] < 0x7f) ? rr->str[i]
-                                                           : '?';
-    }
-    buf[n] = '\0';
+    pst_redis_printable(buf, size, rr->str, rr->len);
     return 1;
 }
 
@@ -152,8 +172,8 @@ pst_redis_reply_error(const pst_redis_reply_t *r, char *buf, size_t size)
 /* redis_server                                                        */
 
 int
-pst_redis_parse_server(const pst_str_t *spec, char *host, size_t size,
-    int *port, const char **err)
+pst_redis_parse_server(const pst_str_t *spec, int default_port, char *host,
+    size_t size, int *port, const char **err)
 {
     u_char        a[16];
     const char   *p, *colon;
@@ -178,7 +198,7 @@ pst_redis_parse_server(const pst_str_t *spec, char *host, size_t size,
         return PST_OK;
     }
 
-    *port = 6379;
+    *port = default_port;
     p = buf;
     colon = NULL;
 
@@ -307,4 +327,178 @@ pst_redis_sha1_hex(const u_char *data, size_t len, char out[41])
     }
     out[40] = '\0';
     return PST_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Sentinel                                                            */
+
+void
+pst_redis_addr_text(char *buf, size_t size, const char *host, int port)
+{
+    if (port == 0) {
+        snprintf(buf, size, "unix:%s", host);
+    } else if (strchr(host, ':') != NULL) {
+        snprintf(buf, size, "[%s]:%d", host, port);
+    } else {
+        snprintf(buf, size, "%s:%d", host, port);
+    }
+}
+
+
+static int
+pst_redis_is(const redisReply *rr, const char *s)
+{
+    size_t  n = strlen(s);
+
+    return (rr->type == REDIS_REPLY_STRING || rr->type == REDIS_REPLY_STATUS)
+           && rr->len == n && memcmp(rr->str, s, n) == 0;
+}
+
+
+/* An IP literal and a decimal port, as Sentinel sends them. */
+static int
+pst_redis_ip_port(const char *ip, size_t iplen, const char *pt,
+    size_t ptlen, char *host, size_t size, int *port)
+{
+    u_char  a[16];
+    char    buf[INET6_ADDRSTRLEN];
+    size_t  i;
+    int     v = 0;
+
+    if (iplen == 0 || iplen >= sizeof(buf) || iplen >= size || ptlen == 0
+        || ptlen > 5)
+    {
+        return PST_ERROR;
+    }
+    for (i = 0; i < ptlen; i++) {
+        if (pt[i] < '0' || pt[i] > '9') {
+            return PST_ERROR;
+        }
+        v = v * 10 + (pt[i] - '0');
+    }
+    if (v < 1 || v > 65535 || memchr(ip, '\0', iplen) != NULL) {
+        return PST_ERROR;
+    }
+
+    memcpy(buf, ip, iplen);
+    buf[iplen] = '\0';
+    if (inet_pton(AF_INET, buf, a) != 1 && inet_pton(AF_INET6, buf, a) != 1) {
+        return PST_ERROR;
+    }
+
+    memcpy(host, buf, iplen + 1);
+    *port = v;
+    return PST_OK;
+}
+
+
+int
+pst_redis_master_addr(const pst_redis_reply_t *r, char *host, size_t size,
+    int *port, const char **err)
+{
+    const redisReply  *rr = pst_redis_r(r), *ip, *pt;
+
+    if (r != NULL && rr->type == REDIS_REPLY_NIL) {
+        return PST_DECLINED;
+    }
+    if (r == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2
+        || rr->element[0]->type != REDIS_REPLY_STRING
+        || rr->element[1]->type != REDIS_REPLY_STRING)
+    {
+        *err = "is not an address and a port";
+        return PST_ERROR;
+    }
+
+    ip = rr->element[0];
+    pt = rr->element[1];
+    if (pst_redis_ip_port(ip->str, ip->len, pt->str, pt->len, host, size,
+                          port) != PST_OK)
+    {
+        *err = "is not an IP address and a port (a name would need a"
+               " blocking lookup)";
+        return PST_ERROR;
+    }
+    return PST_OK;
+}
+
+
+int
+pst_redis_role_master(const pst_redis_reply_t *r, char *buf, size_t size)
+{
+    const redisReply  *rr = pst_redis_r(r), *role;
+
+    if (r == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
+        || (rr->element[0]->type != REDIS_REPLY_STRING
+            && rr->element[0]->type != REDIS_REPLY_STATUS))
+    {
+        pst_redis_printable(buf, size, "?", 1);
+        return 0;
+    }
+
+    role = rr->element[0];
+    pst_redis_printable(buf, size, role->str, role->len);
+    return pst_redis_is(role, "master");
+}
+
+
+/* The i-th of n space-separated fields of s; 0 when there are not
+ * exactly n non-empty ones. */
+static int
+pst_redis_fields(const char *s, size_t len, const char **f, size_t *flen,
+    int n)
+{
+    const char  *p = s, *end = s + len, *sp;
+    int          i;
+
+    for (i = 0; i < n; i++) {
+        sp = memchr(p, ' ', (size_t) (end - p));
+        if (sp == NULL) {
+            sp = end;
+        }
+        if (sp == p || (i == n - 1) != (sp == end)) {
+            return 0;
+        }
+        f[i] = p;
+        flen[i] = (size_t) (sp - p);
+        p = sp + 1;
+    }
+    return 1;
+}
+
+
+int
+pst_redis_switch_master(const pst_redis_reply_t *r, const pst_str_t *name,
+    char *host, size_t size, int *port)
+{
+    const redisReply  *rr = pst_redis_r(r), *msg;
+    const char        *f[5];
+    size_t             flen[5];
+
+    if (r == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
+        || rr->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return PST_ERROR;
+    }
+    if (!pst_redis_is(rr->element[0], "message")) {
+        return PST_DECLINED;             /* "subscribe": the confirmation */
+    }
+    if (rr->elements != 3 || rr->element[1]->type != REDIS_REPLY_STRING
+        || rr->element[2]->type != REDIS_REPLY_STRING)
+    {
+        return PST_ERROR;
+    }
+    if (!pst_redis_is(rr->element[1], "+switch-master")) {
+        return PST_DECLINED;
+    }
+
+    /* "NAME OLDIP OLDPORT NEWIP NEWPORT" */
+    msg = rr->element[2];
+    if (!pst_redis_fields(msg->str, msg->len, f, flen, 5)) {
+        return PST_ERROR;
+    }
+    if (flen[0] != name->len || memcmp(f[0], name->data, name->len) != 0) {
+        return PST_DECLINED;
+    }
+    return pst_redis_ip_port(f[3], flen[3], f[4], flen[4], host, size, port);
 }

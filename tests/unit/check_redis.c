@@ -49,7 +49,7 @@ START_TEST(test_redis_server_forms)
         s.data = (u_char *) servers[i].spec;
         s.len = strlen(servers[i].spec);
         err = NULL;
-        rc = pst_redis_parse_server(&s, host, sizeof(host), &port, &err);
+        rc = pst_redis_parse_server(&s, 6379, host, sizeof(host), &port, &err);
         if (servers[i].host == NULL) {
             ck_assert_msg(rc == PST_ERROR && err != NULL, "%s accepted",
                           servers[i].spec);
@@ -235,6 +235,304 @@ START_TEST(test_redis_errors)
 END_TEST
 
 
+START_TEST(test_redis_sentinel_port)
+{
+    pst_str_t    s = { 9, (u_char *) "127.0.0.1" };
+    const char  *err;
+    char         host[PST_REDIS_HOST_MAX], buf[64];
+    int          port;
+
+    /* redis_sentinel's default port */
+    ck_assert_int_eq(pst_redis_parse_server(&s, PST_REDIS_SENTINEL_PORT,
+                                            host, sizeof(host), &port,
+                                            &err), PST_OK);
+    ck_assert_int_eq(port, 26379);
+
+    pst_redis_addr_text(buf, sizeof(buf), "2001:db8::1", 26379);
+    ck_assert_str_eq(buf, "[2001:db8::1]:26379");
+    pst_redis_addr_text(buf, sizeof(buf), "192.0.2.1", 6379);
+    ck_assert_str_eq(buf, "192.0.2.1:6379");
+    pst_redis_addr_text(buf, sizeof(buf), "/run/redis.sock", 0);
+    ck_assert_str_eq(buf, "unix:/run/redis.sock");
+}
+END_TEST
+
+
+/* ["IP", "PORT"] as SENTINEL get-master-addr-by-name sends it; ip may
+ * hold a NUL (iplen). */
+static redisReply *
+addr_reply(const char *ip, size_t iplen, const char *port)
+{
+    redisReader  *r;
+    void         *reply = NULL;
+    char          buf[512];
+    size_t        n;
+
+    n = (size_t) snprintf(buf, sizeof(buf), "*2\r\n$%zu\r\n", iplen);
+    memcpy(buf + n, ip, iplen);
+    n += iplen;
+    n += (size_t) snprintf(buf + n, sizeof(buf) - n, "\r\n$%zu\r\n%s\r\n",
+                           strlen(port), port);
+
+    r = redisReaderCreate();
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(redisReaderFeed(r, buf, n), REDIS_OK);
+    ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
+    ck_assert_ptr_nonnull(reply);
+    redisReaderFree(r);
+    return reply;
+}
+
+
+static const struct {
+    const char  *ip;
+    const char  *port;
+    int          ok;
+} addrs[] = {
+    { "127.0.0.1", "6380", 1 },
+    { "2001:db8::5", "65535", 1 },
+    { "::ffff:192.0.2.1", "1", 1 },
+    { "redis.lan", "6379", 0 },         /* a name: a blocking lookup */
+    { "localhost", "6379", 0 },
+    { "127.0.0.1", "0", 0 },
+    { "127.0.0.1", "65536", 0 },
+    { "127.0.0.1", "006379", 0 },
+    { "127.0.0.1", "63x", 0 },
+    { "127.0.0.1", "-1", 0 },
+    { "127.0.0.1", "", 0 },
+    { "", "6379", 0 },
+    { "127.0.0.1 ", "6379", 0 },
+    { "fe80::1%eth0", "6379", 0 },
+    { "1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb", "1", 0 },
+};
+
+
+START_TEST(test_redis_master_addr)
+{
+    redisReply  *r;
+    const char  *err;
+    char         host[PST_REDIS_HOST_MAX];
+    int          port, rc;
+    size_t       i;
+
+    for (i = 0; i < pst_nelems(addrs); i++) {
+        r = addr_reply(addrs[i].ip, strlen(addrs[i].ip), addrs[i].port);
+        err = NULL;
+        port = -1;
+        rc = pst_redis_master_addr(R(r), host, sizeof(host), &port, &err);
+        if (addrs[i].ok) {
+            ck_assert_msg(rc == PST_OK, "%s %s: %s", addrs[i].ip,
+                          addrs[i].port, err);
+            ck_assert_str_eq(host, addrs[i].ip);
+            ck_assert_int_eq(port, atoi(addrs[i].port));
+        } else {
+            ck_assert_msg(rc == PST_ERROR && err != NULL, "%s %s accepted",
+                          addrs[i].ip, addrs[i].port);
+        }
+        freeReplyObject(r);
+    }
+
+    /* a NUL inside the address */
+    r = addr_reply("127.0.0.1\0x", 11, "6379");
+    ck_assert_int_eq(pst_redis_master_addr(R(r), host, sizeof(host), &port,
+                                           &err), PST_ERROR);
+    freeReplyObject(r);
+
+    /* the host buffer bounds the address */
+    r = addr_reply("2001:db8::5", 11, "6379");
+    ck_assert_int_eq(pst_redis_master_addr(R(r), host, 11, &port, &err),
+                     PST_ERROR);
+    ck_assert_int_eq(pst_redis_master_addr(R(r), host, 12, &port, &err),
+                     PST_OK);
+    freeReplyObject(r);
+
+    /* the null reply: this sentinel does not know the name */
+    r = parse("*-1\r\n");
+    ck_assert_int_eq(pst_redis_master_addr(R(r), host, sizeof(host), &port,
+                                           &err), PST_DECLINED);
+    freeReplyObject(r);
+
+    /* other shapes */
+    {
+        static const char  *bad[] = {
+            "*1\r\n$9\r\n127.0.0.1\r\n",
+            "*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n$1\r\nx\r\n",
+            "*2\r\n:1\r\n$4\r\n6379\r\n",
+            "*2\r\n$9\r\n127.0.0.1\r\n:6379\r\n",
+            "*2\r\n*0\r\n$4\r\n6379\r\n",
+            "*2\r\n+127.0.0.1\r\n+6379\r\n",
+            "*0\r\n",
+            "-ERR No such master with that name\r\n",
+            "+OK\r\n",
+            ":6379\r\n",
+        };
+
+        for (i = 0; i < pst_nelems(bad); i++) {
+            r = parse(bad[i]);
+            err = NULL;
+            ck_assert_msg(pst_redis_master_addr(R(r), host, sizeof(host),
+                                                &port, &err) == PST_ERROR
+                          && err != NULL, "bad[%zu] accepted", i);
+            freeReplyObject(r);
+        }
+    }
+    ck_assert_int_eq(pst_redis_master_addr(NULL, host, sizeof(host), &port,
+                                           &err), PST_ERROR);
+}
+END_TEST
+
+
+START_TEST(test_redis_role)
+{
+    redisReply  *r;
+    char         role[8];
+
+    r = parse("*3\r\n$6\r\nmaster\r\n:3129\r\n*0\r\n");
+    ck_assert(pst_redis_role_master(R(r), role, sizeof(role)));
+    ck_assert_str_eq(role, "master");
+    freeReplyObject(r);
+
+    r = parse("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n"
+              "$9\r\nconnected\r\n:3167\r\n");
+    ck_assert(!pst_redis_role_master(R(r), role, sizeof(role)));
+    ck_assert_str_eq(role, "slave");
+    freeReplyObject(r);
+
+    r = parse("*2\r\n$8\r\nsentinel\r\n*1\r\n$8\r\nmymaster\r\n");
+    ck_assert(!pst_redis_role_master(R(r), role, sizeof(role)));
+    ck_assert_str_eq(role, "sentine");          /* bounded */
+    freeReplyObject(r);
+
+    /* not "master" however close; a role printed safely */
+    r = parse("*1\r\n$7\r\nmaster\n\r\n");
+    ck_assert(!pst_redis_role_master(R(r), role, sizeof(role)));
+    ck_assert_str_eq(role, "master?");
+    freeReplyObject(r);
+    r = parse("*1\r\n$7\r\nmasters\r\n");
+    ck_assert(!pst_redis_role_master(R(r), role, sizeof(role)));
+    freeReplyObject(r);
+    r = parse("*0\r\n");
+    ck_assert(!pst_redis_role_master(R(r), role, sizeof(role)));
+    ck_assert_str_eq(role, "?");
+    freeReplyObject(r);
+    r = parse("$6\r\nmaster\r\n");
+    ck_assert(!pst_redis_role_master(R(r), role, sizeof(role)));
+    freeReplyObject(r);
+    ck_assert(!pst_redis_role_master(NULL, role, sizeof(role)));
+}
+END_TEST
+
+
+/* A pub/sub push on channel with text, through pst_redis_switch_master
+ * for "mymaster". */
+static int
+push(const char *channel, const char *text, char *host, int *port)
+{
+    static pst_str_t  name = { 8, (u_char *) "mymaster" };
+    redisReply       *r;
+    char              buf[512];
+    int               rc;
+
+    snprintf(buf, sizeof(buf), "*3\r\n$7\r\nmessage\r\n$%zu\r\n%s\r\n"
+             "$%zu\r\n%s\r\n", strlen(channel), channel, strlen(text),
+             text);
+    r = parse(buf);
+    rc = pst_redis_switch_master(R(r), &name, host, PST_REDIS_HOST_MAX,
+                                 port);
+    freeReplyObject(r);
+    return rc;
+}
+
+
+static int
+push_raw(const char *resp, char *host, int *port)
+{
+    static pst_str_t  name = { 8, (u_char *) "mymaster" };
+    redisReply       *r;
+    int               rc;
+
+    r = parse(resp);
+    rc = pst_redis_switch_master(R(r), &name, host, PST_REDIS_HOST_MAX,
+                                 port);
+    freeReplyObject(r);
+    return rc;
+}
+
+
+#define SWITCH  "+switch-master"
+
+START_TEST(test_redis_switch_master)
+{
+    char  host[PST_REDIS_HOST_MAX];
+    int   port = 0;
+
+    ck_assert_int_eq(push(SWITCH, "mymaster 127.0.0.1 6379 127.0.0.1 6380",
+                          host, &port), PST_OK);
+    ck_assert_str_eq(host, "127.0.0.1");
+    ck_assert_int_eq(port, 6380);
+
+    ck_assert_int_eq(push(SWITCH, "mymaster ::1 6379 2001:db8::7 26380",
+                          host, &port), PST_OK);
+    ck_assert_str_eq(host, "2001:db8::7");
+    ck_assert_int_eq(port, 26380);
+
+    /* another master, a name that is a prefix, another channel */
+    ck_assert_int_eq(push(SWITCH, "mymaster2 127.0.0.1 1 127.0.0.1 2", host,
+                          &port), PST_DECLINED);
+    ck_assert_int_eq(push(SWITCH, "myma 127.0.0.1 1 127.0.0.1 2", host,
+                          &port), PST_DECLINED);
+    ck_assert_int_eq(push("+sdown", "master mymaster 127.0.0.1 6379", host,
+                          &port), PST_DECLINED);
+    /* the subscribe confirmation */
+    ck_assert_int_eq(push_raw("*3\r\n$9\r\nsubscribe\r\n$14\r\n" SWITCH
+                              "\r\n:1\r\n", host, &port), PST_DECLINED);
+
+    /* malformed: fields, spaces, a name, a port */
+    ck_assert_int_eq(push(SWITCH, "mymaster 127.0.0.1 6379 1.2.3.4", host,
+                          &port), PST_ERROR);
+    ck_assert_int_eq(push(SWITCH, "mymaster 127.0.0.1 6379 127.0.0.1 6380 ",
+                          host, &port), PST_ERROR);
+    ck_assert_int_eq(push(SWITCH, "mymaster  127.0.0.1 6379 127.0.0.1 6380",
+                          host, &port), PST_ERROR);
+    ck_assert_int_eq(push(SWITCH, "mymaster 127.0.0.1 6379 127.0.0.1 6380 x",
+                          host, &port), PST_ERROR);
+    ck_assert_int_eq(push(SWITCH, "mymaster 127.0.0.1 6379 redis.lan 6380",
+                          host, &port), PST_ERROR);
+    ck_assert_int_eq(push(SWITCH, "mymaster 127.0.0.1 6379 127.0.0.1 99999",
+                          host, &port), PST_ERROR);
+    ck_assert_int_eq(push(SWITCH, "", host, &port), PST_ERROR);
+    ck_assert_int_eq(push_raw("*2\r\n$7\r\nmessage\r\n$14\r\n" SWITCH "\r\n",
+                              host, &port), PST_ERROR);
+    ck_assert_int_eq(push_raw("*3\r\n$7\r\nmessage\r\n$14\r\n" SWITCH
+                              "\r\n:1\r\n", host, &port), PST_ERROR);
+    ck_assert_int_eq(push_raw("*1\r\n:1\r\n", host, &port), PST_ERROR);
+    ck_assert_int_eq(push_raw("*0\r\n", host, &port), PST_ERROR);
+    ck_assert_int_eq(push_raw("-ERR x\r\n", host, &port), PST_ERROR);
+    ck_assert_int_eq(pst_redis_switch_master(NULL, NULL, host, sizeof(host),
+                                             &port), PST_ERROR);
+}
+END_TEST
+
+
+START_TEST(test_redis_readonly)
+{
+    redisReply  *r;
+
+    r = parse("-READONLY You can't write against a read only replica.\r\n");
+    ck_assert(pst_redis_reply_readonly(R(r)));
+    ck_assert(!pst_redis_reply_noscript(R(r)));
+    freeReplyObject(r);
+    r = parse("-ERR READONLY\r\n");
+    ck_assert(!pst_redis_reply_readonly(R(r)));
+    freeReplyObject(r);
+    r = parse("+READONLY\r\n");
+    ck_assert(!pst_redis_reply_readonly(R(r)));
+    freeReplyObject(r);
+    ck_assert(!pst_redis_reply_readonly(NULL));
+}
+END_TEST
+
+
 Suite *
 suite_redis(void)
 {
@@ -246,6 +544,11 @@ suite_redis(void)
     tcase_add_test(tc, test_redis_sha1);
     tcase_add_test(tc, test_redis_replies);
     tcase_add_test(tc, test_redis_errors);
+    tcase_add_test(tc, test_redis_sentinel_port);
+    tcase_add_test(tc, test_redis_master_addr);
+    tcase_add_test(tc, test_redis_role);
+    tcase_add_test(tc, test_redis_switch_master);
+    tcase_add_test(tc, test_redis_readonly);
     suite_add_tcase(s, tc);
     return s;
 }
