@@ -1430,15 +1430,17 @@ int pst_route_own_name(const u_char *name, size_t len);
 /* ------------------------------------------------------------------ */
 /** @defgroup abi12_redis ABI 1.2: Redis, the state several nodes share
  *
- * With redis_server in the configuration, every process keeps one
- * connection to Redis on its event loop (hiredis's async API): commands
- * are pipelined on it, each with a timeout; a lost connection is made
- * again with back-off; AUTH, SELECT and the scripts registered with
+ * With redis_server (or redis_sentinel: the master Redis Sentinel
+ * names) in the configuration, every process keeps one connection to
+ * Redis on its event loop (hiredis's async API): commands are pipelined
+ * on it, each with a timeout; a lost connection is made again with
+ * back-off; AUTH, SELECT and the scripts registered with
  * pst_redis_script() are sent first each time.  Nothing here blocks.
  *
  * pst_redis_ready(): 1 when commands can be sent now.  When it is 0
- * (no redis_server, connecting, down, too many commands waiting) the
- * senders below return NULL at once: take your fallback.
+ * (no Redis configured, connecting, no master known, down, too many
+ * commands waiting) the senders below return NULL at once: take your
+ * fallback.
  *
  * pst_redis_command() sends argv (binary-safe, argvlen each) and
  * pst_redis_eval() runs a registered script by EVALSHA (EVAL when Redis
