@@ -394,6 +394,25 @@ class FakeSentinelTest(SentinelCase):
         b.wait_log(r"redis %s: the sentinels do not know this master name"
                    % NAME)
 
+    def test_silent_sentinel_is_skipped(self):
+        # a sentinel that takes the connection and never answers costs
+        # redis_sentinel_timeout (300ms), then the next one is asked
+        m = self.peer(RedisPeer(self.tag() + "-m"))
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)                  # never accepted, never read
+        self.addCleanup(silent.close)
+        f = self.fake(("127.0.0.1", m.port))
+        quiet = "127.0.0.1:%d" % silent.getsockname()[1]
+        t0 = time.monotonic()
+        a = self.node("a", [quiet, f.address])
+        self.connected(a, m.port)
+        a.wait_log(r"redis sentinel %s: no answer within"
+                   r" redis_sentinel_timeout" % quiet)
+        self.assertLess(time.monotonic() - t0, 10.0)
+        self.assertEqual(self.mail(a), 250)
+        self.assertEqual(m.keys(), ["postern:limit:msg:127.0.0.1"])
+
     def test_sentinel_auth(self):
         f = self.fake(("127.0.0.1", free_port()), password="right")
         pw = os.path.join(RUN, "fake-pw-%d" % os.getpid())
