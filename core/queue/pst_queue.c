@@ -220,7 +220,7 @@ pst_queue_scan_next(void)
 {
     pst_qload_t  *l;
 
-    while (!pst_q.stopping && scan_part < PST_SPOOL_WALK_PARTS
+    while (pst_queue_taking() && scan_part < PST_SPOOL_WALK_PARTS
            && scan_busy < (scan_part <= 1 ? 1 : PST_QUEUE_SCAN_JOBS))
     {
         l = pst_queue_load_new(scan_part);
@@ -241,6 +241,11 @@ pst_queue_scan_next(void)
         pst_log_error(PST_LOG_INFO, 0, "queue: spool scanned: %lu"
                       " message(s), %lu held", (unsigned long) pst_q.nmsgs,
                       (unsigned long) pst_q.held);
+        if (pst_q.drain_after_load) {
+            pst_q.drain_after_load = 0;
+            (void) pst_qdrain_on_quit();
+            pst_queue_check_done();
+        }
     }
 }
 
@@ -284,7 +289,7 @@ pst_qids_drop(pst_qids_t *q, pst_uint_t k)
 void
 pst_queue_committed(const u_char *id, size_t len)
 {
-    if (pst_q.stopping || len != PST_QUEUE_ID_LEN) {
+    if (!pst_queue_taking() || len != PST_QUEUE_ID_LEN) {
         return;
     }
     if (pst_queue_find(id) != NULL) {
@@ -308,7 +313,7 @@ pst_queue_commit_next(void)
     pst_uint_t    n;
 
     if (commit_busy >= PST_QUEUE_COMMIT_JOBS || pending.n == 0
-        || pst_q.stopping)
+        || !pst_queue_taking())
     {
         return;
     }
@@ -445,7 +450,7 @@ pst_queue_load_done(pst_qio_job_t *job)
     pst_qload_t  *l = job->data;
     pst_uint_t    i;
 
-    for (i = 0; i < l->nids && !pst_q.stopping; i++) {
+    for (i = 0; i < l->nids && pst_queue_taking(); i++) {
         switch (l->rc[i]) {
         case PST_OK:
             if (pst_queue_find((u_char *) l->ids[i]) == NULL) {
@@ -1338,7 +1343,7 @@ void
 pst_queue_check_done(void)
 {
     if (pst_q.done != NULL && pst_q.jobs == 0 && pst_qio_busy() == 0
-        && rel.n == 0 && !pst_q.draining)
+        && rel.n == 0 && !pst_q.draining && !pst_q.drain_after_load)
     {
         *pst_q.done = 1;
     }

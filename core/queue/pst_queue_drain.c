@@ -133,6 +133,15 @@ pst_qdrain_on_quit(void)
     {
         return 0;
     }
+    if (pst_q.loading) {
+        /* every message must be known first: the scan goes on, and
+         * its end starts the drain (worker_shutdown_timeout bounds
+         * both) */
+        pst_q.drain_after_load = 1;
+        pst_log_error(PST_LOG_INFO, 0, "queue: drain_on_quit: after the"
+                      " spool scan");
+        return 1;
+    }
     if (pst_qdrain_start((char *) conf->drain_on_quit.data,
                          &conf->drain_sa, conf->drain_len, 1, err,
                          sizeof(err)) != PST_OK)

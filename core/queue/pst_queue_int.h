@@ -120,6 +120,8 @@ typedef struct {
     unsigned                 loading:1;
     unsigned                 flush_on_load:1; /* a flush ALL met the scan */
     unsigned                 draining:1;  /* a drain pass: no attempt */
+    unsigned                 drain_after_load:1; /* drain_on_quit met the
+                                                    scan: it ends first */
     /* the last hold ALL / release ALL (PST_QUEUE_ALL_*), numbered: a
      * message a load was already reading when it came gets it too */
     uint32_t                 all_gen;
@@ -128,6 +130,10 @@ typedef struct {
 } pst_queue_t;
 
 extern pst_queue_t  pst_q;
+
+/* Whether the engine still takes messages in: not once it stops, unless
+ * drain_on_quit waits for the spool scan to know every message. */
+#define pst_queue_taking()  (!pst_q.stopping || pst_q.drain_after_load)
 
 pst_qmsg_t *pst_queue_find(const u_char *id);
 /* pst_queue_admin.c: msg's deferred (and pending) recipients, of dest

@@ -292,6 +292,22 @@ class DrainOnQuitTest(DrainCase):
             self.assertIn("\nhold 1\n", b.envelope(qid))
         self.assertEqual(handler.messages, [])
 
+    def test_drain_on_quit_during_the_spool_scan(self):
+        """A QUIT that comes while the engine still reads the spool
+        after its start: the scan goes on and the drain takes every
+        message it found (it used to refuse and strand them)."""
+        b = self.node_b()
+        handler, a = self.held_a(b.port, 30)
+        a.stop(signal.SIGTERM, timeout=30)       # TERM: no drain
+        self.assertEqual(a.queue_count(), 30)
+        a.start(wait=False)
+        wait_for(lambda: a.log().count("engine started") == 2, 20,
+                 interval=0.002, what="the queue engine")
+        a.stop(signal.SIGQUIT, timeout=30)
+        self.assertEqual((a.queue_count(), b.queue_count()), (0, 30),
+                         a.log()[-2000:])
+        self.assertIn("(drain_on_quit)", a.log())
+
     def test_no_drain_at_reload(self):
         b = self.node_b()
         handler, a = self.held_a(b.port, 2)
