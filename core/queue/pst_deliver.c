@@ -460,9 +460,8 @@ pst_deliver_client_conf(pst_dlv_t *d, pst_smtp_client_conf_t *cc,
 }
 
 
-/* "host[addr]:port" of hop. */
-static void
-pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
+void
+pst_deliver_hop_text(const pst_nexthop_t *hop, char *buf, size_t size)
 {
     char                       addr[INET6_ADDRSTRLEN];
     const struct sockaddr_in  *in = (const void *) &hop->addr;
@@ -470,8 +469,8 @@ pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
     in_port_t                  port;
 
     if (hop->addr.ss_family == AF_UNIX) {
-        snprintf(d->remote, sizeof(d->remote), "%.*s[%s]",
-                 (int) pst_min(hop->name.len, 100), hop->name.data,
+        snprintf(buf, size, "%.*s[%s]", (int) pst_min(hop->name.len, 100),
+                 hop->name.data,
                  ((const struct sockaddr_un *) &hop->addr)->sun_path);
         return;
     }
@@ -482,9 +481,16 @@ pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
         inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
         port = ntohs(in->sin_port);
     }
-    snprintf(d->remote, sizeof(d->remote), "%.*s[%s]:%u",
-             (int) pst_min(hop->name.len, 255), hop->name.data, addr,
-             (unsigned) port);
+    snprintf(buf, size, "%.*s[%s]:%u", (int) pst_min(hop->name.len, 255),
+             hop->name.data, addr, (unsigned) port);
+}
+
+
+/* "host[addr]:port" of hop. */
+static void
+pst_deliver_remote(pst_dlv_t *d, const pst_nexthop_t *hop)
+{
+    pst_deliver_hop_text(hop, d->remote, sizeof(d->remote));
 }
 
 

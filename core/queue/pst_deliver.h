@@ -100,5 +100,9 @@ void pst_deliver_cancel(pst_dlv_t *d);
 void pst_deliver_close(const pst_str_t *dest);
 /* Open (busy and idle) outbound connections, for status and metrics. */
 pst_uint_t pst_deliver_connections(void);
+/* A hop as the log's relay= and a queue event's remote say it:
+ * "host[addr]:port", "host[/path]" for a unix socket. */
+void pst_deliver_hop_text(const pst_nexthop_t *hop, char *buf,
+    size_t size);
 
 #endif /* PST_DELIVER_H */

@@ -528,67 +528,17 @@ pst_queue_all_loaded(pst_qload_t *l, pst_uint_t i)
 }
 
 
-/* The destination of an address: its domain, lower case ("" without). */
-static void
-pst_queue_rcpt_domain(const pst_str_t *addr, pst_str_t *dom)
-{
-    u_char  *at;
-
-    at = addr->len ? memrchr(addr->data, '@', addr->len) : NULL;
-    if (at == NULL) {
-        dom->data = addr->data;
-        dom->len = 0;
-        return;
-    }
-    dom->data = at + 1;
-    dom->len = addr->len - (size_t) (at + 1 - addr->data);
-}
-
-
-/* A recipient's destination: the transport table's, then the route
- * event's (a module may reroute).  *hold: a hold rule matched. */
+/* A recipient's destination (pst_queue_event_route(): the transport
+ * table's, then the route event's).  *hold: a hold rule matched. */
 static int
 pst_queue_route(pst_spool_msg_t *m, pst_qmsg_t *msg, pst_uint_t i,
     int *hold)
 {
-    pst_env_rcpt_t  *r = m->env.rcpts->elts;
-    pst_qevent_t     ev;
-    pst_str_t        dom;
-    u_char           norm[PST_DOMAIN_MAX + 1];
-    u_char           dest[PST_TRANSPORT_DEST_MAX];
-    size_t           n;
-    int              k;
+    u_char  dest[PST_TRANSPORT_DEST_MAX];
+    size_t  n;
 
-    pst_queue_rcpt_domain(&r[i].addr, &dom);
-
-    /* the router wants A-labels: IDNA domains in their ASCII form */
-    if (dom.len > 0 && dom.data[0] != '['
-        && (k = pst_domain_normalize(dom.data, dom.len, norm, sizeof(norm)))
-           > 0)
-    {
-        dom.data = norm;
-        dom.len = (size_t) k;
-    }
-
-    n = dom.len > 0 ? pst_transport_dest(pst_cycle, &r[i].addr, &dom, dest,
-                                         hold)
-                    : 0;
-    if (n > 0) {
-        dom.data = dest;
-        dom.len = n;
-    }
-
-    memset(&ev, 0, sizeof(ev));
-    ev.event = PST_QEV_ROUTE;
-    ev.env = &m->env;
-    ev.rcpt = i;
-    ev.dest = &dom;
-    pst_queue_event(&ev);
-    if (ev.reroute.len > 0) {
-        dom = ev.reroute;
-    }
-
-    msg->rcpts[i].dest = pst_sched_dest(&pst_q.sched, dom.data, dom.len);
+    n = pst_queue_event_route(&m->env, i, dest, hold);
+    msg->rcpts[i].dest = pst_sched_dest(&pst_q.sched, dest, n);
     return msg->rcpts[i].dest != NULL ? PST_OK : PST_ERROR;
 }
 
@@ -711,11 +661,18 @@ pst_queue_each(void (*cb)(pst_qmsg_t *msg, void *data), void *data)
 time_t
 pst_queue_expiry(const pst_qmsg_t *msg)
 {
+    return pst_queue_expiry_of(pst_q.conf, msg->arrival, msg->null_sender);
+}
+
+
+time_t
+pst_queue_expiry_of(const pst_queue_conf_t *conf, time_t arrival,
+    int null_sender)
+{
     pst_msec_t  life;
 
-    life = msg->null_sender ? pst_q.conf->bounce_lifetime
-                            : pst_q.conf->max_lifetime;
-    return msg->arrival + (time_t) (life / 1000);
+    life = null_sender ? conf->bounce_lifetime : conf->max_lifetime;
+    return arrival + (time_t) (life / 1000);
 }
 
 

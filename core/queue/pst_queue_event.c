@@ -1,13 +1,17 @@
 /*
  * pst_queue_event.c -- the dispatcher of the queue-side events: every
  * loaded module that has a queue_event function sees each event, in
- * load order, synchronously (a hook must not block); and the accessors
- * a module reads an event's message with (postern_module.h).
+ * load order, synchronously (a hook must not block); the two events
+ * whose answer the engine uses (ROUTE: a recipient's destination,
+ * DEFERRED: its next try), told the same way by the engine and by
+ * libpostern-test; and the accessors a module reads an event's message
+ * with (postern_module.h).
  */
 
 #include "pst_core.h"
 #include "pst_envelope.h"
 #include "pst_queue_event.h"
+#include "pst_transport.h"
 
 
 static const char  *pst_qevent_names[] = {
@@ -46,6 +50,90 @@ pst_queue_event(pst_qevent_t *ev)
             ev->reroute.data = NULL;
         }
     }
+}
+
+
+/* The domain of an address, as given ("" without one). */
+static void
+pst_queue_event_domain(const pst_str_t *addr, pst_str_t *dom)
+{
+    u_char  *at;
+
+    at = addr->len ? memrchr(addr->data, '@', addr->len) : NULL;
+    if (at == NULL) {
+        dom->data = addr->data;
+        dom->len = 0;
+        return;
+    }
+    dom->data = at + 1;
+    dom->len = addr->len - (size_t) (at + 1 - addr->data);
+}
+
+
+size_t
+pst_queue_event_route(pst_envelope_t *env, pst_uint_t i, u_char *dest,
+    int *hold)
+{
+    pst_env_rcpt_t  *r = env->rcpts->elts;
+    pst_qevent_t     ev;
+    pst_str_t        dom;
+    u_char           norm[PST_DOMAIN_MAX + 1];
+    size_t           n;
+    int              k;
+
+    *hold = 0;
+    pst_queue_event_domain(&r[i].addr, &dom);
+
+    /* the router wants A-labels: IDNA domains in their ASCII form */
+    if (dom.len > 0 && dom.data[0] != '['
+        && (k = pst_domain_normalize(dom.data, dom.len, norm, sizeof(norm)))
+           > 0)
+    {
+        dom.data = norm;
+        dom.len = (size_t) k;
+    }
+
+    n = dom.len > 0 ? pst_transport_dest(pst_cycle, &r[i].addr, &dom, dest,
+                                         hold)
+                    : 0;
+    if (n > 0) {
+        dom.data = dest;
+        dom.len = n;
+    }
+
+    memset(&ev, 0, sizeof(ev));
+    ev.event = PST_QEV_ROUTE;
+    ev.env = env;
+    ev.rcpt = i;
+    ev.dest = &dom;
+    pst_queue_event(&ev);
+    if (ev.reroute.len > 0) {
+        dom = ev.reroute;
+    }
+
+    /* a reroute is at most 257 bytes, a transport's destination fits */
+    n = pst_min(dom.len, PST_TRANSPORT_DEST_MAX - 1);
+    memmove(dest, dom.data, n);
+    dest[n] = '\0';
+    return n;
+}
+
+
+time_t
+pst_queue_event_deferred(pst_qevent_t *ev, time_t now, time_t expiry)
+{
+    ev->event = PST_QEV_DEFERRED;
+    if (ev->next_try > expiry) {
+        ev->next_try = expiry;
+    }
+    pst_queue_event(ev);
+    if (ev->next_try < now) {
+        ev->next_try = now;
+    }
+    if (ev->next_try > expiry) {
+        ev->next_try = expiry;
+    }
+    return ev->next_try;
 }
 
 

@@ -162,6 +162,10 @@ void pst_queue_gauges(void);
 /* Iterate: cb on every message (control verbs). */
 void pst_queue_each(void (*cb)(pst_qmsg_t *msg, void *data), void *data);
 time_t pst_queue_expiry(const pst_qmsg_t *msg);
+/* The same for a message that arrived then (max_queue_lifetime, or
+ * bounce_queue_lifetime for the null sender's). */
+time_t pst_queue_expiry_of(const pst_queue_conf_t *conf, time_t arrival,
+    int null_sender);
 
 void pst_queue_io_done(pst_qmsg_t *msg);
 

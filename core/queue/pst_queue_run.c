@@ -418,25 +418,31 @@ pst_queue_log(pst_qmsg_t *msg, pst_env_rcpt_t *r, const char *remote,
 }
 
 
+/* A recipient's event (DELIVERED, FAILED, EXPIRED; DEFERRED with its
+ * next try: pst_queue_event_deferred()). */
 static void
-pst_queue_event_rcpt(pst_qevent_e what, pst_qmsg_t *msg, pst_uint_t i,
-    pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t *next_try)
+pst_queue_event_fill(pst_qevent_t *ev, pst_qevent_e what, pst_qmsg_t *msg,
+    pst_qjob_t *job, pst_dlv_rcpt_t *o)
+{
+    memset(ev, 0, sizeof(pst_qevent_t));
+    ev->event = what;
+    ev->env = &msg->open->m.env;
+    ev->rcpt = o->index;
+    ev->dest = &job->dest->name;
+    ev->remote = job->dj.remote[0] ? job->dj.remote : NULL;
+    ev->code = o->code;
+    ev->reply = o->reply;
+}
+
+
+static void
+pst_queue_event_rcpt(pst_qevent_e what, pst_qmsg_t *msg, pst_qjob_t *job,
+    pst_dlv_rcpt_t *o)
 {
     pst_qevent_t  ev;
 
-    memset(&ev, 0, sizeof(ev));
-    ev.event = what;
-    ev.env = &msg->open->m.env;
-    ev.rcpt = i;
-    ev.dest = &job->dest->name;
-    ev.remote = job->dj.remote[0] ? job->dj.remote : NULL;
-    ev.code = o->code;
-    ev.reply = o->reply;
-    ev.next_try = next_try != NULL ? *next_try : 0;
+    pst_queue_event_fill(&ev, what, msg, job, o);
     pst_queue_event(&ev);
-    if (next_try != NULL) {
-        *next_try = ev.next_try;
-    }
 }
 
 
@@ -444,15 +450,16 @@ static void
 pst_queue_deferred(pst_qjob_t *job, pst_dlv_rcpt_t *o, pst_env_rcpt_t *r,
     pst_qrcpt_t *q, time_t now)
 {
-    pst_qmsg_t  *msg = job->msg;
-    time_t       expiry, next;
+    pst_qmsg_t    *msg = job->msg;
+    pst_qevent_t   ev;
+    time_t         expiry, next;
 
     expiry = pst_queue_expiry(msg);
 
     if (now >= expiry) {
         r->state = PST_RCPT_FAILED;
         q->state = PST_RCPT_FAILED;
-        pst_queue_event_rcpt(PST_QEV_EXPIRED, msg, o->index, job, o, NULL);
+        pst_queue_event_rcpt(PST_QEV_EXPIRED, msg, job, o);
         pst_queue_log(msg, r, job->dj.remote, o->ecode,
                       msg->null_sender ? "expired"
                       : "expired, returned to sender", now);
@@ -460,19 +467,11 @@ pst_queue_deferred(pst_qjob_t *job, pst_dlv_rcpt_t *o, pst_env_rcpt_t *r,
         return;
     }
 
-    next = now + pst_sched_backoff(r->attempts,
-                                   (time_t) (pst_q.conf->min_backoff / 1000),
-                                   (time_t) (pst_q.conf->max_backoff / 1000));
-    if (next > expiry) {
-        next = expiry;
-    }
-    pst_queue_event_rcpt(PST_QEV_DEFERRED, msg, o->index, job, o, &next);
-    if (next < now) {
-        next = now;
-    }
-    if (next > expiry) {
-        next = expiry;
-    }
+    pst_queue_event_fill(&ev, PST_QEV_DEFERRED, msg, job, o);
+    ev.next_try = now + pst_sched_backoff(r->attempts,
+                               (time_t) (pst_q.conf->min_backoff / 1000),
+                               (time_t) (pst_q.conf->max_backoff / 1000));
+    next = pst_queue_event_deferred(&ev, now, expiry);
 
     r->state = PST_RCPT_DEFERRED;
     r->next_try = next;
@@ -513,7 +512,7 @@ pst_queue_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t now)
         if (o->final) {
             q->flags |= PST_QR_FINAL;
         }
-        pst_queue_event_rcpt(PST_QEV_DELIVERED, msg, o->index, job, o, NULL);
+        pst_queue_event_rcpt(PST_QEV_DELIVERED, msg, job, o);
         pst_queue_log(msg, r, job->dj.remote, o->ecode, "sent", now);
         pst_metric_inc(PST_M_DELIVERY_DELIVERED);
         pst_metric_observe(PST_H_DELIVERY,
@@ -525,7 +524,7 @@ pst_queue_outcome(pst_qjob_t *job, pst_dlv_rcpt_t *o, time_t now)
         r->state = PST_RCPT_FAILED;
         q->state = PST_RCPT_FAILED;
         r->next_try = 0;
-        pst_queue_event_rcpt(PST_QEV_FAILED, msg, o->index, job, o, NULL);
+        pst_queue_event_rcpt(PST_QEV_FAILED, msg, job, o);
         pst_queue_log(msg, r, job->dj.remote, o->ecode, "bounced", now);
         if (msg->null_sender) {
             pst_log_error(PST_LOG_INFO, 0, "%s: from the null sender: no"
