@@ -1408,6 +1408,31 @@ const char *pst_qevent_name(pst_qevent_e event);
 int pst_qevent_header(const pst_qevent_t *ev, pst_uint_t i, pst_str_t *name,
     pst_str_t *value);
 
+/** @name A module's state kept with a queued message (ABI 1.2 addition)
+ * One pointer per module and message, for what a module remembers
+ * between the events of one message (a summary read at ENQUEUED for the
+ * last event's report, a choice made at its first ROUTE).  Only in
+ * queue_event(), for an event with a message (not RESOLVED, CONNECTED,
+ * DISCONNECTED), in the queue process's loop; never blocks.  It lives
+ * in that process's memory only, until the message leaves the queue
+ * (removed once every recipient is final, after its BOUNCE events;
+ * deleted; moved by a drain; gone from the spool), the queue process
+ * stops (a stop, restart or reload: the next one tells ENQUEUED again
+ * for every message it finds, so what is set at ENQUEUED comes back),
+ * or the module replaces or clears it; then cleanup(v) runs once, on
+ * the loop.  v is yours (malloc() and free, or configuration memory and
+ * a NULL cleanup). */
+/**@{*/
+/** Module m's pointer for ev's message; NULL until set, or without a
+ * message. */
+void *pst_qevent_get_ctx(const pst_qevent_t *ev, const pst_module_t *m);
+/** Keep v for ev's message (NULL: forget it; the cleanup of a value
+ * replaced or forgotten runs at once).  PST_OK, or PST_ERROR (no
+ * message, m not loaded, no memory): nothing kept, v is still yours. */
+int pst_qevent_set_ctx(const pst_qevent_t *ev, const pst_module_t *m,
+    void *v, pst_cleanup_pt cleanup);
+/**@}*/
+
 /** @name Loop detection
  * RFC 5321 5.1: a client must not deliver to itself.
  * pst_route_own_addr(): 1 when a connection to sa (address and port)

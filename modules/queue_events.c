@@ -199,7 +199,7 @@ qev_event(pst_qevent_t *ev, void *main_conf)
     size_t       len;
     time_t       now;
 
-    now = time(NULL);
+    now = pst_current_time();    /* the engine's clock (next_try) */
     if (ev->event == PST_QEV_DEFERRED) {
         qev_retry(c, ev, now);
     } else if (ev->event == PST_QEV_ROUTE) {

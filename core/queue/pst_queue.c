@@ -22,6 +22,7 @@
 #include "pst_queue.h"
 #include "pst_queue_int.h"
 #include "pst_queue_event.h"
+#include "pst_queue_ctx.h"
 #include "pst_transport.h"
 
 #define PST_QUEUE_HASH          (1 << 16)
@@ -102,7 +103,7 @@ static void pst_queue_rel_pump(void);
 
 
 /* IDs are time-ordered base32: their last characters vary most */
-static pst_uint_t
+pst_uint_t
 pst_queue_hash(const u_char *id)
 {
     pst_uint_t  h = 0;
@@ -583,6 +584,7 @@ pst_queue_take(pst_spool_msg_t *m)
         if (r[i].state == PST_RCPT_PENDING || r[i].state == PST_RCPT_DEFERRED)
         {
             if (pst_queue_route(m, msg, i, &k) != PST_OK) {
+                pst_queue_ctx_forget(msg->id);  /* told ENQUEUED */
                 free(msg);
                 return;
             }
@@ -736,6 +738,7 @@ pst_queue_forget(pst_qmsg_t *msg)
         pst_destroy_pool(msg->open->pool);
         free(msg->open);
     }
+    pst_queue_ctx_forget(msg->id);      /* the modules' state goes too */
     free(msg);
     pst_queue_gauges();
     pst_queue_check_done();
@@ -1332,6 +1335,7 @@ pst_queue_exit(void)
     pst_queue_cancel_jobs(NULL);
     pst_deliver_exit();
     pst_qio_exit();
+    pst_queue_ctx_clear();              /* before the modules' exit */
     if (due_ev.timer_set) {
         pst_event_del_timer(&due_ev);
     }

@@ -136,6 +136,8 @@ extern pst_queue_t  pst_q;
 #define pst_queue_taking()  (!pst_q.stopping || pst_q.drain_after_load)
 
 pst_qmsg_t *pst_queue_find(const u_char *id);
+/* The hash of a queue ID (PST_QUEUE_ID_LEN bytes). */
+pst_uint_t pst_queue_hash(const u_char *id);
 /* pst_queue_admin.c: msg's deferred (and pending) recipients, of dest
  * or all, due now; 1 when there was one. */
 int pst_qadmin_flush_msg(pst_qmsg_t *msg, pst_qdest_t *dest);

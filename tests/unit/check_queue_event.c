@@ -1,13 +1,18 @@
 /*
  * check_queue_event.c -- the queue-side events (ABI 1.2): the dispatcher
  * (load order, NULL hooks skipped, next_try and reroute written by a hook
- * seen by the caller), the accessors, and modules/queue_events.c called
- * directly (JSON line, retry schedule, reroute).
+ * seen by the caller), the accessors, what modules keep with a queued
+ * message (pst_qevent_set_ctx(), core/queue/pst_queue_ctx.c), and
+ * modules/queue_events.c called directly (JSON line, retry schedule,
+ * reroute).
  */
 
 #include "pst_core.h"
 #include "pst_envelope.h"
+#include "pst_event.h"
+#include "pst_spool.h"
 #include "pst_queue_event.h"
+#include "pst_queue_ctx.h"
 #include "check_suites.h"
 #include "check_util.h"
 
@@ -265,11 +270,12 @@ START_TEST(test_module_retry_reroute)
     ev.rcpt = 1;                               /* attempts 3: last time */
     ev.dest = &dest;
     ev.next_try = 7;
+    pst_time_update();                         /* the engine's clock */
     qev_event(&ev, &c);
-    ck_assert_int_ge(ev.next_try, time(NULL) + 590);
+    ck_assert_int_eq(ev.next_try, pst_current_time() + 600);
     ((pst_env_rcpt_t *) env.rcpts->elts)[1].attempts = 1;
     qev_event(&ev, &c);
-    ck_assert_int_le(ev.next_try, time(NULL) + 60);
+    ck_assert_int_eq(ev.next_try, pst_current_time() + 60);
     ev.dest = &other;                          /* no match: unchanged */
     ev.next_try = 7;
     qev_event(&ev, &c);
@@ -287,6 +293,188 @@ START_TEST(test_module_retry_reroute)
 END_TEST
 
 
+/* ------------------------------------------------------------------ */
+/* What modules keep with a queued message                             */
+
+static const pst_module_t   ctx_mod[3];    /* only their addresses */
+static pst_module_entry_t   ctx_me[2];
+static pst_cycle_t          ctx_cycle, *ctx_saved;
+static char                 freed[256];
+static pst_qevent_t        *ctx_other;      /* for ctx_free_other() */
+
+static void
+ctx_free(void *v)
+{
+    strcat(freed, v);
+}
+
+/* a cleanup that clears another message's state (re-entry) */
+static void
+ctx_free_other(void *v)
+{
+    strcat(freed, v);
+    ck_assert_int_eq(pst_qevent_set_ctx(ctx_other, &ctx_mod[0], NULL, NULL),
+                     PST_OK);
+}
+
+/* A cycle with ctx_mod[0] and ctx_mod[1] loaded (ctx_mod[2] not), and
+ * event ev with a message of queue ID id. */
+static void
+ctx_setup(pst_qevent_t *ev, pst_envelope_t *e, const char *id)
+{
+    memset(&ctx_cycle, 0, sizeof(ctx_cycle));
+    memset(ctx_me, 0, sizeof(ctx_me));
+    ctx_me[0].orig = &ctx_mod[0];
+    ctx_me[0].index = 4;
+    ctx_me[1].orig = &ctx_mod[1];
+    ctx_me[1].index = 7;
+    ctx_cycle.modules.elts = ctx_me;
+    ctx_cycle.modules.nelts = 2;
+    ctx_saved = pst_cycle;
+    pst_cycle = &ctx_cycle;
+    memset(e, 0, sizeof(*e));
+    e->id.data = (u_char *) id;
+    e->id.len = strlen(id);
+    memset(ev, 0, sizeof(*ev));
+    ev->event = PST_QEV_ENQUEUED;
+    ev->env = e;
+    ev->rcpt = PST_QEV_NO_RCPT;
+    freed[0] = '\0';
+}
+
+
+START_TEST(test_ctx_set_get)
+{
+    pst_envelope_t  e1, e2;
+    pst_qevent_t    ev1, ev2, none;
+    u_char         *id1 = (u_char *) "AAAAAAAAAAAAAAAAA1";
+
+    ctx_setup(&ev2, &e2, "AAAAAAAAAAAAAAAAA2");
+    ctx_setup(&ev1, &e1, (char *) id1);
+    memset(&none, 0, sizeof(none));
+    none.event = PST_QEV_CONNECTED;            /* no message */
+
+    ck_assert_ptr_null(pst_qevent_get_ctx(&ev1, &ctx_mod[0]));
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[0], "a", ctx_free),
+                     PST_OK);
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[1], "b", ctx_free),
+                     PST_OK);
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev2, &ctx_mod[0], "c", ctx_free),
+                     PST_OK);
+    /* per module, per message; any event of the message sees it */
+    ev1.event = PST_QEV_DELIVERED;
+    ev1.rcpt = 0;
+    ck_assert_str_eq(pst_qevent_get_ctx(&ev1, &ctx_mod[0]), "a");
+    ck_assert_str_eq(pst_qevent_get_ctx(&ev1, &ctx_mod[1]), "b");
+    ck_assert_str_eq(pst_qevent_get_ctx(&ev2, &ctx_mod[0]), "c");
+    ck_assert_ptr_null(pst_qevent_get_ctx(&ev2, &ctx_mod[1]));
+    ck_assert_uint_eq(pst_queue_ctx_count(id1), 2);
+
+    /* refused: no message, a module not loaded, a malformed ID */
+    ck_assert_int_eq(pst_qevent_set_ctx(&none, &ctx_mod[0], "x", ctx_free),
+                     PST_ERROR);
+    ck_assert_ptr_null(pst_qevent_get_ctx(&none, &ctx_mod[0]));
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[2], "x", ctx_free),
+                     PST_ERROR);
+    e2.id.len = 8;
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev2, &ctx_mod[1], "x", ctx_free),
+                     PST_ERROR);
+    e2.id.len = 18;
+    ck_assert_str_eq(freed, "");               /* refused: still yours */
+
+    /* replaced: the old value's cleanup; the same value: none */
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[0], "A", ctx_free),
+                     PST_OK);
+    ck_assert_str_eq(freed, "a");
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[0], "A", NULL),
+                     PST_OK);
+    ck_assert_str_eq(freed, "a");
+    /* cleared: its cleanup (none now for "A") */
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[0], NULL, NULL),
+                     PST_OK);
+    ck_assert_ptr_null(pst_qevent_get_ctx(&ev1, &ctx_mod[0]));
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[1], NULL, NULL),
+                     PST_OK);
+    ck_assert_str_eq(freed, "ab");
+    ck_assert_uint_eq(pst_queue_ctx_count(id1), 0);
+
+    pst_queue_ctx_clear();                     /* the engine stops */
+    ck_assert_str_eq(freed, "abc");
+    ck_assert_ptr_null(pst_qevent_get_ctx(&ev2, &ctx_mod[0]));
+    pst_cycle = ctx_saved;
+}
+END_TEST
+
+
+START_TEST(test_ctx_forget)
+{
+    pst_envelope_t  e1, e2;
+    pst_qevent_t    ev1, ev2;
+
+    ctx_setup(&ev2, &e2, "BBBBBBBBBBBBBBBBB2");
+    ctx_setup(&ev1, &e1, "BBBBBBBBBBBBBBBBB1");
+    ctx_other = &ev2;
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[0], "a", ctx_free),
+                     PST_OK);
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev1, &ctx_mod[1], "b",
+                                        ctx_free_other), PST_OK);
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev2, &ctx_mod[0], "c", ctx_free),
+                     PST_OK);
+    ck_assert_int_eq(pst_qevent_set_ctx(&ev2, &ctx_mod[1], "d", ctx_free),
+                     PST_OK);
+
+    /* the message leaves: both of its states, each once; b's cleanup
+     * clears c (another message) on the way */
+    pst_queue_ctx_forget(e1.id.data);
+    ck_assert_uint_eq(strlen(freed), 3);
+    ck_assert_ptr_nonnull(strchr(freed, 'a'));
+    ck_assert_ptr_nonnull(strstr(freed, "bc"));
+    ck_assert_ptr_null(pst_qevent_get_ctx(&ev1, &ctx_mod[0]));
+    ck_assert_ptr_null(pst_qevent_get_ctx(&ev2, &ctx_mod[0]));
+    ck_assert_str_eq(pst_qevent_get_ctx(&ev2, &ctx_mod[1]), "d");
+    pst_queue_ctx_forget(e1.id.data);          /* again: nothing */
+    ck_assert_uint_eq(strlen(freed), 3);
+    pst_queue_ctx_clear();
+    ck_assert_str_eq(freed + 3, "d");
+    pst_queue_ctx_clear();                     /* empty: nothing */
+    pst_queue_ctx_forget(e1.id.data);
+    pst_cycle = ctx_saved;
+}
+END_TEST
+
+
+/* Many messages: the table grows and every state is found again. */
+START_TEST(test_ctx_many)
+{
+    static char     ids[5000][PST_QUEUE_ID_LEN + 1];
+    pst_envelope_t  e;
+    pst_qevent_t    ev;
+    int             i;
+
+    ctx_setup(&ev, &e, "CCCCCCCCCCCCCCCCCC");
+    for (i = 0; i < 5000; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "1LH4V0%012d", i);
+        e.id.data = (u_char *) ids[i];
+        ck_assert_int_eq(pst_qevent_set_ctx(&ev, &ctx_mod[i % 2], ids[i],
+                                            NULL), PST_OK);
+    }
+    for (i = 0; i < 5000; i++) {
+        e.id.data = (u_char *) ids[i];
+        ck_assert_ptr_eq(pst_qevent_get_ctx(&ev, &ctx_mod[i % 2]), ids[i]);
+        ck_assert_ptr_null(pst_qevent_get_ctx(&ev, &ctx_mod[1 - i % 2]));
+    }
+    for (i = 0; i < 5000; i += 2) {
+        pst_queue_ctx_forget((u_char *) ids[i]);
+    }
+    for (i = 0; i < 5000; i++) {
+        ck_assert_uint_eq(pst_queue_ctx_count((u_char *) ids[i]), i % 2);
+    }
+    pst_queue_ctx_clear();
+    pst_cycle = ctx_saved;
+}
+END_TEST
+
+
 Suite *
 suite_queue_event(void)
 {
@@ -298,6 +486,9 @@ suite_queue_event(void)
     tcase_add_test(tc, test_dispatch_order);
     tcase_add_test(tc, test_accessors);
     tcase_add_test(tc, test_header);
+    tcase_add_test(tc, test_ctx_set_get);
+    tcase_add_test(tc, test_ctx_forget);
+    tcase_add_test(tc, test_ctx_many);
     tcase_add_test(tc, test_module_json);
     tcase_add_test(tc, test_module_json_bounded);
     tcase_add_test(tc, test_module_retry_reroute);
