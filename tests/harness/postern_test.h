@@ -254,6 +254,132 @@ const char *pst_test_rcpt_params(pst_test_t *t, unsigned i);
 
 /** @} */
 
+/** @defgroup harness_queue libpostern-test: the queue side
+ * Drive a module's queue_event() function and a router as the queue
+ * process would, with one fake queued message at a time: what the
+ * engine tells (ENQUEUED, ROUTE for each recipient) when it takes the
+ * message, then the events a test asks for, with the engine's own
+ * bookkeeping (attempts, recipient states, the retry back-off and its
+ * clamp, the destination a ROUTE hook chooses).  No delivery is made
+ * and nothing is written to a spool.
+ *
+ *     pst_test_process(t, PST_PROC_QUEUE);   (before pst_test_config)
+ *     pst_test_config(t, "webhook_url http://127.0.0.1:8080/;", NULL);
+ *     pst_test_queue_message(t, "a@client.test", "b@example.test",
+ *                            "Subject: hi
+
+body
+");
+ *     r = pst_test_qevent(t, PST_QEV_DEFERRED, 0, 451, "4.7.1 later");
+ *     r->next_try == 600 ...
+ *
+ * The fake clock (pst_test_advance()) moves the modules' timers,
+ * pst_current_time() and the scripted DNS of the queue side as it does
+ * the session side's; pst_test_run() turns the loop in real time for a
+ * module's own sockets and threads.
+ * @{ */
+
+/** What one event did (pst_test_qevent()). */
+typedef struct {
+    char                         dest[512]; /**< the recipient's
+                                               destination after it (a
+                                               ROUTE hook may change it);
+                                               "" without a recipient */
+    long                         next_try;  /**< DEFERRED: seconds from now
+                                               to the next try, after the
+                                               hooks and the engine's clamp
+                                               to [now, expiry]; else 0 */
+    long                         backoff;   /**< DEFERRED: the engine's own
+                                               choice before the hooks
+                                               (relay_min_backoff ...) */
+    int                          final;     /**< every recipient is now
+                                               delivered or failed */
+} pst_test_qresult_t;
+
+/** A router's answer (pst_test_route()): pst_route_t as text. */
+typedef struct {
+    int                          pending;   /**< no answer yet */
+    int                          verdict;   /**< PST_HOOK_ACCEPT, REJECT or
+                                               TEMPFAIL; -1: no router
+                                               took the destination */
+    int                          code;      /**< REJECT, TEMPFAIL: the code
+                                               (a "reject" transport
+                                               rule's too) */
+    char                         ecode[16]; /**< "5.1.10", "" when none */
+    char                         text[512]; /**< the reply's text; why for
+                                               -1 */
+    unsigned                     nhops;     /**< the hops */
+    char                         hops[2048];/**< "name[addr]:port ...", in
+                                               the order to try them */
+    unsigned                     secure;    /**< how many hops are marked
+                                               DNSSEC-secure */
+    unsigned                     flags;     /**< PST_ROUTE_LMTP */
+    int                          tls;       /**< PST_ROUTE_TLS_* */
+    char                         tls_name[256]; /**< "" when none */
+    char                         auth_user[256]; /**< "" when none */
+    char                         local[64]; /**< a local delivery's name
+                                               ("local" unnamed); "" */
+} pst_test_route_t;
+
+/** Before pst_test_config(): the process the modules' init_process()
+ * is told it runs in: PST_PROC_WORKER (the default: sessions),
+ * PST_PROC_QUEUE (queue events and routers) or PST_PROC_SINGLE (both,
+ * one process).  PST_OK, or PST_ERROR (configured already, another
+ * value).  The hooks run whichever it is. */
+int pst_test_process(pst_test_t *t, pst_proc_e type);
+
+/** The engine takes a message (committed from sender, "" or NULL for
+ * the null sender, to rcpts: addresses separated by spaces; message:
+ * its text, LF or CRLF lines, header first): ENQUEUED, then ROUTE for
+ * each recipient, as the queue process tells them.  A message queued
+ * before leaves the queue first (pst_test_queue_remove()).  PST_OK, or
+ * PST_ERROR (no recipient, no memory; no configuration that reads). */
+int pst_test_queue_message(pst_test_t *t, const char *sender,
+    const char *rcpts, const char *message);
+/** The queued message's queue ID (modules log it); NULL when none. */
+const char *pst_test_queue_id(pst_test_t *t);
+/** Recipient i's destination (0 first): its domain, the transport
+ * table's ("smarthost:", "reject:0") or what a ROUTE hook chose; NULL
+ * out of range. */
+const char *pst_test_queue_dest(pst_test_t *t, unsigned i);
+/**
+ * Tell the modules one event about the queued message, as the engine
+ * would: for ROUTE, DELIVERED, DEFERRED, FAILED and EXPIRED rcpt is the
+ * recipient (0 first), with the attempt counted (not for ROUTE) and its
+ * state changed; code and reply (one line, NULL: none) are the hop's;
+ * ROUTE chooses the destination again.  For the other events rcpt only
+ * picks the destination (PST_QEV_NO_RCPT: the first recipient's);
+ * BOUNCE's reply is the DSN's queue ID; RESOLVED, CONNECTED and
+ * DISCONNECTED carry no message.  remote is always NULL.  What the hooks
+ * did, valid until the next call; NULL without a queued message or
+ * with rcpt out of range for a recipient's event.
+ */
+const pst_test_qresult_t *pst_test_qevent(pst_test_t *t, pst_qevent_e event,
+    pst_uint_t rcpt, int code, const char *reply);
+/** How many modules keep state with the queued message
+ * (pst_qevent_set_ctx()). */
+unsigned pst_test_queue_states(pst_test_t *t);
+/** The message leaves the queue, as the engine's removal once every
+ * recipient is final (after its BOUNCE), a delete or a drain: each
+ * module's state is given to its cleanup.  (pst_test_free() does it
+ * too.) */
+void pst_test_queue_remove(pst_test_t *t);
+
+/** Ask the router of a destination (a domain, "[addr]", "smarthost:"
+ * ...: as pst_test_queue_dest() gives it; the transport table picks
+ * the module and its next hop, as in the engine) and turn the loop
+ * until it answers or nothing more happens.  The answer is written into
+ * the returned object (the harness's) when done() runs: still pending
+ * until pst_test_advance() brings a scripted DNS answer or a timer.  A
+ * new route cancels one still pending (the router's cancel()). */
+const pst_test_route_t *pst_test_route(pst_test_t *t, const char *dest);
+/** Turn the event loop for ms of real time (at least once): a module's
+ * sockets and threads (a webhook's HTTP request) make progress; the
+ * fake clock stands still. */
+void pst_test_run(pst_test_t *t, int ms);
+
+/** @} */
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

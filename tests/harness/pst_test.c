@@ -75,6 +75,7 @@ pst_test_new(void)
         return NULL;
     }
     t->fd = -1;
+    t->proc = PST_PROC_WORKER;
     t->load = strdup("");
     (void) pst_test_client(t, "192.0.2.1", NULL);
     pst_time_freeze();
@@ -140,6 +141,7 @@ pst_test_free(pst_test_t *t)
     if (t->fd != -1) {
         pst_test_close(t);
     }
+    pst_test_queue_free(t);
     pst_test_forget_message(t);
     pst_test_unconfig(t);
     if (t->dir != NULL && t->dir[0] == '/') {
@@ -226,7 +228,7 @@ pst_test_init_process(pst_test_t *t)
     me = t->cycle->modules.elts;
     for (i = 0; i < t->cycle->modules.nelts; i++) {
         if (me[i].desc.init_process != NULL
-            && me[i].desc.init_process(t->cycle, PST_PROC_WORKER,
+            && me[i].desc.init_process(t->cycle, t->proc,
                                        t->cycle->main_conf[i]) != PST_OK)
         {
             snprintf(t->error, sizeof(t->error), "module \"%s\" failed to"

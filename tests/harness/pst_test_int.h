@@ -2,8 +2,10 @@
  * pst_test_int.h -- libpostern-test's internals, shared by pst_test.c
  * (set-up, configuration, the fake client, verdicts) and pst_test_msg.c
  * (the harness module: its hooks and in-memory store; the stored
- * message; scripted DNS), pst_test_session.c (the fake client),
- * pst_test_tls.c (its STARTTLS) and pst_test_auth.c (its AUTH).
+ * message; scripted DNS), pst_test_session.c (the fake client, the
+ * loop), pst_test_tls.c (its STARTTLS), pst_test_auth.c (its AUTH) and
+ * pst_test_queue.c (the queue side: a fake queued message, its events,
+ * routers).
  */
 
 #ifndef PST_TEST_INT_H
@@ -33,6 +35,8 @@ typedef struct {
     unsigned                     asked;
     pst_test_dnssec_e            dnssec;
 } pst_test_dns_t;
+
+typedef struct pst_test_queue_s  pst_test_queue_t;
 
 struct pst_test_s {
     char                        *dir;
@@ -74,6 +78,10 @@ struct pst_test_s {
     struct ssl_ctx_st           *ssl_ctx;
     struct ssl_st               *ssl;
     char                         params[2048]; /* pst_test_*_params() */
+
+    /* the queue side (pst_test_queue.c) */
+    pst_proc_e                   proc;         /* for init_process() */
+    pst_test_queue_t            *queue;
 };
 
 extern pst_test_t          *pst_test_current;
@@ -93,5 +101,9 @@ ssize_t pst_test_tls_send(pst_test_t *t, const void *buf, size_t n);
 int pst_test_dns_answer(const char *name, int type, pst_dns_answer_t *a,
     void *data);
 void pst_test_forget_message(pst_test_t *t);
+
+/* pst_test_queue.c */
+/* The queued message leaves, a pending route is cancelled. */
+void pst_test_queue_free(pst_test_t *t);
 
 #endif /* PST_TEST_INT_H */

@@ -2,9 +2,10 @@
  * mtest.h -- what the shipped modules' tests on libpostern-test share
  * (tests/modules/test_MODULE.c, and the harness's own tests in
  * tests/harness/test_*.c): where the modules are, a harness with
- * modules loaded and configured, a session up to MAIL, a log line, a
- * refused configuration, and main().  Each test file includes it once;
- * the helpers are static, and a file uses those it needs.
+ * modules loaded and configured (in a worker, or in the queue process),
+ * a session up to MAIL, a log line, a refused configuration, and
+ * main().  Each test file includes it once; the helpers are static,
+ * and a file uses those it needs.
  */
 
 #ifndef MTEST_H
@@ -42,26 +43,55 @@ mtest_path(const char *module, char *buf, size_t size)
 }
 
 
+/* A harness for a process of type proc with the modules of ap loaded
+ * in order, configured with main and server; every step must succeed. */
+MTEST_UNUSED static pst_test_t *
+mtest_vnew(pst_proc_e proc, const char *main, const char *server,
+    va_list ap)
+{
+    pst_test_t  *t = pst_test_new();
+    const char  *m;
+    char         path[4096];
+
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(pst_test_process(t, proc), PST_OK);
+    while ((m = va_arg(ap, const char *)) != NULL) {
+        ck_assert_msg(pst_test_load(t, mtest_path(m, path, sizeof(path)))
+                      == PST_OK, "cannot load %s", m);
+    }
+    ck_assert_msg(pst_test_config(t, main, server) == PST_OK, "%s",
+                  pst_test_error(t));
+    return t;
+}
+
+
 /* A harness with modules loaded in order (names or paths, then NULL),
  * configured with main and server (either may be NULL); every step must
  * succeed. */
 MTEST_UNUSED static pst_test_t *
 mtest_new(const char *main, const char *server, ...)
 {
-    pst_test_t  *t = pst_test_new();
-    const char  *m;
+    pst_test_t  *t;
     va_list      ap;
-    char         path[4096];
 
-    ck_assert_ptr_nonnull(t);
     va_start(ap, server);
-    while ((m = va_arg(ap, const char *)) != NULL) {
-        ck_assert_msg(pst_test_load(t, mtest_path(m, path, sizeof(path)))
-                      == PST_OK, "cannot load %s", m);
-    }
+    t = mtest_vnew(PST_PROC_WORKER, main, server, ap);
     va_end(ap);
-    ck_assert_msg(pst_test_config(t, main, server) == PST_OK, "%s",
-                  pst_test_error(t));
+    return t;
+}
+
+
+/* The same in the queue process (queue events, routers): the modules'
+ * init_process() gets PST_PROC_QUEUE. */
+MTEST_UNUSED static pst_test_t *
+mtest_queue_new(const char *main, ...)
+{
+    pst_test_t  *t;
+    va_list      ap;
+
+    va_start(ap, main);
+    t = mtest_vnew(PST_PROC_QUEUE, main, NULL, ap);
+    va_end(ap);
     return t;
 }
 

@@ -1,16 +1,18 @@
 /*
  * qctx_facts.c -- test module for the state a module keeps with a
  * queued message (pst_qevent_set_ctx(), pst_qevent_get_ctx();
- * tests/integration/test_queue_state.py), saying in the log what the
- * engine does with it:
+ * tests/integration/test_queue_state.py, tests/harness/test_queue.c),
+ * saying in the log what the engine (or the harness) does with it:
  *
  *   ENQUEUED       keeps a copy of the queue ID, with a cleanup that logs
  *                  "qctx_facts: freed ID" and frees it
- *   DELIVERED, DEFERRED, FAILED
- *                  logs "qctx_facts: EVENT ID kept VALUE" (VALUE "none"
- *                  when nothing is kept)
- *   RESOLVED       logs "qctx_facts: resolved set=RC" for a set without
- *                  a message (RC: -1, refused)
+ *   DELIVERED, DEFERRED, FAILED, EXPIRED
+ *                  "qctx_facts: EVENT ID kept VALUE attempts=N rcpt=ADDR
+ *                  code=CODE" (VALUE "none" when nothing is kept)
+ *   BOUNCE         "qctx_facts: bounce ID reply=REPLY kept VALUE"
+ *   RESOLVED, CONNECTED, DISCONNECTED
+ *                  "qctx_facts: EVENT set=RC id=none" for a set without a
+ *                  message (RC: -1, refused)
  */
 
 #include <stdlib.h>
@@ -50,14 +52,27 @@ qctx_facts_event(pst_qevent_t *ev, void *main_conf)
     case PST_QEV_DELIVERED:
     case PST_QEV_DEFERRED:
     case PST_QEV_FAILED:
+    case PST_QEV_EXPIRED:
         v = pst_qevent_get_ctx(ev, &postern_module);
-        pst_log(PST_LOG_INFO, 0, "qctx_facts: %s %.*s kept %s",
-                pst_qevent_name(ev->event), (int) id->len, id->data,
+        pst_log(PST_LOG_INFO, 0, "qctx_facts: %s %.*s kept %s attempts=%u"
+                " rcpt=%s code=%d", pst_qevent_name(ev->event),
+                (int) id->len, id->data, v != NULL ? v : "none",
+                pst_qevent_attempts(ev), pst_qevent_rcpt(ev)->data,
+                ev->code);
+        return;
+    case PST_QEV_BOUNCE:
+        v = pst_qevent_get_ctx(ev, &postern_module);
+        pst_log(PST_LOG_INFO, 0, "qctx_facts: bounce %.*s reply=%s kept %s",
+                (int) id->len, id->data, ev->reply,
                 v != NULL ? v : "none");
         return;
     case PST_QEV_RESOLVED:
-        pst_log(PST_LOG_INFO, 0, "qctx_facts: resolved set=%d",
-                pst_qevent_set_ctx(ev, &postern_module, "x", NULL));
+    case PST_QEV_CONNECTED:
+    case PST_QEV_DISCONNECTED:
+        pst_log(PST_LOG_INFO, 0, "qctx_facts: %s set=%d id=%s",
+                pst_qevent_name(ev->event),
+                pst_qevent_set_ctx(ev, &postern_module, "x", NULL),
+                id != NULL ? (const char *) id->data : "none");
         return;
     default:
         return;
