@@ -18,10 +18,18 @@
  * a message no rule matches keeps the destination the transport table
  * gave it.
  *
+ * The choice is made once per message, at its first recipient's ROUTE,
+ * and kept with the message (pst_qevent_set_ctx()): its other
+ * recipients get the same destination without reading the header again,
+ * and the log says it once.
+ *
  * Shows: a main-level directive, a queue_event function (it runs in the
  * queue process, synchronously, and must not block), the ROUTE event,
- * the message's header through pst_qevent_header() and ev->reroute.
- * Build it out of tree (see plugins/README).
+ * the message's header through pst_qevent_header(), ev->reroute, and a
+ * module's state kept with a queued message -- here a pointer into the
+ * configuration, so nothing to free (the queue process keeps its
+ * configuration as long as it runs).  Build it out of tree (see
+ * plugins/README).
  */
 
 #include <string.h>
@@ -41,6 +49,11 @@ typedef struct {
 typedef struct {
     pst_array_t                 *rules;      /* rbh_rule_t, NULL: none */
 } rbh_conf_t;
+
+/* kept with a message no rule matches (NULL would mean "not chosen") */
+static const rbh_rule_t  rbh_no_rule;
+
+PST_EXPORT const pst_module_t  postern_module;
 
 
 static void *
@@ -104,13 +117,34 @@ rbh_value_is(const pst_str_t *value, const pst_str_t *want)
 }
 
 
+/* The first rule that matches a field of the message, in the order of
+ * the fields; &rbh_no_rule when none does. */
+static const rbh_rule_t *
+rbh_choose(const pst_qevent_t *ev, const rbh_conf_t *conf)
+{
+    rbh_rule_t  *r = conf->rules->elts;
+    pst_str_t    name, value;
+    pst_uint_t   i, k;
+
+    for (i = 0; pst_qevent_header(ev, i, &name, &value) == PST_OK; i++) {
+        for (k = 0; k < conf->rules->nelts; k++) {
+            if (name.len == r[k].name.len
+                && pst_strncasecmp(name.data, r[k].name.data, name.len) == 0
+                && rbh_value_is(&value, &r[k].value))
+            {
+                return &r[k];
+            }
+        }
+    }
+    return &rbh_no_rule;
+}
+
+
 static void
 rbh_event(pst_qevent_t *ev, void *main_conf)
 {
     rbh_conf_t        *conf = main_conf;
-    rbh_rule_t        *r;
-    pst_str_t          name, value;
-    pst_uint_t         i, k;
+    const rbh_rule_t  *rule;
     const pst_str_t   *id;
 
     /* ignore every other event, and values a later core may add */
@@ -118,23 +152,24 @@ rbh_event(pst_qevent_t *ev, void *main_conf)
         return;
     }
 
-    r = conf->rules->elts;
-    for (i = 0; pst_qevent_header(ev, i, &name, &value) == PST_OK; i++) {
-        for (k = 0; k < conf->rules->nelts; k++) {
-            if (name.len == r[k].name.len
-                && pst_strncasecmp(name.data, r[k].name.data, name.len) == 0
-                && rbh_value_is(&value, &r[k].value))
-            {
-                /* the engine copies it: the configuration's string is
-                 * fine (it outlives the call anyway) */
-                ev->reroute = r[k].dest;
-                id = pst_qevent_id(ev);
-                pst_log(PST_LOG_INFO, 0, "route_by_header: %.*s: %s: %s",
-                        (int) id->len, id->data, (char *) r[k].name.data,
-                        (char *) r[k].dest.data);
-                return;
-            }
+    /* the message's first ROUTE chooses; the others reuse the choice
+     * (configuration memory: no cleanup) */
+    rule = pst_qevent_get_ctx(ev, &postern_module);
+    if (rule == NULL) {
+        rule = rbh_choose(ev, conf);
+        (void) pst_qevent_set_ctx(ev, &postern_module, (void *) rule, NULL);
+        id = pst_qevent_id(ev);
+        if (rule != &rbh_no_rule) {
+            pst_log(PST_LOG_INFO, 0, "route_by_header: %.*s: %s: %s",
+                    (int) id->len, id->data, (char *) rule->name.data,
+                    (char *) rule->dest.data);
         }
+    }
+
+    /* the engine copies it: the configuration's string is fine (it
+     * outlives the call anyway) */
+    if (rule != &rbh_no_rule) {
+        ev->reroute = rule->dest;
     }
 }
 
@@ -148,7 +183,7 @@ static const pst_command_t  rbh_commands[] = {
 PST_EXPORT const pst_module_t  postern_module = {
     PST_MODULE_HEADER,
     .name = "route_by_header",
-    .version = "1.0",
+    .version = "1.1",
     .description = "routes messages with a given header to a transport",
     .commands = rbh_commands,
     .create_main_conf = rbh_create,

@@ -9,9 +9,16 @@
  *     webhook_retries 3;           # attempts after the first
  *
  * Body: {"event":"delivered","id":"...","sender":"...","rcpt":"...",
- * "code":250,"reply":"...","attempts":1}.  A 2xx answer ends it;
- * anything else (refused, a timeout, a 5xx) is tried again after 1 s,
- * 2 s, 4 s ... up to webhook_retries times, then logged and dropped.
+ * "code":250,"reply":"...","attempts":1,"subject":"...",
+ * "message_id":"..."}.  A 2xx answer ends it; anything else (refused,
+ * a timeout, a 5xx) is tried again after 1 s, 2 s, 4 s ... up to
+ * webhook_retries times, then logged and dropped.
+ *
+ * Subject and Message-ID come from the message's header, which a
+ * queue_event function can read at ENQUEUED only (and ROUTE): the
+ * webhook keeps them with the message (pst_qevent_set_ctx()) until its
+ * recipients' last events; the core frees them when the message leaves
+ * the queue.  null when the message has no such field.
  *
  * Shows the queue side's rule: a queue_event function runs inside the
  * delivery engine and must not block.  It only copies what it needs
@@ -39,7 +46,8 @@
 
 #define WH_ACTIVE      4        /* requests on the wire at once */
 #define WH_WAITING     1000     /* requests waiting for a slot */
-#define WH_BODY_MAX    2048
+#define WH_BODY_MAX    4096
+#define WH_FIELD_MAX   200      /* bytes kept of Subject, Message-ID */
 
 typedef struct wh_req_s  wh_req_t;
 
@@ -67,6 +75,18 @@ struct wh_req_s {
     size_t                       nin;
     char                         out[];      /* request line .. body */
 };
+
+/* What the webhook keeps with a queued message, from its ENQUEUED to
+ * its recipients' last events: freed by the core (free()) when the
+ * message leaves the queue. */
+typedef struct {
+    char                         subject[WH_FIELD_MAX + 1];
+    char                         msgid[WH_FIELD_MAX + 1];
+    unsigned                     has_subject:1;
+    unsigned                     has_msgid:1;
+} wh_msg_t;
+
+PST_EXPORT const pst_module_t  postern_module;
 
 static void wh_pump(wh_conf_t *c);
 
@@ -411,22 +431,92 @@ wh_json(char *buf, size_t size, const u_char *s, size_t n)
 }
 
 
+/* The JSON string of a kept field, or null. */
+static void
+wh_json_field(char *buf, size_t size, int has, const char *v)
+{
+    if (!has) {
+        snprintf(buf, size, "null");
+        return;
+    }
+    (void) wh_json(buf, size, (const u_char *) v, strlen(v));
+}
+
+
 static int
 wh_body(const pst_qevent_t *ev, char *body, size_t size)
 {
     const pst_str_t  *id = pst_qevent_id(ev), *from = pst_qevent_sender(ev),
                      *rcpt = pst_qevent_rcpt(ev);
-    char              a[160], b[700], d[700], e[1100];
+    const wh_msg_t   *m = pst_qevent_get_ctx(ev, &postern_module);
+    char              a[160], b[700], d[700], e[1100], f[700], g[700];
     const char       *reply = ev->reply != NULL ? ev->reply : "";
 
     (void) wh_json(a, sizeof(a), id->data, id->len);
     (void) wh_json(b, sizeof(b), from->data, from->len);
     (void) wh_json(d, sizeof(d), rcpt->data, rcpt->len);
     (void) wh_json(e, sizeof(e), (const u_char *) reply, strlen(reply));
+    wh_json_field(f, sizeof(f), m != NULL && m->has_subject,
+                  m != NULL ? m->subject : NULL);
+    wh_json_field(g, sizeof(g), m != NULL && m->has_msgid,
+                  m != NULL ? m->msgid : NULL);
     return snprintf(body, size, "{\"event\":\"%s\",\"id\":%s,\"sender\":%s,"
-                    "\"rcpt\":%s,\"code\":%d,\"reply\":%s,\"attempts\":%u}",
+                    "\"rcpt\":%s,\"code\":%d,\"reply\":%s,\"attempts\":%u,"
+                    "\"subject\":%s,\"message_id\":%s}",
                     pst_qevent_name(ev->event), a, b, d, ev->code, e,
-                    pst_qevent_attempts(ev));
+                    pst_qevent_attempts(ev), f, g);
+}
+
+
+/* A field's value unfolded (CR and LF dropped, no leading blanks), at
+ * most WH_FIELD_MAX bytes, into buf. */
+static void
+wh_copy_field(char *buf, const pst_str_t *value)
+{
+    size_t  i, n = 0;
+    u_char  ch;
+
+    for (i = 0; i < value->len && n < WH_FIELD_MAX; i++) {
+        ch = value->data[i];
+        if (ch != '\r' && ch != '\n'
+            && (n > 0 || (ch != ' ' && ch != '\t')))
+        {
+            buf[n++] = (char) ch;
+        }
+    }
+    buf[n] = '\0';
+}
+
+
+/* ENQUEUED: keep what the final events report of the header. */
+static void
+wh_enqueued(pst_qevent_t *ev)
+{
+    wh_msg_t   *m;
+    pst_str_t   name, value;
+    pst_uint_t  i;
+
+    m = calloc(1, sizeof(wh_msg_t));
+    if (m == NULL) {
+        return;                     /* reported without them */
+    }
+    for (i = 0; pst_qevent_header(ev, i, &name, &value) == PST_OK; i++) {
+        if (!m->has_subject && name.len == 7
+            && pst_strncasecmp(name.data, (u_char *) "Subject", 7) == 0)
+        {
+            wh_copy_field(m->subject, &value);
+            m->has_subject = 1;
+        } else if (!m->has_msgid && name.len == 10
+                   && pst_strncasecmp(name.data, (u_char *) "Message-ID",
+                                      10) == 0)
+        {
+            wh_copy_field(m->msgid, &value);
+            m->has_msgid = 1;
+        }
+    }
+    if (pst_qevent_set_ctx(ev, &postern_module, m, free) != PST_OK) {
+        free(m);                    /* still ours */
+    }
 }
 
 
@@ -438,6 +528,10 @@ wh_event(pst_qevent_t *ev, void *main_conf)
     char        body[WH_BODY_MAX];
     int         n;
 
+    if (ev->event == PST_QEV_ENQUEUED && c->addrlen != 0) {
+        wh_enqueued(ev);
+        return;
+    }
     if ((ev->event != PST_QEV_DELIVERED && ev->event != PST_QEV_FAILED)
         || c->addrlen == 0 || pst_qevent_rcpt(ev) == NULL)
     {
@@ -485,7 +579,7 @@ static const pst_command_t  wh_commands[] = {
 PST_EXPORT const pst_module_t  postern_module = {
     PST_MODULE_HEADER,
     .name = "webhook",
-    .version = "1.0",
+    .version = "1.1",
     .description = "POSTs delivered and failed recipients to a URL",
     .commands = wh_commands,
     .create_main_conf = wh_create,

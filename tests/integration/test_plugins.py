@@ -367,7 +367,7 @@ class QueuePluginTest(PstTestCase):
 
     def test_webhook_posts_delivered_and_failed(self):
         """One POST per delivered or failed recipient, with the JSON
-        summary; a 503 is retried."""
+        summary (the Subject read at ENQUEUED); a 503 is retried."""
         sink = self.sink()
         hs = self.receiver(statuses=[503])
         srv = self.relay(sink, """
@@ -392,6 +392,9 @@ class QueuePluginTest(PstTestCase):
         self.assertEqual(first["sender"], "sender@client.test")
         self.assertRegex(first["id"], r"^[0-9A-V]{18}$")
         self.assertEqual(first["attempts"], 1)
+        # kept with the message from its ENQUEUED (pst_qevent_set_ctx())
+        self.assertEqual(first["subject"], "test")
+        self.assertIsNone(first["message_id"])
         srv.wait_log(r"webhook: not a 2xx answer; again in 1 s")
 
     def test_webhook_never_delays_delivery(self):
