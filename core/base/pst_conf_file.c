@@ -889,6 +889,32 @@ pst_conf_set_text_slot(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 }
 
 
+/* A name (pst_name_check()): what a node calls itself. */
+char *
+pst_conf_set_name_slot(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
+{
+    pst_str_t  *value;
+    u_char      esc[128];
+    char       *rv;
+
+    rv = pst_conf_set_str_slot(cf, cmd, conf);
+    if (rv != PST_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    if (pst_name_check(value[1].data, value[1].len) != PST_OK) {
+        (void) pst_escape(esc, sizeof(esc), value[1].data, value[1].len);
+        pst_conf_error(cf, "invalid %s \"%s\": it must be 1 to %d letters,"
+                       " digits, \"-\", \"_\" or \".\", the first a letter"
+                       " or a digit", cmd->name, esc, PST_NAME_MAX);
+        return PST_CONF_ERROR;
+    }
+
+    return PST_CONF_OK;
+}
+
+
 char *
 pst_conf_set_path_slot(pst_conf_t *cf, const pst_command_t *cmd, void *conf)
 {
@@ -1019,6 +1045,7 @@ pst_conf_dump_value(FILE *out, const pst_command_t *cmd, void *conf,
                 pst_conf_written_msec(*(pst_msec_t *) p, num, sizeof(num)));
 
     } else if (cmd->set == pst_conf_set_str_slot
+               || cmd->set == pst_conf_set_name_slot
                || cmd->set == pst_conf_set_text_slot
                || cmd->set == pst_conf_set_path_slot)
     {

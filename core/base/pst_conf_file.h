@@ -70,6 +70,11 @@ void pst_conf_error_at(pst_conf_t *cf, const char *file, pst_uint_t line,
 int pst_conf_path(pst_pool_t *pool, const pst_str_t *base,
     pst_str_t *name);
 
+/* Setter: a pst_str_t that passes pst_name_check() (node_name), or a
+ * file:line error; -T prints it as a str slot. */
+char *pst_conf_set_name_slot(pst_conf_t *cf, const pst_command_t *cmd,
+    void *conf);
+
 /* Effective values of slot directives for -T. */
 void pst_conf_dump_commands(FILE *out, const pst_command_t *cmds,
     void *main_conf, void *srv_conf, unsigned ctx, const char *indent);

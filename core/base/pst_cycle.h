@@ -28,6 +28,10 @@ typedef struct {
     pst_int_t                    log_level;
     pst_uint_t                   log_format;         /* PST_LOG_TEXT, JSON */
     pst_str_t                    spool_dir;
+    /* what this node calls itself in our Received: fields, every log
+     * line and a node transfer (pst_name_check(); default: the
+     * machine's host name) */
+    pst_str_t                    node_name;
     /* SPOOL/maildrop's group (postern-sendmail setgid to it), or none */
     pst_str_t                    maildrop_group;
     gid_t                        maildrop_gid;       /* -1: none */

@@ -6,7 +6,7 @@
 
 
 pst_log_t  pst_log_main = { STDERR_FILENO, PST_LOG_NOTICE, NULL, "main",
-                            PST_LOG_TEXT, 0 };
+                            PST_LOG_TEXT, 0, "" };
 
 const pst_conf_enum_t  pst_log_formats[] = {
     { "text", PST_LOG_TEXT },
@@ -43,6 +43,19 @@ pst_log_level_name(int level)
         return "?";
     }
     return levels[level];
+}
+
+
+void
+pst_log_set_node(const pst_str_t *name)
+{
+    size_t  n;
+
+    n = (name == NULL) ? 0 : pst_min(name->len, PST_NAME_MAX);
+    if (n > 0) {
+        memcpy(pst_log_main.node, name->data, n);
+    }
+    pst_log_main.node[n] = '\0';
 }
 
 
@@ -134,10 +147,11 @@ pst_log_verror(int level, int err, const char *fmt, va_list ap)
     gmtime_r(&ts.tv_sec, &tm);
 
     k = snprintf(line, sizeof(line),
-                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ postern[%d] %s: %s: ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, (int) getpid(),
-                 pst_log_main.role, levels[level]);
+                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s%spostern[%d] %s:"
+                 " %s: ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                 pst_log_main.node, pst_log_main.node[0] ? " " : "",
+                 (int) getpid(), pst_log_main.role, levels[level]);
     n = (k < 0) ? 0 : pst_min((size_t) k, sizeof(line) - 1);
     body = n;
 

@@ -4,8 +4,12 @@
  * One log per process, written with a single write(2) per line so lines
  * from several processes never interleave.  The target is stderr or a
  * file (error_log directive); USR1 reopens it.  Lines look like
- *   2026-11-22T20:55:39.123Z postern[1234] worker: warn: message
- * Secrets never reach this function: callers mask them first.
+ *   2026-11-22T20:55:39.123Z mx-a postern[1234] worker: warn: message
+ * where mx-a is the node's name (node_name; left out before the
+ * configuration is read and in the tools), as syslog puts the host
+ * before the tag: logs gathered from several nodes say which one wrote
+ * each line.  Secrets never reach this function: callers mask them
+ * first.
  */
 
 #ifndef PST_LOG_H
@@ -20,6 +24,7 @@ struct pst_log_s {
     const char                  *role;     /* "master", "worker", ... */
     int                          format;   /* PST_LOG_TEXT, PST_LOG_JSON */
     unsigned                     syslog:1; /* to syslog(3), not fd */
+    char                         node[PST_NAME_MAX + 1];  /* "": none */
 };
 
 #define PST_LOG_TEXT       0
@@ -53,6 +58,10 @@ void pst_log_syslog_write(int level, const char *msg, size_t len);
 void pst_log_write(int level, const char *line, size_t n, size_t body);
 
 extern pst_log_t   pst_log_main;
+
+/* The node's name on every line from now on (a copy; cut at
+ * PST_NAME_MAX; NULL or "" for none). */
+void pst_log_set_node(const pst_str_t *name);
 
 void pst_log_error(int level, int err, const char *fmt, ...)
     PST_PRINTF(3, 4);

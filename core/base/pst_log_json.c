@@ -2,7 +2,8 @@
  * pst_log_json.c -- log_format json: one JSON object per line.
  *
  * Every record has the keys "time" (RFC 3339, UTC, milliseconds),
- * "level", "pid" and "role"; a plain message adds "msg" (and "errno",
+ * "level", "pid", "role" and (once the configuration is read) "node";
+ * a plain message adds "msg" (and "errno",
  * "error" when a system call failed); a structured record
  * (pst_log_event()) adds "event" and its fields.  Strings are escaped
  * as RFC 8259 says; bytes that are not printable ASCII become \u00XX,
@@ -90,6 +91,11 @@ pst_json_init(pst_json_t *j, char *buf, size_t size, int level)
     pst_json_raw(j, head, (size_t) pst_max(k, 0));
     pst_json_str(j, (const u_char *) pst_log_main.role,
                  strlen(pst_log_main.role));
+    if (pst_log_main.node[0] != '\0') {
+        pst_json_key(j, "node");
+        pst_json_str(j, (const u_char *) pst_log_main.node,
+                     strlen(pst_log_main.node));
+    }
 }
 
 

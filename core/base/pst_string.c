@@ -394,6 +394,32 @@ pst_sanitize(u_char *dst, size_t size, const u_char *src, size_t n)
 }
 
 
+/* ASCII only, whatever the locale */
+#define pst_name_alnum(c)                                                    \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z')               \
+     || ((c) >= 'A' && (c) <= 'Z'))
+
+int
+pst_name_check(const u_char *p, size_t n)
+{
+    size_t  i;
+
+    if (n == 0 || n > PST_NAME_MAX || !pst_name_alnum(p[0])) {
+        return PST_ERROR;
+    }
+
+    for (i = 1; i < n; i++) {
+        if (!pst_name_alnum(p[i]) && p[i] != '-' && p[i] != '_'
+            && p[i] != '.')
+        {
+            return PST_ERROR;
+        }
+    }
+
+    return PST_OK;
+}
+
+
 size_t
 pst_escape(u_char *dst, size_t size, const u_char *src, size_t n)
 {

@@ -44,6 +44,13 @@ size_t pst_sanitize(u_char *dst, size_t size, const u_char *src, size_t n);
  * before an escape that would not fit.  Returns bytes written. */
 size_t pst_escape(u_char *dst, size_t size, const u_char *src, size_t n);
 
+/* A name that goes into headers, log lines and protocol parameters
+ * as it is (node_name, XP-NODE): 1 to PST_NAME_MAX bytes of letters,
+ * digits, '-', '_' and '.', the first a letter or a digit.  64 is
+ * Linux's HOST_NAME_MAX, so a host name fits.  PST_OK or PST_ERROR. */
+#define PST_NAME_MAX             64
+int pst_name_check(const u_char *p, size_t n);
+
 /* RFC 5322 date: "Sun, 22 Nov 2026 20:55:39 +0000". */
 size_t pst_rfc5322_date(time_t t, u_char *buf, size_t size);
 

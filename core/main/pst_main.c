@@ -179,6 +179,7 @@ pst_open_log(pst_cycle_t *cycle)
     pst_core_conf_t  *ccf = cycle->core;
 
     pst_log_main.format = (int) ccf->log_format;
+    pst_log_set_node(&ccf->node_name);
 
     if (ccf->error_log.data == NULL
         || pst_str_eq(&ccf->error_log, "stderr"))

@@ -32,6 +32,7 @@ static char *pst_core_trust_anchor(pst_conf_t *cf, const pst_command_t *cmd,
 static char *pst_core_resolver(pst_conf_t *cf, const pst_command_t *cmd,
     void *conf);
 static int pst_core_default_control(pst_conf_t *cf, pst_core_conf_t *ccf);
+static char *pst_core_default_node(pst_conf_t *cf, pst_core_conf_t *ccf);
 static pst_cycle_t *pst_cycle_build(const char *prefix,
     const char *conf_file, pst_cycle_t *old, FILE *dump, int light);
 static pst_cycle_t *pst_cycle_light_done(pst_cycle_t *cycle, pst_conf_t *cf);
@@ -74,6 +75,10 @@ static const pst_command_t  pst_core_commands[] = {
     { "log_format", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_enum_slot, PST_MAIN_CONF,
       offsetof(pst_core_conf_t, log_format), pst_log_formats },
+
+    { "node_name", PST_CONF_MAIN | PST_CONF_TAKE1,
+      pst_conf_set_name_slot, PST_MAIN_CONF,
+      offsetof(pst_core_conf_t, node_name), NULL },
 
     { "spool_dir", PST_CONF_MAIN | PST_CONF_TAKE1,
       pst_conf_set_path_slot, PST_MAIN_CONF,
@@ -161,6 +166,7 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
     struct passwd    *pw;
     struct group     *gr;
     u_char           *p;
+    char             *rv;
     long              n;
 
     pst_conf_merge_value(ccf->daemon, PST_CONF_UNSET, 1);
@@ -208,6 +214,13 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
         }
     }
 
+    if (ccf->node_name.data == NULL) {
+        rv = pst_core_default_node(cf, ccf);
+        if (rv != PST_CONF_OK) {
+            return rv;
+        }
+    }
+
     if (ccf->control_socket.data == NULL
         && pst_core_default_control(cf, ccf) != PST_OK)
     {
@@ -252,6 +265,40 @@ pst_core_init_conf(pst_conf_t *cf, void *conf)
         }
         ccf->maildrop_gid = gr->gr_gid;
     }
+
+    return PST_CONF_OK;
+}
+
+
+/* The machine's host name: what tells nodes apart without a setting
+ * (hostname is often the one MX name they all share). */
+static char *
+pst_core_default_node(pst_conf_t *cf, pst_core_conf_t *ccf)
+{
+    char    host[256];
+    u_char  esc[512];
+    size_t  n;
+
+    if (gethostname(host, sizeof(host) - 1) != 0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    n = strlen(host);
+
+    if (pst_name_check((u_char *) host, n) != PST_OK) {
+        (void) pst_escape(esc, sizeof(esc), (u_char *) host, n);
+        pst_conf_error(cf, "the host name \"%s\" cannot be the node's name"
+                       " (1 to %d letters, digits, \"-\", \"_\" or \".\"):"
+                       " set \"node_name\"", esc, PST_NAME_MAX);
+        return PST_CONF_ERROR;
+    }
+
+    ccf->node_name.data = pst_palloc(pst_conf_pool(cf), n + 1);
+    if (ccf->node_name.data == NULL) {
+        return PST_CONF_ERROR;
+    }
+    memcpy(ccf->node_name.data, host, n + 1);
+    ccf->node_name.len = n;
 
     return PST_CONF_OK;
 }

@@ -919,6 +919,7 @@ pst_master_reconfigure(void)
 
     pst_control_switch(1);
     pst_log_main.format = (int) cycle->core->log_format;
+    pst_log_set_node(&cycle->core->node_name);
     (void) pst_metrics_listen(cycle);   /* a new address, or none */
 
     if (cycle->core->error_log.data != NULL

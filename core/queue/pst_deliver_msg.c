@@ -279,12 +279,13 @@ pst_deliver_param(u_char *p, const char *name, const pst_str_t *v, int xt)
 static int
 pst_deliver_mail_params(pst_dlv_t *d, pst_str_t *out)
 {
-    pst_envelope_t  *env = &d->job->msg->env;
-    u_char          *p;
-    size_t           n;
+    pst_envelope_t   *env = &d->job->msg->env;
+    const pst_str_t  *node;
+    u_char           *p;
+    size_t            n;
 
-    n = 160 + env->ret.len + pst_xtext_encoded_length(env->envid.data,
-                                                       env->envid.len);
+    n = 160 + PST_NAME_MAX + env->ret.len
+        + pst_xtext_encoded_length(env->envid.data, env->envid.len);
     p = pst_palloc(d->pool, n);
     if (p == NULL) {
         return PST_ERROR;
@@ -297,11 +298,15 @@ pst_deliver_mail_params(pst_dlv_t *d, pst_str_t *out)
         p = (u_char *) stpcpy((char *) p, " SMTPUTF8");
     }
     if (d->job->peer != NULL) {
-        /* a node transfer: the node facts (pst_smtp_node.c) */
-        p += sprintf((char *) p, " XP-ARRIVAL=%lld.%06ld%s%s",
+        /* a node transfer: the node facts (pst_smtp_node.c), and
+         * which node sends them, for the other node's log */
+        node = &pst_cycle->core->node_name;
+        p += sprintf((char *) p, " XP-ARRIVAL=%lld.%06ld%s%s%s%.*s",
                      (long long) env->arrival_sec, env->arrival_usec,
                      env->hold ? " XP-HOLD" : "",
-                     env->requiretls ? " XP-REQUIRETLS" : "");
+                     env->requiretls ? " XP-REQUIRETLS" : "",
+                     node->len ? " XP-NODE=" : "", (int) node->len,
+                     node->len ? (char *) node->data : "");
     } else if (env->requiretls) {
         p = (u_char *) stpcpy((char *) p, " REQUIRETLS");
     }

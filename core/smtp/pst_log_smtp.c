@@ -5,10 +5,11 @@
  * One line per received message, once it is durable:
  *   session=S client=NAME[ADDR] id=QID queued from=<s> to=<r>,...
  *   nrcpt=N size=N message-id=<m> helo=<h> proto=ESMTPS
- *   tls=TLSv1.3/TLS_AES_256_GCM_SHA384 sasl_username=u
+ *   tls=TLSv1.3/TLS_AES_256_GCM_SHA384 sasl_username=u from_node=mx-a
  * (size: the bytes as stored, our Received: header included -- what
  * `postern queue list` shows; NAME "unknown" without a confirmed
- * reverse name).  One line per refusal a hook made (the module named):
+ * reverse name; from_node: in a node transfer, the sending node's
+ * XP-NODE).  One line per refusal a hook made (the module named):
  *   session=S NOQUEUE: reject: RCPT from NAME[ADDR]: 554 5.7.1 text;
  *   from=<s> to=<r> proto=ESMTP helo=<h> module=policy_relay
  * With log_format json the same facts go out as the fields of an
@@ -115,7 +116,7 @@ pst_log_commit(pst_session_t *s, int rc)
 {
     pst_smtp_tx_t    *tx = s->tx;
     pst_log_facts_t   lf;
-    pst_log_field_t   f[14];
+    pst_log_field_t   f[15];
     u_char            to[1024], mid[PST_LOG_VALUE_MAX];
     char              text[PST_LOG_LINE_MAX - 256], size[32], nrcpt[32];
     char              tls[128];
@@ -150,12 +151,16 @@ pst_log_commit(pst_session_t *s, int rc)
 
     snprintf(text, sizeof(text), "session=%012llx client=%s[%.*s] id=%s"
              " queued from=<%s> to=%s nrcpt=%s size=%s message-id=%s"
-             " helo=<%s> proto=%s%s%s%s%s",
+             " helo=<%s> proto=%s%s%s%s%s%s%.*s",
              (unsigned long long) s->id, lf.name, (int) s->client_addr.len,
              s->client_addr.data, tx->id.data, lf.from, to, nrcpt, size,
              mid_len ? (char *) mid : "<>", lf.helo, pst_smtp_protocol(s),
              tls[0] ? " tls=" : "", tls,
-             lf.user_len ? " sasl_username=" : "", lf.user);
+             lf.user_len ? " sasl_username=" : "", lf.user,
+             tx->params.node_name.len ? " from_node=" : "",
+             (int) tx->params.node_name.len,
+             tx->params.node_name.len ? (char *) tx->params.node_name.data
+                                      : "");
 
 #define PST_F(k, d, l, num)  { k, (const u_char *) (d), l, num }
     f[0] = (pst_log_field_t) PST_F("queue_id", tx->id.data, tx->id.len, 0);
@@ -179,6 +184,10 @@ pst_log_commit(pst_session_t *s, int rc)
                                     lf.user_len, 0);
     f[13] = (pst_log_field_t) PST_F("listener", s->ls->addr_text,
                                     s->ls->addr_text_len, 0);
+    f[14] = (pst_log_field_t) PST_F("from_node",
+                                    tx->params.node_name.len
+                                        ? tx->params.node_name.data : NULL,
+                                    tx->params.node_name.len, 0);
 
     pst_log_event(PST_LOG_NOTICE, "queued", f, pst_nelems(f), text);
 }

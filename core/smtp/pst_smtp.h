@@ -151,6 +151,7 @@ typedef struct {
     unsigned                     node_requiretls:1;
     time_t                       node_arrival;   /* 0: not given */
     long                         node_arrival_usec;
+    pst_str_t                    node_name;  /* XP-NODE: the sender */
     unsigned                     node_attempts;
     unsigned                     node_dsn;       /* PST_NOTIFY_* sent */
     time_t                       node_next_try;  /* 0: pending */
@@ -530,6 +531,7 @@ int pst_smtp_node_allowed(pst_session_t *s);
 size_t pst_smtp_node_ehlo(pst_session_t *s, char *buf, size_t size);
 int pst_smtp_node_mail(pst_session_t *s, const pst_smtp_params_t *prm);
 int pst_smtp_node_rcpt(pst_session_t *s, const pst_smtp_params_t *prm);
+const pst_str_t *pst_smtp_node_reply_name(pst_session_t *s);
 void pst_smtp_node_keep(pst_smtp_rcpt_t *r, const pst_smtp_params_t *prm);
 void pst_smtp_node_envelope(pst_smtp_tx_t *tx, pst_envelope_t *env);
 

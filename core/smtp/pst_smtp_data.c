@@ -479,6 +479,8 @@ pst_store_done(uint64_t token, int rc)
 void
 pst_smtp_commit_done(pst_session_t *s, int rc)
 {
+    const pst_str_t  *node;
+
     if (s->state != PST_SMTP_S_COMMIT) {
         return;
     }
@@ -505,7 +507,11 @@ pst_smtp_commit_done(pst_session_t *s, int rc)
     }
 
     if (rc == PST_OK) {
-        pst_smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id.data);
+        node = pst_smtp_node_reply_name(s);
+        pst_smtp_reply(s, 250, "2.0.0", "Ok: queued as %s%s%.*s",
+                       s->tx->id.data, node ? " on node " : "",
+                       node ? (int) node->len : 0,
+                       node ? (char *) node->data : "");
         pst_smtp_committed(s);
     } else {
         pst_log_session(s, PST_LOG_ERR, "id=%s: the store could not commit"
@@ -570,6 +576,34 @@ pst_smtp_protocol(pst_session_t *s)
 }
 
 
+/*
+ * "by HOST (Postern node NAME) with PROTO id QID" -- the node's name in
+ * a comment, which RFC 5321 4.4's Stamp allows around its clauses (the
+ * name is letters, digits, "-", "_" and "."; never a parenthesis), so
+ * nodes sharing one MX hostname are told apart.  "with" goes on a line
+ * of its own when the line would pass 78 characters (RFC 5322 2.1.1).
+ */
+static size_t
+pst_smtp_received_by(pst_session_t *s, char *buf, size_t size)
+{
+    const pst_str_t  *node = &pst_cycle->core->node_name;
+    const char       *proto = pst_smtp_protocol(s);
+    size_t            n;
+    int               k;
+
+    n = sizeof("\tby  (Postern node ) with  id ") - 1
+        + s->conf->hostname.len + node->len + strlen(proto)
+        + s->tx->id.len;
+    k = snprintf(buf, size, "\tby %.*s (Postern%s%.*s)%swith %s id %s",
+                 (int) s->conf->hostname.len, s->conf->hostname.data,
+                 node->len ? " node " : "", (int) node->len,
+                 node->len ? (char *) node->data : "",
+                 n > 78 ? "\r\n\t" : " ", proto, s->tx->id.data);
+
+    return (k < 0) ? 0 : pst_min((size_t) k, size - 1);
+}
+
+
 static int
 pst_smtp_received(pst_session_t *s)
 {
@@ -577,7 +611,7 @@ pst_smtp_received(pst_session_t *s)
     pst_smtp_rcpt_t  *r;
     u_char            helo[256], name[256], name2[256], rcpt[300], date[64];
     u_char           *p;
-    char              tls[256];
+    char              tls[256], by[512];
     int               k;
 
     pst_smtp_trace_clean(helo, sizeof(helo), &s->helo);
@@ -601,18 +635,17 @@ pst_smtp_received(pst_session_t *s)
         snprintf((char *) rcpt, sizeof(rcpt), "\r\n\tfor <%s>", name2);
     }
 
+    (void) pst_smtp_received_by(s, by, sizeof(by));
+
     p = tx->wbuf->last;
     k = snprintf((char *) p, pst_buf_free(tx->wbuf),
-                 "Received: from %s (%s [%s%.*s])\r\n"
-                 "\tby %.*s (Postern) with %s id %s%s%s;\r\n"
-                 "\t%s\r\n",
+                 "Received: from %s (%s [%s%.*s])\r\n%s%s%s;\r\n\t%s\r\n",
                  helo, name,
                  /* RFC 5321 4.1.3: an IPv6 address literal is tagged */
                  memchr(s->client_addr.data, ':', s->client_addr.len)
                      ? "IPv6:" : "",
-                 (int) s->client_addr.len, s->client_addr.data,
-                 (int) s->conf->hostname.len, s->conf->hostname.data,
-                 pst_smtp_protocol(s), tx->id.data, tls, rcpt, date);
+                 (int) s->client_addr.len, s->client_addr.data, by, tls,
+                 rcpt, date);
     if (k < 0 || (size_t) k >= pst_buf_free(tx->wbuf)) {
         return PST_ERROR;
     }

@@ -10,6 +10,7 @@
  * (pst_smtp_parse_node() in pst_smtp_parse.c reads them):
  *
  *   MAIL FROM:<s> ... XP-ARRIVAL=SEC.USEC [XP-HOLD] [XP-REQUIRETLS]
+ *                     [XP-NODE=NAME]
  *   RCPT TO:<r> ... [XP-ATTEMPTS=N] [XP-DSN=BITS] [XP-NEXT-TRY=SEC]
  *
  * XP-ARRIVAL makes the transaction a node transfer; any XP- parameter
@@ -18,7 +19,9 @@
  * module accepted or refused is accepted (the node's queue held it
  * already); a module's refusal still refuses it.  The envelope keeps
  * the arrival, the hold, REQUIRETLS and each recipient's attempts, the
- * DSNs already sent and, for a deferred one, its next try.
+ * DSNs already sent and, for a deferred one, its next try.  XP-NODE,
+ * the sending node's node_name, goes only into the log (here and in
+ * the message's "queued" line); the 250 names this node in return.
  */
 
 #include "pst_smtp.h"
@@ -61,10 +64,24 @@ pst_smtp_node_mail(pst_session_t *s, const pst_smtp_params_t *prm)
                         : "the client is not in node_trusted");
         return PST_ERROR;
     }
-    pst_log_session(s, PST_LOG_INFO, "node transfer: arrival %lld.%06ld%s",
+    pst_log_session(s, PST_LOG_INFO, "node transfer%s%.*s: arrival"
+                    " %lld.%06ld%s", prm->node_name.len ? " from node " : "",
+                    (int) prm->node_name.len,
+                    prm->node_name.len ? (char *) prm->node_name.data : "",
                     (long long) prm->node_arrival, prm->node_arrival_usec,
                     prm->node_hold ? ", held" : "");
     return PST_OK;
+}
+
+
+/* This node's name for the 250 to a node transfer (the sending node's
+ * log then names both ends), or NULL. */
+const pst_str_t *
+pst_smtp_node_reply_name(pst_session_t *s)
+{
+    const pst_str_t  *node = &pst_cycle->core->node_name;
+
+    return (s->tx->params.node && node->len) ? node : NULL;
 }
 
 

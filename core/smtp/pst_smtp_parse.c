@@ -548,19 +548,40 @@ pst_smtp_node_num(const u_char *v, size_t n, int64_t max)
 }
 
 
+/* XP-NODE=NAME: the sending node's name (node_name), for the log. */
+static int
+pst_smtp_parse_node_name(pst_pool_t *pool, const u_char *val, size_t vlen,
+    pst_smtp_params_t *prm)
+{
+    if (val == NULL || pst_name_check(val, vlen) != PST_OK) {
+        return PST_ERROR;
+    }
+    prm->node_name.data = pst_palloc(pool, vlen + 1);
+    if (prm->node_name.data == NULL) {
+        return PST_ERROR;
+    }
+    memcpy(prm->node_name.data, val, vlen);
+    prm->node_name.data[vlen] = '\0';
+    prm->node_name.len = vlen;
+    return PST_OK;
+}
+
+
 /*
  * The node facts of XPOSTERN (docs/SCALING.md, "Draining a node"),
- * "XP-" already taken off the key: ARRIVAL=SEC.USEC, HOLD, REQUIRETLS
- * on MAIL; ATTEMPTS=N, DSN=BITS, NEXT-TRY=SEC on RCPT.  Each at most
- * once (bits of *seen from 0x1000 up); anything else is a syntax error.
+ * "XP-" already taken off the key: ARRIVAL=SEC.USEC, HOLD, REQUIRETLS,
+ * NODE=NAME on MAIL; ATTEMPTS=N, DSN=BITS, NEXT-TRY=SEC on RCPT.  Each
+ * at most once (bits of *seen from 0x1000 up); anything else is a
+ * syntax error.
  */
 static int
-pst_smtp_parse_node(int mail, const u_char *key, size_t klen,
-    const u_char *val, size_t vlen, pst_smtp_params_t *prm,
+pst_smtp_parse_node(pst_pool_t *pool, int mail, const u_char *key,
+    size_t klen, const u_char *val, size_t vlen, pst_smtp_params_t *prm,
     unsigned *seen)
 {
     static const char  *keys[] = {
-        "ARRIVAL", "HOLD", "REQUIRETLS", "ATTEMPTS", "DSN", "NEXT-TRY"
+        "ARRIVAL", "HOLD", "REQUIRETLS", "NODE", "ATTEMPTS", "DSN",
+        "NEXT-TRY"
     };
     const u_char       *dot;
     int64_t             a, b;
@@ -573,7 +594,7 @@ pst_smtp_parse_node(int mail, const u_char *key, size_t klen,
             break;
         }
     }
-    if (i == pst_nelems(keys) || (i < 3) != (mail != 0)
+    if (i == pst_nelems(keys) || (i < 4) != (mail != 0)
         || (*seen & (0x1000u << i)))
     {
         return PST_ERROR;
@@ -605,10 +626,12 @@ pst_smtp_parse_node(int mail, const u_char *key, size_t klen,
         prm->node_requiretls |= i == 2;
         return PST_OK;
     case 3:
+        return pst_smtp_parse_node_name(pool, val, vlen, prm);
+    case 4:
         a = pst_smtp_node_num(val, vlen, 65535);
         prm->node_attempts = (unsigned) a;
         return a < 0 ? PST_ERROR : PST_OK;
-    case 4:
+    case 5:
         a = pst_smtp_node_num(val, vlen, 255);
         prm->node_dsn = (unsigned) a;
         return a < 0 ? PST_ERROR : PST_OK;
@@ -799,8 +822,8 @@ pst_smtp_parse_params(pst_pool_t *pool, u_char *p, u_char *end, int mail,
                    && pst_strncasecmp(key, (u_char *) "XP-", 3) == 0)
         {
             /* node facts (XPOSTERN): the session decides who may */
-            if (pst_smtp_parse_node(mail, key + 3, klen - 3, val, vlen,
-                                    prm, &seen) != PST_OK)
+            if (pst_smtp_parse_node(pool, mail, key + 3, klen - 3, val,
+                                    vlen, prm, &seen) != PST_OK)
             {
                 goto bad;
             }

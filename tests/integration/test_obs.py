@@ -218,7 +218,8 @@ class LogTest(PstTestCase):
 
     def test_json_lines(self):
         srv = self.server(CONF.replace("metrics_listen {port2};",
-                                       "log_format json;"))
+                                       "log_format json;"),
+                          extra_top="node_name obs-1;")
         with srv.raw() as c:
             c.cmd("EHLO client.test")
             c.cmd("MAIL FROM:<s@client.test>")
@@ -231,8 +232,9 @@ class LogTest(PstTestCase):
         wait_for(lambda: qid in srv.log(), 10, what="the queued record")
         records = [json.loads(l) for l in srv.log().splitlines() if l]
         for r in records:
-            for k in ("time", "level", "pid", "role"):
+            for k in ("time", "level", "pid", "role", "node"):
                 self.assertIn(k, r)
+            self.assertEqual(r["node"], "obs-1")
             self.assertTrue("msg" in r or "event" in r, r)
         q = [r for r in records if r.get("event") == "queued"]
         self.assertEqual(len(q), 1)

@@ -111,7 +111,7 @@ class ReloadTest(PstTestCase):
             self.assertEqual(c.cmd("QUIT")[0], 221)
             c.close()
         for qid in ids:
-            self.assertIn(b"by old.example.test (Postern)",
+            self.assertIn(b"by old.example.test (Postern node ",
                           srv.message(qid))
         # and then the old workers go away
         wait_for(lambda: not any(alive(p) for p in old_workers), 15,
@@ -119,7 +119,7 @@ class ReloadTest(PstTestCase):
         self.assertEqual(set(srv.workers()), new_workers)
         self.assertEqual(srv.send(), {})
         qid = [q for q in srv.queue_ids() if q not in ids][0]
-        self.assertIn(b"by new.example.test (Postern)", srv.message(qid))
+        self.assertIn(b"by new.example.test (Postern node ", srv.message(qid))
 
     def test_bad_config_refused(self):
         srv = self.server(CONF % ("old.example.test", ""))

@@ -1,5 +1,6 @@
 """Trace and logs: the Received: header (RFC 5321 4.4), the per-message
-log line, and "smtp_debug on" logging every command and reply."""
+log line, "smtp_debug on" logging every command and reply, and the
+node's name (node_name) in both."""
 
 import datetime
 import email.utils
@@ -53,15 +54,15 @@ class ReceivedTest(PstTestCase):
         text, raw = received(msg)
         self.assertRegex(
             text, r"^Received: from client\.test \(unknown \[127\.0\.0\.1\]\)"
-                  r" by mx\.example\.test \(Postern\) with ESMTP id %s"
-                  r" for <user@example\.test>; .+$" % qid)
+                  r" by mx\.example\.test \(Postern node [\w.-]+\) with ESMTP"
+                  r" id %s for <user@example\.test>; .+$" % qid)
         self.check_date(text)
         # folded lines are <= 78 characters and the header is 7-bit
         for ln in raw.split(b"\r\n"):
             self.assertLessEqual(len(ln), 78, ln)
         raw.decode("ascii")
         # exactly one trace header of ours, then the message as sent
-        self.assertEqual(msg.count(b"(Postern)"), 1)
+        self.assertEqual(msg.count(b"(Postern node "), 1)
         self.assertEqual(msg[len(raw):], b"Subject: r\r\n\r\nx\r\n")
 
     def test_smtp_and_several_recipients(self):
@@ -70,7 +71,8 @@ class ReceivedTest(PstTestCase):
         text, _ = received(self.srv.message(qid))
         self.assertRegex(
             text, r"^Received: from old\.client\.test \(unknown "
-                  r"\[127\.0\.0\.1\]\) by mx\.example\.test \(Postern\) "
+                  r"\[127\.0\.0\.1\]\) by mx\.example\.test \(Postern node "
+                  r"[\w.-]+\) "
                   r"with SMTP id %s; .+$" % qid)
         # RFC 5321 4.4 / 7.2: no "for" with more than one recipient
         self.assertNotIn(" for ", text)
@@ -89,6 +91,57 @@ class ReceivedTest(PstTestCase):
         self.assertIn(" id %s" % qid, text)
         self.assertEqual(self.srv.queue_ids(), [qid])
         self.assertIn("\nid %s\n" % qid, self.srv.envelope(qid))
+
+
+class NodeNameTest(PstTestCase):
+    """node_name (docs/SCALING.md): our Received: names the node in a
+    comment -- RFC 5322's CFWS between the clauses, so the field keeps
+    RFC 5321 4.4's syntax -- and so does every line of the log."""
+
+    send = ReceivedTest.send
+
+    def setUp(self):
+        super().setUp()
+        self.srv = self.server(BASIC.replace(
+            "hostname mx.example.test;", "hostname %s;" % HOST),
+            extra_top="node_name mx-a.node_1;")
+
+    def test_received_and_log(self):
+        qid = self.send("EHLO", "client.test", ["user@example.test"])
+        text, raw = received(self.srv.message(qid))
+        self.assertRegex(
+            text, r"^Received: from client\.test \(unknown \[127\.0\.0\.1\]\)"
+                  r" by %s \(Postern node mx-a\.node_1\) with ESMTP id %s"
+                  r" for <user@example\.test>; .+$" % (re.escape(HOST), qid))
+        # a long host name: "with" on a line of its own, none over 78
+        self.assertIn(b"(Postern node mx-a.node_1)\r\n\twith ESMTP", raw)
+        for ln in raw.split(b"\r\n"):
+            self.assertLessEqual(len(ln), 78, ln)
+        self.srv.wait_log(r"id=%s queued" % qid)
+        lines = self.srv.log().splitlines()
+        self.assertTrue(lines)
+        for ln in lines:
+            self.assertRegex(ln, r"^\S+Z mx-a\.node_1 postern\[\d+\] "
+                                 r"\w+: \w+: ")
+
+    def test_node_name_checked(self):
+        for bad in ("-a", "a b", "a/b", "x" * 65, "caf\u00e9"):
+            self.srv.write_conf(BASIC, extra_top="node_name \"%s\";" % bad)
+            r = self.srv.run_tool("-t")
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertRegex(r.stderr, r"postern\.conf:\d+: invalid"
+                                       r" node_name \"")
+        self.srv.write_conf(BASIC, extra_top="node_name %s;" % ("x" * 64))
+        r = self.srv.run_tool("-T")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("node_name %s;" % ("x" * 64), r.stdout)
+        # without it, the machine's host name, shown by -T
+        self.srv.write_conf(BASIC)
+        r = self.srv.run_tool("-T")
+        self.assertIn('node_name "%s";' % socket.gethostname(), r.stdout)
+
+
+HOST = "a-long-host-name-for-this-node.mx.example.test"
 
 
 def have_ipv6_loopback():

@@ -392,6 +392,36 @@ static const conf_error_t  conf_errors[] = {
       "main.conf:2: invalid hostname \"mx.example\\nx\": it must be a"
       " domain name of at most 255 bytes" },
 
+    /* node_name: a word that goes into headers and log lines as is */
+    { "node name with a space", "node_name \"mx a\";\n" SMTP,
+      "main.conf:1: invalid node_name \"mx a\": it must be 1 to 64"
+      " letters, digits, \"-\", \"_\" or \".\", the first a letter or a"
+      " digit" },
+    { "node name with a comment's parenthesis",
+      "\nnode_name \"a)(b\";\n" SMTP,
+      "main.conf:2: invalid node_name \"a)(b\": it must be 1 to 64"
+      " letters, digits, \"-\", \"_\" or \".\", the first a letter or a"
+      " digit" },
+    { "node name starting with a dash", "node_name -mx;\n" SMTP,
+      "main.conf:1: invalid node_name \"-mx\": it must be 1 to 64"
+      " letters, digits, \"-\", \"_\" or \".\", the first a letter or a"
+      " digit" },
+    { "node name with a LF", "node_name \"mx\\nb\";\n" SMTP,
+      "main.conf:1: invalid node_name \"mx\\nb\": it must be 1 to 64"
+      " letters, digits, \"-\", \"_\" or \".\", the first a letter or a"
+      " digit" },
+    { "node name of 65 bytes",
+      "node_name 0123456789012345678901234567890123456789012345678901234"
+      "5678901234;\n" SMTP,
+      "main.conf:1: invalid node_name \"0123456789012345678901234567890123"
+      "4567890123456789012345678901234\": it must be 1 to 64 letters,"
+      " digits, \"-\", \"_\" or \".\", the first a letter or a digit" },
+    { "node name twice", "node_name a;\nnode_name b;\n" SMTP,
+      "main.conf:2: \"node_name\" directive is duplicate" },
+    { "node name in smtp", "smtp { node_name a; server { listen 2525; } }\n",
+      "main.conf:1: \"node_name\" directive is not allowed in the smtp"
+      " block" },
+
     { "empty smtp block", "# nothing\nsmtp { }\n",
       "main.conf:1: no \"smtp { server { listen ...; } }\" block: nothing"
       " to serve" },
@@ -659,6 +689,8 @@ START_TEST(test_conf_defaults)
     }
     host[sizeof(host) - 1] = '\0';
     check_str_value(&c->hostname, host);
+    /* node_name: the same host name (a Linux one fits its 64 bytes) */
+    check_str_value(&cycle->core->node_name, host);
 
     /* the defaults of pst_core_init_conf() */
     ccf = cycle->core;
@@ -719,6 +751,7 @@ START_TEST(test_conf_values)
         "worker_shutdown_timeout 1h30m;\n"
         "error_log stderr debug;\n"
         "pid /run/postern-test.pid;\n"
+        "node_name mx-b.node_2;\n"
         "\n"
         "smtp {\n"
         "    message_size_limit 10m;\n"
@@ -750,6 +783,7 @@ START_TEST(test_conf_values)
     ck_assert_int_eq(ccf->log_level, PST_LOG_DEBUG);
     check_str_value(&ccf->error_log, "stderr");
     check_str_value(&ccf->pid, "/run/postern-test.pid");
+    check_str_value(&ccf->node_name, "mx-b.node_2");
 
     /* the first server overrides some smtp-level values ... */
     a = server_conf(cycle, 0);

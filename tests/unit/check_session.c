@@ -1483,6 +1483,83 @@ START_TEST(test_fd_watch_write)
 END_TEST
 
 
+/* One message through an open session: DATA, the text, the 250. */
+static void
+ts_message(int fd, const char *mail)
+{
+    ts_cmd(fd, mail, 250, NULL);
+    ts_cmd(fd, "RCPT TO:<u@example.test>", 250, NULL);
+    ts_cmd(fd, "DATA", 354, NULL);
+    ts_send(fd, "Subject: n\r\n\r\nbody\r\n.\r\n");
+    ck_assert_int_eq(ts_reply(fd), 250);
+}
+
+
+/*
+ * node_name: our Received: names the node in a comment, every log line
+ * starts with it (pst_log_set_node(), as the master sets it), and a
+ * node transfer's XP-NODE is logged and answered with this node's name.
+ */
+START_TEST(test_node_name_trace)
+{
+    static const char  want[] = "\r\n\tby mx.example.test (Postern node"
+                                " mx-a) with ESMTP id ";
+    pst_str_t           node = { 4, (u_char *) "mx-a" };
+    const char         *msg;
+    size_t              len;
+    int                 fd;
+
+    ts_init_with("node_name mx-a;\n", "node_trusted 127.0.0.0/8;");
+    pst_log_set_node(&node);
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+
+    ts_message(fd, "MAIL FROM:<a@client.test>");
+    ck_assert_msg(strstr(ts_buf, " on node ") == NULL, "%s", ts_buf);
+    msg = ts_stored(&len);
+    ck_assert_msg(memmem(msg, len, want, sizeof(want) - 1) != NULL,
+                  "%.*s", (int) len, msg);
+
+    /* from another node: its name in the log, ours in the 250 */
+    ts_message(fd, "MAIL FROM:<a@client.test> XP-ARRIVAL=1795382512.000001"
+               " XP-NODE=mx-b");
+    ck_assert_msg(strstr(ts_buf, " on node mx-a\r\n") != NULL, "%s",
+                  ts_buf);
+    ts_cmd(fd, "QUIT", 221, NULL);
+    close(fd);
+
+    ck_assert_int_eq(ts_logged("node transfer from node mx-b: arrival"
+                               " 1795382512.000001"), 1);
+    ck_assert_int_eq(ts_logged(" queued from=<a@client.test>"), 2);
+    ck_assert_int_eq(ts_logged(" from_node=mx-b"), 1);
+    ck_assert_int_eq(ts_logged("Z mx-a postern["), ts_logged("\n"));
+}
+END_TEST
+
+
+/* A long name puts "with" on a line of its own (RFC 5322 2.1.1's 78). */
+START_TEST(test_node_name_fold)
+{
+    static const char  want[] = "\r\n\tby mx.example.test (Postern node"
+        " 0123456789012345678901234567890123456789012345678901234567890123)"
+        "\r\n\twith ESMTP id ";
+    const char         *msg;
+    size_t              len;
+    int                 fd;
+
+    ts_init_with("node_name 012345678901234567890123456789012345678901234"
+                 "5678901234567890123;\n", "");
+    fd = ts_session();
+    ts_cmd(fd, "EHLO client.test", 250, NULL);
+    ts_message(fd, "MAIL FROM:<a@client.test>");
+    msg = ts_stored(&len);
+    ck_assert_msg(memmem(msg, len, want, sizeof(want) - 1) != NULL,
+                  "%.*s", (int) len, msg);
+    close(fd);
+}
+END_TEST
+
+
 Suite *
 suite_session(void)
 {
@@ -1494,6 +1571,8 @@ suite_session(void)
     tcase_add_test(tc, test_command_sequence);
     tcase_add_test(tc, test_ehlo_and_helo);
     tcase_add_test(tc, test_message_stored);
+    tcase_add_test(tc, test_node_name_trace);
+    tcase_add_test(tc, test_node_name_fold);
     tcase_add_test(tc, test_commit_failure_keeps_session);
     tcase_add_test(tc, test_pipelined_replies_in_order);
     tcase_add_test(tc, test_text_before_354);

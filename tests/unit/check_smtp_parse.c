@@ -1037,6 +1037,44 @@ START_TEST(test_parse_node)
 END_TEST
 
 
+/* XP-NODE=NAME: the sending node's name, a pst_name_check() name, on
+ * MAIL only, copied into the pool. */
+START_TEST(test_parse_node_name)
+{
+    static const char  *bad[] = {
+        " XP-NODE", " XP-NODE=", " XP-NODE=-a", " XP-NODE=a/b",
+        " XP-NODE=a(b)", " XP-NODE=a XP-NODE=b",
+        " XP-NODE=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxx"                                    /* 65 bytes */
+    };
+    pst_smtp_params_t   prm;
+    pst_smtp_error_t    err;
+    pst_pool_t         *pool;
+    u_char              buf[128];
+    const char         *in;
+    pst_uint_t          i;
+
+    pool = pst_create_pool(1024);
+    in = " XP-ARRIVAL=1795382512.000001 XP-NODE=mx-a.1_b";
+    memcpy(buf, in, strlen(in));
+    ck_assert_int_eq(pst_smtp_parse_params(pool, buf, buf + strlen(in), 1,
+                                           &prm, &err), PST_OK);
+    /* the line's buffer is reused for the next command: a copy */
+    memset(buf, 'z', sizeof(buf));
+    ck_assert_uint_eq(prm.node, 1);
+    ck_assert_uint_eq(prm.node_name.len, 8);
+    ck_assert_str_eq((char *) prm.node_name.data, "mx-a.1_b");
+    pst_destroy_pool(pool);
+
+    ck_assert_int_eq(parse_node(" XP-NODE=mx-a", 0, &prm), PST_ERROR);
+    for (i = 0; i < pst_nelems(bad); i++) {
+        ck_assert_msg(parse_node(bad[i], 1, &prm) == PST_ERROR,
+                      "MAIL%s accepted", bad[i]);
+    }
+}
+END_TEST
+
+
 START_TEST(test_check_domain)
 {
     /* the hostname directive uses this with utf8_ok off */
@@ -1081,6 +1119,7 @@ suite_smtp_parse(void)
     tc = tcase_create("params");
     tcase_add_loop_test(tc, test_parse_params, 0, pst_nelems(param_cases));
     tcase_add_test(tc, test_parse_node);
+    tcase_add_test(tc, test_parse_node_name);
     suite_add_tcase(s, tc);
 
     return s;

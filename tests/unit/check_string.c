@@ -527,6 +527,44 @@ START_TEST(test_sanitize_zero_size)
 END_TEST
 
 
+/* pst_name_check(): node_name and XP-NODE. */
+typedef struct {
+    tstr_t                       in;
+    int                          rc;
+} name_case_t;
+
+static const name_case_t  name_cases[] = {
+    { T("mx-a"), PST_OK },
+    { T("Node_1.example.test"), PST_OK },
+    { T("7"), PST_OK },
+    { T("0123456789012345678901234567890123456789012345678901234567890123"),
+      PST_OK },                                            /* 64 */
+    { T("01234567890123456789012345678901234567890123456789012345678901234"),
+      PST_ERROR },                                         /* 65 */
+    { T(""), PST_ERROR },
+    { T("-a"), PST_ERROR },
+    { T(".a"), PST_ERROR },
+    { T("_a"), PST_ERROR },
+    { T("a b"), PST_ERROR },
+    { T("a(b)"), PST_ERROR },
+    { T("a;b"), PST_ERROR },
+    { T("a\nb"), PST_ERROR },
+    { T("a\0b"), PST_ERROR },
+    { T("caf\xc3\xa9"), PST_ERROR },
+    { T("a\"b"), PST_ERROR },
+};
+
+
+START_TEST(test_name_check)
+{
+    const name_case_t  *c = &name_cases[_i];
+
+    ck_assert_msg(pst_name_check((const u_char *) c->in.data, c->in.len)
+                  == c->rc, "\"%.*s\"", (int) c->in.len, c->in.data);
+}
+END_TEST
+
+
 /* ------------------------------------------------------------------ */
 /* pst_rfc5322_date                                                    */
 
@@ -724,6 +762,7 @@ suite_string(void)
     tcase_add_loop_test(tc, test_sanitize, 0, pst_nelems(sanitize_cases));
     tcase_add_test(tc, test_sanitize_zero_size);
     tcase_add_loop_test(tc, test_escape, 0, pst_nelems(escape_cases));
+    tcase_add_loop_test(tc, test_name_check, 0, pst_nelems(name_cases));
     tcase_add_loop_test(tc, test_rfc5322_date, 0, pst_nelems(date_cases));
     tcase_add_test(tc, test_rfc5322_date_months);
     tcase_add_test(tc, test_rfc5322_date_truncated);
