@@ -55,12 +55,12 @@ class DrainCase(RelayCase):
 
     def node_b(self, trust=TRUSTED, name="b"):
         return self.server(NODE_B % trust, name=self.id().split(".")[-1]
-                           + "_" + name)
+                           + "_" + name, extra_top="node_name node-b;")
 
     def node_a(self, extra="", name=None):
         handler, port = self.sink()
-        srv = self.relay(port, "relay_min_backoff 1h;\nrelay_max_backoff"
-                         " 2h;\n" + extra, name=name)
+        srv = self.relay(port, "node_name node-a;\nrelay_min_backoff 1h;\n"
+                         "relay_max_backoff 2h;\n" + extra, name=name)
         return handler, srv
 
     def load(self, srv, handler, n):
@@ -133,6 +133,11 @@ class DrainTest(DrainCase):
         wait_for(lambda: a.queue_count() == 0, 20, what="A's spool empty")
         self.assertEqual(b.queue_count(), 30)
         self.assertIn("status=moved", a.log())
+        # each end's log names the other node (node_name, XP-NODE)
+        self.assertEqual(len(re.findall(r"status=moved \(250 2\.0\.0 Ok:"
+                                        r" queued as \w+ on node node-b\)",
+                                        a.log())), 60)
+        self.assertEqual(b.log().count(" from_node=node-a"), 30)
 
         nheld = 0
         for qid in b.queue_ids():
