@@ -171,15 +171,45 @@ def have(cmd):
     return shutil.which(cmd) is not None or os.path.exists(cmd)
 
 
+def open_connection(host, port, timeout=10.0, source=None,
+                    socket_factory=None):
+    """A TCP connection to host:port (from the source address when
+    given).  socket_factory makes the unconnected socket: one of a
+    network namespace (pstnet.Netns.socket) reaches peers there."""
+    if socket_factory is None:
+        return socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(source, 0)
+                                        if source else None)
+    s = socket_factory()
+    try:
+        s.settimeout(timeout)
+        if source:
+            s.bind((source, 0))
+        s.connect((host, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib over a connection that Server.open_connection() makes."""
+
+    def __init__(self, opener, host, port, timeout):
+        self._opener = opener
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host, port, timeout):
+        return self._opener(port, timeout)
+
+
 class RawClient:
     """A line-level SMTP client for what smtplib will not send: pipelined
     bytes, bare LF, overlong lines, partial writes, early talk."""
 
     def __init__(self, port, host="127.0.0.1", timeout=10.0, greet=True,
-                 source=None):
-        self.sock = socket.create_connection((host, port), timeout=timeout,
-                                             source_address=(source, 0)
-                                             if source else None)
+                 source=None, sock=None):
+        self.sock = sock or open_connection(host, port, timeout, source)
         self.timeout = timeout
         self.buf = b""
         self.last_raw = b""
@@ -284,8 +314,18 @@ class Server:
     """One postern instance on loopback, with its own directory."""
 
     def __init__(self, name, conf, preamble=True, modules=DEFAULT_MODULES,
-                 workers=2, extra_top="", resolver=None, env=None):
+                 workers=2, extra_top="", resolver=None, env=None,
+                 host="127.0.0.1", port=None, launcher=(),
+                 socket_factory=None):
+        """host, port: where clients connect (default: the first of the
+        free loopback ports, {port}); launcher: the argv that runs
+        objs/postern (["ip", "netns", "exec", NS] for a node in a
+        network namespace); socket_factory: makes the sockets of
+        clients that reach host (pstnet.Netns.socket)."""
         self.name = name
+        self.host = host
+        self.launcher = list(launcher)
+        self.socket_factory = socket_factory
         self.dir = os.path.join(RUN, name)
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
@@ -295,7 +335,7 @@ class Server:
         self.pidfile = os.path.join(self.dir, "postern.pid")
         self.conffile = os.path.join(self.dir, "postern.conf")
         self.ports = free_ports(4)
-        self.port = self.ports[0]
+        self.port = port or self.ports[0]
         self.proc = None
         self.env = env
         self.resolver = resolver
@@ -359,7 +399,8 @@ class Server:
     def _start(self, wait, expect_fail):
         self._close_output()
         self.output = open(os.path.join(self.dir, "stderr.log"), "ab")
-        argv = [POSTERN, "-p", ROOT + "/", "-c", self.conffile, "-f"]
+        argv = self.launcher + [POSTERN, "-p", ROOT + "/", "-c",
+                                self.conffile, "-f"]
         if VALGRIND:
             # every process of the server (forks stay under valgrind);
             # memory errors only -- leak reports at exit are noise here
@@ -393,8 +434,7 @@ class Server:
                 raise AssertionError("postern exited with %s:\n%s"
                                      % (self.proc.returncode, self.stderr()))
             try:
-                with socket.create_connection(("127.0.0.1", port),
-                                              timeout=2) as s:
+                with self.open_connection(port, timeout=2) as s:
                     s.settimeout(5)
                     return s.recv(512).startswith(b"220")
             except OSError:
@@ -664,12 +704,21 @@ class Server:
 
     # -- clients -------------------------------------------------------
 
+    def open_connection(self, port=None, timeout=10.0, source=None):
+        """A connected socket to the server (from source when given)."""
+        return open_connection(self.host, port or self.port, timeout,
+                               source, self.socket_factory)
+
     def smtp(self, timeout=10.0, port=None):
-        return smtplib.SMTP("127.0.0.1", port or self.port, timeout=timeout)
+        if self.socket_factory is None:
+            return smtplib.SMTP(self.host, port or self.port,
+                                timeout=timeout)
+        return _SMTP(lambda p, t: self.open_connection(p, t), self.host,
+                     port or self.port, timeout)
 
     def raw(self, greet=True, timeout=10.0, port=None, source=None):
         return RawClient(port or self.port, timeout=timeout, greet=greet,
-                         source=source)
+                         sock=self.open_connection(port, timeout, source))
 
     def transaction(self, c, body, sender="sender@client.test",
                     rcpts=("user@example.test",), helo=None):

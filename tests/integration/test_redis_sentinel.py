@@ -22,7 +22,8 @@ import time
 import unittest
 
 from pstest import PstTestCase, RUN, free_port, wait_for
-from test_redis import MODULES, NODE, REDIS, RedisPeer
+from pstredis import REDIS, RedisPeer
+from test_redis import MODULES, NODE
 
 NAME = "mymaster"
 LIMITS = "greylist off; limit_msg_rate 2/h; limit_backend redis;"
