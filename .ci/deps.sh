@@ -16,11 +16,12 @@ dovecot-lmtpd"
 # real milters for filter_milter's tests (test_milter_peers.py)
 PKGS="$PKGS rspamd opendkim opendkim-tools python3-dkim clamav-daemon
 clamav-milter"
-# shared state of several nodes (test_redis.py): a real Redis server;
-# test_redis_sentinel.py runs its sentinels as `redis-server --sentinel`
-# from this same package (so no redis-sentinel package: it only adds
-# the name redis-sentinel for the same binary, a service and a default
-# sentinel.conf)
+# shared state of several nodes (test_redis.py, test_nodes.py): a real
+# Redis server; test_redis_sentinel.py runs its sentinels as
+# `redis-server --sentinel` from this same package (so no redis-sentinel
+# package: it only adds the name redis-sentinel for the same binary, a
+# service and a default sentinel.conf); test_nodes.py puts Redis and the
+# nodes in network namespaces with iproute2's ip netns (above)
 PKGS="$PKGS redis-server"
 # a real PROXY protocol sender in front of the server (test_proxy.py)
 PKGS="$PKGS haproxy"
