@@ -7,11 +7,12 @@ Node A relays through relay_mx to an aiosmtpd sink that takes the
 messages with a delivered recipient and deferred ones; node B is a
 Postern without a router, whose spool is where the moved mail ends.
 
-The issue asks for nodes in network namespaces, each with its own
-address; these are two instances on 127.0.0.1 with distinct ports and
-spools.  That is what the drain sees anyway (an address and a port);
-what is not exercised is a node_trusted list that tells two different
-addresses apart (the unit of trust here is 127.0.0.1 or not)."""
+These are two instances on 127.0.0.1 with distinct ports and spools:
+what the drain sees is the same (an address and a port), and loopback
+needs no privileges.  Nodes in network namespaces, each with its own
+address -- a node_trusted list that tells two node addresses apart, a
+drain whose mail then reaches a sink exactly once -- are
+tests/integration/test_nodes.py."""
 
 import json
 import re
