@@ -13,8 +13,6 @@ made a replica without its clients killed (READONLY), an unknown name,
 a host name for an address, a +switch-master push on demand."""
 
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import threading
