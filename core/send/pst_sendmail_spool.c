@@ -55,11 +55,8 @@ pst_sendmail_spool_env(pst_pool_t *pool, pst_envelope_t *e,
     const pst_send_env_t *env, const pst_send_opts_t *o, off_t size)
 {
     pst_env_rcpt_t  *rc;
-    pst_str_t       *h;
     struct passwd   *pw = getpwuid(getuid());
-    u_char           date[64];
-    char             host[256], *line;
-    size_t           i, n;
+    size_t           i;
 
     if (pst_envelope_init(pool, e) != PST_OK) {
         return PST_ERROR;
@@ -91,24 +88,8 @@ pst_sendmail_spool_env(pst_pool_t *pool, pst_envelope_t *e,
         rc->notify = pst_sendmail_notify(o->notify);
     }
 
-    /* a trace field, as the SMTP path would have had one */
-    if (gethostname(host, sizeof(host)) != 0) {
-        strcpy(host, "localhost");
-    }
-    host[sizeof(host) - 1] = '\0';
-    n = pst_rfc5322_date(time(NULL), date, sizeof(date));
-    line = pst_palloc(pool, 512);
-    h = pst_array_push(e->prepend);
-    if (line == NULL || h == NULL) {
-        return PST_ERROR;
-    }
-    h->len = (size_t) snprintf(line, 512, "Received: by %.200s "
-                               "(postern-sendmail, uid %ld%s%.32s);\r\n"
-                               "\t%.*s\r\n", host, (long) getuid(),
-                               pw ? " " : "", pw ? pw->pw_name : "",
-                               (int) n, date);
-    h->data = (u_char *) line;
-    return PST_OK;
+    return pst_spool_local_received(pool, e, "postern-sendmail", getuid(),
+                                    pw ? pw->pw_name : NULL);
 }
 
 

@@ -139,6 +139,10 @@ int pst_spool_maildrop_prepare(pst_cycle_t *cycle);
  * name (at least 40 bytes).  PST_OK, or PST_ERROR with errno. */
 int pst_spool_maildrop_put(const char *dir, const pst_envelope_t *env,
     const u_char *msg, size_t len, char *name, size_t size);
+/* The Received field of a local submission (the maildrop's pickup,
+ * postern-sendmail straight into the spool) into e->prepend. */
+int pst_spool_local_received(pst_pool_t *pool, pst_envelope_t *e,
+    const char *via, uid_t uid, const char *user);
 /* Queue process: file name of the maildrop open as dfd into the spool,
  * as a local submission (its sender, recipients and DSN parameters;
  * the rest, and a Received field with the file's owner, are ours),

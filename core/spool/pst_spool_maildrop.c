@@ -137,10 +137,8 @@ pst_spool_maildrop_env(pst_pool_t *pool, const pst_envelope_t *in,
     const pst_env_rcpt_t  *r;
     pst_env_rcpt_t        *o;
     struct passwd          pw, *pwp = NULL;
-    pst_str_t             *h;
-    u_char                 date[64];
-    char                   host[256], buf[1024], *line;
-    size_t                 i, n;
+    char                   buf[1024];
+    size_t                 i;
 
     if (pst_envelope_init(pool, e) != PST_OK || in->rcpts == NULL
         || in->rcpts->nelts == 0)
@@ -179,22 +177,39 @@ pst_spool_maildrop_env(pst_pool_t *pool, const pst_envelope_t *in,
     }
 
     /* the trace: the file's owner, not what the file says */
+    (void) getpwuid_r(st->st_uid, &pw, buf, sizeof(buf), &pwp);
+    return pst_spool_local_received(pool, e, "postern-sendmail via the"
+                                    " maildrop", st->st_uid,
+                                    pwp ? pwp->pw_name : NULL);
+}
+
+
+/* The trace field of a local submission, as the SMTP path would have
+ * had one: "Received: by HOST (VIA, uid UID USER); DATE", first in
+ * e->prepend. */
+int
+pst_spool_local_received(pst_pool_t *pool, pst_envelope_t *e,
+    const char *via, uid_t uid, const char *user)
+{
+    pst_str_t  *h;
+    u_char      date[64];
+    char        host[256], *line;
+    size_t      n;
+
     if (gethostname(host, sizeof(host)) != 0) {
         strcpy(host, "localhost");
     }
     host[sizeof(host) - 1] = '\0';
-    (void) getpwuid_r(st->st_uid, &pw, buf, sizeof(buf), &pwp);
     n = pst_rfc5322_date(time(NULL), date, sizeof(date));
     line = pst_palloc(pool, 512);
     h = pst_array_push(e->prepend);
     if (line == NULL || h == NULL) {
         return PST_ERROR;
     }
-    h->len = (size_t) snprintf(line, 512, "Received: by %.200s "
-                               "(postern-sendmail via the maildrop, uid "
-                               "%ld%s%.32s);\r\n\t%.*s\r\n", host,
-                               (long) st->st_uid, pwp ? " " : "",
-                               pwp ? pwp->pw_name : "", (int) n, date);
+    h->len = (size_t) snprintf(line, 512, "Received: by %.200s (%s, uid"
+                               " %ld%s%.32s);\r\n\t%.*s\r\n", host, via,
+                               (long) uid, user ? " " : "",
+                               user ? user : "", (int) n, date);
     h->data = (u_char *) line;
     return PST_OK;
 }

@@ -1411,7 +1411,7 @@ smtp { server { listen {port2} submission; listen {port};
         self.assertEqual(m["Subject"], "down")
         env = srv.envelope(qid)
         self.assertIn("u@example.test", env)
-        self.assertIn("postern-sendmail", env)
+        self.assertIn("postern-sendmail,+20uid+20%d+20" % os.getuid(), env)
         p = subprocess.run([SENDMAIL, "-C", srv.conffile, "-bp"],
                            capture_output=True, timeout=30)
         self.assertIn(qid.encode(), p.stdout)
